@@ -1,0 +1,93 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { NanoVmError, serializeBundle, type Issue } from '@nano-vm/kernel';
+import { FixedClock, SeededIds, nodeHasher, runProgram, type IdSource, type RunResult } from '@nano-vm/runtime';
+import { CliError } from '../cliError.js';
+import { EXIT } from '../exitCodes.js';
+import { exampleLayout, isDirectory, loadProgramFile, loadTools, modelFromSpec, readJson } from '../inputs.js';
+import { modelLabel, renderIssues, renderTrace } from '../render.js';
+
+export const RUN_USAGE = `usage: nano-vm run <program file | example dir> [--input file.json] [--model scripted:<file>]
+                  [--tools <module>] [--deterministic] [--out bundle.json|dir] [--json]`;
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      input: { type: 'string' },
+      model: { type: 'string' },
+      tools: { type: 'string' },
+      deterministic: { type: 'boolean', default: false },
+      out: { type: 'string', short: 'o' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const target = positionals[0];
+  if (!target || positionals.length > 1) throw new CliError('E_USAGE', RUN_USAGE, EXIT.REFUSED);
+
+  let programFile = target;
+  let cases: [string, string | undefined][] = [[values.input ? basename(values.input).replace(/\.json$/, '') : 'input', values.input]];
+  let modelSpec = values.model;
+  let toolsFile = values.tools;
+  if (isDirectory(target)) {
+    const layout = exampleLayout(target);
+    programFile = layout.programFile;
+    if (!values.input) {
+      if (layout.inputs.length === 0) throw new CliError('E_EXAMPLE_LAYOUT', `${target} has no input.json or inputs/*.json; pass --input`, EXIT.REFUSED);
+      cases = layout.inputs;
+    }
+    modelSpec ??= layout.modelFile ? `scripted:${layout.modelFile}` : undefined;
+    toolsFile ??= layout.toolsFile;
+  }
+  if (!modelSpec) throw new CliError('E_MODEL_SPEC', 'no model: pass --model scripted:<file> (or run an example directory that has model.yaml)', EXIT.REFUSED);
+
+  const tools = await loadTools(toolsFile);
+  const loaded = loadProgramFile(programFile, tools);
+  const errors = loaded.issues.filter((i) => i.severity === 'error');
+  if (!loaded.program || errors.length) throw new CliError(errors[0]?.code ?? 'E_PROGRAM_INVALID', `program ${programFile} is invalid`, EXIT.REFUSED, loaded.issues);
+  const program = loaded.program;
+
+  const ids: IdSource | undefined = values.deterministic ? new SeededIds(nodeHasher) : undefined;
+  const multi = cases.length > 1;
+  if (multi && values.out) mkdirSync(values.out, { recursive: true });
+
+  for (const [caseName, inputFile] of cases) {
+    const input = inputFile ? readJson(inputFile, 'input') : {};
+    const model = modelFromSpec(modelSpec, caseName);
+    let result: RunResult;
+    try {
+      result = await runProgram({ program, input, model, tools, ...(values.deterministic ? { clock: new FixedClock() } : {}), ...(ids ? { ids } : {}) });
+    } catch (e) {
+      if (e instanceof NanoVmError) throw new CliError(e.code, `${inputFile ?? 'input'}: ${e.message}`, EXIT.REFUSED, e.issues as Issue[]);
+      throw e;
+    }
+    let outFile: string | undefined;
+    if (values.out) {
+      outFile = multi ? join(values.out, `${basename(programFile).replace(/\.(ya?ml|json)$/, '')}.${caseName}.bundle.json`) : values.out;
+      writeFileSync(outFile, serializeBundle(result.bundle));
+    }
+    if (values.json) {
+      process.stdout.write(
+        JSON.stringify({ run_id: result.run_id, case: caseName, status: result.status, outcome: result.outcome, head_hash: result.head_hash, scripted_model: result.receipt.model.scripted, ...(outFile ? { bundle: outFile } : {}), receipt: result.receipt }) + '\n',
+      );
+    } else {
+      const r = result.receipt;
+      process.stdout.write(
+        [
+          `run ${r.run_id}  program ${r.program_id}  input ${inputFile ?? '(none)'}`,
+          `  model ${modelLabel(r)}`,
+          renderTrace(result.events),
+          `status ${r.status}${r.outcome ? `  outcome ${r.outcome}` : ''}  steps ${r.counts.steps}  events ${r.event_count}  head ${r.head_hash.slice(0, 16)}…${outFile ? `  bundle ${outFile}` : ''}`,
+          '',
+        ].join('\n'),
+      );
+    }
+  }
+  if (!values.json) {
+    const warnings = loaded.issues.filter((i) => i.severity === 'warning');
+    if (warnings.length) process.stderr.write(`warnings:\n${renderIssues(warnings)}\n`);
+  }
+  return EXIT.OK;
+}

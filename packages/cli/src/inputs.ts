@@ -1,0 +1,122 @@
+/**
+ * Reading what the operator points the CLI at: program files, example directories, run inputs,
+ * model specs and tools modules. Every failure is a CliError with a code.
+ */
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { basename, extname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { loadProgram, validateProgram, type Issue, type Program } from '@nano-vm/kernel';
+import { ScriptedModel, ToolRegistry, parseModelScript, toolsFromModule, type ModelPort, type ModelScript } from '@nano-vm/runtime';
+import { CliError } from './cliError.js';
+import { EXIT } from './exitCodes.js';
+
+export interface LoadedProgram {
+  /** Absent when the file does not parse or fails the structural check. */
+  program?: Program;
+  file: string;
+  /** Validation issues (errors and warnings), located in the file. */
+  issues: Issue[];
+}
+
+export function readText(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new CliError('E_FILE', `cannot read ${what} ${file}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`, EXIT.REFUSED);
+  }
+}
+
+export function readJson(file: string, what: string): unknown {
+  const text = readText(file, what);
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new CliError('E_JSON', `${what} ${file} is not valid JSON: ${(e as Error).message}`, EXIT.REFUSED);
+  }
+}
+
+/** Parse + structural check; throws a CliError carrying located issues when the file is not a program. */
+export function loadProgramFile(file: string, tools?: ToolRegistry): LoadedProgram {
+  const text = readText(file, 'program');
+  const format = extname(file) === '.json' ? 'json' : 'yaml';
+  const loaded = loadProgram(text, { file, format });
+  if (!loaded.program) return { file, issues: loaded.issues };
+  const issues = [...loaded.issues, ...validateProgram(loaded.program, { ...(tools ? { tools: tools.describe() } : {}), ...(loaded.sourceMap ? { sourceMap: loaded.sourceMap } : {}), file })];
+  return { program: loaded.program, file, issues };
+}
+
+export interface ExampleLayout {
+  dir: string;
+  name: string;
+  programFile: string;
+  /** [case name, input file] in sorted order. */
+  inputs: [string, string][];
+  modelFile?: string;
+  toolsFile?: string;
+}
+
+export function isDirectory(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** The example layout: program.yaml|json, input.json or inputs/*.json, model.yaml, tools.mjs|js. */
+export function exampleLayout(dir: string): ExampleLayout {
+  const pick = (...names: string[]) => names.map((n) => join(dir, n)).find((p) => existsSync(p));
+  const programFile = pick('program.yaml', 'program.yml', 'program.json');
+  if (!programFile) throw new CliError('E_EXAMPLE_LAYOUT', `${dir} has no program.yaml or program.json`, EXIT.REFUSED);
+  const inputs: [string, string][] = [];
+  const single = pick('input.json');
+  if (single) inputs.push(['input', single]);
+  const inputsDir = join(dir, 'inputs');
+  if (isDirectory(inputsDir))
+    for (const f of readdirSync(inputsDir).filter((f) => f.endsWith('.json')).sort()) inputs.push([basename(f, '.json'), join(inputsDir, f)]);
+  const layout: ExampleLayout = { dir, name: basename(resolve(dir)), programFile, inputs };
+  const modelFile = pick('model.yaml', 'model.yml');
+  if (modelFile) layout.modelFile = modelFile;
+  const toolsFile = pick('tools.mjs', 'tools.js');
+  if (toolsFile) layout.toolsFile = toolsFile;
+  return layout;
+}
+
+export async function loadTools(file: string | undefined): Promise<ToolRegistry> {
+  if (!file) return new ToolRegistry();
+  const abs = resolve(file);
+  if (!existsSync(abs)) throw new CliError('E_TOOLS_MODULE', `tools module ${file} does not exist`, EXIT.REFUSED);
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(abs).href)) as Record<string, unknown>;
+  } catch (e) {
+    throw new CliError('E_TOOLS_MODULE', `cannot load tools module ${file}: ${(e as Error).message}`, EXIT.REFUSED);
+  }
+  try {
+    return toolsFromModule(mod, file);
+  } catch (e) {
+    throw new CliError((e as { code?: string }).code ?? 'E_TOOLS_MODULE', (e as Error).message, EXIT.REFUSED);
+  }
+}
+
+const scriptCache = new Map<string, ModelScript>();
+
+/** `scripted:<file>` today; real providers arrive with their adapters. */
+export function modelFromSpec(spec: string, caseName?: string): ModelPort {
+  const m = /^([a-z]+):(.+)$/.exec(spec);
+  if (!m) throw new CliError('E_MODEL_SPEC', `model spec "${spec}" must look like scripted:<file>`, EXIT.REFUSED);
+  const [, provider, rest] = m;
+  if (provider !== 'scripted') throw new CliError('E_MODEL_SPEC', `unknown model provider "${provider}" (available: scripted)`, EXIT.REFUSED);
+  let script = scriptCache.get(rest!);
+  if (!script) {
+    try {
+      script = parseModelScript(readText(rest!, 'model script'), basename(rest!));
+    } catch (e) {
+      if (e instanceof CliError) throw e;
+      throw new CliError((e as { code?: string }).code ?? 'E_SCRIPT_FORMAT', `${rest}: ${(e as Error).message}`, EXIT.REFUSED);
+    }
+    scriptCache.set(rest!, script);
+  }
+  return new ScriptedModel(script, caseName);
+}

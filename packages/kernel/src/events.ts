@@ -1,0 +1,196 @@
+/**
+ * Trace events: one discriminated union on `type`. docs/trace-format.md is the normative spec.
+ * Every event carries `seq` (0-based, contiguous), `type`, `ts` (from the injected clock),
+ * `prev_hash` and `hash`, where
+ *   hash = SHA-256( prev_hash ‖ JCS(event without `hash`) )      (hex, UTF-8 bytes)
+ * and the genesis event's prev_hash is 64 zeros.
+ */
+import type { JsonValue } from './program.js';
+
+export const TRACE_FORMAT = 'nano-vm.trace/v1';
+export const BUNDLE_FORMAT = 'nano-vm.bundle/v1';
+export const RECEIPT_FORMAT = 'nano-vm.receipt/v1';
+
+export type RunStatus = 'completed' | 'failed' | 'budget_exceeded' | 'stalled' | 'suspended';
+
+export interface ErrorInfo {
+  code: string;
+  message: string;
+}
+
+export interface Usage {
+  input_tokens: number;
+  output_tokens: number;
+}
+
+interface Base {
+  seq: number;
+  ts: string;
+  prev_hash: string;
+  hash: string;
+}
+
+/** Genesis: commits to the program, policy, input and runtime version. */
+export interface RunStartedEvent extends Base {
+  type: 'run_started';
+  run_id: string;
+  program_id: string;
+  program_hash: string;
+  policy_hash: string;
+  input_hash: string;
+  runtime_version: string;
+  /** The model port's id (e.g. `scripted:examples/refund/model.yaml`) and whether it is scripted. */
+  model: { id: string; scripted: boolean };
+}
+
+/** Written before the step's effect begins (write-ahead). */
+export interface StepStartedEvent extends Base {
+  type: 'step_started';
+  step: string;
+  kind: 'llm' | 'tool' | 'parallel';
+  /** Child steps of a parallel step name their parent. */
+  parent?: string;
+  /** 1-based visit number of this step within the run, and attempt within the visit. */
+  visit: number;
+  attempt: number;
+  /** llm: what the model was shown, as hashes (the prompt itself is reproducible from the program + state). */
+  projection_hash?: string;
+  prompt_hash?: string;
+  /** tool: name, resolved arguments and the idempotency key the tool received. */
+  tool?: string;
+  args?: Record<string, JsonValue>;
+  idempotency_key?: string;
+}
+
+export interface StepCompletedEvent extends Base {
+  type: 'step_completed';
+  step: string;
+  kind: 'llm' | 'tool' | 'parallel';
+  parent?: string;
+  attempt: number;
+  /** The typed, checked output that entered the state. */
+  output: JsonValue;
+  /** llm: the raw answer text, the model that gave it, usage and cost. */
+  raw?: string;
+  model?: string;
+  usage?: Usage;
+  cost_usd?: number;
+  /** Whether the output changed the state (drives stall detection). */
+  changed: boolean;
+  /** The transition taken (absent for parallel children). */
+  next?: string;
+}
+
+export interface StepFailedEvent extends Base {
+  type: 'step_failed';
+  step: string;
+  parent?: string;
+  attempt: number;
+  error: ErrorInfo;
+  /** llm: the raw answer that failed the output check, when there was one. */
+  raw?: string;
+  model?: string;
+  usage?: Usage;
+  cost_usd?: number;
+}
+
+export interface StepRetryEvent extends Base {
+  type: 'step_retry';
+  step: string;
+  parent?: string;
+  /** The attempt about to start (2 = first retry). */
+  attempt: number;
+  max_attempts: number;
+}
+
+export interface StepFallbackEvent extends Base {
+  type: 'step_fallback';
+  step: string;
+  parent?: string;
+  /** The declared fallback value that entered the state. */
+  output: JsonValue;
+  changed: boolean;
+  next?: string;
+}
+
+export interface GuardResult {
+  /** Index into `cases`; -1 never appears here (else is not a guard). */
+  case: number;
+  expr: string;
+  value: JsonValue;
+  cost: number;
+  explain: { expr: string; value: JsonValue }[];
+  error?: ErrorInfo;
+}
+
+export interface ConditionEvaluatedEvent extends Base {
+  type: 'condition_evaluated';
+  step: string;
+  visit: number;
+  /** The guards evaluated, in order, up to and including the one that held. */
+  guards: GuardResult[];
+  /** Index of the case taken, or -1 for `else`. */
+  chosen: number;
+  next: string;
+}
+
+export interface VisitsExhaustedEvent extends Base {
+  type: 'visits_exhausted';
+  step: string;
+  max_visits: number;
+  /** The declared on_exhausted edge, absent when the run fails instead. */
+  next?: string;
+}
+
+/** A blocked action: something asked for a transition or capability it is not granted. */
+export interface TransitionRejectedEvent extends Base {
+  type: 'transition_rejected';
+  step: string;
+  requested: string;
+  rule: string;
+  reason: string;
+  capability?: string;
+  granting_step?: string;
+}
+
+export interface RunFinishedEvent extends Base {
+  type: 'run_finished';
+  status: Exclude<RunStatus, 'suspended'>;
+  /** The named outcome of the end step reached (completed runs only). */
+  outcome?: string;
+  /** The end step reached, for completed runs. */
+  step?: string;
+  error?: ErrorInfo & { step?: string };
+  /** Which budget ran out, for budget_exceeded and stalled. */
+  budget?: { name: string; limit: number; used: number };
+}
+
+export type TraceEvent =
+  | RunStartedEvent
+  | StepStartedEvent
+  | StepCompletedEvent
+  | StepFailedEvent
+  | StepRetryEvent
+  | StepFallbackEvent
+  | ConditionEvaluatedEvent
+  | VisitsExhaustedEvent
+  | TransitionRejectedEvent
+  | RunFinishedEvent;
+
+export type EventType = TraceEvent['type'];
+
+/** An event before the chain fills in seq, ts, prev_hash and hash. */
+export type EventBody = TraceEvent extends infer E ? (E extends TraceEvent ? Omit<E, keyof Base> : never) : never;
+
+export const EVENT_TYPES: readonly EventType[] = [
+  'run_started',
+  'step_started',
+  'step_completed',
+  'step_failed',
+  'step_retry',
+  'step_fallback',
+  'condition_evaluated',
+  'visits_exhausted',
+  'transition_rejected',
+  'run_finished',
+];

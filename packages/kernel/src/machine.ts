@@ -1,0 +1,507 @@
+/**
+ * The machine: the one place that decides what comes next. It is deterministic and does no I/O:
+ * the host asks `next()` for the command to perform (call a model, call a tool, run children in
+ * parallel, or stop), performs it, and hands the raw result to `complete()`. Every decision is
+ * appended to the hash chain before the host may act on it (write-ahead), so the same code serves
+ * run, resume and replay.
+ */
+import { canonicalJson } from './canonicalJson.js';
+import { TraceChain } from './chain.js';
+import type { ErrorInfo, EventBody, GuardResult, RunFinishedEvent, TraceEvent, Usage } from './events.js';
+import { evaluateGuard, compileGuard } from './guard/index.js';
+import type { CompiledGuard } from './guard/types.js';
+import { hashJson, type Hasher } from './hash.js';
+import type { Budgets, ConditionStep, EndStep, JsonSchema, JsonValue, LlmOutput, LlmStep, OnError, ParallelChild, ParallelStep, Program, Step, ToolStep } from './program.js';
+import { outputSchemaOf, startOf } from './program.js';
+import { project, renderPrompt, type ProjectedView } from './projection.js';
+import { checkSchema, describeViolations } from './schemaCheck.js';
+import { readPath } from './statePath.js';
+
+export const DEFAULT_BUDGETS: Required<Budgets> = {
+  max_steps: 10_000,
+  max_tokens: Number.POSITIVE_INFINITY,
+  max_cost_usd: Number.POSITIVE_INFINITY,
+  max_wall_ms: Number.POSITIVE_INFINITY,
+  max_stalled_steps: 25,
+};
+
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+}
+
+export interface LlmCommand {
+  type: 'llm';
+  step: string;
+  parent?: string;
+  attempt: number;
+  /** 1-based count of model calls made for this step id in this run, this one included. */
+  call: number;
+  prompt: string;
+  projection: ProjectedView;
+  output: LlmOutput;
+  timeout_ms?: number;
+}
+
+export interface ToolCommand {
+  type: 'tool';
+  step: string;
+  parent?: string;
+  attempt: number;
+  tool: string;
+  args: Record<string, JsonValue>;
+  idempotency_key: string;
+  timeout_ms?: number;
+}
+
+export type EffectCommand = LlmCommand | ToolCommand;
+
+export interface ParallelCommand {
+  type: 'parallel';
+  step: string;
+  max_concurrency: number;
+  children: EffectCommand[];
+}
+
+export interface DoneCommand {
+  type: 'done';
+  event: RunFinishedEvent;
+}
+
+export type Command = EffectCommand | ParallelCommand | DoneCommand;
+
+/** What the host observed when it performed an effect. */
+export type EffectResult =
+  | { ok: true; raw?: string; value?: unknown; model?: string; usage?: Usage; cost_usd?: number }
+  | { ok: false; error: ErrorInfo; raw?: string; model?: string; usage?: Usage; cost_usd?: number };
+
+export interface MachineOptions {
+  runId: string;
+  hasher: Hasher;
+  clock: Clock;
+  runtimeVersion: string;
+  model: { id: string; scripted: boolean };
+  policyHash?: string;
+  /** Called synchronously for every appended event (persist it before acting on the next command). */
+  onEvent?: (e: TraceEvent) => void;
+}
+
+type Checked = { ok: true; output: JsonValue } | { ok: false; error: ErrorInfo };
+
+interface StepRecord {
+  output: JsonValue;
+  canonical: string;
+}
+
+/** Program-derived lookup tables, built once per program and shared by every run of it. */
+export class CompiledProgram {
+  readonly steps = new Map<string, Step>();
+  readonly guards = new Map<string, CompiledGuard[]>();
+  readonly budgets: Required<Budgets>;
+  readonly start: string;
+  readonly sensitive: string[];
+  private readonly programHashes = new WeakMap<Hasher, string>();
+
+  constructor(readonly program: Program) {
+    for (const s of program.steps) this.steps.set(s.id, s);
+    for (const s of program.steps) {
+      if (s.kind !== 'condition') continue;
+      this.guards.set(
+        s.id,
+        s.cases.map((c) => {
+          const r = compileGuard(c.when);
+          if (!r.ok) throw new Error(`guard of step ${s.id} does not compile (${r.error.code}); validate the program before running it`);
+          return r.guard;
+        }),
+      );
+    }
+    this.budgets = { ...DEFAULT_BUDGETS, ...program.budgets };
+    this.start = startOf(program) ?? '';
+    this.sensitive = program.sensitive ?? [];
+  }
+
+  /** Hash of the program document, computed once per hasher. */
+  hash(hasher: Hasher): string {
+    let h = this.programHashes.get(hasher);
+    if (h === undefined) {
+      h = hashJson(hasher, this.program);
+      this.programHashes.set(hasher, h);
+    }
+    return h;
+  }
+}
+
+export class Machine {
+  readonly chain: TraceChain;
+  private readonly cp: CompiledProgram;
+  private readonly state: { input: unknown; steps: Record<string, { output: JsonValue }> };
+  private readonly records = new Map<string, StepRecord>();
+  private readonly visits = new Map<string, number>();
+  private readonly calls = new Map<string, number>();
+  private current: string;
+  private attempt = 1;
+  private stepsTaken = 0;
+  private tokens = 0;
+  private cost = 0;
+  private stalled = 0;
+  private readonly startedAt: number;
+  private pending: Command | null = null;
+  private finished: RunFinishedEvent | null = null;
+
+  constructor(
+    program: Program | CompiledProgram,
+    input: unknown,
+    private readonly opts: MachineOptions,
+  ) {
+    this.cp = program instanceof CompiledProgram ? program : new CompiledProgram(program);
+    this.chain = new TraceChain(opts.hasher);
+    this.state = { input, steps: {} };
+    this.current = this.cp.start;
+    this.startedAt = opts.clock.now();
+    this.emit({
+      type: 'run_started',
+      run_id: opts.runId,
+      program_id: this.cp.program.id,
+      program_hash: this.cp.hash(opts.hasher),
+      policy_hash: opts.policyHash ?? hashJson(opts.hasher, null),
+      input_hash: hashJson(opts.hasher, input),
+      runtime_version: opts.runtimeVersion,
+      model: opts.model,
+    });
+  }
+
+  get events(): TraceEvent[] {
+    return this.chain.events;
+  }
+
+  get result(): RunFinishedEvent | null {
+    return this.finished;
+  }
+
+  private emit(body: EventBody): TraceEvent {
+    const e = this.chain.append(body, new Date(this.opts.clock.now()).toISOString());
+    this.opts.onEvent?.(e);
+    return e;
+  }
+
+  private finish(body: Omit<RunFinishedEvent, 'seq' | 'ts' | 'prev_hash' | 'hash' | 'type'>): DoneCommand {
+    this.finished = this.emit({ type: 'run_finished', ...body }) as RunFinishedEvent;
+    this.pending = { type: 'done', event: this.finished };
+    return this.pending;
+  }
+
+  /** The budget that has run out, if any. Checked before every step entry and every retry. */
+  private exceeded(): DoneCommand | null {
+    const b = this.cp.budgets;
+    if (this.stepsTaken >= b.max_steps) return this.finish({ status: 'budget_exceeded', budget: { name: 'max_steps', limit: b.max_steps, used: this.stepsTaken } });
+    if (this.tokens > b.max_tokens) return this.finish({ status: 'budget_exceeded', budget: { name: 'max_tokens', limit: b.max_tokens, used: this.tokens } });
+    if (this.cost > b.max_cost_usd) return this.finish({ status: 'budget_exceeded', budget: { name: 'max_cost_usd', limit: b.max_cost_usd, used: this.cost } });
+    const wall = this.opts.clock.now() - this.startedAt;
+    if (wall > b.max_wall_ms) return this.finish({ status: 'budget_exceeded', budget: { name: 'max_wall_ms', limit: b.max_wall_ms, used: wall } });
+    if (this.stalled >= b.max_stalled_steps) return this.finish({ status: 'stalled', budget: { name: 'max_stalled_steps', limit: b.max_stalled_steps, used: this.stalled } });
+    return null;
+  }
+
+  /** Decide the next command. Idempotent until `complete()` is called. */
+  next(): Command {
+    if (this.pending) return this.pending;
+    for (;;) {
+      const over = this.exceeded();
+      if (over) return over;
+      const step = this.cp.steps.get(this.current);
+      if (!step) return this.finish({ status: 'failed', error: { code: 'E_MISSING_TARGET', message: `no step '${this.current}'` } });
+      let visit = this.visits.get(step.id) ?? 0;
+      if (this.attempt === 1) {
+        visit++;
+        if (step.max_visits !== undefined && visit > step.max_visits) {
+          this.emit({ type: 'visits_exhausted', step: step.id, max_visits: step.max_visits, ...(step.on_exhausted !== undefined ? { next: step.on_exhausted } : {}) });
+          if (step.on_exhausted === undefined) return this.finish({ status: 'failed', error: { code: 'E_MAX_VISITS', message: `step '${step.id}' was entered more than max_visits=${step.max_visits} times`, step: step.id } });
+          this.current = step.on_exhausted;
+          continue;
+        }
+        this.visits.set(step.id, visit);
+        if (step.kind !== 'end') this.stepsTaken++;
+      }
+      switch (step.kind) {
+        case 'end':
+          return this.finishAtEnd(step);
+        case 'condition':
+          if (this.evaluateCondition(step, visit)) continue;
+          return this.pending!;
+        case 'llm':
+        case 'tool':
+          this.pending = this.startEffect(step, visit, this.attempt);
+          return this.pending;
+        case 'parallel':
+          this.pending = this.startParallel(step, visit);
+          return this.pending;
+      }
+    }
+  }
+
+  private finishAtEnd(step: EndStep): DoneCommand {
+    return this.finish({ status: 'completed', outcome: step.outcome, step: step.id });
+  }
+
+  /** Returns true when a transition was taken, false when the run finished. */
+  private evaluateCondition(step: ConditionStep, visit: number): boolean {
+    const guards = this.cp.guards.get(step.id)!;
+    const results: GuardResult[] = [];
+    let chosen = -1;
+    for (let i = 0; i < guards.length; i++) {
+      const r = evaluateGuard(guards[i]!, this.state);
+      if (!r.ok) {
+        results.push({ case: i, expr: guards[i]!.source, value: null, cost: r.cost, explain: [], error: { code: r.error.code, message: r.error.message } });
+        this.emit({ type: 'condition_evaluated', step: step.id, visit, guards: results, chosen: -1, next: '' });
+        this.finish({ status: 'failed', error: { code: r.error.code, message: `guard ${i} of '${step.id}': ${r.error.message}`, step: step.id } });
+        return false;
+      }
+      results.push({ case: i, expr: guards[i]!.source, value: r.value as JsonValue, cost: r.cost, explain: r.explain as GuardResult['explain'] });
+      if (typeof r.value !== 'boolean') {
+        this.emit({ type: 'condition_evaluated', step: step.id, visit, guards: results, chosen: -1, next: '' });
+        this.finish({ status: 'failed', error: { code: 'E_GUARD_NOT_BOOL', message: `guard ${i} of '${step.id}' gave ${canonicalJson(r.value)}, not a bool`, step: step.id } });
+        return false;
+      }
+      if (r.value) {
+        chosen = i;
+        break;
+      }
+    }
+    const next = chosen === -1 ? step.else : step.cases[chosen]!.next;
+    this.emit({ type: 'condition_evaluated', step: step.id, visit, guards: results, chosen, next });
+    this.current = next;
+    return true;
+  }
+
+  private nextCall(stepId: string): number {
+    const n = (this.calls.get(stepId) ?? 0) + 1;
+    this.calls.set(stepId, n);
+    return n;
+  }
+
+  private buildEffect(step: LlmStep | ToolStep | ParallelChild, visit: number, attempt: number, parent?: string): EffectCommand {
+    const p = parent !== undefined ? { parent } : {};
+    if (step.kind === 'llm') {
+      const projection = project(this.state, step.projection, this.cp.sensitive);
+      const prompt = renderPrompt(step.prompt, projection);
+      const cmd: LlmCommand = { type: 'llm', step: step.id, ...p, attempt, call: this.nextCall(step.id), prompt, projection, output: step.output };
+      if (step.timeout_ms !== undefined) cmd.timeout_ms = step.timeout_ms;
+      this.emit({ type: 'step_started', step: step.id, kind: 'llm', ...p, visit, attempt, projection_hash: hashJson(this.opts.hasher, projection), prompt_hash: this.opts.hasher.sha256Hex(prompt) });
+      return cmd;
+    }
+    const args = resolveArgs(step, this.state);
+    const idempotency_key = `${this.opts.runId}/${parent !== undefined ? `${parent}/` : ''}${step.id}/${visit}`;
+    const cmd: ToolCommand = { type: 'tool', step: step.id, ...p, attempt, tool: step.tool, args, idempotency_key };
+    if (step.timeout_ms !== undefined) cmd.timeout_ms = step.timeout_ms;
+    this.emit({ type: 'step_started', step: step.id, kind: 'tool', ...p, visit, attempt, tool: step.tool, args, idempotency_key });
+    return cmd;
+  }
+
+  private startEffect(step: LlmStep | ToolStep, visit: number, attempt: number): EffectCommand {
+    return this.buildEffect(step, visit, attempt);
+  }
+
+  private startParallel(step: ParallelStep, visit: number): ParallelCommand {
+    this.emit({ type: 'step_started', step: step.id, kind: 'parallel', visit, attempt: 1 });
+    const children = step.children.map((c) => this.buildEffect(c, visit, 1, step.id));
+    return { type: 'parallel', step: step.id, max_concurrency: step.max_concurrency ?? children.length, children };
+  }
+
+  /** Check a raw effect result against the step's declared output type (pure). */
+  checkResult(stepId: string, result: EffectResult): Checked {
+    const step = this.findEffectStep(stepId);
+    return checkEffectResult(step, result);
+  }
+
+  /** Whether a failed child attempt should be retried (used by hosts running parallel children). */
+  shouldRetry(stepId: string, attempt: number): boolean {
+    const oe = this.findEffectStep(stepId).on_error;
+    return oe?.action === 'retry' && attempt < oe.max_attempts;
+  }
+
+  private findEffectStep(stepId: string): LlmStep | ToolStep | ParallelChild {
+    const s = this.cp.steps.get(stepId);
+    if (s && (s.kind === 'llm' || s.kind === 'tool')) return s;
+    for (const p of this.cp.program.steps) if (p.kind === 'parallel') for (const c of p.children) if (c.id === stepId) return c;
+    throw new Error(`no llm/tool step '${stepId}'`);
+  }
+
+  /** Hand the machine the result of the pending llm/tool command. */
+  complete(result: EffectResult): void {
+    const cmd = this.pending;
+    if (!cmd || (cmd.type !== 'llm' && cmd.type !== 'tool')) throw new Error('complete() called without a pending llm/tool command');
+    const step = this.cp.steps.get(cmd.step) as LlmStep | ToolStep;
+    this.pending = null;
+    this.account(result);
+    const checked = checkEffectResult(step, result);
+    if (checked.ok) {
+      const changed = this.store(step.id, checked.output);
+      this.emit({ type: 'step_completed', step: step.id, kind: step.kind, attempt: cmd.attempt, output: checked.output, ...modelFields(result), changed, next: step.next });
+      this.advance(step.next, changed);
+      return;
+    }
+    this.emit({ type: 'step_failed', step: step.id, attempt: cmd.attempt, error: checked.error, ...modelFields(result) });
+    this.afterFailure(step, cmd.attempt, checked.error);
+  }
+
+  /**
+   * Hand the machine every attempt of every child of the pending parallel command, in declared
+   * child order. Events are recorded in that order, so the hash does not depend on scheduling.
+   */
+  completeParallel(attemptsPerChild: EffectResult[][]): void {
+    const cmd = this.pending;
+    if (!cmd || cmd.type !== 'parallel') throw new Error('completeParallel() called without a pending parallel command');
+    const step = this.cp.steps.get(cmd.step) as ParallelStep;
+    this.pending = null;
+    const outputs: { [k: string]: JsonValue } = {};
+    let failure: ErrorInfo | null = null;
+    step.children.forEach((child, i) => {
+      const attempts = attemptsPerChild[i] ?? [];
+      // Retries of children were numbered by the host as call + attempt - 1; keep the count in step.
+      if (child.kind === 'llm' && attempts.length > 1) this.calls.set(child.id, (this.calls.get(child.id) ?? 0) + attempts.length - 1);
+      let done = false;
+      attempts.forEach((res, a) => {
+        if (done) return;
+        const attempt = a + 1;
+        if (attempt > 1) this.emit({ type: 'step_retry', step: child.id, parent: step.id, attempt, max_attempts: maxAttempts(child.on_error) });
+        this.account(res);
+        const checked = checkEffectResult(child, res);
+        if (checked.ok) {
+          outputs[child.id] = checked.output;
+          this.emit({ type: 'step_completed', step: child.id, kind: child.kind, parent: step.id, attempt, output: checked.output, ...modelFields(res), changed: true });
+          done = true;
+          return;
+        }
+        this.emit({ type: 'step_failed', step: child.id, parent: step.id, attempt, error: checked.error, ...modelFields(res) });
+        if (attempt === attempts.length) {
+          const fb = fallbackOf(child.on_error);
+          if (fb !== undefined) {
+            outputs[child.id] = fb;
+            this.emit({ type: 'step_fallback', step: child.id, parent: step.id, output: fb, changed: true });
+            done = true;
+          } else if (!failure) failure = { code: checked.error.code, message: `child '${child.id}': ${checked.error.message}` };
+        }
+      });
+      if (!done && !failure) failure = { code: 'E_NO_RESULT', message: `child '${child.id}' produced no result` };
+    });
+    if (failure) {
+      this.finish({ status: 'failed', error: { ...(failure as ErrorInfo), step: step.id } });
+      return;
+    }
+    const changed = this.store(step.id, outputs);
+    this.emit({ type: 'step_completed', step: step.id, kind: 'parallel', attempt: 1, output: outputs, changed, next: step.next });
+    this.advance(step.next, changed);
+  }
+
+  private account(r: EffectResult): void {
+    if (r.usage) this.tokens += r.usage.input_tokens + r.usage.output_tokens;
+    if (r.cost_usd) this.cost += r.cost_usd;
+  }
+
+  private afterFailure(step: LlmStep | ToolStep, attempt: number, error: ErrorInfo): void {
+    const oe = step.on_error;
+    if (oe?.action === 'retry' && attempt < oe.max_attempts) {
+      this.emit({ type: 'step_retry', step: step.id, attempt: attempt + 1, max_attempts: oe.max_attempts });
+      this.attempt = attempt + 1;
+      return;
+    }
+    const fb = fallbackOf(oe);
+    if (fb !== undefined) {
+      const changed = this.store(step.id, fb);
+      this.emit({ type: 'step_fallback', step: step.id, output: fb, changed, next: step.next });
+      this.advance(step.next, changed);
+      return;
+    }
+    this.finish({ status: 'failed', error: { ...error, step: step.id } });
+  }
+
+  private store(stepId: string, output: JsonValue): boolean {
+    const canonical = canonicalJson(output);
+    const prev = this.records.get(stepId);
+    this.records.set(stepId, { output, canonical });
+    this.state.steps[stepId] = { output };
+    return prev === undefined || prev.canonical !== canonical;
+  }
+
+  private advance(next: string, changed: boolean): void {
+    this.stalled = changed ? 0 : this.stalled + 1;
+    this.attempt = 1;
+    this.current = next;
+  }
+}
+
+function maxAttempts(oe: OnError | undefined): number {
+  return oe?.action === 'retry' ? oe.max_attempts : 1;
+}
+
+function fallbackOf(oe: OnError | undefined): JsonValue | undefined {
+  if (!oe) return undefined;
+  if (oe.action === 'fallback') return oe.value;
+  if (oe.action === 'retry' && oe.then === 'fallback') return oe.value;
+  return undefined;
+}
+
+function modelFields(r: EffectResult): { raw?: string; model?: string; usage?: Usage; cost_usd?: number } {
+  const out: { raw?: string; model?: string; usage?: Usage; cost_usd?: number } = {};
+  if (r.raw !== undefined) out.raw = r.raw;
+  if (r.model !== undefined) out.model = r.model;
+  if (r.usage !== undefined) out.usage = r.usage;
+  if (r.cost_usd !== undefined) out.cost_usd = r.cost_usd;
+  return out;
+}
+
+function resolveArgs(step: ToolStep | Extract<ParallelChild, { kind: 'tool' }>, state: unknown): Record<string, JsonValue> {
+  const out: Record<string, JsonValue> = {};
+  if (!step.args) return out;
+  for (const [name, src] of Object.entries(step.args)) {
+    if (typeof src === 'string') {
+      const v = readPath(state, src);
+      if (v !== undefined) out[name] = v as JsonValue;
+    } else out[name] = src.value;
+  }
+  return out;
+}
+
+/** The typed output check: the only gate between an effect's raw result and the state. */
+export function checkEffectResult(step: LlmStep | ToolStep | ParallelChild, result: EffectResult): Checked {
+  if (!result.ok) return { ok: false, error: result.error };
+  if (step.kind === 'llm') return checkModelAnswer(step.output, result.raw ?? '');
+  let value: unknown = result.value;
+  if (value === undefined) value = null;
+  try {
+    canonicalJson(value);
+  } catch (e) {
+    return { ok: false, error: { code: 'E_TOOL_OUTPUT_NOT_JSON', message: `tool '${step.tool}' returned a value that is not JSON: ${(e as Error).message}` } };
+  }
+  const vs = checkSchema(step.output_schema, value);
+  if (vs.length) return { ok: false, error: { code: 'E_TOOL_OUTPUT_SCHEMA', message: `tool '${step.tool}' output violates its declared schema: ${describeViolations(vs)}` } };
+  return { ok: true, output: value as JsonValue };
+}
+
+/** A model answer must be one of the declared enum values, or JSON inside the declared schema. */
+export function checkModelAnswer(output: LlmOutput, raw: string): Checked {
+  if ('enum' in output) {
+    const answer = raw.trim();
+    if (output.enum.includes(answer)) return { ok: true, output: answer };
+    return { ok: false, error: { code: 'E_OUTPUT_NOT_IN_ENUM', message: `answer ${JSON.stringify(clip(answer))} is not one of ${output.enum.join(', ')}` } };
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(stripFence(raw));
+  } catch (e) {
+    return { ok: false, error: { code: 'E_OUTPUT_MALFORMED', message: `answer is not valid JSON (${(e as Error).message})` } };
+  }
+  const vs = checkSchema(output.schema as JsonSchema, parsed);
+  if (vs.length) return { ok: false, error: { code: 'E_OUTPUT_SCHEMA', message: `answer violates the declared schema: ${describeViolations(vs)}` } };
+  return { ok: true, output: parsed as JsonValue };
+}
+
+/** Models often wrap JSON in a ```json fence; accept exactly that wrapper and nothing looser. */
+function stripFence(raw: string): string {
+  const m = /^\s*```(?:json)?\s*\n([\s\S]*?)\n\s*```\s*$/.exec(raw);
+  return m ? m[1]! : raw;
+}
+
+function clip(s: string): string {
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}

@@ -1,0 +1,66 @@
+/**
+ * Projection (evaluator blindness): the model receives only the state paths its step declares.
+ * Sensitive paths are masked wherever they appear inside the projection. Nothing else — run id,
+ * hashes, policy, budgets, retry counters, the trace — is reachable from here: the prompt is
+ * rendered from the projected view alone.
+ */
+import { canonicalJson } from './canonicalJson.js';
+import type { JsonValue } from './program.js';
+import { isUnder, readPath, splitPath } from './statePath.js';
+
+export const MASK = '[MASKED]';
+
+export type ProjectedView = { [k: string]: JsonValue };
+
+/** Build the nested object holding exactly the projected paths (masked where sensitive). */
+export function project(state: unknown, paths: readonly string[], sensitive: readonly string[] = []): ProjectedView {
+  const view: ProjectedView = {};
+  for (const path of paths) {
+    const value = readPath(state, path);
+    if (value === undefined) continue;
+    const segs = splitPath(path);
+    let node: ProjectedView = view;
+    for (let i = 0; i < segs.length - 1; i++) {
+      const seg = segs[i]!;
+      const child = node[seg];
+      if (child === undefined || child === null || typeof child !== 'object' || Array.isArray(child)) node[seg] = {};
+      node = node[seg] as ProjectedView;
+    }
+    node[segs[segs.length - 1]!] = mask(value as JsonValue, path, sensitive);
+  }
+  return view;
+}
+
+/** Copy `value` (found at `path`), replacing every sensitive sub-value by MASK. */
+function mask(value: JsonValue, path: string, sensitive: readonly string[]): JsonValue {
+  if (sensitive.some((s) => isUnder(path, s))) return MASK;
+  if (value === null || typeof value !== 'object') return value;
+  if (!sensitive.some((s) => isUnder(s, path))) return structuredCloneJson(value);
+  if (Array.isArray(value)) return value.map((v, i) => mask(v, `${path}.${i}`, sensitive));
+  const out: { [k: string]: JsonValue } = {};
+  for (const [k, v] of Object.entries(value)) out[k] = mask(v, `${path}.${k}`, sensitive);
+  return out;
+}
+
+function structuredCloneJson(v: JsonValue): JsonValue {
+  return JSON.parse(JSON.stringify(v)) as JsonValue;
+}
+
+const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\s*\}\}/g;
+
+/** Placeholders used by a prompt template. */
+export function placeholders(template: string): string[] {
+  return [...template.matchAll(PLACEHOLDER)].map((m) => m[1]!);
+}
+
+/**
+ * Render `{{path}}` placeholders from the projected view only. Strings are inserted as-is,
+ * other values as canonical JSON, absent values as `null`.
+ */
+export function renderPrompt(template: string, view: ProjectedView): string {
+  return template.replace(PLACEHOLDER, (_m, path: string) => {
+    const v = readPath(view, path);
+    if (v === undefined) return 'null';
+    return typeof v === 'string' ? v : canonicalJson(v);
+  });
+}

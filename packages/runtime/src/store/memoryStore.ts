@@ -1,0 +1,40 @@
+import type { RunStatus, TraceEvent } from '@nano-vm/kernel';
+import { StoreError, type RunRecord, type Store } from './store.js';
+
+export class MemoryStore implements Store {
+  private readonly runs = new Map<string, { rec: RunRecord; events: TraceEvent[] }>();
+
+  createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>): void {
+    if (this.runs.has(run.run_id)) throw new StoreError('E_STORE_DUPLICATE_RUN', `run ${run.run_id} already exists`);
+    this.runs.set(run.run_id, { rec: { ...run, head_hash: '', event_count: 0 }, events: [] });
+  }
+
+  append(runId: string, event: TraceEvent): void {
+    const r = this.runs.get(runId);
+    if (!r) throw new StoreError('E_STORE_NO_RUN', `no run ${runId}`);
+    if (event.seq !== r.events.length) throw new StoreError('E_STORE_CONFLICT', `append of seq ${event.seq} to run ${runId} conflicts: the next seq is ${r.events.length}`);
+    r.events.push(event);
+    r.rec.head_hash = event.hash;
+    r.rec.event_count = r.events.length;
+  }
+
+  finish(runId: string, status: RunStatus, outcome: string | null): void {
+    const r = this.runs.get(runId);
+    if (!r) throw new StoreError('E_STORE_NO_RUN', `no run ${runId}`);
+    r.rec.status = status;
+    r.rec.outcome = outcome;
+  }
+
+  getRun(runId: string): RunRecord | undefined {
+    const r = this.runs.get(runId);
+    return r && { ...r.rec };
+  }
+
+  events(runId: string): TraceEvent[] {
+    return this.runs.get(runId)?.events.slice() ?? [];
+  }
+
+  listRuns(filter: { status?: RunStatus | 'running' } = {}): RunRecord[] {
+    return [...this.runs.values()].map((r) => ({ ...r.rec })).filter((r) => filter.status === undefined || r.status === filter.status);
+  }
+}
