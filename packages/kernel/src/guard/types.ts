@@ -38,7 +38,7 @@ export interface CompiledGuard {
 }
 
 export interface ExplainEntry {
-  /** Source text of the sub-expression. */
+  /** Canonical text of the sub-expression (source slices can split parentheses). */
   expr: string;
   /** Its value (JSON-compatible). */
   value: unknown;

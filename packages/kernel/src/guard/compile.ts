@@ -1,0 +1,62 @@
+/**
+ * compileGuard: parse (cel-js) -> governed subset (./subset.ts) -> type check (./typecheck.ts).
+ * A compiled guard remembers its GuardNode tree privately; evaluateGuard recompiles guards that did
+ * not come from here (e.g. one rebuilt from JSON), so any object with a `source` can be evaluated.
+ */
+import { Environment, ParseError } from '@marcbachmann/cel-js';
+import { canonicalText } from './canonical.js';
+import { GuardFailure, guardError } from './errorCodes.js';
+import { countNodes, type GuardNode } from './guardNode.js';
+import { SourceScan } from './sourceScan.js';
+import { MAX_GUARD_DEPTH, toGuardNode } from './subset.js';
+import { inferGuardType } from './typecheck.js';
+import type { CompiledGuard, GuardCompileResult, GuardTypeEnv } from './types.js';
+
+/** Largest guard, in cel-js syntax nodes. */
+export const MAX_GUARD_NODES = 1000;
+
+// Optional syntax is parsed (not rejected by the parser) so that it gets a precise
+// E_GUARD_UNSUPPORTED instead of a generic syntax error.
+const cel = new Environment({
+  enableOptionalTypes: true,
+  limits: { maxAstNodes: MAX_GUARD_NODES, maxDepth: MAX_GUARD_DEPTH },
+});
+
+const trees = new WeakMap<CompiledGuard, GuardNode>();
+
+export function compileGuard(source: string, env?: GuardTypeEnv): GuardCompileResult {
+  if (typeof source !== 'string') {
+    return { ok: false, error: guardError('E_GUARD_SYNTAX', 'a guard must be a string', 1) };
+  }
+  let ast;
+  try {
+    ast = cel.parse(source).ast;
+  } catch (e) {
+    if (!(e instanceof ParseError)) {
+      // Not expected from cel-js; still an error value, so compiling stays total.
+      return { ok: false, error: guardError('E_GUARD_SYNTAX', `cannot parse: ${e instanceof Error ? e.message : 'unknown failure'}`, 1) };
+    }
+    const code = e.code === 'limit_exceeded' ? 'E_GUARD_LIMIT' : 'E_GUARD_SYNTAX';
+    return { ok: false, error: guardError(code, e.summary, (e.range?.start ?? 0) + 1) };
+  }
+  try {
+    const declared = env ? new Set(Object.keys(env)) : undefined;
+    const root = toGuardNode(ast, new SourceScan(source), declared);
+    inferGuardType(root, env);
+    const guard: CompiledGuard = Object.freeze({ source, canonical: canonicalText(root), nodeCount: countNodes(root) });
+    trees.set(guard, root);
+    return { ok: true, guard };
+  } catch (e) {
+    if (e instanceof GuardFailure) return { ok: false, error: e.error };
+    throw e;
+  }
+}
+
+/** The GuardNode tree of a compiled guard, recompiling (without types) when it came from elsewhere. */
+export function guardTree(guard: CompiledGuard): { ok: true; root: GuardNode } | { ok: false; result: GuardCompileResult & { ok: false } } {
+  const known = trees.get(guard);
+  if (known) return { ok: true, root: known };
+  const compiled = compileGuard(guard.source);
+  if (!compiled.ok) return { ok: false, result: compiled };
+  return { ok: true, root: trees.get(compiled.guard)! };
+}
