@@ -14,16 +14,45 @@ export class CanonicalJsonError extends Error {
 }
 
 export function canonicalJson(value: unknown): string {
-  return encode(value, '');
+  try {
+    return encode(value);
+  } catch (e) {
+    if (e instanceof CanonicalJsonError) throw new CanonicalJsonError(e.message.replace(/ at \/$/, ''), locate(value) ?? '');
+    throw e;
+  }
 }
 
-function encode(v: unknown, path: string): string {
+// Strings that need no escaping are quoted directly; JSON.stringify handles the rest (control
+// characters, quotes, backslashes and surrogates, lone ones included, exactly as RFC 8785 says).
+const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
+const quote = (s: string): string => (NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`);
+
+// Member names repeat (every event has seq, ts, type, ...): keep their quoted form.
+const quotedKeys = new Map<string, string>();
+function quoteKey(k: string): string {
+  let q = quotedKeys.get(k);
+  if (q === undefined) {
+    q = quote(k) + ':';
+    if (quotedKeys.size < 4096) quotedKeys.set(k, q);
+  }
+  return q;
+}
+
+function isSorted(keys: string[]): boolean {
+  for (let i = 1; i < keys.length; i++) if (keys[i - 1]! > keys[i]!) return false;
+  return true;
+}
+
+// The hot path carries no location: building a JSON pointer per member would cost more than the
+// encoding itself. On failure `locate` walks the value again to name the offending member.
+function encode(v: unknown): string {
   switch (typeof v) {
     case 'string':
-      return JSON.stringify(v);
+      return quote(v);
     case 'number':
-      if (!Number.isFinite(v)) throw new CanonicalJsonError(`number ${v} is not valid JSON`, path);
-      return JSON.stringify(v);
+      if (!Number.isFinite(v)) throw new CanonicalJsonError(`number ${v} is not valid JSON`, '');
+      // String(n) is the ECMAScript shortest round-trip form; only -0 differs from JSON.
+      return v === 0 ? '0' : String(v);
     case 'boolean':
       return v ? 'true' : 'false';
     case 'object': {
@@ -32,27 +61,48 @@ function encode(v: unknown, path: string): string {
         let out = '[';
         for (let i = 0; i < v.length; i++) {
           if (i) out += ',';
-          out += encode(v[i], `${path}/${i}`);
+          out += encode(v[i]);
         }
         return out + ']';
       }
       const proto = Object.getPrototypeOf(v);
-      if (proto !== Object.prototype && proto !== null) throw new CanonicalJsonError(`${proto?.constructor?.name ?? 'exotic'} object is not plain JSON`, path);
+      if (proto !== Object.prototype && proto !== null) throw new CanonicalJsonError(`${proto?.constructor?.name ?? 'exotic'} object is not plain JSON`, '');
       const obj = v as Record<string, unknown>;
-      const keys = Object.keys(obj).sort();
+      const keys = Object.keys(obj);
+      if (keys.length > 1 && !isSorted(keys)) keys.sort();
       let out = '{';
       let first = true;
-      for (const k of keys) {
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i]!;
         const x = obj[k];
         if (x === undefined) continue;
         if (!first) out += ',';
         first = false;
-        out += JSON.stringify(k) + ':' + encode(x, `${path}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`);
+        out += quoteKey(k) + encode(x);
       }
       return out + '}';
     }
     default:
-      throw new CanonicalJsonError(`${typeof v} is not valid JSON`, path);
+      throw new CanonicalJsonError(`${typeof v} is not valid JSON`, '');
+  }
+}
+
+const escapePointer = (k: string) => k.replace(/~/g, '~0').replace(/\//g, '~1');
+
+/** JSON pointer of the first member that cannot be encoded (only called on failure). */
+function locate(v: unknown, path = ''): string | null {
+  try {
+    encode(v);
+    return null;
+  } catch {
+    if (v !== null && typeof v === 'object' && (Array.isArray(v) || Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null)) {
+      for (const [k, x] of Object.entries(v)) {
+        if (x === undefined && !Array.isArray(v)) continue;
+        const inner = locate(x, `${path}/${escapePointer(k)}`);
+        if (inner !== null) return inner;
+      }
+    }
+    return path;
   }
 }
 

@@ -82,11 +82,14 @@ export interface MachineOptions {
   runtimeVersion: string;
   model: { id: string; scripted: boolean };
   policyHash?: string;
+  /** Hash of the input when the host already computed it. */
+  inputHash?: string;
   /** Called synchronously for every appended event (persist it before acting on the next command). */
   onEvent?: (e: TraceEvent) => void;
 }
 
-type Checked = { ok: true; output: JsonValue } | { ok: false; error: ErrorInfo };
+/** `canonical` is the output's canonical JSON when the check already computed it. */
+type Checked = { ok: true; output: JsonValue; canonical?: string } | { ok: false; error: ErrorInfo };
 
 interface StepRecord {
   output: JsonValue;
@@ -164,7 +167,7 @@ export class Machine {
       program_id: this.cp.program.id,
       program_hash: this.cp.hash(opts.hasher),
       policy_hash: opts.policyHash ?? hashJson(opts.hasher, null),
-      input_hash: hashJson(opts.hasher, input),
+      input_hash: opts.inputHash ?? hashJson(opts.hasher, input),
       runtime_version: opts.runtimeVersion,
       model: opts.model,
     });
@@ -178,8 +181,21 @@ export class Machine {
     return this.finished;
   }
 
+  private lastMs = Number.NaN;
+  private lastTs = '';
+
+  /** ISO timestamp of the clock's current reading (formatting cached: many events share a millisecond). */
+  private ts(): string {
+    const ms = this.opts.clock.now();
+    if (ms !== this.lastMs) {
+      this.lastMs = ms;
+      this.lastTs = new Date(ms).toISOString();
+    }
+    return this.lastTs;
+  }
+
   private emit(body: EventBody): TraceEvent {
-    const e = this.chain.append(body, new Date(this.opts.clock.now()).toISOString());
+    const e = this.chain.append(body, this.ts());
     this.opts.onEvent?.(e);
     return e;
   }
@@ -335,7 +351,7 @@ export class Machine {
     this.account(result);
     const checked = checkEffectResult(step, result);
     if (checked.ok) {
-      const changed = this.store(step.id, checked.output);
+      const changed = this.store(step.id, checked.output, checked.canonical);
       this.emit({ type: 'step_completed', step: step.id, kind: step.kind, attempt: cmd.attempt, output: checked.output, ...modelFields(result), changed, next: step.next });
       this.advance(step.next, changed);
       return;
@@ -415,8 +431,8 @@ export class Machine {
     this.finish({ status: 'failed', error: { ...error, step: step.id } });
   }
 
-  private store(stepId: string, output: JsonValue): boolean {
-    const canonical = canonicalJson(output);
+  private store(stepId: string, output: JsonValue, known?: string): boolean {
+    const canonical = known ?? canonicalJson(output);
     const prev = this.records.get(stepId);
     this.records.set(stepId, { output, canonical });
     this.state.steps[stepId] = { output };
@@ -468,21 +484,22 @@ export function checkEffectResult(step: LlmStep | ToolStep | ParallelChild, resu
   if (step.kind === 'llm') return checkModelAnswer(step.output, result.raw ?? '');
   let value: unknown = result.value;
   if (value === undefined) value = null;
+  let canonical: string;
   try {
-    canonicalJson(value);
+    canonical = canonicalJson(value);
   } catch (e) {
     return { ok: false, error: { code: 'E_TOOL_OUTPUT_NOT_JSON', message: `tool '${step.tool}' returned a value that is not JSON: ${(e as Error).message}` } };
   }
   const vs = checkSchema(step.output_schema, value);
   if (vs.length) return { ok: false, error: { code: 'E_TOOL_OUTPUT_SCHEMA', message: `tool '${step.tool}' output violates its declared schema: ${describeViolations(vs)}` } };
-  return { ok: true, output: value as JsonValue };
+  return { ok: true, output: value as JsonValue, canonical };
 }
 
 /** A model answer must be one of the declared enum values, or JSON inside the declared schema. */
 export function checkModelAnswer(output: LlmOutput, raw: string): Checked {
   if ('enum' in output) {
     const answer = raw.trim();
-    if (output.enum.includes(answer)) return { ok: true, output: answer };
+    if (output.enum.includes(answer)) return { ok: true, output: answer, canonical: JSON.stringify(answer) };
     return { ok: false, error: { code: 'E_OUTPUT_NOT_IN_ENUM', message: `answer ${JSON.stringify(clip(answer))} is not one of ${output.enum.join(', ')}` } };
   }
   let parsed: unknown;

@@ -70,3 +70,30 @@ describe('canonicalJson (RFC 8785)', () => {
     );
   });
 });
+
+/** A deliberately naive reference: JSON.stringify for every primitive, sorted keys. */
+function reference(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(reference).join(',')}]`;
+  const o = v as Record<string, unknown>;
+  return `{${Object.keys(o)
+    .filter((k) => o[k] !== undefined)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${reference(o[k])}`)
+    .join(',')}}`;
+}
+
+describe('canonicalJson fast paths', () => {
+  it('agrees with a naive reference on arbitrary Unicode (lone surrogates, controls, quotes)', () => {
+    const str = fc.oneof(fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme' }), fc.constantFrom('\ud800', 'a\udc00b', '"\\', '\u0000\u001f\u007f', '\u2028\u2029'));
+    const json = fc.letrec((tie) => ({
+      v: fc.oneof({ depthSize: 'small' }, str, fc.double({ noNaN: true, noDefaultInfinity: true }), fc.integer(), fc.boolean(), fc.constant(null), fc.array(tie('v')), fc.dictionary(str, tie('v'))),
+    })).v;
+    fc.assert(
+      fc.property(json, (v) => {
+        expect(canonicalJson(v)).toBe(reference(v));
+      }),
+      { numRuns: 500 },
+    );
+  });
+});

@@ -27,11 +27,12 @@ import {
   type TraceEvent,
 } from '@nano-vm/kernel';
 import { randomIds, systemClock, type IdSource } from './clock.js';
-import { ModelError, type ModelPort } from './model/port.js';
+import { deadline } from './deadlines.js';
+import { ModelError, type ModelPort, type ModelRequest } from './model/port.js';
 import { nodeHasher } from './nodeHasher.js';
 import { MemoryStore } from './store/memoryStore.js';
 import type { Store } from './store/store.js';
-import { ToolError, type ToolRegistry } from './toolRegistry.js';
+import { ToolError, type ToolContext, type ToolRegistry } from './toolRegistry.js';
 import { RUNTIME_VERSION } from './version.js';
 
 /** Effects without a declared timeout_ms get this one, so a hung call cannot hang a run forever. */
@@ -89,13 +90,12 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
   const program = cp.program;
   const errors = preflight(program, opts.tools).filter((i) => i.severity === 'error');
   if (errors.length) throw new NanoVmError('E_PROGRAM_INVALID', `program '${program.id}' is invalid (${errors.length} error${errors.length > 1 ? 's' : ''}): ${errors[0]!.code} ${errors[0]!.message}`, errors);
-  checkInput(program, opts.input);
-
   const hasher = opts.hasher ?? nodeHasher;
+  const inputHash = hasher.sha256Hex(checkInput(program, opts.input));
   const clock = opts.clock ?? systemClock;
   const store = opts.store ?? new MemoryStore();
   const policy = opts.policy ?? null;
-  const runId = (opts.ids ?? randomIds).runId({ programHash: cp.hash(hasher), inputHash: hashJson(hasher, opts.input) });
+  const runId = (opts.ids ?? randomIds).runId({ programHash: cp.hash(hasher), inputHash });
   const created = store.createRun({ run_id: runId, program_id: program.id, program, policy, input: opts.input, status: 'running', outcome: null });
   if (created) await created;
 
@@ -106,21 +106,25 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
     runtimeVersion: RUNTIME_VERSION,
     model: { id: opts.model.id, scripted: opts.model.scripted },
     policyHash: hashJson(hasher, policy),
+    inputHash,
   });
   const fx = new Effects(opts.model, opts.tools, opts.defaultTimeoutMs ?? DEFAULT_EFFECT_TIMEOUT_MS);
   let persisted = 0;
-  const flush = async () => {
+  /** Persist new events; returns a promise only when the store is asynchronous. */
+  const flush = (): Promise<void> | undefined => {
     const evs = machine.events;
     while (persisted < evs.length) {
       const r = store.append(runId, evs[persisted]!);
-      if (r) await r;
       persisted++;
+      if (r) return r.then(flush);
     }
+    return undefined;
   };
 
   for (;;) {
     const cmd = machine.next();
-    await flush();
+    const written = flush();
+    if (written) await written;
     if (cmd.type === 'done') break;
     if (cmd.type === 'parallel') machine.completeParallel(await fx.parallel(cmd, machine));
     else machine.complete(await fx.perform(cmd));
@@ -142,9 +146,11 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
   };
 }
 
-export function checkInput(program: Program, input: unknown): void {
+/** Checks the run input against the program's input_schema; returns its canonical JSON. */
+export function checkInput(program: Program, input: unknown): string {
+  let canonical: string;
   try {
-    canonicalJson(input);
+    canonical = canonicalJson(input);
   } catch (e) {
     throw new NanoVmError('E_INPUT_INVALID', `run input is not JSON: ${(e as Error).message}`, [{ code: 'E_INPUT_INVALID', severity: 'error', message: (e as Error).message }]);
   }
@@ -155,6 +161,7 @@ export function checkInput(program: Program, input: unknown): void {
       `run input does not match the program's input_schema: ${describeViolations(vs)}`,
       vs.map((v) => ({ code: 'E_INPUT_INVALID', severity: 'error', path: v.at, message: v.message })),
     );
+  return canonical;
 }
 
 /** Performs model and tool calls; turns every failure into a coded EffectResult, never a throw. */
@@ -165,26 +172,30 @@ class Effects {
     private readonly defaultTimeoutMs: number,
   ) {}
 
-  async perform(cmd: EffectCommand): Promise<EffectResult> {
+  perform(cmd: EffectCommand): Promise<EffectResult> {
     const ms = cmd.timeout_ms ?? this.defaultTimeoutMs;
-    const ac = new AbortController();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<EffectResult>((resolve) => {
-      timer = setTimeout(() => {
-        ac.abort(new ModelError('E_TIMEOUT', `${cmd.type} step '${cmd.step}' timed out after ${ms} ms`));
-        resolve({ ok: false, error: { code: 'E_TIMEOUT', message: `${cmd.type} step '${cmd.step}' timed out after ${ms} ms` } });
-      }, ms);
+    const cancel = new LazyAbort();
+    return new Promise<EffectResult>((resolve) => {
+      let settled = false;
+      const stop = deadline(ms, () => {
+        if (settled) return;
+        settled = true;
+        const message = `${cmd.type} step '${cmd.step}' timed out after ${ms} ms`;
+        cancel.abort(new ModelError('E_TIMEOUT', message));
+        resolve({ ok: false, error: { code: 'E_TIMEOUT', message } });
+      });
+      (cmd.type === 'llm' ? this.callModel(cmd, cancel) : this.callTool(cmd, cancel)).then((r) => {
+        if (settled) return;
+        settled = true;
+        stop();
+        resolve(r);
+      });
     });
-    try {
-      return await Promise.race([cmd.type === 'llm' ? this.callModel(cmd, ac.signal) : this.callTool(cmd, ac.signal), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
-  private async callModel(cmd: Extract<EffectCommand, { type: 'llm' }>, signal: AbortSignal): Promise<EffectResult> {
+  private async callModel(cmd: Extract<EffectCommand, { type: 'llm' }>, cancel: LazyAbort): Promise<EffectResult> {
     try {
-      const a = await this.model.complete({ step: cmd.step, call: cmd.call, attempt: cmd.attempt, prompt: cmd.prompt, projection: cmd.projection, output: cmd.output, signal });
+      const a = await this.model.complete(new Request(cmd, cancel));
       const r: EffectResult = { ok: true, raw: a.raw, model: a.model };
       if (a.usage) r.usage = a.usage;
       if (a.cost_usd !== undefined) r.cost_usd = a.cost_usd;
@@ -194,7 +205,7 @@ class Effects {
     }
   }
 
-  private async callTool(cmd: Extract<EffectCommand, { type: 'tool' }>, signal: AbortSignal): Promise<EffectResult> {
+  private async callTool(cmd: Extract<EffectCommand, { type: 'tool' }>, cancel: LazyAbort): Promise<EffectResult> {
     const def = this.tools.get(cmd.tool);
     if (!def) return { ok: false, error: { code: 'E_UNKNOWN_TOOL', message: `tool '${cmd.tool}' is not registered` } };
     if (def.input_schema !== undefined) {
@@ -202,7 +213,7 @@ class Effects {
       if (vs.length) return { ok: false, error: { code: 'E_TOOL_INPUT_SCHEMA', message: `arguments for tool '${cmd.tool}' violate its input schema: ${describeViolations(vs)}` } };
     }
     try {
-      const value = await def.run(cmd.args, { signal, idempotencyKey: cmd.idempotency_key, step: cmd.step, attempt: cmd.attempt });
+      const value = await def.run(cmd.args, new ToolCtx(cmd, cancel));
       return { ok: true, value: value as JsonValue };
     } catch (e) {
       return { ok: false, error: errorInfo(e, 'E_TOOL_ERROR') };
@@ -227,6 +238,72 @@ class Effects {
     };
     await Promise.all(Array.from({ length: Math.max(1, Math.min(cmd.max_concurrency, cmd.children.length)) }, worker));
     return results;
+  }
+}
+
+/**
+ * An AbortController created only when an effect actually reads its signal: most tools and
+ * mock models never do, and a controller per effect is a measurable share of a fast step.
+ */
+class LazyAbort {
+  private controller: AbortController | undefined;
+  private reason: unknown;
+  private aborted = false;
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    this.aborted = true;
+    this.reason = reason;
+    this.controller?.abort(reason);
+  }
+}
+
+/** What a model adapter receives; `signal` materializes on first read. */
+class Request implements ModelRequest {
+  readonly step: string;
+  readonly call: number;
+  readonly attempt: number;
+  readonly prompt: string;
+  readonly projection: ModelRequest['projection'];
+  readonly output: ModelRequest['output'];
+  constructor(
+    cmd: Extract<EffectCommand, { type: 'llm' }>,
+    private readonly cancel: LazyAbort,
+  ) {
+    this.step = cmd.step;
+    this.call = cmd.call;
+    this.attempt = cmd.attempt;
+    this.prompt = cmd.prompt;
+    this.projection = cmd.projection;
+    this.output = cmd.output;
+  }
+  get signal(): AbortSignal {
+    return this.cancel.signal;
+  }
+}
+
+/** What a tool receives besides its arguments; `signal` materializes on first read. */
+class ToolCtx implements ToolContext {
+  readonly idempotencyKey: string;
+  readonly step: string;
+  readonly attempt: number;
+  constructor(
+    cmd: Extract<EffectCommand, { type: 'tool' }>,
+    private readonly cancel: LazyAbort,
+  ) {
+    this.idempotencyKey = cmd.idempotency_key;
+    this.step = cmd.step;
+    this.attempt = cmd.attempt;
+  }
+  get signal(): AbortSignal {
+    return this.cancel.signal;
   }
 }
 
