@@ -26,12 +26,15 @@ export type VerifyResult =
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const HEX64 = /^[0-9a-f]{64}$/;
+const BUNDLE_KEYS = ['format', 'program', 'policy', 'input', 'events', 'receipt'];
 
 export function verifyBundle(bundle: unknown, hasher: Hasher): VerifyResult {
   const bad = (code: VerifyCode, first_bad_seq: number | null, reason: string): VerifyResult => ({ ok: false, code, first_bad_seq, reason });
   if (!isObj(bundle)) return bad('E_BUNDLE_FORMAT', null, 'a bundle must be a JSON object');
   if (bundle.format !== BUNDLE_FORMAT) return bad('E_BUNDLE_FORMAT', null, `format must be "${BUNDLE_FORMAT}", got ${JSON.stringify(bundle.format)}`);
-  for (const k of ['program', 'input', 'events', 'receipt']) if (!(k in bundle)) return bad('E_BUNDLE_FORMAT', null, `missing "${k}"`);
+  // Exactly these members: anything else would be unhashed content riding along with the bundle.
+  for (const k of BUNDLE_KEYS) if (!(k in bundle)) return bad('E_BUNDLE_FORMAT', null, `missing "${k}"`);
+  for (const k of Object.keys(bundle)) if (!BUNDLE_KEYS.includes(k)) return bad('E_BUNDLE_FORMAT', null, `unknown member "${k}"`);
   const events = bundle.events;
   if (!Array.isArray(events) || events.length === 0) return bad('E_NO_GENESIS', null, 'events must be a non-empty array');
 
@@ -66,7 +69,7 @@ export function verifyBundle(bundle: unknown, hasher: Hasher): VerifyResult {
   };
   const mismatch =
     commit('E_GENESIS_PROGRAM', 'program_hash', 'program', bundle.program) ??
-    commit('E_GENESIS_POLICY', 'policy_hash', 'policy', bundle.policy ?? null) ??
+    commit('E_GENESIS_POLICY', 'policy_hash', 'policy', bundle.policy) ??
     commit('E_GENESIS_INPUT', 'input_hash', 'input', bundle.input);
   if (mismatch) return mismatch;
 

@@ -17,7 +17,8 @@ function jcs(v: unknown): string {
   return `{${Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${jcs(o[k])}`).join(',')}}`;
 }
 function independentVerify(b: any): { ok: boolean; seq?: number | null } {
-  if (b?.format !== 'nano-vm.bundle/v1' || !Array.isArray(b.events) || b.events.length === 0) return { ok: false, seq: null };
+  const keys = ['events', 'format', 'input', 'policy', 'program', 'receipt'];
+  if (b?.format !== 'nano-vm.bundle/v1' || jcs(Object.keys(b).sort()) !== jcs(keys) || !Array.isArray(b.events) || b.events.length === 0) return { ok: false, seq: null };
   let prev = '0'.repeat(64);
   for (let i = 0; i < b.events.length; i++) {
     const e = b.events[i];
@@ -27,7 +28,7 @@ function independentVerify(b: any): { ok: boolean; seq?: number | null } {
     prev = hash;
   }
   const g = b.events[0];
-  if (sha(jcs(b.program)) !== g.program_hash || sha(jcs(b.policy ?? null)) !== g.policy_hash || sha(jcs(b.input)) !== g.input_hash) return { ok: false, seq: 0 };
+  if (sha(jcs(b.program)) !== g.program_hash || sha(jcs(b.policy)) !== g.policy_hash || sha(jcs(b.input)) !== g.input_hash) return { ok: false, seq: 0 };
   if (jcs(computeReceipt(b.events)) !== jcs(b.receipt)) return { ok: false, seq: null };
   return { ok: true };
 }
