@@ -310,7 +310,7 @@ class ToolCtx implements ToolContext {
 function errorInfo(e: unknown, fallbackCode: string): { code: string; message: string } {
   if (e instanceof ModelError || e instanceof ToolError) return { code: e.code, message: e.message };
   if (e instanceof Error) {
-    // Tools may throw their own coded errors (`err.code = 'E_CARD_DECLINED'`); keep such codes.
+    // Tools may throw their own coded errors (err.code = E_SOMETHING); keep such codes.
     const own = (e as Error & { code?: unknown }).code;
     return { code: typeof own === 'string' && /^E_[A-Z0-9_]+$/.test(own) ? own : fallbackCode, message: e.message };
   }

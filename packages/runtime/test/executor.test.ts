@@ -50,6 +50,17 @@ describe('executor: llm → condition → tool → end', () => {
     const weird = tools([{ name: 'act', run: async () => ({ done: true, at: new Date(0) }) }]);
     const r2 = await runProgram({ program: prog, input: { value: 7 }, model: scripted('answers: { classify: [high] }'), tools: weird, ...det() });
     expect(r2.receipt.error).toMatchObject({ code: 'E_TOOL_OUTPUT_NOT_JSON' });
+    const coded = tools([{ name: 'act', run: async () => { throw Object.assign(new Error('card declined'), { code: 'E_CARD_DECLINED' }); } }]);
+    const r3 = await runProgram({ program: prog, input: { value: 7 }, model: scripted('answers: { classify: [high] }'), tools: coded, ...det() });
+    expect(r3.receipt.error).toMatchObject({ code: 'E_CARD_DECLINED', step: 'act' });
+  });
+
+  it('tool arguments are checked against the tool\'s input schema before it runs', async () => {
+    let called = false;
+    const strict = tools([{ name: 'act', input_schema: { type: 'object', required: ['v'], properties: { v: { type: 'string' } } }, run: async () => { called = true; return { done: true }; } }]);
+    const r = await runProgram({ program: prog, input: { value: 7 }, model: scripted('answers: { classify: [high] }'), tools: strict, ...det() });
+    expect(r.receipt.error?.code).toBe('E_TOOL_INPUT_SCHEMA');
+    expect(called).toBe(false);
   });
 
   it('refuses invalid input before writing any event', async () => {
