@@ -43,19 +43,21 @@ export interface RunStartedEvent extends Base {
   model: { id: string; scripted: boolean };
 }
 
-/** Written before the step's effect begins (write-ahead). */
+/**
+ * Written before a tool or parallel step's effect begins (write-ahead: a tool call that started
+ * and has no recorded result is re-invoked with the same idempotency key on recovery). Model
+ * calls have no side effects to deduplicate, so an llm step records request and answer in one
+ * event (step_completed or step_failed, carrying projection_hash).
+ */
 export interface StepStartedEvent extends Base {
   type: 'step_started';
   step: string;
-  kind: 'llm' | 'tool' | 'parallel';
+  kind: 'tool' | 'parallel';
   /** Child steps of a parallel step name their parent. */
   parent?: string;
   /** 1-based visit number of this step within the run, and attempt within the visit. */
   visit: number;
   attempt: number;
-  /** llm: what the model was shown, as hashes (the prompt itself is reproducible from the program + state). */
-  projection_hash?: string;
-  prompt_hash?: string;
   /** tool: name, resolved arguments and the idempotency key the tool received. */
   tool?: string;
   args?: Record<string, JsonValue>;
@@ -68,6 +70,9 @@ export interface StepCompletedEvent extends Base {
   kind: 'llm' | 'tool' | 'parallel';
   parent?: string;
   attempt: number;
+  /** llm: 1-based visit of the step, and the hash of the projected view the model was shown (the prompt is reproducible from the program's template and that view). */
+  visit?: number;
+  projection_hash?: string;
   /** The typed, checked output that entered the state. */
   output: JsonValue;
   /** llm: the raw answer text, the model that gave it, usage and cost. */
@@ -84,8 +89,12 @@ export interface StepCompletedEvent extends Base {
 export interface StepFailedEvent extends Base {
   type: 'step_failed';
   step: string;
+  kind: 'llm' | 'tool';
   parent?: string;
   attempt: number;
+  /** llm: as in step_completed. */
+  visit?: number;
+  projection_hash?: string;
   error: ErrorInfo;
   /** llm: the raw answer that failed the output check, when there was one. */
   raw?: string;

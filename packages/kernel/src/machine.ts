@@ -34,7 +34,10 @@ export interface LlmCommand {
   type: 'llm';
   step: string;
   parent?: string;
+  visit: number;
   attempt: number;
+  /** Hash of `projection`, recorded with the answer. */
+  projection_hash: string;
   /** 1-based count of model calls made for this step id in this run, this one included. */
   call: number;
   prompt: string;
@@ -300,9 +303,8 @@ export class Machine {
     if (step.kind === 'llm') {
       const projection = project(this.state, step.projection, this.cp.sensitive);
       const prompt = renderPrompt(step.prompt, projection);
-      const cmd: LlmCommand = { type: 'llm', step: step.id, ...p, attempt, call: this.nextCall(step.id), prompt, projection, output: step.output };
+      const cmd: LlmCommand = { type: 'llm', step: step.id, ...p, visit, attempt, projection_hash: hashJson(this.opts.hasher, projection), call: this.nextCall(step.id), prompt, projection, output: step.output };
       if (step.timeout_ms !== undefined) cmd.timeout_ms = step.timeout_ms;
-      this.emit({ type: 'step_started', step: step.id, kind: 'llm', ...p, visit, attempt, projection_hash: hashJson(this.opts.hasher, projection), prompt_hash: this.opts.hasher.sha256Hex(prompt) });
       return cmd;
     }
     const args = resolveArgs(step, this.state);
@@ -350,13 +352,14 @@ export class Machine {
     this.pending = null;
     this.account(result);
     const checked = checkEffectResult(step, result);
+    const req = requestFields(cmd);
     if (checked.ok) {
       const changed = this.store(step.id, checked.output, checked.canonical);
-      this.emit({ type: 'step_completed', step: step.id, kind: step.kind, attempt: cmd.attempt, output: checked.output, ...modelFields(result), changed, next: step.next });
+      this.emit({ type: 'step_completed', step: step.id, kind: step.kind, attempt: cmd.attempt, ...req, output: checked.output, ...modelFields(result), changed, next: step.next });
       this.advance(step.next, changed);
       return;
     }
-    this.emit({ type: 'step_failed', step: step.id, attempt: cmd.attempt, error: checked.error, ...modelFields(result) });
+    this.emit({ type: 'step_failed', step: step.id, kind: step.kind, attempt: cmd.attempt, ...req, error: checked.error, ...modelFields(result) });
     this.afterFailure(step, cmd.attempt, checked.error);
   }
 
@@ -376,19 +379,21 @@ export class Machine {
       // Retries of children were numbered by the host as call + attempt - 1; keep the count in step.
       if (child.kind === 'llm' && attempts.length > 1) this.calls.set(child.id, (this.calls.get(child.id) ?? 0) + attempts.length - 1);
       let done = false;
+      const first = cmd.children[i]!;
       attempts.forEach((res, a) => {
         if (done) return;
         const attempt = a + 1;
+        const req = requestFields(first);
         if (attempt > 1) this.emit({ type: 'step_retry', step: child.id, parent: step.id, attempt, max_attempts: maxAttempts(child.on_error) });
         this.account(res);
         const checked = checkEffectResult(child, res);
         if (checked.ok) {
           outputs[child.id] = checked.output;
-          this.emit({ type: 'step_completed', step: child.id, kind: child.kind, parent: step.id, attempt, output: checked.output, ...modelFields(res), changed: true });
+          this.emit({ type: 'step_completed', step: child.id, kind: child.kind, parent: step.id, attempt, ...req, output: checked.output, ...modelFields(res), changed: true });
           done = true;
           return;
         }
-        this.emit({ type: 'step_failed', step: child.id, parent: step.id, attempt, error: checked.error, ...modelFields(res) });
+        this.emit({ type: 'step_failed', step: child.id, kind: child.kind, parent: step.id, attempt, ...req, error: checked.error, ...modelFields(res) });
         if (attempt === attempts.length) {
           const fb = fallbackOf(child.on_error);
           if (fb !== undefined) {
@@ -455,6 +460,10 @@ function fallbackOf(oe: OnError | undefined): JsonValue | undefined {
   if (oe.action === 'fallback') return oe.value;
   if (oe.action === 'retry' && oe.then === 'fallback') return oe.value;
   return undefined;
+}
+
+function requestFields(cmd: EffectCommand): { visit?: number; projection_hash?: string } {
+  return cmd.type === 'llm' ? { visit: cmd.visit, projection_hash: cmd.projection_hash } : {};
 }
 
 function modelFields(r: EffectResult): { raw?: string; model?: string; usage?: Usage; cost_usd?: number } {

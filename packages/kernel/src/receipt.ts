@@ -76,8 +76,7 @@ export function computeReceipt(events: readonly TraceEvent[]): Receipt {
     const e = events[i]!;
     switch (e.type) {
       case 'step_started':
-        if (e.kind === 'llm') r.counts.model_calls++;
-        else if (e.kind === 'tool') r.counts.tool_calls++;
+        if (e.kind === 'tool') r.counts.tool_calls++;
         if (e.parent === undefined && e.attempt === 1) {
           r.path.push(e.step);
           r.counts.steps++;
@@ -85,6 +84,14 @@ export function computeReceipt(events: readonly TraceEvent[]): Receipt {
         break;
       case 'step_completed':
       case 'step_failed':
+        // An llm step has no step_started: its first attempt's result marks the visit.
+        if (e.kind === 'llm') {
+          r.counts.model_calls++;
+          if (e.parent === undefined && e.attempt === 1) {
+            r.path.push(e.step);
+            r.counts.steps++;
+          }
+        }
         if (e.usage) {
           r.model.input_tokens += e.usage.input_tokens;
           r.model.output_tokens += e.usage.output_tokens;

@@ -21,7 +21,7 @@ describe('executor: llm → condition → tool → end', () => {
     expect(r.status).toBe('completed');
     expect(r.outcome).toBe('SUCCESS');
     expect(r.receipt.path).toEqual(['classify', 'route', 'act', 'ok']);
-    expect(r.events.map((e) => e.type)).toEqual(['run_started', 'step_started', 'step_completed', 'condition_evaluated', 'step_started', 'step_completed', 'run_finished']);
+    expect(r.events.map((e) => e.type)).toEqual(['run_started', 'step_completed', 'condition_evaluated', 'step_started', 'step_completed', 'run_finished']);
     expect(verifyBundle(r.bundle, nodeHasher)).toMatchObject({ ok: true });
   });
 
