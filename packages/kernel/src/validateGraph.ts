@@ -1,0 +1,276 @@
+/**
+ * Graph checks of the validator: ids, edge targets, reachability, unbounded cycles, terminals.
+ *
+ * Everything here is iterative (explicit stacks, typed arrays): programs are data and may have
+ * 100k+ steps, and a recursive walk would overflow the call stack.
+ */
+import type { Issue } from './errors.js';
+import { edgesOf, startOf } from './program.js';
+import type { Program, Step } from './program.js';
+import { closest } from './validateShape.js';
+
+/** Where each id is declared. */
+export interface StepIndex {
+  /** Top-level step id -> index in `steps` (first declaration wins). */
+  byId: Map<string, number>;
+  /** Parallel child id -> id of its parent step. */
+  parentOf: Map<string, string>;
+}
+
+/** Most "did you mean" lookups per validation (each is a scan over all ids). */
+const MAX_SUGGESTIONS = 50;
+
+/** An edge as written: its target and the JSON pointer of the field that names it. */
+export interface EdgeRef {
+  target: string;
+  path: string;
+}
+
+/** The edges of steps[i] with their pointers, in the order of `edgesOf` (program.ts). */
+export function edgeRefs(step: Step, i: number): EdgeRef[] {
+  const at = `/steps/${i}`;
+  const refs: EdgeRef[] = [];
+  switch (step.kind) {
+    case 'llm':
+    case 'tool':
+    case 'parallel':
+      refs.push({ target: step.next, path: `${at}/next` });
+      break;
+    case 'condition':
+      step.cases.forEach((c, k) => refs.push({ target: c.next, path: `${at}/cases/${k}/next` }));
+      refs.push({ target: step.else, path: `${at}/else` });
+      break;
+    case 'end':
+      break;
+  }
+  if (step.on_exhausted !== undefined) refs.push({ target: step.on_exhausted, path: `${at}/on_exhausted` });
+  return refs;
+}
+
+export function indexSteps(program: Program, out: Issue[]): StepIndex {
+  const byId = new Map<string, number>();
+  const parentOf = new Map<string, string>();
+  /** Child id -> [parent index, child index], for the duplicate message. */
+  const childAt = new Map<string, [number, number]>();
+  const duplicate = (id: string, path: string): void => {
+    const i = byId.get(id);
+    const [p, j] = childAt.get(id) ?? [];
+    const first = i !== undefined ? `steps/${i}/id` : `steps/${p}/children/${j}/id`;
+    out.push({ code: 'E_DUPLICATE_ID', severity: 'error', step: id, path, message: `step id '${id}' is already declared at ${first}; ids must be unique (parallel children included)` });
+  };
+  const steps = program.steps;
+  for (let i = 0; i < steps.length; i++) {
+    const step = steps[i]!;
+    if (byId.has(step.id)) duplicate(step.id, `/steps/${i}/id`);
+    else {
+      if (childAt.has(step.id)) duplicate(step.id, `/steps/${i}/id`);
+      byId.set(step.id, i);
+    }
+    if (step.kind !== 'parallel') continue;
+    step.children.forEach((child, j) => {
+      if (byId.has(child.id) || childAt.has(child.id)) duplicate(child.id, `/steps/${i}/children/${j}/id`);
+      else {
+        childAt.set(child.id, [i, j]);
+        parentOf.set(child.id, step.id);
+      }
+    });
+  }
+  return { byId, parentOf };
+}
+
+/** Successor lists in compressed form: the successors of i are targets[offsets[i] .. offsets[i+1]). */
+interface Graph {
+  n: number;
+  offsets: Int32Array;
+  targets: Int32Array;
+}
+
+function buildGraph(steps: readonly Step[], byId: Map<string, number>): Graph {
+  const n = steps.length;
+  const offsets = new Int32Array(n + 1);
+  const list: number[] = [];
+  for (let i = 0; i < n; i++) {
+    offsets[i] = list.length;
+    for (const target of edgesOf(steps[i]!)) {
+      const j = byId.get(target);
+      if (j !== undefined) list.push(j);
+    }
+  }
+  offsets[n] = list.length;
+  return { n, offsets, targets: Int32Array.from(list) };
+}
+
+function reverse(g: Graph): Graph {
+  const counts = new Int32Array(g.n + 1);
+  for (let e = 0; e < g.targets.length; e++) counts[g.targets[e]! + 1]!++;
+  for (let i = 0; i < g.n; i++) counts[i + 1]! += counts[i]!;
+  const offsets = Int32Array.from(counts);
+  const fill = Int32Array.from(counts);
+  const targets = new Int32Array(g.targets.length);
+  for (let v = 0; v < g.n; v++) {
+    for (let e = g.offsets[v]!; e < g.offsets[v + 1]!; e++) targets[fill[g.targets[e]!]!++] = v;
+  }
+  return { n: g.n, offsets, targets };
+}
+
+/** Marks every vertex reachable from `sources` (iterative DFS). */
+function reachable(g: Graph, sources: Iterable<number>): Uint8Array {
+  const seen = new Uint8Array(g.n);
+  const stack: number[] = [];
+  for (const s of sources) {
+    if (seen[s]) continue;
+    seen[s] = 1;
+    stack.push(s);
+  }
+  while (stack.length > 0) {
+    const v = stack.pop()!;
+    for (let e = g.offsets[v]!; e < g.offsets[v + 1]!; e++) {
+      const w = g.targets[e]!;
+      if (!seen[w]) {
+        seen[w] = 1;
+        stack.push(w);
+      }
+    }
+  }
+  return seen;
+}
+
+/**
+ * Cycles of the subgraph induced by `eligible` vertices: its strongly connected components with
+ * more than one vertex or a self loop (Tarjan's algorithm, iterative). Components are returned
+ * with their vertices in ascending order.
+ */
+function cyclicComponents(g: Graph, eligible: (v: number) => boolean): number[][] {
+  const index = new Int32Array(g.n).fill(-1);
+  const low = new Int32Array(g.n);
+  const onStack = new Uint8Array(g.n);
+  const frameVertex = new Int32Array(g.n);
+  const frameEdge = new Int32Array(g.n);
+  const component: number[] = [];
+  const found: number[][] = [];
+  let counter = 0;
+  for (let root = 0; root < g.n; root++) {
+    if (index[root] !== -1 || !eligible(root)) continue;
+    let depth = 0;
+    let enter = root;
+    for (;;) {
+      if (enter >= 0) {
+        index[enter] = low[enter] = counter++;
+        component.push(enter);
+        onStack[enter] = 1;
+        frameVertex[depth] = enter;
+        frameEdge[depth] = g.offsets[enter]!;
+        depth++;
+        enter = -1;
+      }
+      if (depth === 0) break;
+      const v = frameVertex[depth - 1]!;
+      const e = frameEdge[depth - 1]!;
+      if (e < g.offsets[v + 1]!) {
+        frameEdge[depth - 1] = e + 1;
+        const w = g.targets[e]!;
+        if (!eligible(w)) continue;
+        if (index[w] === -1) enter = w;
+        else if (onStack[w]) low[v] = Math.min(low[v]!, index[w]!);
+        continue;
+      }
+      depth--;
+      if (depth > 0) {
+        const parent = frameVertex[depth - 1]!;
+        low[parent] = Math.min(low[parent]!, low[v]!);
+      }
+      if (low[v] !== index[v]) continue;
+      const members: number[] = [];
+      let w: number;
+      do {
+        w = component.pop()!;
+        onStack[w] = 0;
+        members.push(w);
+      } while (w !== v);
+      if (members.length > 1 || hasSelfLoop(g, v)) found.push(members.sort((a, b) => a - b));
+    }
+  }
+  return found.sort((a, b) => a[0]! - b[0]!);
+}
+
+function hasSelfLoop(g: Graph, v: number): boolean {
+  for (let e = g.offsets[v]!; e < g.offsets[v + 1]!; e++) if (g.targets[e] === v) return true;
+  return false;
+}
+
+/** E_MISSING_TARGET, E_NO_END, E_UNREACHABLE, E_UNBOUNDED_CYCLE, E_NO_TERMINAL, W_NO_FAILURE_TERMINAL. */
+export function checkGraph(program: Program, index: StepIndex, out: Issue[]): void {
+  const steps = program.steps;
+  const { byId, parentOf } = index;
+  let suggestions = 0;
+  let ids: string[] | undefined;
+  const explainMissing = (target: string): string => {
+    const parent = parentOf.get(target);
+    if (parent !== undefined) return ` ('${target}' is a child of parallel step '${parent}'; edges can only go to top-level steps)`;
+    if (suggestions >= MAX_SUGGESTIONS) return '';
+    suggestions++;
+    ids ??= [...byId.keys()];
+    const guess = closest(target, ids);
+    return guess !== undefined ? ` (did you mean '${guess}'?)` : '';
+  };
+
+  if (program.start !== undefined && !byId.has(program.start)) {
+    out.push({ code: 'E_MISSING_TARGET', severity: 'error', path: '/start', message: `start step '${program.start}' does not exist${explainMissing(program.start)}` });
+  }
+  const dangling: number[] = [];
+  steps.forEach((step, i) => {
+    if (edgesOf(step).every((t) => byId.has(t))) return;
+    dangling.push(i);
+    for (const ref of edgeRefs(step, i)) {
+      if (byId.has(ref.target)) continue;
+      const field = ref.path.slice(ref.path.indexOf('/', 7) + 1);
+      out.push({ code: 'E_MISSING_TARGET', severity: 'error', step: step.id, path: ref.path, message: `step '${step.id}': ${field} names step '${ref.target}', which does not exist${explainMissing(ref.target)}` });
+    }
+  });
+
+  const ends: number[] = [];
+  steps.forEach((s, i) => {
+    if (s.kind === 'end') ends.push(i);
+  });
+  if (ends.length === 0) {
+    out.push({ code: 'E_NO_END', severity: 'error', path: '/steps', message: 'the program has no end step, so no run can complete; add a step with kind: end' });
+  } else if (!ends.some((i) => (steps[i] as { failure?: boolean }).failure === true)) {
+    out.push({ code: 'W_NO_FAILURE_TERMINAL', severity: 'warning', path: '/steps', message: 'no end step has failure: true; business failures (rejections, missing data) should end in a named failure outcome' });
+  }
+  if (steps.length === 0) return;
+
+  const graph = buildGraph(steps, byId);
+  // A later duplicate of an id can never be targeted; E_DUPLICATE_ID already covers it.
+  const isFirst = (i: number): boolean => byId.get(steps[i]!.id) === i;
+
+  const startId = startOf(program)!;
+  const start = byId.get(startId);
+  const fromStart = start !== undefined ? reachable(graph, [start]) : undefined;
+  if (fromStart !== undefined) {
+    steps.forEach((step, i) => {
+      if (!fromStart[i] && isFirst(i)) {
+        out.push({ code: 'E_UNREACHABLE', severity: 'error', step: step.id, path: `/steps/${i}`, message: `step '${step.id}' is not reachable from the start step '${startId}'` });
+      }
+    });
+  }
+
+  for (const members of cyclicComponents(graph, (v) => steps[v]!.max_visits === undefined)) {
+    const first = steps[members[0]!]!;
+    const names = members.slice(0, 8).map((v) => `'${steps[v]!.id}'`);
+    if (members.length > 8) names.push(`and ${members.length - 8} more`);
+    const message =
+      members.length === 1
+        ? `step '${first.id}' loops to itself and has no max_visits; set max_visits (and on_exhausted) to bound the loop`
+        : `steps ${names.join(', ')} form a cycle in which no step declares max_visits; set max_visits (and on_exhausted) on one of them`;
+    out.push({ code: 'E_UNBOUNDED_CYCLE', severity: 'error', step: first.id, path: `/steps/${members[0]}`, message });
+  }
+
+  if (ends.length > 0) {
+    // A step with a missing target already has an error; assume the fixed edge could lead to an end.
+    const canEnd = reachable(reverse(graph), [...ends, ...dangling]);
+    steps.forEach((step, i) => {
+      if (canEnd[i] || !isFirst(i) || (fromStart !== undefined && !fromStart[i])) return;
+      out.push({ code: 'E_NO_TERMINAL', severity: 'error', step: step.id, path: `/steps/${i}`, message: `no end step can be reached from step '${step.id}', so a run that gets here can never complete` });
+    });
+  }
+}
