@@ -91,6 +91,51 @@ describe('nano-vm run', () => {
   });
 });
 
+describe('refusals carry stable codes (exit 2, no stack traces)', () => {
+  const refused = (args: string[], code: string) => {
+    const r = nanoVm(...args, '--json');
+    expect(r.code, r.out + r.err).toBe(2);
+    expect(r.json().error.code).toBe(code);
+    expect(r.out).not.toMatch(/\n\s+at /);
+  };
+
+  it('bad arguments: E_USAGE', () => {
+    refused(['frobnicate'], 'E_USAGE');
+    refused(['run', 'examples/refund', '--bogus'], 'E_USAGE');
+    refused(['verify'], 'E_USAGE');
+  });
+
+  it('unparseable JSON input or --vars: E_JSON', () => {
+    const p = join(dir, 'broken-input.json');
+    writeFileSync(p, '{"order_id": ');
+    refused(['run', 'examples/refund', '--input', p], 'E_JSON');
+    refused(['expr', 'x', '--vars', '{nope'], 'E_JSON');
+  });
+
+  it('a directory without a program: E_EXAMPLE_LAYOUT', () => {
+    refused(['run', dir], 'E_EXAMPLE_LAYOUT');
+  });
+
+  it('a malformed model script: E_SCRIPT_FORMAT', () => {
+    const m = join(dir, 'model.yaml');
+    writeFileSync(m, 'answers:\n  classify:\n    - { rwa: approve }\n');
+    refused(['run', 'examples/refund', '--model', `scripted:${m}`], 'E_SCRIPT_FORMAT');
+  });
+
+  it('a tools module that is missing, broken or exports bad definitions: E_TOOLS_MODULE / E_TOOL_DEFINITION', () => {
+    refused(['run', 'examples/refund', '--tools', join(dir, 'nope.mjs')], 'E_TOOLS_MODULE');
+    const broken = join(dir, 'broken.mjs');
+    writeFileSync(broken, 'export const tools = ;');
+    refused(['run', 'examples/refund', '--tools', broken], 'E_TOOLS_MODULE');
+    const empty = join(dir, 'empty.mjs');
+    writeFileSync(empty, 'export const x = 1;');
+    refused(['run', 'examples/refund', '--tools', empty], 'E_TOOLS_MODULE');
+    const bad = join(dir, 'bad-def.mjs');
+    writeFileSync(bad, 'export const tools = [{ name: "issue_refund" }];');
+    refused(['run', 'examples/refund', '--tools', bad], 'E_TOOL_DEFINITION');
+  });
+});
+
 describe('nano-vm validate', () => {
   it('exit 0 for a valid program, 1 with located issues for an invalid one', () => {
     expect(nanoVm('validate', 'examples/refund').code).toBe(0);
@@ -164,4 +209,4 @@ describe('npm start main job', () => {
   });
 });
 
-const GOLDEN_REFUND_INJECTION = 'to-be-pinned';
+const GOLDEN_REFUND_INJECTION = '5586cfa86cbb608b0c6167cb831e33e9f035012afaa8ceb0a7dd37db7bb63945';

@@ -72,6 +72,7 @@ describe('executor: llm → condition → tool → end', () => {
   it('refuses an invalid program (unknown tool) with the validator codes', async () => {
     const err = await runProgram({ program: prog, input: { value: 1 }, model: scripted('answers: {}'), tools: noTools }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NanoVmError);
+    expect((err as NanoVmError).code).toBe('E_PROGRAM_INVALID');
     expect((err as NanoVmError).issues.map((i) => i.code)).toContain('E_UNKNOWN_TOOL');
   });
 
@@ -106,6 +107,16 @@ describe('executor: schema outputs, timeouts, errors', () => {
     const r = await run(yaml);
     expect(r.status).toBe('failed');
     expect(r.receipt.error?.code).toBe(code);
+  });
+});
+
+describe('model adapters that throw', () => {
+  it('an uncoded model exception becomes E_MODEL_ERROR; a coded one keeps its code', async () => {
+    const prog = program([{ id: 'ask', kind: 'llm', prompt: 'x', projection: [], output: { enum: ['a'] }, next: 'done' }, end('done', 'SUCCESS')]);
+    const plain = { id: 'broken', scripted: false, complete: async () => { throw new Error('socket hang up'); } };
+    const r = await runProgram({ program: prog, input: {}, model: plain, tools: noTools, ...det() });
+    expect(r.receipt.error).toMatchObject({ code: 'E_MODEL_ERROR', message: 'socket hang up', step: 'ask' });
+    expect(r.receipt.model.scripted).toBe(false);
   });
 });
 
@@ -221,5 +232,16 @@ describe('projection: the model sees only what its step declares', () => {
     expect(req.prompt).toBe('Customer {"email":"[MASKED]","tier":"gold"} says hello');
     const seen = JSON.stringify(req.prompt) + JSON.stringify(req.projection);
     for (const forbidden of ['TOPSECRET', 'a@b.c', r.run_id, r.events[0]!.hash, 'program_hash', 'budget']) expect(seen).not.toContain(forbidden);
+  });
+});
+
+describe('host contract', () => {
+  it('a parallel step whose host returns no result for a child fails with E_NO_RESULT', async () => {
+    const { Machine } = await import('@nano-vm/kernel');
+    const prog = program([{ id: 'fan', kind: 'parallel', children: [{ id: 'a', kind: 'tool', tool: 't' }], next: 'done' }, end('done', 'SUCCESS')]);
+    const m = new Machine(prog, {}, { runId: 'r', hasher: (await import('../src/index.js')).nodeHasher, clock: { now: () => 0 }, runtimeVersion: 't', model: { id: 'm', scripted: true } });
+    expect(m.next().type).toBe('parallel');
+    m.completeParallel([[]]);
+    expect(m.result).toMatchObject({ status: 'failed', error: { code: 'E_NO_RESULT', step: 'fan' } });
   });
 });
