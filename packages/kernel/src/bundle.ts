@@ -13,7 +13,12 @@ export interface Bundle {
   receipt: Receipt;
 }
 
-/** Serialized form: stable key order from construction, two-space indent, trailing newline. */
+/**
+ * Serialized form: two-space indent, trailing newline, and each event's members in a reading
+ * order (seq, type, ts, body, prev_hash, hash). Key order never affects a hash (JCS sorts), so
+ * this is presentation only; identical bundles serialize to identical bytes.
+ */
 export function serializeBundle(b: Bundle): string {
-  return JSON.stringify(b, null, 2) + '\n';
+  const events = b.events.map(({ seq, type, ts, prev_hash, hash, ...body }) => ({ seq, type, ts, ...body, prev_hash, hash }));
+  return JSON.stringify({ ...b, events }, null, 2) + '\n';
 }

@@ -36,8 +36,12 @@ export class TraceChain {
     return this.nextSeq;
   }
 
+  /** Completes `body` in place (seq, ts, prev_hash, hash) and appends it; the caller hands it over. */
   append(body: EventBody, ts: string): TraceEvent {
-    const event = { seq: this.nextSeq, ts, prev_hash: this.head, ...body } as TraceEvent;
+    const event = body as TraceEvent;
+    event.seq = this.nextSeq;
+    event.ts = ts;
+    event.prev_hash = this.head;
     const hash = this.hasher.sha256Hex(this.head + canonicalJson(event));
     event.hash = hash;
     this.head = hash;

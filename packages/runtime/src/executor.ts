@@ -75,6 +75,16 @@ export function preflight(program: Program, tools: ToolRegistry): Issue[] {
   return issues;
 }
 
+const refusals = new WeakMap<Issue[], Issue[]>();
+
+/** The errors among the pre-flight issues (computed once per issue list). */
+function preflightErrors(program: Program, tools: ToolRegistry): Issue[] {
+  const issues = preflight(program, tools);
+  let errors = refusals.get(issues);
+  if (!errors) refusals.set(issues, (errors = issues.filter((i) => i.severity === 'error')));
+  return errors;
+}
+
 const compiledCache = new WeakMap<Program, CompiledProgram>();
 
 function compiledOf(p: Program | CompiledProgram): CompiledProgram {
@@ -88,7 +98,7 @@ function compiledOf(p: Program | CompiledProgram): CompiledProgram {
 export async function runProgram(opts: RunOptions): Promise<RunResult> {
   const cp = compiledOf(opts.program);
   const program = cp.program;
-  const errors = preflight(program, opts.tools).filter((i) => i.severity === 'error');
+  const errors = preflightErrors(program, opts.tools);
   if (errors.length) throw new NanoVmError('E_PROGRAM_INVALID', `program '${program.id}' is invalid (${errors.length} error${errors.length > 1 ? 's' : ''}): ${errors[0]!.code} ${errors[0]!.message}`, errors);
   const hasher = opts.hasher ?? nodeHasher;
   const inputHash = hasher.sha256Hex(checkInput(program, opts.input));
