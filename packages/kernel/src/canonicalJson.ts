@@ -38,9 +38,26 @@ function quoteKey(k: string): string {
   return q;
 }
 
-function isSorted(keys: string[]): boolean {
-  for (let i = 1; i < keys.length; i++) if (keys[i - 1]! > keys[i]!) return false;
-  return true;
+/**
+ * Sort member names in place by UTF-16 code units. Objects here are small (events, outputs), and
+ * insertion sort on them allocates nothing, where Array.prototype.sort copies into a workspace:
+ * that copy was a sixth of all allocation on the run path. Large objects use the built-in sort.
+ */
+function sortKeys(keys: string[]): void {
+  const n = keys.length;
+  if (n > 24) {
+    keys.sort();
+    return;
+  }
+  for (let i = 1; i < n; i++) {
+    const k = keys[i]!;
+    let j = i - 1;
+    while (j >= 0 && keys[j]! > k) {
+      keys[j + 1] = keys[j]!;
+      j--;
+    }
+    keys[j + 1] = k;
+  }
 }
 
 // The hot path carries no location: building a JSON pointer per member would cost more than the
@@ -69,7 +86,7 @@ function encode(v: unknown): string {
       if (proto !== Object.prototype && proto !== null) throw new CanonicalJsonError(`${proto?.constructor?.name ?? 'exotic'} object is not plain JSON`, '');
       const obj = v as Record<string, unknown>;
       const keys = Object.keys(obj);
-      if (keys.length > 1 && !isSorted(keys)) keys.sort();
+      if (keys.length > 1) sortKeys(keys);
       let out = '{';
       let first = true;
       for (let i = 0; i < keys.length; i++) {
