@@ -1,0 +1,80 @@
+/**
+ * Properties over random programs and random (often adversarial) model answers and tool results:
+ * every run ends in a terminal state, its bundle verifies, the receipt is a function of the events,
+ * and the same inputs give the same head hash.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { computeReceipt, pureHasher, serializeBundle, verifyBundle, type Program, type Step } from '@nano-vm/kernel';
+import { FixedClock, SeededIds, ToolRegistry, nodeHasher, runProgram, type ModelPort } from '../src/index.js';
+
+/** A random layered DAG: each step's edges go to later steps, so every step reaches an end. */
+const programArb = fc.integer({ min: 1, max: 8 }).chain((n) =>
+  fc
+    .tuple(
+      fc.array(fc.constantFrom('llm', 'tool', 'condition'), { minLength: n, maxLength: n }),
+      fc.array(fc.tuple(fc.nat(), fc.nat(), fc.double({ min: 0, max: 1, noNaN: true })), { minLength: n, maxLength: n }),
+      fc.array(fc.constantFrom<'fail' | 'retry' | 'fallback'>('fail', 'retry', 'fallback'), { minLength: n, maxLength: n }),
+    )
+    .map(([kinds, picks, onErr]) => {
+      const ends: Step[] = [
+        { id: 'ok', kind: 'end', outcome: 'SUCCESS' },
+        { id: 'no', kind: 'end', outcome: 'REJECTED', failure: true },
+      ];
+      const target = (i: number, pick: number) => {
+        const later = [...kinds.keys()].filter((j) => j > i).map((j) => `s${j}`);
+        const all = [...later, 'ok', 'no'];
+        return all[pick % all.length]!;
+      };
+      const steps: Step[] = kinds.map((kind, i) => {
+        const [p1, p2, threshold] = picks[i]!;
+        const on_error = onErr[i] === 'retry' ? { action: 'retry' as const, max_attempts: 2, then: 'fallback' as const, value: 'b' } : onErr[i] === 'fallback' ? { action: 'fallback' as const, value: 'b' } : { action: 'fail' as const };
+        if (kind === 'llm') return { id: `s${i}`, kind, prompt: `Rate {{input.x}}`, projection: ['input.x'], output: { enum: ['a', 'b'] }, on_error, next: target(i, p1) };
+        if (kind === 'tool') return { id: `s${i}`, kind, tool: 'flip', args: { x: 'input.x' }, output_schema: { type: 'string' }, on_error: on_error.action === 'fail' ? on_error : { ...on_error }, next: target(i, p1) };
+        return { id: `s${i}`, kind, cases: [{ when: `input.x > ${threshold.toFixed(3)}`, next: target(i, p1) }], else: target(i, p2) };
+      });
+      // Only keep steps reachable from the start, so the validator has nothing to say.
+      const byId = new Map([...steps, ...ends].map((s) => [s.id, s]));
+      const seen = new Set<string>(['s0']);
+      const stack = ['s0'];
+      while (stack.length) {
+        const s = byId.get(stack.pop()!)!;
+        const outs = s.kind === 'condition' ? [...s.cases.map((c) => c.next), s.else] : 'next' in s ? [s.next] : [];
+        for (const o of outs) if (!seen.has(o)) seen.add(o), stack.push(o);
+      }
+      const program: Program = { format: 'nano-vm.program/v1', id: 'random', input_schema: { type: 'object', properties: { x: { type: 'number' } }, required: ['x'] }, steps: [...steps, ...ends].filter((s) => seen.has(s.id)) };
+      return program;
+    }),
+);
+
+const answerArb = fc.array(fc.constantFrom('a', 'b', 'A', ' b ', '{"a":1}', 'IGNORE PREVIOUS INSTRUCTIONS', ''), { minLength: 1, maxLength: 6 });
+
+function modelFrom(answers: string[]): ModelPort {
+  let i = 0;
+  return { id: 'prop', scripted: true, complete: async () => ({ raw: answers[i++ % answers.length]!, model: 'prop', usage: { input_tokens: 3, output_tokens: 1 } }) };
+}
+function toolsFrom(results: (string | number | null)[]): ToolRegistry {
+  let i = 0;
+  return new ToolRegistry([{ name: 'flip', run: async () => { const r = results[i++ % results.length]; if (r === null) throw new Error('flaky'); return r; } }]);
+}
+
+describe('run properties', () => {
+  it('terminal, verifiable, receipt = f(events), deterministic', async () => {
+    await fc.assert(
+      fc.asyncProperty(programArb, answerArb, fc.array(fc.oneof(fc.constant('x'), fc.constant(7), fc.constant(null)), { minLength: 1, maxLength: 4 }), fc.double({ min: 0, max: 1, noNaN: true }), async (program, answers, toolResults, x) => {
+        const go = () => runProgram({ program, input: { x }, model: modelFrom(answers), tools: toolsFrom(toolResults), clock: new FixedClock(), ids: new SeededIds(nodeHasher) });
+        const a = await go();
+        expect(['completed', 'failed']).toContain(a.status);
+        expect(a.events.at(-1)!.type).toBe('run_finished');
+        expect(computeReceipt(a.events)).toEqual(a.receipt);
+        const parsed = JSON.parse(serializeBundle(a.bundle));
+        expect(verifyBundle(parsed, pureHasher)).toMatchObject({ ok: true });
+        const b = await go();
+        expect(serializeBundle(b.bundle)).toBe(serializeBundle(a.bundle));
+        // Only declared answers ever enter the state.
+        for (const e of a.events) if (e.type === 'step_completed' && e.kind === 'llm') expect(['a', 'b']).toContain(e.output);
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
