@@ -186,13 +186,24 @@ export class Machine {
 
   private lastMs = Number.NaN;
   private lastTs = '';
+  private secondStart = Number.NaN;
+  private secondPrefix = '';
 
-  /** ISO timestamp of the clock's current reading (formatting cached: many events share a millisecond). */
+  /**
+   * ISO timestamp of the clock's current reading. Formatting a Date per event showed in profiles,
+   * so the `YYYY-MM-DDTHH:MM:SS.` prefix is kept per second and only the milliseconds change.
+   */
   private ts(): string {
     const ms = this.opts.clock.now();
     if (ms !== this.lastMs) {
       this.lastMs = ms;
-      this.lastTs = new Date(ms).toISOString();
+      const second = ms - (((ms % 1000) + 1000) % 1000);
+      if (second !== this.secondStart) {
+        this.secondStart = second;
+        this.secondPrefix = new Date(second).toISOString().slice(0, 20);
+      }
+      const milli = ms - second;
+      this.lastTs = `${this.secondPrefix}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
     }
     return this.lastTs;
   }

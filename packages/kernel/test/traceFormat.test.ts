@@ -158,3 +158,20 @@ describe('trace format v1', () => {
     });
   });
 });
+
+describe('timestamps', () => {
+  it('event ts is the ISO form of each clock reading, across second, day and year boundaries', () => {
+    const readings = [Date.UTC(2026, 11, 31, 23, 59, 59, 998), Date.UTC(2026, 11, 31, 23, 59, 59, 999), Date.UTC(2027, 0, 1), Date.UTC(2027, 0, 1, 0, 0, 0, 7), Date.UTC(2027, 0, 1, 0, 0, 0, 42), Date.UTC(2027, 0, 1, 0, 0, 1, 100), 0, -1];
+    const seen: number[] = [];
+    let i = 0;
+    const clock = { now: () => { const t = readings[Math.min(i++, readings.length - 1)]!; seen.push(t); return t; } };
+    const m = new Machine(program, { n: 1 }, { runId: 'r', hasher: pureHasher, clock, runtimeVersion: 't', model: { id: 'm', scripted: true } });
+    for (let k = 0; k < 6; k++) {
+      const c = m.next();
+      if (c.type === 'done') break;
+      if (c.type === 'llm') m.complete({ ok: true, raw: 'nope' });
+    }
+    for (const e of m.events) expect(seen.map((t) => new Date(t).toISOString())).toContain(e.ts);
+    expect(m.events[0]!.ts).toBe(new Date(seen[1]!).toISOString()); // the first reading is the run's start
+  });
+});

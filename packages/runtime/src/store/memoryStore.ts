@@ -6,7 +6,8 @@ export class MemoryStore implements Store {
 
   createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>): void {
     if (this.runs.has(run.run_id)) throw new StoreError('E_STORE_DUPLICATE_RUN', `run ${run.run_id} already exists`);
-    this.runs.set(run.run_id, { rec: { ...run, head_hash: '', event_count: 0 }, events: [] });
+    const rec: RunRecord = { run_id: run.run_id, program_id: run.program_id, program: run.program, policy: run.policy, input: run.input, status: run.status, outcome: run.outcome, head_hash: '', event_count: 0 };
+    this.runs.set(run.run_id, { rec, events: [] });
   }
 
   append(runId: string, event: TraceEvent): void {
