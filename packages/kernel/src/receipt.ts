@@ -2,7 +2,7 @@
  * Receipt = f(events). Never written by a model or by hand: `verify` recomputes it from the
  * trace and rejects a bundle whose receipt differs.
  */
-import type { ErrorInfo, RunStatus, TraceEvent } from './events.js';
+import type { ErrorInfo, RunStartedEvent, RunStatus, TraceEvent } from './events.js';
 import { RECEIPT_FORMAT } from './events.js';
 
 export interface RejectedTransition {
@@ -12,14 +12,11 @@ export interface RejectedTransition {
   rule: string;
 }
 
-export interface Receipt {
+/** What the genesis event commits to; the receipt repeats it. */
+export type RunCommitments = Pick<RunStartedEvent, 'run_id' | 'program_id' | 'program_hash' | 'policy_hash' | 'input_hash' | 'runtime_version'>;
+
+export interface Receipt extends RunCommitments {
   format: typeof RECEIPT_FORMAT;
-  run_id: string;
-  program_id: string;
-  program_hash: string;
-  policy_hash: string;
-  input_hash: string;
-  runtime_version: string;
   /** `running` when the trace has no run_finished event yet. */
   status: RunStatus | 'running';
   outcome: string | null;

@@ -275,18 +275,24 @@ class LazyAbort {
   }
 }
 
-/** What a model adapter receives; `signal` materializes on first read. */
-class Request implements ModelRequest {
+/** An effect's view of its cancellation: `signal` materializes on first read. */
+abstract class WithSignal {
+  constructor(private readonly cancel: LazyAbort) {}
+  get signal(): AbortSignal {
+    return this.cancel.signal;
+  }
+}
+
+/** What a model adapter receives. */
+class Request extends WithSignal implements ModelRequest {
   readonly step: string;
   readonly call: number;
   readonly attempt: number;
   readonly prompt: string;
   readonly projection: ModelRequest['projection'];
   readonly output: ModelRequest['output'];
-  constructor(
-    cmd: Extract<EffectCommand, { type: 'llm' }>,
-    private readonly cancel: LazyAbort,
-  ) {
+  constructor(cmd: Extract<EffectCommand, { type: 'llm' }>, cancel: LazyAbort) {
+    super(cancel);
     this.step = cmd.step;
     this.call = cmd.call;
     this.attempt = cmd.attempt;
@@ -294,26 +300,18 @@ class Request implements ModelRequest {
     this.projection = cmd.projection;
     this.output = cmd.output;
   }
-  get signal(): AbortSignal {
-    return this.cancel.signal;
-  }
 }
 
-/** What a tool receives besides its arguments; `signal` materializes on first read. */
-class ToolCtx implements ToolContext {
+/** What a tool receives besides its arguments. */
+class ToolCtx extends WithSignal implements ToolContext {
   readonly idempotencyKey: string;
   readonly step: string;
   readonly attempt: number;
-  constructor(
-    cmd: Extract<EffectCommand, { type: 'tool' }>,
-    private readonly cancel: LazyAbort,
-  ) {
+  constructor(cmd: Extract<EffectCommand, { type: 'tool' }>, cancel: LazyAbort) {
+    super(cancel);
     this.idempotencyKey = cmd.idempotency_key;
     this.step = cmd.step;
     this.attempt = cmd.attempt;
-  }
-  get signal(): AbortSignal {
-    return this.cancel.signal;
   }
 }
 
