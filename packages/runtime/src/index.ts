@@ -7,3 +7,4 @@ export * from './toolRegistry.js';
 export * from './store/store.js';
 export * from './store/memoryStore.js';
 export * from './executor.js';
+export * from './runPool.js';
