@@ -99,6 +99,13 @@ describe('refusals carry stable codes (exit 2, no stack traces)', () => {
     expect(r.out).not.toMatch(/\n\s+at /);
   };
 
+  it('--help prints the usage and exits 0', () => {
+    const r = nanoVm('run', '--help');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^usage: nano-vm run/);
+    expect(nanoVm('--help').out).toContain('nano-vm verify');
+  });
+
   it('bad arguments: E_USAGE', () => {
     refused(['frobnicate'], 'E_USAGE');
     refused(['run', 'examples/refund', '--bogus'], 'E_USAGE');

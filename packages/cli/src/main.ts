@@ -19,6 +19,15 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   examples: examplesCommand,
 };
 
+const USAGES: Record<string, string> = {
+  run: RUN_USAGE,
+  validate: VALIDATE_USAGE,
+  verify: VERIFY_USAGE,
+  receipt: RECEIPT_USAGE,
+  expr: EXPR_USAGE,
+  examples: EXAMPLES_USAGE,
+};
+
 const HELP = `nano-vm ${RUNTIME_VERSION} — governed execution runtime for LLM workflows
 
 ${RUN_USAGE}
@@ -44,6 +53,10 @@ async function main(argv: string[]): Promise<number> {
   }
   const run = COMMANDS[cmd];
   if (!run) throw new CliError('E_USAGE', `unknown command "${cmd}"\n\n${HELP}`, EXIT.REFUSED);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`${USAGES[cmd]}\n`);
+    return EXIT.OK;
+  }
   return run(rest);
 }
 
