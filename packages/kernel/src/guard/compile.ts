@@ -24,6 +24,28 @@ const cel = new Environment({
 
 const trees = new WeakMap<CompiledGuard, GuardNode>();
 
+/**
+ * A compiled guard. `canonical` and `nodeCount` are computed on first read: validating a program
+ * compiles every guard but needs neither, and a 100k-step program has tens of thousands of guards.
+ */
+class Compiled implements CompiledGuard {
+  private text: string | undefined;
+  private nodes: number | undefined;
+  constructor(
+    readonly source: string,
+    private readonly root: GuardNode,
+  ) {}
+  get canonical(): string {
+    return (this.text ??= canonicalText(this.root));
+  }
+  get nodeCount(): number {
+    return (this.nodes ??= countNodes(this.root));
+  }
+  toJSON(): { source: string; canonical: string; nodeCount: number } {
+    return { source: this.source, canonical: this.canonical, nodeCount: this.nodeCount };
+  }
+}
+
 export function compileGuard(source: string, env?: GuardTypeEnv): GuardCompileResult {
   if (typeof source !== 'string') {
     return { ok: false, error: guardError('E_GUARD_SYNTAX', 'a guard must be a string', 1) };
@@ -43,7 +65,7 @@ export function compileGuard(source: string, env?: GuardTypeEnv): GuardCompileRe
     const declared = env ? new Set(Object.keys(env)) : undefined;
     const root = toGuardNode(ast, new SourceScan(source), declared);
     inferGuardType(root, env);
-    const guard: CompiledGuard = Object.freeze({ source, canonical: canonicalText(root), nodeCount: countNodes(root) });
+    const guard: CompiledGuard = new Compiled(source, root);
     trees.set(guard, root);
     return { ok: true, guard };
   } catch (e) {
