@@ -216,4 +216,4 @@ describe('npm start main job', () => {
   });
 });
 
-const GOLDEN_REFUND_INJECTION = '5586cfa86cbb608b0c6167cb831e33e9f035012afaa8ceb0a7dd37db7bb63945';
+const GOLDEN_REFUND_INJECTION = 'e36aec8de2a137ad6817132963f22a67ad91a60498482591f681fac0e43f926d';

@@ -25,6 +25,7 @@ export const DEFAULT_BUDGETS: Required<Budgets> = {
   max_stalled_steps: 25,
 };
 
+/** Read exactly once per appended event (that reading becomes the event's `ts`). */
 export interface Clock {
   /** Milliseconds since the epoch. */
   now(): number;
@@ -150,7 +151,7 @@ export class Machine {
   private tokens = 0;
   private cost = 0;
   private stalled = 0;
-  private readonly startedAt: number;
+  private startedAt = 0;
   private pending: Command | null = null;
   private finished: RunFinishedEvent | null = null;
 
@@ -163,7 +164,6 @@ export class Machine {
     this.chain = new TraceChain(opts.hasher);
     this.state = { input, steps: {} };
     this.current = this.cp.start;
-    this.startedAt = opts.clock.now();
     this.emit({
       type: 'run_started',
       run_id: opts.runId,
@@ -174,6 +174,7 @@ export class Machine {
       runtime_version: opts.runtimeVersion,
       model: opts.model,
     });
+    this.startedAt = this.lastMs;
   }
 
   get events(): TraceEvent[] {
@@ -226,7 +227,9 @@ export class Machine {
     if (this.stepsTaken >= b.max_steps) return this.finish({ status: 'budget_exceeded', budget: { name: 'max_steps', limit: b.max_steps, used: this.stepsTaken } });
     if (this.tokens > b.max_tokens) return this.finish({ status: 'budget_exceeded', budget: { name: 'max_tokens', limit: b.max_tokens, used: this.tokens } });
     if (this.cost > b.max_cost_usd) return this.finish({ status: 'budget_exceeded', budget: { name: 'max_cost_usd', limit: b.max_cost_usd, used: this.cost } });
-    const wall = this.opts.clock.now() - this.startedAt;
+    // Elapsed time as of the last recorded event: the clock is read exactly once per event, so
+    // every decision is a function of the trace and a replay reproduces it.
+    const wall = this.lastMs - this.startedAt;
     if (wall > b.max_wall_ms) return this.finish({ status: 'budget_exceeded', budget: { name: 'max_wall_ms', limit: b.max_wall_ms, used: wall } });
     if (this.stalled >= b.max_stalled_steps) return this.finish({ status: 'stalled', budget: { name: 'max_stalled_steps', limit: b.max_stalled_steps, used: this.stalled } });
     return null;

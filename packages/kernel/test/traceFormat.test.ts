@@ -172,6 +172,6 @@ describe('timestamps', () => {
       if (c.type === 'llm') m.complete({ ok: true, raw: 'nope' });
     }
     for (const e of m.events) expect(seen.map((t) => new Date(t).toISOString())).toContain(e.ts);
-    expect(m.events[0]!.ts).toBe(new Date(seen[1]!).toISOString()); // the first reading is the run's start
+    expect(m.events[0]!.ts).toBe(new Date(seen[0]!).toISOString()); // one reading per event, genesis first
   });
 });

@@ -177,9 +177,11 @@ describe('budgets and bounds', () => {
   it('max_wall_ms uses the injected clock', async () => {
     let t = 0;
     const clock = { now: () => (t += 1000) };
-    const r = await runProgram({ program: llmProg({ max_wall_ms: 2500 }), input: {}, model: scripted('answers: { ask: [a], ask2: [a] }'), tools: noTools, clock });
+    const r = await runProgram({ program: llmProg({ max_wall_ms: 1500 }), input: {}, model: scripted('answers: { ask: [a], ask2: [a] }'), tools: noTools, clock });
     expect(r.status).toBe('budget_exceeded');
-    expect(r.receipt.budget?.name).toBe('max_wall_ms');
+    // Readings 1000 (genesis), 2000 (ask), 3000 (ask2): elapsed 2000 ms at the end step's transition.
+    expect(r.receipt.budget).toEqual({ name: 'max_wall_ms', limit: 1500, used: 2000 });
+    expect(r.receipt.path).toEqual(['ask', 'ask2']);
   });
 });
 
