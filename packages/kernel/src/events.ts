@@ -98,6 +98,8 @@ export interface StepFailedEvent extends Base {
   error: ErrorInfo;
   /** llm: the raw answer that failed the output check, when there was one. */
   raw?: string;
+  /** tool: the (JSON) result that failed the output check. */
+  rejected_output?: JsonValue;
   model?: string;
   usage?: Usage;
   cost_usd?: number;

@@ -15,3 +15,4 @@ export * from './guard/index.js';
 export * from './load.js';
 export * from './validate.js';
 export * from './programSchema.js';
+export * from './replay.js';

@@ -373,7 +373,7 @@ export class Machine {
       this.advance(step.next, changed);
       return;
     }
-    this.emit({ type: 'step_failed', step: step.id, kind: step.kind, attempt: cmd.attempt, ...req, error: checked.error, ...modelFields(result) });
+    this.emit({ type: 'step_failed', step: step.id, kind: step.kind, attempt: cmd.attempt, ...req, error: checked.error, ...modelFields(result), ...rejectedOutput(step, result) });
     this.afterFailure(step, cmd.attempt, checked.error);
   }
 
@@ -407,7 +407,7 @@ export class Machine {
           done = true;
           return;
         }
-        this.emit({ type: 'step_failed', step: child.id, kind: child.kind, parent: step.id, attempt, ...req, error: checked.error, ...modelFields(res) });
+        this.emit({ type: 'step_failed', step: child.id, kind: child.kind, parent: step.id, attempt, ...req, error: checked.error, ...modelFields(res), ...rejectedOutput(child, res) });
         if (attempt === attempts.length) {
           const fb = fallbackOf(child.on_error);
           if (fb !== undefined) {
@@ -474,6 +474,21 @@ function fallbackOf(oe: OnError | undefined): JsonValue | undefined {
   if (oe.action === 'fallback') return oe.value;
   if (oe.action === 'retry' && oe.then === 'fallback') return oe.value;
   return undefined;
+}
+
+/**
+ * A tool result that the output check rejected is recorded (when it is JSON), so a replay can
+ * re-run the check, under the same program or another one, instead of trusting the old verdict.
+ */
+function rejectedOutput(step: LlmStep | ToolStep | ParallelChild, r: EffectResult): { rejected_output?: JsonValue } {
+  if (step.kind !== 'tool' || !r.ok) return {};
+  const value = r.value === undefined ? null : r.value;
+  try {
+    canonicalJson(value);
+  } catch {
+    return {};
+  }
+  return { rejected_output: value as JsonValue };
 }
 
 function requestFields(cmd: EffectCommand): { visit?: number; projection_hash?: string } {

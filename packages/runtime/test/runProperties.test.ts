@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { computeReceipt, pureHasher, serializeBundle, verifyBundle, type Program, type Step } from '@nano-vm/kernel';
+import { computeReceipt, pureHasher, replayBundle, serializeBundle, verifyBundle, type Program, type Step } from '@nano-vm/kernel';
 import { FixedClock, SeededIds, ToolRegistry, nodeHasher, runProgram, type ModelPort } from '../src/index.js';
 
 /** A random layered DAG: each step's edges go to later steps, so every step reaches an end. */
@@ -59,7 +59,7 @@ function toolsFrom(results: (string | number | null)[]): ToolRegistry {
 }
 
 describe('run properties', () => {
-  it('terminal, verifiable, receipt = f(events), deterministic', async () => {
+  it('terminal, verifiable, receipt = f(events), deterministic, replay-identical', async () => {
     await fc.assert(
       fc.asyncProperty(programArb, answerArb, fc.array(fc.oneof(fc.constant('x'), fc.constant(7), fc.constant(null)), { minLength: 1, maxLength: 4 }), fc.double({ min: 0, max: 1, noNaN: true }), async (program, answers, toolResults, x) => {
         const go = () => runProgram({ program, input: { x }, model: modelFrom(answers), tools: toolsFrom(toolResults), clock: new FixedClock(), ids: new SeededIds(nodeHasher) });
@@ -71,6 +71,10 @@ describe('run properties', () => {
         expect(verifyBundle(parsed, pureHasher)).toMatchObject({ ok: true });
         const b = await go();
         expect(serializeBundle(b.bundle)).toBe(serializeBundle(a.bundle));
+        // Replay from the bundle alone (no model, no tools) reproduces the trace exactly.
+        const replay = replayBundle(parsed, { hasher: pureHasher });
+        expect(replay.first_divergence).toBeNull();
+        expect(replay.identical).toBe(true);
         // Only declared answers ever enter the state.
         for (const e of a.events) if (e.type === 'step_completed' && e.kind === 'llm') expect(['a', 'b']).toContain(e.output);
       }),

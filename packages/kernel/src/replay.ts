@@ -1,0 +1,194 @@
+/**
+ * Replay (DESIGN.md §5): re-run the runtime's own decisions — guards, output checks, retries,
+ * budgets, transitions — against the model answers and tool results recorded in a bundle. No
+ * model or tool is called, so a replay cannot diverge unless the program, the policy or the
+ * runtime's semantics changed; when it does, the first diverging event is named.
+ *
+ * Counterfactual replay runs the recorded answers against another program or policy ("would this
+ * case have been approved under v3?") and reports the new path and outcome, and the first step
+ * that needs an answer nobody recorded.
+ */
+import { canonicalJson } from './canonicalJson.js';
+import type { Bundle } from './bundle.js';
+import type { RunFinishedEvent, RunStartedEvent, TraceEvent } from './events.js';
+import { hashJson, type Hasher } from './hash.js';
+import { CompiledProgram, Machine, type EffectCommand, type EffectResult } from './machine.js';
+import type { Program } from './program.js';
+import { computeReceipt, type Receipt } from './receipt.js';
+
+export interface ReplayOptions {
+  hasher: Hasher;
+  /** Counterfactual: run the recorded answers against this program instead of the bundle's. */
+  program?: Program;
+  /** Counterfactual: this policy snapshot instead of the bundle's. */
+  policy?: unknown;
+}
+
+export interface Divergence {
+  seq: number;
+  /** JSON pointer of the first differing member inside the event ('' when one side is missing). */
+  field: string;
+  recorded: unknown;
+  replayed: unknown;
+}
+
+export interface MissingAnswer {
+  step: string;
+  parent?: string;
+  kind: 'llm' | 'tool';
+  /** 1-based: the n-th result this step needed. */
+  occurrence: number;
+}
+
+export interface ReplayResult {
+  identical: boolean;
+  counterfactual: boolean;
+  first_divergence: Divergence | null;
+  /** Set when the replayed run needed a result that the bundle does not hold; the replay stops there. */
+  missing: MissingAnswer | null;
+  status: RunFinishedEvent['status'] | 'incomplete';
+  outcome: string | null;
+  path: string[];
+  recorded_path: string[];
+  recorded_outcome: string | null;
+  head_hash: string;
+  recorded_head_hash: string;
+  events: TraceEvent[];
+  receipt: Receipt;
+}
+
+const key = (step: string, parent?: string) => (parent === undefined ? step : `${parent}/${step}`);
+
+/** The results the host observed, per step, in the order they were recorded. */
+function recordedResults(events: readonly TraceEvent[]): Map<string, EffectResult[]> {
+  const out = new Map<string, EffectResult[]>();
+  const push = (k: string, r: EffectResult) => {
+    let q = out.get(k);
+    if (!q) out.set(k, (q = []));
+    q.push(r);
+  };
+  for (const e of events) {
+    if (e.type !== 'step_completed' && e.type !== 'step_failed') continue;
+    if (e.kind === 'parallel') continue;
+    const meta: { model?: string; usage?: EffectResult['usage']; cost_usd?: number } = {};
+    if (e.model !== undefined) meta.model = e.model;
+    if (e.usage !== undefined) meta.usage = e.usage;
+    if (e.cost_usd !== undefined) meta.cost_usd = e.cost_usd;
+    const k = key(e.step, e.parent);
+    if (e.type === 'step_completed') {
+      push(k, e.kind === 'llm' ? { ok: true, raw: e.raw ?? '', ...meta } : { ok: true, value: e.output });
+    } else if (e.kind === 'llm' && e.raw !== undefined) push(k, { ok: true, raw: e.raw, ...meta });
+    else if (e.kind === 'tool' && e.rejected_output !== undefined) push(k, { ok: true, value: e.rejected_output });
+    else push(k, { ok: false, error: e.error, ...meta });
+  }
+  return out;
+}
+
+/** Hands out the recorded timestamps, one per event, so replayed events carry the same ts. */
+function replayClock(events: readonly TraceEvent[]): { now(): number } {
+  const times = events.map((e) => Date.parse(e.ts));
+  let i = 0;
+  return { now: () => times[Math.min(i++, times.length - 1)] ?? 0 };
+}
+
+export function replayBundle(bundle: Bundle, opts: ReplayOptions): ReplayResult {
+  const recorded = bundle.events;
+  const genesis = recorded[0] as RunStartedEvent;
+  const program = opts.program ?? bundle.program;
+  const policy = opts.policy !== undefined ? opts.policy : bundle.policy;
+  const counterfactual = opts.program !== undefined || opts.policy !== undefined;
+  const results = recordedResults(recorded);
+  const taken = new Map<string, number>();
+  let missing: MissingAnswer | null = null;
+
+  const take = (cmd: EffectCommand): EffectResult | null => {
+    const k = key(cmd.step, cmd.parent);
+    const n = taken.get(k) ?? 0;
+    const r = results.get(k)?.[n];
+    if (r === undefined) {
+      missing = { step: cmd.step, ...(cmd.parent !== undefined ? { parent: cmd.parent } : {}), kind: cmd.type, occurrence: n + 1 };
+      return null;
+    }
+    taken.set(k, n + 1);
+    return r;
+  };
+
+  const machine = new Machine(new CompiledProgram(program), bundle.input, {
+    runId: genesis.run_id,
+    hasher: opts.hasher,
+    clock: replayClock(recorded),
+    runtimeVersion: genesis.runtime_version,
+    model: genesis.model,
+    policyHash: hashJson(opts.hasher, policy ?? null),
+  });
+
+  drive: for (;;) {
+    const cmd = machine.next();
+    if (cmd.type === 'done') break;
+    if (cmd.type === 'parallel') {
+      const all: EffectResult[][] = [];
+      for (const child of cmd.children) {
+        const attempts: EffectResult[] = [];
+        for (let attempt = 1; ; attempt++) {
+          const r = take(child);
+          if (!r) break drive;
+          attempts.push(r);
+          if (machine.checkResult(child.step, r).ok || !machine.shouldRetry(child.step, attempt)) break;
+        }
+        all.push(attempts);
+      }
+      machine.completeParallel(all);
+    } else {
+      const r = take(cmd);
+      if (!r) break;
+      machine.complete(r);
+    }
+  }
+
+  const events = machine.events;
+  const receipt = computeReceipt(events);
+  const recordedReceipt = computeReceipt(recorded);
+  const first_divergence = firstDivergence(recorded, events);
+  return {
+    identical: first_divergence === null && missing === null,
+    counterfactual,
+    first_divergence,
+    missing,
+    status: machine.result?.status ?? 'incomplete',
+    outcome: machine.result?.outcome ?? null,
+    path: receipt.path,
+    recorded_path: recordedReceipt.path,
+    recorded_outcome: recordedReceipt.outcome,
+    head_hash: receipt.head_hash,
+    recorded_head_hash: recordedReceipt.head_hash,
+    events,
+    receipt,
+  };
+}
+
+function firstDivergence(recorded: readonly TraceEvent[], replayed: readonly TraceEvent[]): Divergence | null {
+  const n = Math.max(recorded.length, replayed.length);
+  for (let i = 0; i < n; i++) {
+    const a = recorded[i];
+    const b = replayed[i];
+    if (a === undefined || b === undefined) return { seq: i, field: '', recorded: a ?? null, replayed: b ?? null };
+    if (a.hash === b.hash) continue;
+    const field = differingMember(a as unknown as Record<string, unknown>, b as unknown as Record<string, unknown>);
+    return { seq: i, field, recorded: a, replayed: b };
+  }
+  return null;
+}
+
+/** The first member (sorted by name, hashes last) whose canonical value differs. */
+function differingMember(a: Record<string, unknown>, b: Record<string, unknown>): string {
+  const names = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort((x, y) => rank(x) - rank(y) || (x < y ? -1 : 1));
+  for (const k of names) {
+    const ca = a[k] === undefined ? undefined : canonicalJson(a[k]);
+    const cb = b[k] === undefined ? undefined : canonicalJson(b[k]);
+    if (ca !== cb) return `/${k}`;
+  }
+  return '';
+}
+
+/** prev_hash and hash differ downstream of any change: report the member that changed first. */
+const rank = (k: string) => (k === 'hash' ? 2 : k === 'prev_hash' ? 1 : 0);
