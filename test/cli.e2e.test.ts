@@ -212,7 +212,45 @@ describe('npm start main job', () => {
     const out = r.json();
     expect(out.failures).toBe(0);
     expect(out.runs.length).toBe(9);
-    expect(out.runs.every((x: { verified: boolean }) => x.verified)).toBe(true);
+    expect(out.runs.every((x: { verified: boolean; replay_identical: boolean }) => x.verified && x.replay_identical)).toBe(true);
+  });
+});
+
+describe('nano-vm replay', () => {
+  it('replays a bundle identically (exit 0) and reports a counterfactual under another program', () => {
+    const f = join(dir, 'approve.json');
+    expect(nanoVm('run', 'examples/refund', '--input', 'examples/refund/inputs/approve.json', '--out', f).code).toBe(0);
+    const same = nanoVm('replay', f, '--json');
+    expect(same.code).toBe(0);
+    expect(same.json()).toMatchObject({ identical: true, counterfactual: false, first_divergence: null });
+
+    const strict = join(dir, 'strict.yaml');
+    writeFileSync(strict, readFileSync(join(ROOT, 'examples/refund/program.yaml'), 'utf8').replace('input.amount <= 500', 'input.amount <= 100'));
+    const cf = nanoVm('replay', f, '--program', strict, '--json');
+    expect(cf.code).toBe(0);
+    expect(cf.json()).toMatchObject({ counterfactual: true, outcome: 'NEEDS_HUMAN_REVIEW', recorded_outcome: 'SUCCESS', path: ['classify', 'decide', 'manual_review'] });
+  });
+
+  it('a counterfactual that needs a result nobody recorded exits 1 and names the step', () => {
+    const f = join(dir, 'injection.json');
+    expect(nanoVm('run', 'examples/refund', '--input', 'examples/refund/inputs/injection.json', '--out', f).code).toBe(0);
+    const lax = join(dir, 'lax.yaml');
+    writeFileSync(lax, readFileSync(join(ROOT, 'examples/refund/program.yaml'), 'utf8').replace('steps.classify.output == "approve" && input.amount <= 500', 'steps.classify.output == "approve"'));
+    const r = nanoVm('replay', f, '--program', lax);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain("step 'issue_refund' needs a tool result (#1) that was never recorded");
+  });
+
+  it('refuses to replay a bundle that does not verify (its recorded answers cannot be trusted)', () => {
+    const f = join(dir, 'approve2.json');
+    expect(nanoVm('run', 'examples/refund', '--input', 'examples/refund/inputs/approve.json', '--out', f).code).toBe(0);
+    const tampered = JSON.parse(readFileSync(f, 'utf8'));
+    tampered.events[1].raw = 'deny';
+    const t = join(dir, 'tampered-replay.json');
+    writeFileSync(t, JSON.stringify(tampered));
+    const bad = nanoVm('replay', t, '--json');
+    expect(bad.code).toBe(1);
+    expect(bad.json().error.code).toBe('E_CHAIN_HASH'); // not replayed: the recorded answers are not trustworthy
   });
 });
 

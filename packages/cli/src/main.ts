@@ -5,6 +5,7 @@ import { CliError } from './cliError.js';
 import { examplesCommand, EXAMPLES_USAGE } from './commands/examples.js';
 import { exprCommand, EXPR_USAGE } from './commands/expr.js';
 import { receiptCommand, RECEIPT_USAGE } from './commands/receipt.js';
+import { replayCommand, REPLAY_USAGE } from './commands/replay.js';
 import { runCommand, RUN_USAGE } from './commands/run.js';
 import { validateCommand, VALIDATE_USAGE } from './commands/validate.js';
 import { verifyCommand, VERIFY_USAGE } from './commands/verify.js';
@@ -17,6 +18,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   receipt: receiptCommand,
   expr: exprCommand,
   examples: examplesCommand,
+  replay: replayCommand,
 };
 
 const USAGES: Record<string, string> = {
@@ -26,6 +28,7 @@ const USAGES: Record<string, string> = {
   receipt: RECEIPT_USAGE,
   expr: EXPR_USAGE,
   examples: EXAMPLES_USAGE,
+  replay: REPLAY_USAGE,
 };
 
 const HELP = `nano-vm ${RUNTIME_VERSION} — governed execution runtime for LLM workflows
@@ -36,6 +39,7 @@ ${VERIFY_USAGE}
 ${RECEIPT_USAGE}
 ${EXPR_USAGE}
 ${EXAMPLES_USAGE}
+${REPLAY_USAGE}
 
 Exit codes: 0 ok (run: reached a terminal state), 1 invalid/failed check, 2 refused (bad program, input or arguments).
 Docs: docs/cli.md, docs/dsl.md, docs/guards.md, docs/trace-format.md

@@ -1,7 +1,7 @@
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { NanoVmError, pureHasher, serializeBundle, verifyBundle } from '@nano-vm/kernel';
+import { NanoVmError, pureHasher, replayBundle, serializeBundle, verifyBundle, type Bundle } from '@nano-vm/kernel';
 import { FixedClock, SeededIds, nodeHasher, runProgram } from '@nano-vm/runtime';
 import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
@@ -24,7 +24,7 @@ export async function examplesCommand(argv: string[]): Promise<number> {
   if (!isDirectory(root)) throw new CliError('E_FILE', `${root} is not a directory of examples`, EXIT.REFUSED);
   const dirs = readdirSync(root).map((d) => join(root, d)).filter(isDirectory).sort();
   mkdirSync(values.out, { recursive: true });
-  const rows: { example: string; case: string; status: string; outcome: string | null; steps: number; events: number; verified: boolean; head: string; bundle: string }[] = [];
+  const rows: { example: string; case: string; status: string; outcome: string | null; steps: number; events: number; verified: boolean; replay_identical: boolean; head: string; bundle: string }[] = [];
   let failures = 0;
   const log = (s: string) => values.json || process.stdout.write(s);
   log(`Running ${dirs.length} example programs from ${root} (model: SCRIPTED — deterministic answers from each example's model.yaml, not a real LLM)\n`);
@@ -59,16 +59,18 @@ export async function examplesCommand(argv: string[]): Promise<number> {
       const bundleFile = join(values.out, `${layout.name}.${caseName}.bundle.json`);
       const text = serializeBundle(res.bundle);
       writeFileSync(bundleFile, text);
-      // Verify what was written, read back as a stranger would, with the browser-safe hasher.
-      const v = verifyBundle(JSON.parse(text), pureHasher);
-      if (!v.ok) failures++;
-      rows.push({ example: layout.name, case: caseName, status: res.status, outcome: res.outcome, steps: res.receipt.counts.steps, events: res.receipt.event_count, verified: v.ok, head: res.head_hash, bundle: bundleFile });
-      log(
-        `${v.ok ? '✓' : '✗'} ${`${layout.name}/${caseName}`.padEnd(28)} ${res.status.padEnd(10)} ${(res.outcome ?? '-').padEnd(20)} path ${res.receipt.path.join('→')}  retries ${res.receipt.counts.retries} fallbacks ${res.receipt.counts.fallbacks}  ${v.ok ? `verified (${res.receipt.event_count} events, head ${res.head_hash.slice(0, 12)}…)` : `VERIFY FAILED ${v.code}: ${v.reason}`}\n`,
-      );
+      // Verify what was written, read back as a stranger would, with the browser-safe hasher,
+      // then replay it from the file alone: no model or tool is called.
+      const readBack = JSON.parse(text) as Bundle;
+      const v = verifyBundle(readBack, pureHasher);
+      const replay = replayBundle(readBack, { hasher: pureHasher });
+      if (!v.ok || !replay.identical) failures++;
+      rows.push({ example: layout.name, case: caseName, status: res.status, outcome: res.outcome, steps: res.receipt.counts.steps, events: res.receipt.event_count, verified: v.ok, replay_identical: replay.identical, head: res.head_hash, bundle: bundleFile });
+      const check = !v.ok ? `VERIFY FAILED ${v.code}: ${v.reason}` : !replay.identical ? `REPLAY DIVERGES at seq ${replay.first_divergence?.seq}` : `verified + replay identical (${res.receipt.event_count} events, head ${res.head_hash.slice(0, 12)}…)`;
+      log(`${v.ok && replay.identical ? '✓' : '✗'} ${`${layout.name}/${caseName}`.padEnd(28)} ${res.status.padEnd(10)} ${(res.outcome ?? '-').padEnd(20)} path ${res.receipt.path.join('→')}  retries ${res.receipt.counts.retries} fallbacks ${res.receipt.counts.fallbacks}  ${check}\n`);
     }
   }
   if (values.json) process.stdout.write(JSON.stringify({ runs: rows, failures }) + '\n');
-  else log(`\n${rows.length} runs, ${rows.filter((r) => r.verified).length} receipts verified, ${failures} failure${failures === 1 ? '' : 's'}. Bundles in ${values.out}/ — try: nano-vm verify ${rows[0]?.bundle ?? '<bundle>'}\n`);
+  else log(`\n${rows.length} runs, ${rows.filter((r) => r.verified).length} receipts verified, ${rows.filter((r) => r.replay_identical).length} replays identical, ${failures} failure${failures === 1 ? '' : 's'}. Bundles in ${values.out}/ — try: nano-vm verify ${rows[0]?.bundle ?? '<bundle>'}\n`);
   return failures ? EXIT.FAILED : EXIT.OK;
 }

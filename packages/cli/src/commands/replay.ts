@@ -1,0 +1,68 @@
+import { parseArgs } from 'node:util';
+import { replayBundle, verifyBundle, type Bundle, type Program } from '@nano-vm/kernel';
+import { nodeHasher } from '@nano-vm/runtime';
+import { parse } from 'yaml';
+import { CliError } from '../cliError.js';
+import { EXIT } from '../exitCodes.js';
+import { loadProgramFile, readJson, readText } from '../inputs.js';
+import { renderIssues } from '../render.js';
+
+export const REPLAY_USAGE = 'usage: nano-vm replay <bundle.json> [--program other.yaml] [--policy other.yaml] [--json]';
+
+/**
+ * Re-runs the recorded decisions from a bundle with its recorded answers (no model or tool is
+ * called). Plain replay: exit 0 when identical, 1 at the first diverging event. With --program or
+ * --policy (counterfactual): exit 0 with the new path and outcome, 1 when a step needs a result
+ * that was never recorded.
+ */
+export async function replayCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { program: { type: 'string' }, policy: { type: 'string' }, json: { type: 'boolean', default: false } } });
+  const file = positionals[0];
+  if (!file || positionals.length > 1) throw new CliError('E_USAGE', REPLAY_USAGE, EXIT.REFUSED);
+  const bundle = readJson(file, 'bundle');
+  const v = verifyBundle(bundle, nodeHasher);
+  if (!v.ok) throw new CliError(v.code, `${file} does not verify, so its recorded answers cannot be trusted: ${v.reason}${v.first_bad_seq !== null ? ` (event seq ${v.first_bad_seq})` : ''}`, EXIT.FAILED);
+
+  let program: Program | undefined;
+  if (values.program) {
+    const loaded = loadProgramFile(values.program);
+    if (!loaded.program || loaded.issues.some((i) => i.severity === 'error')) throw new CliError('E_PROGRAM_INVALID', `program ${values.program} is invalid`, EXIT.REFUSED, loaded.issues);
+    program = loaded.program;
+  }
+  let policy: unknown;
+  if (values.policy) {
+    try {
+      policy = parse(readText(values.policy, 'policy'), { maxAliasCount: 50 }) ?? null;
+    } catch (e) {
+      if (e instanceof CliError) throw e;
+      throw new CliError('E_PARSE', `${values.policy} is not valid YAML: ${(e as Error).message}`, EXIT.REFUSED);
+    }
+  }
+  const r = replayBundle(bundle as Bundle, { hasher: nodeHasher, ...(program ? { program } : {}), ...(values.policy ? { policy } : {}) });
+  const ok = r.counterfactual ? r.missing === null : r.identical;
+  if (values.json) {
+    const { events: _e, receipt: _r, ...rest } = r;
+    process.stdout.write(JSON.stringify({ ...rest, event_count: r.events.length }) + '\n');
+  } else if (!r.counterfactual) {
+    process.stdout.write(
+      r.identical
+        ? `${file}: replay identical — ${r.events.length} events re-derived from recorded answers, head ${r.head_hash}\n`
+        : `${file}: replay DIVERGES at event seq ${r.first_divergence?.seq}${r.first_divergence?.field ? ` (${r.first_divergence.field})` : ''}\n  recorded: ${JSON.stringify(r.first_divergence?.recorded)}\n  replayed: ${JSON.stringify(r.first_divergence?.replayed)}\n`,
+    );
+  } else {
+    process.stdout.write(
+      [
+        `counterfactual replay of ${file}${values.program ? ` under program ${values.program}` : ''}${values.policy ? ` under policy ${values.policy}` : ''}`,
+        `  recorded: ${r.recorded_path.join(' → ')}  outcome ${r.recorded_outcome ?? '-'}`,
+        `  now:      ${r.path.join(' → ')}  ${r.status === 'incomplete' ? 'INCOMPLETE' : `status ${r.status} outcome ${r.outcome ?? '-'}`}`,
+        ...(r.missing ? [`  step '${r.missing.step}' needs a ${r.missing.kind === 'llm' ? 'model answer' : 'tool result'} (#${r.missing.occurrence}) that was never recorded`] : []),
+        '',
+      ].join('\n'),
+    );
+  }
+  if (program && !values.json) {
+    const warnings = loadProgramFile(values.program!).issues.filter((i) => i.severity === 'warning');
+    if (warnings.length) process.stderr.write(renderIssues(warnings) + '\n');
+  }
+  return ok ? EXIT.OK : EXIT.FAILED;
+}
