@@ -8,3 +8,4 @@ export * from './store/store.js';
 export * from './store/memoryStore.js';
 export * from './executor.js';
 export * from './runPool.js';
+export * from './store/sqliteStore.js';

@@ -1,0 +1,109 @@
+/**
+ * The storage conformance suite: one spec, run against every Store implementation (memory and
+ * SQLite now; Postgres later). A store passes only if it behaves identically on all of it.
+ */
+import { describe, expect, it } from 'vitest';
+import { TraceChain, type TraceEvent } from '@nano-vm/kernel';
+import { nodeHasher, runProgram, type Store } from '../src/index.js';
+import { det, program, scripted, tools } from './fixtures.js';
+
+export interface StoreHarness {
+  /** A fresh, empty store. */
+  make(): Store | Promise<Store>;
+  /** A second handle on the same data (another connection), when the store supports one. */
+  reopen?(store: Store): Store;
+  close?(store: Store): void;
+}
+
+function chain(runId: string, n: number): TraceEvent[] {
+  const c = new TraceChain(nodeHasher);
+  c.append({ type: 'run_started', run_id: runId, program_id: 'p', program_hash: 'a'.repeat(64), policy_hash: 'b'.repeat(64), input_hash: 'c'.repeat(64), runtime_version: 't', model: { id: 'm', scripted: true } }, '2026-01-01T00:00:00.000Z');
+  for (let i = 1; i < n; i++) c.append({ type: 'step_retry', step: `s${i}`, attempt: i + 1, max_attempts: 1000 }, '2026-01-01T00:00:00.001Z');
+  return c.events;
+}
+
+const runRec = (run_id: string) => ({ run_id, program_id: 'p', program: program([{ id: 'done', kind: 'end', outcome: 'OK' }]), policy: { rules: [] }, input: { x: 1, nested: { s: 'é' } }, status: 'running' as const, outcome: null });
+
+export function storeConformance(name: string, h: StoreHarness): void {
+  describe(`Store conformance: ${name}`, () => {
+    it('round-trips runs and events exactly, in seq order', async () => {
+      const s = await h.make();
+      s.createRun(runRec('r1'));
+      const evs = chain('r1', 5);
+      for (const e of evs) await s.append('r1', e);
+      expect(await s.events('r1')).toEqual(evs);
+      expect(await s.getRun('r1')).toEqual({ ...runRec('r1'), head_hash: evs[4]!.hash, event_count: 5 });
+      h.close?.(s);
+    });
+
+    it('compare-and-swap on (run_id, seq): gaps and repeats are refused and write nothing', async () => {
+      const s = await h.make();
+      s.createRun(runRec('r1'));
+      const evs = chain('r1', 4);
+      await s.append('r1', evs[0]!);
+      expect(() => s.append('r1', evs[2]!)).toThrow(expect.objectContaining({ code: 'E_STORE_CONFLICT' }));
+      await s.append('r1', evs[1]!);
+      expect(() => s.append('r1', evs[1]!)).toThrow(expect.objectContaining({ code: 'E_STORE_CONFLICT' }));
+      expect(() => s.append('r1', evs[0]!)).toThrow(expect.objectContaining({ code: 'E_STORE_CONFLICT' }));
+      expect(await s.events('r1')).toEqual(evs.slice(0, 2));
+      expect((await s.getRun('r1'))?.event_count).toBe(2);
+      h.close?.(s);
+    });
+
+    it('concurrent writers on one run: exactly one wins each seq', async () => {
+      const a = await h.make();
+      const b = h.reopen ? h.reopen(a) : a;
+      a.createRun(runRec('r1'));
+      const evs = chain('r1', 3);
+      const fork = chain('r1', 3).map((e, i) => (i === 0 ? evs[0]! : e));
+      await a.append('r1', evs[0]!);
+      // Both writers try seq 1; the loser gets a conflict and its event is not stored.
+      await a.append('r1', evs[1]!);
+      expect(() => b.append('r1', { ...fork[1]!, step: 'other' } as TraceEvent)).toThrow(expect.objectContaining({ code: 'E_STORE_CONFLICT' }));
+      expect((await b.events('r1')).map((e) => e.hash)).toEqual(evs.slice(0, 2).map((e) => e.hash));
+      if (b !== a) h.close?.(b);
+      h.close?.(a);
+    });
+
+    it('refuses duplicate and unknown runs with codes', async () => {
+      const s = await h.make();
+      s.createRun(runRec('r1'));
+      expect(() => s.createRun(runRec('r1'))).toThrow(expect.objectContaining({ code: 'E_STORE_DUPLICATE_RUN' }));
+      expect(() => s.append('nope', chain('nope', 1)[0]!)).toThrow(expect.objectContaining({ code: 'E_STORE_NO_RUN' }));
+      expect(() => s.finish('nope', 'failed', null)).toThrow(expect.objectContaining({ code: 'E_STORE_NO_RUN' }));
+      expect(await s.getRun('nope')).toBeUndefined();
+      expect(await s.events('nope')).toEqual([]);
+      h.close?.(s);
+    });
+
+    it('finishes runs and lists them by status in creation order', async () => {
+      const s = await h.make();
+      for (const id of ['r1', 'r2', 'r3']) s.createRun(runRec(id));
+      await s.finish('r2', 'completed', 'OK');
+      await s.finish('r3', 'failed', null);
+      expect((await s.listRuns()).map((r) => r.run_id)).toEqual(['r1', 'r2', 'r3']);
+      expect((await s.listRuns({ status: 'running' })).map((r) => r.run_id)).toEqual(['r1']);
+      expect(await s.listRuns({ status: 'completed' })).toMatchObject([{ run_id: 'r2', outcome: 'OK' }]);
+      h.close?.(s);
+    });
+
+    it('a real run persists every event before the run returns, and survives a reopen', async () => {
+      const s = await h.make();
+      const prog = program([
+        { id: 'ask', kind: 'llm', prompt: 'v={{input.value}}', projection: ['input.value'], output: { enum: ['go'] }, next: 'act' },
+        { id: 'act', kind: 'tool', tool: 'act', next: 'done' },
+        { id: 'done', kind: 'end', outcome: 'SUCCESS' },
+      ]);
+      const seenByTool: number[] = [];
+      const reg = tools([{ name: 'act', run: async (_a, ctx) => { seenByTool.push((await s.events(ctx.idempotencyKey.split('/')[0]!)).length); return { ok: true }; } }]);
+      const r = await runProgram({ program: prog, input: { value: 3 }, model: scripted('answers: { ask: [go] }'), tools: reg, store: s, ...det() });
+      // Write-ahead: when the tool ran, its step_started event (seq 2) was already stored.
+      expect(seenByTool).toEqual([3]);
+      const again = h.reopen ? h.reopen(s) : s;
+      expect(await again.events(r.run_id)).toEqual(JSON.parse(JSON.stringify(r.events)));
+      expect(await again.getRun(r.run_id)).toMatchObject({ status: 'completed', outcome: 'SUCCESS', head_hash: r.head_hash, event_count: r.events.length });
+      if (again !== s) h.close?.(again);
+      h.close?.(s);
+    });
+  });
+}
