@@ -13,7 +13,7 @@ const CLI = join(ROOT, 'packages/cli/dist/main.js');
 let dir: string;
 
 function nanoVm(...args: string[]): { code: number; out: string; err: string; json: () => any } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, NANO_VM_STORE: `sqlite:${join(dir, 'e2e.db')}` } });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr, json: () => JSON.parse(r.stdout) };
 }
 
@@ -213,6 +213,29 @@ describe('npm start main job', () => {
     expect(out.failures).toBe(0);
     expect(out.runs.length).toBe(9);
     expect(out.runs.every((x: { verified: boolean; replay_identical: boolean }) => x.verified && x.replay_identical)).toBe(true);
+  });
+});
+
+describe('stores: run --store, runs, export', () => {
+  it('runs land in the SQLite store; runs lists them; export gives a bundle that verifies and replays', () => {
+    const db = `sqlite:${join(dir, 'runs.db')}`;
+    expect(nanoVm('run', 'examples/refund', '--store', db).code).toBe(0);
+    const listed = nanoVm('runs', '--store', db, '--json').json().runs;
+    expect(listed.map((r: { outcome: string }) => r.outcome)).toEqual(['SUCCESS', 'REJECTED', 'NEEDS_HUMAN_REVIEW']);
+    expect(nanoVm('runs', '--store', db, '--status', 'completed', '--json').json().runs).toHaveLength(3);
+    expect(nanoVm('runs', '--store', db, '--status', 'failed', '--json').json().runs).toHaveLength(0);
+    const out = join(dir, 'exported.json');
+    expect(nanoVm('export', listed[2].run_id, '--store', db, '-o', out).code).toBe(0);
+    expect(nanoVm('verify', out, '--json').json()).toMatchObject({ valid: true, head_hash: listed[2].head_hash });
+    expect(nanoVm('replay', out, '--json').json()).toMatchObject({ identical: true });
+    expect(nanoVm('export', 'run-nope', '--store', db, '--json').json().error.code).toBe('E_STORE_NO_RUN');
+  });
+
+  it('a bad store spec or an unopenable store is refused with a code', () => {
+    const r1 = nanoVm('runs', '--store', 'postgres://x', '--json');
+    expect([r1.code, r1.json().error.code]).toEqual([2, 'E_STORE_SPEC']);
+    const r2 = nanoVm('runs', '--store', `sqlite:${dir}`, '--json');
+    expect([r2.code, r2.json().error.code]).toEqual([2, 'E_STORE_OPEN']);
   });
 });
 

@@ -7,6 +7,7 @@ import { exprCommand, EXPR_USAGE } from './commands/expr.js';
 import { receiptCommand, RECEIPT_USAGE } from './commands/receipt.js';
 import { replayCommand, REPLAY_USAGE } from './commands/replay.js';
 import { runCommand, RUN_USAGE } from './commands/run.js';
+import { exportCommand, EXPORT_USAGE, runsCommand, RUNS_USAGE } from './commands/runs.js';
 import { validateCommand, VALIDATE_USAGE } from './commands/validate.js';
 import { verifyCommand, VERIFY_USAGE } from './commands/verify.js';
 import { EXIT } from './exitCodes.js';
@@ -19,6 +20,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   expr: exprCommand,
   examples: examplesCommand,
   replay: replayCommand,
+  runs: runsCommand,
+  export: exportCommand,
 };
 
 const USAGES: Record<string, string> = {
@@ -29,6 +32,8 @@ const USAGES: Record<string, string> = {
   expr: EXPR_USAGE,
   examples: EXAMPLES_USAGE,
   replay: REPLAY_USAGE,
+  runs: RUNS_USAGE,
+  export: EXPORT_USAGE,
 };
 
 const HELP = `nano-vm ${RUNTIME_VERSION} — governed execution runtime for LLM workflows
@@ -40,6 +45,8 @@ ${RECEIPT_USAGE}
 ${EXPR_USAGE}
 ${EXAMPLES_USAGE}
 ${REPLAY_USAGE}
+${RUNS_USAGE}
+${EXPORT_USAGE}
 
 Exit codes: 0 ok (run: reached a terminal state), 1 invalid/failed check, 2 refused (bad program, input or arguments).
 Docs: docs/cli.md, docs/dsl.md, docs/guards.md, docs/trace-format.md

@@ -2,14 +2,15 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { NanoVmError, serializeBundle, type Issue } from '@nano-vm/kernel';
-import { FixedClock, SeededIds, nodeHasher, runProgram, type IdSource, type RunResult } from '@nano-vm/runtime';
+import { FixedClock, SeededIds, StoreError, nodeHasher, runProgram, type IdSource, type RunResult } from '@nano-vm/runtime';
 import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
 import { exampleLayout, isDirectory, loadProgramFile, loadTools, modelFromSpec, readJson } from '../inputs.js';
 import { modelLabel, renderIssues, renderTrace } from '../render.js';
+import { DEFAULT_STORE, openStore } from '../storeSpec.js';
 
 export const RUN_USAGE = `usage: nano-vm run <program file | example dir> [--input file.json] [--model scripted:<file>]
-                  [--tools <module>] [--deterministic] [--out bundle.json|dir] [--json]`;
+                  [--tools <module>] [--deterministic] [--out bundle.json|dir] [--store sqlite:<path>|memory:] [--json]`;
 
 export async function runCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -21,6 +22,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       tools: { type: 'string' },
       deterministic: { type: 'boolean', default: false },
       out: { type: 'string', short: 'o' },
+      store: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
@@ -50,6 +52,9 @@ export async function runCommand(argv: string[]): Promise<number> {
   const program = loaded.program;
 
   const ids: IdSource | undefined = values.deterministic ? new SeededIds(nodeHasher) : undefined;
+  // A deterministic run has the same run id every time, so by default it is not stored (a second
+  // identical run would collide with the first); pass --store to keep it anyway.
+  const store = openStore(values.store ?? (values.deterministic ? 'memory:' : DEFAULT_STORE));
   const multi = cases.length > 1;
   if (multi && values.out) mkdirSync(values.out, { recursive: true });
 
@@ -58,9 +63,10 @@ export async function runCommand(argv: string[]): Promise<number> {
     const model = modelFromSpec(modelSpec, caseName);
     let result: RunResult;
     try {
-      result = await runProgram({ program, input, model, tools, ...(values.deterministic ? { clock: new FixedClock() } : {}), ...(ids ? { ids } : {}) });
+      result = await runProgram({ program, input, model, tools, store, ...(values.deterministic ? { clock: new FixedClock() } : {}), ...(ids ? { ids } : {}) });
     } catch (e) {
       if (e instanceof NanoVmError) throw new CliError(e.code, `${inputFile ?? 'input'}: ${e.message}`, EXIT.REFUSED, e.issues as Issue[]);
+      if (e instanceof StoreError) throw new CliError(e.code, `${e.message}${e.code === 'E_STORE_DUPLICATE_RUN' ? ' (a --deterministic run has a fixed id; use another store or drop --deterministic)' : ''}`, EXIT.REFUSED);
       throw e;
     }
     let outFile: string | undefined;
@@ -85,6 +91,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       );
     }
   }
+  store.close?.();
   if (!values.json) {
     const warnings = loaded.issues.filter((i) => i.severity === 'warning');
     if (warnings.length) process.stderr.write(`warnings:\n${renderIssues(warnings)}\n`);

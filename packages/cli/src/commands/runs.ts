@@ -1,0 +1,47 @@
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { BUNDLE_FORMAT, computeReceipt, serializeBundle, type Bundle, type RunStatus } from '@nano-vm/kernel';
+import { CliError } from '../cliError.js';
+import { EXIT } from '../exitCodes.js';
+import { DEFAULT_STORE, openStore } from '../storeSpec.js';
+
+export const RUNS_USAGE = 'usage: nano-vm runs [--status completed|failed|budget_exceeded|stalled|running] [--store sqlite:<path>] [--json]';
+export const EXPORT_USAGE = 'usage: nano-vm export <run_id> [-o bundle.json] [--store sqlite:<path>] [--json]';
+
+const STATUSES = ['completed', 'failed', 'budget_exceeded', 'stalled', 'suspended', 'running'];
+
+export async function runsCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { status: { type: 'string' }, store: { type: 'string', default: DEFAULT_STORE }, json: { type: 'boolean', default: false } } });
+  if (positionals.length) throw new CliError('E_USAGE', RUNS_USAGE, EXIT.REFUSED);
+  if (values.status !== undefined && !STATUSES.includes(values.status)) throw new CliError('E_USAGE', `--status must be one of ${STATUSES.join(', ')}`, EXIT.REFUSED);
+  const store = openStore(values.store);
+  const runs = await store.listRuns(values.status !== undefined ? { status: values.status as RunStatus } : {});
+  store.close?.();
+  if (values.json) process.stdout.write(JSON.stringify({ runs: runs.map(({ program: _p, policy: _q, input: _i, ...r }) => r) }) + '\n');
+  else {
+    for (const r of runs) process.stdout.write(`${r.run_id}  ${r.program_id.padEnd(16)} ${r.status.padEnd(16)} ${(r.outcome ?? '-').padEnd(20)} ${String(r.event_count).padStart(5)} events  ${r.head_hash.slice(0, 16)}…\n`);
+    process.stdout.write(`${runs.length} run${runs.length === 1 ? '' : 's'} in ${values.store}\n`);
+  }
+  return EXIT.OK;
+}
+
+/** Everything needed offline: program, policy, input, events and the receipt computed from them. */
+export async function exportCommand(argv: string[]): Promise<number> {
+  // --json is accepted for symmetry (errors then print as JSON); the bundle is JSON either way.
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { out: { type: 'string', short: 'o' }, store: { type: 'string', default: DEFAULT_STORE }, json: { type: 'boolean', default: false } } });
+  const runId = positionals[0];
+  if (!runId || positionals.length > 1) throw new CliError('E_USAGE', EXPORT_USAGE, EXIT.REFUSED);
+  const store = openStore(values.store);
+  const run = await store.getRun(runId);
+  const events = run ? await store.events(runId) : [];
+  store.close?.();
+  if (!run) throw new CliError('E_STORE_NO_RUN', `no run ${runId} in ${values.store}`, EXIT.FAILED);
+  if (events.length === 0) throw new CliError('E_NO_GENESIS', `run ${runId} has no events`, EXIT.FAILED);
+  const bundle: Bundle = { format: BUNDLE_FORMAT, program: run.program, policy: run.policy, input: run.input, events, receipt: computeReceipt(events) };
+  const text = serializeBundle(bundle);
+  if (values.out) {
+    writeFileSync(values.out, text);
+    process.stderr.write(`wrote ${values.out} (${events.length} events, ${run.status}${run.outcome ? ` ${run.outcome}` : ''})\n`);
+  } else process.stdout.write(text);
+  return EXIT.OK;
+}
