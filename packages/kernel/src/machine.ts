@@ -103,6 +103,8 @@ interface StepRecord {
 /** Program-derived lookup tables, built once per program and shared by every run of it. */
 export class CompiledProgram {
   readonly steps = new Map<string, Step>();
+  /** Children of parallel steps, by id (ids are unique program-wide). */
+  readonly children = new Map<string, ParallelChild>();
   readonly guards = new Map<string, CompiledGuard[]>();
   readonly budgets: Required<Budgets>;
   readonly start: string;
@@ -110,7 +112,10 @@ export class CompiledProgram {
   private readonly programHashes = new WeakMap<Hasher, string>();
 
   constructor(readonly program: Program) {
-    for (const s of program.steps) this.steps.set(s.id, s);
+    for (const s of program.steps) {
+      this.steps.set(s.id, s);
+      if (s.kind === 'parallel') for (const c of s.children) this.children.set(c.id, c);
+    }
     for (const s of program.steps) {
       if (s.kind !== 'condition') continue;
       this.guards.set(
@@ -352,9 +357,8 @@ export class Machine {
   }
 
   private findEffectStep(stepId: string): LlmStep | ToolStep | ParallelChild {
-    const s = this.cp.steps.get(stepId);
+    const s = this.cp.steps.get(stepId) ?? this.cp.children.get(stepId);
     if (s && (s.kind === 'llm' || s.kind === 'tool')) return s;
-    for (const p of this.cp.program.steps) if (p.kind === 'parallel') for (const c of p.children) if (c.id === stepId) return c;
     throw new Error(`no llm/tool step '${stepId}'`);
   }
 
