@@ -5,7 +5,7 @@
  * appended to the hash chain before the host may act on it (write-ahead), so the same code serves
  * run, resume and replay.
  */
-import { canonicalJson } from './canonicalJson.js';
+import { canonicalJson, inCanonicalOrder, sortKeys } from './canonicalJson.js';
 import { TraceChain } from './chain.js';
 import type { ErrorInfo, EventBody, GuardResult, RunFinishedEvent, TraceEvent, Usage } from './events.js';
 import { evaluateGuard, compileGuard } from './guard/index.js';
@@ -229,14 +229,14 @@ export class Machine {
   /** The budget that has run out, if any. Checked before every step entry and every retry. */
   private exceeded(): DoneCommand | null {
     const b = this.cp.budgets;
-    if (this.stepsTaken >= b.max_steps) return this.finish({ status: 'budget_exceeded', budget: { name: 'max_steps', limit: b.max_steps, used: this.stepsTaken } });
-    if (this.tokens > b.max_tokens) return this.finish({ status: 'budget_exceeded', budget: { name: 'max_tokens', limit: b.max_tokens, used: this.tokens } });
-    if (this.cost > b.max_cost_usd) return this.finish({ status: 'budget_exceeded', budget: { name: 'max_cost_usd', limit: b.max_cost_usd, used: this.cost } });
+    if (this.stepsTaken >= b.max_steps) return this.finish({ status: 'budget_exceeded', budget: { limit: b.max_steps, name: 'max_steps', used: this.stepsTaken } });
+    if (this.tokens > b.max_tokens) return this.finish({ status: 'budget_exceeded', budget: { limit: b.max_tokens, name: 'max_tokens', used: this.tokens } });
+    if (this.cost > b.max_cost_usd) return this.finish({ status: 'budget_exceeded', budget: { limit: b.max_cost_usd, name: 'max_cost_usd', used: this.cost } });
     // Elapsed time as of the last recorded event: the clock is read exactly once per event, so
     // every decision is a function of the trace and a replay reproduces it.
     const wall = this.lastMs - this.startedAt;
-    if (wall > b.max_wall_ms) return this.finish({ status: 'budget_exceeded', budget: { name: 'max_wall_ms', limit: b.max_wall_ms, used: wall } });
-    if (this.stalled >= b.max_stalled_steps) return this.finish({ status: 'stalled', budget: { name: 'max_stalled_steps', limit: b.max_stalled_steps, used: this.stalled } });
+    if (wall > b.max_wall_ms) return this.finish({ status: 'budget_exceeded', budget: { limit: b.max_wall_ms, name: 'max_wall_ms', used: wall } });
+    if (this.stalled >= b.max_stalled_steps) return this.finish({ status: 'stalled', budget: { limit: b.max_stalled_steps, name: 'max_stalled_steps', used: this.stalled } });
     return null;
   }
 
@@ -289,12 +289,12 @@ export class Machine {
     for (let i = 0; i < guards.length; i++) {
       const r = evaluateGuard(guards[i]!, this.state);
       if (!r.ok) {
-        results.push({ case: i, expr: guards[i]!.source, value: null, cost: r.cost, explain: [], error: { code: r.error.code, message: r.error.message } });
+        results.push({ case: i, cost: r.cost, error: { code: r.error.code, message: r.error.message }, explain: [], expr: guards[i]!.source, value: null });
         this.emit({ type: 'condition_evaluated', step: step.id, visit, guards: results, chosen: -1, next: '' });
         this.finish({ status: 'failed', error: { code: r.error.code, message: `guard ${i} of '${step.id}': ${r.error.message}`, step: step.id } });
         return false;
       }
-      results.push({ case: i, expr: guards[i]!.source, value: r.value as JsonValue, cost: r.cost, explain: r.explain as GuardResult['explain'] });
+      results.push({ case: i, cost: r.cost, explain: r.explain as GuardResult['explain'], expr: guards[i]!.source, value: r.value as JsonValue });
       if (typeof r.value !== 'boolean') {
         this.emit({ type: 'condition_evaluated', step: step.id, visit, guards: results, chosen: -1, next: '' });
         this.finish({ status: 'failed', error: { code: 'E_GUARD_NOT_BOOL', message: `guard ${i} of '${step.id}' gave ${canonicalJson(r.value)}, not a bool`, step: step.id } });
@@ -511,7 +511,10 @@ function modelFields(r: EffectResult): { raw?: string; model?: string; usage?: U
 function resolveArgs(step: ToolStep | Extract<ParallelChild, { kind: 'tool' }>, state: unknown): Record<string, JsonValue> {
   const out: Record<string, JsonValue> = {};
   if (!step.args) return out;
-  for (const [name, src] of Object.entries(step.args)) {
+  const names = Object.keys(step.args);
+  sortKeys(names); // canonical member order keeps the event encodable natively
+  for (const name of names) {
+    const src = step.args[name]!;
     if (typeof src === 'string') {
       const v = readPath(state, src);
       if (v !== undefined) out[name] = v as JsonValue;
@@ -534,7 +537,9 @@ export function checkEffectResult(step: LlmStep | ToolStep | ParallelChild, resu
   }
   const vs = checkSchema(step.output_schema, value);
   if (vs.length) return { ok: false, error: { code: 'E_TOOL_OUTPUT_SCHEMA', message: `tool '${step.tool}' output violates its declared schema: ${describeViolations(vs)}` } };
-  return { ok: true, output: value as JsonValue, canonical };
+  // Tool results enter the state in canonical member order (a copy when they were not), so the
+  // tool cannot change them afterwards and every later encoding is native.
+  return { ok: true, output: inCanonicalOrder(value as JsonValue, canonical), canonical };
 }
 
 /** A model answer must be one of the declared enum values, or JSON inside the declared schema. */
@@ -552,7 +557,8 @@ export function checkModelAnswer(output: LlmOutput, raw: string): Checked {
   }
   const vs = checkSchema(output.schema as JsonSchema, parsed);
   if (vs.length) return { ok: false, error: { code: 'E_OUTPUT_SCHEMA', message: `answer violates the declared schema: ${describeViolations(vs)}` } };
-  return { ok: true, output: parsed as JsonValue };
+  const canonical = canonicalJson(parsed);
+  return { ok: true, output: inCanonicalOrder(parsed as JsonValue, canonical), canonical };
 }
 
 /** Models often wrap JSON in a ```json fence; accept exactly that wrapper and nothing looser. */

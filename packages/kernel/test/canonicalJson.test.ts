@@ -97,3 +97,37 @@ describe('canonicalJson fast paths', () => {
     );
   });
 });
+
+describe('canonicalJson native fast path', () => {
+  const key = fc.constantFrom('a', 'b', 'B', '', '0', '1', '2', '10', '01', '-1', '-x', ' ', '~', 'é', '\u20ac', '\ud83d\ude00', 'constructor', 'toString');
+  const leaf = fc.oneof(fc.string(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.boolean(), fc.constant(null), fc.constant(-0));
+  const tree = fc.letrec((tie) => ({
+    v: fc.oneof({ depthSize: 'small' }, leaf, fc.array(tie('v'), { maxLength: 4 }), fc.array(fc.tuple(key, tie('v')), { maxLength: 6 }).map((entries) => Object.fromEntries(entries))),
+  })).v;
+  /** The same value with every object's members inserted in sorted order (JS may still list integer-like names first). */
+  const sorted = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(sorted) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sorted((v as Record<string, unknown>)[k])])) : v;
+
+  it('agrees with the naive reference whether or not members are already in order', () => {
+    fc.assert(
+      fc.property(tree, (v) => {
+        expect(canonicalJson(v)).toBe(reference(v));
+        expect(canonicalJson(sorted(v))).toBe(reference(v));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('never takes the fast path for values JSON.stringify would write differently', () => {
+    expect(canonicalJson({ '10': 1, '2': 2 })).toBe('{"10":1,"2":2}'); // JS lists 2 before 10
+    expect(canonicalJson({ '-x': 1, '1': 2 })).toBe('{"-x":1,"1":2}');
+    expect(() => canonicalJson({ a: Number.NaN })).toThrow(CanonicalJsonError); // stringify would write null
+    expect(() => canonicalJson({ a: [1, undefined] })).toThrow(CanonicalJsonError);
+    expect(() => canonicalJson({ a: new Date(0) })).toThrow(CanonicalJsonError); // stringify would call toJSON
+    expect(() => canonicalJson({ a: () => 1 })).toThrow(CanonicalJsonError);
+    expect(canonicalJson({ a: 1, b: undefined })).toBe('{"a":1}');
+    const noProto = Object.create(null) as Record<string, unknown>;
+    noProto.a = 1;
+    expect(canonicalJson(noProto)).toBe('{"a":1}');
+  });
+});

@@ -9,6 +9,7 @@ import {
   NanoVmError,
   canonicalJson,
   checkSchema,
+  inCanonicalOrder,
   computeReceipt,
   describeViolations,
   hashJson,
@@ -101,7 +102,10 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
   const errors = preflightErrors(program, opts.tools);
   if (errors.length) throw new NanoVmError('E_PROGRAM_INVALID', `program '${program.id}' is invalid (${errors.length} error${errors.length > 1 ? 's' : ''}): ${errors[0]!.code} ${errors[0]!.message}`, errors);
   const hasher = opts.hasher ?? nodeHasher;
-  const inputHash = hasher.sha256Hex(checkInput(program, opts.input));
+  const inputText = checkInput(program, opts.input);
+  const inputHash = hasher.sha256Hex(inputText);
+  // The machine works on the input in canonical member order (see canonicalJson's fast path).
+  const input = inCanonicalOrder(opts.input, inputText);
   const clock = opts.clock ?? systemClock;
   const store = opts.store ?? new MemoryStore();
   const policy = opts.policy ?? null;
@@ -109,7 +113,7 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
   const created = store.createRun({ run_id: runId, program_id: program.id, program, policy, input: opts.input, status: 'running', outcome: null });
   if (created) await created;
 
-  const machine = new Machine(cp, opts.input, {
+  const machine = new Machine(cp, input, {
     runId,
     hasher,
     clock,

@@ -18,7 +18,7 @@ export async function examplesCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { out: { type: 'string', default: '.nano-vm/bundles' }, deterministic: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, all: { type: 'boolean', default: true } },
+    options: { out: { type: 'string', default: '.nano-vm/bundles' }, deterministic: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
   });
   const root = positionals[0] ?? 'examples';
   if (!isDirectory(root)) throw new CliError('E_FILE', `${root} is not a directory of examples`, EXIT.REFUSED);
