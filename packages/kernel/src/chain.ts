@@ -1,4 +1,4 @@
-import { canonicalJson, sortKeys } from './canonicalJson.js';
+import { canonicalJson } from './canonicalJson.js';
 import type { EventBody, TraceEvent } from './events.js';
 import { ZERO_HASH, type Hasher } from './hash.js';
 
@@ -37,17 +37,15 @@ export class TraceChain {
   }
 
   /**
-   * Builds the event with its members in RFC 8785 order (so that canonicalJson can take its
-   * native fast path; see canonicalJson.ts), hashes it and appends it.
+   * Completes the event in place (seq, ts, prev_hash, then hash), hashes it and appends it; the
+   * caller hands the object over. Events built by eventBodies.ts carry those members as
+   * placeholders already in RFC 8785 order, so their canonical text is written natively.
    */
-  append(body: EventBody, ts: string): TraceEvent {
-    const b = body as unknown as Record<string, unknown>;
-    const keys = Object.keys(b);
-    keys.push('prev_hash', 'seq', 'ts');
-    sortKeys(keys);
-    const e: Record<string, unknown> = {};
-    for (const k of keys) e[k] = k === 'seq' ? this.nextSeq : k === 'ts' ? ts : k === 'prev_hash' ? this.head : b[k];
-    const event = e as unknown as TraceEvent;
+  append(body: EventBody | TraceEvent, ts: string): TraceEvent {
+    const event = body as TraceEvent;
+    event.seq = this.nextSeq;
+    event.ts = ts;
+    event.prev_hash = this.head;
     const hash = this.hasher.sha256Hex(this.head + canonicalJson(event));
     event.hash = hash;
     this.head = hash;

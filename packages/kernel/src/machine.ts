@@ -7,6 +7,7 @@
  */
 import { canonicalJson, inCanonicalOrder, sortKeys } from './canonicalJson.js';
 import { TraceChain } from './chain.js';
+import * as ev from './eventBodies.js';
 import type { ErrorInfo, EventBody, GuardResult, RunFinishedEvent, TraceEvent, Usage } from './events.js';
 import { evaluateGuard, compileGuard } from './guard/index.js';
 import type { CompiledGuard } from './guard/types.js';
@@ -169,16 +170,17 @@ export class Machine {
     this.chain = new TraceChain(opts.hasher);
     this.state = { input, steps: {} };
     this.current = this.cp.start;
-    this.emit({
-      type: 'run_started',
-      run_id: opts.runId,
-      program_id: this.cp.program.id,
-      program_hash: this.cp.hash(opts.hasher),
-      policy_hash: opts.policyHash ?? hashJson(opts.hasher, null),
-      input_hash: opts.inputHash ?? hashJson(opts.hasher, input),
-      runtime_version: opts.runtimeVersion,
-      model: opts.model,
-    });
+    this.emit(
+      ev.runStarted({
+        run_id: opts.runId,
+        program_id: this.cp.program.id,
+        program_hash: this.cp.hash(opts.hasher),
+        policy_hash: opts.policyHash ?? hashJson(opts.hasher, null),
+        input_hash: opts.inputHash ?? hashJson(opts.hasher, input),
+        runtime_version: opts.runtimeVersion,
+        model: opts.model,
+      }),
+    );
     this.startedAt = this.lastMs;
   }
 
@@ -214,14 +216,14 @@ export class Machine {
     return this.lastTs;
   }
 
-  private emit(body: EventBody): TraceEvent {
+  private emit(body: TraceEvent): TraceEvent {
     const e = this.chain.append(body, this.ts());
     this.opts.onEvent?.(e);
     return e;
   }
 
   private finish(body: Omit<RunFinishedEvent, 'seq' | 'ts' | 'prev_hash' | 'hash' | 'type'>): DoneCommand {
-    this.finished = this.emit({ type: 'run_finished', ...body }) as RunFinishedEvent;
+    this.finished = this.emit(ev.runFinished(body)) as RunFinishedEvent;
     this.pending = { type: 'done', event: this.finished };
     return this.pending;
   }
@@ -252,7 +254,7 @@ export class Machine {
       if (this.attempt === 1) {
         visit++;
         if (step.max_visits !== undefined && visit > step.max_visits) {
-          this.emit({ type: 'visits_exhausted', step: step.id, max_visits: step.max_visits, ...(step.on_exhausted !== undefined ? { next: step.on_exhausted } : {}) });
+          this.emit(ev.visitsExhausted({ step: step.id, max_visits: step.max_visits, next: step.on_exhausted }));
           if (step.on_exhausted === undefined) return this.finish({ status: 'failed', error: { code: 'E_MAX_VISITS', message: `step '${step.id}' was entered more than max_visits=${step.max_visits} times`, step: step.id } });
           this.current = step.on_exhausted;
           continue;
@@ -289,14 +291,14 @@ export class Machine {
     for (let i = 0; i < guards.length; i++) {
       const r = evaluateGuard(guards[i]!, this.state);
       if (!r.ok) {
-        results.push({ case: i, cost: r.cost, error: { code: r.error.code, message: r.error.message }, explain: [], expr: guards[i]!.source, value: null });
-        this.emit({ type: 'condition_evaluated', step: step.id, visit, guards: results, chosen: -1, next: '' });
+        results.push(ev.guardResult({ case: i, cost: r.cost, error: { code: r.error.code, message: r.error.message }, explain: [], expr: guards[i]!.source, value: null }));
+        this.emit(ev.conditionEvaluated({ step: step.id, visit, guards: results, chosen: -1, next: '' }));
         this.finish({ status: 'failed', error: { code: r.error.code, message: `guard ${i} of '${step.id}': ${r.error.message}`, step: step.id } });
         return false;
       }
-      results.push({ case: i, cost: r.cost, explain: r.explain as GuardResult['explain'], expr: guards[i]!.source, value: r.value as JsonValue });
+      results.push(ev.guardResult({ case: i, cost: r.cost, explain: r.explain as GuardResult['explain'], expr: guards[i]!.source, value: r.value as JsonValue }));
       if (typeof r.value !== 'boolean') {
-        this.emit({ type: 'condition_evaluated', step: step.id, visit, guards: results, chosen: -1, next: '' });
+        this.emit(ev.conditionEvaluated({ step: step.id, visit, guards: results, chosen: -1, next: '' }));
         this.finish({ status: 'failed', error: { code: 'E_GUARD_NOT_BOOL', message: `guard ${i} of '${step.id}' gave ${canonicalJson(r.value)}, not a bool`, step: step.id } });
         return false;
       }
@@ -306,7 +308,7 @@ export class Machine {
       }
     }
     const next = chosen === -1 ? step.else : step.cases[chosen]!.next;
-    this.emit({ type: 'condition_evaluated', step: step.id, visit, guards: results, chosen, next });
+    this.emit(ev.conditionEvaluated({ step: step.id, visit, guards: results, chosen, next }));
     this.current = next;
     return true;
   }
@@ -330,7 +332,7 @@ export class Machine {
     const idempotency_key = `${this.opts.runId}/${parent !== undefined ? `${parent}/` : ''}${step.id}/${visit}`;
     const cmd: ToolCommand = { type: 'tool', step: step.id, ...p, attempt, tool: step.tool, args, idempotency_key };
     if (step.timeout_ms !== undefined) cmd.timeout_ms = step.timeout_ms;
-    this.emit({ type: 'step_started', step: step.id, kind: 'tool', ...p, visit, attempt, tool: step.tool, args, idempotency_key });
+    this.emit(ev.stepStarted({ step: step.id, kind: 'tool', parent, visit, attempt, tool: step.tool, args, idempotency_key }));
     return cmd;
   }
 
@@ -339,7 +341,7 @@ export class Machine {
   }
 
   private startParallel(step: ParallelStep, visit: number): ParallelCommand {
-    this.emit({ type: 'step_started', step: step.id, kind: 'parallel', visit, attempt: 1 });
+    this.emit(ev.stepStarted({ step: step.id, kind: 'parallel', visit, attempt: 1 }));
     const children = step.children.map((c) => this.buildEffect(c, visit, 1, step.id));
     return { type: 'parallel', step: step.id, max_concurrency: step.max_concurrency ?? children.length, children };
   }
@@ -370,14 +372,14 @@ export class Machine {
     this.pending = null;
     this.account(result);
     const checked = checkEffectResult(step, result);
-    const req = requestFields(cmd);
+    const facts = callFacts(cmd, result);
     if (checked.ok) {
       const changed = this.store(step.id, checked.output, checked.canonical);
-      this.emit({ type: 'step_completed', step: step.id, kind: step.kind, attempt: cmd.attempt, ...req, output: checked.output, ...modelFields(result), changed, next: step.next });
+      this.emit(ev.stepCompleted({ step: step.id, kind: step.kind, attempt: cmd.attempt, output: checked.output, changed, next: step.next }, facts));
       this.advance(step.next, changed);
       return;
     }
-    this.emit({ type: 'step_failed', step: step.id, kind: step.kind, attempt: cmd.attempt, ...req, error: checked.error, ...modelFields(result), ...rejectedOutput(step, result) });
+    this.emit(ev.stepFailed({ step: step.id, kind: step.kind, attempt: cmd.attempt, error: checked.error, rejected_output: rejectedOutput(step, result) }, facts));
     this.afterFailure(step, cmd.attempt, checked.error);
   }
 
@@ -401,22 +403,23 @@ export class Machine {
       attempts.forEach((res, a) => {
         if (done) return;
         const attempt = a + 1;
-        const req = requestFields(first);
-        if (attempt > 1) this.emit({ type: 'step_retry', step: child.id, parent: step.id, attempt, max_attempts: maxAttempts(child.on_error) });
+
+        if (attempt > 1) this.emit(ev.stepRetry({ step: child.id, parent: step.id, attempt, max_attempts: maxAttempts(child.on_error) }));
+        const facts = callFacts(first, res);
         this.account(res);
         const checked = checkEffectResult(child, res);
         if (checked.ok) {
           outputs[child.id] = checked.output;
-          this.emit({ type: 'step_completed', step: child.id, kind: child.kind, parent: step.id, attempt, ...req, output: checked.output, ...modelFields(res), changed: true });
+          this.emit(ev.stepCompleted({ step: child.id, kind: child.kind, parent: step.id, attempt, output: checked.output, changed: true }, facts));
           done = true;
           return;
         }
-        this.emit({ type: 'step_failed', step: child.id, kind: child.kind, parent: step.id, attempt, ...req, error: checked.error, ...modelFields(res), ...rejectedOutput(child, res) });
+        this.emit(ev.stepFailed({ step: child.id, kind: child.kind, parent: step.id, attempt, error: checked.error, rejected_output: rejectedOutput(child, res) }, facts));
         if (attempt === attempts.length) {
           const fb = fallbackOf(child.on_error);
           if (fb !== undefined) {
             outputs[child.id] = fb;
-            this.emit({ type: 'step_fallback', step: child.id, parent: step.id, output: fb, changed: true });
+            this.emit(ev.stepFallback({ step: child.id, parent: step.id, output: fb, changed: true }));
             done = true;
           } else if (!failure) failure = { code: checked.error.code, message: `child '${child.id}': ${checked.error.message}` };
         }
@@ -428,7 +431,7 @@ export class Machine {
       return;
     }
     const changed = this.store(step.id, outputs);
-    this.emit({ type: 'step_completed', step: step.id, kind: 'parallel', attempt: 1, output: outputs, changed, next: step.next });
+    this.emit(ev.stepCompleted({ step: step.id, kind: 'parallel', attempt: 1, output: outputs, changed, next: step.next }));
     this.advance(step.next, changed);
   }
 
@@ -440,14 +443,14 @@ export class Machine {
   private afterFailure(step: LlmStep | ToolStep, attempt: number, error: ErrorInfo): void {
     const oe = step.on_error;
     if (oe?.action === 'retry' && attempt < oe.max_attempts) {
-      this.emit({ type: 'step_retry', step: step.id, attempt: attempt + 1, max_attempts: oe.max_attempts });
+      this.emit(ev.stepRetry({ step: step.id, attempt: attempt + 1, max_attempts: oe.max_attempts }));
       this.attempt = attempt + 1;
       return;
     }
     const fb = fallbackOf(oe);
     if (fb !== undefined) {
       const changed = this.store(step.id, fb);
-      this.emit({ type: 'step_fallback', step: step.id, output: fb, changed, next: step.next });
+      this.emit(ev.stepFallback({ step: step.id, output: fb, changed, next: step.next }));
       this.advance(step.next, changed);
       return;
     }
@@ -484,28 +487,21 @@ function fallbackOf(oe: OnError | undefined): JsonValue | undefined {
  * A tool result that the output check rejected is recorded (when it is JSON), so a replay can
  * re-run the check, under the same program or another one, instead of trusting the old verdict.
  */
-function rejectedOutput(step: LlmStep | ToolStep | ParallelChild, r: EffectResult): { rejected_output?: JsonValue } {
-  if (step.kind !== 'tool' || !r.ok) return {};
+function rejectedOutput(step: LlmStep | ToolStep | ParallelChild, r: EffectResult): JsonValue | undefined {
+  if (step.kind !== 'tool' || !r.ok) return undefined;
   const value = r.value === undefined ? null : r.value;
   try {
     canonicalJson(value);
   } catch {
-    return {};
+    return undefined;
   }
-  return { rejected_output: value as JsonValue };
+  return value as JsonValue;
 }
 
-function requestFields(cmd: EffectCommand): { visit?: number; projection_hash?: string } {
-  return cmd.type === 'llm' ? { visit: cmd.visit, projection_hash: cmd.projection_hash } : {};
-}
-
-function modelFields(r: EffectResult): { raw?: string; model?: string; usage?: Usage; cost_usd?: number } {
-  const out: { raw?: string; model?: string; usage?: Usage; cost_usd?: number } = {};
-  if (r.raw !== undefined) out.raw = r.raw;
-  if (r.model !== undefined) out.model = r.model;
-  if (r.usage !== undefined) out.usage = r.usage;
-  if (r.cost_usd !== undefined) out.cost_usd = r.cost_usd;
-  return out;
+/** What the call reported besides its result: the request's projection hash and the model's facts. */
+function callFacts(cmd: EffectCommand, r: EffectResult): ev.CallFacts {
+  const llm = cmd.type === 'llm';
+  return { raw: r.raw, model: r.model, usage: r.usage, cost_usd: r.cost_usd, visit: llm ? cmd.visit : undefined, projection_hash: llm ? cmd.projection_hash : undefined };
 }
 
 function resolveArgs(step: ToolStep | Extract<ParallelChild, { kind: 'tool' }>, state: unknown): Record<string, JsonValue> {

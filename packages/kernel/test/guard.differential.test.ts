@@ -235,7 +235,9 @@ const varsArb = fc
       nested: fc.record({ x: maybe(num) }),
     }),
     items: maybe(fc.array(fc.record({ price: maybe(num), tag: maybe(str), ok: maybe(fc.boolean()) }), { maxLength: 4 })),
-    any: fc.jsonValue({ maxDepth: 2 }),
+    // A map with numeric-looking keys meets known difference 5 (cel-js turns `1 in m` into a
+    // lookup of "1"), which this property does not test.
+    any: fc.jsonValue({ maxDepth: 2 }).filter((v) => !(v !== null && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).some((k) => /^-?[0-9]/.test(k)))),
   })
   .map((v) => dropMissing(v) as Record<string, unknown>);
 
