@@ -1,0 +1,44 @@
+/**
+ * The kernel runs in browsers (the KYC simulator's UI verifies bundles with it): bundling it for
+ * the browser platform must succeed with no Node built-in reachable — from our code or from any of
+ * its dependencies — and the bundle must verify a real bundle when evaluated as a browser would.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { build } from 'esbuild';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+
+describe('kernel in the browser', () => {
+  it('bundles for platform=browser with no Node built-ins, and the bundle runs and verifies a program', async () => {
+    const result = await build({
+      entryPoints: [`${ROOT}packages/kernel/src/index.ts`],
+      bundle: true,
+      platform: 'browser',
+      format: 'esm',
+      write: false,
+      logLevel: 'silent',
+      metafile: true,
+    });
+    expect(result.errors).toEqual([]);
+    const inputs = Object.keys(result.metafile!.inputs);
+    expect(inputs.filter((p) => p.startsWith('node:') || /^(fs|path|crypto|os|net|http|vm|child_process)$/.test(p))).toEqual([]);
+    const text = result.outputFiles![0]!.text;
+    expect(text).not.toMatch(/\bfrom\s+["']node:|require\(["'](node:)?(fs|crypto|vm|net)["']\)/);
+
+    // The browser bundle itself loads a program, runs it through the machine and verifies the result.
+    const file = join(mkdtempSync(join(tmpdir(), 'nano-vm-browser-')), 'kernel.browser.mjs');
+    writeFileSync(file, text);
+    const k = await import(pathToFileURL(file).href);
+    const { program } = k.loadProgram(readFileSync(`${ROOT}examples/refund/program.yaml`, 'utf8'));
+    const input = { order_id: 'ord_1', amount: 20, reason: 'broken', customer: { email: 'e@x', tier: 'gold' } };
+    const m = new k.Machine(program, input, { runId: 'r', hasher: k.pureHasher, clock: { now: () => 0 }, runtimeVersion: 'browser', model: { id: 'm', scripted: true } });
+    for (let c = m.next(); c.type !== 'done'; c = m.next()) m.complete(c.type === 'llm' ? { ok: true, raw: 'approve' } : { ok: true, value: { refund_id: 'rf', status: 'issued' } });
+    const bundle = { format: 'nano-vm.bundle/v1', program, policy: null, input, events: m.events, receipt: k.computeReceipt(m.events) };
+    expect(k.verifyBundle(JSON.parse(JSON.stringify(bundle)), k.pureHasher)).toMatchObject({ ok: true });
+    expect(bundle.receipt.outcome).toBe('SUCCESS');
+  });
+});
