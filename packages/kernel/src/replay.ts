@@ -57,10 +57,10 @@ export interface ReplayResult {
   receipt: Receipt;
 }
 
-const key = (step: string, parent?: string) => (parent === undefined ? step : `${parent}/${step}`);
+export const resultKey = (step: string, parent?: string) => (parent === undefined ? step : `${parent}/${step}`);
 
 /** The results the host observed, per step, in the order they were recorded. */
-function recordedResults(events: readonly TraceEvent[]): Map<string, EffectResult[]> {
+export function recordedResults(events: readonly TraceEvent[]): Map<string, EffectResult[]> {
   const out = new Map<string, EffectResult[]>();
   const push = (k: string, r: EffectResult) => {
     let q = out.get(k);
@@ -74,7 +74,7 @@ function recordedResults(events: readonly TraceEvent[]): Map<string, EffectResul
     if (e.model !== undefined) meta.model = e.model;
     if (e.usage !== undefined) meta.usage = e.usage;
     if (e.cost_usd !== undefined) meta.cost_usd = e.cost_usd;
-    const k = key(e.step, e.parent);
+    const k = resultKey(e.step, e.parent);
     if (e.type === 'step_completed') {
       push(k, e.kind === 'llm' ? { ok: true, raw: e.raw ?? '', ...meta } : { ok: true, value: e.output });
     } else if (e.kind === 'llm' && e.raw !== undefined) push(k, { ok: true, raw: e.raw, ...meta });
@@ -102,7 +102,7 @@ export function replayBundle(bundle: Bundle, opts: ReplayOptions): ReplayResult 
   let missing: MissingAnswer | null = null;
 
   const take = (cmd: EffectCommand): EffectResult | null => {
-    const k = key(cmd.step, cmd.parent);
+    const k = resultKey(cmd.step, cmd.parent);
     const n = taken.get(k) ?? 0;
     const r = results.get(k)?.[n];
     if (r === undefined) {

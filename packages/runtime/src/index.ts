@@ -9,3 +9,5 @@ export * from './store/memoryStore.js';
 export * from './executor.js';
 export * from './runPool.js';
 export * from './store/sqliteStore.js';
+export * from './effects.js';
+export * from './recover.js';

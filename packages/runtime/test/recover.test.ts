@@ -1,0 +1,65 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { pureHasher, verifyBundle } from '@nano-vm/kernel';
+import { SqliteStore, nodeHasher, recoverRun, runProgram } from '../src/index.js';
+import { program, scripted, tools } from './fixtures.js';
+
+const prog = program([
+  { id: 'ask', kind: 'llm', prompt: 'amount {{input.value}}', projection: ['input.value'], output: { enum: ['charge'] }, next: 'charge' },
+  { id: 'charge', kind: 'tool', tool: 'charge', args: { amount: 'input.value' }, next: 'receipt' },
+  { id: 'receipt', kind: 'tool', tool: 'receipt', next: 'done' },
+  { id: 'done', kind: 'end', outcome: 'SUCCESS' },
+]);
+
+describe('recoverRun', () => {
+  it('finishes a run whose process died mid-tool: same idempotency key, chain verifies, nothing lost', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'nano-vm-recover-')), 'runs.db');
+    const calls: string[] = [];
+    // First process: the charge tool starts and never returns (the process "dies" here).
+    const hung = tools([
+      { name: 'charge', run: (_a, ctx) => { calls.push(ctx.idempotencyKey); return new Promise(() => {}); } },
+      { name: 'receipt', run: async () => ({ sent: true }) },
+    ]);
+    const before = new SqliteStore(path);
+    void runProgram({ program: prog, input: { value: 42 }, model: scripted('answers: { ask: [charge] }'), tools: hung, store: before });
+    await new Promise((r) => setTimeout(r, 50));
+    const [run] = before.listRuns({ status: 'running' });
+    const storedBefore = before.events(run!.run_id);
+    expect(storedBefore.map((e) => e.type)).toEqual(['run_started', 'step_completed', 'step_started']);
+    before.close();
+
+    // Second process: recover with working tools.
+    const after = new SqliteStore(path);
+    const ok = tools([
+      { name: 'charge', run: async (_a, ctx) => { calls.push(ctx.idempotencyKey); return { charged: 42 }; } },
+      { name: 'receipt', run: async (_a, ctx) => { calls.push(ctx.idempotencyKey); return { sent: true }; } },
+    ]);
+    const r = await recoverRun({ store: after, runId: run!.run_id, model: scripted('answers: { ask: [charge] }'), tools: ok, hasher: nodeHasher });
+    expect(r).toMatchObject({ status: 'completed', outcome: 'SUCCESS', resumed_from_seq: 3 });
+    // The model was not asked again; the started charge was re-invoked with its original key, once.
+    expect(calls).toEqual([`${run!.run_id}/charge/1`, `${run!.run_id}/charge/1`, `${run!.run_id}/receipt/1`]);
+    expect(r.reinvoked).toEqual([`${run!.run_id}/charge/1`]);
+    const stored = after.events(run!.run_id);
+    expect(stored.slice(0, 3)).toEqual(storedBefore);
+    expect(stored.map((e) => e.hash)).toEqual(r.events.map((e) => e.hash));
+    expect(verifyBundle(JSON.parse(JSON.stringify(r.bundle)), pureHasher)).toMatchObject({ ok: true });
+    expect(after.getRun(run!.run_id)).toMatchObject({ status: 'completed', outcome: 'SUCCESS' });
+    await expect(recoverRun({ store: after, runId: run!.run_id, model: scripted('answers: {}'), tools: ok })).rejects.toMatchObject({ code: 'E_RECOVERY_NOT_RUNNING' });
+    after.close();
+  });
+
+  it('refuses to continue when the stored events no longer re-derive', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'nano-vm-recover-')), 'runs.db');
+    const s = new SqliteStore(path);
+    const hung = tools([{ name: 'charge', run: () => new Promise(() => {}) }, { name: 'receipt', run: async () => ({}) }]);
+    void runProgram({ program: prog, input: { value: 1 }, model: scripted('answers: { ask: [charge] }'), tools: hung, store: s });
+    await new Promise((r) => setTimeout(r, 50));
+    const [run] = s.listRuns({ status: 'running' });
+    // Someone edits a stored event (its recorded answer) behind the store's back.
+    s.db.prepare(`UPDATE events SET body = replace(body, '"raw":"charge"', '"raw":"refund"') WHERE run_id = ? AND seq = 1`).run(run!.run_id);
+    await expect(recoverRun({ store: s, runId: run!.run_id, model: scripted('answers: {}'), tools: hung })).rejects.toMatchObject({ code: 'E_RECOVERY_DIVERGED' });
+    s.close();
+  });
+});
