@@ -3,7 +3,7 @@
  * `npm test` builds first (pretest).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -236,6 +236,46 @@ describe('stores: run --store, runs, export', () => {
     expect([r1.code, r1.json().error.code]).toEqual([2, 'E_STORE_SPEC']);
     const r2 = nanoVm('runs', '--store', `sqlite:${dir}`, '--json');
     expect([r2.code, r2.json().error.code]).toEqual([2, 'E_STORE_OPEN']);
+  });
+});
+
+describe('crash recovery: SIGKILL in the middle of a tool call, then nano-vm recover', () => {
+  it('the killed run is finished with the tool re-invoked under its original idempotency key', () => {
+    const ex = join(dir, 'crashy');
+    mkdirSync(join(ex, 'inputs'), { recursive: true });
+    writeFileSync(join(ex, 'program.yaml'), ['format: nano-vm.program/v1', 'id: crashy', 'input_schema: { type: object, properties: { amount: { type: number } } }', 'steps:', '  - id: decide', '    kind: llm', '    prompt: "charge {{input.amount}}?"', '    projection: [input.amount]', '    output: { enum: [charge, skip] }', '    next: charge', '  - id: charge', '    kind: tool', '    tool: charge', '    args: { amount: input.amount }', '    next: done', '  - id: done', '    kind: end', '    outcome: CHARGED', ''].join('\n'));
+    writeFileSync(join(ex, 'inputs', 'one.json'), '{"amount": 7}');
+    writeFileSync(join(ex, 'model.yaml'), 'answers: { decide: [charge] }\n');
+    // The first call records its idempotency key and kills its own process with SIGKILL; a call
+    // after that (recovery) records the key again and succeeds.
+    writeFileSync(
+      join(ex, 'tools.mjs'),
+      `import { appendFileSync, existsSync } from 'node:fs';
+const log = ${JSON.stringify(join(dir, 'charge.log'))};
+export const tools = [{ name: 'charge', run: async (args, ctx) => {
+  const first = !existsSync(log);
+  appendFileSync(log, ctx.idempotencyKey + '\\n');
+  if (first) process.kill(process.pid, 'SIGKILL');
+  return { charged: args.amount };
+} }];
+`,
+    );
+    const db = `sqlite:${join(dir, 'crash.db')}`;
+    const killed = nanoVm('run', ex, '--store', db);
+    expect(killed.code).not.toBe(0); // killed by the signal, not an orderly exit
+    const running = nanoVm('runs', '--store', db, '--status', 'running', '--json').json().runs;
+    expect(running).toHaveLength(1);
+    const runId = running[0].run_id;
+
+    const rec = nanoVm('recover', ex, '--store', db, '--json');
+    expect(rec.code).toBe(0);
+    expect(rec.json()).toMatchObject({ run_id: runId, recovered: true, status: 'completed', outcome: 'CHARGED', reinvoked: [`${runId}/charge/1`] });
+    expect(readFileSync(join(dir, 'charge.log'), 'utf8').trim().split('\n')).toEqual([`${runId}/charge/1`, `${runId}/charge/1`]);
+    const out = join(dir, 'crashy.bundle.json');
+    expect(nanoVm('export', runId, '--store', db, '-o', out).code).toBe(0);
+    expect(nanoVm('verify', out, '--json').json()).toMatchObject({ valid: true });
+    expect(nanoVm('replay', out, '--json').json()).toMatchObject({ identical: true });
+    expect(nanoVm('recover', ex, '--store', db, '--json').out.trim()).toBe(''); // nothing left to recover
   });
 });
 

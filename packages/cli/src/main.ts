@@ -5,6 +5,7 @@ import { CliError } from './cliError.js';
 import { examplesCommand, EXAMPLES_USAGE } from './commands/examples.js';
 import { exprCommand, EXPR_USAGE } from './commands/expr.js';
 import { receiptCommand, RECEIPT_USAGE } from './commands/receipt.js';
+import { recoverCommand, RECOVER_USAGE } from './commands/recover.js';
 import { replayCommand, REPLAY_USAGE } from './commands/replay.js';
 import { runCommand, RUN_USAGE } from './commands/run.js';
 import { exportCommand, EXPORT_USAGE, runsCommand, RUNS_USAGE } from './commands/runs.js';
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   replay: replayCommand,
   runs: runsCommand,
   export: exportCommand,
+  recover: recoverCommand,
 };
 
 const USAGES: Record<string, string> = {
@@ -34,6 +36,7 @@ const USAGES: Record<string, string> = {
   replay: REPLAY_USAGE,
   runs: RUNS_USAGE,
   export: EXPORT_USAGE,
+  recover: RECOVER_USAGE,
 };
 
 const HELP = `nano-vm ${RUNTIME_VERSION} — governed execution runtime for LLM workflows
@@ -47,6 +50,7 @@ ${EXAMPLES_USAGE}
 ${REPLAY_USAGE}
 ${RUNS_USAGE}
 ${EXPORT_USAGE}
+${RECOVER_USAGE}
 
 Exit codes: 0 ok (run: reached a terminal state), 1 invalid/failed check, 2 refused (bad program, input or arguments).
 Docs: docs/cli.md, docs/dsl.md, docs/guards.md, docs/trace-format.md

@@ -1,0 +1,50 @@
+import { parseArgs } from 'node:util';
+import { StoreError, recoverRun } from '@nano-vm/runtime';
+import { CliError } from '../cliError.js';
+import { EXIT } from '../exitCodes.js';
+import { exampleLayout, isDirectory, loadTools, modelFromSpec } from '../inputs.js';
+import { DEFAULT_STORE, openStore } from '../storeSpec.js';
+
+export const RECOVER_USAGE = 'usage: nano-vm recover [example dir] [--model scripted:<file>] [--tools <module>] [--run <run_id>] [--store sqlite:<path>] [--json]';
+
+/**
+ * Finishes runs whose process died: every `running` run in the store (or just --run), re-derived
+ * from its stored events and continued live with the given model and tools (an example directory
+ * supplies both). A tool call that had started is invoked again with its original idempotency key.
+ */
+export async function recoverCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { model: { type: 'string' }, tools: { type: 'string' }, run: { type: 'string' }, store: { type: 'string', default: DEFAULT_STORE }, json: { type: 'boolean', default: false } },
+  });
+  if (positionals.length > 1) throw new CliError('E_USAGE', RECOVER_USAGE, EXIT.REFUSED);
+  let modelSpec = values.model;
+  let toolsFile = values.tools;
+  if (positionals[0] !== undefined) {
+    if (!isDirectory(positionals[0])) throw new CliError('E_USAGE', `${positionals[0]} is not an example directory\n${RECOVER_USAGE}`, EXIT.REFUSED);
+    const layout = exampleLayout(positionals[0]);
+    modelSpec ??= layout.modelFile ? `scripted:${layout.modelFile}` : undefined;
+    toolsFile ??= layout.toolsFile;
+  }
+  if (!modelSpec) throw new CliError('E_MODEL_SPEC', 'no model: pass --model scripted:<file> (or an example directory)', EXIT.REFUSED);
+  const tools = await loadTools(toolsFile);
+  const store = openStore(values.store);
+  const runs = values.run !== undefined ? [values.run] : (await store.listRuns({ status: 'running' })).map((r) => r.run_id);
+  let failures = 0;
+  for (const runId of runs) {
+    try {
+      const r = await recoverRun({ store, runId, model: modelFromSpec(modelSpec), tools });
+      if (values.json) process.stdout.write(JSON.stringify({ run_id: runId, recovered: true, status: r.status, outcome: r.outcome, resumed_from_seq: r.resumed_from_seq, reinvoked: r.reinvoked, head_hash: r.head_hash }) + '\n');
+      else process.stdout.write(`recovered ${runId}: ${r.status}${r.outcome ? ` ${r.outcome}` : ''} (re-derived ${r.resumed_from_seq} stored events${r.reinvoked.length ? `, re-invoked ${r.reinvoked.join(', ')}` : ''})\n`);
+    } catch (e) {
+      if (!(e instanceof StoreError)) throw e;
+      failures++;
+      if (values.json) process.stdout.write(JSON.stringify({ run_id: runId, recovered: false, error: { code: e.code, message: e.message } }) + '\n');
+      else process.stdout.write(`NOT recovered ${runId}: ${e.code} ${e.message}\n`);
+    }
+  }
+  store.close?.();
+  if (!values.json) process.stdout.write(`${runs.length - failures} of ${runs.length} run${runs.length === 1 ? '' : 's'} recovered\n`);
+  return failures ? EXIT.FAILED : EXIT.OK;
+}
