@@ -14,6 +14,7 @@ import type { ModelPort } from './model/port.js';
 import { nodeHasher } from './nodeHasher.js';
 import { StoreError, type Store } from './store/store.js';
 import type { ToolRegistry } from './toolRegistry.js';
+import { RUNTIME_VERSION } from './version.js';
 import { BUNDLE_FORMAT } from '@nano-vm/kernel';
 
 export interface RecoverOptions {
@@ -39,7 +40,9 @@ export async function recoverRun(opts: RecoverOptions): Promise<RecoverResult> {
   if (run.status !== 'running') throw new StoreError('E_RECOVERY_NOT_RUNNING', `run ${opts.runId} is ${run.status}; only running runs are recovered`);
   const stored = await opts.store.events(opts.runId);
   const genesis = stored[0] as RunStartedEvent | undefined;
-  if (!genesis || genesis.type !== 'run_started') throw new StoreError('E_NO_GENESIS', `run ${opts.runId} has no genesis event`);
+  if (genesis !== undefined && genesis.type !== 'run_started') throw new StoreError('E_NO_GENESIS', `run ${opts.runId} does not start with a genesis event`);
+  // A process killed between creating the run and writing its genesis left nothing that happened:
+  // the run starts from the beginning, with this runtime and this model.
 
   const hasher = opts.hasher ?? nodeHasher;
   const live = opts.clock ?? systemClock;
@@ -47,7 +50,14 @@ export async function recoverRun(opts: RecoverOptions): Promise<RecoverResult> {
   let reads = 0;
   // Recorded timestamps while re-deriving stored events, the live clock after.
   const clock: Clock = { now: () => (reads < times.length ? times[reads++]! : live.now()) };
-  const machine = new Machine(new CompiledProgram(run.program), run.input, { runId: run.run_id, hasher, clock, runtimeVersion: genesis.runtime_version, model: genesis.model, policyHash: hashJson(hasher, run.policy ?? null) });
+  const machine = new Machine(new CompiledProgram(run.program), run.input, {
+    runId: run.run_id,
+    hasher,
+    clock,
+    runtimeVersion: genesis?.runtime_version ?? RUNTIME_VERSION,
+    model: genesis?.model ?? { id: opts.model.id, scripted: opts.model.scripted },
+    policyHash: hashJson(hasher, run.policy ?? null),
+  });
 
   const recorded = recordedResults(stored);
   const taken = new Map<string, number>();

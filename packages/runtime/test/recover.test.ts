@@ -63,3 +63,16 @@ describe('recoverRun', () => {
     s.close();
   });
 });
+
+describe('recoverRun before the genesis event', () => {
+  it('a run created but killed before its first event starts from the beginning', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'nano-vm-recover-')), 'runs.db');
+    const s = new SqliteStore(path);
+    s.createRun({ run_id: 'run-early', program_id: prog.id, program: prog, policy: null, input: { value: 5 }, status: 'running', outcome: null });
+    const ok = tools([{ name: 'charge', run: async () => ({ charged: 5 }) }, { name: 'receipt', run: async () => ({ sent: true }) }]);
+    const r = await recoverRun({ store: s, runId: 'run-early', model: scripted('answers: { ask: [charge] }'), tools: ok });
+    expect(r).toMatchObject({ status: 'completed', outcome: 'SUCCESS', resumed_from_seq: 0, reinvoked: [] });
+    expect(verifyBundle(JSON.parse(JSON.stringify(r.bundle)), pureHasher)).toMatchObject({ ok: true });
+    s.close();
+  });
+});

@@ -1,0 +1,96 @@
+// Crash harness (issue 3): kill `nano-vm run` with SIGKILL at random moments, recover, repeat; then
+// check that no event was lost, no step ran twice except tools re-invoked with their original
+// idempotency key after a crash, and every chain verifies and replays. Not part of `npm test`
+// (it takes minutes); run with `npm run build && node test/crash/harness.mjs [rounds=20] [seed=1]`.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BUNDLE_FORMAT, computeReceipt, pureHasher, replayBundle, verifyBundle } from '../../packages/kernel/dist/index.js';
+import { SqliteStore } from '../../packages/runtime/dist/index.js';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+const CLI = join(ROOT, 'packages/cli/dist/main.js');
+const rounds = Number(process.argv[2] ?? 20);
+let seed = Number(process.argv[3] ?? 1) >>> 0;
+const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+
+const dir = mkdtempSync(join(tmpdir(), 'nano-vm-crash-'));
+const ex = join(dir, 'example');
+const log = join(dir, 'tools.log');
+const db = join(dir, 'runs.db');
+mkdirSync(join(ex, 'inputs'), { recursive: true });
+writeFileSync(join(ex, 'program.yaml'), `format: nano-vm.program/v1
+id: crash-harness
+input_schema: { type: object, required: [n], properties: { n: { type: number } } }
+steps:
+  - { id: decide, kind: llm, prompt: "n={{input.n}}", projection: [input.n], output: { enum: [go] }, next: a }
+  - { id: a, kind: tool, tool: work, args: { n: input.n }, next: b }
+  - { id: b, kind: tool, tool: work, args: { n: input.n }, next: c }
+  - { id: c, kind: tool, tool: work, args: { n: input.n }, next: done }
+  - { id: done, kind: end, outcome: DONE }
+`);
+writeFileSync(join(ex, 'model.yaml'), 'answers: { decide: [go] }\n');
+writeFileSync(join(ex, 'tools.mjs'), `import { appendFileSync } from 'node:fs';
+export const tools = [{ name: 'work', run: async (args, ctx) => {
+  appendFileSync(${JSON.stringify(log)}, ctx.idempotencyKey + ' ' + process.pid + ' start\\n');
+  await new Promise((r) => setTimeout(r, 1 + (args.n * 7) % 5));
+  appendFileSync(${JSON.stringify(log)}, ctx.idempotencyKey + ' ' + process.pid + ' end\\n');
+  return { n: args.n };
+} }];
+`);
+for (let i = 0; i < 30; i++) writeFileSync(join(ex, 'inputs', `i${i}.json`), JSON.stringify({ n: i }));
+
+const cli = (...args) => spawnSync(process.execPath, [CLI, ...args, '--store', `sqlite:${db}`], { encoding: 'utf8' });
+let kills = 0, recoveredRuns = 0, recoverCalls = 0;
+const killedPids = new Set();
+const t0 = Date.now();
+for (let r = 0; r < rounds; r++) {
+  const child = spawn(process.execPath, [CLI, 'run', ex, '--store', `sqlite:${db}`], { stdio: 'ignore' });
+  const delay = 180 + Math.floor(rnd() * 320);
+  const exited = new Promise((res) => child.on('exit', (code, sig) => res(sig)));
+  const timer = setTimeout(() => child.kill('SIGKILL'), delay);
+  const sig = await exited;
+  clearTimeout(timer);
+  if (sig === 'SIGKILL') {
+    kills++;
+    killedPids.add(String(child.pid));
+  }
+  const rec = cli('recover', ex, '--json');
+  recoverCalls++;
+  if (rec.status !== 0) throw new Error(`recover failed: ${rec.stdout}${rec.stderr}`);
+  recoveredRuns += rec.stdout.trim() ? rec.stdout.trim().split('\n').length : 0;
+  process.stderr.write(`round ${r + 1}/${rounds}: ${sig === 'SIGKILL' ? `killed after ${delay} ms` : 'finished before the kill'}, recovered ${rec.stdout.trim() ? rec.stdout.trim().split('\n').length : 0}\n`);
+}
+
+// Checks.
+const store = new SqliteStore(db);
+const runs = store.listRuns();
+const notDone = runs.filter((r) => r.status !== 'completed');
+let events = 0, badChains = 0, badReplays = 0;
+for (const run of runs) {
+  const evs = store.events(run.run_id);
+  events += evs.length;
+  const bundle = JSON.parse(JSON.stringify({ format: BUNDLE_FORMAT, program: run.program, policy: run.policy, input: run.input, events: evs, receipt: computeReceipt(evs) }));
+  if (!verifyBundle(bundle, pureHasher).ok) badChains++;
+  if (!replayBundle(bundle, { hasher: pureHasher }).identical) badReplays++;
+  if (evs.filter((e) => e.type === 'step_started').length !== 3) badChains++;
+}
+store.close();
+// Tool invocations per idempotency key: more than one only when the process of every earlier
+// invocation was killed (its result may have been computed, but was never recorded).
+const lines = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' '));
+const byKey = new Map();
+for (const [key, pid, what] of lines) if (what === 'start') (byKey.get(key) ?? byKey.set(key, []).get(key)).push(pid);
+const ended = new Set(lines.filter((l) => l[2] === 'end').map((l) => `${l[0]} ${l[1]}`));
+let reinvoked = 0, illegal = 0, finishedBeforeKill = 0;
+for (const [key, pids] of byKey) {
+  if (pids.length > 1) reinvoked += pids.length - 1;
+  for (const pid of pids.slice(0, -1)) {
+    if (!killedPids.has(pid)) illegal++;
+    else if (ended.has(`${key} ${pid}`)) finishedBeforeKill++; // killed between the tool's return and the commit of its result
+  }
+}
+const summary = { rounds, kills, recover_calls: recoverCalls, runs: runs.length, runs_recovered: recoveredRuns, runs_not_completed: notDone.length, events, bad_chains: badChains, bad_replays: badReplays, tool_keys: byKey.size, tool_reinvocations_after_crash: reinvoked, of_which_tool_had_returned_before_the_kill: finishedBeforeKill, tool_reinvocations_without_crash: illegal, seconds: Math.round((Date.now() - t0) / 1000) };
+console.log(JSON.stringify(summary, null, 2));
+process.exitCode = notDone.length || badChains || badReplays || illegal ? 1 : 0;
