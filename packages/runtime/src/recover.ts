@@ -6,7 +6,7 @@
  * result is invoked again with the same idempotency key, so a tool that honours the key does not
  * act twice.
  */
-import { CompiledProgram, Machine, computeReceipt, hashJson, recordedResults, resultKey, type Clock, type EffectCommand, type EffectResult, type Hasher, type RunStartedEvent, type TraceEvent } from '@nano-vm/kernel';
+import { BUNDLE_FORMAT, CompiledProgram, Machine, computeReceipt, hashJson, recordedResults, resultKey, type Clock, type EffectCommand, type EffectResult, type Hasher, type RunStartedEvent, type TraceEvent } from '@nano-vm/kernel';
 import { systemClock } from './clock.js';
 import { DEFAULT_EFFECT_TIMEOUT_MS, type RunResult } from './executor.js';
 import { Effects } from './effects.js';
@@ -15,7 +15,6 @@ import { nodeHasher } from './nodeHasher.js';
 import { StoreError, type Store } from './store/store.js';
 import type { ToolRegistry } from './toolRegistry.js';
 import { RUNTIME_VERSION } from './version.js';
-import { BUNDLE_FORMAT } from '@nano-vm/kernel';
 
 export interface RecoverOptions {
   store: Store;
@@ -68,6 +67,16 @@ export async function recoverRun(opts: RecoverOptions): Promise<RecoverResult> {
     if (r !== undefined) taken.set(k, n + 1);
     return r;
   };
+  /** One child's recorded attempts for this visit, taken as a host would have made them; null when none are stored. */
+  const recordedAttempts = (child: EffectCommand): EffectResult[] | null => {
+    const rs: EffectResult[] = [];
+    for (let attempt = 1; ; attempt++) {
+      const r = take(child);
+      if (r === undefined) return rs.length ? rs : null;
+      rs.push(r);
+      if (machine.checkResult(child.step, r).ok || !machine.shouldRetry(child.step, attempt)) return rs;
+    }
+  };
   const fx = new Effects(opts.model, opts.tools, opts.defaultTimeoutMs ?? DEFAULT_EFFECT_TIMEOUT_MS);
   const reinvoked: string[] = [];
 
@@ -89,14 +98,10 @@ export async function recoverRun(opts: RecoverOptions): Promise<RecoverResult> {
     await sync();
     if (cmd.type === 'done') break;
     if (cmd.type === 'parallel') {
-      const attempts: EffectResult[][] = [];
-      for (const child of cmd.children) {
-        const rs: EffectResult[] = [];
-        for (let r = take(child); r !== undefined; r = take(child)) rs.push(r);
-        attempts.push(rs);
-      }
-      if (attempts.every((a) => a.length > 0)) machine.completeParallel(attempts);
-      else machine.completeParallel(await fx.parallel(cmd, machine));
+      // Children's results are recorded together after the join, so either all of this visit's
+      // are stored or none are (the crash came first): then the children run again live.
+      const attempts = cmd.children.map((child) => recordedAttempts(child));
+      machine.completeParallel(attempts.every((a) => a !== null) ? (attempts as EffectResult[][]) : await fx.parallel(cmd, machine));
       continue;
     }
     const r = take(cmd);

@@ -76,3 +76,25 @@ describe('recoverRun before the genesis event', () => {
     s.close();
   });
 });
+
+describe('recoverRun with a parallel step', () => {
+  it('children whose results were never joined run again with their original keys', async () => {
+    const par = program([
+      { id: 'fan', kind: 'parallel', children: [{ id: 'x', kind: 'tool', tool: 'x' }, { id: 'y', kind: 'tool', tool: 'y' }], next: 'done' },
+      { id: 'done', kind: 'end', outcome: 'SUCCESS' },
+    ]);
+    const path = join(mkdtempSync(join(tmpdir(), 'nano-vm-recover-')), 'runs.db');
+    const s = new SqliteStore(path);
+    const keys: string[] = [];
+    const hung = tools([{ name: 'x', run: async (_a, c) => { keys.push(c.idempotencyKey); return { x: 1 }; } }, { name: 'y', run: () => new Promise(() => {}) }]);
+    void runProgram({ program: par, input: {}, model: scripted('answers: {}'), tools: hung, store: s });
+    await new Promise((r) => setTimeout(r, 50));
+    const [run] = s.listRuns({ status: 'running' });
+    const ok = tools([{ name: 'x', run: async (_a, c) => { keys.push(c.idempotencyKey); return { x: 1 }; } }, { name: 'y', run: async (_a, c) => { keys.push(c.idempotencyKey); return { y: 2 }; } }]);
+    const r = await recoverRun({ store: s, runId: run!.run_id, model: scripted('answers: {}'), tools: ok });
+    expect(r).toMatchObject({ status: 'completed', outcome: 'SUCCESS', resumed_from_seq: 4 });
+    expect(keys.sort()).toEqual([`${run!.run_id}/fan/x/1`, `${run!.run_id}/fan/x/1`, `${run!.run_id}/fan/y/1`].sort());
+    expect(verifyBundle(JSON.parse(JSON.stringify(r.bundle)), pureHasher)).toMatchObject({ ok: true });
+    s.close();
+  });
+});

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { replayBundle, verifyBundle, type Bundle, type Program } from '@nano-vm/kernel';
+import { replayBundle, verifyBundle, type Bundle, type Issue, type Program } from '@nano-vm/kernel';
 import { nodeHasher } from '@nano-vm/runtime';
 import { parse } from 'yaml';
 import { CliError } from '../cliError.js';
@@ -24,10 +24,12 @@ export async function replayCommand(argv: string[]): Promise<number> {
   if (!v.ok) throw new CliError(v.code, `${file} does not verify, so its recorded answers cannot be trusted: ${v.reason}${v.first_bad_seq !== null ? ` (event seq ${v.first_bad_seq})` : ''}`, EXIT.FAILED);
 
   let program: Program | undefined;
+  let warnings: Issue[] = [];
   if (values.program) {
     const loaded = loadProgramFile(values.program);
     if (!loaded.program || loaded.issues.some((i) => i.severity === 'error')) throw new CliError('E_PROGRAM_INVALID', `program ${values.program} is invalid`, EXIT.REFUSED, loaded.issues);
     program = loaded.program;
+    warnings = loaded.issues.filter((i) => i.severity === 'warning');
   }
   let policy: unknown;
   if (values.policy) {
@@ -60,9 +62,6 @@ export async function replayCommand(argv: string[]): Promise<number> {
       ].join('\n'),
     );
   }
-  if (program && !values.json) {
-    const warnings = loadProgramFile(values.program!).issues.filter((i) => i.severity === 'warning');
-    if (warnings.length) process.stderr.write(renderIssues(warnings) + '\n');
-  }
+  if (warnings.length && !values.json) process.stderr.write(renderIssues(warnings) + '\n');
   return ok ? EXIT.OK : EXIT.FAILED;
 }
