@@ -2,8 +2,6 @@
 // on this machine, so that nano-vm can still be measured alone. They follow the anchors' README
 // (same dataset rule, pool, mock tools, warm-ups, repetitions and result shape), but they are not the
 // anchors' code: numbers from them are labelled "standalone" and are not put next to peer figures.
-import v8 from 'node:v8';
-import vm from 'node:vm';
 
 const log = (...a) => console.error(...a);
 const r1 = (x) => Math.round(x * 10) / 10;
@@ -38,10 +36,10 @@ const median = (xs) => {
   const h = s.length >> 1;
   return s.length & 1 ? s[h] : (s[h - 1] + s[h]) / 2;
 };
+// The heap figures need a real gc(): children are started with --expose-gc (no node:vm trick to get it).
 const gcFn = () => {
   if (typeof globalThis.gc === 'function') return globalThis.gc;
-  v8.setFlagsFromString('--expose-gc');
-  return vm.runInNewContext('gc');
+  throw new Error('W-LONG heap figures need gc(): run with node --expose-gc');
 };
 const MB = (b) => Math.round(b / 104857.6) / 10;
 
