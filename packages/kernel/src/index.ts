@@ -16,3 +16,4 @@ export * from './load.js';
 export * from './validate.js';
 export * from './programSchema.js';
 export * from './replay.js';
+export * from './analyze.js';

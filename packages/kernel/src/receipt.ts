@@ -2,6 +2,7 @@
  * Receipt = f(events). Never written by a model or by hand: `verify` recomputes it from the
  * trace and rejects a bundle whose receipt differs.
  */
+import { canonicalJson } from './canonicalJson.js';
 import type { ErrorInfo, RunStartedEvent, RunStatus, TraceEvent } from './events.js';
 import { RECEIPT_FORMAT } from './events.js';
 
@@ -11,6 +12,34 @@ export interface RejectedTransition {
   requested: string;
   rule: string;
 }
+
+/**
+ * Per-run health (docs/analyzer.md): counts and ratios only, no thresholds, so a receipt never
+ * changes when an operator tunes the analyzer's alerts. Ratios are one IEEE-754 double division
+ * (0 when the denominator is 0), so every verifier recomputes them bit for bit.
+ */
+export interface RunHealth {
+  /** Step visits: the receipt's counts.steps plus the visits of parallel children. */
+  visits: number;
+  /** counts.retries / visits. */
+  retry_density: number;
+  /** Tool calls with the same tool and canonical arguments as an earlier call of the run. */
+  repeated_tool_calls: number;
+  /** repeated_tool_calls / counts.tool_calls. */
+  tool_churn: number;
+  /** Model answers the typed output check rejected (E_OUTPUT_NOT_IN_ENUM, E_OUTPUT_MALFORMED, E_OUTPUT_SCHEMA). */
+  rejected_outputs: number;
+  /** Tool arguments or results that failed their typed check, and guards that did not evaluate to a bool. */
+  failed_checks: number;
+  /** rejected_outputs + failed_checks + counts.blocked_actions. */
+  invariant_violations: number;
+  /** invariant_violations / visits. */
+  invariant_violation_rate: number;
+}
+
+const REJECTED_OUTPUT = new Set(['E_OUTPUT_NOT_IN_ENUM', 'E_OUTPUT_MALFORMED', 'E_OUTPUT_SCHEMA']);
+const FAILED_TOOL_CHECK = new Set(['E_TOOL_INPUT_SCHEMA', 'E_TOOL_OUTPUT_SCHEMA', 'E_TOOL_OUTPUT_NOT_JSON']);
+const ratio = (n: number, d: number): number => (d === 0 ? 0 : n / d);
 
 /** What the genesis event commits to; the receipt repeats it. */
 export type RunCommitments = Pick<RunStartedEvent, 'run_id' | 'program_id' | 'program_hash' | 'policy_hash' | 'input_hash' | 'runtime_version'>;
@@ -39,6 +68,7 @@ export interface Receipt extends RunCommitments {
   finished_at: string | null;
   event_count: number;
   head_hash: string;
+  health: RunHealth;
 }
 
 export class ReceiptError extends Error {
@@ -68,15 +98,26 @@ export function computeReceipt(events: readonly TraceEvent[]): Receipt {
     finished_at: null,
     event_count: events.length,
     head_hash: events[events.length - 1]!.hash,
+    health: { visits: 0, retry_density: 0, repeated_tool_calls: 0, tool_churn: 0, rejected_outputs: 0, failed_checks: 0, invariant_violations: 0, invariant_violation_rate: 0 },
   };
+  const h = r.health;
+  let childVisits = 0;
+  const toolCalls = new Set<string>();
   for (let i = 1; i < events.length; i++) {
     const e = events[i]!;
     switch (e.type) {
       case 'step_started':
-        if (e.kind === 'tool') r.counts.tool_calls++;
-        if (e.parent === undefined && e.attempt === 1) {
-          r.path.push(e.step);
-          r.counts.steps++;
+        if (e.kind === 'tool') {
+          r.counts.tool_calls++;
+          const call = `${e.tool ?? ''}\n${canonicalJson(e.args ?? null)}`;
+          if (toolCalls.has(call)) h.repeated_tool_calls++;
+          else toolCalls.add(call);
+        }
+        if (e.attempt === 1) {
+          if (e.parent === undefined) {
+            r.path.push(e.step);
+            r.counts.steps++;
+          } else childVisits++;
         }
         break;
       case 'step_completed':
@@ -84,9 +125,11 @@ export function computeReceipt(events: readonly TraceEvent[]): Receipt {
         // An llm step has no step_started: its first attempt's result marks the visit.
         if (e.kind === 'llm') {
           r.counts.model_calls++;
-          if (e.parent === undefined && e.attempt === 1) {
-            r.path.push(e.step);
-            r.counts.steps++;
+          if (e.attempt === 1) {
+            if (e.parent === undefined) {
+              r.path.push(e.step);
+              r.counts.steps++;
+            } else childVisits++;
           }
         }
         if (e.usage) {
@@ -94,7 +137,11 @@ export function computeReceipt(events: readonly TraceEvent[]): Receipt {
           r.model.output_tokens += e.usage.output_tokens;
         }
         if (e.cost_usd) r.model.cost_usd += e.cost_usd;
-        if (e.type === 'step_failed') r.counts.failures++;
+        if (e.type === 'step_failed') {
+          r.counts.failures++;
+          if (REJECTED_OUTPUT.has(e.error.code)) h.rejected_outputs++;
+          else if (FAILED_TOOL_CHECK.has(e.error.code)) h.failed_checks++;
+        }
         break;
       case 'step_retry':
         r.counts.retries++;
@@ -105,6 +152,8 @@ export function computeReceipt(events: readonly TraceEvent[]): Receipt {
       case 'condition_evaluated':
         r.path.push(e.step);
         r.counts.steps++;
+        // An empty next: a guard failed to evaluate, or gave a non-bool (the run stopped there).
+        if (e.next === '') h.failed_checks++;
         break;
       case 'transition_rejected':
         r.counts.blocked_actions++;
@@ -122,5 +171,10 @@ export function computeReceipt(events: readonly TraceEvent[]): Receipt {
         break;
     }
   }
+  h.visits = r.counts.steps + childVisits;
+  h.retry_density = ratio(r.counts.retries, h.visits);
+  h.tool_churn = ratio(h.repeated_tool_calls, r.counts.tool_calls);
+  h.invariant_violations = h.rejected_outputs + h.failed_checks + r.counts.blocked_actions;
+  h.invariant_violation_rate = ratio(h.invariant_violations, h.visits);
   return r;
 }
