@@ -11,3 +11,4 @@ export * from './runPool.js';
 export * from './store/sqliteStore.js';
 export * from './effects.js';
 export * from './recover.js';
+export * from './model/providers.js';
