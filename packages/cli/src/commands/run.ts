@@ -9,7 +9,8 @@ import { exampleLayout, isDirectory, loadProgramFile, loadTools, modelFromSpec, 
 import { modelLabel, renderIssues, renderTrace } from '../render.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
 
-export const RUN_USAGE = `usage: nano-vm run <program file | example dir> [--input file.json] [--model scripted:<file>]
+export const RUN_USAGE = `usage: nano-vm run <program file | example dir> [--input file.json]
+                  [--model scripted:<file> | openai:<model> | anthropic:<model> | <spec>,<spec>...]
                   [--tools <module>] [--deterministic] [--out bundle.json|dir] [--store sqlite:<path>|memory:] [--json]`;
 
 export async function runCommand(argv: string[]): Promise<number> {
