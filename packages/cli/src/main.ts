@@ -2,6 +2,7 @@
 import { formatIssue } from '@nano-vm/kernel';
 import { RUNTIME_VERSION } from '@nano-vm/runtime';
 import { CliError } from './cliError.js';
+import { analyzeCommand, ANALYZE_USAGE } from './commands/analyze.js';
 import { examplesCommand, EXAMPLES_USAGE } from './commands/examples.js';
 import { exprCommand, EXPR_USAGE } from './commands/expr.js';
 import { receiptCommand, RECEIPT_USAGE } from './commands/receipt.js';
@@ -24,6 +25,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   runs: runsCommand,
   export: exportCommand,
   recover: recoverCommand,
+  analyze: analyzeCommand,
 };
 
 const USAGES: Record<string, string> = {
@@ -37,6 +39,7 @@ const USAGES: Record<string, string> = {
   runs: RUNS_USAGE,
   export: EXPORT_USAGE,
   recover: RECOVER_USAGE,
+  analyze: ANALYZE_USAGE,
 };
 
 const HELP = `nano-vm ${RUNTIME_VERSION} — governed execution runtime for LLM workflows
@@ -51,9 +54,10 @@ ${REPLAY_USAGE}
 ${RUNS_USAGE}
 ${EXPORT_USAGE}
 ${RECOVER_USAGE}
+${ANALYZE_USAGE}
 
 Exit codes: 0 ok (run: reached a terminal state), 1 invalid/failed check, 2 refused (bad program, input or arguments).
-Docs: docs/cli.md, docs/dsl.md, docs/guards.md, docs/trace-format.md
+Docs: docs/cli.md, docs/dsl.md, docs/guards.md, docs/trace-format.md, docs/analyzer.md
 `;
 
 async function main(argv: string[]): Promise<number> {

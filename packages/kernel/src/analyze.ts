@@ -146,7 +146,7 @@ export class AnalyzeError extends Error {
 const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 const ratio = (n: number, d: number): number => (d === 0 ? 0 : n / d);
 const fmt = (v: number): string => String(Number(v.toFixed(4)));
-const EDGE = '\u0000';
+const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
 
 /** The receipt's path, plus STOP when the run finished somewhere other than an end step. */
 export function analyzedPath(r: Pick<Receipt, 'path' | 'status'>): string[] {
@@ -279,21 +279,23 @@ export function analyzeRuns(runs: readonly (readonly TraceEvent[])[], opts: Anal
   }));
 
   const alerts: Alert[] = [];
-  const check = (code: AlertCode, metric: keyof AnalyzerThresholds, value: number, run_id: string | null, message: string) => {
-    if (value > thresholds[metric]) alerts.push({ code, metric, value, threshold: thresholds[metric], run_id, message: `${message} (threshold ${fmt(thresholds[metric])})` });
+  /** Fires when value > threshold; the message reads "<who>: <metric> <value> > <threshold>: <detail>". */
+  const check = (code: AlertCode, metric: keyof AnalyzerThresholds, label: string, value: number, run_id: string | null, detail: string) => {
+    const threshold = thresholds[metric];
+    if (value > threshold) alerts.push({ code, metric, value, threshold, run_id, message: `${run_id ?? 'all runs'}: ${label} ${fmt(value)} > ${fmt(threshold)}: ${detail}` });
   };
   const t = transitions;
   const branching = t.states.filter((s) => s.entropy_bits > 0).map((s) => s.step);
-  check('A_TRANSITION_ENTROPY', 'transition_entropy_bits', t.entropy_bits, null, `transition entropy H(next|current) = ${fmt(t.entropy_bits)} bits over ${t.total} transitions; branching at ${branching.join(', ')}`);
-  check('A_PATH_VARIANCE', 'path_variance', pathStats.path_variance, null, `${runs.length - pathStats.modal_runs} of ${runs.length} runs are off the modal path (${pathStats.distinct} distinct paths)`);
+  check('A_TRANSITION_ENTROPY', 'transition_entropy_bits', 'transition entropy H(next|current) in bits', t.entropy_bits, null, `${t.total} transitions, branching at ${branching.join(', ')}`);
+  check('A_PATH_VARIANCE', 'path_variance', 'path variance', pathStats.path_variance, null, `${runs.length - pathStats.modal_runs} of ${runs.length} runs are off the modal path (${pathStats.distinct} distinct paths)`);
   if (baseline)
-    check('A_NOVEL_TRANSITIONS', 'novel_transition_rate', baseline.novel_transition_rate, null, `${baseline.novel_transitions} of ${t.total} transitions were never taken by the ${baseline.runs} baseline runs: ${baseline.novel.map((n) => `${n.from} → ${n.to}`).join(', ')}`);
+    check('A_NOVEL_TRANSITIONS', 'novel_transition_rate', 'novel-transition rate', baseline.novel_transition_rate, null, `${baseline.novel_transitions} of ${t.total} transitions were never taken by the ${baseline.runs} baseline runs: ${baseline.novel.map((n) => `${n.from} → ${n.to}`).join(', ')}`);
   for (const a of analyzed) {
     const h = a.health;
-    check('A_RETRY_DENSITY', 'retry_density', h.retry_density, a.run_id, `run ${a.run_id}: retry density ${fmt(h.retry_density)} (${a.retries} retries over ${h.visits} step visits)`);
-    check('A_TOOL_CHURN', 'tool_churn', h.tool_churn, a.run_id, `run ${a.run_id}: tool churn ${fmt(h.tool_churn)} (${h.repeated_tool_calls} of ${a.tool_calls} tool calls repeat an earlier call)`);
-    check('A_INVARIANT_VIOLATIONS', 'invariant_violation_rate', h.invariant_violation_rate, a.run_id, `run ${a.run_id}: invariant-violation rate ${fmt(h.invariant_violation_rate)} (${h.rejected_outputs} rejected outputs, ${h.failed_checks} failed checks, ${a.blocked_actions} blocked actions over ${h.visits} step visits)`);
-    check('A_BLOCKED_ACTIONS', 'blocked_actions', a.blocked_actions, a.run_id, `run ${a.run_id}: ${a.blocked_actions} blocked action${a.blocked_actions === 1 ? '' : 's'}`);
+    check('A_RETRY_DENSITY', 'retry_density', 'retry density', h.retry_density, a.run_id, `${plural(a.retries, 'retry', 'retries')} over ${plural(h.visits, 'step visit')}`);
+    check('A_TOOL_CHURN', 'tool_churn', 'tool churn', h.tool_churn, a.run_id, `${h.repeated_tool_calls} of ${plural(a.tool_calls, 'tool call')} repeat an earlier call with the same arguments`);
+    check('A_INVARIANT_VIOLATIONS', 'invariant_violation_rate', 'invariant-violation rate', h.invariant_violation_rate, a.run_id, `${plural(h.rejected_outputs, 'rejected output')}, ${plural(h.failed_checks, 'failed check')}, ${plural(a.blocked_actions, 'blocked action')} over ${plural(h.visits, 'step visit')}`);
+    check('A_BLOCKED_ACTIONS', 'blocked_actions', 'blocked actions', a.blocked_actions, a.run_id, `${plural(a.blocked_actions, 'transition')} rejected: ${a.blocked_actions === 1 ? 'a step asked for something it is not granted' : 'steps asked for what they are not granted'}`);
   }
 
   return { format: ANALYSIS_FORMAT, program: { id: first.program_id, hash: first.program_hash }, thresholds, runs: analyzed, transitions, paths: pathStats, baseline, alerts };

@@ -113,7 +113,7 @@ describe('path variance and divergence', () => {
     expect(a.baseline).toEqual({ runs: 2, transitions: 4, novel_transitions: 1, novel_transition_rate: 0.25, runs_off_baseline: 1, novel: [{ from: 'b', to: 'd', count: 1 }] });
     expect(a.runs[1]!.first_divergence).toEqual({ index: 2, step: 'd', expected: ['c', 'e'], against: 'baseline' });
     expect(a.alerts).toEqual([
-      { code: 'A_NOVEL_TRANSITIONS', metric: 'novel_transition_rate', value: 0.25, threshold: 0, run_id: null, message: '1 of 4 transitions were never taken by the 2 baseline runs: b → d (threshold 0)' },
+      { code: 'A_NOVEL_TRANSITIONS', metric: 'novel_transition_rate', value: 0.25, threshold: 0, run_id: null, message: 'all runs: novel-transition rate 0.25 > 0: 1 of 4 transitions were never taken by the 2 baseline runs: b → d' },
     ]);
     const same = analyzeRuns([trace(['a', 'b', 'e'])], { baseline });
     expect(same.baseline).toMatchObject({ novel_transitions: 0, runs_off_baseline: 0 });
