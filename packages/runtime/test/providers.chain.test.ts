@@ -65,6 +65,18 @@ describe('fallback chain', () => {
     expect(b.seen).toHaveLength(0);
   });
 
+  it('a rejected request from a later member ends the chain and still names the earlier failures', async () => {
+    const { b, chain } = await pair(
+      () => openaiError(503, 'Service Unavailable', 'server_error'),
+      () => ({ status: 400, json: { type: 'error', error: { type: 'invalid_request_error', message: 'max_tokens: 999999 > 64000, which is the maximum allowed' } } }),
+    );
+    const e = (await chain.complete(request()).catch((x: unknown) => x)) as ModelError;
+    expect(e.code).toBe('E_MODEL_BAD_REQUEST');
+    expect(e.message).toContain('which is the maximum allowed');
+    expect(e.message).toContain('(after E_MODEL_UNAVAILABLE: openai:gpt-test: the provider failed (HTTP 503');
+    expect(b.seen).toHaveLength(1);
+  });
+
   it("does not fall through when the step's timeout cancels the call", async () => {
     const { a, b, chain } = await pair(() => ({ hang: true }));
     const prog = program([

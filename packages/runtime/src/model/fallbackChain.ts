@@ -33,12 +33,15 @@ export class FallbackChainModel implements ModelPort {
       try {
         return await model.complete(req);
       } catch (e) {
-        if (req.signal.aborted || !(e instanceof ModelError) || !FALLS_THROUGH.has(e.code)) throw e;
+        if (req.signal.aborted || !(e instanceof ModelError)) throw e;
+        if (!FALLS_THROUGH.has(e.code)) throw failures.length ? new ModelError(e.code, `${e.message} (after ${describe(failures)})`) : e;
         failures.push(e);
       }
     }
     const last = failures[failures.length - 1]!;
     if (failures.length === 1) throw last;
-    throw new ModelError(last.code, `every model in the chain failed: ${failures.map((f) => `${f.code}: ${f.message}`).join('; ')}`);
+    throw new ModelError(last.code, `every model in the chain failed: ${describe(failures)}`);
   }
 }
+
+const describe = (failures: readonly ModelError[]): string => failures.map((f) => `${f.code}: ${f.message}`).join('; ');
