@@ -46,6 +46,8 @@ export interface RunOptions {
   hasher?: Hasher;
   policy?: unknown;
   defaultTimeoutMs?: number;
+  /** Called with each event once the store has it, in order (e.g. `await otelEventHook()`). */
+  onEvent?: (event: TraceEvent, runId: string) => void;
 }
 
 export interface RunResult {
@@ -120,6 +122,7 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
   });
   const fx = new Effects(opts.model, opts.tools, opts.defaultTimeoutMs ?? DEFAULT_EFFECT_TIMEOUT_MS);
   let persisted = 0;
+  let observed = 0;
   /** Persist new events; returns a promise only when the store is asynchronous. */
   const flush = (): Promise<void> | undefined => {
     const evs = machine.events;
@@ -135,6 +138,7 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
     const cmd = machine.next();
     const written = flush();
     if (written) await written;
+    if (opts.onEvent) for (; observed < persisted; observed++) opts.onEvent(machine.events[observed]!, runId);
     if (cmd.type === 'done') break;
     if (cmd.type === 'parallel') machine.completeParallel(await fx.parallel(cmd, machine));
     else machine.complete(await fx.perform(cmd));

@@ -12,3 +12,4 @@ export * from './store/sqliteStore.js';
 export * from './effects.js';
 export * from './recover.js';
 export * from './model/providers.js';
+export * from './otel.js';
