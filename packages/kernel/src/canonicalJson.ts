@@ -65,7 +65,8 @@ function isCanonicalOrdered(v: unknown, depth: number): boolean {
 // Strings that need no escaping are quoted directly; JSON.stringify handles the rest (control
 // characters, quotes, backslashes and surrogates, lone ones included, exactly as RFC 8785 says).
 const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
-const quote = (s: string): string => (NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`);
+/** The RFC 8785 text of a string. */
+export const quote = (s: string): string => (NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`);
 
 // Member names repeat (every event has seq, ts, type, ...): keep their quoted form.
 const quotedKeys = new Map<string, string>();

@@ -1,4 +1,5 @@
 import { canonicalJson } from './canonicalJson.js';
+import { eventText } from './eventText.js';
 import type { EventBody, TraceEvent } from './events.js';
 import { ZERO_HASH, type Hasher } from './hash.js';
 
@@ -38,15 +39,15 @@ export class TraceChain {
 
   /**
    * Completes the event in place (seq, ts, prev_hash, then hash), hashes it and appends it; the
-   * caller hands the object over. Events built by eventBodies.ts carry those members as
-   * placeholders already in RFC 8785 order, so their canonical text is written natively.
+   * caller hands over an object built by eventBodies.ts. `outputText` is the canonical text of
+   * its `output` when the caller already computed it.
    */
-  append(body: EventBody | TraceEvent, ts: string): TraceEvent {
+  append(body: EventBody | TraceEvent, ts: string, outputText?: string): TraceEvent {
     const event = body as TraceEvent;
     event.seq = this.nextSeq;
     event.ts = ts;
     event.prev_hash = this.head;
-    const hash = this.hasher.sha256Hex(this.head + canonicalJson(event));
+    const hash = this.hasher.sha256Hex(this.head + eventText(event, outputText));
     event.hash = hash;
     this.head = hash;
     this.nextSeq++;

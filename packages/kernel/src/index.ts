@@ -1,6 +1,7 @@
 export * from './errors.js';
 export * from './program.js';
 export * from './canonicalJson.js';
+export { eventText } from './eventText.js';
 export * from './hash.js';
 export * from './events.js';
 export * from './chain.js';

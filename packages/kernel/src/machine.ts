@@ -216,8 +216,8 @@ export class Machine {
     return this.lastTs;
   }
 
-  private emit(body: TraceEvent): TraceEvent {
-    const e = this.chain.append(body, this.ts());
+  private emit(body: TraceEvent, outputText?: string): TraceEvent {
+    const e = this.chain.append(body, this.ts(), outputText);
     this.opts.onEvent?.(e);
     return e;
   }
@@ -374,8 +374,9 @@ export class Machine {
     const checked = checkEffectResult(step, result);
     const facts = callFacts(cmd, result);
     if (checked.ok) {
-      const changed = this.store(step.id, checked.output, checked.canonical);
-      this.emit(ev.stepCompleted({ step: step.id, kind: step.kind, attempt: cmd.attempt, output: checked.output, changed, next: step.next }, facts));
+      const canonical = checked.canonical ?? canonicalJson(checked.output);
+      const changed = this.store(step.id, checked.output, canonical);
+      this.emit(ev.stepCompleted({ step: step.id, kind: step.kind, attempt: cmd.attempt, output: checked.output, changed, next: step.next }, facts), canonical);
       this.advance(step.next, changed);
       return;
     }

@@ -85,6 +85,15 @@ function preflightErrors(program: Program, tools: ToolRegistry): Issue[] {
 }
 
 const compiledCache = new WeakMap<Program, CompiledProgram>();
+const noPolicyHash = new WeakMap<Hasher, string>();
+
+/** Most runs have no policy: its hash is the same for every run, so compute it once per hasher. */
+function policyHashOf(hasher: Hasher, policy: unknown): string {
+  if (policy !== null) return hashJson(hasher, policy);
+  let h = noPolicyHash.get(hasher);
+  if (h === undefined) noPolicyHash.set(hasher, (h = hashJson(hasher, null)));
+  return h;
+}
 
 function compiledOf(p: Program | CompiledProgram): CompiledProgram {
   if (p instanceof CompiledProgram) return p;
@@ -117,7 +126,7 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
     clock,
     runtimeVersion: RUNTIME_VERSION,
     model: { id: opts.model.id, scripted: opts.model.scripted },
-    policyHash: hashJson(hasher, policy),
+    policyHash: policyHashOf(hasher, policy),
     inputHash,
   });
   const fx = new Effects(opts.model, opts.tools, opts.defaultTimeoutMs ?? DEFAULT_EFFECT_TIMEOUT_MS);

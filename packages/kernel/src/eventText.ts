@@ -1,0 +1,96 @@
+/**
+ * The RFC 8785 text of an event (without `hash`) for the chain, written member by member for the
+ * event types a run writes most. V8's JSON.stringify walks an event's members about four times
+ * slower than concatenating its known members in their known canonical order, and the event text is
+ * the largest per-step cost of a run. Nested values (outputs, arguments, guard explanations) still go
+ * through canonicalJson, and every string member through `quote`, so the text is exactly what the
+ * generic encoder writes: verifyBundle recomputes every hash with the generic encoder, and the tests
+ * compare the two on generated events of every type.
+ *
+ * Only events built by eventBodies.ts reach this (they have no members beyond their type's); any
+ * other type falls back to the generic encoder. Hashes (lowercase hex from the Hasher) and `ts`
+ * (the machine's own ISO-8601 formatting) never need escaping and are written as they are.
+ */
+import { canonicalJson, quote } from './canonicalJson.js';
+import type { ConditionEvaluatedEvent, RunFinishedEvent, RunStartedEvent, StepCompletedEvent, StepFailedEvent, StepRetryEvent, StepStartedEvent, TraceEvent } from './events.js';
+
+const num = (n: number): string => (Number.isFinite(n) ? (n === 0 ? '0' : String(n)) : canonicalJson(n));
+/** `,"key":value` for an optional member, '' when absent. */
+const optStr = (key: string, v: string | undefined): string => (v === undefined ? '' : `,"${key}":${quote(v)}`);
+const optVal = (key: string, v: unknown): string => (v === undefined ? '' : `,"${key}":${canonicalJson(v)}`);
+const optNum = (key: string, v: number | undefined): string => (v === undefined ? '' : `,"${key}":${num(v)}`);
+/** `"key":value,` for an optional member written before a required one. */
+const preVal = (key: string, v: unknown): string => (v === undefined ? '' : `"${key}":${canonicalJson(v)},`);
+const tail = (e: TraceEvent): string => `,"seq":${num(e.seq)},"step":${quote((e as { step: string }).step)},"ts":"${e.ts}","type":"${e.type}"`;
+
+/** `outputText`: the canonical text of the event's `output` when the caller already has it. */
+export function eventText(e: TraceEvent, outputText?: string): string {
+  switch (e.type) {
+    case 'step_completed':
+      return stepCompleted(e, outputText);
+    case 'step_started':
+      return stepStarted(e);
+    case 'condition_evaluated':
+      return conditionEvaluated(e);
+    case 'run_started':
+      return runStarted(e);
+    case 'run_finished':
+      return runFinished(e);
+    case 'step_failed':
+      return stepFailed(e);
+    case 'step_retry':
+      return stepRetry(e);
+    default: {
+      const { hash: _omit, ...rest } = e;
+      return canonicalJson(rest);
+    }
+  }
+}
+
+function stepCompleted(e: StepCompletedEvent, outputText: string | undefined): string {
+  return (
+    `{"attempt":${num(e.attempt)},"changed":${e.changed ? 'true' : 'false'}${optNum('cost_usd', e.cost_usd)},"kind":${quote(e.kind)}` +
+    `${optStr('model', e.model)}${optStr('next', e.next)},"output":${outputText ?? canonicalJson(e.output)}${optStr('parent', e.parent)}` +
+    `,"prev_hash":"${e.prev_hash}"${e.projection_hash === undefined ? '' : `,"projection_hash":"${e.projection_hash}"`}${optStr('raw', e.raw)}` +
+    `${tail(e)}${optVal('usage', e.usage)}${optNum('visit', e.visit)}}`
+  );
+}
+
+function stepStarted(e: StepStartedEvent): string {
+  return (
+    `{${preVal('args', e.args)}"attempt":${num(e.attempt)}${optStr('idempotency_key', e.idempotency_key)},"kind":${quote(e.kind)}` +
+    `${optStr('parent', e.parent)},"prev_hash":"${e.prev_hash}","seq":${num(e.seq)},"step":${quote(e.step)}${optStr('tool', e.tool)}` +
+    `,"ts":"${e.ts}","type":"step_started","visit":${num(e.visit)}}`
+  );
+}
+
+function stepFailed(e: StepFailedEvent): string {
+  return (
+    `{"attempt":${num(e.attempt)}${optNum('cost_usd', e.cost_usd)},"error":${canonicalJson(e.error)},"kind":${quote(e.kind)}` +
+    `${optStr('model', e.model)}${optStr('parent', e.parent)},"prev_hash":"${e.prev_hash}"${e.projection_hash === undefined ? '' : `,"projection_hash":"${e.projection_hash}"`}` +
+    `${optStr('raw', e.raw)}${optVal('rejected_output', e.rejected_output)}${tail(e)}${optVal('usage', e.usage)}${optNum('visit', e.visit)}}`
+  );
+}
+
+function stepRetry(e: StepRetryEvent): string {
+  return `{"attempt":${num(e.attempt)},"max_attempts":${num(e.max_attempts)}${optStr('parent', e.parent)},"prev_hash":"${e.prev_hash}"${tail(e)}}`;
+}
+
+function conditionEvaluated(e: ConditionEvaluatedEvent): string {
+  return `{"chosen":${num(e.chosen)},"guards":${canonicalJson(e.guards)},"next":${quote(e.next)},"prev_hash":"${e.prev_hash}"${tail(e)},"visit":${num(e.visit)}}`;
+}
+
+function runStarted(e: RunStartedEvent): string {
+  return (
+    `{"input_hash":"${e.input_hash}","model":${canonicalJson(e.model)},"policy_hash":"${e.policy_hash}","prev_hash":"${e.prev_hash}"` +
+    `,"program_hash":"${e.program_hash}","program_id":${quote(e.program_id)},"run_id":${quote(e.run_id)},"runtime_version":${quote(e.runtime_version)}` +
+    `,"seq":${num(e.seq)},"ts":"${e.ts}","type":"run_started"}`
+  );
+}
+
+function runFinished(e: RunFinishedEvent): string {
+  return (
+    `{${preVal('budget', e.budget)}${preVal('error', e.error)}${e.outcome === undefined ? '' : `"outcome":${quote(e.outcome)},`}"prev_hash":"${e.prev_hash}"` +
+    `,"seq":${num(e.seq)},"status":${quote(e.status)}${optStr('step', e.step)},"ts":"${e.ts}","type":"run_finished"}`
+  );
+}
