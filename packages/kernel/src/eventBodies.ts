@@ -19,6 +19,8 @@ import type {
   StepStartedEvent,
   Usage,
   VisitsExhaustedEvent,
+  PolicyCheckedEvent,
+  TransitionRejectedEvent,
 } from './events.js';
 import type { JsonValue } from './program.js';
 
@@ -153,4 +155,27 @@ export function runFinished(f: Omit<RunFinishedEvent, 'type' | 'seq' | 'ts' | 'p
     ts: '',
     type: 'run_finished',
   } as RunFinishedEvent;
+}
+
+export function policyChecked(f: { step: string; visit: number; rules: string[]; policy_hash: string }): PolicyCheckedEvent {
+  return { hash: NO_HASH, policy_hash: f.policy_hash, prev_hash: '', rules: f.rules, seq: 0, step: f.step, ts: '', type: 'policy_checked', visit: f.visit };
+}
+
+export function transitionRejected(f: Omit<TransitionRejectedEvent, 'type' | 'seq' | 'ts' | 'prev_hash' | 'hash'>): TransitionRejectedEvent {
+  return {
+    capability: f.capability,
+    granting_step: f.granting_step,
+    hash: NO_HASH,
+    offered_policy_hash: f.offered_policy_hash,
+    parent: f.parent,
+    policy_hash: f.policy_hash,
+    prev_hash: '',
+    reason: f.reason,
+    requested: f.requested,
+    rule: f.rule,
+    seq: 0,
+    step: f.step,
+    ts: '',
+    type: 'transition_rejected',
+  } as TransitionRejectedEvent;
 }

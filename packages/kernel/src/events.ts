@@ -162,6 +162,25 @@ export interface TransitionRejectedEvent extends Base {
   reason: string;
   capability?: string;
   granting_step?: string;
+  /** A parallel child's parent step. */
+  parent?: string;
+  /** Hash of the policy that decided (policy rejections; always the genesis policy_hash). */
+  policy_hash?: string;
+  /** rule `policy.pinned`: the hash of the different policy the host offered after genesis. */
+  offered_policy_hash?: string;
+}
+
+/**
+ * A policy allowed a step to be entered (written only when the run has a policy, before the
+ * step's own events): the rules that allowed it, and the policy's hash, so every step carries it.
+ */
+export interface PolicyCheckedEvent extends Base {
+  type: 'policy_checked';
+  step: string;
+  visit: number;
+  /** Ids of the rules that allowed the entry (precedence satisfied, grants used); may be empty. */
+  rules: string[];
+  policy_hash: string;
 }
 
 export interface RunFinishedEvent extends Base {
@@ -186,6 +205,7 @@ export type TraceEvent =
   | ConditionEvaluatedEvent
   | VisitsExhaustedEvent
   | TransitionRejectedEvent
+  | PolicyCheckedEvent
   | RunFinishedEvent;
 
 export type EventType = TraceEvent['type'];
@@ -203,5 +223,6 @@ export const EVENT_TYPES: readonly EventType[] = [
   'condition_evaluated',
   'visits_exhausted',
   'transition_rejected',
+  'policy_checked',
   'run_finished',
 ];

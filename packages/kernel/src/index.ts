@@ -18,3 +18,7 @@ export * from './validate.js';
 export * from './programSchema.js';
 export * from './replay.js';
 export * from './analyze.js';
+export * from './policy.js';
+export * from './policyLoad.js';
+export * from './policyGate.js';
+export * from './validatePolicy.js';

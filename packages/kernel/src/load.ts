@@ -53,6 +53,17 @@ const MAX_ALIAS_COUNT = 50;
 const MAX_DEPTH = 128;
 
 export function loadProgram(text: string, opts: LoadOptions = {}): LoadResult {
+  const parsed = parseSource(text, opts);
+  if (!('value' in parsed)) return parsed;
+  const result = programFromValue(parsed.value, { ...(parsed.sourceMap !== undefined ? { sourceMap: parsed.sourceMap } : {}), ...(opts.file !== undefined ? { file: opts.file } : {}) });
+  return { ...result, sourceMap: parsed.sourceMap };
+}
+
+/**
+ * Text (YAML 1.2 or JSON) -> a JSON value and its source map, or E_PARSE issues. Shared by every
+ * document nano-vm reads from files (programs, policies), so all report positions the same way.
+ */
+export function parseSource(text: string, opts: LoadOptions = {}): { value?: unknown; issues: Issue[]; sourceMap?: SourceMap } {
   const format = opts.format ?? (opts.file?.toLowerCase().endsWith('.json') ? 'json' : 'yaml');
   const lineCounter = new LineCounter();
   const parseIssue = (message: string, offset: number, path?: string): Issue => {
@@ -100,8 +111,7 @@ export function loadProgram(text: string, opts: LoadOptions = {}): LoadResult {
   const jsonIssues = nonJsonValues(value);
   if (jsonIssues.length > 0) return { issues: locateIssues(jsonIssues, sourceMap, opts.file), sourceMap };
 
-  const result = programFromValue(value, { sourceMap, ...(opts.file !== undefined ? { file: opts.file } : {}) });
-  return { ...result, sourceMap };
+  return { value, issues: [], sourceMap };
 }
 
 /**

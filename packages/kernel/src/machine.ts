@@ -14,6 +14,8 @@ import type { CompiledGuard } from './guard/types.js';
 import { hashJson, type Hasher } from './hash.js';
 import type { Budgets, ConditionStep, EndStep, JsonSchema, JsonValue, LlmOutput, LlmStep, OnError, ParallelChild, ParallelStep, Program, Step, ToolStep } from './program.js';
 import { outputSchemaOf, startOf } from './program.js';
+import { POLICY_BLOCKED_CODE, POLICY_BLOCKED_OUTCOME, POLICY_PINNED_RULE } from './policy.js';
+import type { CompiledPolicy, PolicyRejection } from './policyGate.js';
 import { project, renderPrompt, type ProjectedView } from './projection.js';
 import { checkSchema, describeViolations } from './schemaCheck.js';
 import { readPath } from './statePath.js';
@@ -87,6 +89,8 @@ export interface MachineOptions {
   runtimeVersion: string;
   model: { id: string; scripted: boolean };
   policyHash?: string;
+  /** The policy the run is under (its hash must be policyHash): enforced before every step entry. */
+  policy?: CompiledPolicy;
   /** Hash of the input when the host already computed it. */
   inputHash?: string;
   /** Called synchronously for every appended event (persist it before acting on the next command). */
@@ -168,7 +172,7 @@ export class Machine {
   ) {
     this.cp = program instanceof CompiledProgram ? program : new CompiledProgram(program);
     this.chain = new TraceChain(opts.hasher);
-    this.state = { input, steps: {} };
+    this.state = { input, steps: {}, ...(opts.policy && { policy: opts.policy.view }) };
     this.current = this.cp.start;
     this.emit(
       ev.runStarted({
@@ -261,6 +265,7 @@ export class Machine {
         }
         this.visits.set(step.id, visit);
         if (step.kind !== 'end') this.stepsTaken++;
+        if (this.opts.policy !== undefined && !this.admit(step, visit, this.opts.policy)) return this.pending!;
       }
       switch (step.kind) {
         case 'end':
@@ -277,6 +282,41 @@ export class Machine {
           return this.pending;
       }
     }
+  }
+
+  /** The policy gate before a step is entered (policyGate.ts); false when it stopped the run. */
+  private admit(step: Step, visit: number, policy: CompiledPolicy): boolean {
+    const d = policy.decideEntry(step, this.visits, this.state, (s) => resolveArgs(s, this.state));
+    if (d.ok) {
+      this.emit(ev.policyChecked({ step: step.id, visit, rules: d.rules, policy_hash: policy.hash }));
+      return true;
+    }
+    this.blockOnPolicy({ ...d.rejection, policy_hash: policy.hash });
+    return false;
+  }
+
+  /** A rejected action executes nothing: the run ends as POLICY_BLOCKED, naming the rule. */
+  private blockOnPolicy(r: PolicyRejection & { policy_hash: string; offered_policy_hash?: string }): void {
+    this.emit(ev.transitionRejected(r));
+    this.finish({ status: 'failed', outcome: POLICY_BLOCKED_OUTCOME, error: { code: POLICY_BLOCKED_CODE, message: `rule '${r.rule}': ${r.reason}`, step: r.parent ?? r.step } });
+  }
+
+  /**
+   * The host offers a policy whose hash differs from the one pinned at genesis (a recovered or
+   * resumed run whose policy file changed): nothing more runs; the run halts as POLICY_BLOCKED.
+   */
+  haltOnPolicyChange(offeredPolicyHash: string): void {
+    if (this.finished) return;
+    const pinned = this.opts.policyHash ?? hashJson(this.opts.hasher, null);
+    this.pending = null;
+    this.blockOnPolicy({
+      step: this.current,
+      requested: `policy:${offeredPolicyHash}`,
+      rule: POLICY_PINNED_RULE,
+      reason: `the policy changed after genesis (pinned ${pinned.slice(0, 12)}…, offered ${offeredPolicyHash.slice(0, 12)}…); a run keeps the policy it started under`,
+      policy_hash: pinned,
+      offered_policy_hash: offeredPolicyHash,
+    });
   }
 
   private finishAtEnd(step: EndStep): DoneCommand {

@@ -15,6 +15,7 @@ import { hashJson, type Hasher } from './hash.js';
 import { CompiledProgram, Machine, type EffectCommand, type EffectResult } from './machine.js';
 import type { Program } from './program.js';
 import { computeReceipt, type Receipt } from './receipt.js';
+import { policyOption } from './policyGate.js';
 
 export interface ReplayOptions {
   hasher: Hasher;
@@ -120,6 +121,7 @@ export function replayBundle(bundle: Bundle, opts: ReplayOptions): ReplayResult 
     runtimeVersion: genesis.runtime_version,
     model: genesis.model,
     policyHash: hashJson(opts.hasher, policy ?? null),
+    ...policyOption(policy, program, opts.hasher),
   });
 
   drive: for (;;) {

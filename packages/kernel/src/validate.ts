@@ -29,6 +29,8 @@ export interface ValidateOptions {
   /** From loadProgram: gives issues line/col. */
   sourceMap?: SourceMap;
   file?: string;
+  /** More identifiers guards may read, with their types (e.g. `policy` under a policy: docs/policy.md). */
+  guardGlobals?: GuardTypeEnv;
 }
 
 /** Every code validateProgram reports, with its meaning (docs/dsl.md lists the same). */
@@ -69,7 +71,7 @@ export function validateProgram(program: Program, opts: ValidateOptions = {}): I
   checkSchemas(program, effects, out);
   checkPaths(program, index, effects, out);
   if (opts.tools !== undefined) checkTools(effects, opts.tools, out);
-  checkGuards(program, out, opts.sourceMap);
+  checkGuards(program, out, opts.sourceMap, opts.guardGlobals);
   return locateIssues(out, opts.sourceMap, opts.file);
 }
 
@@ -93,14 +95,14 @@ const UNTYPED_STEP: GuardType = Object.freeze({ kind: 'map', fields: Object.free
 /** `steps.<id>` and `steps["<id>"]` in a guard's text. */
 const STEP_REFERENCE = /\bsteps\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*(?:"([^"]*)"|'([^']*)')\s*\])/g;
 
-function checkGuards(program: Program, out: Issue[], sourceMap: SourceMap | undefined): void {
+function checkGuards(program: Program, out: Issue[], sourceMap: SourceMap | undefined, globals: GuardTypeEnv | undefined): void {
   if (!program.steps.some((s) => s.kind === 'condition')) return;
   const named = new Set<string>();
   for (const step of program.steps) {
     if (step.kind !== 'condition') continue;
     for (const c of step.cases) for (const m of c.when.matchAll(STEP_REFERENCE)) named.add(m[1] ?? m[2] ?? m[3]!);
   }
-  const env = guardEnvOf(program, named);
+  const env = globals === undefined ? guardEnvOf(program, named) : { ...guardEnvOf(program, named), ...globals };
   // A program's guards share one environment, so equal sources compile to equal results.
   const compiled = new Map<string, { result: GuardCompileResult; type?: GuardType | undefined }>();
   program.steps.forEach((step, i) => {

@@ -43,6 +43,13 @@ export function checkProgramShape(value: unknown): Issue[] {
   });
 }
 
+/** The same walker over another schema document without `$ref`s (policy.schema.json). */
+export function checkShape(value: unknown, schema: SchemaNode): Array<{ path: string; message: string }> {
+  const found: Found[] = [];
+  check(value, schema, '', found);
+  return found.map(({ path, message }) => ({ path, message }));
+}
+
 interface Found {
   code: string;
   path: string;

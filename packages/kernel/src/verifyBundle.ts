@@ -6,6 +6,7 @@ import { canonicalJson } from './canonicalJson.js';
 import { eventHash } from './chain.js';
 import { BUNDLE_FORMAT, EVENT_TYPES, type TraceEvent } from './events.js';
 import { hashJson, ZERO_HASH, type Hasher } from './hash.js';
+import { firstPolicyChange } from './policyGate.js';
 import { computeReceipt } from './receipt.js';
 
 export type VerifyCode =
@@ -18,6 +19,7 @@ export type VerifyCode =
   | 'E_GENESIS_PROGRAM'
   | 'E_GENESIS_POLICY'
   | 'E_GENESIS_INPUT'
+  | 'E_POLICY_CHANGED'
   | 'E_RECEIPT_MISMATCH';
 
 export type VerifyResult =
@@ -72,6 +74,8 @@ export function verifyBundle(bundle: unknown, hasher: Hasher): VerifyResult {
     commit('E_GENESIS_POLICY', 'policy_hash', 'policy', bundle.policy) ??
     commit('E_GENESIS_INPUT', 'input_hash', 'input', bundle.input);
   if (mismatch) return mismatch;
+  const changed = firstPolicyChange(events as TraceEvent[]);
+  if (changed) return bad('E_POLICY_CHANGED', changed.seq, changed.reason);
 
   let recomputed: unknown;
   try {
