@@ -5,10 +5,11 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { loadProgram, validateProgram, type Issue, type Program } from '@nano-vm/kernel';
-import { ModelError, ScriptedModel, ToolRegistry, modelFromSpec as providerModelFromSpec, parseModelScript, toolsFromModule, type ModelPort, type ModelScript } from '@nano-vm/runtime';
+import { hashJson, loadProgram, policyGuardGlobals, validatePolicy, validateProgram, type Issue, type Program } from '@nano-vm/kernel';
+import { ModelError, ScriptedModel, ToolRegistry, modelFromSpec as providerModelFromSpec, nodeHasher, parseModelScript, toolsFromModule, type ModelPort, type ModelScript } from '@nano-vm/runtime';
 import { CliError } from './cliError.js';
 import { EXIT } from './exitCodes.js';
+import type { LoadedPolicy } from './policyFile.js';
 
 export interface LoadedProgram {
   /** Absent when the file does not parse or fails the structural check. */
@@ -36,13 +37,17 @@ export function readJson(file: string, what: string): unknown {
   }
 }
 
-/** Parse + structural check; throws a CliError carrying located issues when the file is not a program. */
-export function loadProgramFile(file: string, tools?: ToolRegistry): LoadedProgram {
+/** Parse + structural check; throws a CliError carrying located issues when the file is not a program. With a policy, also the pre-flight against it (docs/policy.md). */
+export function loadProgramFile(file: string, tools?: ToolRegistry, policy?: LoadedPolicy): LoadedProgram {
   const text = readText(file, 'program');
   const format = extname(file) === '.json' ? 'json' : 'yaml';
   const loaded = loadProgram(text, { file, format });
   if (!loaded.program) return { file, issues: loaded.issues };
-  const issues = [...loaded.issues, ...validateProgram(loaded.program, { ...(tools ? { tools: tools.describe() } : {}), ...(loaded.sourceMap ? { sourceMap: loaded.sourceMap } : {}), file })];
+  const issues = [...loaded.issues, ...validateProgram(loaded.program, { ...(tools ? { tools: tools.describe() } : {}), ...(loaded.sourceMap ? { sourceMap: loaded.sourceMap } : {}), file, ...(policy ? { guardGlobals: policyGuardGlobals(policy.policy) } : {}) })];
+  if (policy) {
+    const at = { programHash: hashJson(nodeHasher, loaded.program), programFile: file, policyFile: policy.file, ...(loaded.sourceMap ? { programSourceMap: loaded.sourceMap } : {}), ...(policy.sourceMap ? { policySourceMap: policy.sourceMap } : {}) };
+    issues.push(...validatePolicy(loaded.program, policy.policy, at));
+  }
   return { program: loaded.program, file, issues };
 }
 
@@ -54,6 +59,7 @@ export interface ExampleLayout {
   inputs: [string, string][];
   modelFile?: string;
   toolsFile?: string;
+  policyFile?: string;
 }
 
 export function isDirectory(p: string): boolean {
@@ -64,7 +70,7 @@ export function isDirectory(p: string): boolean {
   }
 }
 
-/** The example layout: program.yaml|json, input.json or inputs/*.json, model.yaml, tools.mjs|js. */
+/** The example layout: program.yaml|json, input.json or inputs/*.json, model.yaml, tools.mjs|js, policy.yaml|json. */
 export function exampleLayout(dir: string): ExampleLayout {
   const pick = (...names: string[]) => names.map((n) => join(dir, n)).find((p) => existsSync(p));
   const programFile = pick('program.yaml', 'program.yml', 'program.json');
@@ -80,6 +86,8 @@ export function exampleLayout(dir: string): ExampleLayout {
   if (modelFile) layout.modelFile = modelFile;
   const toolsFile = pick('tools.mjs', 'tools.js');
   if (toolsFile) layout.toolsFile = toolsFile;
+  const policyFile = pick('policy.yaml', 'policy.yml', 'policy.json');
+  if (policyFile) layout.policyFile = policyFile;
   return layout;
 }
 

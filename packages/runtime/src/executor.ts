@@ -25,6 +25,7 @@ import {
 } from '@nano-vm/kernel';
 import { randomIds, systemClock, type IdSource } from './clock.js';
 import { Effects } from './effects.js';
+import { policyPreflight } from './policyRun.js';
 import type { ModelPort } from './model/port.js';
 import { nodeHasher } from './nodeHasher.js';
 import { MemoryStore } from './store/memoryStore.js';
@@ -106,9 +107,11 @@ function compiledOf(p: Program | CompiledProgram): CompiledProgram {
 export async function runProgram(opts: RunOptions): Promise<RunResult> {
   const cp = compiledOf(opts.program);
   const program = cp.program;
-  const errors = preflightErrors(program, opts.tools);
-  if (errors.length) throw new NanoVmError('E_PROGRAM_INVALID', `program '${program.id}' is invalid (${errors.length} error${errors.length > 1 ? 's' : ''}): ${errors[0]!.code} ${errors[0]!.message}`, errors);
   const hasher = opts.hasher ?? nodeHasher;
+  // Under a policy the pre-flight includes the policy's rules (policyRun.ts); E_POLICY_INVALID when it is not a policy.
+  const underPolicy = opts.policy !== undefined && opts.policy !== null ? policyPreflight(cp, opts.policy, opts.tools, hasher) : undefined;
+  const errors = underPolicy ? underPolicy.errors : preflightErrors(program, opts.tools);
+  if (errors.length) throw new NanoVmError('E_PROGRAM_INVALID', `program '${program.id}' is invalid (${errors.length} error${errors.length > 1 ? 's' : ''}): ${errors[0]!.code} ${errors[0]!.message}`, errors);
   const inputText = checkInput(program, opts.input);
   const inputHash = hasher.sha256Hex(inputText);
   // The machine works on the input in canonical member order (see canonicalJson's fast path).
@@ -126,7 +129,8 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
     clock,
     runtimeVersion: RUNTIME_VERSION,
     model: { id: opts.model.id, scripted: opts.model.scripted },
-    policyHash: policyHashOf(hasher, policy),
+    policyHash: underPolicy ? underPolicy.policy.hash : policyHashOf(hasher, policy),
+    ...(underPolicy && { policy: underPolicy.policy }),
     inputHash,
   });
   const fx = new Effects(opts.model, opts.tools, opts.defaultTimeoutMs ?? DEFAULT_EFFECT_TIMEOUT_MS);

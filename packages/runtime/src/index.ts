@@ -13,3 +13,4 @@ export * from './effects.js';
 export * from './recover.js';
 export * from './model/providers.js';
 export * from './otel.js';
+export * from './policyRun.js';

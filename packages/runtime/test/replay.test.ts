@@ -1,8 +1,8 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { loadProgram, replayBundle, type Bundle, type Program } from '@nano-vm/kernel';
+import { loadPolicy, loadProgram, replayBundle, type Bundle, type Program } from '@nano-vm/kernel';
 import { FixedClock, SeededIds, ScriptedModel, nodeHasher, parseModelScript, runProgram, toolsFromModule } from '../src/index.js';
 
 const EXAMPLES = new URL('../../../examples/', import.meta.url).pathname;
@@ -12,11 +12,13 @@ async function exampleRuns(name: string): Promise<{ caseName: string; bundle: Bu
   const program = loadProgram(readFileSync(join(dir, 'program.yaml'), 'utf8')).program!;
   const tools = toolsFromModule(await import(pathToFileURL(join(dir, 'tools.mjs')).href), 'tools.mjs');
   const script = parseModelScript(readFileSync(join(dir, 'model.yaml'), 'utf8'));
+  // An example with a policy runs under it, as `nano-vm run <dir>` does.
+  const policy = existsSync(join(dir, 'policy.yaml')) ? loadPolicy(readFileSync(join(dir, 'policy.yaml'), 'utf8')).policy : undefined;
   const out = [];
   for (const f of readdirSync(join(dir, 'inputs')).sort()) {
     const caseName = f.replace(/\.json$/, '');
     const input = JSON.parse(readFileSync(join(dir, 'inputs', f), 'utf8'));
-    const r = await runProgram({ program, input, model: new ScriptedModel(script, caseName), tools, clock: new FixedClock(), ids: new SeededIds(nodeHasher) });
+    const r = await runProgram({ program, input, model: new ScriptedModel(script, caseName), tools, clock: new FixedClock(), ids: new SeededIds(nodeHasher), ...(policy ? { policy } : {}) });
     out.push({ caseName, bundle: JSON.parse(JSON.stringify(r.bundle)) as Bundle });
   }
   return out;

@@ -5,6 +5,7 @@ import { NanoVmError, pureHasher, replayBundle, serializeBundle, verifyBundle, t
 import { FixedClock, SeededIds, nodeHasher, runProgram } from '@nano-vm/runtime';
 import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
+import { loadPolicyFile } from '../policyFile.js';
 import { exampleLayout, isDirectory, loadProgramFile, loadTools, modelFromSpec, readJson } from '../inputs.js';
 import { renderIssues } from '../render.js';
 
@@ -31,7 +32,8 @@ export async function examplesCommand(argv: string[]): Promise<number> {
   for (const dir of dirs) {
     const layout = exampleLayout(dir);
     const tools = await loadTools(layout.toolsFile);
-    const loaded = loadProgramFile(layout.programFile, tools);
+    const policy = layout.policyFile ? loadPolicyFile(layout.policyFile) : undefined;
+    const loaded = loadProgramFile(layout.programFile, tools, policy);
     if (!loaded.program || loaded.issues.some((i) => i.severity === 'error')) {
       failures++;
       log(`✗ ${layout.name}: program invalid\n${renderIssues(loaded.issues)}\n`);
@@ -47,6 +49,7 @@ export async function examplesCommand(argv: string[]): Promise<number> {
           input: readJson(inputFile, 'input'),
           model: modelFromSpec(`scripted:${layout.modelFile}`, caseName),
           tools,
+          ...(policy ? { policy: policy.policy } : {}),
           ...(values.deterministic ? { clock: new FixedClock() } : {}),
           ...(ids ? { ids } : {}),
         });

@@ -1,10 +1,10 @@
 import { parseArgs } from 'node:util';
-import { replayBundle, verifyBundle, type Bundle, type Issue, type Program } from '@nano-vm/kernel';
+import { NanoVmError, POLICY_CODES, policyFromValue, replayBundle, verifyBundle, type Bundle, type Issue, type Program } from '@nano-vm/kernel';
 import { nodeHasher } from '@nano-vm/runtime';
-import { parse } from 'yaml';
 import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
-import { loadProgramFile, readJson, readText } from '../inputs.js';
+import { loadProgramFile, readJson } from '../inputs.js';
+import { loadPolicyFile, type LoadedPolicy } from '../policyFile.js';
 import { renderIssues } from '../render.js';
 
 export const REPLAY_USAGE = 'usage: nano-vm replay <bundle.json> [--program other.yaml] [--policy other.yaml] [--json]';
@@ -23,24 +23,28 @@ export async function replayCommand(argv: string[]): Promise<number> {
   const v = verifyBundle(bundle, nodeHasher);
   if (!v.ok) throw new CliError(v.code, `${file} does not verify, so its recorded answers cannot be trusted: ${v.reason}${v.first_bad_seq !== null ? ` (event seq ${v.first_bad_seq})` : ''}`, EXIT.FAILED);
 
+  const loadedPolicy = values.policy ? loadPolicyFile(values.policy) : undefined;
+  const policy: unknown = loadedPolicy?.policy;
   let program: Program | undefined;
   let warnings: Issue[] = [];
   if (values.program) {
-    const loaded = loadProgramFile(values.program);
-    if (!loaded.program || loaded.issues.some((i) => i.severity === 'error')) throw new CliError('E_PROGRAM_INVALID', `program ${values.program} is invalid`, EXIT.REFUSED, loaded.issues);
+    // Checked under the policy in force for the replay, so guards may read its thresholds. The
+    // policy's own pre-flight rules are reported, not enforced: the replay shows what the machine
+    // would have decided at run time.
+    const inForce = loadedPolicy ?? bundlePolicy(bundle, file);
+    const loaded = loadProgramFile(values.program, undefined, inForce);
+    const refusing = (i: Issue) => i.severity === 'error' && !Object.hasOwn(POLICY_CODES, i.code);
+    if (!loaded.program || loaded.issues.some(refusing)) throw new CliError('E_PROGRAM_INVALID', `program ${values.program} is invalid`, EXIT.REFUSED, loaded.issues);
     program = loaded.program;
-    warnings = loaded.issues.filter((i) => i.severity === 'warning');
+    warnings = loaded.issues.filter((i) => !refusing(i));
   }
-  let policy: unknown;
-  if (values.policy) {
-    try {
-      policy = parse(readText(values.policy, 'policy'), { maxAliasCount: 50 }) ?? null;
-    } catch (e) {
-      if (e instanceof CliError) throw e;
-      throw new CliError('E_PARSE', `${values.policy} is not valid YAML: ${(e as Error).message}`, EXIT.REFUSED);
-    }
+  let r: ReturnType<typeof replayBundle>;
+  try {
+    r = replayBundle(bundle as Bundle, { hasher: nodeHasher, ...(program ? { program } : {}), ...(values.policy ? { policy } : {}) });
+  } catch (e) {
+    if (e instanceof NanoVmError) throw new CliError(e.code, e.message, EXIT.REFUSED, e.issues);
+    throw e;
   }
-  const r = replayBundle(bundle as Bundle, { hasher: nodeHasher, ...(program ? { program } : {}), ...(values.policy ? { policy } : {}) });
   const ok = r.counterfactual ? r.missing === null : r.identical;
   if (values.json) {
     const { events: _e, receipt: _r, ...rest } = r;
@@ -64,4 +68,12 @@ export async function replayCommand(argv: string[]): Promise<number> {
   }
   if (warnings.length && !values.json) process.stderr.write(renderIssues(warnings) + '\n');
   return ok ? EXIT.OK : EXIT.FAILED;
+}
+
+/** The policy recorded in a (verified) bundle, when it has one. */
+function bundlePolicy(bundle: unknown, file: string): LoadedPolicy | undefined {
+  const value = (bundle as Bundle).policy;
+  if (value === null || value === undefined) return undefined;
+  const { policy } = policyFromValue(value);
+  return policy ? { policy, file: `${file}#/policy` } : undefined;
 }

@@ -6,12 +6,13 @@ import { FixedClock, SeededIds, StoreError, nodeHasher, runProgram, type IdSourc
 import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
 import { exampleLayout, isDirectory, loadProgramFile, loadTools, modelFromSpec, readJson } from '../inputs.js';
+import { loadPolicyFile } from '../policyFile.js';
 import { modelLabel, renderIssues, renderTrace } from '../render.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
 
 export const RUN_USAGE = `usage: nano-vm run <program file | example dir> [--input file.json]
                   [--model scripted:<file> | openai:<model> | anthropic:<model> | <spec>,<spec>...]
-                  [--tools <module>] [--deterministic] [--out bundle.json|dir] [--store sqlite:<path>|memory:] [--json]`;
+                  [--tools <module>] [--policy policy.yaml] [--deterministic] [--out bundle.json|dir] [--store sqlite:<path>|memory:] [--json]`;
 
 export async function runCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -21,6 +22,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       input: { type: 'string' },
       model: { type: 'string' },
       tools: { type: 'string' },
+      policy: { type: 'string' },
       deterministic: { type: 'boolean', default: false },
       out: { type: 'string', short: 'o' },
       store: { type: 'string' },
@@ -34,6 +36,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   let cases: [string, string | undefined][] = [[values.input ? basename(values.input).replace(/\.json$/, '') : 'input', values.input]];
   let modelSpec = values.model;
   let toolsFile = values.tools;
+  let policyFile = values.policy;
   if (isDirectory(target)) {
     const layout = exampleLayout(target);
     programFile = layout.programFile;
@@ -43,11 +46,13 @@ export async function runCommand(argv: string[]): Promise<number> {
     }
     modelSpec ??= layout.modelFile ? `scripted:${layout.modelFile}` : undefined;
     toolsFile ??= layout.toolsFile;
+    policyFile ??= layout.policyFile;
   }
   if (!modelSpec) throw new CliError('E_MODEL_SPEC', 'no model: pass --model scripted:<file> (or run an example directory that has model.yaml)', EXIT.REFUSED);
 
   const tools = await loadTools(toolsFile);
-  const loaded = loadProgramFile(programFile, tools);
+  const policy = policyFile ? loadPolicyFile(policyFile) : undefined;
+  const loaded = loadProgramFile(programFile, tools, policy);
   const errors = loaded.issues.filter((i) => i.severity === 'error');
   if (!loaded.program || errors.length) throw new CliError(errors[0]?.code ?? 'E_PROGRAM_INVALID', `program ${programFile} is invalid`, EXIT.REFUSED, loaded.issues);
   const program = loaded.program;
@@ -64,7 +69,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     const model = modelFromSpec(modelSpec, caseName);
     let result: RunResult;
     try {
-      result = await runProgram({ program, input, model, tools, store, ...(values.deterministic ? { clock: new FixedClock() } : {}), ...(ids ? { ids } : {}) });
+      result = await runProgram({ program, input, model, tools, store, ...(policy ? { policy: policy.policy } : {}), ...(values.deterministic ? { clock: new FixedClock() } : {}), ...(ids ? { ids } : {}) });
     } catch (e) {
       if (e instanceof NanoVmError) throw new CliError(e.code, `${inputFile ?? 'input'}: ${e.message}`, EXIT.REFUSED, e.issues as Issue[]);
       if (e instanceof StoreError) throw new CliError(e.code, `${e.message}${e.code === 'E_STORE_DUPLICATE_RUN' ? ' (a --deterministic run has a fixed id; use another store or drop --deterministic)' : ''}`, EXIT.REFUSED);
