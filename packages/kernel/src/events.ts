@@ -195,6 +195,33 @@ export interface RunFinishedEvent extends Base {
   budget?: { name: string; limit: number; used: number };
 }
 
+/**
+ * Administrative events (docs/privacy.md): appended after run_finished by `nano-vm erase`, never
+ * by the machine. A data subject's vault values of this run were erased; the commitments stay.
+ */
+export interface ValuesErasedEvent extends Base {
+  type: 'values_erased';
+  /** SHA-256 of the subject id (`sha256:<hex>`), never the id itself. */
+  subject: string;
+  /** The input paths whose values and salts were deleted, and their commitments, in path order. */
+  paths: string[];
+  commitments: string[];
+}
+
+/** Erasure of a subject's values was refused because a legal hold applies to the run. */
+export interface ErasureRefusedEvent extends Base {
+  type: 'erasure_refused';
+  subject: string;
+  /** The hold's id and reason, from the policy that applies. */
+  hold: string;
+  reason: string;
+  /** The paths whose erasure was requested and kept. */
+  paths: string[];
+}
+
+/** Event types only `nano-vm erase` appends, and only after run_finished. */
+export const ADMIN_EVENT_TYPES: readonly EventType[] = ['values_erased', 'erasure_refused'];
+
 export type TraceEvent =
   | RunStartedEvent
   | StepStartedEvent
@@ -206,7 +233,9 @@ export type TraceEvent =
   | VisitsExhaustedEvent
   | TransitionRejectedEvent
   | PolicyCheckedEvent
-  | RunFinishedEvent;
+  | RunFinishedEvent
+  | ValuesErasedEvent
+  | ErasureRefusedEvent;
 
 export type EventType = TraceEvent['type'];
 
@@ -225,4 +254,6 @@ export const EVENT_TYPES: readonly EventType[] = [
   'transition_rejected',
   'policy_checked',
   'run_finished',
+  'values_erased',
+  'erasure_refused',
 ];

@@ -17,6 +17,8 @@ export * from './load.js';
 export * from './validate.js';
 export * from './programSchema.js';
 export * from './replay.js';
+export * from './redact.js';
+export * from './replayVault.js';
 export * from './analyze.js';
 export * from './policy.js';
 export * from './policyLoad.js';

@@ -18,7 +18,8 @@ import { POLICY_BLOCKED_CODE, POLICY_BLOCKED_OUTCOME, POLICY_PINNED_RULE } from 
 import type { CompiledPolicy, PolicyRejection } from './policyGate.js';
 import { project, renderPrompt, type ProjectedView } from './projection.js';
 import { checkSchema, describeViolations } from './schemaCheck.js';
-import { readPath } from './statePath.js';
+import { isUnder, readPath } from './statePath.js';
+import { guardReadPaths, scrubEvent, SealedDecisionError, type Redactor, type SealedDecisions } from './redact.js';
 
 export const DEFAULT_BUDGETS: Required<Budgets> = {
   max_steps: 10_000,
@@ -95,6 +96,10 @@ export interface MachineOptions {
   inputHash?: string;
   /** Called synchronously for every appended event (persist it before acting on the next command). */
   onEvent?: (e: TraceEvent) => void;
+  /** Sensitive values to write as their commitments (docs/privacy.md); the state keeps the values. */
+  redact?: Redactor;
+  /** Replay without the vault: conditions reading these input paths take their recorded decision. */
+  sealed?: SealedDecisions;
 }
 
 /** `canonical` is the output's canonical JSON when the check already computed it. */
@@ -196,6 +201,11 @@ export class Machine {
     return this.finished;
   }
 
+  /** The redactor events are written with (hosts reveal recorded results with it). */
+  get redactor(): Redactor | undefined {
+    return this.opts.redact;
+  }
+
   private lastMs = Number.NaN;
   private lastTs = '';
   private secondStart = Number.NaN;
@@ -221,6 +231,10 @@ export class Machine {
   }
 
   private emit(body: TraceEvent, outputText?: string): TraceEvent {
+    if (this.opts.redact) {
+      const scrubbed = scrubEvent(this.opts.redact, body, (id) => this.argSources(id));
+      if (scrubbed !== body) [body, outputText] = [scrubbed, undefined];
+    }
     const e = this.chain.append(body, this.ts(), outputText);
     this.opts.onEvent?.(e);
     return e;
@@ -319,12 +333,49 @@ export class Machine {
     });
   }
 
+  private argSources(stepId: string): ToolStep['args'] {
+    const s = this.cp.steps.get(stepId) ?? this.cp.children.get(stepId);
+    return s?.kind === 'tool' ? s.args : undefined;
+  }
+
+  /**
+   * A condition whose guards read sealed input paths, replayed from its recorded decision (the
+   * values are not there to re-evaluate). null when its guards read no sealed path. A record that
+   * does not fit this program's guards and edges is a decision nobody can re-derive: E_REPLAY_SEALED.
+   */
+  private sealedDecision(step: ConditionStep, visit: number, sealed: SealedDecisions): boolean | null {
+    const reads = step.cases.flatMap((_c, i) => guardReadPaths(this.cp.guards.get(step.id)![i]!));
+    const hit = sealed.paths.filter((p) => reads.some((r) => isUnder(p, r) || isUnder(r, p)));
+    if (hit.length === 0) return null;
+    const rec = sealed.recorded(step.id, visit);
+    const fits =
+      rec !== undefined &&
+      rec.guards.length <= step.cases.length &&
+      rec.guards.every((g, i) => g.case === i && g.expr === step.cases[i]!.when) &&
+      (rec.next === '' ? rec.guards.length > 0 : rec.next === (rec.chosen === -1 ? step.else : step.cases[rec.chosen]?.next));
+    if (!fits) throw new SealedDecisionError(step.id, visit, `condition '${step.id}' (visit ${visit}) reads ${hit.join(', ')}, whose values are sealed in the vault or erased, and the trace records no decision of it to reuse`);
+    const e = this.emit(ev.conditionEvaluated({ step: step.id, visit, guards: rec.guards, chosen: rec.chosen, next: rec.next }));
+    sealed.used(e.seq, step.id, hit);
+    if (rec.next !== '') {
+      this.current = rec.next;
+      return true;
+    }
+    const i = rec.guards.length - 1;
+    const g = rec.guards[i]!;
+    this.finish({ status: 'failed', error: g.error ? { code: g.error.code, message: `guard ${i} of '${step.id}': ${g.error.message}`, step: step.id } : { code: 'E_GUARD_NOT_BOOL', message: `guard ${i} of '${step.id}' gave ${canonicalJson(g.value)}, not a bool`, step: step.id } });
+    return false;
+  }
+
   private finishAtEnd(step: EndStep): DoneCommand {
     return this.finish({ status: 'completed', outcome: step.outcome, step: step.id });
   }
 
   /** Returns true when a transition was taken, false when the run finished. */
   private evaluateCondition(step: ConditionStep, visit: number): boolean {
+    if (this.opts.sealed) {
+      const taken = this.sealedDecision(step, visit, this.opts.sealed);
+      if (taken !== null) return taken;
+    }
     const guards = this.cp.guards.get(step.id)!;
     const results: GuardResult[] = [];
     let chosen = -1;
@@ -362,7 +413,9 @@ export class Machine {
   private buildEffect(step: LlmStep | ToolStep | ParallelChild, visit: number, attempt: number, parent?: string): EffectCommand {
     const p = parent !== undefined ? { parent } : {};
     if (step.kind === 'llm') {
-      const projection = project(this.state, step.projection, this.cp.sensitive);
+      const masked = project(this.state, step.projection, this.cp.sensitive);
+      // A sensitive value that reached the state another way (a tool echoing it) is shown as its commitment.
+      const projection = this.opts.redact ? (this.opts.redact.value(masked) as ProjectedView) : masked;
       const prompt = renderPrompt(step.prompt, projection);
       const cmd: LlmCommand = { type: 'llm', step: step.id, ...p, visit, attempt, projection_hash: hashJson(this.opts.hasher, projection), call: this.nextCall(step.id), prompt, projection, output: step.output };
       if (step.timeout_ms !== undefined) cmd.timeout_ms = step.timeout_ms;

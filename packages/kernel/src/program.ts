@@ -105,6 +105,8 @@ export interface Program {
   input_schema: JsonSchema;
   /** Input paths whose values are masked in every prompt (e.g. `input.customer.email`). */
   sensitive?: string[];
+  /** Input path naming the data subject of a run (e.g. `input.customer.email`); erasure finds its vault values by it. */
+  subject?: string;
   budgets?: Budgets;
   /** First step; defaults to the first step in `steps`. */
   start?: string;

@@ -100,6 +100,10 @@ export const PROGRAM_SCHEMA: Record<string, unknown> = {
       uniqueItems: true,
       description: 'Input paths whose values are masked in every prompt (e.g. input.customer.email).',
     },
+    subject: {
+      $ref: '#/$defs/inputPath',
+      description: 'Input path whose value names the data subject of a run (e.g. input.customer.email); `nano-vm erase --subject` erases that subject\'s sensitive values.',
+    },
     budgets: { $ref: '#/$defs/budgets', description: 'Run budgets; exceeding one ends the run with status budget_exceeded.' },
     start: { $ref: '#/$defs/stepId', description: 'First step; defaults to the first step in `steps`.' },
     steps: {

@@ -69,6 +69,16 @@ export interface Receipt extends RunCommitments {
   event_count: number;
   head_hash: string;
   health: RunHealth;
+  /** Present only when the trace has erasure events after run_finished (docs/privacy.md). */
+  erasure?: ErasureSummary;
+}
+
+/** The administrative events after run_finished: what was erased, and what a legal hold kept. */
+export interface ErasureSummary {
+  /** Input paths whose values were erased, in path order (each once). */
+  erased_paths: string[];
+  /** Refusals: the seq of each erasure_refused event and the hold that refused it. */
+  refused: { seq: number; hold: string }[];
 }
 
 export class ReceiptError extends Error {
@@ -166,6 +176,12 @@ export function computeReceipt(events: readonly TraceEvent[]): Receipt {
         r.budget = e.budget ?? null;
         r.finished_at = e.ts;
         if (e.step !== undefined) r.path.push(e.step);
+        break;
+      case 'values_erased':
+        (r.erasure ??= { erased_paths: [], refused: [] }).erased_paths = [...new Set([...r.erasure.erased_paths, ...e.paths])].sort();
+        break;
+      case 'erasure_refused':
+        (r.erasure ??= { erased_paths: [], refused: [] }).refused.push({ seq: e.seq, hold: e.hold });
         break;
       default:
         break;

@@ -16,6 +16,8 @@ import { CompiledProgram, Machine, type EffectCommand, type EffectResult } from 
 import type { Program } from './program.js';
 import { computeReceipt, type Receipt } from './receipt.js';
 import { policyOption } from './policyGate.js';
+import { SealedDecisionError, type Redactor } from './redact.js';
+import { reportSealedToolCalls, vaultView, type VaultEntry, type VaultReport } from './replayVault.js';
 
 export interface ReplayOptions {
   hasher: Hasher;
@@ -23,6 +25,8 @@ export interface ReplayOptions {
   program?: Program;
   /** Counterfactual: this policy snapshot instead of the bundle's. */
   policy?: unknown;
+  /** Vault rows (salt and value) of the run's sensitive inputs; without them those inputs are sealed. */
+  vault?: readonly VaultEntry[];
 }
 
 export interface Divergence {
@@ -36,8 +40,9 @@ export interface Divergence {
 export interface MissingAnswer {
   step: string;
   parent?: string;
-  kind: 'llm' | 'tool';
-  /** 1-based: the n-th result this step needed. */
+  /** `condition`: a decision that reads sealed inputs and has no recorded decision to reuse. */
+  kind: 'llm' | 'tool' | 'condition';
+  /** 1-based: the n-th result this step needed (for a condition: its visit). */
   occurrence: number;
 }
 
@@ -56,14 +61,18 @@ export interface ReplayResult {
   recorded_head_hash: string;
   events: TraceEvent[];
   receipt: Receipt;
+  /** Sensitive inputs: which were sealed or tombstoned and which decisions read them (null: none). */
+  vault: VaultReport | null;
 }
 
 export const resultKey = (step: string, parent?: string) => (parent === undefined ? step : `${parent}/${step}`);
 
 /** The results the host observed, per step, in the order they were recorded. */
-export function recordedResults(events: readonly TraceEvent[]): Map<string, EffectResult[]> {
+export function recordedResults(events: readonly TraceEvent[], reveal?: Redactor): Map<string, EffectResult[]> {
   const out = new Map<string, EffectResult[]>();
-  const push = (k: string, r: EffectResult) => {
+  const push = (k: string, recorded: EffectResult) => {
+    // Results were recorded with sensitive values as commitments; a host with the vault reveals them.
+    const r = reveal ? reveal.revealResult(recorded) : recorded;
     let q = out.get(k);
     if (!q) out.set(k, (q = []));
     q.push(r);
@@ -93,12 +102,14 @@ function replayClock(events: readonly TraceEvent[]): { now(): number } {
 }
 
 export function replayBundle(bundle: Bundle, opts: ReplayOptions): ReplayResult {
-  const recorded = bundle.events;
+  const view = vaultView(bundle.events, bundle.input, opts.hasher, opts.vault);
+  // Erasure events after run_finished are administration, not decisions: they are not re-derived.
+  const recorded = view.runEvents;
   const genesis = recorded[0] as RunStartedEvent;
   const program = opts.program ?? bundle.program;
   const policy = opts.policy !== undefined ? opts.policy : bundle.policy;
   const counterfactual = opts.program !== undefined || opts.policy !== undefined;
-  const results = recordedResults(recorded);
+  const results = recordedResults(recorded, view.redact);
   const taken = new Map<string, number>();
   let missing: MissingAnswer | null = null;
 
@@ -114,7 +125,7 @@ export function replayBundle(bundle: Bundle, opts: ReplayOptions): ReplayResult 
     return r;
   };
 
-  const machine = new Machine(new CompiledProgram(program), bundle.input, {
+  const machine = new Machine(new CompiledProgram(program), view.input, {
     runId: genesis.run_id,
     hasher: opts.hasher,
     clock: replayClock(recorded),
@@ -122,11 +133,24 @@ export function replayBundle(bundle: Bundle, opts: ReplayOptions): ReplayResult 
     model: genesis.model,
     policyHash: hashJson(opts.hasher, policy ?? null),
     ...policyOption(policy, program, opts.hasher),
+    // The genesis commits to the bundle's (redacted) input; the machine works on the unsealed one.
+    ...(view.redact ? { redact: view.redact, inputHash: hashJson(opts.hasher, bundle.input) } : {}),
+    ...(view.sealed ? { sealed: view.sealed } : {}),
   });
 
+  const next = (): ReturnType<Machine['next']> | null => {
+    try {
+      return machine.next();
+    } catch (e) {
+      if (!(e instanceof SealedDecisionError)) throw e;
+      missing = { step: e.step, kind: 'condition', occurrence: e.visit };
+      return null;
+    }
+  };
+
   drive: for (;;) {
-    const cmd = machine.next();
-    if (cmd.type === 'done') break;
+    const cmd = next();
+    if (cmd === null || cmd.type === 'done') break;
     if (cmd.type === 'parallel') {
       const all: EffectResult[][] = [];
       for (const child of cmd.children) {
@@ -151,6 +175,7 @@ export function replayBundle(bundle: Bundle, opts: ReplayOptions): ReplayResult 
   const receipt = computeReceipt(events);
   const recordedReceipt = computeReceipt(recorded);
   const first_divergence = firstDivergence(recorded, events);
+  if (view.report) reportSealedToolCalls(view.report, program, events);
   return {
     identical: first_divergence === null && missing === null,
     counterfactual,
@@ -165,6 +190,7 @@ export function replayBundle(bundle: Bundle, opts: ReplayOptions): ReplayResult 
     recorded_head_hash: recordedReceipt.head_hash,
     events,
     receipt,
+    vault: view.report,
   };
 }
 

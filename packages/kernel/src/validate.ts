@@ -53,6 +53,7 @@ export const VALIDATION_CODES: Readonly<Record<string, string>> = {
   E_PROJECTION_UNDECLARED: 'A projection path or tool argument path names no declared field (input_schema, or the output of an existing step that has one).',
   E_PROMPT_UNPROJECTED: 'A `{{path}}` placeholder in a prompt is not covered by the step\'s projection.',
   E_SENSITIVE_UNDECLARED: 'A sensitive path is not an input path declared in input_schema.',
+  E_SUBJECT_UNDECLARED: 'The subject path is not an input path declared in input_schema.',
   E_BAD_ENUM: 'An llm output enum is empty or has duplicates.',
   E_INPUT_SCHEMA: 'input_schema is not a usable JSON Schema (wrong keyword types, bad pattern, unresolvable $ref).',
   E_BAD_OUTPUT_SCHEMA: 'An llm output.schema or tool output_schema is not a usable JSON Schema.',

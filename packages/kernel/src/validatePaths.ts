@@ -241,5 +241,10 @@ export function checkPaths(program: Program, index: StepIndex, effects: readonly
     const verdict: PathVerdict = segs[0] === 'input' ? checkSchemaPath(program.input_schema, segs.slice(1), 'input') : { ok: false, reason: 'sensitive paths name input fields (input.<field>...)' };
     if (!verdict.ok) out.push({ code: 'E_SENSITIVE_UNDECLARED', severity: 'error', path: `/sensitive/${k}`, message: `sensitive path '${p}' is not declared in input_schema: ${verdict.reason}` });
   });
+  if (program.subject !== undefined) {
+    const segs = splitPath(program.subject);
+    const verdict: PathVerdict = segs[0] === 'input' ? checkSchemaPath(program.input_schema, segs.slice(1), 'input') : { ok: false, reason: 'the subject path names an input field (input.<field>...)' };
+    if (!verdict.ok) out.push({ code: 'E_SUBJECT_UNDECLARED', severity: 'error', path: '/subject', message: `subject path '${program.subject}' is not declared in input_schema: ${verdict.reason}` });
+  }
 }
 

@@ -4,7 +4,7 @@
  */
 import { canonicalJson } from './canonicalJson.js';
 import { eventHash } from './chain.js';
-import { BUNDLE_FORMAT, EVENT_TYPES, type TraceEvent } from './events.js';
+import { ADMIN_EVENT_TYPES, BUNDLE_FORMAT, EVENT_TYPES, type TraceEvent } from './events.js';
 import { hashJson, ZERO_HASH, type Hasher } from './hash.js';
 import { firstPolicyChange } from './policyGate.js';
 import { computeReceipt } from './receipt.js';
@@ -41,11 +41,16 @@ export function verifyBundle(bundle: unknown, hasher: Hasher): VerifyResult {
   if (!Array.isArray(events) || events.length === 0) return bad('E_NO_GENESIS', null, 'events must be a non-empty array');
 
   let prev = ZERO_HASH;
+  let finished = false;
   for (let i = 0; i < events.length; i++) {
     const e = events[i] as unknown;
     if (!isObj(e) || typeof e.type !== 'string' || !EVENT_TYPES.includes(e.type as TraceEvent['type'])) return bad('E_EVENT_SHAPE', i, `event at index ${i} is not a known event (type ${isObj(e) ? JSON.stringify(e.type) : typeof e})`);
     if (i === 0 && e.type !== 'run_started') return bad('E_NO_GENESIS', 0, `the first event must be run_started, got ${e.type}`);
     if (i > 0 && e.type === 'run_started') return bad('E_EVENT_SHAPE', i, 'run_started may only be the first event');
+    // Erasure events are appended to finished runs only; nothing else follows run_finished.
+    const admin = ADMIN_EVENT_TYPES.includes(e.type as TraceEvent['type']);
+    if (admin !== finished) return bad('E_EVENT_SHAPE', i, admin ? `${e.type} may only follow run_finished` : `${e.type} after run_finished (only erasure events may follow it)`);
+    if (e.type === 'run_finished') finished = true;
     if (e.seq !== i) return bad('E_CHAIN_SEQ', i, `event at index ${i} has seq ${JSON.stringify(e.seq)}; seq must be contiguous from 0`);
     if (e.prev_hash !== prev) return bad('E_CHAIN_PREV', i, `prev_hash ${String(e.prev_hash).slice(0, 12)}… does not equal the hash of event ${i - 1} (${prev.slice(0, 12)}…)`);
     if (typeof e.hash !== 'string' || !HEX64.test(e.hash)) return bad('E_EVENT_SHAPE', i, 'hash must be 64 lowercase hex digits');

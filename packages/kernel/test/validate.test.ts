@@ -355,6 +355,13 @@ describe('declared fields', () => {
     expect(brief(issues)).toEqual([{ code: 'E_SENSITIVE_UNDECLARED', step: undefined, path: '/sensitive/1', line: 13, col: 26 }]);
     expect(issues[0]!.message).toContain("sensitive path 'input.phone' is not declared in input_schema");
   });
+
+  it('E_SUBJECT_UNDECLARED', () => {
+    expect(check(edit({ 13: 'sensitive: [input.email]\nsubject: input.email' }))).toEqual([]);
+    const issues = check(edit({ 13: 'sensitive: [input.email]\nsubject: input.mail' }));
+    expect(brief(issues)).toEqual([{ code: 'E_SUBJECT_UNDECLARED', step: undefined, path: '/subject', line: 14, col: 1 }]);
+    expect(issues[0]!.message).toContain("subject path 'input.mail' is not declared in input_schema");
+  });
 });
 
 describe('declared schemas and values', () => {
