@@ -31,6 +31,7 @@ import { nodeHasher } from './nodeHasher.js';
 import { MemoryStore } from './store/memoryStore.js';
 import type { Store } from './store/store.js';
 import type { ToolRegistry } from './toolRegistry.js';
+import { sealInput } from './vault.js';
 import { RUNTIME_VERSION } from './version.js';
 
 /** Effects without a declared timeout_ms get this one, so a hung call cannot hang a run forever. */
@@ -46,6 +47,8 @@ export interface RunOptions {
   ids?: IdSource;
   hasher?: Hasher;
   policy?: unknown;
+  /** The run's data subject for erasure (docs/privacy.md); defaults to the value at the program's `subject` path. */
+  subject?: string;
   defaultTimeoutMs?: number;
   /** Called with each event once the store has it, in order (e.g. `await otelEventHook()`). */
   onEvent?: (event: TraceEvent, runId: string) => void;
@@ -113,14 +116,17 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
   const errors = underPolicy ? underPolicy.errors : preflightErrors(program, opts.tools);
   if (errors.length) throw new NanoVmError('E_PROGRAM_INVALID', `program '${program.id}' is invalid (${errors.length} error${errors.length > 1 ? 's' : ''}): ${errors[0]!.code} ${errors[0]!.message}`, errors);
   const inputText = checkInput(program, opts.input);
-  const inputHash = hasher.sha256Hex(inputText);
+  // Sensitive values go to the vault; what is stored, hashed and exported holds their commitments.
+  const sealed = cp.sensitive.length ? sealInput(program, opts.input, hasher, opts.ids, opts.subject) : null;
+  const storedInput = sealed ? sealed.redacted : opts.input;
+  const inputHash = hasher.sha256Hex(sealed ? canonicalJson(storedInput) : inputText);
   // The machine works on the input in canonical member order (see canonicalJson's fast path).
   const input = inCanonicalOrder(opts.input, inputText);
   const clock = opts.clock ?? systemClock;
   const store = opts.store ?? new MemoryStore();
   const policy = opts.policy ?? null;
   const runId = (opts.ids ?? randomIds).runId({ programHash: cp.hash(hasher), inputHash });
-  const created = store.createRun({ run_id: runId, program_id: program.id, program, policy, input: opts.input, status: 'running', outcome: null });
+  const created = store.createRun({ run_id: runId, program_id: program.id, program, policy, input: storedInput, status: 'running', outcome: null }, sealed?.vault);
   if (created) await created;
 
   const machine = new Machine(cp, input, {
@@ -132,6 +138,7 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
     policyHash: underPolicy ? underPolicy.policy.hash : policyHashOf(hasher, policy),
     ...(underPolicy && { policy: underPolicy.policy }),
     inputHash,
+    ...(sealed && { redact: sealed.redactor }),
   });
   const fx = new Effects(opts.model, opts.tools, opts.defaultTimeoutMs ?? DEFAULT_EFFECT_TIMEOUT_MS);
   let persisted = 0;
@@ -169,7 +176,7 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
     head_hash: receipt.head_hash,
     events,
     receipt,
-    bundle: { format: BUNDLE_FORMAT, program, policy, input: opts.input, events, receipt },
+    bundle: { format: BUNDLE_FORMAT, program, policy, input: storedInput, events, receipt },
   };
 }
 

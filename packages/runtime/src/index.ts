@@ -11,6 +11,8 @@ export * from './runPool.js';
 export * from './store/sqliteStore.js';
 export * from './effects.js';
 export * from './recover.js';
+export * from './vault.js';
 export * from './model/providers.js';
 export * from './otel.js';
 export * from './policyRun.js';
+export * from './planner/index.js';

@@ -15,6 +15,7 @@ import { nodeHasher } from './nodeHasher.js';
 import { StoreError, type Store } from './store/store.js';
 import type { ToolRegistry } from './toolRegistry.js';
 import { RUNTIME_VERSION } from './version.js';
+import { openRunInput } from './vault.js';
 
 export interface RecoverOptions {
   store: Store;
@@ -49,16 +50,19 @@ export async function recoverRun(opts: RecoverOptions): Promise<RecoverResult> {
   let reads = 0;
   // Recorded timestamps while re-deriving stored events, the live clock after.
   const clock: Clock = { now: () => (reads < times.length ? times[reads++]! : live.now()) };
-  const machine = new Machine(new CompiledProgram(run.program), run.input, {
+  // Sensitive values come back from the vault; the genesis commits to the stored (redacted) input.
+  const opened = await openRunInput(opts.store, run);
+  const machine = new Machine(new CompiledProgram(run.program), opened.input, {
     runId: run.run_id,
     hasher,
     clock,
     runtimeVersion: genesis?.runtime_version ?? RUNTIME_VERSION,
     model: genesis?.model ?? { id: opts.model.id, scripted: opts.model.scripted },
     policyHash: hashJson(hasher, run.policy ?? null),
+    ...(opened.redact && { redact: opened.redact, inputHash: hashJson(hasher, run.input) }),
   });
 
-  const recorded = recordedResults(stored);
+  const recorded = recordedResults(stored, machine.redactor);
   const taken = new Map<string, number>();
   const take = (cmd: EffectCommand): EffectResult | undefined => {
     const k = resultKey(cmd.step, cmd.parent);

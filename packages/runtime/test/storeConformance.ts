@@ -105,5 +105,75 @@ export function storeConformance(name: string, h: StoreHarness): void {
       if (again !== s) h.close?.(again);
       h.close?.(s);
     });
+
+    describe('erase (vault)', () => {
+      const vaultRows = (subject: string | null) => [
+        { path: 'input.email', subject, commitment: `vault:sha256:${'e'.repeat(64)}`, salt: 'salt-email', value: 'ana@example.com' },
+        { path: 'input.name', subject, commitment: `vault:sha256:${'f'.repeat(64)}`, salt: 'salt-name', value: 'Ana Díaz' },
+      ];
+      const erasedEvent = (prev: TraceEvent) => {
+        const c = new TraceChain(nodeHasher, { events: [prev], keep: false });
+        return c.append({ type: 'values_erased', subject: 'sha256:s', paths: ['input.email', 'input.name'], commitments: [`vault:sha256:${'e'.repeat(64)}`, `vault:sha256:${'f'.repeat(64)}`] } as unknown as TraceEvent, '2026-01-02T00:00:00.000Z');
+      };
+
+      it('keeps vault rows with the run, in path order, and finds them by subject across runs', async () => {
+        const s = await h.make();
+        s.createRun(runRec('r1'), vaultRows('sha256:s').reverse());
+        s.createRun(runRec('r2'), vaultRows('sha256:other'));
+        s.createRun(runRec('r3'), vaultRows('sha256:s'));
+        s.createRun(runRec('r4'));
+        expect(await s.vault('r1')).toEqual(vaultRows('sha256:s').map((v) => ({ run_id: 'r1', ...v, erased: false })));
+        expect(await s.vault('r4')).toEqual([]);
+        expect((await s.vaultBySubject('sha256:s')).map((v) => [v.run_id, v.path])).toEqual([['r1', 'input.email'], ['r1', 'input.name'], ['r3', 'input.email'], ['r3', 'input.name']]);
+        expect(await s.vaultBySubject('sha256:nobody')).toEqual([]);
+        h.close?.(s);
+      });
+
+      it('a duplicate run writes no vault rows', async () => {
+        const s = await h.make();
+        s.createRun(runRec('r1'), vaultRows('sha256:s'));
+        expect(() => s.createRun(runRec('r1'), vaultRows('sha256:x'))).toThrow(expect.objectContaining({ code: 'E_STORE_DUPLICATE_RUN' }));
+        expect(await s.vaultBySubject('sha256:x')).toEqual([]);
+        h.close?.(s);
+      });
+
+      it('eraseValues tombstones the subject\'s rows and appends the event atomically; nothing else changes', async () => {
+        const s = await h.make();
+        s.createRun(runRec('r1'), [...vaultRows('sha256:s'), { path: 'input.other', subject: 'sha256:t', commitment: `vault:sha256:${'a'.repeat(64)}`, salt: 'x', value: 1 }]);
+        s.createRun(runRec('r2'), vaultRows('sha256:s'));
+        const evs = chain('r1', 3);
+        for (const e of evs) await s.append('r1', e);
+        const before = await s.getRun('r2');
+        const e = erasedEvent(evs[2]!);
+        expect(await s.eraseValues('r1', 'sha256:s', e)).toBe(2);
+        expect((await s.vault('r1')).map((v) => [v.path, v.salt, v.value, v.erased])).toEqual([
+          ['input.email', null, null, true],
+          ['input.name', null, null, true],
+          ['input.other', 'x', 1, false],
+        ]);
+        expect((await s.vault('r1')).map((v) => v.commitment)).toEqual([`vault:sha256:${'e'.repeat(64)}`, `vault:sha256:${'f'.repeat(64)}`, `vault:sha256:${'a'.repeat(64)}`]);
+        expect((await s.events('r1')).map((x) => x.hash)).toEqual([...evs, e].map((x) => x.hash));
+        expect((await s.getRun('r1'))?.head_hash).toBe(e.hash);
+        expect(await s.getRun('r2')).toEqual(before);
+        expect((await s.vault('r2')).every((v) => !v.erased)).toBe(true);
+        // Erasing again finds no live row; the event still needs the next seq.
+        const again = erasedEvent(e);
+        expect(await s.eraseValues('r1', 'sha256:s', again)).toBe(0);
+        h.close?.(s);
+      });
+
+      it('an erase whose event loses the compare-and-swap erases nothing', async () => {
+        const s = await h.make();
+        s.createRun(runRec('r1'), vaultRows('sha256:s'));
+        const evs = chain('r1', 3);
+        for (const e of evs) await s.append('r1', e);
+        const stale = erasedEvent(evs[1]!);
+        expect(() => s.eraseValues('r1', 'sha256:s', stale)).toThrow(expect.objectContaining({ code: 'E_STORE_CONFLICT' }));
+        expect((await s.vault('r1')).every((v) => !v.erased && v.value !== null)).toBe(true);
+        expect(await s.events('r1')).toEqual(evs);
+        expect(() => s.eraseValues('nope', 'sha256:s', stale)).toThrow(expect.objectContaining({ code: 'E_STORE_NO_RUN' }));
+        h.close?.(s);
+      });
+    });
   });
 }

@@ -1,13 +1,14 @@
 import type { RunStatus, TraceEvent } from '@nano-vm/kernel';
-import { StoreError, type RunRecord, type Store } from './store.js';
+import { StoreError, type RunRecord, type Store, type VaultRow, type VaultValue } from './store.js';
 
 export class MemoryStore implements Store {
-  private readonly runs = new Map<string, { rec: RunRecord; events: TraceEvent[] }>();
+  private readonly runs = new Map<string, { rec: RunRecord; events: TraceEvent[]; vault: VaultRow[] }>();
 
-  createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>): void {
+  createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>, vault: readonly VaultValue[] = []): void {
     if (this.runs.has(run.run_id)) throw new StoreError('E_STORE_DUPLICATE_RUN', `run ${run.run_id} already exists`);
+    const rows = vault.map((v) => ({ run_id: run.run_id, path: v.path, subject: v.subject, commitment: v.commitment, salt: v.salt, value: structuredClone(v.value), erased: false }));
     const rec: RunRecord = { run_id: run.run_id, program_id: run.program_id, program: run.program, policy: run.policy, input: run.input, status: run.status, outcome: run.outcome, head_hash: '', event_count: 0 };
-    this.runs.set(run.run_id, { rec, events: [] });
+    this.runs.set(run.run_id, { rec, events: [], vault: rows.sort((a, b) => (a.path < b.path ? -1 : 1)) });
   }
 
   append(runId: string, event: TraceEvent): void {
@@ -37,5 +38,28 @@ export class MemoryStore implements Store {
 
   listRuns(filter: { status?: RunStatus | 'running' } = {}): RunRecord[] {
     return [...this.runs.values()].map((r) => ({ ...r.rec })).filter((r) => filter.status === undefined || r.status === filter.status);
+  }
+
+  vault(runId: string): VaultRow[] {
+    return (this.runs.get(runId)?.vault ?? []).map((v) => ({ ...v }));
+  }
+
+  vaultBySubject(subject: string): VaultRow[] {
+    return [...this.runs.values()].flatMap((r) => r.vault.filter((v) => v.subject === subject).map((v) => ({ ...v })));
+  }
+
+  eraseValues(runId: string, subject: string, event: TraceEvent): number {
+    const r = this.runs.get(runId);
+    if (!r) throw new StoreError('E_STORE_NO_RUN', `no run ${runId}`);
+    this.append(runId, event);
+    let n = 0;
+    for (const v of r.vault) {
+      if (v.subject !== subject || v.erased) continue;
+      v.salt = null;
+      v.value = null;
+      v.erased = true;
+      n++;
+    }
+    return n;
   }
 }

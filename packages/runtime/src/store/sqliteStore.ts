@@ -7,8 +7,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { Program, RunStatus, TraceEvent } from '@nano-vm/kernel';
-import { StoreError, type RunRecord, type Store } from './store.js';
+import type { JsonValue, Program, RunStatus, TraceEvent } from '@nano-vm/kernel';
+import { StoreError, type RunRecord, type Store, type VaultRow, type VaultValue } from './store.js';
 
 export interface SqliteStoreOptions {
   /** `NORMAL` (default) survives process crashes; `FULL` also survives power loss. */
@@ -17,7 +17,8 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
 }
 
-const SCHEMA_VERSION = 1;
+/** 2 added the vault; a version-1 file is migrated by creating it (its runs have no vault rows). */
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -41,6 +42,17 @@ CREATE TABLE IF NOT EXISTS events (
   body   TEXT NOT NULL,
   PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS vault (
+  run_id     TEXT NOT NULL REFERENCES runs (run_id),
+  path       TEXT NOT NULL,
+  subject    TEXT,
+  commitment TEXT NOT NULL,
+  salt       TEXT,
+  value      TEXT,
+  erased     INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (run_id, path)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS vault_by_subject ON vault (subject);
 `;
 
 interface RunRow {
@@ -77,10 +89,14 @@ export class SqliteStore implements Store {
     this.db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
     this.db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
     this.db.pragma('foreign_keys = ON');
+    // Erased vault values must leave the file: deleted content is overwritten with zeros.
+    this.db.pragma('secure_delete = ON');
+    const hasMeta = this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'`).get() !== undefined;
+    const version = hasMeta ? (this.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get() as { value: string } | undefined)?.value : undefined;
+    if (version !== undefined && !(Number(version) >= 1 && Number(version) <= SCHEMA_VERSION)) throw new StoreError('E_STORE_SCHEMA', `${path} has store schema version ${version}; this nano-vm reads versions 1 to ${SCHEMA_VERSION}`);
     this.db.exec(SCHEMA);
-    const version = (this.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get() as { value: string } | undefined)?.value;
     if (version === undefined) this.db.prepare(`INSERT INTO meta (key, value) VALUES ('schema_version', ?)`).run(String(SCHEMA_VERSION));
-    else if (Number(version) !== SCHEMA_VERSION) throw new StoreError('E_STORE_SCHEMA', `${path} has store schema version ${version}; this nano-vm reads version ${SCHEMA_VERSION}`);
+    else if (Number(version) < SCHEMA_VERSION) this.db.prepare(`UPDATE meta SET value = ? WHERE key = 'schema_version'`).run(String(SCHEMA_VERSION));
 
     this.insertRun = this.db.prepare(`INSERT INTO runs (run_id, program_id, program, policy, input, status, outcome) VALUES (?, ?, ?, ?, ?, ?, ?)`);
     this.insertEvent = this.db.prepare(`INSERT INTO events (run_id, seq, type, hash, body) VALUES (?, ?, ?, ?, ?)`);
@@ -102,9 +118,11 @@ export class SqliteStore implements Store {
     this.selectRunsByStatus = this.db.prepare(`SELECT * FROM runs WHERE status = ? ORDER BY rowid`);
   }
 
-  createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>): void {
+  createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>, vault: readonly VaultValue[] = []): void {
+    const insert = () => this.insertRun.run(run.run_id, run.program_id, JSON.stringify(run.program), JSON.stringify(run.policy ?? null), JSON.stringify(run.input), run.status, run.outcome);
     try {
-      this.insertRun.run(run.run_id, run.program_id, JSON.stringify(run.program), JSON.stringify(run.policy ?? null), JSON.stringify(run.input), run.status, run.outcome);
+      if (vault.length === 0) insert();
+      else this.vaultOps().create(insert, run.run_id, vault);
     } catch (e) {
       if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new StoreError('E_STORE_DUPLICATE_RUN', `run ${run.run_id} already exists`);
       throw e;
@@ -133,9 +151,69 @@ export class SqliteStore implements Store {
     return rows.map(toRecord);
   }
 
+  vault(runId: string): VaultRow[] {
+    return (this.vaultOps().byRun.all(runId) as VaultDbRow[]).map(toVaultRow);
+  }
+
+  vaultBySubject(subject: string): VaultRow[] {
+    return (this.vaultOps().bySubject.all(subject) as VaultDbRow[]).map(toVaultRow);
+  }
+
+  eraseValues(runId: string, subject: string, event: TraceEvent): number {
+    const n = this.vaultOps().erase(runId, subject, event);
+    // The WAL still holds the pages written before the erasure: copy them back and truncate it,
+    // so with secure_delete the erased bytes are in neither file. A reader holding an old snapshot
+    // can keep the WAL from truncating; the next erase or checkpoint finishes the job.
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
+    return n;
+  }
+
+  private vaultStatements?: VaultOps;
+
+  /** Vault statements, prepared on first use. */
+  private vaultOps(): VaultOps {
+    if (this.vaultStatements) return this.vaultStatements;
+    const insert = this.db.prepare(`INSERT INTO vault (run_id, path, subject, commitment, salt, value) VALUES (?, ?, ?, ?, ?, ?)`);
+    const tombstone = this.db.prepare(`UPDATE vault SET salt = NULL, value = NULL, erased = 1 WHERE run_id = ? AND subject = ? AND erased = 0`);
+    this.vaultStatements = {
+      create: this.db.transaction((insertRun: () => void, runId: string, rows: readonly VaultValue[]) => {
+        insertRun();
+        for (const v of rows) insert.run(runId, v.path, v.subject, v.commitment, v.salt, JSON.stringify(v.value));
+      }),
+      byRun: this.db.prepare(`SELECT * FROM vault WHERE run_id = ? ORDER BY path`),
+      bySubject: this.db.prepare(`SELECT vault.* FROM vault JOIN runs USING (run_id) WHERE subject = ? ORDER BY runs.rowid, vault.path`),
+      erase: this.db.transaction((runId: string, subject: string, event: TraceEvent) => {
+        this.appendTx(runId, event);
+        return tombstone.run(runId, subject).changes;
+      }),
+    };
+    return this.vaultStatements;
+  }
+
   close(): void {
     this.db.close();
   }
+}
+
+interface VaultOps {
+  create: (insertRun: () => void, runId: string, rows: readonly VaultValue[]) => void;
+  byRun: Database.Statement;
+  bySubject: Database.Statement;
+  erase: (runId: string, subject: string, event: TraceEvent) => number;
+}
+
+interface VaultDbRow {
+  run_id: string;
+  path: string;
+  subject: string | null;
+  commitment: string;
+  salt: string | null;
+  value: string | null;
+  erased: number;
+}
+
+function toVaultRow(r: VaultDbRow): VaultRow {
+  return { run_id: r.run_id, path: r.path, subject: r.subject, commitment: r.commitment, salt: r.salt, value: r.value === null ? null : (JSON.parse(r.value) as JsonValue), erased: r.erased === 1 };
 }
 
 function toRecord(r: RunRow): RunRecord {

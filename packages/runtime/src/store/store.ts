@@ -1,4 +1,4 @@
-import type { Program, RunStatus, TraceEvent } from '@nano-vm/kernel';
+import type { JsonValue, Program, RunStatus, TraceEvent } from '@nano-vm/kernel';
 
 export interface RunRecord {
   run_id: string;
@@ -18,13 +18,47 @@ export interface RunRecord {
  * Methods may be synchronous (memory, SQLite) or return promises (Postgres).
  */
 export interface Store {
-  createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>): void | Promise<void>;
+  /** Creates the run and, in the same transaction, its vault rows (docs/privacy.md). */
+  createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>, vault?: readonly VaultValue[]): void | Promise<void>;
   append(runId: string, event: TraceEvent): void | Promise<void>;
   finish(runId: string, status: RunStatus, outcome: string | null): void | Promise<void>;
   getRun(runId: string): RunRecord | undefined | Promise<RunRecord | undefined>;
   events(runId: string): TraceEvent[] | Promise<TraceEvent[]>;
   listRuns(filter?: { status?: RunStatus | 'running' }): RunRecord[] | Promise<RunRecord[]>;
+  /** The run's vault rows, tombstones included, in path order. */
+  vault(runId: string): VaultRow[] | Promise<VaultRow[]>;
+  /** Every vault row of a subject (its `sha256:` key), tombstones included, by run creation then path. */
+  vaultBySubject(subject: string): VaultRow[] | Promise<VaultRow[]>;
+  /**
+   * Erasure, atomically: deletes the value and salt of the run's live rows of `subject` (leaving
+   * tombstones) and appends `event` (compare-and-swap on its seq, as `append`). Returns how many
+   * rows were erased; on a conflict nothing changes. A store that keeps files scrubs the deleted
+   * bytes from them before returning.
+   */
+  eraseValues(runId: string, subject: string, event: TraceEvent): number | Promise<number>;
 }
+
+/** A sensitive input value as the executor hands it to the store. */
+export interface VaultValue {
+  path: string;
+  /** `sha256:<hex>` of the run's data subject, or null when the run names none. */
+  subject: string | null;
+  commitment: string;
+  salt: string;
+  value: JsonValue;
+}
+
+/** A stored vault row; `salt` and `value` are null once erased. */
+export interface VaultRow {
+  run_id: string;
+  path: string;
+  subject: string | null;
+  commitment: string;
+  salt: string | null;
+  value: JsonValue | null;
+  erased: boolean;
+}
+
 
 export class StoreError extends Error {
   constructor(

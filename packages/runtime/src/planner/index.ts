@@ -1,0 +1,4 @@
+export * from './plannerProgram.js';
+export * from './checkDraft.js';
+export * from './plan.js';
+export * from './programText.js';

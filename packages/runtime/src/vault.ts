@@ -1,0 +1,152 @@
+/**
+ * The vault (docs/privacy.md): the host side of sensitive inputs. A run's values at its program's
+ * `sensitive` paths go to the store's vault with a salt; the stored input, the bundle and every
+ * event hold `vault:sha256:<hex>` commitments. Erasure deletes a data subject's values and salts,
+ * leaves tombstones, and appends an audited event to each affected run's chain, unless a legal hold
+ * in the run's policy refuses it, which is audited too.
+ */
+import {
+  Redactor,
+  TraceChain,
+  commitValue,
+  legalHoldFor,
+  replaceAtPaths,
+  sensitiveLeaves,
+  subjectKey,
+  type Clock,
+  type ErasureRefusedEvent,
+  type Hasher,
+  type JsonValue,
+  type LegalHold,
+  type PolicySnapshot,
+  type Program,
+  type TraceEvent,
+  type ValuesErasedEvent,
+} from '@nano-vm/kernel';
+import { randomSalt, systemClock, type IdSource } from './clock.js';
+import { StoreError, type RunRecord, type Store, type VaultRow, type VaultValue } from './store/store.js';
+
+export interface SealedInput {
+  /** The input as stored and exported: a commitment at every sensitive leaf. */
+  redacted: unknown;
+  /** The rows for the store's vault. */
+  vault: VaultValue[];
+  redactor: Redactor;
+}
+
+/** The run's data subject: `subject` when given, else the value at the program's `subject` path. */
+export function subjectOf(program: Program, input: unknown, subject?: string): string | null {
+  if (subject !== undefined) return subject;
+  if (program.subject === undefined) return null;
+  let v: unknown = { input };
+  for (const seg of program.subject.split('.')) v = v !== null && typeof v === 'object' && Object.prototype.hasOwnProperty.call(v, seg) ? (v as Record<string, unknown>)[seg] : undefined;
+  return typeof v === 'string' || typeof v === 'number' ? String(v) : null;
+}
+
+/** Seal a run's input; null when the program declares no sensitive value present in it. */
+export function sealInput(program: Program, input: unknown, hasher: Hasher, ids?: IdSource, subject?: string): SealedInput | null {
+  const leaves = sensitiveLeaves(input, program.sensitive ?? []);
+  if (leaves.length === 0) return null;
+  const who = subjectOf(program, input, subject);
+  const key = who === null ? null : subjectKey(hasher, who);
+  const vault: VaultValue[] = leaves.map((l) => {
+    const salt = ids?.salt?.() ?? randomSalt();
+    return { path: l.path, subject: key, commitment: commitValue(hasher, salt, l.value), salt, value: l.value };
+  });
+  const redacted = replaceAtPaths(input, new Map(vault.map((v) => [v.path, v.commitment as JsonValue])));
+  return { redacted, vault, redactor: new Redactor(vault) };
+}
+
+/**
+ * The real input of a stored run (recovery, resume): the stored input with every live vault value
+ * put back, and the redactor its events were written with. A stored input without commitments (a
+ * program without sensitive paths, or a run stored before the vault existed) comes back as it is.
+ */
+export async function openRunInput(store: Store, run: RunRecord): Promise<{ input: unknown; redact?: Redactor }> {
+  const rows = await store.vault(run.run_id);
+  if (rows.length === 0) return { input: run.input };
+  const live = rows.filter((r) => !r.erased);
+  const input = replaceAtPaths(run.input, new Map(live.map((r) => [r.path, r.value as JsonValue])));
+  return { input, redact: new Redactor(rows.map((r) => (r.erased ? { path: r.path, commitment: r.commitment } : { path: r.path, commitment: r.commitment, value: r.value as JsonValue }))) };
+}
+
+/** The live vault rows of a run as replay takes them (`replayBundle(…, { vault })`). */
+export async function vaultEntries(store: Store, runId: string): Promise<{ path: string; salt: string; value: JsonValue }[]> {
+  return (await store.vault(runId)).filter((r) => !r.erased && r.salt !== null).map((r) => ({ path: r.path, salt: r.salt!, value: r.value as JsonValue }));
+}
+
+export interface EraseOptions {
+  store: Store;
+  /** The subject id as the runs named it (e.g. an email address). */
+  subject: string;
+  hasher: Hasher;
+  clock?: Clock;
+  /** Policies whose legal holds apply besides each run's own (e.g. a hold placed after the runs). */
+  policies?: readonly PolicySnapshot[];
+}
+
+export interface EraseReport {
+  /** `sha256:<hex>` of the subject id, as stored and written into events. */
+  subject: string;
+  erased: { run_id: string; paths: string[]; seq: number }[];
+  refused: { run_id: string; hold: string; reason: string; paths: string[]; seq: number }[];
+  /** Runs not yet finished (running or suspended): nothing was erased or appended; erase again later. */
+  pending: { run_id: string; status: string; paths: string[] }[];
+  /** Runs whose values of this subject were already erased. */
+  already_erased: string[];
+}
+
+/** The legal hold that keeps a run's values: from its own stored policy, then from the given ones. */
+export function holdFor(run: RunRecord, policies: readonly PolicySnapshot[] = []): LegalHold | null {
+  for (const p of [run.policy, ...policies]) {
+    // Runs stored before policies existed may hold any JSON as their policy: read it defensively.
+    if (p === null || typeof p !== 'object' || !Array.isArray((p as { legal_holds?: unknown }).legal_holds)) continue;
+    const hold = legalHoldFor(p as PolicySnapshot, run.program_id);
+    if (hold) return hold;
+  }
+  return null;
+}
+
+export async function eraseSubject(o: EraseOptions): Promise<EraseReport> {
+  const key = subjectKey(o.hasher, o.subject);
+  const clock = o.clock ?? systemClock;
+  const report: EraseReport = { subject: key, erased: [], refused: [], pending: [], already_erased: [] };
+  const byRun = new Map<string, VaultRow[]>();
+  for (const row of await o.store.vaultBySubject(key)) {
+    let rows = byRun.get(row.run_id);
+    if (!rows) byRun.set(row.run_id, (rows = []));
+    rows.push(row);
+  }
+  for (const [runId, rows] of byRun) {
+    const live = rows.filter((r) => !r.erased);
+    if (live.length === 0) {
+      report.already_erased.push(runId);
+      continue;
+    }
+    const run = await o.store.getRun(runId);
+    if (!run) throw new StoreError('E_STORE_NO_RUN', `vault rows name run ${runId}, which is not in the store`);
+    const paths = live.map((r) => r.path);
+    if (run.status === 'running' || run.status === 'suspended') {
+      // The run still needs its values, and its chain is still being written by its executor.
+      report.pending.push({ run_id: runId, status: run.status, paths });
+      continue;
+    }
+    const events = await o.store.events(runId);
+    const chain = new TraceChain(o.hasher, { events, keep: false });
+    const ts = new Date(clock.now()).toISOString();
+    const hold = holdFor(run, o.policies);
+    if (hold) {
+      const body: ErasureRefusedEvent = { hash: '', hold: hold.id, paths, prev_hash: '', reason: hold.reason, seq: 0, subject: key, ts: '', type: 'erasure_refused' };
+      const e = chain.append(body, ts);
+      const w = o.store.append(runId, e);
+      if (w) await w;
+      report.refused.push({ run_id: runId, hold: hold.id, reason: hold.reason, paths, seq: e.seq });
+      continue;
+    }
+    const body: ValuesErasedEvent = { commitments: live.map((r) => r.commitment), hash: '', paths, prev_hash: '', seq: 0, subject: key, ts: '', type: 'values_erased' };
+    const e: TraceEvent = chain.append(body, ts);
+    await o.store.eraseValues(runId, key, e);
+    report.erased.push({ run_id: runId, paths, seq: e.seq });
+  }
+  return report;
+}
