@@ -3,6 +3,7 @@ import { formatIssue } from '@nano-vm/kernel';
 import { RUNTIME_VERSION } from '@nano-vm/runtime';
 import { CliError } from './cliError.js';
 import { analyzeCommand, ANALYZE_USAGE } from './commands/analyze.js';
+import { eraseCommand, ERASE_USAGE } from './commands/erase.js';
 import { examplesCommand, EXAMPLES_USAGE } from './commands/examples.js';
 import { exprCommand, EXPR_USAGE } from './commands/expr.js';
 import { receiptCommand, RECEIPT_USAGE } from './commands/receipt.js';
@@ -20,6 +21,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   verify: verifyCommand,
   receipt: receiptCommand,
   expr: exprCommand,
+  erase: eraseCommand,
   examples: examplesCommand,
   replay: replayCommand,
   runs: runsCommand,
@@ -34,6 +36,7 @@ const USAGES: Record<string, string> = {
   verify: VERIFY_USAGE,
   receipt: RECEIPT_USAGE,
   expr: EXPR_USAGE,
+  erase: ERASE_USAGE,
   examples: EXAMPLES_USAGE,
   replay: REPLAY_USAGE,
   runs: RUNS_USAGE,
@@ -49,6 +52,7 @@ ${VALIDATE_USAGE}
 ${VERIFY_USAGE}
 ${RECEIPT_USAGE}
 ${EXPR_USAGE}
+${ERASE_USAGE}
 ${EXAMPLES_USAGE}
 ${REPLAY_USAGE}
 ${RUNS_USAGE}

@@ -6,6 +6,7 @@ import { EXIT } from '../exitCodes.js';
 import { loadProgramFile, readJson } from '../inputs.js';
 import { loadPolicyFile, type LoadedPolicy } from '../policyFile.js';
 import { renderIssues } from '../render.js';
+import { missingText, renderVaultReport } from '../renderVault.js';
 
 export const REPLAY_USAGE = 'usage: nano-vm replay <bundle.json> [--program other.yaml] [--policy other.yaml] [--json]';
 
@@ -61,11 +62,12 @@ export async function replayCommand(argv: string[]): Promise<number> {
         `counterfactual replay of ${file}${values.program ? ` under program ${values.program}` : ''}${values.policy ? ` under policy ${values.policy}` : ''}`,
         `  recorded: ${r.recorded_path.join(' → ')}  outcome ${r.recorded_outcome ?? '-'}`,
         `  now:      ${r.path.join(' → ')}  ${r.status === 'incomplete' ? 'INCOMPLETE' : `status ${r.status} outcome ${r.outcome ?? '-'}`}`,
-        ...(r.missing ? [`  step '${r.missing.step}' needs a ${r.missing.kind === 'llm' ? 'model answer' : 'tool result'} (#${r.missing.occurrence}) that was never recorded`] : []),
+        ...(r.missing ? [`  ${missingText(r.missing)}`] : []),
         '',
       ].join('\n'),
     );
   }
+  if (!values.json && r.vault) process.stdout.write(renderVaultReport(r.vault));
   if (warnings.length && !values.json) process.stderr.write(renderIssues(warnings) + '\n');
   return ok ? EXIT.OK : EXIT.FAILED;
 }

@@ -1,0 +1,46 @@
+import { parseArgs } from 'node:util';
+import { StoreError, eraseSubject, nodeHasher } from '@nano-vm/runtime';
+import { CliError } from '../cliError.js';
+import { EXIT } from '../exitCodes.js';
+import { loadPolicyFile } from '../policyFile.js';
+import { DEFAULT_STORE, openStore } from '../storeSpec.js';
+
+export const ERASE_USAGE = 'usage: nano-vm erase --subject <id> [--policy policy.yaml] [--store sqlite:<path>] [--json]';
+
+/**
+ * GDPR erasure (docs/privacy.md): deletes the vault values and salts of every finished run of a
+ * data subject and appends `values_erased` to each run's chain. A legal hold in the run's own policy
+ * (or in --policy) refuses it for that run, and the refusal is appended as `erasure_refused`.
+ * Exit 0 when everything of the subject is erased; 1 when a hold refused some run or some run is
+ * not finished yet (nothing of those was erased; the report names them).
+ */
+export async function eraseCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { subject: { type: 'string' }, policy: { type: 'string' }, store: { type: 'string', default: DEFAULT_STORE }, json: { type: 'boolean', default: false } },
+  });
+  if (positionals.length || values.subject === undefined || values.subject === '') throw new CliError('E_USAGE', ERASE_USAGE, EXIT.REFUSED);
+  const policies = values.policy ? [loadPolicyFile(values.policy).policy] : [];
+  const store = openStore(values.store);
+  let report;
+  try {
+    report = await eraseSubject({ store, subject: values.subject, hasher: nodeHasher, policies });
+  } catch (e) {
+    if (e instanceof StoreError) throw new CliError(e.code, e.message, EXIT.FAILED);
+    throw e;
+  } finally {
+    store.close?.();
+  }
+  if (values.json) process.stdout.write(JSON.stringify(report) + '\n');
+  else {
+    const lines = [`subject ${report.subject}`];
+    for (const r of report.erased) lines.push(`  erased   ${r.run_id}  ${r.paths.join(', ')}  (values_erased at seq ${r.seq})`);
+    for (const r of report.refused) lines.push(`  REFUSED  ${r.run_id}  legal hold ${r.hold}: ${r.reason}  (erasure_refused at seq ${r.seq})`);
+    for (const r of report.pending) lines.push(`  pending  ${r.run_id}  run is ${r.status}; erase again when it has finished`);
+    for (const id of report.already_erased) lines.push(`  already erased  ${id}`);
+    if (lines.length === 1) lines.push('  no vault values of this subject in the store');
+    process.stdout.write(lines.join('\n') + '\n');
+  }
+  return report.refused.length || report.pending.length ? EXIT.FAILED : EXIT.OK;
+}

@@ -1,0 +1,92 @@
+/**
+ * End to end: the real, built CLI on a real SQLite file. KYC runs keep their applicants' names,
+ * emails and document ids out of the events and bundles; `nano-vm erase` removes a subject's values
+ * from the database file while every chain still verifies, `replay` names the tombstoned inputs,
+ * and the example's AML legal hold refuses erasure with an audited event (exit 1).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const CLI = join(ROOT, 'packages/cli/dist/main.js');
+let dir: string;
+
+function nanoVm(...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8' });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr, json: () => JSON.parse(r.stdout) };
+}
+const fileBytes = (db: string): Buffer => Buffer.concat([db, `${db}-wal`].filter((p) => existsSync(p)).map((p) => readFileSync(p)));
+const INGRID = ['Ingrid Larsen', 'ingrid.larsen@example.com', 'NO8841207'];
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'nano-vm-erase-e2e-'));
+  // The KYC policy without its legal hold: erasure is allowed under it.
+  writeFileSync(join(dir, 'nohold.yaml'), readFileSync(join(ROOT, 'examples/kyc/policy.yaml'), 'utf8').replace(/^legal_holds:[\s\S]*$/m, ''));
+});
+
+describe('nano-vm erase', () => {
+  it('erases a subject: the values leave the database file, the chain verifies, replay names the tombstones', () => {
+    const db = join(dir, 'kyc.db');
+    const store = `sqlite:${db}`;
+    const runs = nanoVm('run', 'examples/kyc', '--policy', join(dir, 'nohold.yaml'), '--store', store, '--json');
+    expect(runs.code).toBe(0);
+    const clean = runs.out.trim().split('\n').map((l) => JSON.parse(l)).find((r) => r.case === 'clean');
+    const before = join(dir, 'before.json');
+    expect(nanoVm('export', clean.run_id, '--store', store, '-o', before).code).toBe(0);
+    for (const v of INGRID) expect(readFileSync(before, 'utf8')).not.toContain(v);
+    expect(fileBytes(db).includes('Ingrid Larsen')).toBe(true); // in the vault until erased
+
+    const erase = nanoVm('erase', '--subject', 'ingrid.larsen@example.com', '--store', store, '--json');
+    expect(erase.code).toBe(0);
+    expect(erase.json()).toMatchObject({ subject: expect.stringMatching(/^sha256:[0-9a-f]{64}$/), erased: [{ run_id: clean.run_id, paths: ['input.applicant.document_id', 'input.applicant.email', 'input.applicant.name'] }], refused: [], pending: [] });
+    const bytes = fileBytes(db);
+    for (const v of INGRID) expect(bytes.includes(v), v).toBe(false);
+    expect(bytes.includes('Erin Walsh')).toBe(true);
+
+    const after = join(dir, 'after.json');
+    expect(nanoVm('export', clean.run_id, '--store', store, '-o', after).code).toBe(0);
+    const bundle = JSON.parse(readFileSync(after, 'utf8'));
+    expect(bundle.events.at(-1)).toMatchObject({ type: 'values_erased', paths: ['input.applicant.document_id', 'input.applicant.email', 'input.applicant.name'] });
+    expect(nanoVm('verify', after, '--json').json()).toMatchObject({ valid: true });
+    for (const v of INGRID) expect(readFileSync(after, 'utf8')).not.toContain(v);
+
+    const replay = nanoVm('replay', after, '--json');
+    expect(replay.code).toBe(0);
+    expect(replay.json()).toMatchObject({
+      identical: true,
+      vault: { tombstoned: ['input.applicant.document_id', 'input.applicant.email', 'input.applicant.name'], decisions: [{ step: 'check_documents', paths: ['input.applicant.document_id'] }], admin_events: 1 },
+    });
+    const text = nanoVm('replay', after);
+    expect(text.out).toContain('tombstoned inputs (erased): input.applicant.document_id, input.applicant.email, input.applicant.name');
+    expect(text.out).toContain("decision at seq 2 (check_documents) read input.applicant.document_id: taken from the record");
+
+    // Erasing again: nothing left, nothing appended.
+    expect(nanoVm('erase', '--subject', 'ingrid.larsen@example.com', '--store', store, '--json').json()).toMatchObject({ erased: [], already_erased: [clean.run_id] });
+  });
+
+  it('a legal hold refuses erasure: exit 1, an erasure_refused event, the values kept', () => {
+    const db = join(dir, 'held.db');
+    const store = `sqlite:${db}`;
+    expect(nanoVm('run', 'examples/kyc', '--store', store, '--json').code).toBe(0);
+    const erase = nanoVm('erase', '--subject', 'ingrid.larsen@example.com', '--store', store);
+    expect(erase.code).toBe(1);
+    expect(erase.out).toMatch(/REFUSED\s+run-\S+\s+legal hold aml_record_retention: AML\/KYC records are kept/);
+    const runId = /REFUSED\s+(run-\S+)/.exec(erase.out)![1]!;
+    const out = join(dir, 'held.json');
+    expect(nanoVm('export', runId, '--store', store, '-o', out).code).toBe(0);
+    const bundle = JSON.parse(readFileSync(out, 'utf8'));
+    expect(bundle.events.at(-1)).toMatchObject({ type: 'erasure_refused', hold: 'aml_record_retention' });
+    expect(bundle.receipt.erasure).toMatchObject({ erased_paths: [], refused: [{ hold: 'aml_record_retention' }] });
+    expect(nanoVm('verify', out, '--json').json()).toMatchObject({ valid: true });
+    expect(fileBytes(db).includes('Ingrid Larsen')).toBe(true);
+  });
+
+  it('refuses without a subject (E_USAGE, exit 2)', () => {
+    const r = nanoVm('erase', '--store', `sqlite:${join(dir, 'x.db')}`, '--json');
+    expect(r.code).toBe(2);
+    expect(r.json().error.code).toBe('E_USAGE');
+  });
+});
