@@ -6,6 +6,7 @@ import { analyzeCommand, ANALYZE_USAGE } from './commands/analyze.js';
 import { eraseCommand, ERASE_USAGE } from './commands/erase.js';
 import { examplesCommand, EXAMPLES_USAGE } from './commands/examples.js';
 import { exprCommand, EXPR_USAGE } from './commands/expr.js';
+import { planCommand, PLAN_USAGE } from './commands/plan.js';
 import { receiptCommand, RECEIPT_USAGE } from './commands/receipt.js';
 import { recoverCommand, RECOVER_USAGE } from './commands/recover.js';
 import { replayCommand, REPLAY_USAGE } from './commands/replay.js';
@@ -28,6 +29,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   export: exportCommand,
   recover: recoverCommand,
   analyze: analyzeCommand,
+  plan: planCommand,
 };
 
 const USAGES: Record<string, string> = {
@@ -43,6 +45,7 @@ const USAGES: Record<string, string> = {
   export: EXPORT_USAGE,
   recover: RECOVER_USAGE,
   analyze: ANALYZE_USAGE,
+  plan: PLAN_USAGE,
 };
 
 const HELP = `nano-vm ${RUNTIME_VERSION} — governed execution runtime for LLM workflows
@@ -59,9 +62,10 @@ ${RUNS_USAGE}
 ${EXPORT_USAGE}
 ${RECOVER_USAGE}
 ${ANALYZE_USAGE}
+${PLAN_USAGE}
 
 Exit codes: 0 ok (run: reached a terminal state), 1 invalid/failed check, 2 refused (bad program, input or arguments).
-Docs: docs/cli.md, docs/dsl.md, docs/guards.md, docs/trace-format.md, docs/analyzer.md
+Docs: docs/cli.md, docs/dsl.md, docs/guards.md, docs/trace-format.md, docs/analyzer.md, docs/planner.md
 `;
 
 async function main(argv: string[]): Promise<number> {

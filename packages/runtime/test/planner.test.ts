@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { checkSchema, loadProgram, PROGRAM_SCHEMA, replayBundle, validateProgram, verifyBundle, type PolicySnapshot, type Program, type StepCompletedEvent } from '@nano-vm/kernel';
-import { checkDraft, checkProgramTool, DRAFTED, inlinedProgramSchema, MemoryStore, NO_VALID_DRAFT, nodeHasher, planProgram, plannerProgram, programText } from '../src/index.js';
+import { parse } from 'yaml';
+import { checkDraft, checkProgramTool, DRAFTED, inlinedProgramSchema, MemoryStore, NO_VALID_DRAFT, nodeHasher, parseModelScript, planProgram, plannerProgram, programText, ScriptedModel } from '../src/index.js';
 import { det, RecordingModel, tools } from './fixtures.js';
 
 const lookup = { name: 'lookup_order', description: 'Look up an order.', input_schema: { type: 'object', additionalProperties: false, required: ['order_id'], properties: { order_id: { type: 'string' } } }, output_schema: { type: 'object', required: ['total'], properties: { total: { type: 'number' } } }, run: () => { throw new Error('the planner never calls the tools it plans with'); } };
@@ -117,5 +118,22 @@ describe('planProgram', () => {
     expect(text.startsWith('# drafted\nformat: nano-vm.program/v1\nid: orders\n')).toBe(true);
     expect(loadProgram(text).program).toEqual(valid);
     expect(JSON.parse(programText(valid as Program, { format: 'json' }))).toEqual(valid);
+  });
+});
+
+describe('docs/planner.md', () => {
+  const doc = readFileSync(new URL('../../../docs/planner.md', import.meta.url), 'utf8');
+
+  it('shows the meta-program\'s steps as the code defines them (prompt and schemas abbreviated)', () => {
+    const block = /```yaml planner\n([\s\S]*?)```/.exec(doc)![1]!;
+    const abbreviate = (steps: any[]) => steps.map(({ prompt: _p, output: _o, output_schema: _s, ...rest }) => rest);
+    expect(abbreviate(parse(block))).toEqual(abbreviate(structuredClone(plannerProgram(3).steps)));
+  });
+
+  it('its scripted example drafts twice and is accepted', async () => {
+    const script = /```yaml\n(model: planner-demo\n[\s\S]*?)```/.exec(doc)![1]!;
+    const r = await planProgram({ intent: 'Look up an order', tools: registry, model: new ScriptedModel(parseModelScript(script)), ...det() });
+    expect([r.run.outcome, r.drafts]).toEqual([DRAFTED, 2]);
+    expect(r.lastCheck?.issues.map((i) => i.code)).toEqual(['W_NO_FAILURE_TERMINAL']);
   });
 });

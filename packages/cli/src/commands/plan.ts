@@ -1,0 +1,131 @@
+/**
+ * `nano-vm plan "<intent>" --tools <module>`: a model drafts a program; the planner meta-program
+ * checks it and feeds its issues back (docs/planner.md). The file is written only when the draft
+ * passes — and it is checked once more here, read back from its own text exactly as
+ * `nano-vm validate` would read it, before it is written. The drafted program is never run.
+ */
+import { writeFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { parseArgs } from 'node:util';
+import { formatIssue, hashJson, loadProgram, NanoVmError, policyGuardGlobals, validatePolicy, validateProgram, type Issue, type Program } from '@nano-vm/kernel';
+import { DEFAULT_PLAN_ATTEMPTS, FixedClock, MAX_PLAN_ATTEMPTS, SeededIds, StoreError, nodeHasher, planProgram, programText, type DraftIssue, type PlanResult } from '@nano-vm/runtime';
+import { CliError } from '../cliError.js';
+import { EXIT } from '../exitCodes.js';
+import { loadTools, modelFromSpec } from '../inputs.js';
+import { loadPolicyFile, type LoadedPolicy } from '../policyFile.js';
+import { modelLabel, renderIssues, renderTrace } from '../render.js';
+import { DEFAULT_STORE, openStore } from '../storeSpec.js';
+
+export const PLAN_USAGE = `usage: nano-vm plan "<intent>" --tools <module> --model <spec> [--policy policy.yaml] [--attempts N]
+                  [-o program.yaml|program.json] [--store sqlite:<path>|memory:] [--deterministic] [--json]`;
+
+export async function planCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      tools: { type: 'string' },
+      policy: { type: 'string' },
+      model: { type: 'string' },
+      attempts: { type: 'string' },
+      out: { type: 'string', short: 'o' },
+      store: { type: 'string' },
+      deterministic: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const intent = positionals[0]?.trim();
+  if (!intent || positionals.length > 1) throw new CliError('E_USAGE', `${PLAN_USAGE}\n(give the intent as one quoted argument)`, EXIT.REFUSED);
+  if (!values.tools) throw new CliError('E_USAGE', `--tools <module> is required: the planner drafts programs for the tools it is given\n${PLAN_USAGE}`, EXIT.REFUSED);
+  const attempts = values.attempts === undefined ? DEFAULT_PLAN_ATTEMPTS : Number(values.attempts);
+  if (!/^\d+$/.test(values.attempts ?? '1') || attempts < 1 || attempts > MAX_PLAN_ATTEMPTS) throw new CliError('E_USAGE', `--attempts must be an integer from 1 to ${MAX_PLAN_ATTEMPTS}, got "${values.attempts}"`, EXIT.REFUSED);
+  const format = values.out !== undefined && extname(values.out).toLowerCase() === '.json' ? 'json' : 'yaml';
+  if (!values.model) throw new CliError('E_MODEL_SPEC', 'no model: pass --model scripted:<file>, openai:<model> or anthropic:<model>', EXIT.REFUSED);
+
+  const tools = await loadTools(values.tools);
+  const policy = values.policy ? loadPolicyFile(values.policy) : undefined;
+  const model = modelFromSpec(values.model);
+  const store = openStore(values.store ?? (values.deterministic ? 'memory:' : DEFAULT_STORE));
+
+  let plan: PlanResult;
+  try {
+    plan = await planProgram({
+      intent,
+      tools,
+      ...(policy ? { policy: policy.policy } : {}),
+      model,
+      attempts,
+      store,
+      ...(values.deterministic ? { clock: new FixedClock(), ids: new SeededIds(nodeHasher) } : {}),
+    });
+  } catch (e) {
+    // The planner's input carries the tools' schemas: a tools module whose schemas are not JSON is refused here.
+    if (e instanceof NanoVmError) throw new CliError(e.code, `cannot plan: ${e.message}`, EXIT.REFUSED, e.issues as Issue[]);
+    if (e instanceof StoreError) throw new CliError(e.code, `${e.message}${e.code === 'E_STORE_DUPLICATE_RUN' ? ' (a --deterministic plan has a fixed run id; use another store or drop --deterministic)' : ''}`, EXIT.REFUSED);
+    throw e;
+  } finally {
+    store.close?.();
+  }
+
+  const { run } = plan;
+  let written: { file: string | null; text: string; program: Program; warnings: Issue[] } | undefined;
+  let failure: { code: string; message: string; issues: Issue[] } | undefined;
+  if (plan.program) {
+    const text = programText(plan.program, { format, header: [`Drafted by nano-vm plan: planner run ${run.run_id}, head ${run.head_hash}`, `Intent: ${intent.replace(/\s+/g, ' ').slice(0, 200)}`] });
+    const issues = recheck(text, values.out ?? 'program.yaml', format, tools.describe(), policy);
+    if (issues.some((i) => i.severity === 'error')) failure = { code: 'E_NO_VALID_DRAFT', message: 'the accepted draft does not pass when read back from its text (please report this)', issues };
+    else {
+      if (values.out) writeFileSync(values.out, text);
+      written = { file: values.out ?? null, text, program: plan.program, warnings: issues };
+    }
+  } else if (run.status === 'completed') {
+    failure = { code: 'E_NO_VALID_DRAFT', message: `no valid draft within ${attempts} attempt${attempts > 1 ? 's' : ''}; the last draft's issues:`, issues: (plan.lastCheck?.issues ?? []).map(asIssue) };
+  } else {
+    const error = run.events.at(-1)?.type === 'run_finished' ? (run.events.at(-1) as { error?: { code: string; message: string } }).error : undefined;
+    failure = { code: error?.code ?? 'E_NO_VALID_DRAFT', message: `the planner run ended ${run.status}${error ? `: ${error.message}` : ''}`, issues: [] };
+  }
+
+  const summary = { run_id: run.run_id, head_hash: run.head_hash, status: run.status, outcome: run.outcome, drafts: plan.drafts, attempts, scripted_model: run.receipt.model.scripted };
+  if (values.json) {
+    process.stdout.write(
+      JSON.stringify({
+        ...summary,
+        written: written?.file ?? null,
+        program: written?.program ?? null,
+        issues: (failure?.issues ?? written?.warnings ?? []).map((i) => ({ code: i.code, severity: i.severity, step: i.step ?? null, message: i.message, path: i.path ?? null })),
+        ...(failure ? { error: { code: failure.code, message: failure.message } } : {}),
+      }) + '\n',
+    );
+  } else {
+    const lines = [
+      `plan run ${run.run_id}  program ${run.receipt.program_id}  model ${modelLabel(run.receipt)}`,
+      renderTrace(run.events),
+      `status ${run.status}${run.outcome ? `  outcome ${run.outcome}` : ''}  drafts ${plan.drafts} of ${attempts}  head ${run.head_hash}`,
+    ];
+    if (written?.file) lines.push(`wrote ${written.file} (program ${written.program.id}, ${written.program.steps.length} steps); it has not been run`);
+    // Without -o the program goes to stdout after the summary, which then goes to stderr.
+    if (written && !written.file) process.stderr.write(lines.join('\n') + '\n');
+    else process.stdout.write(lines.join('\n') + '\n');
+    if (written && !written.file) process.stdout.write(written.text);
+    if (written?.warnings.length) process.stderr.write(`warnings:\n${renderIssues(written.warnings)}\n`);
+    if (failure) {
+      process.stderr.write(`nano-vm: ${failure.code}: ${failure.message}\n`);
+      for (const i of failure.issues) process.stderr.write(`  ${formatIssue(i)}\n`);
+    }
+  }
+  return failure ? EXIT.FAILED : EXIT.OK;
+}
+
+function asIssue(i: DraftIssue): Issue {
+  return { code: i.code, severity: i.severity, message: i.message, ...(i.step !== undefined ? { step: i.step } : {}), ...(i.path !== undefined ? { path: i.path } : {}) };
+}
+
+/** The written text read back as `nano-vm validate --tools … --policy …` reads a file. */
+function recheck(text: string, file: string, format: 'yaml' | 'json', tools: Record<string, { input_schema?: unknown; output_schema?: unknown }>, policy: LoadedPolicy | undefined): Issue[] {
+  const loaded = loadProgram(text, { file, format });
+  if (!loaded.program) return loaded.issues;
+  const at = { ...(loaded.sourceMap ? { sourceMap: loaded.sourceMap } : {}), file };
+  const issues = [...loaded.issues, ...validateProgram(loaded.program, { tools, ...at, ...(policy ? { guardGlobals: policyGuardGlobals(policy.policy) } : {}) })];
+  if (policy) issues.push(...validatePolicy(loaded.program, policy.policy, { programHash: hashJson(nodeHasher, loaded.program), programFile: file, policyFile: policy.file, ...(loaded.sourceMap ? { programSourceMap: loaded.sourceMap } : {}), ...(policy.sourceMap ? { policySourceMap: policy.sourceMap } : {}) }));
+  return issues;
+}
