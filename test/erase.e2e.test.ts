@@ -84,6 +84,22 @@ describe('nano-vm erase', () => {
     expect(fileBytes(db).includes('Ingrid Larsen')).toBe(true);
   });
 
+  it('run --subject names the subject of a program without a subject path; replay --store re-derives from the vault', () => {
+    const store = `sqlite:${join(dir, 'refund.db')}`;
+    const run = nanoVm('run', 'examples/refund', '--input', 'examples/refund/inputs/approve.json', '--subject', 'customer-42', '--store', store, '--json');
+    expect(run.code).toBe(0);
+    const { run_id } = run.json();
+    const out = join(dir, 'refund.json');
+    expect(nanoVm('export', run_id, '--store', store, '-o', out).code).toBe(0);
+    const email = JSON.parse(readFileSync('examples/refund/inputs/approve.json', 'utf8')).customer.email as string;
+    expect(readFileSync(out, 'utf8')).not.toContain(email);
+    // From the bundle alone the email is sealed; with the store's vault it is put back (and checked against its commitment).
+    expect(nanoVm('replay', out, '--json').json()).toMatchObject({ identical: true, vault: { sealed: ['input.customer.email'], tombstoned: [] } });
+    expect(nanoVm('replay', out, '--store', store, '--json').json()).toMatchObject({ identical: true, vault: { sealed: [], decisions: [] } });
+    expect(nanoVm('erase', '--subject', 'customer-42', '--store', store, '--json').json()).toMatchObject({ erased: [{ run_id, paths: ['input.customer.email'] }] });
+    expect(nanoVm('replay', out, '--store', store, '--json').json()).toMatchObject({ identical: true, vault: { sealed: ['input.customer.email'] } });
+  });
+
   it('refuses without a subject (E_USAGE, exit 2)', () => {
     const r = nanoVm('erase', '--store', `sqlite:${join(dir, 'x.db')}`, '--json');
     expect(r.code).toBe(2);

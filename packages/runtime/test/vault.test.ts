@@ -167,6 +167,24 @@ describe('erase', () => {
     store.close();
   });
 
+  it('leaves no copy behind after many runs moved vault rows across pages', async () => {
+    const path = join(tmp(), 'many.db');
+    const store = new SqliteStore(path);
+    const kycTools = toolsFromModule(await import(pathToFileURL(join(KYC, 'tools.mjs')).href), 'tools.mjs');
+    const base = kycInputs[0]!.input;
+    const person = (i: number) => ({ name: `Person Number${i} Applicant`, email: `person${i}@example.com`, document_id: `NO${String(1000000 + i)}` });
+    for (let i = 0; i < 150; i++) {
+      const input = { ...base, applicant: { ...base.applicant, ...person(i) } };
+      await runProgram({ program: kycProgram, input, model: new ScriptedModel(kycScript, 'clean'), tools: kycTools, store, policy: noHoldPolicy });
+    }
+    const report = await eraseSubject({ store, subject: 'person77@example.com', hasher: nodeHasher });
+    expect(report.erased).toHaveLength(1);
+    const bytes = fileBytes(path);
+    for (const v of Object.values(person(77))) expect(bytes.includes(v), v).toBe(false);
+    for (const v of Object.values(person(78))) expect(bytes.includes(v), v).toBe(true);
+    store.close();
+  });
+
   it('a legal hold in the run\'s policy refuses erasure, and the refusal is an audited event', async () => {
     const store = new SqliteStore(join(tmp(), 'held.db'));
     const [clean] = await runKyc(store, kycPolicy, 'clean');

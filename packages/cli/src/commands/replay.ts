@@ -7,8 +7,9 @@ import { loadProgramFile, readJson } from '../inputs.js';
 import { loadPolicyFile, type LoadedPolicy } from '../policyFile.js';
 import { renderIssues } from '../render.js';
 import { missingText, renderVaultReport } from '../renderVault.js';
+import { vaultFromStore } from '../vaultOption.js';
 
-export const REPLAY_USAGE = 'usage: nano-vm replay <bundle.json> [--program other.yaml] [--policy other.yaml] [--json]';
+export const REPLAY_USAGE = 'usage: nano-vm replay <bundle.json> [--program other.yaml] [--policy other.yaml] [--store sqlite:<path>] [--json]';
 
 /**
  * Re-runs the recorded decisions from a bundle with its recorded answers (no model or tool is
@@ -17,7 +18,7 @@ export const REPLAY_USAGE = 'usage: nano-vm replay <bundle.json> [--program othe
  * that was never recorded.
  */
 export async function replayCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { program: { type: 'string' }, policy: { type: 'string' }, json: { type: 'boolean', default: false } } });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { program: { type: 'string' }, policy: { type: 'string' }, store: { type: 'string' }, json: { type: 'boolean', default: false } } });
   const file = positionals[0];
   if (!file || positionals.length > 1) throw new CliError('E_USAGE', REPLAY_USAGE, EXIT.REFUSED);
   const bundle = readJson(file, 'bundle');
@@ -39,9 +40,11 @@ export async function replayCommand(argv: string[]): Promise<number> {
     program = loaded.program;
     warnings = loaded.issues.filter((i) => !refusing(i));
   }
+  // With --store, the run's sensitive inputs come back from the vault and every decision is re-derived.
+  const vault = values.store ? await vaultFromStore(values.store, bundle as Bundle) : undefined;
   let r: ReturnType<typeof replayBundle>;
   try {
-    r = replayBundle(bundle as Bundle, { hasher: nodeHasher, ...(program ? { program } : {}), ...(values.policy ? { policy } : {}) });
+    r = replayBundle(bundle as Bundle, { hasher: nodeHasher, ...(program ? { program } : {}), ...(values.policy ? { policy } : {}), ...(vault ? { vault } : {}) });
   } catch (e) {
     if (e instanceof NanoVmError) throw new CliError(e.code, e.message, EXIT.REFUSED, e.issues);
     throw e;

@@ -12,7 +12,7 @@ import { DEFAULT_STORE, openStore } from '../storeSpec.js';
 
 export const RUN_USAGE = `usage: nano-vm run <program file | example dir> [--input file.json]
                   [--model scripted:<file> | openai:<model> | anthropic:<model> | <spec>,<spec>...]
-                  [--tools <module>] [--policy policy.yaml] [--deterministic] [--out bundle.json|dir] [--store sqlite:<path>|memory:] [--json]`;
+                  [--tools <module>] [--policy policy.yaml] [--subject <id>] [--deterministic] [--out bundle.json|dir] [--store sqlite:<path>|memory:] [--json]`;
 
 export async function runCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -23,6 +23,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       model: { type: 'string' },
       tools: { type: 'string' },
       policy: { type: 'string' },
+      subject: { type: 'string' },
       deterministic: { type: 'boolean', default: false },
       out: { type: 'string', short: 'o' },
       store: { type: 'string' },
@@ -69,7 +70,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     const model = modelFromSpec(modelSpec, caseName);
     let result: RunResult;
     try {
-      result = await runProgram({ program, input, model, tools, store, ...(policy ? { policy: policy.policy } : {}), ...(values.deterministic ? { clock: new FixedClock() } : {}), ...(ids ? { ids } : {}) });
+      result = await runProgram({ program, input, model, tools, store, ...(policy ? { policy: policy.policy } : {}), ...(values.subject !== undefined ? { subject: values.subject } : {}), ...(values.deterministic ? { clock: new FixedClock() } : {}), ...(ids ? { ids } : {}) });
     } catch (e) {
       if (e instanceof NanoVmError) throw new CliError(e.code, `${inputFile ?? 'input'}: ${e.message}`, EXIT.REFUSED, e.issues as Issue[]);
       if (e instanceof StoreError) throw new CliError(e.code, `${e.message}${e.code === 'E_STORE_DUPLICATE_RUN' ? ' (a --deterministic run has a fixed id; use another store or drop --deterministic)' : ''}`, EXIT.REFUSED);
