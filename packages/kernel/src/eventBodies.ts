@@ -11,7 +11,9 @@ import type {
   ErrorInfo,
   GuardResult,
   RunFinishedEvent,
+  RunResumedEvent,
   RunStartedEvent,
+  RunSuspendedEvent,
   StepCompletedEvent,
   StepFailedEvent,
   StepFallbackEvent,
@@ -21,6 +23,7 @@ import type {
   VisitsExhaustedEvent,
   PolicyCheckedEvent,
   TransitionRejectedEvent,
+  WaitTimedOutEvent,
 } from './events.js';
 import type { JsonValue } from './program.js';
 
@@ -140,6 +143,18 @@ export function conditionEvaluated(f: { step: string; visit: number; guards: Gua
 
 export function visitsExhausted(f: { step: string; max_visits: number; next?: string | undefined }): VisitsExhaustedEvent {
   return { hash: NO_HASH, max_visits: f.max_visits, next: f.next, prev_hash: '', seq: 0, step: f.step, ts: '', type: 'visits_exhausted' } as VisitsExhaustedEvent;
+}
+
+export function runSuspended(f: { step: string; visit: number; role?: string | undefined; deadline?: string | undefined }): RunSuspendedEvent {
+  return { deadline: f.deadline, hash: NO_HASH, prev_hash: '', role: f.role, seq: 0, step: f.step, ts: '', type: 'run_suspended', visit: f.visit } as RunSuspendedEvent;
+}
+
+export function runResumed(f: { step: string; visit: number; event: JsonValue; role?: string | undefined; event_id?: string | undefined; changed: boolean; next: string }): RunResumedEvent {
+  return { changed: f.changed, event: f.event, event_id: f.event_id, hash: NO_HASH, next: f.next, prev_hash: '', role: f.role, seq: 0, step: f.step, ts: '', type: 'run_resumed', visit: f.visit } as RunResumedEvent;
+}
+
+export function waitTimedOut(f: { step: string; visit: number; next?: string | undefined }): WaitTimedOutEvent {
+  return { hash: NO_HASH, next: f.next, prev_hash: '', seq: 0, step: f.step, ts: '', type: 'wait_timed_out', visit: f.visit } as WaitTimedOutEvent;
 }
 
 export function runFinished(f: Omit<RunFinishedEvent, 'type' | 'seq' | 'ts' | 'prev_hash' | 'hash'>): RunFinishedEvent {

@@ -195,6 +195,41 @@ export interface RunFinishedEvent extends Base {
   budget?: { name: string; limit: number; used: number };
 }
 
+/** A wait step suspended the run; it continues when `run_resumed` (or `wait_timed_out`) follows. */
+export interface RunSuspendedEvent extends Base {
+  type: 'run_suspended';
+  step: string;
+  visit: number;
+  /** The role that may send the event. */
+  role?: string;
+  /** When the wait times out (ISO 8601, from this event's ts plus the step's timeout_ms). */
+  deadline?: string;
+}
+
+/** An external event resumed a suspended run; its payload is the wait step's output. */
+export interface RunResumedEvent extends Base {
+  type: 'run_resumed';
+  step: string;
+  visit: number;
+  /** The event payload, as checked against the step's `event` schema. */
+  event: JsonValue;
+  /** The role that sent it, when the step declares one. */
+  role?: string;
+  /** The sender's id for the event (e.g. a webhook delivery id), when given. */
+  event_id?: string;
+  changed: boolean;
+  next: string;
+}
+
+/** A wait step's timeout passed before any event arrived. */
+export interface WaitTimedOutEvent extends Base {
+  type: 'wait_timed_out';
+  step: string;
+  visit: number;
+  /** The step's on_timeout; absent when the run fails instead. */
+  next?: string;
+}
+
 /**
  * Administrative events (docs/privacy.md): appended after run_finished by `nano-vm erase`, never
  * by the machine. A data subject's vault values of this run were erased; the commitments stay.
@@ -224,6 +259,9 @@ export const ADMIN_EVENT_TYPES: readonly EventType[] = ['values_erased', 'erasur
 
 export type TraceEvent =
   | RunStartedEvent
+  | RunSuspendedEvent
+  | RunResumedEvent
+  | WaitTimedOutEvent
   | StepStartedEvent
   | StepCompletedEvent
   | StepFailedEvent
@@ -244,6 +282,9 @@ export type EventBody = TraceEvent extends infer E ? (E extends TraceEvent ? Omi
 
 export const EVENT_TYPES: readonly EventType[] = [
   'run_started',
+  'run_suspended',
+  'run_resumed',
+  'wait_timed_out',
   'step_started',
   'step_completed',
   'step_failed',

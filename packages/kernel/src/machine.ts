@@ -6,13 +6,14 @@
  * run, resume and replay.
  */
 import { canonicalJson, inCanonicalOrder, sortKeys } from './canonicalJson.js';
+import { NanoVmError } from './errors.js';
 import { TraceChain } from './chain.js';
 import * as ev from './eventBodies.js';
 import type { ErrorInfo, EventBody, GuardResult, RunFinishedEvent, TraceEvent, Usage } from './events.js';
 import { evaluateGuard, compileGuard } from './guard/index.js';
 import type { CompiledGuard } from './guard/types.js';
 import { hashJson, type Hasher } from './hash.js';
-import type { Budgets, ConditionStep, EndStep, JsonSchema, JsonValue, LlmOutput, LlmStep, OnError, ParallelChild, ParallelStep, Program, Step, ToolStep } from './program.js';
+import type { Budgets, ConditionStep, EndStep, JsonSchema, JsonValue, LlmOutput, LlmStep, OnError, ParallelChild, ParallelStep, Program, Step, ToolStep, WaitStep } from './program.js';
 import { outputSchemaOf, startOf } from './program.js';
 import { POLICY_BLOCKED_CODE, POLICY_BLOCKED_OUTCOME, POLICY_PINNED_RULE } from './policy.js';
 import type { CompiledPolicy, PolicyRejection } from './policyGate.js';
@@ -71,12 +72,29 @@ export interface ParallelCommand {
   children: EffectCommand[];
 }
 
+/** The run waits for an external event: the host suspends it until resume() or expire(). */
+export interface WaitCommand {
+  type: 'wait';
+  step: string;
+  visit: number;
+  role?: string;
+  /** Epoch ms after which the wait has timed out (absent: it never does). */
+  deadline_ms?: number;
+}
+
+/** An external event for a suspended run (what `nano-vm resume` delivers). */
+export interface ExternalEvent {
+  payload: unknown;
+  role?: string;
+  event_id?: string;
+}
+
 export interface DoneCommand {
   type: 'done';
   event: RunFinishedEvent;
 }
 
-export type Command = EffectCommand | ParallelCommand | DoneCommand;
+export type Command = EffectCommand | ParallelCommand | WaitCommand | DoneCommand;
 
 /** What the host observed when it performed an effect. */
 export type EffectResult =
@@ -216,7 +234,10 @@ export class Machine {
    * so the `YYYY-MM-DDTHH:MM:SS.` prefix is kept per second and only the milliseconds change.
    */
   private ts(): string {
-    const ms = this.opts.clock.now();
+    return this.tsAt(this.opts.clock.now());
+  }
+
+  private tsAt(ms: number): string {
     if (ms !== this.lastMs) {
       this.lastMs = ms;
       const second = ms - (((ms % 1000) + 1000) % 1000);
@@ -230,12 +251,12 @@ export class Machine {
     return this.lastTs;
   }
 
-  private emit(body: TraceEvent, outputText?: string): TraceEvent {
+  private emit(body: TraceEvent, outputText?: string, atMs?: number): TraceEvent {
     if (this.opts.redact) {
       const scrubbed = scrubEvent(this.opts.redact, body, (id) => this.argSources(id));
       if (scrubbed !== body) [body, outputText] = [scrubbed, undefined];
     }
-    const e = this.chain.append(body, this.ts(), outputText);
+    const e = this.chain.append(body, atMs === undefined ? this.ts() : this.tsAt(atMs), outputText);
     this.opts.onEvent?.(e);
     return e;
   }
@@ -294,8 +315,120 @@ export class Machine {
         case 'parallel':
           this.pending = this.startParallel(step, visit);
           return this.pending;
+        case 'wait':
+          this.pending = this.suspend(step, visit);
+          return this.pending;
       }
     }
+  }
+
+  private suspend(step: WaitStep, visit: number): WaitCommand {
+    // One clock reading: the event's ts, and the deadline is measured from it.
+    const ms = this.opts.clock.now();
+    const cmd: WaitCommand = { type: 'wait', step: step.id, visit };
+    if (step.role !== undefined) cmd.role = step.role;
+    if (step.timeout_ms !== undefined) cmd.deadline_ms = ms + step.timeout_ms;
+    this.emit(ev.runSuspended({ step: step.id, visit, role: step.role, deadline: cmd.deadline_ms === undefined ? undefined : new Date(cmd.deadline_ms).toISOString() }), undefined, ms);
+    this.suspendedAt = ms;
+    return cmd;
+  }
+
+  private suspendedAt = 0;
+
+  private pendingWait(): { cmd: WaitCommand; step: WaitStep } {
+    const cmd = this.pending;
+    if (!cmd || cmd.type !== 'wait') throw new NanoVmError('E_RESUME_NOT_SUSPENDED', 'the run is not suspended at a wait step');
+    return { cmd, step: this.cp.steps.get(cmd.step) as WaitStep };
+  }
+
+  /**
+   * Deliver the external event a suspended run waits for. A wrong role or a payload outside the
+   * step's event schema is refused with a NanoVmError and changes nothing. Past the deadline the
+   * wait times out instead (returns 'timed_out'): the event is not taken.
+   */
+  resume(event: ExternalEvent): 'resumed' | 'timed_out' {
+    const { cmd, step } = this.pendingWait();
+    if (step.role !== undefined && event.role !== step.role) {
+      throw new NanoVmError('E_RESUME_ROLE', `step '${step.id}' waits for an event from role '${step.role}'${event.role === undefined ? '; no role was given' : `, not '${event.role}'`}`);
+    }
+    let canonical: string;
+    try {
+      canonical = canonicalJson(event.payload);
+    } catch (e) {
+      throw new NanoVmError('E_RESUME_EVENT_INVALID', `the event for step '${step.id}' is not JSON: ${(e as Error).message}`);
+    }
+    const vs = checkSchema(step.event, event.payload);
+    if (vs.length) {
+      throw new NanoVmError(
+        'E_RESUME_EVENT_INVALID',
+        `the event for step '${step.id}' does not match its declared schema: ${describeViolations(vs)}`,
+        vs.map((v) => ({ code: 'E_RESUME_EVENT_INVALID', severity: 'error', step: step.id, path: v.at, message: v.message })),
+      );
+    }
+    const ms = this.opts.clock.now();
+    if (cmd.deadline_ms !== undefined && ms > cmd.deadline_ms) {
+      this.timeOut(step, cmd, ms);
+      return 'timed_out';
+    }
+    this.pending = null;
+    // Time spent suspended is not run time: max_wall_ms bounds the run's own work.
+    this.startedAt += ms - this.suspendedAt;
+    const payload = inCanonicalOrder(event.payload as JsonValue, canonical);
+    const changed = this.store(step.id, payload, canonical);
+    this.emit(ev.runResumed({ step: step.id, visit: cmd.visit, event: payload, role: event.role, event_id: event.event_id, changed, next: step.next }), undefined, ms);
+    this.advance(step.next, changed);
+    return 'resumed';
+  }
+
+  /** The wait's timeout has passed (the host checks the deadline): take on_timeout, or fail. */
+  expire(): void {
+    const { cmd, step } = this.pendingWait();
+    this.timeOut(step, cmd, this.opts.clock.now());
+  }
+
+  private timeOut(step: WaitStep, cmd: WaitCommand, ms: number): void {
+    this.pending = null;
+    this.startedAt += ms - this.suspendedAt;
+    this.emit(ev.waitTimedOut({ step: step.id, visit: cmd.visit, next: step.on_timeout }), undefined, ms);
+    if (step.on_timeout === undefined) {
+      this.finish({ status: 'failed', error: { code: 'E_WAIT_TIMEOUT', message: `step '${step.id}' waited longer than timeout_ms=${step.timeout_ms}`, step: step.id } });
+      return;
+    }
+    this.attempt = 1;
+    this.current = step.on_timeout;
+  }
+
+  private argSources(stepId: string): ToolStep['args'] {
+    const s = this.cp.steps.get(stepId) ?? this.cp.children.get(stepId);
+    return s?.kind === 'tool' ? s.args : undefined;
+  }
+
+  /**
+   * A condition whose guards read sealed input paths, replayed from its recorded decision (the
+   * values are not there to re-evaluate). null when its guards read no sealed path. A record that
+   * does not fit this program's guards and edges is a decision nobody can re-derive: E_REPLAY_SEALED.
+   */
+  private sealedDecision(step: ConditionStep, visit: number, sealed: SealedDecisions): boolean | null {
+    const reads = step.cases.flatMap((_c, i) => guardReadPaths(this.cp.guards.get(step.id)![i]!));
+    const hit = sealed.paths.filter((p) => reads.some((r) => isUnder(p, r) || isUnder(r, p)));
+    if (hit.length === 0) return null;
+    const rec = sealed.recorded(step.id, visit);
+    const fits =
+      rec !== undefined &&
+      rec.guards.length <= step.cases.length &&
+      rec.guards.every((g, i) => g.case === i && g.expr === step.cases[i]!.when) &&
+      (rec.next === '' ? rec.guards.length > 0 : rec.next === (rec.chosen === -1 ? step.else : step.cases[rec.chosen]?.next));
+    if (!fits) throw new SealedDecisionError(step.id, visit, `condition '${step.id}' (visit ${visit}) reads ${hit.join(', ')}, whose values are sealed in the vault or erased, and the trace records no decision of it to reuse`);
+    const e = this.emit(ev.conditionEvaluated({ step: step.id, visit, guards: rec.guards, chosen: rec.chosen, next: rec.next }));
+    sealed.used(e.seq, step.id, hit);
+    if (rec.next !== '') {
+      this.current = rec.next;
+      return true;
+    }
+    const i = rec.guards.length - 1;
+    const g = rec.guards[i]!;
+    this.finish({ status: 'failed', error: g.error ? { code: g.error.code, message: `guard ${i} of '${step.id}': ${g.error.message}`, step: step.id } : { code: 'E_GUARD_NOT_BOOL', message: `guard ${i} of '${step.id}' gave ${canonicalJson(g.value)}, not a bool`, step: step.id } });
+    return false;
   }
 
   /** The policy gate before a step is entered (policyGate.ts); false when it stopped the run. */
@@ -331,39 +464,6 @@ export class Machine {
       policy_hash: pinned,
       offered_policy_hash: offeredPolicyHash,
     });
-  }
-
-  private argSources(stepId: string): ToolStep['args'] {
-    const s = this.cp.steps.get(stepId) ?? this.cp.children.get(stepId);
-    return s?.kind === 'tool' ? s.args : undefined;
-  }
-
-  /**
-   * A condition whose guards read sealed input paths, replayed from its recorded decision (the
-   * values are not there to re-evaluate). null when its guards read no sealed path. A record that
-   * does not fit this program's guards and edges is a decision nobody can re-derive: E_REPLAY_SEALED.
-   */
-  private sealedDecision(step: ConditionStep, visit: number, sealed: SealedDecisions): boolean | null {
-    const reads = step.cases.flatMap((_c, i) => guardReadPaths(this.cp.guards.get(step.id)![i]!));
-    const hit = sealed.paths.filter((p) => reads.some((r) => isUnder(p, r) || isUnder(r, p)));
-    if (hit.length === 0) return null;
-    const rec = sealed.recorded(step.id, visit);
-    const fits =
-      rec !== undefined &&
-      rec.guards.length <= step.cases.length &&
-      rec.guards.every((g, i) => g.case === i && g.expr === step.cases[i]!.when) &&
-      (rec.next === '' ? rec.guards.length > 0 : rec.next === (rec.chosen === -1 ? step.else : step.cases[rec.chosen]?.next));
-    if (!fits) throw new SealedDecisionError(step.id, visit, `condition '${step.id}' (visit ${visit}) reads ${hit.join(', ')}, whose values are sealed in the vault or erased, and the trace records no decision of it to reuse`);
-    const e = this.emit(ev.conditionEvaluated({ step: step.id, visit, guards: rec.guards, chosen: rec.chosen, next: rec.next }));
-    sealed.used(e.seq, step.id, hit);
-    if (rec.next !== '') {
-      this.current = rec.next;
-      return true;
-    }
-    const i = rec.guards.length - 1;
-    const g = rec.guards[i]!;
-    this.finish({ status: 'failed', error: g.error ? { code: g.error.code, message: `guard ${i} of '${step.id}': ${g.error.message}`, step: step.id } : { code: 'E_GUARD_NOT_BOOL', message: `guard ${i} of '${step.id}' gave ${canonicalJson(g.value)}, not a bool`, step: step.id } });
-    return false;
   }
 
   private finishAtEnd(step: EndStep): DoneCommand {

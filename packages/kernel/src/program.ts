@@ -94,7 +94,25 @@ export interface EndStep extends StepBase {
   failure?: boolean;
 }
 
-export type Step = LlmStep | ToolStep | ConditionStep | ParallelStep | EndStep;
+/**
+ * Suspends the run until an external event arrives (a human approval, a webhook). The event's
+ * payload must satisfy `event`; it becomes the step's output (`steps.<id>.output`), so guards read
+ * it like any other typed output.
+ */
+export interface WaitStep extends StepBase {
+  kind: 'wait';
+  /** JSON Schema of the event payload. */
+  event: JsonSchema;
+  /** The role that may send the event; a resume by any other role is refused. */
+  role?: string;
+  /** How long the run may wait, measured from its suspension. */
+  timeout_ms?: number;
+  /** Where the run goes when the wait times out; without it a timed-out wait fails the run (E_WAIT_TIMEOUT). */
+  on_timeout?: string;
+  next: string;
+}
+
+export type Step = LlmStep | ToolStep | ConditionStep | ParallelStep | WaitStep | EndStep;
 export type StepKind = Step['kind'];
 
 export interface Program {
@@ -123,6 +141,8 @@ export function edgesOf(step: Step): string[] {
       return [step.next, ...extra];
     case 'condition':
       return [...step.cases.map((c) => c.next), step.else, ...extra];
+    case 'wait':
+      return step.on_timeout !== undefined ? [step.next, step.on_timeout, ...extra] : [step.next, ...extra];
     case 'end':
       return extra;
   }
@@ -136,6 +156,7 @@ export function startOf(program: Program): string | undefined {
 export function outputSchemaOf(step: Step | ParallelChild): JsonSchema | undefined {
   if (step.kind === 'llm') return 'enum' in step.output ? { type: 'string', enum: step.output.enum } : step.output.schema;
   if (step.kind === 'tool') return step.output_schema ?? true;
+  if (step.kind === 'wait') return step.event;
   if (step.kind === 'parallel') {
     const properties: Record<string, JsonSchema> = {};
     for (const c of step.children) properties[c.id] = outputSchemaOf(c) ?? true;

@@ -211,12 +211,13 @@ export const PROGRAM_SCHEMA: Record<string, unknown> = {
       ],
     },
     step: {
-      description: 'A step; `kind` (llm, tool, condition, parallel, end) selects its shape.',
+      description: 'A step; `kind` (llm, tool, condition, parallel, wait, end) selects its shape.',
       oneOf: [
         { $ref: '#/$defs/llmStep' },
         { $ref: '#/$defs/toolStep' },
         { $ref: '#/$defs/conditionStep' },
         { $ref: '#/$defs/parallelStep' },
+        { $ref: '#/$defs/waitStep' },
         { $ref: '#/$defs/endStep' },
       ],
     },
@@ -301,6 +302,23 @@ export const PROGRAM_SCHEMA: Record<string, unknown> = {
       required: ['id', 'kind', 'tool'],
       description: 'A tool child of a parallel step.',
       properties: toolFields,
+    },
+    waitStep: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['id', 'kind', 'event', 'next'],
+      dependentRequired: { on_exhausted: ['max_visits'], on_timeout: ['timeout_ms'] },
+      description: 'Suspends the run until an external event arrives (human approval, webhook); the event payload, checked against `event`, becomes the step output.',
+      properties: {
+        ...stepCommon,
+        kind: { const: 'wait', description: 'A wait step suspends the run until `nano-vm resume` delivers an event.' },
+        event: { $ref: '#/$defs/jsonSchema', description: 'JSON Schema of the event payload; guards on steps.<id>.output are typed by it.' },
+        role: { type: 'string', minLength: 1, description: 'The role that may send the event; a resume by another role is refused.' },
+        timeout_ms: { type: 'integer', minimum: 1, description: 'How long the run may wait, from its suspension, in milliseconds.' },
+        on_timeout: { $ref: '#/$defs/stepId', description: 'Where the run goes when the wait times out (without it the run fails with E_WAIT_TIMEOUT).' },
+        next,
+        ...visits,
+      },
     },
     endStep: {
       type: 'object',

@@ -46,7 +46,7 @@ export type RunCommitments = Pick<RunStartedEvent, 'run_id' | 'program_id' | 'pr
 
 export interface Receipt extends RunCommitments {
   format: typeof RECEIPT_FORMAT;
-  /** `running` when the trace has no run_finished event yet. */
+  /** `suspended` while the trace ends at a wait step; `running` when it has no run_finished event yet otherwise. */
   status: RunStatus | 'running';
   outcome: string | null;
   error: (ErrorInfo & { step?: string }) | null;
@@ -164,6 +164,15 @@ export function computeReceipt(events: readonly TraceEvent[]): Receipt {
         r.counts.steps++;
         // An empty next: a guard failed to evaluate, or gave a non-bool (the run stopped there).
         if (e.next === '') h.failed_checks++;
+        break;
+      case 'run_suspended':
+        r.path.push(e.step);
+        r.counts.steps++;
+        r.status = 'suspended';
+        break;
+      case 'run_resumed':
+      case 'wait_timed_out':
+        r.status = 'running';
         break;
       case 'transition_rejected':
         r.counts.blocked_actions++;

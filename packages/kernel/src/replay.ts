@@ -12,7 +12,8 @@ import { canonicalJson } from './canonicalJson.js';
 import type { Bundle } from './bundle.js';
 import type { RunFinishedEvent, RunStartedEvent, TraceEvent } from './events.js';
 import { hashJson, type Hasher } from './hash.js';
-import { CompiledProgram, Machine, type EffectCommand, type EffectResult } from './machine.js';
+import { NanoVmError } from './errors.js';
+import { CompiledProgram, Machine, type EffectCommand, type EffectResult, type ExternalEvent } from './machine.js';
 import type { Program } from './program.js';
 import { computeReceipt, type Receipt } from './receipt.js';
 import { policyOption } from './policyGate.js';
@@ -52,7 +53,8 @@ export interface ReplayResult {
   first_divergence: Divergence | null;
   /** Set when the replayed run needed a result that the bundle does not hold; the replay stops there. */
   missing: MissingAnswer | null;
-  status: RunFinishedEvent['status'] | 'incomplete';
+  /** 'suspended': the replayed run waits for an event the bundle does not hold (as the recorded run did, when identical). */
+  status: RunFinishedEvent['status'] | 'suspended' | 'incomplete';
   outcome: string | null;
   path: string[];
   recorded_path: string[];
@@ -92,6 +94,43 @@ export function recordedResults(events: readonly TraceEvent[], reveal?: Redactor
     else push(k, { ok: false, error: e.error, ...meta });
   }
   return out;
+}
+
+/** What ended each recorded wait, in order: the delivered event, or its timeout. */
+export type RecordedWait = { timed_out: false; event: ExternalEvent } | { timed_out: true };
+
+export function recordedWaits(events: readonly TraceEvent[]): RecordedWait[] {
+  const out: RecordedWait[] = [];
+  for (const e of events) {
+    if (e.type === 'wait_timed_out') out.push({ timed_out: true });
+    else if (e.type === 'run_resumed') {
+      const event: ExternalEvent = { payload: e.event };
+      if (e.role !== undefined) event.role = e.role;
+      if (e.event_id !== undefined) event.event_id = e.event_id;
+      out.push({ timed_out: false, event });
+    }
+  }
+  return out;
+}
+
+/**
+ * Feed a pending wait its recorded ending. Returns false when none was recorded (the run was
+ * suspended there) or when the recorded event no longer fits (a counterfactual program that
+ * declares another role or schema): the machine stays suspended.
+ */
+export function applyRecordedWait(machine: Machine, w: RecordedWait | undefined): boolean {
+  if (w === undefined) return false;
+  if (w.timed_out) {
+    machine.expire();
+    return true;
+  }
+  try {
+    machine.resume(w.event);
+    return true;
+  } catch (e) {
+    if (e instanceof NanoVmError) return false;
+    throw e;
+  }
 }
 
 /** Hands out the recorded timestamps, one per event, so replayed events carry the same ts. */
@@ -147,10 +186,16 @@ export function replayBundle(bundle: Bundle, opts: ReplayOptions): ReplayResult 
       return null;
     }
   };
-
+  const waits = recordedWaits(recorded);
+  let suspended = false;
   drive: for (;;) {
     const cmd = next();
     if (cmd === null || cmd.type === 'done') break;
+    if (cmd.type === 'wait') {
+      if (applyRecordedWait(machine, waits.shift())) continue;
+      suspended = true;
+      break;
+    }
     if (cmd.type === 'parallel') {
       const all: EffectResult[][] = [];
       for (const child of cmd.children) {
@@ -181,7 +226,7 @@ export function replayBundle(bundle: Bundle, opts: ReplayOptions): ReplayResult 
     counterfactual,
     first_divergence,
     missing,
-    status: machine.result?.status ?? 'incomplete',
+    status: machine.result?.status ?? (suspended ? 'suspended' : 'incomplete'),
     outcome: machine.result?.outcome ?? null,
     path: receipt.path,
     recorded_path: recordedReceipt.path,

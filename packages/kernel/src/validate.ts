@@ -191,6 +191,12 @@ function checkSchemas(program: Program, effects: readonly EffectAt[], out: Issue
   for (const p of schemaProblems(program.input_schema)) {
     out.push({ code: 'E_INPUT_SCHEMA', severity: 'error', path: `/input_schema${p.path}`, message: `input_schema${p.path}: ${p.message}` });
   }
+  program.steps.forEach((step, i) => {
+    if (step.kind !== 'wait') return;
+    for (const p of schemaProblems(step.event)) {
+      out.push({ code: 'E_BAD_OUTPUT_SCHEMA', severity: 'error', step: step.id, path: `/steps/${i}/event${p.path}`, message: `step '${step.id}': event${p.path}: ${p.message}` });
+    }
+  });
   for (const { step, path } of effects) {
     const declared = step.kind === 'llm' ? ('schema' in step.output ? { schema: step.output.schema, at: `${path}/output/schema` } : undefined) : step.output_schema !== undefined ? { schema: step.output_schema, at: `${path}/output_schema` } : undefined;
     let usable = true;

@@ -40,6 +40,10 @@ export function edgeRefs(step: Step, i: number): EdgeRef[] {
       step.cases.forEach((c, k) => refs.push({ target: c.next, path: `${at}/cases/${k}/next` }));
       refs.push({ target: step.else, path: `${at}/else` });
       break;
+    case 'wait':
+      refs.push({ target: step.next, path: `${at}/next` });
+      if (step.on_timeout !== undefined) refs.push({ target: step.on_timeout, path: `${at}/on_timeout` });
+      break;
     case 'end':
       break;
   }

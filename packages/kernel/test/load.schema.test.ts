@@ -144,7 +144,7 @@ describe('structural checker', () => {
   it('reports each defect once: one issue per mutated value', () => {
     expect(checkProgramShape(RICH)).toEqual([]);
     const wrongKind = mutate(RICH, ['steps', 1, 'kind'], 'replace', 'tol', '');
-    expect(checkProgramShape(wrongKind).map((i) => i.message)).toEqual(["steps/1/kind must be one of llm, tool, condition, parallel, end (got 'tol'; did you mean 'tool'?)"]);
+    expect(checkProgramShape(wrongKind).map((i) => i.message)).toEqual(["steps/1/kind must be one of llm, tool, condition, parallel, wait, end (got 'tol'; did you mean 'tool'?)"]);
     const wrongChild = mutate(RICH, ['steps', 2, 'children', 1, 'kind'], 'replace', 'end', '');
     expect(checkProgramShape(wrongChild)).toEqual([
       { code: 'E_SCHEMA', severity: 'error', step: 'c2', path: '/steps/2/children/1/kind', message: "steps/2/children/1/kind must be one of llm, tool (got 'end')" },

@@ -181,7 +181,7 @@ describe('loadProgram: E_SCHEMA', () => {
   it('gives one clear error for a bad kind instead of a cascade of union failures', () => {
     const i = only(loadProgram(edit({ 11: '    kind: lm' })));
     expect(i).toMatchObject({ code: 'E_SCHEMA', step: 'classify', path: '/steps/0/kind', line: 11, col: 5 });
-    expect(i.message).toBe("steps/0/kind must be one of llm, tool, condition, parallel, end (got 'lm'; did you mean 'llm'?)");
+    expect(i.message).toBe("steps/0/kind must be one of llm, tool, condition, parallel, wait, end (got 'lm'; did you mean 'llm'?)");
   });
 
   it('reports a missing kind', () => {
