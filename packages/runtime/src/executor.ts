@@ -20,10 +20,12 @@ import {
   type Issue,
   type Program,
   type Receipt,
-  type RunFinishedEvent,
+  type RunStatus,
   type TraceEvent,
+  type WaitCommand,
 } from '@nano-vm/kernel';
 import { randomIds, systemClock, type IdSource } from './clock.js';
+import { drive } from './drive.js';
 import { Effects } from './effects.js';
 import { policyPreflight } from './policyRun.js';
 import type { ModelPort } from './model/port.js';
@@ -56,7 +58,10 @@ export interface RunOptions {
 
 export interface RunResult {
   run_id: string;
-  status: RunFinishedEvent['status'];
+  /** 'suspended': the run waits at a wait step (see `waiting`) until `resumeRun` delivers its event. */
+  status: RunStatus;
+  /** The wait step a suspended run waits at. */
+  waiting?: WaitCommand;
   outcome: string | null;
   head_hash: string;
   events: TraceEvent[];
@@ -141,38 +146,19 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
     ...(sealed && { redact: sealed.redactor }),
   });
   const fx = new Effects(opts.model, opts.tools, opts.defaultTimeoutMs ?? DEFAULT_EFFECT_TIMEOUT_MS);
-  let persisted = 0;
-  let observed = 0;
-  /** Persist new events; returns a promise only when the store is asynchronous. */
-  const flush = (): Promise<void> | undefined => {
-    const evs = machine.events;
-    while (persisted < evs.length) {
-      const r = store.append(runId, evs[persisted]!);
-      persisted++;
-      if (r) return r.then(flush);
-    }
-    return undefined;
-  };
-
-  for (;;) {
-    const cmd = machine.next();
-    const written = flush();
-    if (written) await written;
-    if (opts.onEvent) for (; observed < persisted; observed++) opts.onEvent(machine.events[observed]!, runId);
-    if (cmd.type === 'done') break;
-    if (cmd.type === 'parallel') machine.completeParallel(await fx.parallel(cmd, machine));
-    else machine.complete(await fx.perform(cmd));
-  }
-  const finished = machine.result!;
-  const fin = store.finish(runId, finished.status, finished.outcome ?? null);
+  const { waiting } = await drive({ machine, store, runId, fx, onEvent: opts.onEvent });
+  const status = waiting ? 'suspended' : machine.result!.status;
+  const outcome = machine.result?.outcome ?? null;
+  const fin = store.finish(runId, status, outcome);
   if (fin) await fin;
 
   const events = machine.events;
   const receipt = computeReceipt(events);
   return {
     run_id: runId,
-    status: finished.status,
-    outcome: finished.outcome ?? null,
+    status,
+    ...(waiting ? { waiting } : {}),
+    outcome,
     head_hash: receipt.head_hash,
     events,
     receipt,

@@ -1,18 +1,23 @@
 /**
- * Crash recovery: finish a run whose process died. The stored events are fed back through a fresh
- * machine (recorded results, recorded timestamps) and every re-derived event must equal the stored
- * one — so the machine's state is exactly what it was. From the first step with no recorded result
- * the run continues live: a tool call that had started (its step_started is stored) but has no
- * result is invoked again with the same idempotency key, so a tool that honours the key does not
- * act twice.
+ * Crash recovery and resume: continue a stored run. The stored events are re-derived through a
+ * fresh machine (drive.ts): recorded results, recorded resumes and recorded timestamps go back in,
+ * and every re-derived event must equal the stored one, so the machine's state is exactly what it
+ * was. Then the run continues live.
+ *
+ * - recoverRun finishes a run whose process died (status running). A tool call that had started
+ *   but has no stored result is invoked again with the same idempotency key.
+ * - resumeRun delivers the external event a suspended run waits for. Delivering the same event
+ *   twice is idempotent; of two concurrent resumes exactly one appends its event, the other loses
+ *   with E_RESUME_CONFLICT before anything of it runs.
  */
-import { BUNDLE_FORMAT, CompiledProgram, Machine, computeReceipt, hashJson, recordedResults, resultKey, type Clock, type EffectCommand, type EffectResult, type Hasher, type RunStartedEvent, type TraceEvent } from '@nano-vm/kernel';
+import { BUNDLE_FORMAT, CompiledProgram, Machine, canonicalJson, computeReceipt, hashJson, policyOption, type Clock, type ExternalEvent, type Hasher, type RunResumedEvent, type RunStartedEvent, type TraceEvent } from '@nano-vm/kernel';
 import { systemClock } from './clock.js';
+import { drive, type DriveOutcome } from './drive.js';
 import { DEFAULT_EFFECT_TIMEOUT_MS, type RunResult } from './executor.js';
 import { Effects } from './effects.js';
 import type { ModelPort } from './model/port.js';
 import { nodeHasher } from './nodeHasher.js';
-import { StoreError, type Store } from './store/store.js';
+import { StoreError, type RunRecord, type Store } from './store/store.js';
 import type { ToolRegistry } from './toolRegistry.js';
 import { RUNTIME_VERSION } from './version.js';
 import { openRunInput } from './vault.js';
@@ -25,6 +30,7 @@ export interface RecoverOptions {
   hasher?: Hasher;
   clock?: Clock;
   defaultTimeoutMs?: number;
+  onEvent?: (e: TraceEvent, runId: string) => void;
 }
 
 export interface RecoverResult extends RunResult {
@@ -34,16 +40,86 @@ export interface RecoverResult extends RunResult {
   reinvoked: string[];
 }
 
+export interface ResumeOptions extends RecoverOptions {
+  event: ExternalEvent;
+}
+
+export interface ResumeResult extends Omit<RecoverResult, 'status'> {
+  /** 'running' only for a duplicate whose run another process is still executing. */
+  status: RecoverResult['status'] | 'running';
+  /**
+   * 'resumed': the event was taken; 'timed_out': it came after the wait's deadline, so the wait
+   * timed out instead; 'duplicate': this very event had already resumed the run (nothing was done).
+   */
+  resume: 'resumed' | 'timed_out' | 'duplicate';
+}
+
 export async function recoverRun(opts: RecoverOptions): Promise<RecoverResult> {
-  const run = await opts.store.getRun(opts.runId);
-  if (!run) throw new StoreError('E_STORE_NO_RUN', `no run ${opts.runId}`);
-  if (run.status !== 'running') throw new StoreError('E_RECOVERY_NOT_RUNNING', `run ${opts.runId} is ${run.status}; only running runs are recovered`);
+  const run = await loadRun(opts.store, opts.runId);
   const stored = await opts.store.events(opts.runId);
+  // Suspended runs are recovered too: one whose wait has timed out takes its timeout edge, and one
+  // whose resume died after storing its event continues from there.
+  if (run.status !== 'running' && run.status !== 'suspended') throw new StoreError('E_RECOVERY_NOT_RUNNING', `run ${opts.runId} is ${run.status}; only running or suspended runs are recovered`);
+  const { result } = await continueRun(opts, run, stored);
+  return result;
+}
+
+export async function resumeRun(opts: ResumeOptions): Promise<ResumeResult> {
+  const run = await loadRun(opts.store, opts.runId);
+  const stored = await opts.store.events(opts.runId);
+  if (run.status !== 'suspended' || stored.at(-1)?.type !== 'run_suspended') {
+    const dup = duplicateOf(stored, opts.event);
+    if (dup) return { ...finishedResult(run, stored), resumed_from_seq: stored.length, reinvoked: [], resume: 'duplicate' };
+    throw new StoreError('E_RESUME_NOT_SUSPENDED', `run ${opts.runId} is ${run.status}, not waiting for an event${stored.some((e) => e.type === 'run_resumed') ? ' (it was resumed with another event)' : ''}`);
+  }
+  try {
+    const { result, outcome } = await continueRun(opts, run, stored, opts.event);
+    return { ...result, resume: outcome.resumed ?? 'resumed' };
+  } catch (e) {
+    if (!(e instanceof StoreError) || e.code !== 'E_STORE_CONFLICT') throw e;
+    // Another resume stored its event first. If it was this same event, the resume is done.
+    const now = await opts.store.events(opts.runId);
+    if (duplicateOf(now, opts.event)) {
+      const fresh = await loadRun(opts.store, opts.runId);
+      return { ...finishedResult(fresh, now), resumed_from_seq: stored.length, reinvoked: [], resume: 'duplicate' };
+    }
+    throw new StoreError('E_RESUME_CONFLICT', `run ${opts.runId} was resumed concurrently with another event; this one was not applied`);
+  }
+}
+
+/** Suspended runs whose wait deadline has passed on `clock` (what `nano-vm recover` times out). */
+export async function overdueWaits(store: Store, clock: Clock = systemClock): Promise<string[]> {
+  const now = clock.now();
+  const out: string[] = [];
+  for (const run of await store.listRuns({ status: 'suspended' })) {
+    const last = (await store.events(run.run_id)).at(-1);
+    if (last?.type !== 'run_suspended' || (last.deadline !== undefined && Date.parse(last.deadline) < now)) out.push(run.run_id);
+  }
+  return out;
+}
+
+async function loadRun(store: Store, runId: string): Promise<RunRecord> {
+  const run = await store.getRun(runId);
+  if (!run) throw new StoreError('E_STORE_NO_RUN', `no run ${runId}`);
+  return run;
+}
+
+/** The stored run_resumed event that carried exactly this event (payload, role and id), if any. */
+function duplicateOf(events: readonly TraceEvent[], ev: ExternalEvent): RunResumedEvent | undefined {
+  let payload: string;
+  try {
+    payload = canonicalJson(ev.payload);
+  } catch {
+    return undefined;
+  }
+  return events.find((e): e is RunResumedEvent => e.type === 'run_resumed' && e.role === ev.role && e.event_id === ev.event_id && canonicalJson(e.event) === payload);
+}
+
+async function continueRun(opts: RecoverOptions, run: RunRecord, stored: TraceEvent[], resume?: ExternalEvent): Promise<{ result: RecoverResult; outcome: DriveOutcome }> {
   const genesis = stored[0] as RunStartedEvent | undefined;
   if (genesis !== undefined && genesis.type !== 'run_started') throw new StoreError('E_NO_GENESIS', `run ${opts.runId} does not start with a genesis event`);
   // A process killed between creating the run and writing its genesis left nothing that happened:
   // the run starts from the beginning, with this runtime and this model.
-
   const hasher = opts.hasher ?? nodeHasher;
   const live = opts.clock ?? systemClock;
   const times = stored.map((e) => Date.parse(e.ts));
@@ -52,83 +128,52 @@ export async function recoverRun(opts: RecoverOptions): Promise<RecoverResult> {
   const clock: Clock = { now: () => (reads < times.length ? times[reads++]! : live.now()) };
   // Sensitive values come back from the vault; the genesis commits to the stored (redacted) input.
   const opened = await openRunInput(opts.store, run);
+  // The run's own policy, as at its start (policy_hash pinned at genesis).
+  const { policy } = policyOption(run.policy ?? null, run.program, hasher);
   const machine = new Machine(new CompiledProgram(run.program), opened.input, {
     runId: run.run_id,
     hasher,
     clock,
     runtimeVersion: genesis?.runtime_version ?? RUNTIME_VERSION,
     model: genesis?.model ?? { id: opts.model.id, scripted: opts.model.scripted },
-    policyHash: hashJson(hasher, run.policy ?? null),
+    policyHash: policy ? policy.hash : hashJson(hasher, run.policy ?? null),
+    ...(policy && { policy }),
     ...(opened.redact && { redact: opened.redact, inputHash: hashJson(hasher, run.input) }),
   });
-
-  const recorded = recordedResults(stored, machine.redactor);
-  const taken = new Map<string, number>();
-  const take = (cmd: EffectCommand): EffectResult | undefined => {
-    const k = resultKey(cmd.step, cmd.parent);
-    const n = taken.get(k) ?? 0;
-    const r = recorded.get(k)?.[n];
-    if (r !== undefined) taken.set(k, n + 1);
-    return r;
-  };
-  /** One child's recorded attempts for this visit, taken as a host would have made them; null when none are stored. */
-  const recordedAttempts = (child: EffectCommand): EffectResult[] | null => {
-    const rs: EffectResult[] = [];
-    for (let attempt = 1; ; attempt++) {
-      const r = take(child);
-      if (r === undefined) return rs.length ? rs : null;
-      rs.push(r);
-      if (machine.checkResult(child.step, r).ok || !machine.shouldRetry(child.step, attempt)) return rs;
-    }
-  };
   const fx = new Effects(opts.model, opts.tools, opts.defaultTimeoutMs ?? DEFAULT_EFFECT_TIMEOUT_MS);
-  const reinvoked: string[] = [];
-
-  let checked = 0;
-  let persisted = stored.length;
-  const sync = async (): Promise<void> => {
-    const evs = machine.events;
-    for (; checked < Math.min(evs.length, stored.length); checked++) {
-      if (evs[checked]!.hash !== stored[checked]!.hash) throw new StoreError('E_RECOVERY_DIVERGED', `re-deriving run ${opts.runId} diverges at seq ${checked} (${stored[checked]!.type}): the program, the runtime or the stored events changed`);
-    }
-    for (; persisted < evs.length; persisted++) {
-      const w = opts.store.append(opts.runId, evs[persisted]!);
-      if (w) await w;
-    }
-  };
-
-  for (;;) {
-    const cmd = machine.next();
-    await sync();
-    if (cmd.type === 'done') break;
-    if (cmd.type === 'parallel') {
-      // Children's results are recorded together after the join, so either all of this visit's
-      // are stored or none are (the crash came first): then the children run again live.
-      const attempts = cmd.children.map((child) => recordedAttempts(child));
-      machine.completeParallel(attempts.every((a) => a !== null) ? (attempts as EffectResult[][]) : await fx.parallel(cmd, machine));
-      continue;
-    }
-    const r = take(cmd);
-    if (r) machine.complete(r);
-    else {
-      if (cmd.type === 'tool' && stored.some((e) => e.type === 'step_started' && e.idempotency_key === cmd.idempotency_key && e.attempt === cmd.attempt)) reinvoked.push(cmd.idempotency_key);
-      machine.complete(await fx.perform(cmd));
-    }
-  }
-  const finished = machine.result!;
-  const fin = opts.store.finish(opts.runId, finished.status, finished.outcome ?? null);
+  const outcome = await drive({ machine, store: opts.store, runId: run.run_id, fx, stored, ...(resume ? { resume } : {}), expireOn: live, onEvent: opts.onEvent });
+  const status = outcome.waiting ? 'suspended' : machine.result!.status;
+  const fin = opts.store.finish(run.run_id, status, machine.result?.outcome ?? null);
   if (fin) await fin;
   const events: TraceEvent[] = machine.events;
   const receipt = computeReceipt(events);
   return {
+    outcome,
+    result: {
+      run_id: run.run_id,
+      status,
+      ...(outcome.waiting ? { waiting: outcome.waiting } : {}),
+      outcome: machine.result?.outcome ?? null,
+      head_hash: receipt.head_hash,
+      events,
+      receipt,
+      bundle: { format: BUNDLE_FORMAT, program: run.program, policy: run.policy, input: run.input, events, receipt },
+      resumed_from_seq: stored.length,
+      reinvoked: outcome.reinvoked,
+    },
+  };
+}
+
+/** A run's result from its stored record and events alone (nothing is executed). */
+function finishedResult(run: RunRecord, events: TraceEvent[]): Omit<RunResult, 'status'> & { status: RunRecord['status'] } {
+  const receipt = computeReceipt(events);
+  return {
     run_id: run.run_id,
-    status: finished.status,
-    outcome: finished.outcome ?? null,
+    status: run.status,
+    outcome: receipt.outcome,
     head_hash: receipt.head_hash,
     events,
     receipt,
     bundle: { format: BUNDLE_FORMAT, program: run.program, policy: run.policy, input: run.input, events, receipt },
-    resumed_from_seq: stored.length,
-    reinvoked,
   };
 }

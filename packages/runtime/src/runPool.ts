@@ -25,7 +25,7 @@ export interface RunPoolOptions {
 export interface RunSummary {
   run_id: string | null;
   /** `refused` when the input or program was rejected before any event was written. */
-  status: 'completed' | 'failed' | 'budget_exceeded' | 'stalled' | 'refused';
+  status: 'completed' | 'failed' | 'budget_exceeded' | 'stalled' | 'suspended' | 'refused';
   outcome: string | null;
   head_hash: string | null;
   event_count: number;

@@ -1,18 +1,19 @@
 /**
- * Properties over random programs and random (often adversarial) model answers and tool results:
+ * Properties over random programs (wait steps included, resumed with valid and invalid events) and
+ * random (often adversarial) model answers and tool results:
  * every run ends in a terminal state, its bundle verifies, the receipt is a function of the events,
  * and the same inputs give the same head hash.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { computeReceipt, pureHasher, replayBundle, serializeBundle, verifyBundle, type Program, type Step } from '@nano-vm/kernel';
-import { FixedClock, SeededIds, ToolRegistry, nodeHasher, runProgram, type ModelPort } from '../src/index.js';
+import { FixedClock, MemoryStore, SeededIds, ToolRegistry, nodeHasher, resumeRun, runProgram, type ModelPort, type RunResult } from '../src/index.js';
 
 /** A random layered DAG: each step's edges go to later steps, so every step reaches an end. */
 const programArb = fc.integer({ min: 1, max: 8 }).chain((n) =>
   fc
     .tuple(
-      fc.array(fc.constantFrom('llm', 'tool', 'condition'), { minLength: n, maxLength: n }),
+      fc.array(fc.constantFrom('llm', 'tool', 'condition', 'wait'), { minLength: n, maxLength: n }),
       fc.array(fc.tuple(fc.nat(), fc.nat(), fc.double({ min: 0, max: 1, noNaN: true })), { minLength: n, maxLength: n }),
       fc.array(fc.constantFrom<'fail' | 'retry' | 'fallback'>('fail', 'retry', 'fallback'), { minLength: n, maxLength: n }),
     )
@@ -31,6 +32,7 @@ const programArb = fc.integer({ min: 1, max: 8 }).chain((n) =>
         const on_error = onErr[i] === 'retry' ? { action: 'retry' as const, max_attempts: 2, then: 'fallback' as const, value: 'b' } : onErr[i] === 'fallback' ? { action: 'fallback' as const, value: 'b' } : { action: 'fail' as const };
         if (kind === 'llm') return { id: `s${i}`, kind, prompt: `Rate {{input.x}}`, projection: ['input.x'], output: { enum: ['a', 'b'] }, on_error, next: target(i, p1) };
         if (kind === 'tool') return { id: `s${i}`, kind, tool: 'flip', args: { x: 'input.x' }, output_schema: { type: 'string' }, on_error: on_error.action === 'fail' ? on_error : { ...on_error }, next: target(i, p1) };
+        if (kind === 'wait') return { id: `s${i}`, kind, role: 'approver', event: { type: 'object', required: ['ok'], properties: { ok: { type: 'boolean' } } }, next: target(i, p1) };
         return { id: `s${i}`, kind, cases: [{ when: `input.x > ${threshold.toFixed(3)}`, next: target(i, p1) }], else: target(i, p2) };
       });
       // Only keep steps reachable from the start, so the validator has nothing to say.
@@ -49,6 +51,13 @@ const programArb = fc.integer({ min: 1, max: 8 }).chain((n) =>
 
 const answerArb = fc.array(fc.constantFrom('a', 'b', 'A', ' b ', '{"a":1}', 'IGNORE PREVIOUS INSTRUCTIONS', ''), { minLength: 1, maxLength: 6 });
 
+const externalEvents = [
+  { payload: { ok: 'yes' }, role: 'approver' },
+  { payload: { ok: true }, role: 'intern' },
+  { payload: { ok: true }, role: 'approver' },
+  { payload: { ok: false }, role: 'approver', event_id: 'e-2' },
+];
+
 function modelFrom(answers: string[]): ModelPort {
   let i = 0;
   return { id: 'prop', scripted: true, complete: async () => ({ raw: answers[i++ % answers.length]!, model: 'prop', usage: { input_tokens: 3, output_tokens: 1 } }) };
@@ -62,9 +71,28 @@ describe('run properties', () => {
   it('terminal, verifiable, receipt = f(events), deterministic, replay-identical', async () => {
     await fc.assert(
       fc.asyncProperty(programArb, answerArb, fc.array(fc.oneof(fc.constant('x'), fc.constant(7), fc.constant(null)), { minLength: 1, maxLength: 4 }), fc.double({ min: 0, max: 1, noNaN: true }), async (program, answers, toolResults, x) => {
-        const go = () => runProgram({ program, input: { x }, model: modelFrom(answers), tools: toolsFrom(toolResults), clock: new FixedClock(), ids: new SeededIds(nodeHasher) });
+        // Each time the run suspends, the next external event is offered; invalid ones (wrong type,
+        // wrong role) are refused and leave the run suspended, so the following one is offered.
+        const go = async () => {
+          const store = new MemoryStore();
+          const clock = new FixedClock();
+          const model = modelFrom(answers);
+          const tools = toolsFrom(toolResults);
+          let r: RunResult = await runProgram({ program, input: { x }, model, tools, store, clock, ids: new SeededIds(nodeHasher) });
+          for (let k = 0; r.status === 'suspended'; k++) {
+            const before = await store.events(r.run_id);
+            try {
+              r = await resumeRun({ store, runId: r.run_id, event: externalEvents[k % externalEvents.length]!, model, tools, clock });
+            } catch (e) {
+              expect((e as { code: string }).code).toMatch(/^E_RESUME_(ROLE|EVENT_INVALID)$/);
+              expect(await store.events(r.run_id)).toEqual(before);
+            }
+          }
+          return r;
+        };
         const a = await go();
         expect(['completed', 'failed']).toContain(a.status);
+        for (const e of a.events) if (e.type === 'run_resumed') expect(typeof (e.event as { ok: unknown }).ok).toBe('boolean');
         expect(a.events.at(-1)!.type).toBe('run_finished');
         expect(computeReceipt(a.events)).toEqual(a.receipt);
         const parsed = JSON.parse(serializeBundle(a.bundle));

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { TraceChain, type TraceEvent } from '@nano-vm/kernel';
-import { nodeHasher, runProgram, type Store } from '../src/index.js';
+import { nodeHasher, resumeRun, runProgram, type Store } from '../src/index.js';
 import { det, program, scripted, tools } from './fixtures.js';
 
 export interface StoreHarness {
@@ -104,6 +104,54 @@ export function storeConformance(name: string, h: StoreHarness): void {
       expect(await again.getRun(r.run_id)).toMatchObject({ status: 'completed', outcome: 'SUCCESS', head_hash: r.head_hash, event_count: r.events.length });
       if (again !== s) h.close?.(again);
       h.close?.(s);
+    });
+
+    describe('suspend and resume', () => {
+      const waitProgram = program([
+        { id: 'approval', kind: 'wait', role: 'approver', event: { type: 'object', required: ['ok'], properties: { ok: { type: 'boolean' } } }, next: 'act' },
+        { id: 'act', kind: 'tool', tool: 'act', next: 'done' },
+        { id: 'done', kind: 'end', outcome: 'SUCCESS' },
+      ]);
+
+      it('keeps a suspended run durable: status, cursor and events survive a reopen, and the resume continues from the wait', async () => {
+        const s = await h.make();
+        const acted: string[] = [];
+        const reg = tools([{ name: 'act', run: async (_a, ctx) => (acted.push(ctx.idempotencyKey), { ok: true }) }]);
+        const model = scripted('answers: {}');
+        const r = await runProgram({ program: waitProgram, input: {}, model, tools: reg, store: s, ...det() });
+        expect(r.status).toBe('suspended');
+        const other = h.reopen ? h.reopen(s) : s;
+        expect(await other.getRun(r.run_id)).toMatchObject({ status: 'suspended', event_count: 2 });
+        expect((await other.listRuns({ status: 'suspended' })).map((x) => x.run_id)).toEqual([r.run_id]);
+        const done = await resumeRun({ store: other, runId: r.run_id, event: { payload: { ok: true }, role: 'approver' }, model, tools: reg });
+        expect(done).toMatchObject({ resume: 'resumed', status: 'completed', outcome: 'SUCCESS' });
+        expect(await s.events(r.run_id)).toEqual(JSON.parse(JSON.stringify(done.events)));
+        expect(await s.getRun(r.run_id)).toMatchObject({ status: 'completed', outcome: 'SUCCESS', event_count: done.events.length });
+        expect(acted).toHaveLength(1);
+        if (other !== s) h.close?.(other);
+        h.close?.(s);
+      });
+
+      it('two resumes racing on two handles: one event is taken, the other resume runs nothing', async () => {
+        const s = await h.make();
+        const acted: string[] = [];
+        const reg = tools([{ name: 'act', run: async (_a, ctx) => (acted.push(ctx.idempotencyKey), { ok: true }) }]);
+        const model = scripted('answers: {}');
+        const r = await runProgram({ program: waitProgram, input: {}, model, tools: reg, store: s, ...det() });
+        const other = h.reopen ? h.reopen(s) : s;
+        const results = await Promise.allSettled([
+          resumeRun({ store: s, runId: r.run_id, event: { payload: { ok: true }, role: 'approver' }, model, tools: reg }),
+          resumeRun({ store: other, runId: r.run_id, event: { payload: { ok: false }, role: 'approver' }, model, tools: reg }),
+        ]);
+        expect(results.filter((x) => x.status === 'fulfilled')).toHaveLength(1);
+        expect(results.find((x) => x.status === 'rejected')).toMatchObject({ reason: { code: 'E_RESUME_CONFLICT' } });
+        const events = await s.events(r.run_id);
+        expect(events.filter((e) => e.type === 'run_resumed')).toHaveLength(1);
+        expect(events.at(-1)).toMatchObject({ type: 'run_finished', outcome: 'SUCCESS' });
+        expect(acted).toHaveLength(1);
+        if (other !== s) h.close?.(other);
+        h.close?.(s);
+      });
     });
 
     describe('erase (vault)', () => {

@@ -20,7 +20,7 @@ export class MemoryStore implements Store {
     r.rec.event_count = r.events.length;
   }
 
-  finish(runId: string, status: RunStatus, outcome: string | null): void {
+  finish(runId: string, status: RunStatus | 'running', outcome: string | null): void {
     const r = this.runs.get(runId);
     if (!r) throw new StoreError('E_STORE_NO_RUN', `no run ${runId}`);
     r.rec.status = status;

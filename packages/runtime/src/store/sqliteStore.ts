@@ -133,7 +133,7 @@ export class SqliteStore implements Store {
     this.appendTx(runId, event);
   }
 
-  finish(runId: string, status: RunStatus, outcome: string | null): void {
+  finish(runId: string, status: RunStatus | 'running', outcome: string | null): void {
     if (this.finishRun.run(status, outcome, runId).changes !== 1) throw new StoreError('E_STORE_NO_RUN', `no run ${runId}`);
   }
 

@@ -21,7 +21,8 @@ export interface Store {
   /** Creates the run and, in the same transaction, its vault rows (docs/privacy.md). */
   createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>, vault?: readonly VaultValue[]): void | Promise<void>;
   append(runId: string, event: TraceEvent): void | Promise<void>;
-  finish(runId: string, status: RunStatus, outcome: string | null): void | Promise<void>;
+  /** Record the run's status: a terminal one, 'suspended' at a wait, or 'running' again once resumed. */
+  finish(runId: string, status: RunStatus | 'running', outcome: string | null): void | Promise<void>;
   getRun(runId: string): RunRecord | undefined | Promise<RunRecord | undefined>;
   events(runId: string): TraceEvent[] | Promise<TraceEvent[]>;
   listRuns(filter?: { status?: RunStatus | 'running' }): RunRecord[] | Promise<RunRecord[]>;
@@ -58,7 +59,6 @@ export interface VaultRow {
   value: JsonValue | null;
   erased: boolean;
 }
-
 
 export class StoreError extends Error {
   constructor(

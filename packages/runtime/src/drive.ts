@@ -1,0 +1,130 @@
+/**
+ * The one host loop that moves a machine forward: for a new run, a recovered run and a resumed
+ * run alike. It performs effects, persists every event before the next effect starts (write-ahead),
+ * and stops at the end or at a wait step.
+ *
+ * Given the events already stored for the run, it first re-derives them: each stored effect result
+ * and each stored resume is fed back to the machine, and every re-derived event must hash exactly
+ * like the stored one (E_RECOVERY_DIVERGED otherwise), so the machine's state is exactly what it
+ * was. From the first step with nothing recorded the run continues live; a tool call that had
+ * started but has no stored result is invoked again with its original idempotency key.
+ */
+import { applyRecordedWait, recordedResults, recordedWaits, resultKey, type Clock, type EffectCommand, type EffectResult, type ExternalEvent, type Machine, type TraceEvent, type WaitCommand } from '@nano-vm/kernel';
+import type { Effects } from './effects.js';
+import { StoreError, type Store } from './store/store.js';
+
+export interface DriveOptions {
+  machine: Machine;
+  store: Store;
+  runId: string;
+  fx: Effects;
+  /** Events already stored for this run (recovery, resume). */
+  stored?: readonly TraceEvent[];
+  /** The external event for the wait the run is suspended at (resume). */
+  resume?: ExternalEvent;
+  /** When given, a pending wait whose deadline has passed on this clock times out instead of suspending. */
+  expireOn?: Clock;
+  /** Called for every newly persisted event. */
+  onEvent?: ((e: TraceEvent, runId: string) => void) | undefined;
+}
+
+export interface DriveOutcome {
+  /** The wait the run is suspended at, or null when it finished. */
+  waiting: WaitCommand | null;
+  /** How the resume event was taken: 'resumed', or 'timed_out' when it came after the deadline. */
+  resumed: 'resumed' | 'timed_out' | null;
+  /** Idempotency keys of tool calls that had started before and were invoked again. */
+  reinvoked: string[];
+}
+
+export async function drive(o: DriveOptions): Promise<DriveOutcome> {
+  const { machine, store, runId, fx } = o;
+  const stored = o.stored ?? [];
+  const recorded = stored.length ? recordedResults(stored, machine.redactor) : null;
+  const waits = stored.length ? recordedWaits(stored) : [];
+  const taken = new Map<string, number>();
+  const take = (cmd: EffectCommand): EffectResult | undefined => {
+    if (!recorded) return undefined;
+    const k = resultKey(cmd.step, cmd.parent);
+    const n = taken.get(k) ?? 0;
+    const r = recorded.get(k)?.[n];
+    if (r !== undefined) taken.set(k, n + 1);
+    return r;
+  };
+  /** One child's recorded attempts for this visit, taken as a host would have made them; null when none are stored. */
+  const recordedAttempts = (child: EffectCommand): EffectResult[] | null => {
+    const rs: EffectResult[] = [];
+    for (let attempt = 1; ; attempt++) {
+      const r = take(child);
+      if (r === undefined) return rs.length ? rs : null;
+      rs.push(r);
+      if (machine.checkResult(child.step, r).ok || !machine.shouldRetry(child.step, attempt)) return rs;
+    }
+  };
+
+  let checked = 0;
+  let persisted = stored.length;
+  /** Check re-derived events against the stored ones, persist new ones; a promise only for asynchronous stores. */
+  const sync = (): Promise<void> | undefined => {
+    const evs = machine.events;
+    for (const end = Math.min(evs.length, stored.length); checked < end; checked++) {
+      if (evs[checked]!.hash !== stored[checked]!.hash) {
+        throw new StoreError('E_RECOVERY_DIVERGED', `re-deriving run ${runId} diverges at seq ${checked} (${stored[checked]!.type}): the program, the runtime or the stored events changed`);
+      }
+    }
+    while (persisted < evs.length) {
+      const e = evs[persisted]!;
+      const w = store.append(runId, e);
+      persisted++;
+      if (w) return w.then(() => (o.onEvent?.(e, runId), sync()));
+      o.onEvent?.(e, runId);
+    }
+    return undefined;
+  };
+
+  let resume = o.resume;
+  let resumed: DriveOutcome['resumed'] = null;
+  const reinvoked: string[] = [];
+  for (;;) {
+    const cmd = machine.next();
+    const written = sync();
+    if (written) await written;
+    switch (cmd.type) {
+      case 'done':
+        return { waiting: null, resumed, reinvoked };
+      case 'wait':
+        if (waits.length) {
+          if (!applyRecordedWait(machine, waits.shift())) throw new StoreError('E_RECOVERY_DIVERGED', `re-deriving run ${runId}: the stored resume of step '${cmd.step}' no longer fits the program`);
+        } else if (resume) {
+          // A refused event (role, schema) throws here, before anything is appended. The resume
+          // is taken once its event is stored (an append that loses a race throws E_STORE_CONFLICT
+          // and nothing runs); from then on the run is running again.
+          resumed = machine.resume(resume);
+          resume = undefined;
+          const w = sync();
+          if (w) await w;
+          if (!machine.result) {
+            const f = store.finish(runId, 'running', null);
+            if (f) await f;
+          }
+        } else if (o.expireOn && cmd.deadline_ms !== undefined && o.expireOn.now() > cmd.deadline_ms) machine.expire();
+        else return { waiting: cmd, resumed, reinvoked };
+        break;
+      case 'parallel': {
+        // Children's results are recorded together after the join, so either all of this visit's
+        // are stored or none are (the process died first): then the children run again live.
+        const attempts = recorded ? cmd.children.map((child) => recordedAttempts(child)) : [];
+        machine.completeParallel(recorded && attempts.every((a) => a !== null) ? (attempts as EffectResult[][]) : await fx.parallel(cmd, machine));
+        break;
+      }
+      default: {
+        const r = take(cmd);
+        if (r) machine.complete(r);
+        else {
+          if (cmd.type === 'tool' && stored.some((e) => e.type === 'step_started' && e.idempotency_key === cmd.idempotency_key && e.attempt === cmd.attempt)) reinvoked.push(cmd.idempotency_key);
+          machine.complete(await fx.perform(cmd));
+        }
+      }
+    }
+  }
+}
