@@ -211,7 +211,15 @@ describe('npm start main job', () => {
     expect(r.code).toBe(0);
     const out = r.json();
     expect(out.failures).toBe(0);
-    expect(out.runs.length).toBe(9);
+    expect(out.runs.length).toBe(13);
+    // The approval example's large payments suspend at the human approval and are resumed with
+    // the example's events/<case>.json; the one without an event stays suspended.
+    expect(out.runs.filter((x: { example: string }) => x.example === 'approval').map((x: { case: string; status: string; outcome: string | null }) => [x.case, x.status, x.outcome])).toEqual([
+      ['large_approved', 'completed', 'PAID'],
+      ['large_rejected', 'completed', 'REJECTED'],
+      ['small', 'completed', 'PAID'],
+      ['waiting', 'suspended', null],
+    ]);
     expect(out.runs.every((x: { verified: boolean; replay_identical: boolean }) => x.verified && x.replay_identical)).toBe(true);
   });
 });

@@ -10,6 +10,7 @@ import { planCommand, PLAN_USAGE } from './commands/plan.js';
 import { receiptCommand, RECEIPT_USAGE } from './commands/receipt.js';
 import { recoverCommand, RECOVER_USAGE } from './commands/recover.js';
 import { replayCommand, REPLAY_USAGE } from './commands/replay.js';
+import { resumeCommand, RESUME_USAGE } from './commands/resume.js';
 import { runCommand, RUN_USAGE } from './commands/run.js';
 import { exportCommand, EXPORT_USAGE, runsCommand, RUNS_USAGE } from './commands/runs.js';
 import { validateCommand, VALIDATE_USAGE } from './commands/validate.js';
@@ -28,6 +29,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   runs: runsCommand,
   export: exportCommand,
   recover: recoverCommand,
+  resume: resumeCommand,
   analyze: analyzeCommand,
   plan: planCommand,
 };
@@ -44,6 +46,7 @@ const USAGES: Record<string, string> = {
   runs: RUNS_USAGE,
   export: EXPORT_USAGE,
   recover: RECOVER_USAGE,
+  resume: RESUME_USAGE,
   analyze: ANALYZE_USAGE,
   plan: PLAN_USAGE,
 };
@@ -61,6 +64,7 @@ ${REPLAY_USAGE}
 ${RUNS_USAGE}
 ${EXPORT_USAGE}
 ${RECOVER_USAGE}
+${RESUME_USAGE}
 ${ANALYZE_USAGE}
 ${PLAN_USAGE}
 

@@ -37,6 +37,15 @@ export function renderTrace(events: readonly TraceEvent[]): string {
       case 'transition_rejected':
         lines.push(`  ⛔ ${e.step.padEnd(19)} blocked: ${e.requested} (rule ${e.rule}): ${e.reason}`);
         break;
+      case 'run_suspended':
+        lines.push(`  ⏸ ${e.step.padEnd(20)} wait      suspended: waiting for an event${e.role ? ` from role ${e.role}` : ''}${e.deadline ? ` until ${e.deadline}` : ''}`);
+        break;
+      case 'run_resumed':
+        lines.push(`  ▶ ${e.step.padEnd(20)} wait      resumed${e.role ? ` by ${e.role}` : ''}${e.event_id ? ` (event ${e.event_id})` : ''} → ${show(e.event)}  ⇒ ${e.next}`);
+        break;
+      case 'wait_timed_out':
+        lines.push(`  ⌛ ${e.step.padEnd(19)} wait      timed out${e.next ? `  ⇒ ${e.next}` : ''}`);
+        break;
       case 'run_finished':
         lines.push(`  ■ ${(e.step ?? '').padEnd(20)} ${e.status}${e.outcome ? ` ${e.outcome}` : ''}${e.error ? `: ${e.error.code} ${clip(e.error.message, 90)}` : ''}${e.budget ? `: ${e.budget.name} ${e.budget.used}/${e.budget.limit}` : ''}`);
         break;

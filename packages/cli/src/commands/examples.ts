@@ -1,8 +1,8 @@
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { NanoVmError, pureHasher, replayBundle, serializeBundle, verifyBundle, type Bundle } from '@nano-vm/kernel';
-import { FixedClock, SeededIds, nodeHasher, runProgram } from '@nano-vm/runtime';
+import { NanoVmError, pureHasher, replayBundle, serializeBundle, verifyBundle, type Bundle, type ExternalEvent } from '@nano-vm/kernel';
+import { FixedClock, MemoryStore, SeededIds, nodeHasher, resumeRun, runProgram, type ResumeResult, type RunResult } from '@nano-vm/runtime';
 import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
 import { loadPolicyFile } from '../policyFile.js';
@@ -42,17 +42,30 @@ export async function examplesCommand(argv: string[]): Promise<number> {
     if (!layout.modelFile) throw new CliError('E_EXAMPLE_LAYOUT', `${dir} has no model.yaml`, EXIT.REFUSED);
     const ids = values.deterministic ? new SeededIds(nodeHasher) : undefined;
     for (const [caseName, inputFile] of layout.inputs) {
-      let res;
+      let res: RunResult | ResumeResult;
+      const store = new MemoryStore();
+      const model = modelFromSpec(`scripted:${layout.modelFile}`, caseName);
+      let resumedWith: string | null = null;
       try {
         res = await runProgram({
+          store,
           program: loaded.program,
           input: readJson(inputFile, 'input'),
-          model: modelFromSpec(`scripted:${layout.modelFile}`, caseName),
+          model,
           tools,
           ...(policy ? { policy: policy.policy } : {}),
           ...(values.deterministic ? { clock: new FixedClock() } : {}),
           ...(ids ? { ids } : {}),
         });
+        // A run suspended at a wait step gets the example's event for this case, if it has one
+        // (events/<case>.json, sent as the role the step waits for), just as `nano-vm resume` would.
+        const eventFile = join(dir, 'events', `${caseName}.json`);
+        if (res.waiting && existsSync(eventFile)) {
+          const event: ExternalEvent = { payload: readJson(eventFile, 'event') };
+          if (res.waiting.role !== undefined) event.role = res.waiting.role;
+          res = await resumeRun({ store, runId: res.run_id, event, model, tools, ...(values.deterministic ? { clock: new FixedClock(Date.UTC(2026, 0, 1, 1)) } : {}) });
+          resumedWith = eventFile;
+        }
       } catch (e) {
         if (!(e instanceof NanoVmError)) throw e;
         failures++;
@@ -70,7 +83,8 @@ export async function examplesCommand(argv: string[]): Promise<number> {
       if (!v.ok || !replay.identical) failures++;
       rows.push({ example: layout.name, case: caseName, status: res.status, outcome: res.outcome, steps: res.receipt.counts.steps, events: res.receipt.event_count, verified: v.ok, replay_identical: replay.identical, head: res.head_hash, bundle: bundleFile });
       const check = !v.ok ? `VERIFY FAILED ${v.code}: ${v.reason}` : !replay.identical ? `REPLAY DIVERGES at seq ${replay.first_divergence?.seq}` : `verified + replay identical (${res.receipt.event_count} events, head ${res.head_hash.slice(0, 12)}…)`;
-      log(`${v.ok && replay.identical ? '✓' : '✗'} ${`${layout.name}/${caseName}`.padEnd(28)} ${res.status.padEnd(10)} ${(res.outcome ?? '-').padEnd(20)} path ${res.receipt.path.join('→')}  retries ${res.receipt.counts.retries} fallbacks ${res.receipt.counts.fallbacks}  ${check}\n`);
+      const waitNote = res.waiting ? `  (waiting at ${res.waiting.step} for ${res.waiting.role ?? 'an event'})` : resumedWith ? `  (resumed with ${resumedWith})` : '';
+      log(`${v.ok && replay.identical ? '✓' : '✗'} ${`${layout.name}/${caseName}`.padEnd(28)} ${res.status.padEnd(10)} ${(res.outcome ?? '-').padEnd(20)} path ${res.receipt.path.join('→')}  retries ${res.receipt.counts.retries} fallbacks ${res.receipt.counts.fallbacks}  ${check}${waitNote}\n`);
     }
   }
   if (values.json) process.stdout.write(JSON.stringify({ runs: rows, failures }) + '\n');

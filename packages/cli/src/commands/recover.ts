@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { StoreError, recoverRun } from '@nano-vm/runtime';
+import { StoreError, overdueWaits, recoverRun } from '@nano-vm/runtime';
 import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
 import { exampleLayout, isDirectory, loadTools, modelFromSpec } from '../inputs.js';
@@ -11,6 +11,7 @@ export const RECOVER_USAGE = 'usage: nano-vm recover [example dir] [--model scri
  * Finishes runs whose process died: every `running` run in the store (or just --run), re-derived
  * from its stored events and continued live with the given model and tools (an example directory
  * supplies both). A tool call that had started is invoked again with its original idempotency key.
+ * Suspended runs whose wait has timed out are continued too: they take the wait's timeout edge.
  */
 export async function recoverCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -30,7 +31,8 @@ export async function recoverCommand(argv: string[]): Promise<number> {
   if (!modelSpec) throw new CliError('E_MODEL_SPEC', 'no model: pass --model scripted:<file> (or an example directory)', EXIT.REFUSED);
   const tools = await loadTools(toolsFile);
   const store = openStore(values.store);
-  const runs = values.run !== undefined ? [values.run] : (await store.listRuns({ status: 'running' })).map((r) => r.run_id);
+  // Interrupted runs, and suspended runs whose wait has timed out (they take their timeout edge).
+  const runs = values.run !== undefined ? [values.run] : [...(await store.listRuns({ status: 'running' })).map((r) => r.run_id), ...(await overdueWaits(store))];
   let failures = 0;
   for (const runId of runs) {
     try {

@@ -1,8 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { NanoVmError, serializeBundle, type Issue } from '@nano-vm/kernel';
-import { FixedClock, SeededIds, StoreError, nodeHasher, runProgram, type IdSource, type RunResult } from '@nano-vm/runtime';
+import { NanoVmError, serializeBundle, type Issue, type WaitCommand } from '@nano-vm/kernel';
+import { FixedClock, MemoryStore, SeededIds, StoreError, nodeHasher, runProgram, type IdSource, type RunResult } from '@nano-vm/runtime';
 import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
 import { exampleLayout, isDirectory, loadProgramFile, loadTools, modelFromSpec, readJson } from '../inputs.js';
@@ -83,7 +83,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     }
     if (values.json) {
       process.stdout.write(
-        JSON.stringify({ run_id: result.run_id, case: caseName, status: result.status, outcome: result.outcome, head_hash: result.head_hash, scripted_model: result.receipt.model.scripted, ...(outFile ? { bundle: outFile } : {}), receipt: result.receipt }) + '\n',
+        JSON.stringify({ run_id: result.run_id, case: caseName, status: result.status, ...(result.waiting ? { waiting: waitingInfo(result.waiting) } : {}), outcome: result.outcome, head_hash: result.head_hash, scripted_model: result.receipt.model.scripted, ...(outFile ? { bundle: outFile } : {}), receipt: result.receipt }) + '\n',
       );
     } else {
       const r = result.receipt;
@@ -93,6 +93,7 @@ export async function runCommand(argv: string[]): Promise<number> {
           `  model ${modelLabel(r)}`,
           renderTrace(result.events),
           `status ${r.status}${r.outcome ? `  outcome ${r.outcome}` : ''}  steps ${r.counts.steps}  events ${r.event_count}  head ${r.head_hash.slice(0, 16)}…${outFile ? `  bundle ${outFile}` : ''}`,
+          ...(result.waiting ? [suspendedHint(result.run_id, result.waiting, store instanceof MemoryStore)] : []),
           '',
         ].join('\n'),
       );
@@ -104,4 +105,16 @@ export async function runCommand(argv: string[]): Promise<number> {
     if (warnings.length) process.stderr.write(`warnings:\n${renderIssues(warnings)}\n`);
   }
   return EXIT.OK;
+}
+
+/** What a suspended run waits for, for --json output. */
+export function waitingInfo(w: WaitCommand): { step: string; role: string | null; deadline: string | null } {
+  return { step: w.step, role: w.role ?? null, deadline: w.deadline_ms === undefined ? null : new Date(w.deadline_ms).toISOString() };
+}
+
+export function suspendedHint(runId: string, w: WaitCommand, inMemory: boolean): string {
+  const info = waitingInfo(w);
+  return inMemory
+    ? `suspended at ${w.step}: the run was kept in memory only, so it cannot be resumed; run with --store sqlite:<path> to resume it later`
+    : `suspended at ${w.step}${info.role ? `, waiting for role ${info.role}` : ''}${info.deadline ? ` until ${info.deadline}` : ''}: nano-vm resume ${runId} --event <file.json>${info.role ? ` --role ${info.role}` : ''}`;
 }

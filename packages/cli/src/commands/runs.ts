@@ -5,7 +5,7 @@ import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
 
-export const RUNS_USAGE = 'usage: nano-vm runs [--status completed|failed|budget_exceeded|stalled|running] [--store sqlite:<path>] [--json]';
+export const RUNS_USAGE = 'usage: nano-vm runs [--status completed|failed|budget_exceeded|stalled|suspended|running] [--store sqlite:<path>] [--json]';
 export const EXPORT_USAGE = 'usage: nano-vm export <run_id> [-o bundle.json] [--store sqlite:<path>] [--json]';
 
 const STATUSES = ['completed', 'failed', 'budget_exceeded', 'stalled', 'suspended', 'running'];

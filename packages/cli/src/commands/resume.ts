@@ -1,0 +1,84 @@
+import { parseArgs } from 'node:util';
+import { NanoVmError, serializeBundle, type ExternalEvent, type Issue } from '@nano-vm/kernel';
+import { StoreError, resumeRun, type ResumeResult } from '@nano-vm/runtime';
+import { writeFileSync } from 'node:fs';
+import { CliError } from '../cliError.js';
+import { EXIT } from '../exitCodes.js';
+import { exampleLayout, isDirectory, loadTools, modelFromSpec, readJson } from '../inputs.js';
+import { renderTrace } from '../render.js';
+import { DEFAULT_STORE, openStore } from '../storeSpec.js';
+import { suspendedHint, waitingInfo } from './run.js';
+
+export const RESUME_USAGE = `usage: nano-vm resume <run_id> [example dir] --event <payload.json> [--role <role>] [--event-id <id>]
+                  [--model <spec>] [--tools <module>] [--store sqlite:<path>] [--out bundle.json] [--json]`;
+
+/**
+ * Delivers the external event a suspended run waits for (a human approval, a webhook payload) and
+ * continues the run from its wait step. The run's model and tools come from --model/--tools or an
+ * example directory, as for `recover`.
+ *
+ * Exit 0: the event was taken (or had already been taken: resuming twice with the same event is a
+ * no-op). Exit 1: the run is not waiting (E_RESUME_NOT_SUSPENDED), another event won a concurrent
+ * resume (E_RESUME_CONFLICT), or the wait had timed out before the event (E_WAIT_EXPIRED: the run
+ * took its timeout edge instead). Exit 2: refused: wrong role, payload outside the step's event
+ * schema, unknown run, bad arguments.
+ */
+export async function resumeCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      event: { type: 'string' },
+      role: { type: 'string' },
+      'event-id': { type: 'string' },
+      model: { type: 'string' },
+      tools: { type: 'string' },
+      store: { type: 'string', default: DEFAULT_STORE },
+      out: { type: 'string', short: 'o' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const [runId, dir, ...extra] = positionals;
+  if (!runId || extra.length || values.event === undefined) throw new CliError('E_USAGE', RESUME_USAGE, EXIT.REFUSED);
+  let modelSpec = values.model;
+  let toolsFile = values.tools;
+  if (dir !== undefined) {
+    if (!isDirectory(dir)) throw new CliError('E_USAGE', `${dir} is not an example directory\n${RESUME_USAGE}`, EXIT.REFUSED);
+    const layout = exampleLayout(dir);
+    modelSpec ??= layout.modelFile ? `scripted:${layout.modelFile}` : undefined;
+    toolsFile ??= layout.toolsFile;
+  }
+  if (!modelSpec) throw new CliError('E_MODEL_SPEC', 'no model to continue the run with: pass --model <spec> (or an example directory)', EXIT.REFUSED);
+  const event: ExternalEvent = { payload: readJson(values.event, 'event') };
+  if (values.role !== undefined) event.role = values.role;
+  if (values['event-id'] !== undefined) event.event_id = values['event-id'];
+  const tools = await loadTools(toolsFile);
+  const model = modelFromSpec(modelSpec);
+  const store = openStore(values.store);
+
+  let r: ResumeResult;
+  try {
+    r = await resumeRun({ store, runId, event, model, tools });
+  } catch (e) {
+    if (e instanceof NanoVmError) throw new CliError(e.code, e.message, EXIT.REFUSED, e.issues as Issue[]);
+    if (e instanceof StoreError) throw new CliError(e.code, e.message, e.code === 'E_STORE_NO_RUN' ? EXIT.REFUSED : EXIT.FAILED);
+    throw e;
+  } finally {
+    store.close?.();
+  }
+  if (values.out) writeFileSync(values.out, serializeBundle(r.bundle));
+  if (r.resume === 'timed_out') {
+    throw new CliError('E_WAIT_EXPIRED', `run ${runId}: the wait had timed out before this event arrived; the event was not taken and the run ${r.status === 'suspended' ? 'is suspended again' : `ended ${r.status}${r.outcome ? ` ${r.outcome}` : ''}`} (its timeout edge)`, EXIT.FAILED);
+  }
+  if (values.json) {
+    process.stdout.write(
+      JSON.stringify({ run_id: r.run_id, resume: r.resume, status: r.status, ...(r.waiting ? { waiting: waitingInfo(r.waiting) } : {}), outcome: r.outcome, head_hash: r.head_hash, resumed_from_seq: r.resumed_from_seq, receipt: r.receipt }) + '\n',
+    );
+  } else {
+    const lines = r.resume === 'duplicate' ? [`run ${runId} had already been resumed with this event: nothing done (status ${r.status}${r.outcome ? ` ${r.outcome}` : ''})`] : [`resumed ${runId}`, renderTrace(r.events.slice(r.resumed_from_seq))];
+    lines.push(`status ${r.status}${r.outcome ? `  outcome ${r.outcome}` : ''}  events ${r.receipt.event_count}  head ${r.head_hash.slice(0, 16)}…${values.out ? `  bundle ${values.out}` : ''}`);
+    if (r.waiting) lines.push(suspendedHint(runId, r.waiting, false));
+    process.stdout.write(lines.join('\n') + '\n');
+  }
+  return EXIT.OK;
+}
