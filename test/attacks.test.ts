@@ -6,7 +6,7 @@
  * | attack                 | caught by                                  | status                                    |
  * |------------------------|--------------------------------------------|-------------------------------------------|
  * | tool injection         | the machine's policy gate (policyGate.ts)  | transition_rejected, failed/POLICY_BLOCKED |
- * | policy bypass          | verify / replay / pre-flight / genesis pin | E_GENESIS_POLICY, E_POLICY_CHANGED, refused |
+ * | policy bypass          | verify / replay / pre-flight / genesis pin | E_GENESIS_POLICY, E_POLICY_CHANGED, refused, POLICY_BLOCKED (policy.pinned) |
  * | skipped step           | pre-flight (validatePolicy)                | E_POLICY_REQUIRED_STEP, run refused        |
  * | reordered steps        | pre-flight (validatePolicy)                | E_POLICY_PRECEDENCE, run refused           |
  * | corrupted receipt      | verify (receipt recomputation)             | E_RECEIPT_MISMATCH                        |
@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadPolicy, loadProgram, verifyBundle, type Bundle, type PolicySnapshot, type Program, type TraceEvent } from '@nano-vm/kernel';
-import { FixedClock, ScriptedModel, SeededIds, ToolRegistry, nodeHasher, parseModelScript, runProgram, toolsFromModule } from '@nano-vm/runtime';
+import { FixedClock, MemoryStore, ScriptedModel, SeededIds, ToolRegistry, nodeHasher, parseModelScript, recoverRun, runProgram, toolsFromModule } from '@nano-vm/runtime';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const CLI = join(ROOT, 'packages/cli/dist/main.js');
@@ -146,6 +146,30 @@ describe('2. policy bypass — caught by verify, replay, the genesis pin and pre
     }
     const forged: Bundle = { ...honest, events, receipt: computeReceipt(events) };
     expect(verifyBundle(forged, nodeHasher)).toMatchObject({ ok: false, code: 'E_POLICY_CHANGED', first_bad_seq: cut });
+  });
+});
+
+describe('2b. policy bypass by swapping the policy file under a running run — caught by the genesis pin', () => {
+  it('a run recovered under a changed policy halts as POLICY_BLOCKED (rule policy.pinned) before any tool runs', async () => {
+    const program = kycProgram();
+    const policy = kycPolicy();
+    const store = new MemoryStore();
+    const screened: unknown[] = [];
+    // The first process dies while the sanctions screen is running.
+    const hung = new ToolRegistry([{ name: 'sanctions_screen', run: () => new Promise(() => {}) }, { name: 'risk_score', run: async () => ({ score: 1, band: 'low', factors: [] }) }]);
+    const script = parseModelScript(readFileSync(join(KYC, 'model.yaml'), 'utf8'));
+    const input = JSON.parse(readFileSync(join(KYC, 'inputs/clean.json'), 'utf8'));
+    void runProgram({ program, input, model: new ScriptedModel(script, 'clean'), tools: hung, store, policy });
+    await new Promise((r) => setTimeout(r, 30));
+    const [run] = await store.listRuns({ status: 'running' });
+    // Someone loosens the policy file (a higher risk threshold) and recovers the run with it.
+    const loosened = { ...policy, thresholds: { risk_reject_min: 101 } };
+    const tools = new ToolRegistry([{ name: 'sanctions_screen', run: async () => (screened.push(1), { hit: false, lists: [], score: 0 }) }, { name: 'risk_score', run: async () => ({ score: 99, band: 'high', factors: [] }) }]);
+    const r = await recoverRun({ store, runId: run!.run_id, model: new ScriptedModel(script, 'clean'), tools, policy: loosened });
+    expect(screened).toEqual([]);
+    expect(r).toMatchObject({ status: 'failed', outcome: 'POLICY_BLOCKED' });
+    expect(r.events.at(-2)).toMatchObject({ type: 'transition_rejected', rule: 'policy.pinned' });
+    expect(verifyBundle(r.bundle, nodeHasher)).toMatchObject({ ok: true });
   });
 });
 

@@ -26,6 +26,11 @@ export interface DriveOptions {
   expireOn?: Clock;
   /** Called for every newly persisted event. */
   onEvent?: ((e: TraceEvent, runId: string) => void) | undefined;
+  /**
+   * The hash of the policy the host runs under now, when it is not the one pinned at the run's
+   * genesis: the run halts as POLICY_BLOCKED (rule policy.pinned) before anything live happens.
+   */
+  policyChangedTo?: string;
 }
 
 export interface DriveOutcome {
@@ -95,7 +100,8 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
       case 'wait':
         if (waits.length) {
           if (!applyRecordedWait(machine, waits.shift())) throw new StoreError('E_RECOVERY_DIVERGED', `re-deriving run ${runId}: the stored resume of step '${cmd.step}' no longer fits the program`);
-        } else if (resume) {
+        } else if (resume && o.policyChangedTo !== undefined) machine.haltOnPolicyChange(o.policyChangedTo);
+        else if (resume) {
           // A refused event (role, schema) throws here, before anything is appended. The resume
           // is taken once its event is stored (an append that loses a race throws E_STORE_CONFLICT
           // and nothing runs); from then on the run is running again.
@@ -114,12 +120,17 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
         // Children's results are recorded together after the join, so either all of this visit's
         // are stored or none are (the process died first): then the children run again live.
         const attempts = recorded ? cmd.children.map((child) => recordedAttempts(child)) : [];
+        if (o.policyChangedTo !== undefined && !(recorded && attempts.every((a) => a !== null))) {
+          machine.haltOnPolicyChange(o.policyChangedTo);
+          break;
+        }
         machine.completeParallel(recorded && attempts.every((a) => a !== null) ? (attempts as EffectResult[][]) : await fx.parallel(cmd, machine));
         break;
       }
       default: {
         const r = take(cmd);
         if (r) machine.complete(r);
+        else if (o.policyChangedTo !== undefined) machine.haltOnPolicyChange(o.policyChangedTo);
         else {
           if (cmd.type === 'tool' && stored.some((e) => e.type === 'step_started' && e.idempotency_key === cmd.idempotency_key && e.attempt === cmd.attempt)) reinvoked.push(cmd.idempotency_key);
           machine.complete(await fx.perform(cmd));

@@ -31,6 +31,12 @@ export interface RecoverOptions {
   clock?: Clock;
   defaultTimeoutMs?: number;
   onEvent?: (e: TraceEvent, runId: string) => void;
+  /**
+   * The policy the host runs under now (e.g. the example's policy.yaml, read again). A run keeps
+   * the policy pinned at its genesis: when this one's hash differs, the run halts as POLICY_BLOCKED
+   * before anything live happens (docs/policy.md). Absent: the run's own stored policy is used.
+   */
+  policy?: unknown;
 }
 
 export interface RecoverResult extends RunResult {
@@ -141,7 +147,10 @@ async function continueRun(opts: RecoverOptions, run: RunRecord, stored: TraceEv
     ...(opened.redact && { redact: opened.redact, inputHash: hashJson(hasher, run.input) }),
   });
   const fx = new Effects(opts.model, opts.tools, opts.defaultTimeoutMs ?? DEFAULT_EFFECT_TIMEOUT_MS);
-  const outcome = await drive({ machine, store: opts.store, runId: run.run_id, fx, stored, ...(resume ? { resume } : {}), expireOn: live, onEvent: opts.onEvent });
+  const offered = opts.policy === undefined ? undefined : hashJson(hasher, opts.policy ?? null);
+  const pinned = genesis?.policy_hash ?? hashJson(hasher, run.policy ?? null);
+  const halt = offered !== undefined && offered !== pinned ? { policyChangedTo: offered } : {};
+  const outcome = await drive({ machine, store: opts.store, runId: run.run_id, fx, stored, ...(resume ? { resume } : {}), expireOn: live, onEvent: opts.onEvent, ...halt });
   const status = outcome.waiting ? 'suspended' : machine.result!.status;
   const fin = opts.store.finish(run.run_id, status, machine.result?.outcome ?? null);
   if (fin) await fin;

@@ -2,10 +2,11 @@ import { parseArgs } from 'node:util';
 import { StoreError, overdueWaits, recoverRun } from '@nano-vm/runtime';
 import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
-import { exampleLayout, isDirectory, loadTools, modelFromSpec } from '../inputs.js';
+import { exampleLayout, isDirectory, loadProgramFile, loadTools, modelFromSpec } from '../inputs.js';
+import { loadPolicyFile } from '../policyFile.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
 
-export const RECOVER_USAGE = 'usage: nano-vm recover [example dir] [--model scripted:<file>] [--tools <module>] [--run <run_id>] [--store sqlite:<path>] [--json]';
+export const RECOVER_USAGE = 'usage: nano-vm recover [example dir] [--model scripted:<file>] [--tools <module>] [--policy <file>] [--run <run_id>] [--store sqlite:<path>] [--json]';
 
 /**
  * Finishes runs whose process died: every `running` run in the store (or just --run), re-derived
@@ -17,18 +18,27 @@ export async function recoverCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { model: { type: 'string' }, tools: { type: 'string' }, run: { type: 'string' }, store: { type: 'string', default: DEFAULT_STORE }, json: { type: 'boolean', default: false } },
+    options: { model: { type: 'string' }, tools: { type: 'string' }, policy: { type: 'string' }, run: { type: 'string' }, store: { type: 'string', default: DEFAULT_STORE }, json: { type: 'boolean', default: false } },
   });
   if (positionals.length > 1) throw new CliError('E_USAGE', RECOVER_USAGE, EXIT.REFUSED);
   let modelSpec = values.model;
   let toolsFile = values.tools;
+  let policyFile = values.policy;
+  /** With an example directory's policy.yaml, the program it governs: other programs' runs keep theirs. */
+  let governs: string | undefined;
   if (positionals[0] !== undefined) {
     if (!isDirectory(positionals[0])) throw new CliError('E_USAGE', `${positionals[0]} is not an example directory\n${RECOVER_USAGE}`, EXIT.REFUSED);
     const layout = exampleLayout(positionals[0]);
     modelSpec ??= layout.modelFile ? `scripted:${layout.modelFile}` : undefined;
     toolsFile ??= layout.toolsFile;
+    if (!policyFile && layout.policyFile) {
+      policyFile = layout.policyFile;
+      governs = loadProgramFile(layout.programFile).program?.id;
+    }
   }
   if (!modelSpec) throw new CliError('E_MODEL_SPEC', 'no model: pass --model scripted:<file> (or an example directory)', EXIT.REFUSED);
+  // The policy as it is now: a run whose pinned policy differs halts as POLICY_BLOCKED.
+  const policy = policyFile ? loadPolicyFile(policyFile).policy : undefined;
   const tools = await loadTools(toolsFile);
   const store = openStore(values.store);
   // Interrupted runs, and suspended runs whose wait has timed out (they take their timeout edge).
@@ -36,7 +46,7 @@ export async function recoverCommand(argv: string[]): Promise<number> {
   let failures = 0;
   for (const runId of runs) {
     try {
-      const r = await recoverRun({ store, runId, model: modelFromSpec(modelSpec), tools });
+      const r = await recoverRun({ store, runId, model: modelFromSpec(modelSpec), tools, ...(policy && (governs === undefined || (await store.getRun(runId))?.program_id === governs) ? { policy } : {}) });
       if (values.json) process.stdout.write(JSON.stringify({ run_id: runId, recovered: true, status: r.status, outcome: r.outcome, resumed_from_seq: r.resumed_from_seq, reinvoked: r.reinvoked, head_hash: r.head_hash }) + '\n');
       else process.stdout.write(`recovered ${runId}: ${r.status}${r.outcome ? ` ${r.outcome}` : ''} (re-derived ${r.resumed_from_seq} stored events${r.reinvoked.length ? `, re-invoked ${r.reinvoked.join(', ')}` : ''})\n`);
     } catch (e) {

@@ -5,12 +5,13 @@ import { writeFileSync } from 'node:fs';
 import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
 import { exampleLayout, isDirectory, loadTools, modelFromSpec, readJson } from '../inputs.js';
+import { loadPolicyFile } from '../policyFile.js';
 import { renderTrace } from '../render.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
 import { suspendedHint, waitingInfo } from './run.js';
 
 export const RESUME_USAGE = `usage: nano-vm resume <run_id> [example dir] --event <payload.json> [--role <role>] [--event-id <id>]
-                  [--model <spec>] [--tools <module>] [--store sqlite:<path>] [--out bundle.json] [--json]`;
+                  [--model <spec>] [--tools <module>] [--policy <file>] [--store sqlite:<path>] [--out bundle.json] [--json]`;
 
 /**
  * Delivers the external event a suspended run waits for (a human approval, a webhook payload) and
@@ -33,6 +34,7 @@ export async function resumeCommand(argv: string[]): Promise<number> {
       'event-id': { type: 'string' },
       model: { type: 'string' },
       tools: { type: 'string' },
+      policy: { type: 'string' },
       store: { type: 'string', default: DEFAULT_STORE },
       out: { type: 'string', short: 'o' },
       json: { type: 'boolean', default: false },
@@ -42,11 +44,13 @@ export async function resumeCommand(argv: string[]): Promise<number> {
   if (!runId || extra.length || values.event === undefined) throw new CliError('E_USAGE', RESUME_USAGE, EXIT.REFUSED);
   let modelSpec = values.model;
   let toolsFile = values.tools;
+  let policyFile = values.policy;
   if (dir !== undefined) {
     if (!isDirectory(dir)) throw new CliError('E_USAGE', `${dir} is not an example directory\n${RESUME_USAGE}`, EXIT.REFUSED);
     const layout = exampleLayout(dir);
     modelSpec ??= layout.modelFile ? `scripted:${layout.modelFile}` : undefined;
     toolsFile ??= layout.toolsFile;
+    policyFile ??= layout.policyFile;
   }
   if (!modelSpec) throw new CliError('E_MODEL_SPEC', 'no model to continue the run with: pass --model <spec> (or an example directory)', EXIT.REFUSED);
   const event: ExternalEvent = { payload: readJson(values.event, 'event') };
@@ -55,10 +59,12 @@ export async function resumeCommand(argv: string[]): Promise<number> {
   const tools = await loadTools(toolsFile);
   const model = modelFromSpec(modelSpec);
   const store = openStore(values.store);
+  // The policy as it is now: a run whose pinned policy differs halts as POLICY_BLOCKED instead.
+  const policy = policyFile ? loadPolicyFile(policyFile).policy : undefined;
 
   let r: ResumeResult;
   try {
-    r = await resumeRun({ store, runId, event, model, tools });
+    r = await resumeRun({ store, runId, event, model, tools, ...(policy ? { policy } : {}) });
   } catch (e) {
     if (e instanceof NanoVmError) throw new CliError(e.code, e.message, EXIT.REFUSED, e.issues as Issue[]);
     if (e instanceof StoreError) throw new CliError(e.code, e.message, e.code === 'E_STORE_NO_RUN' ? EXIT.REFUSED : EXIT.FAILED);
