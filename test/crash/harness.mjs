@@ -68,7 +68,10 @@ const store = new SqliteStore(db);
 const runs = store.listRuns();
 const notDone = runs.filter((r) => r.status !== 'completed');
 let events = 0, badChains = 0, badReplays = 0;
+/** The store's idempotency-key table: invocations it recorded per key (write-ahead, before each call). */
+const recorded = new Map();
 for (const run of runs) {
+  for (const inv of store.invocations(run.run_id)) recorded.set(inv.key, inv.invocations);
   const evs = store.events(run.run_id);
   events += evs.length;
   const bundle = JSON.parse(JSON.stringify({ format: BUNDLE_FORMAT, program: run.program, policy: run.policy, input: run.input, events: evs, receipt: computeReceipt(evs) }));
@@ -83,14 +86,22 @@ const lines = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' 
 const byKey = new Map();
 for (const [key, pid, what] of lines) if (what === 'start') (byKey.get(key) ?? byKey.set(key, []).get(key)).push(pid);
 const ended = new Set(lines.filter((l) => l[2] === 'end').map((l) => `${l[0]} ${l[1]}`));
-let reinvoked = 0, illegal = 0, finishedBeforeKill = 0;
+let reinvoked = 0, illegal = 0, finishedBeforeKill = 0, unrecorded = 0, recordedNotStarted = 0;
+// Every call the tool saw must have been recorded by the store first; the store may have recorded
+// one more than the tool saw when a kill came between the record and the call.
+for (const [key, n] of recorded) {
+  const started = byKey.get(key)?.length ?? 0;
+  if (started > n) unrecorded++;
+  recordedNotStarted += n - Math.min(n, started);
+}
 for (const [key, pids] of byKey) {
+  if (!recorded.has(key)) unrecorded++;
   if (pids.length > 1) reinvoked += pids.length - 1;
   for (const pid of pids.slice(0, -1)) {
     if (!killedPids.has(pid)) illegal++;
     else if (ended.has(`${key} ${pid}`)) finishedBeforeKill++; // killed between the tool's return and the commit of its result
   }
 }
-const summary = { rounds, kills, recover_calls: recoverCalls, runs: runs.length, runs_recovered: recoveredRuns, runs_not_completed: notDone.length, events, bad_chains: badChains, bad_replays: badReplays, tool_keys: byKey.size, tool_reinvocations_after_crash: reinvoked, of_which_tool_had_returned_before_the_kill: finishedBeforeKill, tool_reinvocations_without_crash: illegal, seconds: Math.round((Date.now() - t0) / 1000) };
+const summary = { rounds, kills, recover_calls: recoverCalls, runs: runs.length, runs_recovered: recoveredRuns, runs_not_completed: notDone.length, events, bad_chains: badChains, bad_replays: badReplays, tool_keys: byKey.size, tool_reinvocations_after_crash: reinvoked, of_which_tool_had_returned_before_the_kill: finishedBeforeKill, tool_reinvocations_without_crash: illegal, store_recorded_invocations: [...recorded.values()].reduce((a, b) => a + b, 0), tool_calls_not_recorded_by_store: unrecorded, recorded_invocations_killed_before_the_call: recordedNotStarted, seconds: Math.round((Date.now() - t0) / 1000) };
 console.log(JSON.stringify(summary, null, 2));
-process.exitCode = notDone.length || badChains || badReplays || illegal ? 1 : 0;
+process.exitCode = notDone.length || badChains || badReplays || illegal || unrecorded ? 1 : 0;

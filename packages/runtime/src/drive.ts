@@ -132,7 +132,12 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
         if (r) machine.complete(r);
         else if (o.policyChangedTo !== undefined) machine.haltOnPolicyChange(o.policyChangedTo);
         else {
-          if (cmd.type === 'tool' && stored.some((e) => e.type === 'step_started' && e.idempotency_key === cmd.idempotency_key && e.attempt === cmd.attempt)) reinvoked.push(cmd.idempotency_key);
+          if (cmd.type === 'tool' && stored.some((e) => e.type === 'step_started' && e.idempotency_key === cmd.idempotency_key && e.attempt === cmd.attempt)) {
+            // The store counts the second invocation of the key (its step_started counted the first).
+            reinvoked.push(cmd.idempotency_key);
+            const n = store.reinvoked(runId, cmd.idempotency_key);
+            if (n instanceof Promise) await n;
+          }
           machine.complete(await fx.perform(cmd));
         }
       }

@@ -106,6 +106,53 @@ export function storeConformance(name: string, h: StoreHarness): void {
       h.close?.(s);
     });
 
+    describe('idempotency keys', () => {
+      const toolProgram = program([
+        { id: 'act', kind: 'tool', tool: 'act', on_error: { action: 'retry', max_attempts: 3 }, next: 'done' },
+        { id: 'done', kind: 'end', outcome: 'SUCCESS' },
+      ]);
+
+      it('counts every invocation of a key with the step_started that precedes it (retries share the key), and survives a reopen', async () => {
+        const s = await h.make();
+        let n = 0;
+        const reg = tools([{ name: 'act', run: async () => { if (++n < 3) throw new Error('flaky'); return { ok: true }; } }]);
+        const r = await runProgram({ program: toolProgram, input: {}, model: scripted('answers: {}'), tools: reg, store: s, ...det() });
+        expect(r.outcome).toBe('SUCCESS');
+        const other = h.reopen ? h.reopen(s) : s;
+        expect(await other.invocations(r.run_id)).toEqual([{ key: `${r.run_id}/act/1`, run_id: r.run_id, step: 'act', tool: 'act', attempt: 3, invocations: 3 }]);
+        expect(await other.invocations('r-none')).toEqual([]);
+        if (other !== s) h.close?.(other);
+        h.close?.(s);
+      });
+
+      it('reinvoked counts a recovered re-invocation; an unknown key is refused with a code', async () => {
+        const s = await h.make();
+        s.createRun(runRec('r1'));
+        const c = new TraceChain(nodeHasher);
+        c.append({ type: 'run_started', run_id: 'r1', program_id: 'p', program_hash: 'a'.repeat(64), policy_hash: 'b'.repeat(64), input_hash: 'c'.repeat(64), runtime_version: 't', model: { id: 'm', scripted: true } }, '2026-01-01T00:00:00.000Z');
+        c.append({ type: 'step_started', step: 'pay', kind: 'tool', visit: 1, attempt: 1, tool: 'pay', args: {}, idempotency_key: 'r1/pay/1' } as never, '2026-01-01T00:00:00.001Z');
+        for (const e of c.events) await s.append('r1', e);
+        expect(await s.reinvoked('r1', 'r1/pay/1')).toBe(2);
+        expect(await s.invocations('r1')).toMatchObject([{ key: 'r1/pay/1', invocations: 2, attempt: 1 }]);
+        await expect(async () => s.reinvoked('r1', 'r1/nope/1')).rejects.toMatchObject({ code: 'E_STORE_NO_INVOCATION' });
+        h.close?.(s);
+      });
+
+      it('keeps one program per content: runs of the same program share it, and each reads back an equal, independent copy', async () => {
+        const s = await h.make();
+        const prog = program([{ id: 'done', kind: 'end', outcome: 'OK' }]);
+        s.createRun({ ...runRec('a'), program: prog });
+        s.createRun({ ...runRec('b'), program: structuredClone(prog) });
+        const a = (await s.getRun('a'))!;
+        const b = (await s.getRun('b'))!;
+        expect(a.program).toEqual(prog);
+        expect(b.program).toEqual(prog);
+        (a.program as { id: string }).id = 'mutated';
+        expect((await s.getRun('a'))!.program).toEqual(prog);
+        h.close?.(s);
+      });
+    });
+
     describe('suspend and resume', () => {
       const waitProgram = program([
         { id: 'approval', kind: 'wait', role: 'approver', event: { type: 'object', required: ['ok'], properties: { ok: { type: 'boolean' } } }, next: 'act' },

@@ -288,7 +288,7 @@ describe('SQLite vault schema', () => {
       INSERT INTO runs (run_id, program_id, program, policy, input, status, outcome) VALUES ('old', 'p', '{}', 'null', '{"email":"a@b.c"}', 'completed', 'OK');`);
     db.close();
     const s = new SqliteStore(path);
-    expect(s.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get()).toEqual({ value: '2' });
+    expect(s.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get()).toEqual({ value: '3' });
     expect(s.getRun('old')).toMatchObject({ input: { email: 'a@b.c' }, status: 'completed' });
     expect(s.vault('old')).toEqual([]);
     s.close();

@@ -1,8 +1,8 @@
 import type { RunStatus, TraceEvent } from '@nano-vm/kernel';
-import { StoreError, type RunRecord, type Store, type VaultRow, type VaultValue } from './store.js';
+import { StoreError, type Invocation, type RunRecord, type Store, type VaultRow, type VaultValue } from './store.js';
 
 export class MemoryStore implements Store {
-  private readonly runs = new Map<string, { rec: RunRecord; events: TraceEvent[]; vault: VaultRow[] }>();
+  private readonly runs = new Map<string, { rec: RunRecord; events: TraceEvent[]; vault: VaultRow[]; calls?: Map<string, Invocation> }>();
 
   createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>, vault: readonly VaultValue[] = []): void {
     if (this.runs.has(run.run_id)) throw new StoreError('E_STORE_DUPLICATE_RUN', `run ${run.run_id} already exists`);
@@ -18,6 +18,24 @@ export class MemoryStore implements Store {
     r.events.push(event);
     r.rec.head_hash = event.hash;
     r.rec.event_count = r.events.length;
+    if (event.type === 'step_started' && event.idempotency_key !== undefined) {
+      const calls = (r.calls ??= new Map());
+      const c = calls.get(event.idempotency_key);
+      if (c) {
+        c.invocations++;
+        c.attempt = event.attempt;
+      } else calls.set(event.idempotency_key, { key: event.idempotency_key, run_id: runId, step: event.step, tool: event.tool ?? '', attempt: event.attempt, invocations: 1 });
+    }
+  }
+
+  invocations(runId: string): Invocation[] {
+    return [...(this.runs.get(runId)?.calls?.values() ?? [])].map((c) => ({ ...c }));
+  }
+
+  reinvoked(runId: string, key: string): number {
+    const c = this.runs.get(runId)?.calls?.get(key);
+    if (!c) throw new StoreError('E_STORE_NO_INVOCATION', `run ${runId} never invoked a tool with idempotency key ${key}`);
+    return ++c.invocations;
   }
 
   finish(runId: string, status: RunStatus | 'running', outcome: string | null): void {

@@ -7,8 +7,9 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { JsonValue, Program, RunStatus, TraceEvent } from '@nano-vm/kernel';
-import { StoreError, type RunRecord, type Store, type VaultRow, type VaultValue } from './store.js';
+import { canonicalJson, hashJson, type JsonValue, type Program, type RunStatus, type TraceEvent } from '@nano-vm/kernel';
+import { nodeHasher } from '../nodeHasher.js';
+import { StoreError, type Invocation, type RunRecord, type Store, type VaultRow, type VaultValue } from './store.js';
 
 export interface SqliteStoreOptions {
   /** `NORMAL` (default) survives process crashes; `FULL` also survives power loss. */
@@ -17,8 +18,12 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
 }
 
-/** 2 added the vault; a version-1 file is migrated by creating it (its runs have no vault rows). */
-const SCHEMA_VERSION = 2;
+/**
+ * 2 added the vault, 3 the idempotency keys and the programs table (each program stored once, by
+ * its hash; runs written before keep their own copy). Older files are migrated on open by creating
+ * what they lack; their runs simply have no rows in the new tables.
+ */
+const SCHEMA_VERSION = 3;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -53,12 +58,27 @@ CREATE TABLE IF NOT EXISTS vault (
   PRIMARY KEY (run_id, path)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS vault_by_subject ON vault (subject);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+  key         TEXT PRIMARY KEY,
+  run_id      TEXT NOT NULL REFERENCES runs (run_id),
+  step        TEXT NOT NULL,
+  tool        TEXT NOT NULL,
+  attempt     INTEGER NOT NULL,
+  invocations INTEGER NOT NULL,
+  first_seq   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_keys_by_run ON idempotency_keys (run_id);
+CREATE TABLE IF NOT EXISTS programs (
+  hash    TEXT PRIMARY KEY,
+  program TEXT NOT NULL
+) WITHOUT ROWID;
 `;
 
 interface RunRow {
   run_id: string;
   program_id: string;
   program: string;
+  program_hash: string | null;
   policy: string;
   input: string;
   status: string;
@@ -95,10 +115,18 @@ export class SqliteStore implements Store {
     const version = hasMeta ? (this.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get() as { value: string } | undefined)?.value : undefined;
     if (version !== undefined && !(Number(version) >= 1 && Number(version) <= SCHEMA_VERSION)) throw new StoreError('E_STORE_SCHEMA', `${path} has store schema version ${version}; this nano-vm reads versions 1 to ${SCHEMA_VERSION}`);
     this.db.exec(SCHEMA);
+    // runs.program_hash (schema 3) names the programs row; a run written before keeps runs.program.
+    if (!(this.db.prepare(`SELECT name FROM pragma_table_info('runs')`).all() as { name: string }[]).some((c) => c.name === 'program_hash')) this.db.exec(`ALTER TABLE runs ADD COLUMN program_hash TEXT`);
     if (version === undefined) this.db.prepare(`INSERT INTO meta (key, value) VALUES ('schema_version', ?)`).run(String(SCHEMA_VERSION));
     else if (Number(version) < SCHEMA_VERSION) this.db.prepare(`UPDATE meta SET value = ? WHERE key = 'schema_version'`).run(String(SCHEMA_VERSION));
 
-    this.insertRun = this.db.prepare(`INSERT INTO runs (run_id, program_id, program, policy, input, status, outcome) VALUES (?, ?, ?, ?, ?, ?, ?)`);
+    this.insertRun = this.db.prepare(`INSERT INTO runs (run_id, program_id, program, program_hash, policy, input, status, outcome) VALUES (?, ?, '', ?, ?, ?, ?, ?)`);
+    this.insertProgram = this.db.prepare(`INSERT OR IGNORE INTO programs (hash, program) VALUES (?, ?)`);
+    this.selectProgram = this.db.prepare(`SELECT program FROM programs WHERE hash = ?`);
+    this.countInvocation = this.db.prepare(
+      `INSERT INTO idempotency_keys (key, run_id, step, tool, attempt, invocations, first_seq) VALUES (?, ?, ?, ?, ?, 1, ?)
+       ON CONFLICT (key) DO UPDATE SET invocations = invocations + 1, attempt = excluded.attempt`,
+    );
     this.insertEvent = this.db.prepare(`INSERT INTO events (run_id, seq, type, hash, body) VALUES (?, ?, ?, ?, ?)`);
     // Compare-and-swap: the head only moves from exactly seq to seq + 1.
     this.advanceHead = this.db.prepare(`UPDATE runs SET event_count = event_count + 1, head_hash = ? WHERE run_id = ? AND event_count = ?`);
@@ -110,6 +138,7 @@ export class SqliteStore implements Store {
         throw new StoreError('E_STORE_CONFLICT', `append of seq ${e.seq} to run ${runId} conflicts: the next seq is ${run.event_count}`);
       }
       this.insertEvent.run(runId, e.seq, e.type, e.hash, JSON.stringify(e));
+      if (e.type === 'step_started' && e.idempotency_key !== undefined) this.countInvocation.run(e.idempotency_key, runId, e.step, e.tool ?? '', e.attempt, e.seq);
     });
     this.finishRun = this.db.prepare(`UPDATE runs SET status = ?, outcome = ? WHERE run_id = ?`);
     this.selectRun = this.db.prepare(`SELECT * FROM runs WHERE run_id = ?`);
@@ -119,7 +148,8 @@ export class SqliteStore implements Store {
   }
 
   createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>, vault: readonly VaultValue[] = []): void {
-    const insert = () => this.insertRun.run(run.run_id, run.program_id, JSON.stringify(run.program), JSON.stringify(run.policy ?? null), JSON.stringify(run.input), run.status, run.outcome);
+    const programHash = this.programHash(run.program);
+    const insert = () => this.insertRun.run(run.run_id, run.program_id, programHash, JSON.stringify(run.policy ?? null), JSON.stringify(run.input), run.status, run.outcome);
     try {
       if (vault.length === 0) insert();
       else this.vaultOps().create(insert, run.run_id, vault);
@@ -139,7 +169,75 @@ export class SqliteStore implements Store {
 
   getRun(runId: string): RunRecord | undefined {
     const row = this.selectRun.get(runId) as RunRow | undefined;
-    return row && toRecord(row);
+    return row && this.toRecord(row);
+  }
+
+  invocations(runId: string): Invocation[] {
+    return (this.selectInvocations.all(runId) as Invocation[]).map((r) => ({ ...r }));
+  }
+
+  reinvoked(runId: string, key: string): number {
+    const row = this.bumpInvocation.get(key, runId) as { invocations: number } | undefined;
+    if (!row) throw new StoreError('E_STORE_NO_INVOCATION', `run ${runId} never invoked a tool with idempotency key ${key}`);
+    return row.invocations;
+  }
+
+  private readonly insertProgram: Database.Statement;
+  private readonly selectProgram: Database.Statement;
+  private readonly countInvocation: Database.Statement;
+  private get selectInvocations(): Database.Statement {
+    return (this.invocationStatements ??= this.prepareInvocationStatements()).select;
+  }
+  private get bumpInvocation(): Database.Statement {
+    return (this.invocationStatements ??= this.prepareInvocationStatements()).bump;
+  }
+  private invocationStatements?: { select: Database.Statement; bump: Database.Statement };
+  private prepareInvocationStatements() {
+    return {
+      select: this.db.prepare(`SELECT key, run_id, step, tool, attempt, invocations FROM idempotency_keys WHERE run_id = ? ORDER BY first_seq`),
+      bump: this.db.prepare(`UPDATE idempotency_keys SET invocations = invocations + 1 WHERE key = ? AND run_id = ? RETURNING invocations`),
+    };
+  }
+
+  /** Programs written by this handle, by object, and programs read, by hash: each is serialized and parsed once. */
+  private readonly programHashes = new WeakMap<Program, string>();
+  private readonly programsByHash = new Map<string, Program>();
+
+  /** The program's canonical hash (the genesis program_hash), storing the program the first time. */
+  private programHash(program: Program): string {
+    let h = this.programHashes.get(program);
+    if (h === undefined) {
+      h = hashJson(nodeHasher, program);
+      this.insertProgram.run(h, canonicalJson(program));
+      this.programHashes.set(program, h);
+    }
+    return h;
+  }
+
+  private toRecord(r: RunRow): RunRecord {
+    let program: Program;
+    if (r.program_hash) {
+      let p = this.programsByHash.get(r.program_hash);
+      if (p === undefined) {
+        const row = this.selectProgram.get(r.program_hash) as { program: string } | undefined;
+        if (!row) throw new StoreError('E_STORE_CORRUPT', `run ${r.run_id} names program ${r.program_hash}, which is not in the store`);
+        p = JSON.parse(row.program) as Program;
+        this.programsByHash.set(r.program_hash, p);
+      }
+      // Each record gets its own copy: callers may not change the store's cached program.
+      program = structuredClone(p);
+    } else program = JSON.parse(r.program) as Program;
+    return {
+      run_id: r.run_id,
+      program_id: r.program_id,
+      program,
+      policy: JSON.parse(r.policy) as unknown,
+      input: JSON.parse(r.input) as unknown,
+      status: r.status as RunRecord['status'],
+      outcome: r.outcome,
+      head_hash: r.head_hash,
+      event_count: r.event_count,
+    };
   }
 
   events(runId: string): TraceEvent[] {
@@ -148,7 +246,7 @@ export class SqliteStore implements Store {
 
   listRuns(filter: { status?: RunStatus | 'running' } = {}): RunRecord[] {
     const rows = (filter.status === undefined ? this.selectRuns.all() : this.selectRunsByStatus.all(filter.status)) as RunRow[];
-    return rows.map(toRecord);
+    return rows.map((r) => this.toRecord(r));
   }
 
   vault(runId: string): VaultRow[] {
@@ -216,16 +314,3 @@ function toVaultRow(r: VaultDbRow): VaultRow {
   return { run_id: r.run_id, path: r.path, subject: r.subject, commitment: r.commitment, salt: r.salt, value: r.value === null ? null : (JSON.parse(r.value) as JsonValue), erased: r.erased === 1 };
 }
 
-function toRecord(r: RunRow): RunRecord {
-  return {
-    run_id: r.run_id,
-    program_id: r.program_id,
-    program: JSON.parse(r.program) as Program,
-    policy: JSON.parse(r.policy) as unknown,
-    input: JSON.parse(r.input) as unknown,
-    status: r.status as RunRecord['status'],
-    outcome: r.outcome,
-    head_hash: r.head_hash,
-    event_count: r.event_count,
-  };
-}

@@ -37,6 +37,26 @@ export interface Store {
    * bytes from them before returning.
    */
   eraseValues(runId: string, subject: string, event: TraceEvent): number | Promise<number>;
+  /**
+   * The run's tool invocations by idempotency key, in first-invocation order. A store counts an
+   * invocation when it appends a tool's `step_started` event (in the same transaction: every
+   * attempt of a visit shares its key), and `reinvoked` counts one more when a recovered run calls
+   * a tool again whose result was never stored.
+   */
+  invocations(runId: string): Invocation[] | Promise<Invocation[]>;
+  /** Counts one more invocation of `key` (recovery re-invoking a tool); returns the new count. */
+  reinvoked(runId: string, key: string): number | Promise<number>;
+}
+
+/** How often a tool was called under one idempotency key. */
+export interface Invocation {
+  key: string;
+  run_id: string;
+  step: string;
+  tool: string;
+  /** The last attempt that used the key. */
+  attempt: number;
+  invocations: number;
 }
 
 /** A sensitive input value as the executor hands it to the store. */
