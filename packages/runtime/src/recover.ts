@@ -55,9 +55,11 @@ export interface ResumeResult extends Omit<RecoverResult, 'status'> {
   status: RecoverResult['status'] | 'running';
   /**
    * 'resumed': the event was taken; 'timed_out': it came after the wait's deadline, so the wait
-   * timed out instead; 'duplicate': this very event had already resumed the run (nothing was done).
+   * timed out instead; 'duplicate': this very event had already resumed the run (nothing was done);
+   * 'policy_blocked': the policy offered now is not the one pinned at genesis, so the run halted as
+   * POLICY_BLOCKED without taking the event.
    */
-  resume: 'resumed' | 'timed_out' | 'duplicate';
+  resume: 'resumed' | 'timed_out' | 'duplicate' | 'policy_blocked';
 }
 
 export async function recoverRun(opts: RecoverOptions): Promise<RecoverResult> {
@@ -80,7 +82,7 @@ export async function resumeRun(opts: ResumeOptions): Promise<ResumeResult> {
   }
   try {
     const { result, outcome } = await continueRun(opts, run, stored, opts.event);
-    return { ...result, resume: outcome.resumed ?? 'resumed' };
+    return { ...result, resume: outcome.resumed ?? 'policy_blocked' };
   } catch (e) {
     if (!(e instanceof StoreError) || e.code !== 'E_STORE_CONFLICT') throw e;
     // Another resume stored its event first. If it was this same event, the resume is done.

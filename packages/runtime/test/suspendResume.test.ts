@@ -119,6 +119,17 @@ describe('wait steps: resume', () => {
     }
   });
 
+  it('a resume under another policy than the one pinned at genesis halts the run as POLICY_BLOCKED without taking the event', async () => {
+    const store = new MemoryStore();
+    const { r, reg, model, paid } = await suspendedRun(store);
+    const offered = { format: 'nano-vm.policy/v1', id: 'looser', version: '2' };
+    const res = await resumeRun({ store, runId: r.run_id, event: approve, model, tools: reg, policy: offered });
+    expect(res).toMatchObject({ resume: 'policy_blocked', status: 'failed', outcome: 'POLICY_BLOCKED' });
+    expect(res.events.some((e) => e.type === 'run_resumed')).toBe(false);
+    expect(res.events.find((e) => e.type === 'transition_rejected')).toMatchObject({ rule: 'policy.pinned' });
+    expect(paid).toEqual([]);
+  });
+
   it('refuses an unknown run and a run that is not suspended', async () => {
     const store = new MemoryStore();
     const h = harness(program([{ id: 'done', kind: 'end', outcome: 'OK' }]));

@@ -73,6 +73,9 @@ export async function resumeCommand(argv: string[]): Promise<number> {
     store.close?.();
   }
   if (values.out) writeFileSync(values.out, serializeBundle(r.bundle));
+  if (r.resume === 'policy_blocked') {
+    throw new CliError('E_POLICY_BLOCKED', `run ${runId}: the policy given is not the one the run started under, so the run halted as POLICY_BLOCKED without taking the event (docs/policy.md)`, EXIT.FAILED);
+  }
   if (r.resume === 'timed_out') {
     throw new CliError('E_WAIT_EXPIRED', `run ${runId}: the wait had timed out before this event arrived; the event was not taken and the run ${r.status === 'suspended' ? 'is suspended again' : `ended ${r.status}${r.outcome ? ` ${r.outcome}` : ''}`} (its timeout edge)`, EXIT.FAILED);
   }
