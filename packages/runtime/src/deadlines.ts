@@ -1,28 +1,32 @@
 /**
- * Effect timeouts without a timer per effect: in-flight effects register a deadline here and one
+ * Effect timeouts without a timer per effect: in-flight effects register themselves here and one
  * shared, unref'd interval fires the expired ones. A timer pair per call was a visible share of a
- * fast step; this costs an array push and a flag. Resolution is TICK_MS.
+ * fast step; this costs an array push. Resolution is TICK_MS.
+ *
+ * The registered object is the effect's own in-flight record (effects.ts), not a closure, so a
+ * deadline allocates nothing of its own.
  */
 const TICK_MS = 5;
 
-interface Entry {
-  at: number;
-  fire: () => void;
-  done: boolean;
+export interface Deadline {
+  /** performance.now() reading at which it fires. */
+  readonly at: number;
+  /** Set once the effect settled (or fired): the sweep drops it without calling fire. */
+  readonly done: boolean;
+  /** Called at most once, when `at` has passed and `done` is still false. */
+  fire(): void;
 }
 
-let pending: Entry[] = [];
+let pending: Deadline[] = [];
 let interval: ReturnType<typeof setInterval> | undefined;
 
 function sweep(): void {
   const now = performance.now();
-  const keep: Entry[] = [];
+  const keep: Deadline[] = [];
   for (const e of pending) {
     if (e.done) continue;
-    if (e.at <= now) {
-      e.done = true;
-      e.fire();
-    } else keep.push(e);
+    if (e.at <= now) e.fire();
+    else keep.push(e);
   }
   // Deadlines registered by a fire callback are pushed onto the array being iterated, so the
   // loop above sees them and they are kept too.
@@ -33,15 +37,11 @@ function sweep(): void {
   }
 }
 
-/** Call `fire` once `ms` have passed, unless the returned cancel function runs first. */
-export function deadline(ms: number, fire: () => void): () => void {
-  const e: Entry = { at: performance.now() + ms, fire, done: false };
-  pending.push(e);
+/** Watch `d`: its `fire()` runs once `d.at` has passed, unless `d.done` is set first. `ms`: how far off `at` is. */
+export function watchDeadline(d: Deadline, ms: number): void {
+  pending.push(d);
   if (interval === undefined) {
     interval = setInterval(sweep, Math.min(TICK_MS, Math.max(1, ms)));
     interval.unref?.();
   }
-  return () => {
-    e.done = true;
-  };
 }

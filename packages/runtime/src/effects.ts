@@ -3,7 +3,7 @@
  * turns every failure into a coded EffectResult.
  */
 import { checkSchema, describeViolations, type EffectCommand, type EffectResult, type JsonValue, type Machine, type ParallelCommand } from '@nano-vm/kernel';
-import { deadline } from './deadlines.js';
+import { watchDeadline, type Deadline } from './deadlines.js';
 import { ModelError, type ModelPort, type ModelRequest } from './model/port.js';
 import { ToolError, type ToolContext, type ToolRegistry } from './toolRegistry.js';
 
@@ -15,52 +15,48 @@ export class Effects {
     private readonly defaultTimeoutMs: number,
   ) {}
 
+  /**
+   * One call under its timeout. The in-flight record is at once the adapter's request (or the
+   * tool's context), the registered deadline and the cancellation: one object per effect, where a
+   * promise chain with closures per effect was a visible share of a fast run's allocation.
+   */
   perform(cmd: EffectCommand): Promise<EffectResult> {
     const ms = cmd.timeout_ms ?? this.defaultTimeoutMs;
-    const cancel = new LazyAbort();
-    return new Promise<EffectResult>((resolve) => {
-      let settled = false;
-      const stop = deadline(ms, () => {
-        if (settled) return;
-        settled = true;
-        const message = `${cmd.type} step '${cmd.step}' timed out after ${ms} ms`;
-        cancel.abort(new ModelError('E_TIMEOUT', message));
-        resolve({ ok: false, error: { code: 'E_TIMEOUT', message } });
-      });
-      (cmd.type === 'llm' ? this.callModel(cmd, cancel) : this.callTool(cmd, cancel)).then((r) => {
-        if (settled) return;
-        settled = true;
-        stop();
-        resolve(r);
-      });
-    });
+    const call = cmd.type === 'llm' ? new ModelCall(cmd, ms) : new ToolCall(cmd, ms);
+    const settled = new Promise<EffectResult>((resolve) => call.onSettle(resolve));
+    watchDeadline(call, ms);
+    if (call instanceof ModelCall) void this.callModel(call);
+    else void this.callTool(call);
+    return settled;
   }
 
-  private async callModel(cmd: Extract<EffectCommand, { type: 'llm' }>, cancel: LazyAbort): Promise<EffectResult> {
+  private async callModel(call: ModelCall): Promise<void> {
+    let r: EffectResult;
     try {
-      const a = await this.model.complete(new Request(cmd, cancel));
-      const r: EffectResult = { ok: true, raw: a.raw, model: a.model };
+      const a = await this.model.complete(call);
+      r = { ok: true, raw: a.raw, model: a.model };
       if (a.usage) r.usage = a.usage;
       if (a.cost_usd !== undefined) r.cost_usd = a.cost_usd;
-      return r;
     } catch (e) {
-      return { ok: false, error: errorInfo(e, 'E_MODEL_ERROR'), model: this.model.id };
+      r = { ok: false, error: errorInfo(e, 'E_MODEL_ERROR'), model: this.model.id };
     }
+    call.settle(r);
   }
 
-  private async callTool(cmd: Extract<EffectCommand, { type: 'tool' }>, cancel: LazyAbort): Promise<EffectResult> {
-    const def = this.tools.get(cmd.tool);
-    if (!def) return { ok: false, error: { code: 'E_UNKNOWN_TOOL', message: `tool '${cmd.tool}' is not registered` } };
+  private async callTool(call: ToolCall): Promise<void> {
+    const def = this.tools.get(call.tool);
+    if (!def) return call.settle({ ok: false, error: { code: 'E_UNKNOWN_TOOL', message: `tool '${call.tool}' is not registered` } });
     if (def.input_schema !== undefined) {
-      const vs = checkSchema(def.input_schema, cmd.args);
-      if (vs.length) return { ok: false, error: { code: 'E_TOOL_INPUT_SCHEMA', message: `arguments for tool '${cmd.tool}' violate its input schema: ${describeViolations(vs)}` } };
+      const vs = checkSchema(def.input_schema, call.args);
+      if (vs.length) return call.settle({ ok: false, error: { code: 'E_TOOL_INPUT_SCHEMA', message: `arguments for tool '${call.tool}' violate its input schema: ${describeViolations(vs)}` } });
     }
+    let r: EffectResult;
     try {
-      const value = await def.run(cmd.args, new ToolCtx(cmd, cancel));
-      return { ok: true, value: value as JsonValue };
+      r = { ok: true, value: (await def.run(call.args, call)) as JsonValue };
     } catch (e) {
-      return { ok: false, error: errorInfo(e, 'E_TOOL_ERROR') };
+      r = { ok: false, error: errorInfo(e, 'E_TOOL_ERROR') };
     }
+    call.settle(r);
   }
 
   /** Children run concurrently (bounded); each child's attempts are returned in declared order. */
@@ -85,47 +81,68 @@ export class Effects {
 }
 
 /**
- * An AbortController created only when an effect actually reads its signal: most tools and
- * mock models never do, and a controller per effect is a measurable share of a fast step.
+ * An effect in flight: its deadline (registered with deadlines.ts), its cancellation and the
+ * settling of its result, whichever of the call and the timeout comes first. The AbortController
+ * is created only when the adapter or tool reads `signal`: most tools and mock models never do,
+ * and a controller per effect is a measurable share of a fast step.
  */
-class LazyAbort {
-  private controller: AbortController | undefined;
-  private reason: unknown;
-  private aborted = false;
+abstract class InFlight implements Deadline {
+  readonly at: number;
+  done = false;
+  #resolve: ((r: EffectResult) => void) | undefined;
+  #controller: AbortController | undefined;
+  #reason: unknown;
+  #aborted = false;
+
+  constructor(private readonly ms: number) {
+    this.at = performance.now() + ms;
+  }
+
+  abstract readonly step: string;
+  /** 'llm' or 'tool', for the timeout message. */
+  protected abstract readonly kind: string;
 
   get signal(): AbortSignal {
-    if (!this.controller) {
-      this.controller = new AbortController();
-      if (this.aborted) this.controller.abort(this.reason);
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#reason);
     }
-    return this.controller.signal;
+    return this.#controller.signal;
   }
 
-  abort(reason: unknown): void {
-    this.aborted = true;
-    this.reason = reason;
-    this.controller?.abort(reason);
+  onSettle(resolve: (r: EffectResult) => void): void {
+    this.#resolve = resolve;
   }
-}
 
-/** An effect's view of its cancellation: `signal` materializes on first read. */
-abstract class WithSignal {
-  constructor(private readonly cancel: LazyAbort) {}
-  get signal(): AbortSignal {
-    return this.cancel.signal;
+  /** The call's result, unless the deadline came first. */
+  settle(r: EffectResult): void {
+    if (this.done) return;
+    this.done = true;
+    this.#resolve!(r);
+  }
+
+  /** The deadline passed first: cancel the call and settle as E_TIMEOUT; a later result is dropped. */
+  fire(): void {
+    if (this.done) return;
+    const message = `${this.kind} step '${this.step}' timed out after ${this.ms} ms`;
+    this.#aborted = true;
+    this.#reason = new ModelError('E_TIMEOUT', message);
+    this.#controller?.abort(this.#reason);
+    this.settle({ ok: false, error: { code: 'E_TIMEOUT', message } });
   }
 }
 
 /** What a model adapter receives. */
-class Request extends WithSignal implements ModelRequest {
+class ModelCall extends InFlight implements ModelRequest {
+  protected readonly kind = 'llm';
   readonly step: string;
   readonly call: number;
   readonly attempt: number;
   readonly prompt: string;
   readonly projection: ModelRequest['projection'];
   readonly output: ModelRequest['output'];
-  constructor(cmd: Extract<EffectCommand, { type: 'llm' }>, cancel: LazyAbort) {
-    super(cancel);
+  constructor(cmd: Extract<EffectCommand, { type: 'llm' }>, ms: number) {
+    super(ms);
     this.step = cmd.step;
     this.call = cmd.call;
     this.attempt = cmd.attempt;
@@ -136,15 +153,20 @@ class Request extends WithSignal implements ModelRequest {
 }
 
 /** What a tool receives besides its arguments. */
-class ToolCtx extends WithSignal implements ToolContext {
+class ToolCall extends InFlight implements ToolContext {
+  protected readonly kind = 'tool';
   readonly idempotencyKey: string;
   readonly step: string;
   readonly attempt: number;
-  constructor(cmd: Extract<EffectCommand, { type: 'tool' }>, cancel: LazyAbort) {
-    super(cancel);
+  readonly tool: string;
+  readonly args: Record<string, JsonValue>;
+  constructor(cmd: Extract<EffectCommand, { type: 'tool' }>, ms: number) {
+    super(ms);
     this.idempotencyKey = cmd.idempotency_key;
     this.step = cmd.step;
     this.attempt = cmd.attempt;
+    this.tool = cmd.tool;
+    this.args = cmd.args;
   }
 }
 
