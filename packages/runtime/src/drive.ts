@@ -45,27 +45,9 @@ export interface DriveOutcome {
 export async function drive(o: DriveOptions): Promise<DriveOutcome> {
   const { machine, store, runId, fx } = o;
   const stored = o.stored ?? [];
-  const recorded = stored.length ? recordedResults(stored, machine.redactor) : null;
+  // New runs (nothing stored) allocate none of the replay bookkeeping.
+  const recorded = stored.length ? new Recorded(stored, machine) : null;
   const waits = stored.length ? recordedWaits(stored) : [];
-  const taken = new Map<string, number>();
-  const take = (cmd: EffectCommand): EffectResult | undefined => {
-    if (!recorded) return undefined;
-    const k = resultKey(cmd.step, cmd.parent);
-    const n = taken.get(k) ?? 0;
-    const r = recorded.get(k)?.[n];
-    if (r !== undefined) taken.set(k, n + 1);
-    return r;
-  };
-  /** One child's recorded attempts for this visit, taken as a host would have made them; null when none are stored. */
-  const recordedAttempts = (child: EffectCommand): EffectResult[] | null => {
-    const rs: EffectResult[] = [];
-    for (let attempt = 1; ; attempt++) {
-      const r = take(child);
-      if (r === undefined) return rs.length ? rs : null;
-      rs.push(r);
-      if (machine.checkResult(child.step, r).ok || !machine.shouldRetry(child.step, attempt)) return rs;
-    }
-  };
 
   let checked = 0;
   let persisted = stored.length;
@@ -119,7 +101,7 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
       case 'parallel': {
         // Children's results are recorded together after the join, so either all of this visit's
         // are stored or none are (the process died first): then the children run again live.
-        const attempts = recorded ? cmd.children.map((child) => recordedAttempts(child)) : [];
+        const attempts = recorded ? cmd.children.map((child) => recorded.attempts(child)) : [];
         if (o.policyChangedTo !== undefined && !(recorded && attempts.every((a) => a !== null))) {
           machine.haltOnPolicyChange(o.policyChangedTo);
           break;
@@ -128,11 +110,11 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
         break;
       }
       default: {
-        const r = take(cmd);
+        const r = recorded?.take(cmd);
         if (r) machine.complete(r);
         else if (o.policyChangedTo !== undefined) machine.haltOnPolicyChange(o.policyChangedTo);
         else {
-          if (cmd.type === 'tool' && stored.some((e) => e.type === 'step_started' && e.idempotency_key === cmd.idempotency_key && e.attempt === cmd.attempt)) {
+          if (cmd.type === 'tool' && recorded && stored.some((e) => e.type === 'step_started' && e.idempotency_key === cmd.idempotency_key && e.attempt === cmd.attempt)) {
             // The store counts the second invocation of the key (its step_started counted the first).
             reinvoked.push(cmd.idempotency_key);
             const n = store.reinvoked(runId, cmd.idempotency_key);
@@ -141,6 +123,38 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
           machine.complete(await fx.perform(cmd));
         }
       }
+    }
+  }
+}
+
+/** The stored effect results of a run being re-derived, taken in the order a host made the calls. */
+class Recorded {
+  private readonly results: ReturnType<typeof recordedResults>;
+  private readonly taken = new Map<string, number>();
+
+  constructor(
+    stored: readonly TraceEvent[],
+    private readonly machine: Machine,
+  ) {
+    this.results = recordedResults(stored, machine.redactor);
+  }
+
+  take(cmd: EffectCommand): EffectResult | undefined {
+    const k = resultKey(cmd.step, cmd.parent);
+    const n = this.taken.get(k) ?? 0;
+    const r = this.results.get(k)?.[n];
+    if (r !== undefined) this.taken.set(k, n + 1);
+    return r;
+  }
+
+  /** One child's recorded attempts for this visit, taken as a host would have made them; null when none are stored. */
+  attempts(child: EffectCommand): EffectResult[] | null {
+    const rs: EffectResult[] = [];
+    for (let attempt = 1; ; attempt++) {
+      const r = this.take(child);
+      if (r === undefined) return rs.length ? rs : null;
+      rs.push(r);
+      if (this.machine.checkResult(child.step, r).ok || !this.machine.shouldRetry(child.step, attempt)) return rs;
     }
   }
 }
