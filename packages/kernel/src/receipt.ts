@@ -3,7 +3,7 @@
  * trace and rejects a bundle whose receipt differs.
  */
 import { canonicalJson } from './canonicalJson.js';
-import type { ErrorInfo, RunStartedEvent, RunStatus, TraceEvent } from './events.js';
+import type { ErrorInfo, RunStartedEvent, RunStatus, StepStartedEvent, TraceEvent } from './events.js';
 import { RECEIPT_FORMAT } from './events.js';
 
 export interface RejectedTransition {
@@ -112,16 +112,14 @@ export function computeReceipt(events: readonly TraceEvent[]): Receipt {
   };
   const h = r.health;
   let childVisits = 0;
-  const toolCalls = new Set<string>();
+  const toolStarts: StepStartedEvent[] = [];
   for (let i = 1; i < events.length; i++) {
     const e = events[i]!;
     switch (e.type) {
       case 'step_started':
         if (e.kind === 'tool') {
           r.counts.tool_calls++;
-          const call = `${e.tool ?? ''}\n${canonicalJson(e.args ?? null)}`;
-          if (toolCalls.has(call)) h.repeated_tool_calls++;
-          else toolCalls.add(call);
+          toolStarts.push(e);
         }
         if (e.attempt === 1) {
           if (e.parent === undefined) {
@@ -196,10 +194,38 @@ export function computeReceipt(events: readonly TraceEvent[]): Receipt {
         break;
     }
   }
+  h.repeated_tool_calls = repeatedToolCalls(toolStarts);
   h.visits = r.counts.steps + childVisits;
   h.retry_density = ratio(r.counts.retries, h.visits);
   h.tool_churn = ratio(h.repeated_tool_calls, r.counts.tool_calls);
   h.invariant_violations = h.rejected_outputs + h.failed_checks + r.counts.blocked_actions;
   h.invariant_violation_rate = ratio(h.invariant_violations, h.visits);
   return r;
+}
+
+/**
+ * Tool calls with the same tool and the same canonical arguments as an earlier call. Arguments
+ * are encoded only for tools called more than once, so a run that calls each tool once (most
+ * runs) encodes none; the count is the same as comparing every call with every earlier one.
+ */
+function repeatedToolCalls(starts: readonly StepStartedEvent[]): number {
+  if (starts.length < 2) return 0;
+  const byTool = new Map<string, StepStartedEvent[]>();
+  for (const e of starts) {
+    const k = e.tool ?? '';
+    const group = byTool.get(k);
+    if (group) group.push(e);
+    else byTool.set(k, [e]);
+  }
+  let repeated = 0;
+  for (const group of byTool.values()) {
+    if (group.length < 2) continue;
+    const seen = new Set<string>();
+    for (const e of group) {
+      const args = canonicalJson(e.args ?? null);
+      if (seen.has(args)) repeated++;
+      else seen.add(args);
+    }
+  }
+  return repeated;
 }

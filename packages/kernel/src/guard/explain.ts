@@ -41,24 +41,52 @@ export function flattenWhy(why: Why): ExplainEntry[] {
     else stack.push(w.second, w.first);
   }
   const entries: ExplainEntry[] = [];
-  const seen = new Set<string>();
   // Keep the last fact (the result itself) even when the rest is cut off.
-  const last = facts.pop();
-  for (const f of last ? [...facts, last] : facts) {
+  const lastAt = facts.length - 1;
+  for (let i = 0; i < facts.length; i++) {
+    if (entries.length === MAX_EXPLAIN_ENTRIES - 1 && i !== lastAt) continue;
+    const f = facts[i]!;
     const entry = { expr: canonicalText(f.node), value: explainValue(f.value) };
-    const key = `${entry.expr}\u0000${JSON.stringify(entry.value)}`;
-    if (seen.has(key) || (entries.length === MAX_EXPLAIN_ENTRIES - 1 && f !== last)) continue;
-    seen.add(key);
-    entries.push(entry);
+    if (!hasEntry(entries, entry)) entries.push(entry);
   }
   return entries;
 }
 
+/**
+ * Whether an equal entry (same expression, same JSON value) is already listed. A linear scan of at
+ * most MAX_EXPLAIN_ENTRIES: cheaper than a set of stringified keys for the few facts a guard has.
+ */
+function hasEntry(entries: readonly ExplainEntry[], e: ExplainEntry): boolean {
+  const scalar = typeof e.value !== 'object' || e.value === null;
+  let text: string | undefined;
+  for (const x of entries) {
+    if (x.expr !== e.expr) continue;
+    // Explained scalars are JSON scalars (-0 and non-finite numbers are already rewritten), for
+    // which equal JSON text means ===.
+    if (scalar || typeof x.value !== 'object' || x.value === null) {
+      if (x.value === e.value) return true;
+    } else if (JSON.stringify(x.value) === (text ??= JSON.stringify(e.value))) return true;
+  }
+  return false;
+}
+
 /** JSON-compatible, bounded copy of a value for the explanation. */
 export function explainValue(v: unknown): unknown {
-  const budget = { nodes: MAX_EXPLAIN_VALUE_NODES };
-  const copy = boundedCopy(v, budget);
-  return copy === TOO_BIG ? summary(v) : copy;
+  switch (typeof v) {
+    // Scalars need no copy and no node budget.
+    case 'string':
+      return truncate(v);
+    case 'boolean':
+      return v;
+    case 'number':
+      return v === 0 ? 0 : Number.isFinite(v) ? v : String(v);
+    default: {
+      if (v === null) return v;
+      const budget = { nodes: MAX_EXPLAIN_VALUE_NODES };
+      const copy = boundedCopy(v, budget);
+      return copy === TOO_BIG ? summary(v) : copy;
+    }
+  }
 }
 
 const TOO_BIG = Symbol('too big');
