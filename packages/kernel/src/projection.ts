@@ -58,9 +58,32 @@ export function placeholders(template: string): string[] {
  * other values as canonical JSON, absent values as `null`.
  */
 export function renderPrompt(template: string, view: ProjectedView): string {
-  return template.replace(PLACEHOLDER, (_m, path: string) => {
-    const v = readPath(view, path);
-    if (v === undefined) return 'null';
-    return typeof v === 'string' ? v : canonicalJson(v);
-  });
+  const parts = templateParts(template);
+  let out = parts[0]!;
+  for (let i = 1; i < parts.length; i += 2) {
+    const v = readPath(view, parts[i]!);
+    out += (v === undefined ? 'null' : typeof v === 'string' ? v : canonicalJson(v)) + parts[i + 1]!;
+  }
+  return out;
+}
+
+// A template is split once into [text, path, text, path, …, text] (the segments a global
+// replace of PLACEHOLDER would produce), instead of a regex pass and a closure per rendering.
+const MAX_CACHED_TEMPLATES = 1024;
+const templates = new Map<string, readonly string[]>();
+
+function templateParts(template: string): readonly string[] {
+  let parts = templates.get(template);
+  if (parts === undefined) {
+    const split: string[] = [];
+    let at = 0;
+    for (const m of template.matchAll(PLACEHOLDER)) {
+      split.push(template.slice(at, m.index), m[1]!);
+      at = m.index! + m[0].length;
+    }
+    split.push(template.slice(at));
+    parts = split;
+    if (templates.size < MAX_CACHED_TEMPLATES) templates.set(template, parts);
+  }
+  return parts;
 }

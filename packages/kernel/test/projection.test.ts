@@ -86,3 +86,22 @@ describe('projection', () => {
     for (const s of ['4111111111111111', 'INTERNAL', 'run-SECRET', m.events[0]!.hash, 'max_steps']) expect(everything).not.toContain(s);
   });
 });
+
+describe('renderPrompt', () => {
+  it('renders exactly what a global replace of the placeholders would', () => {
+    const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\s*\}\}/g;
+    const piece = fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom('{{input.a}}', '{{ input.b.x }}', '{{input.missing}}', '{{input.n}}', '{{', '}}', '{{input.a}', '$&', '$1'));
+    const view = { input: { a: 'A$1', b: { x: 'X' }, n: [1, { z: 'é' }] } };
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 8 }), (pieces) => {
+        const template = pieces.join('');
+        const expected = template.replace(PLACEHOLDER, (_m, path: string) => {
+          const v = path.split('.').reduce<unknown>((o, k) => (o !== null && typeof o === 'object' && Object.hasOwn(o, k) ? (o as Record<string, unknown>)[k] : undefined), view);
+          return v === undefined ? 'null' : typeof v === 'string' ? v : canonicalJson(v);
+        });
+        expect(renderPrompt(template, view as never)).toBe(expected);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
