@@ -49,13 +49,14 @@ export function recordedAnchors(source) {
 
 /** The peer registry and drivers: the anchors' (from `dir`), or this folder's standalone fallback. */
 export async function loadDrivers(dir) {
+  // libUrl/libExport: where worker threads (the nano-vm-pool peer) import the same mocks from
   if (!dir) {
     const s = await import('./standalone.mjs');
-    return { lib: s.lib, WORKLOADS: s.WORKLOADS, PEERS: {}, standalone: true };
+    return { lib: s.lib, libUrl: new URL('./standalone.mjs', import.meta.url).href, libExport: 'lib', WORKLOADS: s.WORKLOADS, PEERS: {}, standalone: true };
   }
   const url = (f) => pathToFileURL(join(dir, f)).href;
   const [lib, wl, peers] = await Promise.all([import(url('lib.mjs')), import(url('workloads.mjs')), import(url('peers/index.mjs'))]);
-  return { lib, WORKLOADS: wl.WORKLOADS, PEERS: peers.PEERS, standalone: false };
+  return { lib, libUrl: url('lib.mjs'), libExport: null, WORKLOADS: wl.WORKLOADS, PEERS: peers.PEERS, standalone: false };
 }
 
 /** The nano-vm peer, on the given drivers' mock model and tools; `runtime`: the runtime entry point to load. */
@@ -66,6 +67,16 @@ export async function loadNanoVm(lib, runtime = RUNTIME) {
 }
 
 export const NANO = 'nano-vm';
+/** nano-vm through RunPool on worker threads (bench/nano-vm-pool.mjs): the workloads it runs. */
+export const NANO_POOL = 'nano-vm-pool';
+export const NANO_POOL_WORKLOADS = ['w10k', 'chain22'];
+
+/** The nano-vm-pool peer, started for one workload (its workers build that workload's program at setup). */
+export async function loadNanoVmPool(drivers, workload, runtime = RUNTIME, workers = undefined) {
+  if (!existsSync(runtime)) throw new Error(`${runtime} is missing: build first (npm run build)`);
+  const { startNanoVmPool } = await import('./nano-vm-pool.mjs');
+  return startNanoVmPool({ runtime, libUrl: drivers.libUrl, libExport: drivers.libExport, workload, workers });
+}
 /** The anchors' peers, with the workloads each one runs (mirrors the anchors' peers/index.mjs). */
 export const ANCHOR_PEERS = {
   bare: ['w10k', 'chain22', 'long'],

@@ -55,6 +55,7 @@ export function makeNanoVm(lib, rt, opts = {}) {
   return {
     name: 'nano-vm',
     tally,
+    model,
 
     // llm analyze -> tool mock_processor -> condition value > 0.9 -> fail_tool (throws: run failed) | mock_finalize -> end
     w10k: () => {

@@ -9,6 +9,8 @@
 //                      [--ns=250,1000,4000,20000,100000]   nano-vm's (and bare's, bare-hash's) W-LONG Ns
 //                      [--peer-ns=250,1000,4000,20000]     the other peers' W-LONG Ns (the anchors' default)
 //                      [--quick]                           1 round, nano-vm + bare + bare-hash, Ns up to 20,000
+//                      [--workers=N]                       nano-vm-pool's worker threads (default: one per core)
+//                      [--no-pool]                         without the nano-vm-pool row (RunPool on worker threads)
 //   node bench/run.mjs --render=bench/results/<file>.json  (the tables of a saved run again)
 //
 // xstate / langgraph* need `node bench/setup-peers.mjs` once; without it they are shown with the
@@ -17,14 +19,14 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, relative } from 'node:path';
-import { ANCHOR_PEERS, BENCH, LIGHT_PEERS, NANO, REPO, gitState, locateAnchors, recordedAnchors, snapshotBuild } from './common.mjs';
+import { ANCHOR_PEERS, BENCH, LIGHT_PEERS, NANO, NANO_POOL, NANO_POOL_WORKLOADS, REPO, gitState, locateAnchors, recordedAnchors, snapshotBuild } from './common.mjs';
 
 const log = (...a) => console.error(...a);
 const argv = process.argv.slice(2);
 const arg = (name) => argv.find((a) => a === `--${name}` || a.startsWith(`--${name}=`))?.split('=').slice(1).join('=');
 const has = (name) => argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
 const list = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
-const known = ['rounds', 'only', 'peers', 'ns', 'peer-ns', 'quick', 'render'];
+const known = ['rounds', 'only', 'peers', 'ns', 'peer-ns', 'quick', 'render', 'workers', 'no-pool'];
 for (const a of argv) if (!known.includes(a.replace(/^--/, '').split('=')[0])) throw new Error(`unknown option ${a}; known: ${known.map((k) => `--${k}`).join(' ')}`);
 
 const WORKLOADS = ['w10k', 'chain22', 'long'];
@@ -83,7 +85,8 @@ function render(run) {
   // recorded rows: the peers not re-run, and the Python original; "vs bare" for them uses the bare of their own sitting
   const shown = recorded.show ?? [...recorded.peers, 'nano_vm-py'];
   const isRec = (p) => shown.includes(p);
-  const label = (p) => (isRec(p) ? `${p} *(recorded ${recorded.date}, not re-run)*` : p === NANO ? `**${NANO}**` : p);
+  const poolWorkers = results.find((r) => r.peer === NANO_POOL && r.workers)?.workers;
+  const label = (p) => (isRec(p) ? `${p} *(recorded ${recorded.date}, not re-run)*` : p === NANO ? `**${NANO}**` : p === NANO_POOL ? `**nano-vm, RunPool ×${poolWorkers ?? '?'} workers**` : p);
   const merge = (w) => {
     const now = summarise(results, w);
     const then = summarise(recorded.results, w);
@@ -99,7 +102,7 @@ function render(run) {
   md.push('');
   md.push('Every figure is the median across rounds of each round\'s median. "vs nano-vm" = the peer\'s time per run divided by nano-vm\'s (×0.1 = ten times faster than nano-vm, ×10 = ten times slower); "vs bare" = the same against `bare` (the no-framework floor) — of the same sitting: recorded rows are divided by the recorded `bare`.');
 
-  const order = (ps) => [NANO, ...Object.keys(ANCHOR_PEERS), 'nano_vm-py'].filter((p) => ps.includes(p));
+  const order = (ps) => [NANO, NANO_POOL, ...Object.keys(ANCHOR_PEERS), 'nano_vm-py'].filter((p) => ps.includes(p));
   for (const [w, unit, steps] of [['w10k', 'graphs/s', 4], ['chain22', 'programs/s', 22]]) {
     if (!run.workloads.includes(w)) continue;
     const { s, bareOf } = merge(w);
@@ -116,6 +119,7 @@ function render(run) {
       const bare = bareOf(p)?.median;
       md.push(`| ${label(p)} | ${fmt(v.median)} | ${fmt(v.median * steps)} | ${nano ? times(nano / v.median) : ''} | ${bare ? times(bare / v.median) : ''} | ${v.rounds.map((x) => fmt(x)).join(' / ')} | ${fmt(v.min)}–${fmt(v.max)} | ${w === 'w10k' ? `${v.ok} / ${v.failed}` : (v.batches ?? []).join(' / ')} |${v.crashed ? ` (a round crashed: ${v.crashed})` : ''}`);
     }
+    if (s[NANO_POOL]?.median) md.push('', `nano-vm, RunPool: the same programs through the runtime's RunPool on ${poolWorkers ?? '?'} worker threads; each worker builds the program once at start-up and each run comes back as a summary (bench/README.md, "Fairness"). The other rows use one thread.`);
     if (w === 'w10k' && s['nano_vm-py']) md.push('', 'nano_vm-py is the Python original (llm-nano-vm 0.8.8) on its own random.seed(42) dataset (9,027 / 973), measured by the anchors in their sitting.');
   }
 
@@ -158,11 +162,11 @@ function render(run) {
 function checks(run) {
   const out = [];
   const nano = run.results.filter((r) => r.peer === NANO);
-  for (const r of nano.filter((x) => x.crashed)) out.push(`**${TITLE[r.workload]} crashed** in one round: ${r.crashed}`);
-  const w = nano.filter((r) => r.workload === 'w10k' && !r.crashed);
+  for (const r of run.results.filter((x) => (x.peer === NANO || x.peer === NANO_POOL) && x.crashed)) out.push(`**${TITLE[r.workload]} crashed** (${r.peer}) in one round: ${r.crashed}`);
+  const w = run.results.filter((r) => (r.peer === NANO || r.peer === NANO_POOL) && r.workload === 'w10k' && !r.crashed);
   if (w.length) {
     const bad = w.filter((r) => r.ok !== EXPECT_W10K.ok || r.failed !== EXPECT_W10K.failed);
-    out.push(bad.length ? `**W-10K OK/FAILED counts are off**: ${bad.map((r) => `${r.ok} / ${r.failed}`).join(', ')} (expected ${EXPECT_W10K.ok} / ${EXPECT_W10K.failed})` : `W-10K: ${EXPECT_W10K.ok} OK / ${EXPECT_W10K.failed} FAILED in every timed run, as expected.`);
+    out.push(bad.length ? `**W-10K OK/FAILED counts are off**: ${bad.map((r) => `${r.peer} ${r.ok} / ${r.failed}`).join(', ')} (expected ${EXPECT_W10K.ok} / ${EXPECT_W10K.failed})` : `W-10K: ${EXPECT_W10K.ok} OK / ${EXPECT_W10K.failed} FAILED in every timed run, as expected.`);
   }
   const tally = {};
   for (const r of nano.filter((x) => x.tally)) for (const [k, v] of Object.entries(r.tally)) (tally[r.workload] ??= {})[k] = ((tally[r.workload] ??= {})[k] ?? 0) + v;
@@ -211,6 +215,7 @@ for (const w of workloads) if (!WORKLOADS.includes(w)) throw new Error(`unknown 
 const ns = has('ns') ? list(arg('ns')).map(Number) : quick ? DEFAULT_NS.filter((n) => n <= 20000) : DEFAULT_NS;
 const peerNs = has('peer-ns') ? list(arg('peer-ns')).map(Number) : DEFAULT_PEER_NS;
 const floorNs = [...new Set([...peerNs, ...ns])].sort((a, b) => a - b);
+const poolArgs = has('workers') ? [`--workers=${Number(arg('workers'))}`] : [];
 
 const anchors = locateAnchors();
 const wanted = has('peers') ? list(arg('peers')).filter((p) => p !== NANO) : quick ? LIGHT_PEERS : Object.keys(ANCHOR_PEERS);
@@ -236,16 +241,17 @@ if (workloads.length < WORKLOADS.length) partial.push(`only ${workloads.join(','
 if (!anchors.dir) partial.push('no anchors');
 if (notRun.length) partial.push(`not re-run: ${notRun.join(', ')}`);
 if (has('peers')) partial.push(`--peers=${arg('peers')}`);
+if (has('no-pool')) partial.push('--no-pool');
 if (workloads.includes('long') && !ns.includes(100000)) partial.push('W-LONG without N=100,000');
 const full = partial.length === 0;
 
 const jobs = [];
 for (let r = 1; r <= rounds; r++) {
   for (const w of workloads) {
-    const ps = [NANO, ...runnable.filter((p) => ANCHOR_PEERS[p].includes(w))];
+    const ps = [NANO, ...(has('no-pool') || !NANO_POOL_WORKLOADS.includes(w) ? [] : [NANO_POOL]), ...runnable.filter((p) => ANCHOR_PEERS[p].includes(w))];
     const k = (r - 1) % ps.length; // rotate the order from round to round
     for (const p of [...ps.slice(k), ...ps.slice(0, k)]) {
-      const extra = w !== 'long' ? [] : [`--ns=${(p === NANO ? ns : LIGHT_PEERS.includes(p) ? floorNs : peerNs).join(',')}`];
+      const extra = p === NANO_POOL ? poolArgs : w !== 'long' ? [] : [`--ns=${(p === NANO ? ns : LIGHT_PEERS.includes(p) ? floorNs : peerNs).join(',')}`];
       jobs.push({ round: r, workload: w, peer: p, extra });
     }
   }
@@ -275,7 +281,7 @@ const results = [];
 for (const [i, j] of jobs.entries()) {
   const el = performance.now() - t0;
   log(`# [${i + 1}/${jobs.length}, ${dur(el)}] round ${j.round}/${rounds}: ${TITLE[j.workload]} ${j.peer}`);
-  const args = ['--expose-gc', join(BENCH, 'child.mjs'), j.workload, j.peer, anchors.dir ? `--anchors=${anchors.dir}` : '--standalone', ...(j.peer === NANO ? [`--runtime=${snap.runtime}`] : []), ...j.extra];
+  const args = ['--expose-gc', join(BENCH, 'child.mjs'), j.workload, j.peer, anchors.dir ? `--anchors=${anchors.dir}` : '--standalone', ...(j.peer === NANO || j.peer === NANO_POOL ? [`--runtime=${snap.runtime}`] : []), ...j.extra];
   const c = spawnSync(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 256 << 20, timeout: 30 * 60_000 });
   let res;
   try {
