@@ -13,7 +13,8 @@
 
 /**
  * `lib`: the anchors' lib.mjs (or bench/standalone.mjs's `lib`); `rt`: @nano-vm/runtime;
- * `opts.tools`: replacement tool implementations by name (bench/perStep.mjs times the no-op).
+ * `opts.tools`: replacement tool implementations by name (bench/perStep.mjs times the no-op);
+ * `opts.makeStore`: the store for each timed run instead of a fresh MemoryStore (bench/durable.mjs).
  * `tally` counts every run's status (with its outcome or error code), so the harness can show
  * anything other than the expected completed/failed.
  */
@@ -43,7 +44,7 @@ export function makeNanoVm(lib, rt, opts = {}) {
 
   /** One run of `program` on `input`; OK = completed. Anything thrown (an invalid program) is a harness bug: let it crash. */
   const runner = (program, tools) => {
-    const store = new MemoryStore();
+    const store = opts.makeStore ? opts.makeStore() : new MemoryStore();
     const run = async (input) => {
       const res = await runProgram({ program, input, model, tools, store });
       count(res);

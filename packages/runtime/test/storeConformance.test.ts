@@ -1,7 +1,8 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MemoryStore, SqliteStore, type Store } from '../src/index.js';
+import { TraceChain } from '@nano-vm/kernel';
+import { MemoryStore, SqliteStore, nodeHasher, type Store } from '../src/index.js';
 import { storeConformance } from './storeConformance.js';
 
 storeConformance('memory', { make: () => new MemoryStore() });
@@ -11,6 +12,12 @@ let n = 0;
 storeConformance('sqlite (WAL, file)', {
   make: () => new SqliteStore(join(dir, `store-${n++}.db`)),
   reopen: (s: Store) => new SqliteStore((s as SqliteStore).path),
+  close: (s: Store) => (s as SqliteStore).close(),
+});
+
+storeConformance('sqlite (WAL, file, group commit)', {
+  make: () => new SqliteStore(join(dir, `store-${n++}.db`), { groupCommit: true }),
+  reopen: (s: Store) => new SqliteStore((s as SqliteStore).path, { groupCommit: true }),
   close: (s: Store) => (s as SqliteStore).close(),
 });
 
@@ -52,6 +59,21 @@ describe('SqliteStore specifics', () => {
     expect(s.getRun('old')).toMatchObject({ program: { id: 'p' }, status: 'completed', outcome: 'OK' });
     expect(s.invocations('old')).toEqual([]);
     expect(s.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get()).toEqual({ value: '3' });
+    s.close();
+  });
+
+  it('group commit: appends made together commit together, and a conflict fails only its own append', async () => {
+    const s = new SqliteStore(join(dir, 'group.db'), { groupCommit: true, synchronous: 'FULL' });
+    const c = new TraceChain(nodeHasher);
+    const genesis = (id: string) => c.append({ type: 'run_started', run_id: id, program_id: 'p', program_hash: 'a'.repeat(64), policy_hash: 'b'.repeat(64), input_hash: 'c'.repeat(64), runtime_version: 't', model: { id: 'm', scripted: true } } as never, '2026-01-01T00:00:00.000Z');
+    const program = { format: 'nano-vm.program/v1' as const, id: 'p', input_schema: {}, steps: [] };
+    const ids = ['g1', 'g2', 'g3'];
+    for (const id of ids) s.createRun({ run_id: id, program_id: 'p', program, policy: null, input: {}, status: 'running', outcome: null });
+    const first = ids.map((id) => genesis(id));
+    const results = await Promise.allSettled([...ids.map((id, i) => s.append(id, { ...first[i]!, seq: 0 })), s.append('g1', { ...first[0]!, seq: 5 })]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected']);
+    expect((results[3] as PromiseRejectedResult).reason).toMatchObject({ code: 'E_STORE_CONFLICT' });
+    for (const id of ids) expect(s.getRun(id)).toMatchObject({ event_count: 1 });
     s.close();
   });
 

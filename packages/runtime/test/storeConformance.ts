@@ -15,6 +15,9 @@ export interface StoreHarness {
   close?(store: Store): void;
 }
 
+/** A store call as a promise, whether the store answers synchronously (throws) or not (rejects). */
+const attempt = (f: () => unknown): Promise<unknown> => new Promise((resolve) => resolve(f()));
+
 function chain(runId: string, n: number): TraceEvent[] {
   const c = new TraceChain(nodeHasher);
   c.append({ type: 'run_started', run_id: runId, program_id: 'p', program_hash: 'a'.repeat(64), policy_hash: 'b'.repeat(64), input_hash: 'c'.repeat(64), runtime_version: 't', model: { id: 'm', scripted: true } }, '2026-01-01T00:00:00.000Z');
@@ -41,10 +44,10 @@ export function storeConformance(name: string, h: StoreHarness): void {
       s.createRun(runRec('r1'));
       const evs = chain('r1', 4);
       await s.append('r1', evs[0]!);
-      expect(() => s.append('r1', evs[2]!)).toThrow(expect.objectContaining({ code: 'E_STORE_CONFLICT' }));
+      await expect(attempt(() => s.append('r1', evs[2]!))).rejects.toMatchObject({ code: 'E_STORE_CONFLICT' });
       await s.append('r1', evs[1]!);
-      expect(() => s.append('r1', evs[1]!)).toThrow(expect.objectContaining({ code: 'E_STORE_CONFLICT' }));
-      expect(() => s.append('r1', evs[0]!)).toThrow(expect.objectContaining({ code: 'E_STORE_CONFLICT' }));
+      await expect(attempt(() => s.append('r1', evs[1]!))).rejects.toMatchObject({ code: 'E_STORE_CONFLICT' });
+      await expect(attempt(() => s.append('r1', evs[0]!))).rejects.toMatchObject({ code: 'E_STORE_CONFLICT' });
       expect(await s.events('r1')).toEqual(evs.slice(0, 2));
       expect((await s.getRun('r1'))?.event_count).toBe(2);
       h.close?.(s);
@@ -59,7 +62,7 @@ export function storeConformance(name: string, h: StoreHarness): void {
       await a.append('r1', evs[0]!);
       // Both writers try seq 1; the loser gets a conflict and its event is not stored.
       await a.append('r1', evs[1]!);
-      expect(() => b.append('r1', { ...fork[1]!, step: 'other' } as TraceEvent)).toThrow(expect.objectContaining({ code: 'E_STORE_CONFLICT' }));
+      await expect(attempt(() => b.append('r1', { ...fork[1]!, step: 'other' } as TraceEvent))).rejects.toMatchObject({ code: 'E_STORE_CONFLICT' });
       expect((await b.events('r1')).map((e) => e.hash)).toEqual(evs.slice(0, 2).map((e) => e.hash));
       if (b !== a) h.close?.(b);
       h.close?.(a);
@@ -68,9 +71,9 @@ export function storeConformance(name: string, h: StoreHarness): void {
     it('refuses duplicate and unknown runs with codes', async () => {
       const s = await h.make();
       s.createRun(runRec('r1'));
-      expect(() => s.createRun(runRec('r1'))).toThrow(expect.objectContaining({ code: 'E_STORE_DUPLICATE_RUN' }));
-      expect(() => s.append('nope', chain('nope', 1)[0]!)).toThrow(expect.objectContaining({ code: 'E_STORE_NO_RUN' }));
-      expect(() => s.finish('nope', 'failed', null)).toThrow(expect.objectContaining({ code: 'E_STORE_NO_RUN' }));
+      await expect(attempt(() => s.createRun(runRec('r1')))).rejects.toMatchObject({ code: 'E_STORE_DUPLICATE_RUN' });
+      await expect(attempt(() => s.append('nope', chain('nope', 1)[0]!))).rejects.toMatchObject({ code: 'E_STORE_NO_RUN' });
+      await expect(attempt(() => s.finish('nope', 'failed', null))).rejects.toMatchObject({ code: 'E_STORE_NO_RUN' });
       expect(await s.getRun('nope')).toBeUndefined();
       expect(await s.events('nope')).toEqual([]);
       h.close?.(s);
@@ -227,7 +230,7 @@ export function storeConformance(name: string, h: StoreHarness): void {
       it('a duplicate run writes no vault rows', async () => {
         const s = await h.make();
         s.createRun(runRec('r1'), vaultRows('sha256:s'));
-        expect(() => s.createRun(runRec('r1'), vaultRows('sha256:x'))).toThrow(expect.objectContaining({ code: 'E_STORE_DUPLICATE_RUN' }));
+        await expect(attempt(() => s.createRun(runRec('r1'), vaultRows('sha256:x')))).rejects.toMatchObject({ code: 'E_STORE_DUPLICATE_RUN' });
         expect(await s.vaultBySubject('sha256:x')).toEqual([]);
         h.close?.(s);
       });
