@@ -49,7 +49,10 @@ export async function runCommand(argv: string[]): Promise<number> {
     toolsFile ??= layout.toolsFile;
     policyFile ??= layout.policyFile;
   }
-  if (!modelSpec) throw new CliError('E_MODEL_SPEC', 'no model: pass --model scripted:<file> (or run an example directory that has model.yaml)', EXIT.REFUSED);
+  if (!modelSpec) throw new CliError('E_MODEL_SPEC', 'no model: pass --model scripted:<file>, openai:<model> or anthropic:<model> (docs/models.md), or run an example directory that has model.yaml', EXIT.REFUSED);
+  // Build every case's model first: a refused spec (unknown provider, missing key) stops here,
+  // before the store is opened or anything is written.
+  const models = new Map(cases.map(([caseName]) => [caseName, modelFromSpec(modelSpec!, caseName)]));
 
   const tools = await loadTools(toolsFile);
   const policy = policyFile ? loadPolicyFile(policyFile) : undefined;
@@ -67,7 +70,7 @@ export async function runCommand(argv: string[]): Promise<number> {
 
   for (const [caseName, inputFile] of cases) {
     const input = inputFile ? readJson(inputFile, 'input') : {};
-    const model = modelFromSpec(modelSpec, caseName);
+    const model = models.get(caseName)!;
     let result: RunResult;
     try {
       result = await runProgram({ program, input, model, tools, store, ...(policy ? { policy: policy.policy } : {}), ...(values.subject !== undefined ? { subject: values.subject } : {}), ...(values.deterministic ? { clock: new FixedClock() } : {}), ...(ids ? { ids } : {}) });
