@@ -14,14 +14,30 @@
 import { canonicalJson, quote } from './canonicalJson.js';
 import type { ConditionEvaluatedEvent, RunFinishedEvent, RunStartedEvent, StepCompletedEvent, StepFailedEvent, StepRetryEvent, StepStartedEvent, TraceEvent } from './events.js';
 
+// Step ids, kinds, tool names, outcomes and the like come from the program and repeat in every
+// run: keep their quoted form (a map lookup instead of an escape test and a new string per member).
+// Values unique to a run (run id, idempotency key, model answers) are quoted each time.
+const MAX_NAMES = 4096;
+const quotedNames = new Map<string, string>();
+const name = (s: string): string => {
+  let q = quotedNames.get(s);
+  if (q === undefined) {
+    q = quote(s);
+    if (quotedNames.size < MAX_NAMES) quotedNames.set(s, q);
+  }
+  return q;
+};
+
 const num = (n: number): string => (Number.isFinite(n) ? (n === 0 ? '0' : String(n)) : canonicalJson(n));
 /** `,"key":value` for an optional member, '' when absent. */
 const optStr = (key: string, v: string | undefined): string => (v === undefined ? '' : `,"${key}":${quote(v)}`);
+/** optStr for a program-derived name. */
+const optName = (key: string, v: string | undefined): string => (v === undefined ? '' : `,"${key}":${name(v)}`);
 const optVal = (key: string, v: unknown): string => (v === undefined ? '' : `,"${key}":${canonicalJson(v)}`);
 const optNum = (key: string, v: number | undefined): string => (v === undefined ? '' : `,"${key}":${num(v)}`);
 /** `"key":value,` for an optional member written before a required one. */
 const preVal = (key: string, v: unknown): string => (v === undefined ? '' : `"${key}":${canonicalJson(v)},`);
-const tail = (e: TraceEvent): string => `,"seq":${num(e.seq)},"step":${quote((e as { step: string }).step)},"ts":"${e.ts}","type":"${e.type}"`;
+const tail = (e: TraceEvent): string => `,"seq":${num(e.seq)},"step":${name((e as { step: string }).step)},"ts":"${e.ts}","type":"${e.type}"`;
 
 /** `outputText`: the canonical text of the event's `output` when the caller already has it. */
 export function eventText(e: TraceEvent, outputText?: string): string {
@@ -49,8 +65,8 @@ export function eventText(e: TraceEvent, outputText?: string): string {
 
 function stepCompleted(e: StepCompletedEvent, outputText: string | undefined): string {
   return (
-    `{"attempt":${num(e.attempt)},"changed":${e.changed ? 'true' : 'false'}${optNum('cost_usd', e.cost_usd)},"kind":${quote(e.kind)}` +
-    `${optStr('model', e.model)}${optStr('next', e.next)},"output":${outputText ?? canonicalJson(e.output)}${optStr('parent', e.parent)}` +
+    `{"attempt":${num(e.attempt)},"changed":${e.changed ? 'true' : 'false'}${optNum('cost_usd', e.cost_usd)},"kind":${name(e.kind)}` +
+    `${optName('model', e.model)}${optName('next', e.next)},"output":${outputText ?? canonicalJson(e.output)}${optStr('parent', e.parent)}` +
     `,"prev_hash":"${e.prev_hash}"${e.projection_hash === undefined ? '' : `,"projection_hash":"${e.projection_hash}"`}${optStr('raw', e.raw)}` +
     `${tail(e)}${optVal('usage', e.usage)}${optNum('visit', e.visit)}}`
   );
@@ -58,39 +74,39 @@ function stepCompleted(e: StepCompletedEvent, outputText: string | undefined): s
 
 function stepStarted(e: StepStartedEvent): string {
   return (
-    `{${preVal('args', e.args)}"attempt":${num(e.attempt)}${optStr('idempotency_key', e.idempotency_key)},"kind":${quote(e.kind)}` +
-    `${optStr('parent', e.parent)},"prev_hash":"${e.prev_hash}","seq":${num(e.seq)},"step":${quote(e.step)}${optStr('tool', e.tool)}` +
+    `{${preVal('args', e.args)}"attempt":${num(e.attempt)}${optStr('idempotency_key', e.idempotency_key)},"kind":${name(e.kind)}` +
+    `${optName('parent', e.parent)},"prev_hash":"${e.prev_hash}","seq":${num(e.seq)},"step":${name(e.step)}${optName('tool', e.tool)}` +
     `,"ts":"${e.ts}","type":"step_started","visit":${num(e.visit)}}`
   );
 }
 
 function stepFailed(e: StepFailedEvent): string {
   return (
-    `{"attempt":${num(e.attempt)}${optNum('cost_usd', e.cost_usd)},"error":${canonicalJson(e.error)},"kind":${quote(e.kind)}` +
-    `${optStr('model', e.model)}${optStr('parent', e.parent)},"prev_hash":"${e.prev_hash}"${e.projection_hash === undefined ? '' : `,"projection_hash":"${e.projection_hash}"`}` +
+    `{"attempt":${num(e.attempt)}${optNum('cost_usd', e.cost_usd)},"error":${canonicalJson(e.error)},"kind":${name(e.kind)}` +
+    `${optName('model', e.model)}${optName('parent', e.parent)},"prev_hash":"${e.prev_hash}"${e.projection_hash === undefined ? '' : `,"projection_hash":"${e.projection_hash}"`}` +
     `${optStr('raw', e.raw)}${optVal('rejected_output', e.rejected_output)}${tail(e)}${optVal('usage', e.usage)}${optNum('visit', e.visit)}}`
   );
 }
 
 function stepRetry(e: StepRetryEvent): string {
-  return `{"attempt":${num(e.attempt)},"max_attempts":${num(e.max_attempts)}${optStr('parent', e.parent)},"prev_hash":"${e.prev_hash}"${tail(e)}}`;
+  return `{"attempt":${num(e.attempt)},"max_attempts":${num(e.max_attempts)}${optName('parent', e.parent)},"prev_hash":"${e.prev_hash}"${tail(e)}}`;
 }
 
 function conditionEvaluated(e: ConditionEvaluatedEvent): string {
-  return `{"chosen":${num(e.chosen)},"guards":${canonicalJson(e.guards)},"next":${quote(e.next)},"prev_hash":"${e.prev_hash}"${tail(e)},"visit":${num(e.visit)}}`;
+  return `{"chosen":${num(e.chosen)},"guards":${canonicalJson(e.guards)},"next":${name(e.next)},"prev_hash":"${e.prev_hash}"${tail(e)},"visit":${num(e.visit)}}`;
 }
 
 function runStarted(e: RunStartedEvent): string {
   return (
     `{"input_hash":"${e.input_hash}","model":${canonicalJson(e.model)},"policy_hash":"${e.policy_hash}","prev_hash":"${e.prev_hash}"` +
-    `,"program_hash":"${e.program_hash}","program_id":${quote(e.program_id)},"run_id":${quote(e.run_id)},"runtime_version":${quote(e.runtime_version)}` +
+    `,"program_hash":"${e.program_hash}","program_id":${name(e.program_id)},"run_id":${quote(e.run_id)},"runtime_version":${name(e.runtime_version)}` +
     `,"seq":${num(e.seq)},"ts":"${e.ts}","type":"run_started"}`
   );
 }
 
 function runFinished(e: RunFinishedEvent): string {
   return (
-    `{${preVal('budget', e.budget)}${preVal('error', e.error)}${e.outcome === undefined ? '' : `"outcome":${quote(e.outcome)},`}"prev_hash":"${e.prev_hash}"` +
-    `,"seq":${num(e.seq)},"status":${quote(e.status)}${optStr('step', e.step)},"ts":"${e.ts}","type":"run_finished"}`
+    `{${preVal('budget', e.budget)}${preVal('error', e.error)}${e.outcome === undefined ? '' : `"outcome":${name(e.outcome)},`}"prev_hash":"${e.prev_hash}"` +
+    `,"seq":${num(e.seq)},"status":${name(e.status)}${optName('step', e.step)},"ts":"${e.ts}","type":"run_finished"}`
   );
 }
