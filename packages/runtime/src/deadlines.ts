@@ -19,18 +19,40 @@ export interface Deadline {
 
 let pending: Deadline[] = [];
 let interval: ReturnType<typeof setInterval> | undefined;
+/**
+ * Runs whose effects settle in microtasks (in-memory tools and models) never yield to the timer,
+ * so settled entries would pile up until the next sweep, each keeping its effect's request alive
+ * and promoted by every minor GC. The list is compacted in place whenever it has doubled since
+ * the last compaction, which keeps it within twice the live entries at O(1) amortized cost.
+ */
+const MIN_COMPACT = 1024;
+let compactAt = MIN_COMPACT;
+let sweeping = false;
+
+function compact(): void {
+  let n = 0;
+  for (const e of pending) if (!e.done) pending[n++] = e;
+  pending.length = n;
+  compactAt = Math.max(MIN_COMPACT, 2 * n);
+}
 
 function sweep(): void {
   const now = performance.now();
   const keep: Deadline[] = [];
-  for (const e of pending) {
-    if (e.done) continue;
-    if (e.at <= now) e.fire();
-    else keep.push(e);
+  sweeping = true;
+  try {
+    for (const e of pending) {
+      if (e.done) continue;
+      if (e.at <= now) e.fire();
+      else keep.push(e);
+    }
+  } finally {
+    sweeping = false;
   }
   // Deadlines registered by a fire callback are pushed onto the array being iterated, so the
   // loop above sees them and they are kept too.
   pending = keep;
+  compactAt = Math.max(MIN_COMPACT, 2 * keep.length);
   if (pending.length === 0 && interval !== undefined) {
     clearInterval(interval);
     interval = undefined;
@@ -39,6 +61,7 @@ function sweep(): void {
 
 /** Watch `d`: its `fire()` runs once `d.at` has passed, unless `d.done` is set first. `ms`: how far off `at` is. */
 export function watchDeadline(d: Deadline, ms: number): void {
+  if (pending.length >= compactAt && !sweeping) compact();
   pending.push(d);
   if (interval === undefined) {
     interval = setInterval(sweep, Math.min(TICK_MS, Math.max(1, ms)));

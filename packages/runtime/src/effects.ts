@@ -118,7 +118,10 @@ abstract class InFlight implements Deadline {
   settle(r: EffectResult): void {
     if (this.done) return;
     this.done = true;
-    this.#resolve!(r);
+    const resolve = this.#resolve!;
+    // The deadline list may hold this record a while longer: let it keep nothing of the result.
+    this.#resolve = undefined;
+    resolve(r);
   }
 
   /** The deadline passed first: cancel the call and settle as E_TIMEOUT; a later result is dropped. */
