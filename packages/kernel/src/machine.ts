@@ -120,6 +120,30 @@ export interface MachineOptions {
   sealed?: SealedDecisions;
 }
 
+/**
+ * Formatting a Date per event showed in profiles, so the text of the last reading and the
+ * `YYYY-MM-DDTHH:MM:SS.` prefix of its second are kept, shared by all runs: concurrent runs
+ * read the same millisecond and store one string instead of one each.
+ */
+let tsMs = Number.NaN;
+let tsText = '';
+let tsSecond = Number.NaN;
+let tsPrefix = '';
+
+function isoTimestamp(ms: number): string {
+  if (ms !== tsMs) {
+    const second = ms - (((ms % 1000) + 1000) % 1000);
+    if (second !== tsSecond) {
+      tsSecond = second;
+      tsPrefix = new Date(second).toISOString().slice(0, 20);
+    }
+    const milli = ms - second;
+    tsText = `${tsPrefix}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
+    tsMs = ms;
+  }
+  return tsText;
+}
+
 /** `canonical` is the output's canonical JSON when the check already computed it. */
 type Checked = { ok: true; output: JsonValue; canonical?: string } | { ok: false; error: ErrorInfo };
 
@@ -224,31 +248,17 @@ export class Machine {
     return this.opts.redact;
   }
 
+  /** The clock reading of the last event (the wall budget is measured on it). */
   private lastMs = Number.NaN;
-  private lastTs = '';
-  private secondStart = Number.NaN;
-  private secondPrefix = '';
 
-  /**
-   * ISO timestamp of the clock's current reading. Formatting a Date per event showed in profiles,
-   * so the `YYYY-MM-DDTHH:MM:SS.` prefix is kept per second and only the milliseconds change.
-   */
+  /** ISO timestamp of the clock's current reading. */
   private ts(): string {
     return this.tsAt(this.opts.clock.now());
   }
 
   private tsAt(ms: number): string {
-    if (ms !== this.lastMs) {
-      this.lastMs = ms;
-      const second = ms - (((ms % 1000) + 1000) % 1000);
-      if (second !== this.secondStart) {
-        this.secondStart = second;
-        this.secondPrefix = new Date(second).toISOString().slice(0, 20);
-      }
-      const milli = ms - second;
-      this.lastTs = `${this.secondPrefix}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
-    }
-    return this.lastTs;
+    this.lastMs = ms;
+    return isoTimestamp(ms);
   }
 
   private emit(body: TraceEvent, outputText?: string, atMs?: number): TraceEvent {
@@ -522,7 +532,9 @@ export class Machine {
       return cmd;
     }
     const args = resolveArgs(step, this.state);
-    const idempotency_key = `${this.opts.runId}/${parent !== undefined ? `${parent}/` : ''}${step.id}/${visit}`;
+    // Joined into one flat string: a template literal leaves a tree of cons strings, kept by the
+    // stored event and promoted by every minor GC.
+    const idempotency_key = (parent !== undefined ? [this.opts.runId, parent, step.id, visit] : [this.opts.runId, step.id, visit]).join('/');
     const cmd: ToolCommand = { type: 'tool', step: step.id, ...p, attempt, tool: step.tool, args, idempotency_key };
     if (step.timeout_ms !== undefined) cmd.timeout_ms = step.timeout_ms;
     this.emit(ev.stepStarted({ step: step.id, kind: 'tool', parent, visit, attempt, tool: step.tool, args, idempotency_key }));
