@@ -69,7 +69,7 @@ ${ANALYZE_USAGE}
 ${PLAN_USAGE}
 
 Exit codes: 0 ok (run: reached a terminal state), 1 invalid/failed check, 2 refused (bad program, input or arguments).
-Docs: docs/cli.md, docs/dsl.md, docs/guards.md, docs/trace-format.md, docs/analyzer.md, docs/planner.md
+Docs: docs/cli.md, docs/dsl.md, docs/guards.md, docs/trace-format.md, docs/policy.md, docs/privacy.md, docs/models.md, docs/analyzer.md, docs/planner.md
 `;
 
 async function main(argv: string[]): Promise<number> {
