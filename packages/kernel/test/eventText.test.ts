@@ -48,6 +48,24 @@ describe('eventText', () => {
     );
   });
 
+  it('writes guards from a stored trace (parsed JSON, other shapes) exactly like the generic encoder', () => {
+    // members in canonical order, each possibly missing, of odd types, or with an extra member
+    const explain = fc.oneof(fc.array(fc.record({ expr: fc.oneof(str, int), value: json }, { requiredKeys: ['expr'] })), json);
+    const guard = fc.oneof(
+      fc.record({ case: fc.oneof(int, str), cost: int, error, explain, expr: fc.oneof(str, int), value: json }, { requiredKeys: [] }),
+      fc.record({ case: int, cost: int, error, explain, expr: str, value: json }),
+      fc.record({ case: int, cost: int, error, explain, expr: str, value: json, zzz: json }),
+    );
+    fc.assert(
+      fc.property(fc.array(fc.oneof(guard, json as fc.Arbitrary<unknown>), { maxLength: 3 }), chainFields, (guards, c) => {
+        const e = Object.assign(ev.conditionEvaluated({ step: 's', visit: 1, guards: JSON.parse(JSON.stringify(guards)) as never, chosen: 0, next: 'n' }), c);
+        const { hash: _h, ...rest } = e;
+        expect(eventText(e)).toBe(canonicalJson(rest));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it('uses the caller-supplied output text for step_completed', () => {
     const e = Object.assign(ev.stepCompleted({ step: 's', kind: 'tool', attempt: 1, output: { b: 1, a: 2 }, changed: true }), { seq: 1, ts: '2026-01-01T00:00:00.000Z', prev_hash: '0'.repeat(64) });
     expect(eventText(e, canonicalJson(e.output))).toBe(eventText(e));
