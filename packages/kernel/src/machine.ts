@@ -147,10 +147,6 @@ function isoTimestamp(ms: number): string {
 /** `canonical` is the output's canonical JSON when the check already computed it. */
 type Checked = { ok: true; output: JsonValue; canonical?: string } | { ok: false; error: ErrorInfo };
 
-interface StepRecord {
-  output: JsonValue;
-  canonical: string;
-}
 
 /** Program-derived lookup tables, built once per program and shared by every run of it. */
 export class CompiledProgram {
@@ -199,7 +195,8 @@ export class Machine {
   readonly chain: TraceChain;
   private readonly cp: CompiledProgram;
   private readonly state: { input: unknown; steps: Record<string, { output: JsonValue }> };
-  private readonly records = new Map<string, StepRecord>();
+  /** Canonical text of each step's stored output (the output itself is in `state.steps`), to tell whether a step changed anything. */
+  private readonly outputTexts = new Map<string, string>();
   private readonly visits = new Map<string, number>();
   private readonly calls = new Map<string, number>();
   private current: string;
@@ -665,10 +662,10 @@ export class Machine {
 
   private store(stepId: string, output: JsonValue, known?: string): boolean {
     const canonical = known ?? canonicalJson(output);
-    const prev = this.records.get(stepId);
-    this.records.set(stepId, { output, canonical });
+    const prev = this.outputTexts.get(stepId);
+    this.outputTexts.set(stepId, canonical);
     this.state.steps[stepId] = { output };
-    return prev === undefined || prev.canonical !== canonical;
+    return prev === undefined || prev !== canonical;
   }
 
   private advance(next: string, changed: boolean): void {
@@ -710,11 +707,18 @@ function callFacts(cmd: EffectCommand, r: EffectResult): ev.CallFacts {
   return { raw: r.raw, model: r.model, usage: r.usage, cost_usd: r.cost_usd, visit: llm ? cmd.visit : undefined, projection_hash: llm ? cmd.projection_hash : undefined };
 }
 
+/** Argument names of a step in canonical member order (which keeps the event encodable natively), sorted once per step. */
+const argNames = new WeakMap<object, string[]>();
+
 function resolveArgs(step: ToolStep | Extract<ParallelChild, { kind: 'tool' }>, state: unknown): Record<string, JsonValue> {
   const out: Record<string, JsonValue> = {};
   if (!step.args) return out;
-  const names = Object.keys(step.args);
-  sortKeys(names); // canonical member order keeps the event encodable natively
+  let names = argNames.get(step.args);
+  if (names === undefined) {
+    names = Object.keys(step.args);
+    sortKeys(names);
+    argNames.set(step.args, names);
+  }
   for (const name of names) {
     const src = step.args[name]!;
     if (typeof src === 'string') {

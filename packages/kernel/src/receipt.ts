@@ -209,7 +209,7 @@ export function computeReceipt(events: readonly TraceEvent[]): Receipt {
  * runs) encodes none; the count is the same as comparing every call with every earlier one.
  */
 function repeatedToolCalls(starts: readonly StepStartedEvent[]): number {
-  if (starts.length < 2) return 0;
+  if (starts.length < 2 || (starts.length <= 8 && !sameToolTwice(starts))) return 0;
   const byTool = new Map<string, StepStartedEvent[]>();
   for (const e of starts) {
     const k = e.tool ?? '';
@@ -228,4 +228,13 @@ function repeatedToolCalls(starts: readonly StepStartedEvent[]): number {
     }
   }
   return repeated;
+}
+
+/** Whether two calls name the same tool (a scan that allocates nothing, for short runs). */
+function sameToolTwice(starts: readonly StepStartedEvent[]): boolean {
+  for (let i = 1; i < starts.length; i++) {
+    const tool = starts[i]!.tool ?? '';
+    for (let j = 0; j < i; j++) if ((starts[j]!.tool ?? '') === tool) return true;
+  }
+  return false;
 }
