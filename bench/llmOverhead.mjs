@@ -2,14 +2,15 @@
 // model's answer and the next model request — output check against the declared type, the
 // step_completed event (canonical text + SHA-256), persisting it, the successor decision, budgets,
 // projection, prompt rendering and the projection hash. The model answers at once, so what is
-// timed is the runtime alone. Reported as p50/p90/p99/max over every step, per store.
+// timed is the runtime alone. Reported as p50/p90/p99/max over every step, per store; written to
+// bench/results/llm-overhead-<ts>.md/.json as well.
 //
 //   npm run build && node --expose-gc bench/llmOverhead.mjs [--steps=2000] [--runs=10]
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { RUNTIME } from './common.mjs';
+import { BENCH, RUNTIME, gitState } from './common.mjs';
 
 const arg = (name, d) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? d);
 const STEPS = arg('steps', 2000);
@@ -56,10 +57,25 @@ const stores = {
   'sqlite NORMAL': () => new rt.SqliteStore(join(dir, `s${n++}.db`), { synchronous: 'NORMAL' }),
 };
 await measure(stores.memory)(); // warm-up
-console.log(`| store | steps timed | p50 µs | p90 µs | p99 µs | max µs |\n|---|---:|---:|---:|---:|---:|`);
+const md = [
+  `# Governance overhead per LLM step — ${new Date().toISOString()}`,
+  '',
+  `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}; ${RUNS} runs of a ${STEPS}-step llm chain per store, the model answering at once; commit ${gitState()?.commit ?? '?'}.`,
+  '',
+  '| store | steps timed | p50 µs | p90 µs | p99 µs | max µs |',
+  '|---|---:|---:|---:|---:|---:|',
+];
+const results = {};
 for (const [name, make] of Object.entries(stores)) {
   globalThis.gc?.();
   const gaps = (await measure(make)()).sort((a, b) => a - b);
-  console.log(`| ${name} | ${gaps.length} | ${pct(gaps, 50).toFixed(1)} | ${pct(gaps, 90).toFixed(1)} | ${pct(gaps, 99).toFixed(1)} | ${gaps.at(-1).toFixed(1)} |`);
+  results[name] = { steps: gaps.length, p50: pct(gaps, 50), p90: pct(gaps, 90), p99: pct(gaps, 99), max: gaps.at(-1) };
+  md.push(`| ${name} | ${gaps.length} | ${pct(gaps, 50).toFixed(1)} | ${pct(gaps, 90).toFixed(1)} | ${pct(gaps, 99).toFixed(1)} | ${gaps.at(-1).toFixed(1)} |`);
 }
 rmSync(dir, { recursive: true, force: true });
+const text = md.join('\n') + '\n';
+process.stdout.write(text);
+mkdirSync(join(BENCH, 'results'), { recursive: true });
+const stamp = new Date().toISOString().replace(/[-:]/g, '').slice(0, 15);
+writeFileSync(join(BENCH, 'results', `llm-overhead-${stamp}.md`), text);
+writeFileSync(join(BENCH, 'results', `llm-overhead-${stamp}.json`), JSON.stringify({ steps: STEPS, runs: RUNS, results }, null, 2));
