@@ -6,7 +6,7 @@ import type { ModelPort } from './model/port.js';
 import { MemoryStore } from './store/memoryStore.js';
 import type { Store } from './store/store.js';
 import type { ToolRegistry } from './toolRegistry.js';
-import type { RunSummary } from './runPool.js';
+import { packSummaries, type RunSummary } from './runPool.js';
 
 interface Setup {
   program: Program;
@@ -35,9 +35,9 @@ try {
   if (typeof mod.setup !== 'function') throw new Error(`${moduleUrl} does not export a setup() function`);
   const s = await mod.setup();
   const setup = { ...s, store: s.store ?? new MemoryStore() };
-  port.on('message', async (msg: { type: 'run'; items: [number, unknown][] }) => {
-    const results = await Promise.all(msg.items.map(async ([id, input]) => [id, await summarize(setup, input)] as [number, RunSummary]));
-    port.postMessage({ type: 'results', results });
+  port.on('message', async (msg: { type: 'run'; ids: number[]; inputs: unknown[] }) => {
+    const summaries = await Promise.all(msg.inputs.map((input) => summarize(setup, input)));
+    port.postMessage({ type: 'results', results: packSummaries(msg.ids, summaries) });
   });
   port.postMessage({ type: 'ready' });
 } catch (e) {
