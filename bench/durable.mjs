@@ -28,7 +28,7 @@ if (typeof globalThis.gc !== 'function') throw new Error('run with node --expose
 
 const anchors = locateAnchors();
 const drivers = await loadDrivers(anchors.dir);
-const rt = await import(pathToFileURL(RUNTIME).href);
+const rt = await import(pathToFileURL(arg('runtime', RUNTIME)).href);
 let fileNo = 0;
 const dbFile = () => join(scratch, `run-${fileNo++}.db`);
 

@@ -15,7 +15,7 @@ import { BENCH, RUNTIME, gitState } from './common.mjs';
 const arg = (name, d) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? d);
 const STEPS = arg('steps', 2000);
 const RUNS = arg('runs', 10);
-const rt = await import(pathToFileURL(RUNTIME).href);
+const rt = await import(pathToFileURL(process.argv.find((a) => a.startsWith('--runtime='))?.slice(10) ?? RUNTIME).href);
 
 // A chain of llm steps, each seeing a small projection and answering inside an enum.
 const steps = [];

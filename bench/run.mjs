@@ -11,6 +11,7 @@
 //                      [--quick]                           1 round, nano-vm + bare + bare-hash, Ns up to 20,000
 //                      [--workers=N]                       nano-vm-pool's worker threads (default: one per core)
 //                      [--no-pool]                         without the nano-vm-pool row (RunPool on worker threads)
+//                      [--extras]                          also bench/durable.mjs and bench/llmOverhead.mjs (a full run always does)
 //   node bench/run.mjs --render=bench/results/<file>.json  (the tables of a saved run again)
 //
 // xstate / langgraph* need `node bench/setup-peers.mjs` once; without it they are shown with the
@@ -26,7 +27,7 @@ const argv = process.argv.slice(2);
 const arg = (name) => argv.find((a) => a === `--${name}` || a.startsWith(`--${name}=`))?.split('=').slice(1).join('=');
 const has = (name) => argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
 const list = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
-const known = ['rounds', 'only', 'peers', 'ns', 'peer-ns', 'quick', 'render', 'workers', 'no-pool'];
+const known = ['rounds', 'only', 'peers', 'ns', 'peer-ns', 'quick', 'render', 'workers', 'no-pool', 'extras'];
 for (const a of argv) if (!known.includes(a.replace(/^--/, '').split('=')[0])) throw new Error(`unknown option ${a}; known: ${known.map((k) => `--${k}`).join(' ')}`);
 
 const WORKLOADS = ['w10k', 'chain22', 'long'];
@@ -324,3 +325,13 @@ const base = join(dir, `${machine.date.slice(0, 19).replace(/:/g, '')}${full ? '
 writeFileSync(`${base}.json`, JSON.stringify(run, null, 1) + '\n');
 writeFileSync(`${base}.md`, text);
 log(`# ${dur(durationMs)}; wrote ${relative(REPO, base)}.json and .md${full ? '' : ' (not a full run: gitignored)'}`);
+
+// Issue 5's other figures, on the same build: W-10K with every event stored in SQLite (next to the
+// raw SQLite floor) and the governance time per LLM step. Each script writes its own results file.
+if (full || has('extras')) {
+  for (const [script, extra] of [['durable.mjs', [`--rounds=${Math.min(rounds, 2)}`]], ['llmOverhead.mjs', []]]) {
+    log(`# ${script}`);
+    const c = spawnSync(process.execPath, ['--expose-gc', join(BENCH, script), `--runtime=${snap.runtime}`, ...extra], { stdio: ['ignore', 'inherit', 'inherit'], timeout: 60 * 60_000 });
+    if (c.status !== 0) log(`# ${script} failed: exit ${c.status ?? c.signal}`);
+  }
+}

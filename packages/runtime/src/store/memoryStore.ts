@@ -1,14 +1,17 @@
 import type { RunStatus, TraceEvent } from '@nano-vm/kernel';
 import { StoreError, type Invocation, type RunRecord, type Store, type VaultRow, type VaultValue } from './store.js';
 
+const NO_ROWS: VaultRow[] = [];
+
 export class MemoryStore implements Store {
   private readonly runs = new Map<string, { rec: RunRecord; events: TraceEvent[]; vault: VaultRow[]; calls?: Map<string, Invocation> }>();
 
   createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>, vault: readonly VaultValue[] = []): void {
     if (this.runs.has(run.run_id)) throw new StoreError('E_STORE_DUPLICATE_RUN', `run ${run.run_id} already exists`);
-    const rows = vault.map((v) => ({ run_id: run.run_id, path: v.path, subject: v.subject, commitment: v.commitment, salt: v.salt, value: structuredClone(v.value), erased: false }));
+    // Most runs have no vault rows: they share one empty list (erasure only loops over rows).
+    const rows = vault.length === 0 ? NO_ROWS : vault.map((v) => ({ run_id: run.run_id, path: v.path, subject: v.subject, commitment: v.commitment, salt: v.salt, value: structuredClone(v.value), erased: false })).sort((a, b) => (a.path < b.path ? -1 : 1));
     const rec: RunRecord = { run_id: run.run_id, program_id: run.program_id, program: run.program, policy: run.policy, input: run.input, status: run.status, outcome: run.outcome, head_hash: '', event_count: 0 };
-    this.runs.set(run.run_id, { rec, events: [], vault: rows.sort((a, b) => (a.path < b.path ? -1 : 1)) });
+    this.runs.set(run.run_id, { rec, events: [], vault: rows });
   }
 
   append(runId: string, event: TraceEvent): void {
