@@ -117,7 +117,7 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
           if (cmd.type === 'tool' && recorded && stored.some((e) => e.type === 'step_started' && e.idempotency_key === cmd.idempotency_key && e.attempt === cmd.attempt)) {
             // The store counts the second invocation of the key (its step_started counted the first).
             reinvoked.push(cmd.idempotency_key);
-            const n = store.reinvoked(runId, cmd.idempotency_key);
+            const n = store.reinvoked(runId, { key: cmd.idempotency_key, step: cmd.step, tool: cmd.tool, attempt: cmd.attempt });
             if (n instanceof Promise) await n;
           }
           machine.complete(await fx.perform(cmd));

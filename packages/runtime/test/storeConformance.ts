@@ -135,9 +135,12 @@ export function storeConformance(name: string, h: StoreHarness): void {
         c.append({ type: 'run_started', run_id: 'r1', program_id: 'p', program_hash: 'a'.repeat(64), policy_hash: 'b'.repeat(64), input_hash: 'c'.repeat(64), runtime_version: 't', model: { id: 'm', scripted: true } }, '2026-01-01T00:00:00.000Z');
         c.append({ type: 'step_started', step: 'pay', kind: 'tool', visit: 1, attempt: 1, tool: 'pay', args: {}, idempotency_key: 'r1/pay/1' } as never, '2026-01-01T00:00:00.001Z');
         for (const e of c.events) await s.append('r1', e);
-        expect(await s.reinvoked('r1', 'r1/pay/1')).toBe(2);
+        expect(await s.reinvoked('r1', { key: 'r1/pay/1', step: 'pay', tool: 'pay', attempt: 1 })).toBe(2);
         expect(await s.invocations('r1')).toMatchObject([{ key: 'r1/pay/1', invocations: 2, attempt: 1 }]);
-        await expect(async () => s.reinvoked('r1', 'r1/nope/1')).rejects.toMatchObject({ code: 'E_STORE_NO_INVOCATION' });
+        // A key the table lacks (a run stored before the table existed) enters with 2 invocations.
+        expect(await s.reinvoked('r1', { key: 'r1/old/1', step: 'old', tool: 'pay', attempt: 1 })).toBe(2);
+        expect((await s.invocations('r1')).map((x) => `${x.key} ${x.invocations}`).sort()).toEqual(['r1/old/1 2', 'r1/pay/1 2']);
+        await expect(attempt(() => s.reinvoked('nope', { key: 'k', step: 's', tool: 't', attempt: 1 }))).rejects.toMatchObject({ code: 'E_STORE_NO_RUN' });
         h.close?.(s);
       });
 

@@ -35,10 +35,14 @@ export class MemoryStore implements Store {
     return [...(this.runs.get(runId)?.calls?.values() ?? [])].map((c) => ({ ...c }));
   }
 
-  reinvoked(runId: string, key: string): number {
-    const c = this.runs.get(runId)?.calls?.get(key);
-    if (!c) throw new StoreError('E_STORE_NO_INVOCATION', `run ${runId} never invoked a tool with idempotency key ${key}`);
-    return ++c.invocations;
+  reinvoked(runId: string, call: Omit<Invocation, 'run_id' | 'invocations'>): number {
+    const r = this.runs.get(runId);
+    if (!r) throw new StoreError('E_STORE_NO_RUN', `no run ${runId}`);
+    const calls = (r.calls ??= new Map());
+    const c = calls.get(call.key);
+    if (c) return ++c.invocations;
+    calls.set(call.key, { ...call, run_id: runId, invocations: 2 });
+    return 2;
   }
 
   finish(runId: string, status: RunStatus | 'running', outcome: string | null): void {

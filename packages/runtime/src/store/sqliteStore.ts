@@ -224,9 +224,9 @@ export class SqliteStore implements Store {
     return (this.selectInvocations.all(runId) as Invocation[]).map((r) => ({ ...r }));
   }
 
-  reinvoked(runId: string, key: string): number {
-    const row = this.bumpInvocation.get(key, runId) as { invocations: number } | undefined;
-    if (!row) throw new StoreError('E_STORE_NO_INVOCATION', `run ${runId} never invoked a tool with idempotency key ${key}`);
+  reinvoked(runId: string, call: Omit<Invocation, 'run_id' | 'invocations'>): number {
+    if (!this.selectRun.get(runId)) throw new StoreError('E_STORE_NO_RUN', `no run ${runId}`);
+    const row = this.bumpInvocation.get(call.key, runId, call.step, call.tool, call.attempt) as { invocations: number };
     return row.invocations;
   }
 
@@ -243,7 +243,11 @@ export class SqliteStore implements Store {
   private prepareInvocationStatements() {
     return {
       select: this.db.prepare(`SELECT key, run_id, step, tool, attempt, invocations FROM idempotency_keys WHERE run_id = ? ORDER BY first_seq`),
-      bump: this.db.prepare(`UPDATE idempotency_keys SET invocations = invocations + 1 WHERE key = ? AND run_id = ? RETURNING invocations`),
+      // A key missing from the table (a run stored before it existed) enters with 2: its stored step_started was the first call.
+      bump: this.db.prepare(
+        `INSERT INTO idempotency_keys (key, run_id, step, tool, attempt, invocations, first_seq) VALUES (?, ?, ?, ?, ?, 2, -1)
+         ON CONFLICT (key) DO UPDATE SET invocations = invocations + 1 RETURNING invocations`,
+      ),
     };
   }
 

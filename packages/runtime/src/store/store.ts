@@ -44,8 +44,12 @@ export interface Store {
    * a tool again whose result was never stored.
    */
   invocations(runId: string): Invocation[] | Promise<Invocation[]>;
-  /** Counts one more invocation of `key` (recovery re-invoking a tool); returns the new count. */
-  reinvoked(runId: string, key: string): number | Promise<number>;
+  /**
+   * Counts one more invocation of `call.key` (recovery re-invoking a tool whose step_started is
+   * stored); returns the new count. A key the table lacks (a run stored before it existed) is
+   * entered with 2: the stored step_started is the first invocation.
+   */
+  reinvoked(runId: string, call: Omit<Invocation, 'run_id' | 'invocations'>): number | Promise<number>;
 }
 
 /** How often a tool was called under one idempotency key. */
