@@ -41,7 +41,7 @@ describe('nano-vm erase', () => {
 
     const erase = nanoVm('erase', '--subject', 'ingrid.larsen@example.com', '--store', store, '--json');
     expect(erase.code).toBe(0);
-    expect(erase.json()).toMatchObject({ subject: expect.stringMatching(/^sha256:[0-9a-f]{64}$/), erased: [{ run_id: clean.run_id, paths: ['input.applicant.document_id', 'input.applicant.email', 'input.applicant.name'] }], refused: [], pending: [] });
+    expect(erase.json()).toMatchObject({ subject: expect.stringMatching(/^keyed-sha256:[0-9a-f]{64}$/), erased: [{ run_id: clean.run_id, paths: ['input.applicant.document_id', 'input.applicant.email', 'input.applicant.name'] }], refused: [], pending: [] });
     const bytes = fileBytes(db);
     for (const v of INGRID) expect(bytes.includes(v), v).toBe(false);
     expect(bytes.includes('Erin Walsh')).toBe(true);

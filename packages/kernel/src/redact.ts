@@ -35,9 +35,15 @@ export function commitValue(hasher: Hasher, salt: string, value: JsonValue): str
   return COMMITMENT_PREFIX + hasher.sha256Hex(salt + canonicalJson(value));
 }
 
-/** How a subject id is stored and written into events: its SHA-256, never the id itself. */
-export function subjectKey(hasher: Hasher, subject: string): string {
-  return `sha256:${hasher.sha256Hex(subject)}`;
+/**
+ * How a subject id is stored and written into events, never the id itself. With the store's secret
+ * (the runtime always passes one) it is `keyed-sha256:` SHA-256(secret ‖ NUL ‖ id): ids such as
+ * email addresses are easy to guess, and a plain hash of a guessable id can be reversed by trying
+ * candidates; without the secret nobody can link the key to a person. Without a secret: `sha256:`
+ * of the id (how stores written before the secret existed keyed their rows).
+ */
+export function subjectKey(hasher: Hasher, subject: string, secret?: string): string {
+  return secret === undefined ? `sha256:${hasher.sha256Hex(subject)}` : `keyed-sha256:${hasher.sha256Hex(`${secret}\u0000${subject}`)}`;
 }
 
 /** A sensitive leaf of one run's input: its path (e.g. `input.applicant.email`) and value. */

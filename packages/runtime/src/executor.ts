@@ -122,13 +122,13 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
   if (errors.length) throw new NanoVmError('E_PROGRAM_INVALID', `program '${program.id}' is invalid (${errors.length} error${errors.length > 1 ? 's' : ''}): ${errors[0]!.code} ${errors[0]!.message}`, errors);
   const inputText = checkInput(program, opts.input);
   // Sensitive values go to the vault; what is stored, hashed and exported holds their commitments.
-  const sealed = cp.sensitive.length ? sealInput(program, opts.input, hasher, opts.ids, opts.subject) : null;
+  const store = opts.store ?? new MemoryStore();
+  const sealed = cp.sensitive.length ? sealInput(program, opts.input, hasher, opts.ids, opts.subject, await store.subjectSecret()) : null;
   const storedInput = sealed ? sealed.redacted : opts.input;
   const inputHash = hasher.sha256Hex(sealed ? canonicalJson(storedInput) : inputText);
   // The machine works on the input in canonical member order (see canonicalJson's fast path).
   const input = inCanonicalOrder(opts.input, inputText);
   const clock = opts.clock ?? systemClock;
-  const store = opts.store ?? new MemoryStore();
   const policy = opts.policy ?? null;
   const runId = (opts.ids ?? randomIds).runId({ programHash: cp.hash(hasher), inputHash });
   const created = store.createRun({ run_id: runId, program_id: program.id, program, policy, input: storedInput, status: 'running', outcome: null }, sealed?.vault);

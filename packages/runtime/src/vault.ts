@@ -44,11 +44,11 @@ export function subjectOf(program: Program, input: unknown, subject?: string): s
 }
 
 /** Seal a run's input; null when the program declares no sensitive value present in it. */
-export function sealInput(program: Program, input: unknown, hasher: Hasher, ids?: IdSource, subject?: string): SealedInput | null {
+export function sealInput(program: Program, input: unknown, hasher: Hasher, ids: IdSource | undefined, subject: string | undefined, secret: string): SealedInput | null {
   const leaves = sensitiveLeaves(input, program.sensitive ?? []);
   if (leaves.length === 0) return null;
   const who = subjectOf(program, input, subject);
-  const key = who === null ? null : subjectKey(hasher, who);
+  const key = who === null ? null : subjectKey(hasher, who, secret);
   const vault: VaultValue[] = leaves.map((l) => {
     const salt = ids?.salt?.() ?? randomSalt();
     return { path: l.path, subject: key, commitment: commitValue(hasher, salt, l.value), salt, value: l.value };
@@ -108,11 +108,13 @@ export function holdFor(run: RunRecord, policies: readonly PolicySnapshot[] = []
 }
 
 export async function eraseSubject(o: EraseOptions): Promise<EraseReport> {
-  const key = subjectKey(o.hasher, o.subject);
+  const key = subjectKey(o.hasher, o.subject, await o.store.subjectSecret());
+  // Rows written before stores had a secret are keyed by the plain hash: erase those too.
+  const legacy = subjectKey(o.hasher, o.subject);
   const clock = o.clock ?? systemClock;
   const report: EraseReport = { subject: key, erased: [], refused: [], pending: [], already_erased: [] };
   const byRun = new Map<string, VaultRow[]>();
-  for (const row of await o.store.vaultBySubject(key)) {
+  for (const row of [...(await o.store.vaultBySubject(key)), ...(await o.store.vaultBySubject(legacy))]) {
     let rows = byRun.get(row.run_id);
     if (!rows) byRun.set(row.run_id, (rows = []));
     rows.push(row);
@@ -135,17 +137,19 @@ export async function eraseSubject(o: EraseOptions): Promise<EraseReport> {
     const chain = new TraceChain(o.hasher, { events, keep: false });
     const ts = new Date(clock.now()).toISOString();
     const hold = holdFor(run, o.policies);
+    // The key the run's rows carry (a legacy plain-hash key for rows written before the secret).
+    const rowKey = live[0]!.subject ?? key;
     if (hold) {
-      const body: ErasureRefusedEvent = { hash: '', hold: hold.id, paths, prev_hash: '', reason: hold.reason, seq: 0, subject: key, ts: '', type: 'erasure_refused' };
+      const body: ErasureRefusedEvent = { hash: '', hold: hold.id, paths, prev_hash: '', reason: hold.reason, seq: 0, subject: rowKey, ts: '', type: 'erasure_refused' };
       const e = chain.append(body, ts);
       const w = o.store.append(runId, e);
       if (w) await w;
       report.refused.push({ run_id: runId, hold: hold.id, reason: hold.reason, paths, seq: e.seq });
       continue;
     }
-    const body: ValuesErasedEvent = { commitments: live.map((r) => r.commitment), hash: '', paths, prev_hash: '', seq: 0, subject: key, ts: '', type: 'values_erased' };
+    const body: ValuesErasedEvent = { commitments: live.map((r) => r.commitment), hash: '', paths, prev_hash: '', seq: 0, subject: rowKey, ts: '', type: 'values_erased' };
     const e: TraceEvent = chain.append(body, ts);
-    await o.store.eraseValues(runId, key, e);
+    await o.store.eraseValues(runId, rowKey, e);
     report.erased.push({ run_id: runId, paths, seq: e.seq });
   }
   return report;

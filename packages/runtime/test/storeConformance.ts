@@ -109,6 +109,20 @@ export function storeConformance(name: string, h: StoreHarness): void {
       h.close?.(s);
     });
 
+    it('has its own secret for subject keys: the same across handles, another for another store', async () => {
+      const s = await h.make();
+      const secret = await s.subjectSecret();
+      expect(secret).toMatch(/^[0-9a-f]{64}$/);
+      expect(await s.subjectSecret()).toBe(secret);
+      const other = h.reopen ? h.reopen(s) : s;
+      expect(await other.subjectSecret()).toBe(secret);
+      const fresh = await h.make();
+      expect(await fresh.subjectSecret()).not.toBe(secret);
+      if (other !== s) h.close?.(other);
+      h.close?.(fresh);
+      h.close?.(s);
+    });
+
     describe('idempotency keys', () => {
       const toolProgram = program([
         { id: 'act', kind: 'tool', tool: 'act', on_error: { action: 'retry', max_attempts: 3 }, next: 'done' },

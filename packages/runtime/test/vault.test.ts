@@ -14,6 +14,7 @@ import { describe, expect, it } from 'vitest';
 import {
   BUNDLE_FORMAT,
   commitValue,
+  subjectKey,
   computeReceipt,
   loadPolicy,
   loadProgram,
@@ -87,8 +88,13 @@ describe('vault: sensitive KYC values', () => {
       // The vault holds each value with the salt that opens its commitment.
       const rows = store.vault(run.run_id);
       expect(rows.map((r) => r.path)).toEqual(['input.applicant.document_id', 'input.applicant.email', 'input.applicant.name'].filter((p) => p.split('.')[2]! in input.applicant));
+      // The subject key is keyed by the store's secret: the plain hash of a guessable id (an email)
+      // is nowhere, so nobody holding the file can confirm a guess.
+      const email = (input.applicant as { email?: string }).email;
+      if (email !== undefined) expect(tables).not.toContain(nodeHasher.sha256Hex(email));
       for (const row of rows) {
-        expect(row.subject).toMatch(/^sha256:[0-9a-f]{64}$/);
+        expect(row.subject).toMatch(/^keyed-sha256:[0-9a-f]{64}$/);
+        expect(row.subject).toBe(subjectKey(nodeHasher, email!, store.subjectSecret()));
         expect(commitValue(nodeHasher, row.salt!, row.value!)).toBe(row.commitment);
         expect((run.bundle.input as { applicant: Record<string, unknown> }).applicant[row.path.split('.')[2]!]).toBe(row.commitment);
       }
@@ -122,6 +128,17 @@ describe('vault: sensitive KYC values', () => {
 });
 
 describe('erase', () => {
+  it('also finds vault rows keyed by the plain hash of the id (stores written before the secret existed)', async () => {
+    const store = new SqliteStore(join(tmp(), 'legacy.db'));
+    const runs = await runKyc(store, noHoldPolicy);
+    const clean = runs[0]!.run;
+    store.db.prepare('UPDATE vault SET subject = ? WHERE run_id = ?').run(subjectKey(nodeHasher, 'ingrid.larsen@example.com'), clean.run_id);
+    const report = await eraseSubject({ store, subject: 'ingrid.larsen@example.com', hasher: nodeHasher });
+    expect(report.erased).toMatchObject([{ run_id: clean.run_id }]);
+    expect(store.vault(clean.run_id).every((r) => r.erased)).toBe(true);
+    store.close();
+  });
+
   it('removes the subject\'s values from the SQLite file, leaves every chain verifying and changes nothing else', async () => {
     const path = join(tmp(), 'kyc.db');
     const store = new SqliteStore(path);
@@ -132,7 +149,7 @@ describe('erase', () => {
 
     const report = await eraseSubject({ store, subject: 'ingrid.larsen@example.com', hasher: nodeHasher, clock: new FixedClock(Date.UTC(2026, 5, 1)) });
     expect(report).toMatchObject({ erased: [{ run_id: clean!.run.run_id, paths: ['input.applicant.document_id', 'input.applicant.email', 'input.applicant.name'], seq: clean!.run.events.length }], refused: [], pending: [], already_erased: [] });
-    expect(report.subject).toMatch(/^sha256:/);
+    expect(report.subject).toMatch(/^keyed-sha256:[0-9a-f]{64}$/);
 
     // The bytes are gone from the database file and its WAL; another subject's are not.
     const bytes = fileBytes(path);

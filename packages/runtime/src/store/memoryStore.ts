@@ -1,9 +1,17 @@
+import { randomBytes } from 'node:crypto';
 import type { RunStatus, TraceEvent } from '@nano-vm/kernel';
 import { StoreError, type Invocation, type RunRecord, type Store, type VaultRow, type VaultValue } from './store.js';
 
 const NO_ROWS: VaultRow[] = [];
 
 export class MemoryStore implements Store {
+  private secret: string | undefined;
+
+  /** Random per store: a memory store's runs and vault live only as long as it does. */
+  subjectSecret(): string {
+    return (this.secret ??= randomBytes(32).toString('hex'));
+  }
+
   private readonly runs = new Map<string, { rec: RunRecord; events: TraceEvent[]; vault: VaultRow[]; calls?: Map<string, Invocation> }>();
 
   createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>, vault: readonly VaultValue[] = []): void {

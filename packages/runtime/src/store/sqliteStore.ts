@@ -4,6 +4,7 @@
  * effect that follows it, so a process crash never loses a recorded decision (with
  * synchronous=NORMAL an OS crash may lose the last commits; use FULL where that matters).
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -218,6 +219,20 @@ export class SqliteStore implements Store {
   getRun(runId: string): RunRecord | undefined {
     const row = this.selectRun.get(runId) as RunRow | undefined;
     return row && this.toRecord(row);
+  }
+
+  private secret: string | undefined;
+
+  /** Created with the file (meta `subject_secret`, 32 random bytes), then read back on every open. */
+  subjectSecret(): string {
+    if (this.secret !== undefined) return this.secret;
+    const read = () => (this.db.prepare(`SELECT value FROM meta WHERE key = 'subject_secret'`).get() as { value: string } | undefined)?.value;
+    let s = read();
+    if (s === undefined) {
+      this.db.prepare(`INSERT OR IGNORE INTO meta (key, value) VALUES ('subject_secret', ?)`).run(randomBytes(32).toString('hex'));
+      s = read()!; // another connection may have created it first
+    }
+    return (this.secret = s);
   }
 
   invocations(runId: string): Invocation[] {

@@ -26,6 +26,12 @@ export interface Store {
   getRun(runId: string): RunRecord | undefined | Promise<RunRecord | undefined>;
   events(runId: string): TraceEvent[] | Promise<TraceEvent[]>;
   listRuns(filter?: { status?: RunStatus | 'running' }): RunRecord[] | Promise<RunRecord[]>;
+  /**
+   * The store's own random secret for subject keys (created with the store, never exported):
+   * vault rows and erasure events name a subject by a keyed hash, so a guessable id cannot be
+   * confirmed from a bundle or a database dump.
+   */
+  subjectSecret(): string | Promise<string>;
   /** The run's vault rows, tombstones included, in path order. */
   vault(runId: string): VaultRow[] | Promise<VaultRow[]>;
   /** Every vault row of a subject (its `sha256:` key), tombstones included, by run creation then path. */
