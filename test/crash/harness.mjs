@@ -1,13 +1,15 @@
-// Crash harness (issue 3): kill `nano-vm run` with SIGKILL at random moments, recover, repeat; then
-// check that no event was lost, no step ran twice except tools re-invoked with their original
-// idempotency key after a crash, and every chain verifies and replays. Not part of `npm test`
-// (it takes minutes); run with `npm run build && node test/crash/harness.mjs [rounds=20] [seed=1]`.
+// Crash harness (issue 3): kill `nano-vm run` and `nano-vm resume` with SIGKILL at random moments,
+// recover, repeat; then check that no event was lost, no step ran twice except tools re-invoked with
+// their original idempotency key after a crash, every wait was resumed exactly once, and every chain
+// verifies and replays. Not part of `npm test` (it takes minutes); run with
+// `npm run build && node test/crash/harness.mjs [rounds=20] [seed=1]`.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BUNDLE_FORMAT, computeReceipt, pureHasher, replayBundle, verifyBundle } from '../../packages/kernel/dist/index.js';
-import { SqliteStore } from '../../packages/runtime/dist/index.js';
+import { ScriptedModel, SqliteStore, ToolRegistry, parseModelScript, resumeRun } from '../../packages/runtime/dist/index.js';
+import { pathToFileURL } from 'node:url';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const CLI = join(ROOT, 'packages/cli/dist/main.js');
@@ -25,7 +27,8 @@ id: crash-harness
 input_schema: { type: object, required: [n], properties: { n: { type: number } } }
 steps:
   - { id: decide, kind: llm, prompt: "n={{input.n}}", projection: [input.n], output: { enum: [go] }, next: a }
-  - { id: a, kind: tool, tool: work, args: { n: input.n }, next: b }
+  - { id: a, kind: tool, tool: work, args: { n: input.n }, next: approval }
+  - { id: approval, kind: wait, role: ops, event: { type: object, required: [ok], properties: { ok: { type: boolean } } }, next: b }
   - { id: b, kind: tool, tool: work, args: { n: input.n }, next: c }
   - { id: c, kind: tool, tool: work, args: { n: input.n }, next: done }
   - { id: done, kind: end, outcome: DONE }
@@ -41,13 +44,16 @@ export const tools = [{ name: 'work', run: async (args, ctx) => {
 `);
 for (let i = 0; i < 30; i++) writeFileSync(join(ex, 'inputs', `i${i}.json`), JSON.stringify({ n: i }));
 
+writeFileSync(join(dir, 'approve.json'), JSON.stringify({ ok: true }));
 const cli = (...args) => spawnSync(process.execPath, [CLI, ...args, '--store', `sqlite:${db}`], { encoding: 'utf8' });
-let kills = 0, recoveredRuns = 0, recoverCalls = 0;
+const suspendedRuns = () => JSON.parse(cli('runs', '--status', 'suspended', '--json').stdout).runs.map((r) => r.run_id);
+const resumeArgs = (id) => ['resume', id, ex, '--event', join(dir, 'approve.json'), '--role', 'ops'];
+let kills = 0, recoveredRuns = 0, recoverCalls = 0, resumeKills = 0, resumes = 0;
 const killedPids = new Set();
 const t0 = Date.now();
 for (let r = 0; r < rounds; r++) {
   const child = spawn(process.execPath, [CLI, 'run', ex, '--store', `sqlite:${db}`], { stdio: 'ignore' });
-  const delay = 180 + Math.floor(rnd() * 320);
+  const delay = 60 + Math.floor(rnd() * 300);
   const exited = new Promise((res) => child.on('exit', (code, sig) => res(sig)));
   const timer = setTimeout(() => child.kill('SIGKILL'), delay);
   const sig = await exited;
@@ -60,14 +66,49 @@ for (let r = 0; r < rounds; r++) {
   recoverCalls++;
   if (rec.status !== 0) throw new Error(`recover failed: ${rec.stdout}${rec.stderr}`);
   recoveredRuns += rec.stdout.trim() ? rec.stdout.trim().split('\n').length : 0;
-  process.stderr.write(`round ${r + 1}/${rounds}: ${sig === 'SIGKILL' ? `killed after ${delay} ms` : 'finished before the kill'}, recovered ${rec.stdout.trim() ? rec.stdout.trim().split('\n').length : 0}\n`);
+  // Resume one suspended run, killing the resume at a random moment; recover finishes it if its
+  // event was stored, and a later round resumes it again if not.
+  const waiting = suspendedRuns();
+  let resumeNote = 'no run waiting';
+  if (waiting.length) {
+    const id = waiting[Math.floor(rnd() * waiting.length)];
+    const child2 = spawn(process.execPath, [CLI, ...resumeArgs(id), '--store', `sqlite:${db}`], { stdio: 'ignore' });
+    const delay2 = 120 + Math.floor(rnd() * 200);
+    const exited2 = new Promise((res) => child2.on('exit', (code, sig2) => res(sig2)));
+    const timer2 = setTimeout(() => child2.kill('SIGKILL'), delay2);
+    const sig2 = await exited2;
+    clearTimeout(timer2);
+    resumes++;
+    if (sig2 === 'SIGKILL') {
+      resumeKills++;
+      killedPids.add(String(child2.pid));
+    }
+    const rec2 = cli('recover', ex, '--json');
+    recoverCalls++;
+    if (rec2.status !== 0) throw new Error(`recover failed: ${rec2.stdout}${rec2.stderr}`);
+    recoveredRuns += rec2.stdout.trim() ? rec2.stdout.trim().split('\n').length : 0;
+    resumeNote = `resume ${sig2 === 'SIGKILL' ? `killed after ${delay2} ms` : 'finished'}`;
+  }
+  process.stderr.write(`round ${r + 1}/${rounds}: ${sig === 'SIGKILL' ? `killed after ${delay} ms` : 'finished before the kill'}, recovered ${rec.stdout.trim() ? rec.stdout.trim().split('\n').length : 0}; ${resumeNote}\n`);
+}
+// Every run still waiting gets its event, without kills, in this process (the same resumeRun the
+// CLI calls; spawning a CLI per run would take minutes).
+{
+  const { tools: defs } = await import(pathToFileURL(join(ex, 'tools.mjs')).href);
+  const store = new SqliteStore(db);
+  const model = new ScriptedModel(parseModelScript(readFileSync(join(ex, 'model.yaml'), 'utf8'), 'harness'));
+  for (const run of store.listRuns({ status: 'suspended' })) {
+    const r = await resumeRun({ store, runId: run.run_id, event: { payload: { ok: true }, role: 'ops' }, model, tools: new ToolRegistry(defs) });
+    if (r.status !== 'completed') throw new Error(`resume ${run.run_id} ended ${r.status}`);
+  }
+  store.close();
 }
 
 // Checks.
 const store = new SqliteStore(db);
 const runs = store.listRuns();
 const notDone = runs.filter((r) => r.status !== 'completed');
-let events = 0, badChains = 0, badReplays = 0;
+let events = 0, badChains = 0, badReplays = 0, badResumes = 0;
 /** The store's idempotency-key table: invocations it recorded per key (write-ahead, before each call). */
 const recorded = new Map();
 for (const run of runs) {
@@ -78,6 +119,7 @@ for (const run of runs) {
   if (!verifyBundle(bundle, pureHasher).ok) badChains++;
   if (!replayBundle(bundle, { hasher: pureHasher }).identical) badReplays++;
   if (evs.filter((e) => e.type === 'step_started').length !== 3) badChains++;
+  if (evs.filter((e) => e.type === 'run_resumed').length !== 1) badResumes++;
 }
 store.close();
 // Tool invocations per idempotency key: more than one only when the process of every earlier
@@ -102,6 +144,6 @@ for (const [key, pids] of byKey) {
     else if (ended.has(`${key} ${pid}`)) finishedBeforeKill++; // killed between the tool's return and the commit of its result
   }
 }
-const summary = { rounds, kills, recover_calls: recoverCalls, runs: runs.length, runs_recovered: recoveredRuns, runs_not_completed: notDone.length, events, bad_chains: badChains, bad_replays: badReplays, tool_keys: byKey.size, tool_reinvocations_after_crash: reinvoked, of_which_tool_had_returned_before_the_kill: finishedBeforeKill, tool_reinvocations_without_crash: illegal, store_recorded_invocations: [...recorded.values()].reduce((a, b) => a + b, 0), tool_calls_not_recorded_by_store: unrecorded, recorded_invocations_killed_before_the_call: recordedNotStarted, seconds: Math.round((Date.now() - t0) / 1000) };
+const summary = { rounds, kills, resumes_started: resumes, resume_kills: resumeKills, runs_not_resumed_exactly_once: badResumes, recover_calls: recoverCalls, runs: runs.length, runs_recovered: recoveredRuns, runs_not_completed: notDone.length, events, bad_chains: badChains, bad_replays: badReplays, tool_keys: byKey.size, tool_reinvocations_after_crash: reinvoked, of_which_tool_had_returned_before_the_kill: finishedBeforeKill, tool_reinvocations_without_crash: illegal, store_recorded_invocations: [...recorded.values()].reduce((a, b) => a + b, 0), tool_calls_not_recorded_by_store: unrecorded, recorded_invocations_killed_before_the_call: recordedNotStarted, seconds: Math.round((Date.now() - t0) / 1000) };
 console.log(JSON.stringify(summary, null, 2));
-process.exitCode = notDone.length || badChains || badReplays || illegal || unrecorded ? 1 : 0;
+process.exitCode = notDone.length || badChains || badReplays || badResumes || illegal || unrecorded ? 1 : 0;
