@@ -4,7 +4,7 @@
 // verifies and replays. Not part of `npm test` (it takes minutes); run with
 // `npm run build && node test/crash/harness.mjs [rounds=20] [seed=1]`.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BUNDLE_FORMAT, computeReceipt, pureHasher, replayBundle, verifyBundle } from '../../packages/kernel/dist/index.js';
@@ -50,46 +50,44 @@ const suspendedRuns = () => JSON.parse(cli('runs', '--status', 'suspended', '--j
 const resumeArgs = (id) => ['resume', id, ex, '--event', join(dir, 'approve.json'), '--role', 'ops'];
 let kills = 0, recoveredRuns = 0, recoverCalls = 0, resumeKills = 0, resumes = 0;
 const killedPids = new Set();
-const t0 = Date.now();
-for (let r = 0; r < rounds; r++) {
-  const child = spawn(process.execPath, [CLI, 'run', ex, '--store', `sqlite:${db}`], { stdio: 'ignore' });
-  const delay = 60 + Math.floor(rnd() * 300);
+/** Starts `nano-vm <args>` and SIGKILLs it after `delay` ms unless it exits first; true when killed. */
+async function killAfter(args, delay) {
+  const child = spawn(process.execPath, [CLI, ...args, '--store', `sqlite:${db}`], { stdio: 'ignore' });
   const exited = new Promise((res) => child.on('exit', (code, sig) => res(sig)));
   const timer = setTimeout(() => child.kill('SIGKILL'), delay);
-  const sig = await exited;
+  const killed = (await exited) === 'SIGKILL';
   clearTimeout(timer);
-  if (sig === 'SIGKILL') {
-    kills++;
-    killedPids.add(String(child.pid));
-  }
+  if (killed) killedPids.add(String(child.pid));
+  return killed;
+}
+/** `nano-vm recover`: finishes interrupted runs; returns how many it recovered. */
+function recover() {
   const rec = cli('recover', ex, '--json');
   recoverCalls++;
   if (rec.status !== 0) throw new Error(`recover failed: ${rec.stdout}${rec.stderr}`);
-  recoveredRuns += rec.stdout.trim() ? rec.stdout.trim().split('\n').length : 0;
+  const n = rec.stdout.trim() ? rec.stdout.trim().split('\n').length : 0;
+  recoveredRuns += n;
+  return n;
+}
+const t0 = Date.now();
+for (let r = 0; r < rounds; r++) {
+  const delay = 60 + Math.floor(rnd() * 300);
+  const killed = await killAfter(['run', ex], delay);
+  if (killed) kills++;
+  const recovered = recover();
   // Resume one suspended run, killing the resume at a random moment; recover finishes it if its
   // event was stored, and a later round resumes it again if not.
   const waiting = suspendedRuns();
   let resumeNote = 'no run waiting';
   if (waiting.length) {
-    const id = waiting[Math.floor(rnd() * waiting.length)];
-    const child2 = spawn(process.execPath, [CLI, ...resumeArgs(id), '--store', `sqlite:${db}`], { stdio: 'ignore' });
     const delay2 = 120 + Math.floor(rnd() * 200);
-    const exited2 = new Promise((res) => child2.on('exit', (code, sig2) => res(sig2)));
-    const timer2 = setTimeout(() => child2.kill('SIGKILL'), delay2);
-    const sig2 = await exited2;
-    clearTimeout(timer2);
+    const killed2 = await killAfter(resumeArgs(waiting[Math.floor(rnd() * waiting.length)]), delay2);
     resumes++;
-    if (sig2 === 'SIGKILL') {
-      resumeKills++;
-      killedPids.add(String(child2.pid));
-    }
-    const rec2 = cli('recover', ex, '--json');
-    recoverCalls++;
-    if (rec2.status !== 0) throw new Error(`recover failed: ${rec2.stdout}${rec2.stderr}`);
-    recoveredRuns += rec2.stdout.trim() ? rec2.stdout.trim().split('\n').length : 0;
-    resumeNote = `resume ${sig2 === 'SIGKILL' ? `killed after ${delay2} ms` : 'finished'}`;
+    if (killed2) resumeKills++;
+    recover();
+    resumeNote = `resume ${killed2 ? `killed after ${delay2} ms` : 'finished'}`;
   }
-  process.stderr.write(`round ${r + 1}/${rounds}: ${sig === 'SIGKILL' ? `killed after ${delay} ms` : 'finished before the kill'}, recovered ${rec.stdout.trim() ? rec.stdout.trim().split('\n').length : 0}; ${resumeNote}\n`);
+  process.stderr.write(`round ${r + 1}/${rounds}: ${killed ? `killed after ${delay} ms` : 'finished before the kill'}, recovered ${recovered}; ${resumeNote}\n`);
 }
 // Every run still waiting gets its event, without kills, in this process (the same resumeRun the
 // CLI calls; spawning a CLI per run would take minutes).
@@ -124,7 +122,7 @@ for (const run of runs) {
 store.close();
 // Tool invocations per idempotency key: more than one only when the process of every earlier
 // invocation was killed (its result may have been computed, but was never recorded).
-const lines = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' '));
+const lines = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' ')) : [];
 const byKey = new Map();
 for (const [key, pid, what] of lines) if (what === 'start') (byKey.get(key) ?? byKey.set(key, []).get(key)).push(pid);
 const ended = new Set(lines.filter((l) => l[2] === 'end').map((l) => `${l[0]} ${l[1]}`));
