@@ -5,6 +5,7 @@ import { EXIT } from '../exitCodes.js';
 import { exampleLayout, isDirectory, loadProgramFile, loadTools, modelFromSpec } from '../inputs.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
+import { cliTelemetry } from '../telemetry.js';
 
 export const RECOVER_USAGE = 'usage: nano-vm recover [example dir] [--model scripted:<file>] [--tools <module>] [--policy <file>] [--run <run_id>] [--store sqlite:<path>] [--json]';
 
@@ -44,9 +45,10 @@ export async function recoverCommand(argv: string[]): Promise<number> {
   // Interrupted runs, and suspended runs whose wait has timed out (they take their timeout edge).
   const runs = values.run !== undefined ? [values.run] : [...(await store.listRuns({ status: 'running' })).map((r) => r.run_id), ...(await overdueWaits(store))];
   let failures = 0;
+  const onEvent = await cliTelemetry();
   for (const runId of runs) {
     try {
-      const r = await recoverRun({ store, runId, model: modelFromSpec(modelSpec), tools, ...(policy && (governs === undefined || (await store.getRun(runId))?.program_id === governs) ? { policy } : {}) });
+      const r = await recoverRun({ store, runId, model: modelFromSpec(modelSpec), tools, ...(onEvent ? { onEvent } : {}), ...(policy && (governs === undefined || (await store.getRun(runId))?.program_id === governs) ? { policy } : {}) });
       if (values.json) process.stdout.write(JSON.stringify({ run_id: runId, recovered: true, status: r.status, outcome: r.outcome, resumed_from_seq: r.resumed_from_seq, reinvoked: r.reinvoked, head_hash: r.head_hash }) + '\n');
       else process.stdout.write(`recovered ${runId}: ${r.status}${r.outcome ? ` ${r.outcome}` : ''} (re-derived ${r.resumed_from_seq} stored events${r.reinvoked.length ? `, re-invoked ${r.reinvoked.join(', ')}` : ''})\n`);
     } catch (e) {

@@ -8,6 +8,7 @@ import { exampleLayout, isDirectory, loadTools, modelFromSpec, readJson } from '
 import { loadPolicyFile } from '../policyFile.js';
 import { renderTrace } from '../render.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
+import { cliTelemetry } from '../telemetry.js';
 import { suspendedHint, waitingInfo } from './run.js';
 
 export const RESUME_USAGE = `usage: nano-vm resume <run_id> [example dir] --event <payload.json> [--role <role>] [--event-id <id>]
@@ -64,7 +65,8 @@ export async function resumeCommand(argv: string[]): Promise<number> {
 
   let r: ResumeResult;
   try {
-    r = await resumeRun({ store, runId, event, model, tools, ...(policy ? { policy } : {}) });
+    const onEvent = await cliTelemetry();
+    r = await resumeRun({ store, runId, event, model, tools, ...(policy ? { policy } : {}), ...(onEvent ? { onEvent } : {}) });
   } catch (e) {
     if (e instanceof NanoVmError) throw new CliError(e.code, e.message, EXIT.REFUSED, e.issues as Issue[]);
     if (e instanceof StoreError) throw new CliError(e.code, e.message, e.code === 'E_STORE_NO_RUN' ? EXIT.REFUSED : EXIT.FAILED);

@@ -9,6 +9,7 @@ import { exampleLayout, isDirectory, loadProgramFile, loadTools, modelFromSpec, 
 import { loadPolicyFile } from '../policyFile.js';
 import { modelLabel, renderIssues, renderTrace } from '../render.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
+import { cliTelemetry } from '../telemetry.js';
 
 export const RUN_USAGE = `usage: nano-vm run <program file | example dir> [--input file.json]
                   [--model scripted:<file> | openai:<model> | anthropic:<model> | <spec>,<spec>...]
@@ -65,6 +66,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   // A deterministic run has the same run id every time, so by default it is not stored (a second
   // identical run would collide with the first); pass --store to keep it anyway.
   const store = openStore(values.store ?? (values.deterministic ? 'memory:' : DEFAULT_STORE));
+  const onEvent = await cliTelemetry();
   const multi = cases.length > 1;
   if (multi && values.out) mkdirSync(values.out, { recursive: true });
 
@@ -73,7 +75,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     const model = models.get(caseName)!;
     let result: RunResult;
     try {
-      result = await runProgram({ program, input, model, tools, store, ...(policy ? { policy: policy.policy } : {}), ...(values.subject !== undefined ? { subject: values.subject } : {}), ...(values.deterministic ? { clock: new FixedClock() } : {}), ...(ids ? { ids } : {}) });
+      result = await runProgram({ program, input, model, tools, store, ...(onEvent ? { onEvent } : {}), ...(policy ? { policy: policy.policy } : {}), ...(values.subject !== undefined ? { subject: values.subject } : {}), ...(values.deterministic ? { clock: new FixedClock() } : {}), ...(ids ? { ids } : {}) });
     } catch (e) {
       if (e instanceof NanoVmError) throw new CliError(e.code, `${inputFile ?? 'input'}: ${e.message}`, EXIT.REFUSED, e.issues as Issue[]);
       if (e instanceof StoreError) throw new CliError(e.code, `${e.message}${e.code === 'E_STORE_DUPLICATE_RUN' ? ' (a --deterministic run has a fixed id; use another store or drop --deterministic)' : ''}`, EXIT.REFUSED);
