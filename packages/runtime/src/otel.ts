@@ -70,9 +70,14 @@ export function stepSpans(api: OtelApi, opts: OtelOptions = {}): EventObserver {
       runs.set(runId, { run, ctx: api.trace.setSpan(opts.context ?? api.context.active(), run), open: new Map(), prevTs: e.ts });
       return;
     }
-    const r = runs.get(runId);
-    // A run whose genesis this hook did not see (e.g. started elsewhere) is not traced.
-    if (!r) return;
+    let r = runs.get(runId);
+    if (!r) {
+      // A run continued by this process (resumed at a wait, or recovered): its genesis was seen by
+      // another process, so its spans here hang under a continuation span of the run.
+      const run = tracer.startSpan('nano-vm.run (continued)', { startTime: at(e.ts), attributes: { 'nano_vm.run_id': runId, 'nano_vm.continued': true } }, opts.context ?? api.context.active());
+      r = { run, ctx: api.trace.setSpan(opts.context ?? api.context.active(), run), open: new Map(), prevTs: e.ts };
+      runs.set(runId, r);
+    }
     const parentCtx = (parent?: string) => (parent !== undefined ? (r.open.get(key(parent))?.ctx ?? r.ctx) : r.ctx);
     const base = (step: string, kind: string, attempt: number | undefined, parent: string | undefined): Attributes => ({
       'nano_vm.run_id': runId,
@@ -120,6 +125,22 @@ export function stepSpans(api: OtelApi, opts: OtelOptions = {}): EventObserver {
         if (e.next === '') fail(span, err?.code ?? 'E_GUARD_NOT_BOOL', err?.message ?? 'a guard did not evaluate to a bool');
         span.end(at(e.ts));
         break;
+      }
+      case 'run_resumed':
+      case 'wait_timed_out': {
+        const span = tracer.startSpan(`nano-vm.step ${e.step}`, { startTime: at(r.prevTs), attributes: { ...base(e.step, 'wait', undefined, undefined), 'nano_vm.visit': e.visit, 'nano_vm.status': e.type === 'run_resumed' ? 'resumed' : 'timed_out', ...(e.next !== undefined ? { 'nano_vm.next': e.next } : {}) } }, r.ctx);
+        if (e.type === 'run_resumed') span.setAttributes({ ...(e.role !== undefined ? { 'nano_vm.role': e.role } : {}), ...(e.event_id !== undefined ? { 'nano_vm.event_id': e.event_id } : {}) });
+        span.end(at(e.ts));
+        break;
+      }
+      case 'run_suspended': {
+        // The process may stop here for days: the run span ends, marked suspended; the resume
+        // (often another process) continues under a continuation span.
+        for (const { span } of r.open.values()) span.end(at(e.ts));
+        r.run.setAttributes({ 'nano_vm.status': 'suspended', 'nano_vm.waiting_step_id': e.step, ...(e.role !== undefined ? { 'nano_vm.waiting_role': e.role } : {}), ...(e.deadline !== undefined ? { 'nano_vm.wait_deadline': e.deadline } : {}) });
+        r.run.end(at(e.ts));
+        runs.delete(runId);
+        return;
       }
       case 'step_retry':
         r.run.addEvent('nano_vm.step_retry', { 'nano_vm.step_id': e.step, 'nano_vm.attempt': e.attempt, 'nano_vm.max_attempts': e.max_attempts }, at(e.ts));

@@ -8,7 +8,7 @@ import * as api from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { loadProgram, type Program } from '@nano-vm/kernel';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { FixedClock, ScriptedModel, SeededIds, ToolRegistry, loadOtelApi, nodeHasher, otelEventHook, parseModelScript, runProgram, stepSpans, toolsFromModule, type RunOptions } from '../src/index.js';
+import { FixedClock, MemoryStore, ScriptedModel, SeededIds, ToolRegistry, loadOtelApi, nodeHasher, otelEventHook, parseModelScript, resumeRun, runProgram, stepSpans, toolsFromModule, type RunOptions } from '../src/index.js';
 
 const root = new URL('../../../examples/refund/', import.meta.url);
 let program: Program;
@@ -105,6 +105,39 @@ describe('OpenTelemetry spans', () => {
       for (const s of steps(mine)) expect(s.parentSpanContext?.spanId).toBe(runSpan.spanContext().spanId);
       expect(runSpan.instrumentationScope.name).toBe('nano-vm');
     }
+  });
+
+  it('a run that suspends at a wait ends its run span as suspended; the resume continues under a continuation span', async () => {
+    const waitProgram = loadProgram(
+      [
+        'format: nano-vm.program/v1',
+        'id: approval',
+        'input_schema: { type: object }',
+        'steps:',
+        '  - { id: approval, kind: wait, role: ops, event: { type: object }, next: pay }',
+        '  - { id: pay, kind: tool, tool: pay, next: done }',
+        '  - { id: done, kind: end, outcome: PAID }',
+      ].join('\n'),
+    ).program!;
+    const payTools = new ToolRegistry([{ name: 'pay', run: async () => ({ ok: true }) }]);
+    const store = new MemoryStore();
+    const onEvent = stepSpans(api, { tracer: provider.getTracer('test') });
+    const model = new ScriptedModel(script, 'approve');
+    const first = await runProgram({ program: waitProgram, input: {}, model, tools: payTools, store, clock: new FixedClock(), ids: new SeededIds(nodeHasher), onEvent });
+    expect(first.status).toBe('suspended');
+    const suspendedRun = exporter.getFinishedSpans().find((x) => x.name === 'nano-vm.run approval')!;
+    expect(suspendedRun.attributes).toMatchObject({ 'nano_vm.status': 'suspended', 'nano_vm.waiting_step_id': 'approval', 'nano_vm.waiting_role': 'ops' });
+    const done = await resumeRun({ store, runId: first.run_id, event: { payload: {}, role: 'ops', event_id: 'hook-7' }, model, tools: payTools, onEvent });
+    expect(done.outcome).toBe('PAID');
+    const spans = exporter.getFinishedSpans();
+    const cont = spans.find((x) => x.name === 'nano-vm.run (continued)')!;
+    expect(cont.attributes).toMatchObject({ 'nano_vm.run_id': first.run_id, 'nano_vm.continued': true, 'nano_vm.status': 'completed', 'nano_vm.outcome': 'PAID' });
+    const after = steps(spans).filter((x) => x.parentSpanContext?.spanId === cont.spanContext().spanId);
+    expect(after.map((x) => [x.attributes['nano_vm.step_id'], x.attributes['nano_vm.status']])).toEqual([
+      ['approval', 'resumed'],
+      ['pay', 'completed'],
+    ]);
+    expect(after[0]!.attributes).toMatchObject({ 'nano_vm.step_kind': 'wait', 'nano_vm.role': 'ops', 'nano_vm.event_id': 'hook-7', 'nano_vm.next': 'pay' });
   });
 
   it('without @opentelemetry/api there is no hook, and runs are unchanged', async () => {
