@@ -102,11 +102,10 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
         // Children's results are recorded together after the join, so either all of this visit's
         // are stored or none are (the process died first): then the children run again live.
         const attempts = recorded ? cmd.children.map((child) => recorded.attempts(child)) : [];
-        if (o.policyChangedTo !== undefined && !(recorded && attempts.every((a) => a !== null))) {
-          machine.haltOnPolicyChange(o.policyChangedTo);
-          break;
-        }
-        machine.completeParallel(recorded && attempts.every((a) => a !== null) ? (attempts as EffectResult[][]) : await fx.parallel(cmd, machine));
+        const allRecorded = recorded !== null && attempts.every((a) => a !== null);
+        if (allRecorded) machine.completeParallel(attempts as EffectResult[][]);
+        else if (o.policyChangedTo !== undefined) machine.haltOnPolicyChange(o.policyChangedTo);
+        else machine.completeParallel(await fx.parallel(cmd, machine));
         break;
       }
       default: {

@@ -147,22 +147,29 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
   });
   const fx = new Effects(opts.model, opts.tools, opts.defaultTimeoutMs ?? DEFAULT_EFFECT_TIMEOUT_MS);
   const { waiting } = await drive({ machine, store, runId, fx, onEvent: opts.onEvent });
+  return settleRun(machine, waiting, store, { run_id: runId, program, policy, input: storedInput });
+}
+
+/**
+ * Where a drive stopped: records the run's status in the store (suspended at a wait, or its
+ * terminal status) and builds the result, receipt and bundle from the machine's events.
+ */
+export async function settleRun(machine: Machine, waiting: WaitCommand | null, store: Store, run: { run_id: string; program: Program; policy: unknown; input: unknown }): Promise<RunResult> {
   const status = waiting ? 'suspended' : machine.result!.status;
   const outcome = machine.result?.outcome ?? null;
-  const fin = store.finish(runId, status, outcome);
+  const fin = store.finish(run.run_id, status, outcome);
   if (fin) await fin;
-
   const events = machine.events;
   const receipt = computeReceipt(events);
   return {
-    run_id: runId,
+    run_id: run.run_id,
     status,
     ...(waiting ? { waiting } : {}),
     outcome,
     head_hash: receipt.head_hash,
     events,
     receipt,
-    bundle: { format: BUNDLE_FORMAT, program, policy, input: storedInput, events, receipt },
+    bundle: { format: BUNDLE_FORMAT, program: run.program, policy: run.policy, input: run.input, events, receipt },
   };
 }
 

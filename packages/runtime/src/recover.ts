@@ -13,7 +13,7 @@
 import { BUNDLE_FORMAT, CompiledProgram, Machine, canonicalJson, computeReceipt, hashJson, policyOption, type Clock, type ExternalEvent, type Hasher, type RunResumedEvent, type RunStartedEvent, type TraceEvent } from '@nano-vm/kernel';
 import { systemClock } from './clock.js';
 import { drive, type DriveOutcome } from './drive.js';
-import { DEFAULT_EFFECT_TIMEOUT_MS, type RunResult } from './executor.js';
+import { DEFAULT_EFFECT_TIMEOUT_MS, settleRun, type RunResult } from './executor.js';
 import { Effects } from './effects.js';
 import type { ModelPort } from './model/port.js';
 import { nodeHasher } from './nodeHasher.js';
@@ -138,41 +138,24 @@ async function continueRun(opts: RecoverOptions, run: RunRecord, stored: TraceEv
   const opened = await openRunInput(opts.store, run);
   // The run's own policy, as at its start (policy_hash pinned at genesis).
   const { policy } = policyOption(run.policy ?? null, run.program, hasher);
+  const policyHash = policy ? policy.hash : hashJson(hasher, run.policy ?? null);
   const machine = new Machine(new CompiledProgram(run.program), opened.input, {
     runId: run.run_id,
     hasher,
     clock,
     runtimeVersion: genesis?.runtime_version ?? RUNTIME_VERSION,
     model: genesis?.model ?? { id: opts.model.id, scripted: opts.model.scripted },
-    policyHash: policy ? policy.hash : hashJson(hasher, run.policy ?? null),
+    policyHash,
     ...(policy && { policy }),
     ...(opened.redact && { redact: opened.redact, inputHash: hashJson(hasher, run.input) }),
   });
   const fx = new Effects(opts.model, opts.tools, opts.defaultTimeoutMs ?? DEFAULT_EFFECT_TIMEOUT_MS);
   const offered = opts.policy === undefined ? undefined : hashJson(hasher, opts.policy ?? null);
-  const pinned = genesis?.policy_hash ?? hashJson(hasher, run.policy ?? null);
+  const pinned = genesis?.policy_hash ?? policyHash;
   const halt = offered !== undefined && offered !== pinned ? { policyChangedTo: offered } : {};
   const outcome = await drive({ machine, store: opts.store, runId: run.run_id, fx, stored, ...(resume ? { resume } : {}), expireOn: live, onEvent: opts.onEvent, ...halt });
-  const status = outcome.waiting ? 'suspended' : machine.result!.status;
-  const fin = opts.store.finish(run.run_id, status, machine.result?.outcome ?? null);
-  if (fin) await fin;
-  const events: TraceEvent[] = machine.events;
-  const receipt = computeReceipt(events);
-  return {
-    outcome,
-    result: {
-      run_id: run.run_id,
-      status,
-      ...(outcome.waiting ? { waiting: outcome.waiting } : {}),
-      outcome: machine.result?.outcome ?? null,
-      head_hash: receipt.head_hash,
-      events,
-      receipt,
-      bundle: { format: BUNDLE_FORMAT, program: run.program, policy: run.policy, input: run.input, events, receipt },
-      resumed_from_seq: stored.length,
-      reinvoked: outcome.reinvoked,
-    },
-  };
+  const settled = await settleRun(machine, outcome.waiting, opts.store, run);
+  return { outcome, result: { ...settled, resumed_from_seq: stored.length, reinvoked: outcome.reinvoked } };
 }
 
 /** A run's result from its stored record and events alone (nothing is executed). */
