@@ -113,7 +113,7 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
         if (r) machine.complete(r);
         else if (o.policyChangedTo !== undefined) machine.haltOnPolicyChange(o.policyChangedTo);
         else {
-          if (cmd.type === 'tool' && recorded && stored.some((e) => e.type === 'step_started' && e.idempotency_key === cmd.idempotency_key && e.attempt === cmd.attempt)) {
+          if (cmd.type === 'tool' && recorded?.started(cmd)) {
             // The store counts the second invocation of the key (its step_started counted the first).
             reinvoked.push(cmd.idempotency_key);
             const n = store.reinvoked(runId, { key: cmd.idempotency_key, step: cmd.step, tool: cmd.tool, attempt: cmd.attempt });
@@ -131,11 +131,20 @@ class Recorded {
   private readonly results: ReturnType<typeof recordedResults>;
   private readonly taken = new Map<string, number>();
 
+  /** `key#attempt` of every tool call whose step_started is stored. */
+  private readonly startedCalls = new Set<string>();
+
   constructor(
     stored: readonly TraceEvent[],
     private readonly machine: Machine,
   ) {
     this.results = recordedResults(stored, machine.redactor);
+    for (const e of stored) if (e.type === 'step_started' && e.idempotency_key !== undefined) this.startedCalls.add(`${e.idempotency_key}#${e.attempt}`);
+  }
+
+  /** Whether this tool call had started before (its result was never stored): a re-invocation. */
+  started(cmd: Extract<EffectCommand, { type: 'tool' }>): boolean {
+    return this.startedCalls.has(`${cmd.idempotency_key}#${cmd.attempt}`);
   }
 
   take(cmd: EffectCommand): EffectResult | undefined {

@@ -159,13 +159,16 @@ export async function settleRun(machine: Machine, waiting: WaitCommand | null, s
   const outcome = machine.result?.outcome ?? null;
   const fin = store.finish(run.run_id, status, outcome);
   if (fin) await fin;
-  const events = machine.events;
+  return { ...runResult(run, status, machine.events), ...(waiting ? { waiting } : {}) };
+}
+
+/** A run's result from its events: receipt, head hash and the bundle. */
+export function runResult<S extends string>(run: { run_id: string; program: Program; policy: unknown; input: unknown }, status: S, events: TraceEvent[]): Omit<RunResult, 'status'> & { status: S } {
   const receipt = computeReceipt(events);
   return {
     run_id: run.run_id,
     status,
-    ...(waiting ? { waiting } : {}),
-    outcome,
+    outcome: receipt.outcome,
     head_hash: receipt.head_hash,
     events,
     receipt,

@@ -10,10 +10,10 @@
  *   twice is idempotent; of two concurrent resumes exactly one appends its event, the other loses
  *   with E_RESUME_CONFLICT before anything of it runs.
  */
-import { BUNDLE_FORMAT, CompiledProgram, Machine, canonicalJson, computeReceipt, hashJson, policyOption, type Clock, type ExternalEvent, type Hasher, type RunResumedEvent, type RunStartedEvent, type TraceEvent } from '@nano-vm/kernel';
+import { CompiledProgram, Machine, canonicalJson, hashJson, policyOption, type Clock, type ExternalEvent, type Hasher, type RunResumedEvent, type RunStartedEvent, type TraceEvent } from '@nano-vm/kernel';
 import { systemClock } from './clock.js';
 import { drive, type DriveOutcome } from './drive.js';
-import { DEFAULT_EFFECT_TIMEOUT_MS, settleRun, type RunResult } from './executor.js';
+import { DEFAULT_EFFECT_TIMEOUT_MS, runResult, settleRun, type RunResult } from './executor.js';
 import { Effects } from './effects.js';
 import type { ModelPort } from './model/port.js';
 import { nodeHasher } from './nodeHasher.js';
@@ -64,11 +64,10 @@ export interface ResumeResult extends Omit<RecoverResult, 'status'> {
 
 export async function recoverRun(opts: RecoverOptions): Promise<RecoverResult> {
   const run = await loadRun(opts.store, opts.runId);
-  const stored = await opts.store.events(opts.runId);
   // Suspended runs are recovered too: one whose wait has timed out takes its timeout edge, and one
   // whose resume died after storing its event continues from there.
   if (run.status !== 'running' && run.status !== 'suspended') throw new StoreError('E_RECOVERY_NOT_RUNNING', `run ${opts.runId} is ${run.status}; only running or suspended runs are recovered`);
-  const { result } = await continueRun(opts, run, stored);
+  const { result } = await continueRun(opts, run, await opts.store.events(opts.runId));
   return result;
 }
 
@@ -160,14 +159,5 @@ async function continueRun(opts: RecoverOptions, run: RunRecord, stored: TraceEv
 
 /** A run's result from its stored record and events alone (nothing is executed). */
 function finishedResult(run: RunRecord, events: TraceEvent[]): Omit<RunResult, 'status'> & { status: RunRecord['status'] } {
-  const receipt = computeReceipt(events);
-  return {
-    run_id: run.run_id,
-    status: run.status,
-    outcome: receipt.outcome,
-    head_hash: receipt.head_hash,
-    events,
-    receipt,
-    bundle: { format: BUNDLE_FORMAT, program: run.program, policy: run.policy, input: run.input, events, receipt },
-  };
+  return runResult(run, run.status, events);
 }

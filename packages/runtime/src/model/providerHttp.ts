@@ -38,7 +38,6 @@ export interface ProviderRequest {
 export interface ProviderResponse {
   /** The parsed JSON body of the successful response. */
   body: unknown;
-  attempts: number;
 }
 
 /** Codes of failures that a later attempt may not repeat. */
@@ -51,7 +50,7 @@ export async function postWithRetries(req: ProviderRequest, deps: HttpDeps): Pro
   for (let attempt = 1; attempt <= policy.maxAttempts; attempt++) {
     if (req.signal.aborted) throw cancelled(req);
     const outcome = await attemptOnce(req, bodyText, deps);
-    if ('body' in outcome) return { body: outcome.body, attempts: attempt };
+    if ('body' in outcome) return { body: outcome.body };
     last = outcome.error;
     if (!TRANSIENT.has(last.code) || attempt === policy.maxAttempts) break;
     let wait = backoffMs(policy, attempt, deps.random);

@@ -18,6 +18,7 @@
 import { parse } from 'yaml';
 import type { Usage } from '@nano-vm/kernel';
 import { ModelError, type ModelAnswer, type ModelPort, type ModelRequest } from './port.js';
+import { isObj } from './providerHttp.js';
 
 type ScriptEntry =
   | { kind: 'raw'; raw: string; usage?: Usage; cost_usd?: number }
@@ -38,7 +39,6 @@ export class ScriptError extends Error {
   }
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function parseEntry(v: unknown, where: string): ScriptEntry {
   if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return { kind: 'raw', raw: String(v) };
