@@ -5,11 +5,11 @@
  * appended to the hash chain before the host may act on it (write-ahead), so the same code serves
  * run, resume and replay.
  */
-import { canonicalJson, inCanonicalOrder, sortKeys } from './canonicalJson.js';
+import { canonicalJson, inCanonicalOrder, isJsonValue, sortKeys } from './canonicalJson.js';
 import { NanoVmError } from './errors.js';
 import { TraceChain } from './chain.js';
 import * as ev from './eventBodies.js';
-import type { ErrorInfo, EventBody, GuardResult, RunFinishedEvent, TraceEvent, Usage } from './events.js';
+import type { ErrorInfo, EventBody, GuardResult, RunFinishedEvent, RunStartedEvent, TraceEvent, Usage } from './events.js';
 import { evaluateGuard, compileGuard } from './guard/index.js';
 import type { CompiledGuard } from './guard/types.js';
 import { hashJson, type Hasher } from './hash.js';
@@ -145,7 +145,8 @@ function isoTimestamp(ms: number): string {
 }
 
 /** `canonical` is the output's canonical JSON when the check already computed it. */
-type Checked = { ok: true; output: JsonValue; canonical?: string } | { ok: false; error: ErrorInfo };
+/** `canonical`: the output's RFC 8785 text, which the check computes anyway (the event reuses it). */
+type Checked = { ok: true; output: JsonValue; canonical: string } | { ok: false; error: ErrorInfo };
 
 
 /** Program-derived lookup tables, built once per program and shared by every run of it. */
@@ -461,7 +462,7 @@ export class Machine {
    */
   haltOnPolicyChange(offeredPolicyHash: string): void {
     if (this.finished) return;
-    const pinned = this.opts.policyHash ?? hashJson(this.opts.hasher, null);
+    const pinned = (this.events[0] as RunStartedEvent).policy_hash;
     this.pending = null;
     this.blockOnPolicy({
       step: this.current,
@@ -576,7 +577,7 @@ export class Machine {
     const checked = checkEffectResult(step, result);
     const facts = callFacts(cmd, result);
     if (checked.ok) {
-      const canonical = checked.canonical ?? canonicalJson(checked.output);
+      const canonical = checked.canonical;
       const changed = this.store(step.id, checked.output, canonical);
       this.emit(ev.stepCompleted({ step: step.id, kind: step.kind, attempt: cmd.attempt, output: checked.output, changed, next: step.next }, facts), canonical);
       this.advance(step.next, changed);
@@ -613,7 +614,7 @@ export class Machine {
         const checked = checkEffectResult(child, res);
         if (checked.ok) {
           outputs[child.id] = checked.output;
-          this.emit(ev.stepCompleted({ step: child.id, kind: child.kind, parent: step.id, attempt, output: checked.output, changed: true }, facts));
+          this.emit(ev.stepCompleted({ step: child.id, kind: child.kind, parent: step.id, attempt, output: checked.output, changed: true }, facts), checked.canonical);
           done = true;
           return;
         }
@@ -633,8 +634,9 @@ export class Machine {
       this.finish({ status: 'failed', error: { ...(failure as ErrorInfo), step: step.id } });
       return;
     }
-    const changed = this.store(step.id, outputs);
-    this.emit(ev.stepCompleted({ step: step.id, kind: 'parallel', attempt: 1, output: outputs, changed, next: step.next }));
+    const text = canonicalJson(outputs);
+    const changed = this.store(step.id, outputs, text);
+    this.emit(ev.stepCompleted({ step: step.id, kind: 'parallel', attempt: 1, output: outputs, changed, next: step.next }), text);
     this.advance(step.next, changed);
   }
 
@@ -693,12 +695,7 @@ function fallbackOf(oe: OnError | undefined): JsonValue | undefined {
 function rejectedOutput(step: LlmStep | ToolStep | ParallelChild, r: EffectResult): JsonValue | undefined {
   if (step.kind !== 'tool' || !r.ok) return undefined;
   const value = r.value === undefined ? null : r.value;
-  try {
-    canonicalJson(value);
-  } catch {
-    return undefined;
-  }
-  return value as JsonValue;
+  return isJsonValue(value) ? (value as JsonValue) : undefined;
 }
 
 /** What the call reported besides its result: the request's projection hash and the model's facts. */

@@ -119,12 +119,6 @@ export class Redactor {
     this.paths = [...this.byPath.keys()];
   }
 
-  /** Whether `path` overlaps a sensitive leaf (it is one, lies above one, or below one). */
-  touches(path: string): boolean {
-    for (const p of this.paths) if (isUnder(p, path) || isUnder(path, p)) return true;
-    return false;
-  }
-
   /** `v` with every sensitive sub-value replaced; the same object when nothing was. */
   value(v: JsonValue): JsonValue {
     if (typeof v === 'string') {
