@@ -39,8 +39,11 @@ export function readJson(file: string, what: string): unknown {
 
 /** Parse + structural check; throws a CliError carrying located issues when the file is not a program. With a policy, also the pre-flight against it (docs/policy.md). */
 export function loadProgramFile(file: string, tools?: ToolRegistry, policy?: LoadedPolicy): LoadedProgram {
-  const text = readText(file, 'program');
-  const format = extname(file) === '.json' ? 'json' : 'yaml';
+  return checkProgramText(readText(file, 'program'), file, extname(file) === '.json' ? 'json' : 'yaml', tools, policy);
+}
+
+/** What `loadProgramFile` does, for program text that is not (yet) in a file; `file` names it in issues. */
+export function checkProgramText(text: string, file: string, format: 'yaml' | 'json', tools?: ToolRegistry, policy?: LoadedPolicy): LoadedProgram {
   const loaded = loadProgram(text, { file, format });
   if (!loaded.program) return { file, issues: loaded.issues };
   const issues = [...loaded.issues, ...validateProgram(loaded.program, { ...(tools ? { tools: tools.describe() } : {}), ...(loaded.sourceMap ? { sourceMap: loaded.sourceMap } : {}), file, ...(policy ? { guardGlobals: policyGuardGlobals(policy.policy) } : {}) })];

@@ -17,56 +17,29 @@ import { validateCommand, VALIDATE_USAGE } from './commands/validate.js';
 import { verifyCommand, VERIFY_USAGE } from './commands/verify.js';
 import { EXIT } from './exitCodes.js';
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
-  run: runCommand,
-  validate: validateCommand,
-  verify: verifyCommand,
-  receipt: receiptCommand,
-  expr: exprCommand,
-  erase: eraseCommand,
-  examples: examplesCommand,
-  replay: replayCommand,
-  runs: runsCommand,
-  export: exportCommand,
-  recover: recoverCommand,
-  resume: resumeCommand,
-  analyze: analyzeCommand,
-  plan: planCommand,
-};
-
-const USAGES: Record<string, string> = {
-  run: RUN_USAGE,
-  validate: VALIDATE_USAGE,
-  verify: VERIFY_USAGE,
-  receipt: RECEIPT_USAGE,
-  expr: EXPR_USAGE,
-  erase: ERASE_USAGE,
-  examples: EXAMPLES_USAGE,
-  replay: REPLAY_USAGE,
-  runs: RUNS_USAGE,
-  export: EXPORT_USAGE,
-  recover: RECOVER_USAGE,
-  resume: RESUME_USAGE,
-  analyze: ANALYZE_USAGE,
-  plan: PLAN_USAGE,
+/** Every command with its usage line, in the order `--help` lists them. */
+const COMMANDS: Record<string, [run: (argv: string[]) => Promise<number>, usage: string]> = {
+  run: [runCommand, RUN_USAGE],
+  validate: [validateCommand, VALIDATE_USAGE],
+  verify: [verifyCommand, VERIFY_USAGE],
+  receipt: [receiptCommand, RECEIPT_USAGE],
+  expr: [exprCommand, EXPR_USAGE],
+  erase: [eraseCommand, ERASE_USAGE],
+  examples: [examplesCommand, EXAMPLES_USAGE],
+  replay: [replayCommand, REPLAY_USAGE],
+  runs: [runsCommand, RUNS_USAGE],
+  export: [exportCommand, EXPORT_USAGE],
+  recover: [recoverCommand, RECOVER_USAGE],
+  resume: [resumeCommand, RESUME_USAGE],
+  analyze: [analyzeCommand, ANALYZE_USAGE],
+  plan: [planCommand, PLAN_USAGE],
 };
 
 const HELP = `nano-vm ${RUNTIME_VERSION} — governed execution runtime for LLM workflows
 
-${RUN_USAGE}
-${VALIDATE_USAGE}
-${VERIFY_USAGE}
-${RECEIPT_USAGE}
-${EXPR_USAGE}
-${ERASE_USAGE}
-${EXAMPLES_USAGE}
-${REPLAY_USAGE}
-${RUNS_USAGE}
-${EXPORT_USAGE}
-${RECOVER_USAGE}
-${RESUME_USAGE}
-${ANALYZE_USAGE}
-${PLAN_USAGE}
+${Object.values(COMMANDS)
+  .map(([, usage]) => usage)
+  .join('\n')}
 
 Exit codes: 0 ok (run: reached a terminal state), 1 invalid/failed check, 2 refused (bad program, input or arguments).
 Docs: docs/cli.md, docs/dsl.md, docs/guards.md, docs/trace-format.md, docs/policy.md, docs/privacy.md, docs/models.md, docs/analyzer.md, docs/planner.md
@@ -82,10 +55,10 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${RUNTIME_VERSION}\n`);
     return EXIT.OK;
   }
-  const run = COMMANDS[cmd];
-  if (!run) throw new CliError('E_USAGE', `unknown command "${cmd}"\n\n${HELP}`, EXIT.REFUSED);
+  if (!Object.hasOwn(COMMANDS, cmd)) throw new CliError('E_USAGE', `unknown command "${cmd}"\n\n${HELP}`, EXIT.REFUSED);
+  const [run, usage] = COMMANDS[cmd]!;
   if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(`${USAGES[cmd]}\n`);
+    process.stdout.write(`${usage}\n`);
     return EXIT.OK;
   }
   return run(rest);

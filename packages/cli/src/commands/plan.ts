@@ -7,12 +7,12 @@
 import { writeFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatIssue, hashJson, loadProgram, NanoVmError, policyGuardGlobals, validatePolicy, validateProgram, type Issue, type Program } from '@nano-vm/kernel';
+import { formatIssue, NanoVmError, type Issue, type Program } from '@nano-vm/kernel';
 import { DEFAULT_PLAN_ATTEMPTS, FixedClock, MAX_PLAN_ATTEMPTS, SeededIds, StoreError, nodeHasher, planProgram, programText, type DraftIssue, type PlanResult } from '@nano-vm/runtime';
 import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
-import { loadTools, modelFromSpec } from '../inputs.js';
-import { loadPolicyFile, type LoadedPolicy } from '../policyFile.js';
+import { checkProgramText, loadTools, modelFromSpec } from '../inputs.js';
+import { loadPolicyFile } from '../policyFile.js';
 import { modelLabel, renderIssues, renderTrace } from '../render.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
 
@@ -72,7 +72,8 @@ export async function planCommand(argv: string[]): Promise<number> {
   let failure: { code: string; message: string; issues: Issue[] } | undefined;
   if (plan.program) {
     const text = programText(plan.program, { format, header: [`Drafted by nano-vm plan: planner run ${run.run_id}, head ${run.head_hash}`, `Intent: ${intent.replace(/\s+/g, ' ').slice(0, 200)}`] });
-    const issues = recheck(text, values.out ?? 'program.yaml', format, tools.describe(), policy);
+    // Read back as `nano-vm validate --tools … --policy …` would read the written file.
+    const issues = checkProgramText(text, values.out ?? 'program.yaml', format, tools, policy).issues;
     if (issues.some((i) => i.severity === 'error')) failure = { code: 'E_NO_VALID_DRAFT', message: 'the accepted draft does not pass when read back from its text (please report this)', issues };
     else {
       if (values.out) writeFileSync(values.out, text);
@@ -120,12 +121,3 @@ function asIssue(i: DraftIssue): Issue {
   return { code: i.code, severity: i.severity, message: i.message, ...(i.step !== undefined ? { step: i.step } : {}), ...(i.path !== undefined ? { path: i.path } : {}) };
 }
 
-/** The written text read back as `nano-vm validate --tools … --policy …` reads a file. */
-function recheck(text: string, file: string, format: 'yaml' | 'json', tools: Record<string, { input_schema?: unknown; output_schema?: unknown }>, policy: LoadedPolicy | undefined): Issue[] {
-  const loaded = loadProgram(text, { file, format });
-  if (!loaded.program) return loaded.issues;
-  const at = { ...(loaded.sourceMap ? { sourceMap: loaded.sourceMap } : {}), file };
-  const issues = [...loaded.issues, ...validateProgram(loaded.program, { tools, ...at, ...(policy ? { guardGlobals: policyGuardGlobals(policy.policy) } : {}) })];
-  if (policy) issues.push(...validatePolicy(loaded.program, policy.policy, { programHash: hashJson(nodeHasher, loaded.program), programFile: file, policyFile: policy.file, ...(loaded.sourceMap ? { programSourceMap: loaded.sourceMap } : {}), ...(policy.sourceMap ? { policySourceMap: policy.sourceMap } : {}) }));
-  return issues;
-}
