@@ -2,9 +2,10 @@ import { parseArgs } from 'node:util';
 import { StoreError, overdueWaits, recoverRun } from '@nano-vm/runtime';
 import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
-import { exampleLayout, isDirectory, loadProgramFile, loadTools, modelFromSpec } from '../inputs.js';
+import { loadProgramFile, loadTools, modelFromSpec } from '../inputs.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
+import { resolveTarget } from '../target.js';
 import { cliTelemetry } from '../telemetry.js';
 
 export const RECOVER_USAGE = 'usage: nano-vm recover [example dir] [--model scripted:<file>] [--tools <module>] [--policy <file>] [--run <run_id>] [--store sqlite:<path>] [--json]';
@@ -22,21 +23,9 @@ export async function recoverCommand(argv: string[]): Promise<number> {
     options: { model: { type: 'string' }, tools: { type: 'string' }, policy: { type: 'string' }, run: { type: 'string' }, store: { type: 'string', default: DEFAULT_STORE }, json: { type: 'boolean', default: false } },
   });
   if (positionals.length > 1) throw new CliError('E_USAGE', RECOVER_USAGE, EXIT.REFUSED);
-  let modelSpec = values.model;
-  let toolsFile = values.tools;
-  let policyFile = values.policy;
+  const { layout, modelSpec, toolsFile, policyFile } = resolveTarget(positionals[0], values, RECOVER_USAGE);
   /** With an example directory's policy.yaml, the program it governs: other programs' runs keep theirs. */
-  let governs: string | undefined;
-  if (positionals[0] !== undefined) {
-    if (!isDirectory(positionals[0])) throw new CliError('E_USAGE', `${positionals[0]} is not an example directory\n${RECOVER_USAGE}`, EXIT.REFUSED);
-    const layout = exampleLayout(positionals[0]);
-    modelSpec ??= layout.modelFile ? `scripted:${layout.modelFile}` : undefined;
-    toolsFile ??= layout.toolsFile;
-    if (!policyFile && layout.policyFile) {
-      policyFile = layout.policyFile;
-      governs = loadProgramFile(layout.programFile).program?.id;
-    }
-  }
+  const governs = !values.policy && layout?.policyFile ? loadProgramFile(layout.programFile).program?.id : undefined;
   if (!modelSpec) throw new CliError('E_MODEL_SPEC', 'no model: pass --model scripted:<file> (or an example directory)', EXIT.REFUSED);
   // The policy as it is now: a run whose pinned policy differs halts as POLICY_BLOCKED.
   const policy = policyFile ? loadPolicyFile(policyFile).policy : undefined;

@@ -4,10 +4,11 @@ import { StoreError, resumeRun, type ResumeResult } from '@nano-vm/runtime';
 import { writeFileSync } from 'node:fs';
 import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
-import { exampleLayout, isDirectory, loadTools, modelFromSpec, readJson } from '../inputs.js';
+import { loadTools, modelFromSpec, readJson } from '../inputs.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { renderTrace } from '../render.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
+import { resolveTarget } from '../target.js';
 import { cliTelemetry } from '../telemetry.js';
 import { suspendedHint, waitingInfo } from './run.js';
 
@@ -43,16 +44,7 @@ export async function resumeCommand(argv: string[]): Promise<number> {
   });
   const [runId, dir, ...extra] = positionals;
   if (!runId || extra.length || values.event === undefined) throw new CliError('E_USAGE', RESUME_USAGE, EXIT.REFUSED);
-  let modelSpec = values.model;
-  let toolsFile = values.tools;
-  let policyFile = values.policy;
-  if (dir !== undefined) {
-    if (!isDirectory(dir)) throw new CliError('E_USAGE', `${dir} is not an example directory\n${RESUME_USAGE}`, EXIT.REFUSED);
-    const layout = exampleLayout(dir);
-    modelSpec ??= layout.modelFile ? `scripted:${layout.modelFile}` : undefined;
-    toolsFile ??= layout.toolsFile;
-    policyFile ??= layout.policyFile;
-  }
+  const { modelSpec, toolsFile, policyFile } = resolveTarget(dir, values, RESUME_USAGE);
   if (!modelSpec) throw new CliError('E_MODEL_SPEC', 'no model to continue the run with: pass --model <spec> (or an example directory)', EXIT.REFUSED);
   const event: ExternalEvent = { payload: readJson(values.event, 'event') };
   if (values.role !== undefined) event.role = values.role;

@@ -5,10 +5,11 @@ import { NanoVmError, serializeBundle, type Issue, type WaitCommand } from '@nan
 import { FixedClock, MemoryStore, SeededIds, StoreError, nodeHasher, runProgram, type IdSource, type RunResult } from '@nano-vm/runtime';
 import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
-import { exampleLayout, isDirectory, loadProgramFile, loadTools, modelFromSpec, readJson } from '../inputs.js';
+import { loadProgramFile, loadTools, modelFromSpec, readJson } from '../inputs.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { modelLabel, renderIssues, renderTrace } from '../render.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
+import { resolveTarget } from '../target.js';
 import { cliTelemetry } from '../telemetry.js';
 
 export const RUN_USAGE = `usage: nano-vm run <program file | example dir> [--input file.json]
@@ -34,26 +35,16 @@ export async function runCommand(argv: string[]): Promise<number> {
   const target = positionals[0];
   if (!target || positionals.length > 1) throw new CliError('E_USAGE', RUN_USAGE, EXIT.REFUSED);
 
-  let programFile = target;
+  const { layout, programFile = target, modelSpec, toolsFile, policyFile } = resolveTarget(target, values);
   let cases: [string, string | undefined][] = [[values.input ? basename(values.input).replace(/\.json$/, '') : 'input', values.input]];
-  let modelSpec = values.model;
-  let toolsFile = values.tools;
-  let policyFile = values.policy;
-  if (isDirectory(target)) {
-    const layout = exampleLayout(target);
-    programFile = layout.programFile;
-    if (!values.input) {
-      if (layout.inputs.length === 0) throw new CliError('E_EXAMPLE_LAYOUT', `${target} has no input.json or inputs/*.json; pass --input`, EXIT.REFUSED);
-      cases = layout.inputs;
-    }
-    modelSpec ??= layout.modelFile ? `scripted:${layout.modelFile}` : undefined;
-    toolsFile ??= layout.toolsFile;
-    policyFile ??= layout.policyFile;
+  if (layout && !values.input) {
+    if (layout.inputs.length === 0) throw new CliError('E_EXAMPLE_LAYOUT', `${target} has no input.json or inputs/*.json; pass --input`, EXIT.REFUSED);
+    cases = layout.inputs;
   }
   if (!modelSpec) throw new CliError('E_MODEL_SPEC', 'no model: pass --model scripted:<file>, openai:<model> or anthropic:<model> (docs/models.md), or run an example directory that has model.yaml', EXIT.REFUSED);
   // Build every case's model first: a refused spec (unknown provider, missing key) stops here,
   // before the store is opened or anything is written.
-  const models = new Map(cases.map(([caseName]) => [caseName, modelFromSpec(modelSpec!, caseName)]));
+  const models = new Map(cases.map(([caseName]) => [caseName, modelFromSpec(modelSpec, caseName)]));
 
   const tools = await loadTools(toolsFile);
   const policy = policyFile ? loadPolicyFile(policyFile) : undefined;

@@ -1,9 +1,10 @@
 import { parseArgs } from 'node:util';
 import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
-import { exampleLayout, isDirectory, loadProgramFile, loadTools } from '../inputs.js';
+import { loadProgramFile, loadTools } from '../inputs.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { renderIssues } from '../render.js';
+import { resolveTarget } from '../target.js';
 
 export const VALIDATE_USAGE = 'usage: nano-vm validate <program file | example dir> [--tools <module>] [--policy policy.yaml] [--json]';
 
@@ -11,15 +12,7 @@ export async function validateCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { tools: { type: 'string' }, policy: { type: 'string' }, json: { type: 'boolean', default: false } } });
   const target = positionals[0];
   if (!target || positionals.length > 1) throw new CliError('E_USAGE', VALIDATE_USAGE, EXIT.REFUSED);
-  let file = target;
-  let toolsFile = values.tools;
-  let policyFile = values.policy;
-  if (isDirectory(target)) {
-    const layout = exampleLayout(target);
-    file = layout.programFile;
-    toolsFile ??= layout.toolsFile;
-    policyFile ??= layout.policyFile;
-  }
+  const { programFile: file = target, toolsFile, policyFile } = resolveTarget(target, values);
   const tools = toolsFile ? await loadTools(toolsFile) : undefined;
   const policy = policyFile ? loadPolicyFile(policyFile) : undefined;
   const { program, issues } = loadProgramFile(file, tools, policy);
