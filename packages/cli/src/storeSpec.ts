@@ -17,3 +17,13 @@ export function openStore(spec: string): Store & { close?: () => void } {
     throw new CliError(code?.startsWith('E_') ? code : 'E_STORE_OPEN', `cannot open store ${m[1]}: ${(e as Error).message}`, EXIT.REFUSED);
   }
 }
+
+/** Opens the store for `use` and closes it however `use` ends. */
+export async function withStore<T>(spec: string, use: (store: Store) => T | Promise<T>): Promise<T> {
+  const store = openStore(spec);
+  try {
+    return await use(store);
+  } finally {
+    store.close?.();
+  }
+}

@@ -1,6 +1,6 @@
 import { type Bundle, type VaultEntry } from '@nano-vm/kernel';
 import { vaultEntries } from '@nano-vm/runtime';
-import { openStore } from './storeSpec.js';
+import { withStore } from './storeSpec.js';
 
 /**
  * `replay --store`: the live vault rows of the bundle's run, so the replay puts the sensitive values
@@ -10,10 +10,5 @@ import { openStore } from './storeSpec.js';
 export async function vaultFromStore(spec: string, bundle: Bundle): Promise<VaultEntry[]> {
   const runId = (bundle.events[0] as { run_id?: unknown } | undefined)?.run_id;
   if (typeof runId !== 'string') return [];
-  const store = openStore(spec);
-  try {
-    return await vaultEntries(store, runId);
-  } finally {
-    store.close?.();
-  }
+  return withStore(spec, (store) => vaultEntries(store, runId));
 }

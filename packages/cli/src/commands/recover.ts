@@ -31,24 +31,27 @@ export async function recoverCommand(argv: string[]): Promise<number> {
   const policy = policyFile ? loadPolicyFile(policyFile).policy : undefined;
   const tools = await loadTools(toolsFile);
   const store = openStore(values.store);
-  // Interrupted runs, and suspended runs whose wait has timed out (they take their timeout edge).
-  const runs = values.run !== undefined ? [values.run] : [...(await store.listRuns({ status: 'running' })).map((r) => r.run_id), ...(await overdueWaits(store))];
-  let failures = 0;
-  const onEvent = await cliTelemetry();
-  const model = modelFromSpec(modelSpec);
-  for (const runId of runs) {
-    try {
-      const r = await recoverRun({ store, runId, model, tools, ...(onEvent ? { onEvent } : {}), ...(policy && (governs === undefined || (await store.getRun(runId))?.program_id === governs) ? { policy } : {}) });
-      if (values.json) process.stdout.write(JSON.stringify({ run_id: runId, recovered: true, status: r.status, outcome: r.outcome, resumed_from_seq: r.resumed_from_seq, reinvoked: r.reinvoked, head_hash: r.head_hash }) + '\n');
-      else process.stdout.write(`recovered ${runId}: ${r.status}${r.outcome ? ` ${r.outcome}` : ''} (re-derived ${r.resumed_from_seq} stored events${r.reinvoked.length ? `, re-invoked ${r.reinvoked.join(', ')}` : ''})\n`);
-    } catch (e) {
-      if (!(e instanceof StoreError)) throw e;
-      failures++;
-      if (values.json) process.stdout.write(JSON.stringify({ run_id: runId, recovered: false, error: { code: e.code, message: e.message } }) + '\n');
-      else process.stdout.write(`NOT recovered ${runId}: ${e.code} ${e.message}\n`);
+  try {
+    // Interrupted runs, and suspended runs whose wait has timed out (they take their timeout edge).
+    const runs = values.run !== undefined ? [values.run] : [...(await store.listRuns({ status: 'running' })).map((r) => r.run_id), ...(await overdueWaits(store))];
+    let failures = 0;
+    const onEvent = await cliTelemetry();
+    const model = modelFromSpec(modelSpec);
+    for (const runId of runs) {
+      try {
+        const r = await recoverRun({ store, runId, model, tools, ...(onEvent ? { onEvent } : {}), ...(policy && (governs === undefined || (await store.getRun(runId))?.program_id === governs) ? { policy } : {}) });
+        if (values.json) process.stdout.write(JSON.stringify({ run_id: runId, recovered: true, status: r.status, outcome: r.outcome, resumed_from_seq: r.resumed_from_seq, reinvoked: r.reinvoked, head_hash: r.head_hash }) + '\n');
+        else process.stdout.write(`recovered ${runId}: ${r.status}${r.outcome ? ` ${r.outcome}` : ''} (re-derived ${r.resumed_from_seq} stored events${r.reinvoked.length ? `, re-invoked ${r.reinvoked.join(', ')}` : ''})\n`);
+      } catch (e) {
+        if (!(e instanceof StoreError)) throw e;
+        failures++;
+        if (values.json) process.stdout.write(JSON.stringify({ run_id: runId, recovered: false, error: { code: e.code, message: e.message } }) + '\n');
+        else process.stdout.write(`NOT recovered ${runId}: ${e.code} ${e.message}\n`);
+      }
     }
+    if (!values.json) process.stdout.write(`${runs.length - failures} of ${runs.length} run${runs.length === 1 ? '' : 's'} recovered\n`);
+    return failures ? EXIT.FAILED : EXIT.OK;
+  } finally {
+    store.close?.();
   }
-  store.close?.();
-  if (!values.json) process.stdout.write(`${runs.length - failures} of ${runs.length} run${runs.length === 1 ? '' : 's'} recovered\n`);
-  return failures ? EXIT.FAILED : EXIT.OK;
 }

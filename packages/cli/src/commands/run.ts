@@ -57,45 +57,48 @@ export async function runCommand(argv: string[]): Promise<number> {
   // A deterministic run has the same run id every time, so by default it is not stored (a second
   // identical run would collide with the first); pass --store to keep it anyway.
   const store = openStore(values.store ?? (values.deterministic ? 'memory:' : DEFAULT_STORE));
-  const onEvent = await cliTelemetry();
-  const multi = cases.length > 1;
-  if (multi && values.out) mkdirSync(values.out, { recursive: true });
+  try {
+    const onEvent = await cliTelemetry();
+    const multi = cases.length > 1;
+    if (multi && values.out) mkdirSync(values.out, { recursive: true });
 
-  for (const [caseName, inputFile] of cases) {
-    const input = inputFile ? readJson(inputFile, 'input') : {};
-    const model = models.get(caseName)!;
-    let result: RunResult;
-    try {
-      result = await runProgram({ program, input, model, tools, store, ...(onEvent ? { onEvent } : {}), ...(policy ? { policy: policy.policy } : {}), ...(values.subject !== undefined ? { subject: values.subject } : {}), ...(values.deterministic ? { clock: new FixedClock() } : {}), ...(ids ? { ids } : {}) });
-    } catch (e) {
-      if (e instanceof NanoVmError) throw new CliError(e.code, `${inputFile ?? 'input'}: ${e.message}`, EXIT.REFUSED, e.issues as Issue[]);
-      if (e instanceof StoreError) throw new CliError(e.code, `${e.message}${e.code === 'E_STORE_DUPLICATE_RUN' ? ' (a --deterministic run has a fixed id; use another store or drop --deterministic)' : ''}`, EXIT.REFUSED);
-      throw e;
+    for (const [caseName, inputFile] of cases) {
+      const input = inputFile ? readJson(inputFile, 'input') : {};
+      const model = models.get(caseName)!;
+      let result: RunResult;
+      try {
+        result = await runProgram({ program, input, model, tools, store, ...(onEvent ? { onEvent } : {}), ...(policy ? { policy: policy.policy } : {}), ...(values.subject !== undefined ? { subject: values.subject } : {}), ...(values.deterministic ? { clock: new FixedClock() } : {}), ...(ids ? { ids } : {}) });
+      } catch (e) {
+        if (e instanceof NanoVmError) throw new CliError(e.code, `${inputFile ?? 'input'}: ${e.message}`, EXIT.REFUSED, e.issues as Issue[]);
+        if (e instanceof StoreError) throw new CliError(e.code, `${e.message}${e.code === 'E_STORE_DUPLICATE_RUN' ? ' (a --deterministic run has a fixed id; use another store or drop --deterministic)' : ''}`, EXIT.REFUSED);
+        throw e;
+      }
+      let outFile: string | undefined;
+      if (values.out) {
+        outFile = multi ? join(values.out, `${basename(programFile).replace(/\.(ya?ml|json)$/, '')}.${caseName}.bundle.json`) : values.out;
+        writeFileSync(outFile, serializeBundle(result.bundle));
+      }
+      if (values.json) {
+        process.stdout.write(
+          JSON.stringify({ run_id: result.run_id, case: caseName, status: result.status, ...(result.waiting ? { waiting: waitingInfo(result.waiting) } : {}), outcome: result.outcome, head_hash: result.head_hash, scripted_model: result.receipt.model.scripted, ...(outFile ? { bundle: outFile } : {}), receipt: result.receipt }) + '\n',
+        );
+      } else {
+        const r = result.receipt;
+        process.stdout.write(
+          [
+            `run ${r.run_id}  program ${r.program_id}  input ${inputFile ?? '(none)'}`,
+            `  model ${modelLabel(r)}`,
+            renderTrace(result.events),
+            `status ${r.status}${r.outcome ? `  outcome ${r.outcome}` : ''}  steps ${r.counts.steps}  events ${r.event_count}  head ${r.head_hash.slice(0, 16)}…${outFile ? `  bundle ${outFile}` : ''}`,
+            ...(result.waiting ? [suspendedHint(result.run_id, result.waiting, store instanceof MemoryStore)] : []),
+            '',
+          ].join('\n'),
+        );
+      }
     }
-    let outFile: string | undefined;
-    if (values.out) {
-      outFile = multi ? join(values.out, `${basename(programFile).replace(/\.(ya?ml|json)$/, '')}.${caseName}.bundle.json`) : values.out;
-      writeFileSync(outFile, serializeBundle(result.bundle));
-    }
-    if (values.json) {
-      process.stdout.write(
-        JSON.stringify({ run_id: result.run_id, case: caseName, status: result.status, ...(result.waiting ? { waiting: waitingInfo(result.waiting) } : {}), outcome: result.outcome, head_hash: result.head_hash, scripted_model: result.receipt.model.scripted, ...(outFile ? { bundle: outFile } : {}), receipt: result.receipt }) + '\n',
-      );
-    } else {
-      const r = result.receipt;
-      process.stdout.write(
-        [
-          `run ${r.run_id}  program ${r.program_id}  input ${inputFile ?? '(none)'}`,
-          `  model ${modelLabel(r)}`,
-          renderTrace(result.events),
-          `status ${r.status}${r.outcome ? `  outcome ${r.outcome}` : ''}  steps ${r.counts.steps}  events ${r.event_count}  head ${r.head_hash.slice(0, 16)}…${outFile ? `  bundle ${outFile}` : ''}`,
-          ...(result.waiting ? [suspendedHint(result.run_id, result.waiting, store instanceof MemoryStore)] : []),
-          '',
-        ].join('\n'),
-      );
-    }
+  } finally {
+    store.close?.();
   }
-  store.close?.();
   if (!values.json) {
     const warnings = loaded.issues.filter((i) => i.severity === 'warning');
     if (warnings.length) process.stderr.write(`warnings:\n${renderIssues(warnings)}\n`);

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { BUNDLE_FORMAT, computeReceipt, serializeBundle, type Bundle, type RunStatus } from '@nano-vm/kernel';
 import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
-import { DEFAULT_STORE, openStore } from '../storeSpec.js';
+import { DEFAULT_STORE, withStore } from '../storeSpec.js';
 
 export const RUNS_USAGE = 'usage: nano-vm runs [--status completed|failed|budget_exceeded|stalled|suspended|running] [--store sqlite:<path>] [--json]';
 export const EXPORT_USAGE = 'usage: nano-vm export <run_id> [-o bundle.json] [--store sqlite:<path>] [--json]';
@@ -14,9 +14,7 @@ export async function runsCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { status: { type: 'string' }, store: { type: 'string', default: DEFAULT_STORE }, json: { type: 'boolean', default: false } } });
   if (positionals.length) throw new CliError('E_USAGE', RUNS_USAGE, EXIT.REFUSED);
   if (values.status !== undefined && !STATUSES.includes(values.status)) throw new CliError('E_USAGE', `--status must be one of ${STATUSES.join(', ')}`, EXIT.REFUSED);
-  const store = openStore(values.store);
-  const runs = await store.listRuns(values.status !== undefined ? { status: values.status as RunStatus } : {});
-  store.close?.();
+  const runs = await withStore(values.store, (store) => store.listRuns(values.status !== undefined ? { status: values.status as RunStatus } : {}));
   if (values.json) process.stdout.write(JSON.stringify({ runs: runs.map(({ program: _p, policy: _q, input: _i, ...r }) => r) }) + '\n');
   else {
     for (const r of runs) process.stdout.write(`${r.run_id}  ${r.program_id.padEnd(16)} ${r.status.padEnd(16)} ${(r.outcome ?? '-').padEnd(20)} ${String(r.event_count).padStart(5)} events  ${r.head_hash.slice(0, 16)}…\n`);
@@ -31,10 +29,10 @@ export async function exportCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { out: { type: 'string', short: 'o' }, store: { type: 'string', default: DEFAULT_STORE }, json: { type: 'boolean', default: false } } });
   const runId = positionals[0];
   if (!runId || positionals.length > 1) throw new CliError('E_USAGE', EXPORT_USAGE, EXIT.REFUSED);
-  const store = openStore(values.store);
-  const run = await store.getRun(runId);
-  const events = run ? await store.events(runId) : [];
-  store.close?.();
+  const { run, events } = await withStore(values.store, async (store) => {
+    const run = await store.getRun(runId);
+    return { run, events: run ? await store.events(runId) : [] };
+  });
   if (!run) throw new CliError('E_STORE_NO_RUN', `no run ${runId} in ${values.store}`, EXIT.FAILED);
   if (events.length === 0) throw new CliError('E_NO_GENESIS', `run ${runId} has no events`, EXIT.FAILED);
   const bundle: Bundle = { format: BUNDLE_FORMAT, program: run.program, policy: run.policy, input: run.input, events, receipt: computeReceipt(events) };
