@@ -7,8 +7,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BUNDLE_FORMAT, computeReceipt, pureHasher, replayBundle, verifyBundle } from '../../packages/kernel/dist/index.js';
-import { ScriptedModel, SqliteStore, ToolRegistry, parseModelScript, resumeRun } from '../../packages/runtime/dist/index.js';
+import { pureHasher, replayBundle, verifyBundle } from '../../packages/kernel/dist/index.js';
+import { ScriptedModel, SqliteStore, ToolRegistry, parseModelScript, resumeRun, runResult } from '../../packages/runtime/dist/index.js';
 import { pathToFileURL } from 'node:url';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -113,7 +113,7 @@ for (const run of runs) {
   for (const inv of store.invocations(run.run_id)) recorded.set(inv.key, inv.invocations);
   const evs = store.events(run.run_id);
   events += evs.length;
-  const bundle = JSON.parse(JSON.stringify({ format: BUNDLE_FORMAT, program: run.program, policy: run.policy, input: run.input, events: evs, receipt: computeReceipt(evs) }));
+  const bundle = JSON.parse(JSON.stringify(runResult(run, run.status, evs).bundle));
   if (!verifyBundle(bundle, pureHasher).ok) badChains++;
   if (!replayBundle(bundle, { hasher: pureHasher }).identical) badReplays++;
   if (evs.filter((e) => e.type === 'step_started').length !== 3) badChains++;

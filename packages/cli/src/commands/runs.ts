@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { BUNDLE_FORMAT, computeReceipt, serializeBundle, type Bundle, type RunStatus } from '@nano-vm/kernel';
+import { serializeBundle, type RunStatus } from '@nano-vm/kernel';
+import { runResult } from '@nano-vm/runtime';
 import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
 import { DEFAULT_STORE, withStore } from '../storeSpec.js';
@@ -35,8 +36,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
   });
   if (!run) throw new CliError('E_STORE_NO_RUN', `no run ${runId} in ${values.store}`, EXIT.FAILED);
   if (events.length === 0) throw new CliError('E_NO_GENESIS', `run ${runId} has no events`, EXIT.FAILED);
-  const bundle: Bundle = { format: BUNDLE_FORMAT, program: run.program, policy: run.policy, input: run.input, events, receipt: computeReceipt(events) };
-  const text = serializeBundle(bundle);
+  const text = serializeBundle(runResult(run, run.status, events).bundle);
   if (values.out) {
     writeFileSync(values.out, text);
     process.stderr.write(`wrote ${values.out} (${events.length} events, ${run.status}${run.outcome ? ` ${run.outcome}` : ''})\n`);
