@@ -6,7 +6,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { hashJson, loadProgram, policyGuardGlobals, validatePolicy, validateProgram, type Issue, type Program } from '@nano-vm/kernel';
-import { ModelError, ScriptedModel, ToolRegistry, modelFromSpec as providerModelFromSpec, nodeHasher, parseModelScript, toolsFromModule, type ModelPort, type ModelScript } from '@nano-vm/runtime';
+import { ModelError, ToolRegistry, modelFromSpec as providerModelFromSpec, nodeHasher, toolsFromModule, type ModelPort } from '@nano-vm/runtime';
 import { CliError } from './cliError.js';
 import { EXIT } from './exitCodes.js';
 import type { LoadedPolicy } from './policyFile.js';
@@ -111,35 +111,17 @@ export async function loadTools(file: string | undefined): Promise<ToolRegistry>
   }
 }
 
-const scriptCache = new Map<string, ModelScript>();
-
 /**
- * `scripted:<file>` is read here (cached per file); everything else — `openai:<model>`,
- * `anthropic:<model>`, a fallback chain `a,b` — is built by the runtime from the environment
- * (docs/models.md). Spec and configuration problems (unknown provider, missing API key) are
- * refused here, before any run starts.
+ * The model a spec names — `scripted:<file>`, `openai:<model>`, `anthropic:<model>`, a fallback
+ * chain `a,b` — built by the runtime, configured from the environment (docs/models.md). Spec and
+ * configuration problems (unknown provider, missing API key, an unreadable script) are refused
+ * here, before any run starts.
  */
 export function modelFromSpec(spec: string, caseName?: string): ModelPort {
-  const m = /^([a-z]+):(.+)$/.exec(spec);
-  if (!m) throw new CliError('E_MODEL_SPEC', `model spec "${spec}" must look like scripted:<file>, openai:<model> or anthropic:<model>`, EXIT.REFUSED);
-  const [, provider, rest] = m;
-  if (provider !== 'scripted' || (rest!.includes(',') && !existsSync(rest!))) {
-    try {
-      return providerModelFromSpec(spec, { env: process.env, ...(caseName !== undefined ? { caseName } : {}) });
-    } catch (e) {
-      if (e instanceof ModelError) throw new CliError(e.code, e.message, EXIT.REFUSED);
-      throw e;
-    }
+  try {
+    return providerModelFromSpec(spec, { env: process.env, ...(caseName !== undefined ? { caseName } : {}) });
+  } catch (e) {
+    if (e instanceof ModelError) throw new CliError(e.code, e.message, EXIT.REFUSED);
+    throw e;
   }
-  let script = scriptCache.get(rest!);
-  if (!script) {
-    try {
-      script = parseModelScript(readText(rest!, 'model script'), basename(rest!));
-    } catch (e) {
-      if (e instanceof CliError) throw e;
-      throw new CliError((e as { code?: string }).code ?? 'E_SCRIPT_FORMAT', `${rest}: ${(e as Error).message}`, EXIT.REFUSED);
-    }
-    scriptCache.set(rest!, script);
-  }
-  return new ScriptedModel(script, caseName);
 }

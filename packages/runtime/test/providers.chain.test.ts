@@ -2,6 +2,9 @@
  * Fallback chains (`openai:a,anthropic:b`): which failures fall through to the next model, which
  * end the call, and that the trace names the model that actually answered.
  */
+import { copyFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StepCompletedEvent, StepFailedEvent } from '@nano-vm/kernel';
 import { FallbackChainModel, ModelError, modelFromSpec, runProgram, type ModelPort, type ModelRequest } from '../src/index.js';
@@ -113,5 +116,16 @@ describe('fallback chain', () => {
     expect((await m.complete(request())).raw).toBe('deny');
     expect(() => modelFromSpec('scripted:/nonexistent/model.yaml')).toThrow(expect.objectContaining({ code: 'E_FILE' }));
     expect(() => modelFromSpec('scripted:examples/refund/program.yaml')).toThrow(expect.objectContaining({ code: 'E_SCRIPT_FORMAT' }));
+    expect(() => modelFromSpec('scripted:')).toThrow(expect.objectContaining({ code: 'E_MODEL_SPEC' }));
+  });
+
+  it('reads a script whose path has a comma as that one file, since a scripted model is never part of a chain', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nano-vm-a,b-'));
+    copyFileSync('examples/refund/model.yaml', join(dir, 'model.yaml'));
+    const m = modelFromSpec(`scripted:${join(dir, 'model.yaml')}`, { caseName: 'deny' });
+    expect(m.scripted).toBe(true);
+    expect((await m.complete(request())).raw).toBe('deny');
+    // No such file: the spec is read as a chain, and a chain refuses its scripted member.
+    expect(() => modelFromSpec(`scripted:${join(dir, 'other.yaml')}`)).toThrow(expect.objectContaining({ code: 'E_MODEL_SPEC' }));
   });
 });

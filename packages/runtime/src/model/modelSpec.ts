@@ -5,7 +5,7 @@
  * unknown provider, a missing API key, a bad URL or number, an unreadable price table — is a
  * ModelError thrown now, before any run starts. docs/models.md is the reference.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { ANTHROPIC_DEFAULT_BASE_URL, ANTHROPIC_DEFAULT_MAX_TOKENS, AnthropicMessagesModel } from './anthropicMessages.js';
 import { FallbackChainModel } from './fallbackChain.js';
@@ -37,6 +37,8 @@ export function modelFromSpec(spec: string, opts: ModelSpecOptions = {}): ModelP
   const env = opts.env ?? {};
   const parts = spec.split(',').map((s) => s.trim());
   if (parts.length === 1 && parts[0]!.startsWith('scripted:')) return scriptedFromFile(parts[0]!.slice('scripted:'.length), opts.caseName);
+  // A scripted model is never part of a chain, so a script whose path has a comma is read as one file when it exists.
+  if (spec.startsWith('scripted:') && existsSync(spec.slice('scripted:'.length))) return scriptedFromFile(spec.slice('scripted:'.length), opts.caseName);
   if (parts.some((p) => p === '')) throw new ModelError('E_MODEL_SPEC', `model spec "${spec}" has an empty entry; a fallback chain is <provider>:<model>,<provider>:<model>`);
 
   const deps = httpDeps(env, opts);
@@ -75,6 +77,7 @@ function providerModel(spec: string, env: Readonly<Record<string, string | undef
 }
 
 function scriptedFromFile(file: string, caseName: string | undefined): ModelPort {
+  if (file === '') throw new ModelError('E_MODEL_SPEC', 'model spec "scripted:" names no file; it is scripted:<file>');
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
