@@ -3,11 +3,10 @@
  * non-streaming. The output type is constrained by the system instruction (enum values, or the
  * JSON Schema itself); the runtime's output check decides.
  */
-import type { Usage } from '@nano-vm/kernel';
 import { outputInstruction, userContent } from './modelMessages.js';
 import { ModelError, type ModelAnswer, type ModelPort, type ModelRequest } from './port.js';
-import { costFromTable, type PriceTable } from './priceTable.js';
-import { isObj, postWithRetries, type HttpDeps } from './providerHttp.js';
+import type { PriceTable } from './priceTable.js';
+import { endpointUrl, isObj, postWithRetries, providerAnswer, type HttpDeps } from './providerHttp.js';
 
 export const ANTHROPIC_DEFAULT_BASE_URL = 'https://api.anthropic.com';
 export const ANTHROPIC_VERSION = '2023-06-01';
@@ -45,7 +44,7 @@ export class AnthropicMessagesModel implements ModelPort {
     const { body } = await postWithRetries(
       {
         label: this.id,
-        url: `${this.opts.baseUrl.replace(/\/+$/, '')}/v1/messages`,
+        url: endpointUrl(this.opts.baseUrl, '/v1/messages'),
         headers: { 'x-api-key': this.opts.apiKey, 'anthropic-version': ANTHROPIC_VERSION },
         body: this.requestBody(req),
         signal: req.signal,
@@ -61,16 +60,10 @@ export class AnthropicMessagesModel implements ModelPort {
       .map((b) => (typeof b.text === 'string' ? b.text : ''))
       .join('');
 
-    const answer: ModelAnswer = { raw, model: typeof body.model === 'string' && body.model ? `anthropic:${body.model}` : this.id };
-    const u = isObj(body.usage) ? body.usage : undefined;
-    if (u && typeof u.input_tokens === 'number' && typeof u.output_tokens === 'number') {
-      // input_tokens excludes prompt-cache reads and writes; the model read all of them.
-      const cached = (typeof u.cache_creation_input_tokens === 'number' ? u.cache_creation_input_tokens : 0) + (typeof u.cache_read_input_tokens === 'number' ? u.cache_read_input_tokens : 0);
-      const usage: Usage = { input_tokens: u.input_tokens + cached, output_tokens: u.output_tokens };
-      answer.usage = usage;
-      const cost = costFromTable(this.opts.prices, 'anthropic', this.opts.model, usage);
-      if (cost !== undefined) answer.cost_usd = cost;
-    }
-    return answer;
+    const u = isObj(body.usage) ? body.usage : {};
+    // input_tokens excludes prompt-cache reads and writes; the model read all of them.
+    const cached = (typeof u.cache_creation_input_tokens === 'number' ? u.cache_creation_input_tokens : 0) + (typeof u.cache_read_input_tokens === 'number' ? u.cache_read_input_tokens : 0);
+    const usage = typeof u.input_tokens === 'number' && typeof u.output_tokens === 'number' ? { input_tokens: u.input_tokens + cached, output_tokens: u.output_tokens } : undefined;
+    return providerAnswer('anthropic', this.opts, { raw, model: body.model, usage });
   }
 }

@@ -8,11 +8,10 @@
  * object root, and wrapping an enum in an object would change the raw answer the trace records).
  * Either way the runtime's output check decides, never the provider.
  */
-import type { Usage } from '@nano-vm/kernel';
 import { hasObjectRoot, outputInstruction, strictCompatible, userContent } from './modelMessages.js';
 import { ModelError, type ModelAnswer, type ModelPort, type ModelRequest } from './port.js';
-import { costFromTable, type PriceTable } from './priceTable.js';
-import { isObj, postWithRetries, type HttpDeps } from './providerHttp.js';
+import type { PriceTable } from './priceTable.js';
+import { endpointUrl, isObj, postWithRetries, providerAnswer, type HttpDeps } from './providerHttp.js';
 
 export const OPENAI_DEFAULT_BASE_URL = 'https://api.openai.com/v1';
 
@@ -52,7 +51,7 @@ export class OpenAiChatModel implements ModelPort {
     const { body } = await postWithRetries(
       {
         label: this.id,
-        url: `${this.opts.baseUrl.replace(/\/+$/, '')}/chat/completions`,
+        url: endpointUrl(this.opts.baseUrl, '/chat/completions'),
         headers: this.opts.apiKey ? { authorization: `Bearer ${this.opts.apiKey}` } : {},
         body: this.requestBody(req),
         signal: req.signal,
@@ -70,16 +69,11 @@ export class OpenAiChatModel implements ModelPort {
     const raw = typeof message.content === 'string' ? message.content : typeof message.refusal === 'string' ? message.refusal : undefined;
     if (raw === undefined) throw malformed('choices[0].message has no text content');
 
-    const answer: ModelAnswer = { raw, model: typeof body.model === 'string' && body.model ? `openai:${body.model}` : this.id };
-    const u = isObj(body.usage) ? body.usage : undefined;
-    if (u && typeof u.prompt_tokens === 'number' && typeof u.completion_tokens === 'number') {
-      const usage: Usage = { input_tokens: u.prompt_tokens, output_tokens: u.completion_tokens };
-      answer.usage = usage;
-      // OpenRouter reports what the call cost (in credits, which are USD); prefer it to any table.
-      const cost = typeof u.cost === 'number' && Number.isFinite(u.cost) && u.cost >= 0 ? u.cost : costFromTable(this.opts.prices, 'openai', this.opts.model, usage);
-      if (cost !== undefined) answer.cost_usd = cost;
-    }
-    return answer;
+    const u = isObj(body.usage) ? body.usage : {};
+    const usage = typeof u.prompt_tokens === 'number' && typeof u.completion_tokens === 'number' ? { input_tokens: u.prompt_tokens, output_tokens: u.completion_tokens } : undefined;
+    // OpenRouter reports what the call cost (in credits, which are USD); it is preferred to any table.
+    const cost = typeof u.cost === 'number' && Number.isFinite(u.cost) && u.cost >= 0 ? u.cost : undefined;
+    return providerAnswer('openai', this.opts, { raw, model: body.model, usage, cost });
   }
 }
 

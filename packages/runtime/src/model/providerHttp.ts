@@ -1,12 +1,15 @@
 /**
  * One model call over HTTP: POST a JSON body, retry transient failures (429, 5xx, network errors,
  * an attempt that takes too long) with backoff, and turn every other outcome into a ModelError
- * with a stable code. Shared by the provider adapters; they only build bodies and read answers.
+ * with a stable code. Shared by the provider adapters: they build bodies and read answers, and
+ * providerAnswer makes what is recorded of an answer (the model label, usage and cost).
  *
  * The caller's AbortSignal (the step's timeout) aborts the in-flight request and any backoff
  * wait; such a call never retries and never falls through to another model.
  */
-import { ModelError } from './port.js';
+import type { Usage } from '@nano-vm/kernel';
+import { ModelError, type ModelAnswer } from './port.js';
+import { costFromTable, type PriceTable } from './priceTable.js';
 import { abortableSleep, backoffMs, DEFAULT_RETRY_POLICY, retryAfterMs, type RetryPolicy, type Sleep } from './retryPolicy.js';
 
 /** What the adapters need from the outside world; tests replace any of it. */
@@ -38,6 +41,33 @@ export interface ProviderRequest {
 export interface ProviderResponse {
   /** The parsed JSON body of the successful response. */
   body: unknown;
+}
+
+/** The URL of an endpoint under a base URL that may end in slashes. */
+export const endpointUrl = (baseUrl: string, path: string): string => `${baseUrl.replace(/\/+$/, '')}${path}`;
+
+/** What an adapter read from a provider's answer. */
+export interface ProviderReply {
+  raw: string;
+  /** The model the response names, if any. */
+  model: unknown;
+  usage?: Usage;
+  /** What the provider says the call cost, in USD. */
+  cost?: number;
+}
+
+/**
+ * The answer as recorded: labelled with the model that answered (the one the response names,
+ * else the one called), and with usage, its cost — the provider's own figure, else the price table's.
+ */
+export function providerAnswer(provider: string, called: { model: string; prices?: PriceTable }, reply: ProviderReply): ModelAnswer {
+  const answer: ModelAnswer = { raw: reply.raw, model: `${provider}:${typeof reply.model === 'string' && reply.model ? reply.model : called.model}` };
+  if (reply.usage) {
+    answer.usage = reply.usage;
+    const cost = reply.cost ?? costFromTable(called.prices, provider, called.model, reply.usage);
+    if (cost !== undefined) answer.cost_usd = cost;
+  }
+  return answer;
 }
 
 /** Codes of failures that a later attempt may not repeat. */
