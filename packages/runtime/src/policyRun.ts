@@ -1,22 +1,22 @@
 /**
- * Running under a policy (docs/policy.md): the policy document is checked, the program is
- * pre-flighted against it (the program's own checks with `policy` visible to guards, then
- * validatePolicy), and the policy is compiled for the machine, which enforces it before every
- * step. Results are cached per (program, policy object, tool registry), like `preflight`.
+ * Running under a policy (docs/policy.md): the policy document is checked and compiled for the
+ * machine, which enforces it before every step (the kernel's policyOption, as replay uses it), and
+ * the program is pre-flighted against it (the program's own checks with `policy` visible to guards,
+ * then validatePolicy). Results are cached per (program, policy object, tool registry), like `preflight`.
  */
 import {
-  CompiledPolicy,
   NanoVmError,
-  hashJson,
-  policyFromValue,
   policyGuardGlobals,
+  policyOption,
   validatePolicy,
   validateProgram,
+  type CompiledPolicy,
   type CompiledProgram,
   type Hasher,
   type Issue,
   type PolicySnapshot,
   type Program,
+  type ToolDescription,
 } from '@nano-vm/kernel';
 import type { ToolRegistry } from './toolRegistry.js';
 
@@ -26,25 +26,30 @@ export interface PolicyPreflight {
   policy: CompiledPolicy;
 }
 
-/** The policy document as a PolicySnapshot, or NanoVmError E_POLICY_INVALID with its issues. */
-export function checkPolicy(value: unknown): PolicySnapshot {
-  const { policy, issues } = policyFromValue(value);
-  if (!policy) throw new NanoVmError('E_POLICY_INVALID', `the policy is invalid: ${issues[0]?.message ?? 'not a policy'}`, issues);
+const compiled = new WeakMap<Program, WeakMap<object, Map<Hasher, CompiledPolicy>>>();
+
+/**
+ * The policy compiled against a program (for the machine), once per (program, policy object,
+ * hasher). NanoVmError E_POLICY_INVALID with its issues for a value that is not a policy, and
+ * for none (null): a caller without a policy has nothing to compile.
+ */
+export function compilePolicy(program: Program, value: unknown, hasher: Hasher): CompiledPolicy {
+  const cached = typeof value === 'object' && value !== null ? compiled.get(program)?.get(value)?.get(hasher) : undefined;
+  if (cached) return cached;
+  const { policy } = policyOption(value, program, hasher);
+  if (!policy) throw new NanoVmError('E_POLICY_INVALID', 'the policy is invalid: no policy document was given', []);
+  // A policy document is a mapping, so it can key the cache.
+  let byPolicy = compiled.get(program);
+  if (!byPolicy) compiled.set(program, (byPolicy = new WeakMap()));
+  let byHasher = byPolicy.get(value as object);
+  if (!byHasher) byPolicy.set(value as object, (byHasher = new Map()));
+  byHasher.set(hasher, policy);
   return policy;
 }
 
-const compiled = new WeakMap<Program, WeakMap<object, Map<Hasher, CompiledPolicy>>>();
-
-/** The policy compiled against a program (for the machine), once per (program, policy object, hasher). */
-export function compilePolicy(program: Program, value: unknown, hasher: Hasher): CompiledPolicy {
-  const policy = checkPolicy(value);
-  let byPolicy = compiled.get(program);
-  if (!byPolicy) compiled.set(program, (byPolicy = new WeakMap()));
-  let byHasher = byPolicy.get(policy);
-  if (!byHasher) byPolicy.set(policy, (byHasher = new Map()));
-  let c = byHasher.get(hasher);
-  if (!c) byHasher.set(hasher, (c = new CompiledPolicy(policy, hashJson(hasher, policy), program)));
-  return c;
+/** A program's issues under a policy (warnings too): its own checks with `policy` visible to guards, then the policy's rules. */
+export function issuesUnderPolicy(program: Program, policy: PolicySnapshot, tools: Record<string, ToolDescription>, programHash: string): Issue[] {
+  return [...validateProgram(program, { tools, guardGlobals: policyGuardGlobals(policy) }), ...validatePolicy(program, policy, { programHash })];
 }
 
 const preflights = new WeakMap<Program, WeakMap<object, WeakMap<ToolRegistry, Issue[]>>>();
@@ -59,8 +64,7 @@ export function policyPreflight(cp: CompiledProgram, value: unknown, tools: Tool
   if (!byTools) byPolicy.set(policy.policy, (byTools = new WeakMap()));
   let errors = byTools.get(tools);
   if (!errors) {
-    const issues = [...validateProgram(program, { tools: tools.describe(), guardGlobals: policyGuardGlobals(policy.policy) }), ...validatePolicy(program, policy.policy, { programHash: cp.hash(hasher) })];
-    byTools.set(tools, (errors = issues.filter((i) => i.severity === 'error')));
+    byTools.set(tools, (errors = issuesUnderPolicy(program, policy.policy, tools.describe(), cp.hash(hasher)).filter((i) => i.severity === 'error')));
   }
   return { errors, policy };
 }

@@ -247,3 +247,16 @@ describe('host contract', () => {
     expect(m.result).toMatchObject({ status: 'failed', error: { code: 'E_NO_RESULT', step: 'fan' } });
   });
 });
+
+describe('a policy that is not one', () => {
+  it('refuses the run with E_POLICY_INVALID and the policy issues, every time, before anything is stored', async () => {
+    const store = new MemoryStore();
+    const notAPolicy = { format: 'nano-vm.policy/v1', version: '1' };
+    for (let i = 0; i < 2; i++) {
+      const e = await runProgram({ program: program([end('done', 'SUCCESS')]), input: {}, model: scripted('answers: {}'), tools: noTools, store, policy: notAPolicy }).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(NanoVmError);
+      expect(e).toMatchObject({ code: 'E_POLICY_INVALID', issues: [expect.objectContaining({ code: 'E_POLICY_INVALID' })] });
+    }
+    expect(await store.listRuns()).toEqual([]);
+  });
+});

@@ -5,8 +5,9 @@
  * then validatePolicy — as a pure function of its arguments, so the trace records everything the
  * verdict depends on.
  */
-import { hashJson, policyFromValue, policyGuardGlobals, programFromValue, validatePolicy, validateProgram, type Issue, type JsonValue } from '@nano-vm/kernel';
+import { hashJson, policyFromValue, programFromValue, validateProgram, type Issue, type JsonValue } from '@nano-vm/kernel';
 import { nodeHasher } from '../nodeHasher.js';
+import { issuesUnderPolicy } from '../policyRun.js';
 import type { ToolDefinition } from '../toolRegistry.js';
 import { CHECK_OUTPUT_SCHEMA, CHECK_TOOL } from './plannerProgram.js';
 
@@ -53,8 +54,7 @@ export function checkDraft(draft: unknown, tools: readonly PlannerTool[], policy
       if (!p.policy) issues.push(...p.issues);
       policy = p.policy;
     }
-    issues.push(...validateProgram(loaded.program, { tools: described, ...(policy ? { guardGlobals: policyGuardGlobals(policy) } : {}) }));
-    if (policy) issues.push(...validatePolicy(loaded.program, policy, { programHash: hashJson(nodeHasher, loaded.program) }));
+    issues.push(...(policy ? issuesUnderPolicy(loaded.program, policy, described, hashJson(nodeHasher, loaded.program)) : validateProgram(loaded.program, { tools: described })));
   }
   return { ok: !issues.some((i) => i.severity === 'error'), issues: issues.map(toDraftIssue) };
 }
