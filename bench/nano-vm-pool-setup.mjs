@@ -37,8 +37,8 @@ class RotatingStore {
     return this.current.createRun(run, vault);
   }
 
-  append(runId, event) {
-    return this.storeOf.get(runId).append(runId, event);
+  append(runId, events) {
+    return this.storeOf.get(runId).append(runId, events);
   }
 
   finish(runId, status, outcome) {

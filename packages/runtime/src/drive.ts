@@ -59,14 +59,18 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
         throw new StoreError('E_RECOVERY_DIVERGED', `re-deriving run ${runId} diverges at seq ${checked} (${stored[checked]!.type}): the program, the runtime or the stored events changed`);
       }
     }
-    while (persisted < evs.length) {
-      const e = evs[persisted]!;
-      const w = store.append(runId, e);
-      persisted++;
-      if (w) return w.then(() => (o.onEvent?.(e, runId), sync()));
-      o.onEvent?.(e, runId);
-    }
+    if (persisted >= evs.length) return undefined;
+    // Everything the machine decided since the last effect, in one append (one transaction).
+    const from = persisted;
+    const batch = evs.slice(from);
+    persisted = evs.length;
+    const w = store.append(runId, batch);
+    if (w) return w.then(() => announce(from, batch.length));
+    announce(from, batch.length);
     return undefined;
+  };
+  const announce = (from: number, n: number): void => {
+    if (o.onEvent) for (let i = from; i < from + n; i++) o.onEvent(machine.events[i]!, runId);
   };
 
   let resume = o.resume;

@@ -142,7 +142,7 @@ export async function eraseSubject(o: EraseOptions): Promise<EraseReport> {
     if (hold) {
       const body: ErasureRefusedEvent = { hash: '', hold: hold.id, paths, prev_hash: '', reason: hold.reason, seq: 0, subject: rowKey, ts: '', type: 'erasure_refused' };
       const e = chain.append(body, ts);
-      const w = o.store.append(runId, e);
+      const w = o.store.append(runId, [e]);
       if (w) await w;
       report.refused.push({ run_id: runId, hold: hold.id, reason: hold.reason, paths, seq: e.seq });
       continue;

@@ -58,7 +58,7 @@ describe('recoverRun', () => {
     await new Promise((r) => setTimeout(r, 50));
     const [run] = s.listRuns({ status: 'running' });
     // Someone edits a stored event (its recorded answer) behind the store's back.
-    s.db.prepare(`UPDATE events SET body = replace(body, '"raw":"charge"', '"raw":"refund"') WHERE run_id = ? AND seq = 1`).run(run!.run_id);
+    s.db.prepare(`UPDATE events SET body = replace(body, '"raw":"charge"', '"raw":"refund"') WHERE run_no = (SELECT run_no FROM runs WHERE run_id = ?) AND seq = 1`).run(run!.run_id);
     await expect(recoverRun({ store: s, runId: run!.run_id, model: scripted('answers: {}'), tools: hung })).rejects.toMatchObject({ code: 'E_RECOVERY_DIVERGED' });
     s.close();
   });

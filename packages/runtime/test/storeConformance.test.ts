@@ -58,7 +58,53 @@ describe('SqliteStore specifics', () => {
     const s = new SqliteStore(path);
     expect(s.getRun('old')).toMatchObject({ program: { id: 'p' }, status: 'completed', outcome: 'OK' });
     expect(s.invocations('old')).toEqual([]);
-    expect(s.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get()).toEqual({ value: '3' });
+    expect(s.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get()).toEqual({ value: '4' });
+    s.close();
+  });
+
+  it('migrates a version-3 file (rows keyed by text run ids) to integer run keys, keeping every row', async () => {
+    const path = join(dir, 'v3.db');
+    const db = new Database(path);
+    db.exec(`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+      INSERT INTO meta VALUES ('schema_version', '3'), ('subject_secret', 'feed');
+      CREATE TABLE runs (run_id TEXT PRIMARY KEY, program_id TEXT NOT NULL, program TEXT NOT NULL, policy TEXT NOT NULL, input TEXT NOT NULL, status TEXT NOT NULL, outcome TEXT, head_hash TEXT NOT NULL DEFAULT '', event_count INTEGER NOT NULL DEFAULT 0, program_hash TEXT);
+      CREATE INDEX runs_by_status ON runs (status);
+      CREATE TABLE events (run_id TEXT NOT NULL REFERENCES runs (run_id), seq INTEGER NOT NULL, type TEXT NOT NULL, hash TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (run_id, seq)) WITHOUT ROWID;
+      CREATE TABLE vault (run_id TEXT NOT NULL REFERENCES runs (run_id), path TEXT NOT NULL, subject TEXT, commitment TEXT NOT NULL, salt TEXT, value TEXT, erased INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run_id, path)) WITHOUT ROWID;
+      CREATE INDEX vault_by_subject ON vault (subject);
+      CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs (run_id), step TEXT NOT NULL, tool TEXT NOT NULL, attempt INTEGER NOT NULL, invocations INTEGER NOT NULL, first_seq INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE INDEX idempotency_keys_by_run ON idempotency_keys (run_id);
+      CREATE TABLE programs (hash TEXT PRIMARY KEY, program TEXT NOT NULL) WITHOUT ROWID;`);
+    const program = { format: 'nano-vm.program/v1', id: 'p', input_schema: {}, steps: [] };
+    db.prepare(`INSERT INTO programs VALUES ('ph', ?)`).run(JSON.stringify(program));
+    const c = new TraceChain(nodeHasher);
+    c.append({ type: 'run_started', run_id: 'zz', program_id: 'p', program_hash: 'a'.repeat(64), policy_hash: 'b'.repeat(64), input_hash: 'c'.repeat(64), runtime_version: 't', model: { id: 'm', scripted: true } } as never, '2026-01-01T00:00:00.000Z');
+    c.append({ type: 'step_started', step: 'pay', kind: 'tool', visit: 1, attempt: 1, tool: 'pay', args: {}, idempotency_key: 'zz/pay/1' } as never, '2026-01-01T00:00:00.001Z');
+    // Two runs, inserted so that the text order (aa < zz) is not the creation order.
+    db.prepare(`INSERT INTO runs (run_id, program_id, program, program_hash, policy, input, status, outcome, head_hash, event_count) VALUES ('zz', 'p', '', 'ph', 'null', '{}', 'running', NULL, ?, 2)`).run(c.events[1]!.hash);
+    db.prepare(`INSERT INTO runs (run_id, program_id, program, program_hash, policy, input, status, outcome) VALUES ('aa', 'p', '', 'ph', 'null', '{}', 'completed', 'OK')`).run();
+    for (const e of c.events) db.prepare(`INSERT INTO events VALUES ('zz', ?, ?, ?, ?)`).run(e.seq, e.type, e.hash, JSON.stringify(e));
+    db.prepare(`INSERT INTO vault VALUES ('zz', 'input.email', 'keyed-sha256:s', 'vault:sha256:x', 'salt', '"a@b.c"', 0)`).run();
+    db.prepare(`INSERT INTO idempotency_keys VALUES ('zz/pay/1', 'zz', 'pay', 'pay', 1, 2, 1)`).run();
+    db.close();
+
+    const s = new SqliteStore(path, { groupCommit: true });
+    expect(s.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get()).toEqual({ value: '4' });
+    expect(s.db.prepare(`SELECT name FROM sqlite_master WHERE name LIKE 'old_%'`).all()).toEqual([]);
+    expect(s.listRuns().map((r) => r.run_id)).toEqual(['zz', 'aa']);
+    expect(s.getRun('zz')).toMatchObject({ program: { id: 'p' }, status: 'running', head_hash: c.events[1]!.hash, event_count: 2 });
+    expect(s.events('zz')).toEqual(c.events);
+    expect(s.vault('zz')).toEqual([{ run_id: 'zz', path: 'input.email', subject: 'keyed-sha256:s', commitment: 'vault:sha256:x', salt: 'salt', value: 'a@b.c', erased: false }]);
+    expect(s.vaultBySubject('keyed-sha256:s')).toHaveLength(1);
+    expect(s.invocations('zz')).toEqual([{ key: 'zz/pay/1', run_id: 'zz', step: 'pay', tool: 'pay', attempt: 1, invocations: 2 }]);
+    expect(s.subjectSecret()).toBe('feed');
+    // The migrated run goes on where it was, and new runs come after the old ones.
+    c.append({ type: 'step_retry', step: 'pay', attempt: 2, max_attempts: 2 } as never, '2026-01-01T00:00:00.002Z');
+    await s.append('zz', [c.events[2]!]);
+    await s.createRun({ run_id: 'new', program_id: 'p', program: program as never, policy: null, input: {}, status: 'running', outcome: null });
+    expect(s.listRuns().map((r) => r.run_id)).toEqual(['zz', 'aa', 'new']);
+    expect(s.events('zz')).toHaveLength(3);
+    expect(s.db.pragma('foreign_key_check')).toEqual([]);
     s.close();
   });
 
@@ -70,7 +116,7 @@ describe('SqliteStore specifics', () => {
     const ids = ['g1', 'g2', 'g3'];
     for (const id of ids) s.createRun({ run_id: id, program_id: 'p', program, policy: null, input: {}, status: 'running', outcome: null });
     const first = ids.map((id) => genesis(id));
-    const results = await Promise.allSettled([...ids.map((id, i) => s.append(id, { ...first[i]!, seq: 0 })), s.append('g1', { ...first[0]!, seq: 5 })]);
+    const results = await Promise.allSettled([...ids.map((id, i) => s.append(id, [{ ...first[i]!, seq: 0 }])), s.append('g1', [{ ...first[0]!, seq: 5 }])]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected']);
     expect((results[3] as PromiseRejectedResult).reason).toMatchObject({ code: 'E_STORE_CONFLICT' });
     for (const id of ids) expect(s.getRun(id)).toMatchObject({ event_count: 1 });

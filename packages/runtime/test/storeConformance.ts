@@ -31,9 +31,9 @@ export function storeConformance(name: string, h: StoreHarness): void {
   describe(`Store conformance: ${name}`, () => {
     it('round-trips runs and events exactly, in seq order', async () => {
       const s = await h.make();
-      s.createRun(runRec('r1'));
+      await s.createRun(runRec('r1'));
       const evs = chain('r1', 5);
-      for (const e of evs) await s.append('r1', e);
+      for (const e of evs) await s.append('r1', [e]);
       expect(await s.events('r1')).toEqual(evs);
       expect(await s.getRun('r1')).toEqual({ ...runRec('r1'), head_hash: evs[4]!.hash, event_count: 5 });
       h.close?.(s);
@@ -41,28 +41,45 @@ export function storeConformance(name: string, h: StoreHarness): void {
 
     it('compare-and-swap on (run_id, seq): gaps and repeats are refused and write nothing', async () => {
       const s = await h.make();
-      s.createRun(runRec('r1'));
+      await s.createRun(runRec('r1'));
       const evs = chain('r1', 4);
-      await s.append('r1', evs[0]!);
-      await expect(attempt(() => s.append('r1', evs[2]!))).rejects.toMatchObject({ code: 'E_STORE_CONFLICT' });
-      await s.append('r1', evs[1]!);
-      await expect(attempt(() => s.append('r1', evs[1]!))).rejects.toMatchObject({ code: 'E_STORE_CONFLICT' });
-      await expect(attempt(() => s.append('r1', evs[0]!))).rejects.toMatchObject({ code: 'E_STORE_CONFLICT' });
+      await s.append('r1', [evs[0]!]);
+      await expect(attempt(() => s.append('r1', [evs[2]!]))).rejects.toMatchObject({ code: 'E_STORE_CONFLICT' });
+      await s.append('r1', [evs[1]!]);
+      await expect(attempt(() => s.append('r1', [evs[1]!]))).rejects.toMatchObject({ code: 'E_STORE_CONFLICT' });
+      await expect(attempt(() => s.append('r1', [evs[0]!]))).rejects.toMatchObject({ code: 'E_STORE_CONFLICT' });
       expect(await s.events('r1')).toEqual(evs.slice(0, 2));
       expect((await s.getRun('r1'))?.event_count).toBe(2);
+      h.close?.(s);
+    });
+
+    it('appends a batch in one transaction: all of it or none of it', async () => {
+      const s = await h.make();
+      await s.createRun(runRec('r1'));
+      const evs = chain('r1', 6);
+      await s.append('r1', evs.slice(0, 3));
+      expect((await s.getRun('r1'))?.event_count).toBe(3);
+      // A batch whose first seq is taken, or with a gap inside it, stores nothing of itself.
+      await expect(attempt(() => s.append('r1', evs.slice(2, 5)))).rejects.toMatchObject({ code: 'E_STORE_CONFLICT' });
+      await expect(attempt(() => s.append('r1', [evs[3]!, evs[5]!]))).rejects.toMatchObject({ code: 'E_STORE_CONFLICT' });
+      expect(await s.events('r1')).toEqual(evs.slice(0, 3));
+      await s.append('r1', evs.slice(3));
+      await s.append('r1', []);
+      expect(await s.events('r1')).toEqual(evs);
+      expect(await s.getRun('r1')).toMatchObject({ head_hash: evs[5]!.hash, event_count: 6 });
       h.close?.(s);
     });
 
     it('concurrent writers on one run: exactly one wins each seq', async () => {
       const a = await h.make();
       const b = h.reopen ? h.reopen(a) : a;
-      a.createRun(runRec('r1'));
+      await a.createRun(runRec('r1'));
       const evs = chain('r1', 3);
       const fork = chain('r1', 3).map((e, i) => (i === 0 ? evs[0]! : e));
-      await a.append('r1', evs[0]!);
+      await a.append('r1', [evs[0]!]);
       // Both writers try seq 1; the loser gets a conflict and its event is not stored.
-      await a.append('r1', evs[1]!);
-      await expect(attempt(() => b.append('r1', { ...fork[1]!, step: 'other' } as TraceEvent))).rejects.toMatchObject({ code: 'E_STORE_CONFLICT' });
+      await a.append('r1', [evs[1]!]);
+      await expect(attempt(() => b.append('r1', [{ ...fork[1]!, step: 'other' } as TraceEvent]))).rejects.toMatchObject({ code: 'E_STORE_CONFLICT' });
       expect((await b.events('r1')).map((e) => e.hash)).toEqual(evs.slice(0, 2).map((e) => e.hash));
       if (b !== a) h.close?.(b);
       h.close?.(a);
@@ -70,9 +87,9 @@ export function storeConformance(name: string, h: StoreHarness): void {
 
     it('refuses duplicate and unknown runs with codes', async () => {
       const s = await h.make();
-      s.createRun(runRec('r1'));
+      await s.createRun(runRec('r1'));
       await expect(attempt(() => s.createRun(runRec('r1')))).rejects.toMatchObject({ code: 'E_STORE_DUPLICATE_RUN' });
-      await expect(attempt(() => s.append('nope', chain('nope', 1)[0]!))).rejects.toMatchObject({ code: 'E_STORE_NO_RUN' });
+      await expect(attempt(() => s.append('nope', [chain('nope', 1)[0]!]))).rejects.toMatchObject({ code: 'E_STORE_NO_RUN' });
       await expect(attempt(() => s.finish('nope', 'failed', null))).rejects.toMatchObject({ code: 'E_STORE_NO_RUN' });
       expect(await s.getRun('nope')).toBeUndefined();
       expect(await s.events('nope')).toEqual([]);
@@ -81,7 +98,7 @@ export function storeConformance(name: string, h: StoreHarness): void {
 
     it('finishes runs and lists them by status in creation order', async () => {
       const s = await h.make();
-      for (const id of ['r1', 'r2', 'r3']) s.createRun(runRec(id));
+      for (const id of ['r1', 'r2', 'r3']) await s.createRun(runRec(id));
       await s.finish('r2', 'completed', 'OK');
       await s.finish('r3', 'failed', null);
       expect((await s.listRuns()).map((r) => r.run_id)).toEqual(['r1', 'r2', 'r3']);
@@ -144,11 +161,11 @@ export function storeConformance(name: string, h: StoreHarness): void {
 
       it('reinvoked counts a recovered re-invocation; an unknown key is refused with a code', async () => {
         const s = await h.make();
-        s.createRun(runRec('r1'));
+        await s.createRun(runRec('r1'));
         const c = new TraceChain(nodeHasher);
         c.append({ type: 'run_started', run_id: 'r1', program_id: 'p', program_hash: 'a'.repeat(64), policy_hash: 'b'.repeat(64), input_hash: 'c'.repeat(64), runtime_version: 't', model: { id: 'm', scripted: true } }, '2026-01-01T00:00:00.000Z');
         c.append({ type: 'step_started', step: 'pay', kind: 'tool', visit: 1, attempt: 1, tool: 'pay', args: {}, idempotency_key: 'r1/pay/1' } as never, '2026-01-01T00:00:00.001Z');
-        for (const e of c.events) await s.append('r1', e);
+        for (const e of c.events) await s.append('r1', [e]);
         expect(await s.reinvoked('r1', { key: 'r1/pay/1', step: 'pay', tool: 'pay', attempt: 1 })).toBe(2);
         expect(await s.invocations('r1')).toMatchObject([{ key: 'r1/pay/1', invocations: 2, attempt: 1 }]);
         // A key the table lacks (a run stored before the table existed) enters with 2 invocations.
@@ -161,8 +178,8 @@ export function storeConformance(name: string, h: StoreHarness): void {
       it('keeps one program per content: runs of the same program share it, and each reads back an equal, independent copy', async () => {
         const s = await h.make();
         const prog = program([{ id: 'done', kind: 'end', outcome: 'OK' }]);
-        s.createRun({ ...runRec('a'), program: prog });
-        s.createRun({ ...runRec('b'), program: structuredClone(prog) });
+        await s.createRun({ ...runRec('a'), program: prog });
+        await s.createRun({ ...runRec('b'), program: structuredClone(prog) });
         const a = (await s.getRun('a'))!;
         const b = (await s.getRun('b'))!;
         expect(a.program).toEqual(prog);
@@ -233,10 +250,10 @@ export function storeConformance(name: string, h: StoreHarness): void {
 
       it('keeps vault rows with the run, in path order, and finds them by subject across runs', async () => {
         const s = await h.make();
-        s.createRun(runRec('r1'), vaultRows('sha256:s').reverse());
-        s.createRun(runRec('r2'), vaultRows('sha256:other'));
-        s.createRun(runRec('r3'), vaultRows('sha256:s'));
-        s.createRun(runRec('r4'));
+        await s.createRun(runRec('r1'), vaultRows('sha256:s').reverse());
+        await s.createRun(runRec('r2'), vaultRows('sha256:other'));
+        await s.createRun(runRec('r3'), vaultRows('sha256:s'));
+        await s.createRun(runRec('r4'));
         expect(await s.vault('r1')).toEqual(vaultRows('sha256:s').map((v) => ({ run_id: 'r1', ...v, erased: false })));
         expect(await s.vault('r4')).toEqual([]);
         expect((await s.vaultBySubject('sha256:s')).map((v) => [v.run_id, v.path])).toEqual([['r1', 'input.email'], ['r1', 'input.name'], ['r3', 'input.email'], ['r3', 'input.name']]);
@@ -246,7 +263,7 @@ export function storeConformance(name: string, h: StoreHarness): void {
 
       it('a duplicate run writes no vault rows', async () => {
         const s = await h.make();
-        s.createRun(runRec('r1'), vaultRows('sha256:s'));
+        await s.createRun(runRec('r1'), vaultRows('sha256:s'));
         await expect(attempt(() => s.createRun(runRec('r1'), vaultRows('sha256:x')))).rejects.toMatchObject({ code: 'E_STORE_DUPLICATE_RUN' });
         expect(await s.vaultBySubject('sha256:x')).toEqual([]);
         h.close?.(s);
@@ -254,10 +271,10 @@ export function storeConformance(name: string, h: StoreHarness): void {
 
       it('eraseValues tombstones the subject\'s rows and appends the event atomically; nothing else changes', async () => {
         const s = await h.make();
-        s.createRun(runRec('r1'), [...vaultRows('sha256:s'), { path: 'input.other', subject: 'sha256:t', commitment: `vault:sha256:${'a'.repeat(64)}`, salt: 'x', value: 1 }]);
-        s.createRun(runRec('r2'), vaultRows('sha256:s'));
+        await s.createRun(runRec('r1'), [...vaultRows('sha256:s'), { path: 'input.other', subject: 'sha256:t', commitment: `vault:sha256:${'a'.repeat(64)}`, salt: 'x', value: 1 }]);
+        await s.createRun(runRec('r2'), vaultRows('sha256:s'));
         const evs = chain('r1', 3);
-        for (const e of evs) await s.append('r1', e);
+        for (const e of evs) await s.append('r1', [e]);
         const before = await s.getRun('r2');
         const e = erasedEvent(evs[2]!);
         expect(await s.eraseValues('r1', 'sha256:s', e)).toBe(2);
@@ -279,9 +296,9 @@ export function storeConformance(name: string, h: StoreHarness): void {
 
       it('an erase whose event loses the compare-and-swap erases nothing', async () => {
         const s = await h.make();
-        s.createRun(runRec('r1'), vaultRows('sha256:s'));
+        await s.createRun(runRec('r1'), vaultRows('sha256:s'));
         const evs = chain('r1', 3);
-        for (const e of evs) await s.append('r1', e);
+        for (const e of evs) await s.append('r1', [e]);
         const stale = erasedEvent(evs[1]!);
         expect(() => s.eraseValues('r1', 'sha256:s', stale)).toThrow(expect.objectContaining({ code: 'E_STORE_CONFLICT' }));
         expect((await s.vault('r1')).every((v) => !v.erased && v.value !== null)).toBe(true);

@@ -132,7 +132,7 @@ describe('erase', () => {
     const store = new SqliteStore(join(tmp(), 'legacy.db'));
     const runs = await runKyc(store, noHoldPolicy);
     const clean = runs[0]!.run;
-    store.db.prepare('UPDATE vault SET subject = ? WHERE run_id = ?').run(subjectKey(nodeHasher, 'ingrid.larsen@example.com'), clean.run_id);
+    store.db.prepare('UPDATE vault SET subject = ? WHERE run_no = (SELECT run_no FROM runs WHERE run_id = ?)').run(subjectKey(nodeHasher, 'ingrid.larsen@example.com'), clean.run_id);
     const report = await eraseSubject({ store, subject: 'ingrid.larsen@example.com', hasher: nodeHasher });
     expect(report.erased).toMatchObject([{ run_id: clean.run_id }]);
     expect(store.vault(clean.run_id).every((r) => r.erased)).toBe(true);
@@ -305,7 +305,7 @@ describe('SQLite vault schema', () => {
       INSERT INTO runs (run_id, program_id, program, policy, input, status, outcome) VALUES ('old', 'p', '{}', 'null', '{"email":"a@b.c"}', 'completed', 'OK');`);
     db.close();
     const s = new SqliteStore(path);
-    expect(s.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get()).toEqual({ value: '3' });
+    expect(s.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get()).toEqual({ value: '4' });
     expect(s.getRun('old')).toMatchObject({ input: { email: 'a@b.c' }, status: 'completed' });
     expect(s.vault('old')).toEqual([]);
     s.close();

@@ -22,20 +22,27 @@ export class MemoryStore implements Store {
     this.runs.set(run.run_id, { rec, events: [], vault: rows });
   }
 
-  append(runId: string, event: TraceEvent): void {
+  append(runId: string, events: readonly TraceEvent[]): void {
     const r = this.runs.get(runId);
     if (!r) throw new StoreError('E_STORE_NO_RUN', `no run ${runId}`);
-    if (event.seq !== r.events.length) throw new StoreError('E_STORE_CONFLICT', `append of seq ${event.seq} to run ${runId} conflicts: the next seq is ${r.events.length}`);
-    r.events.push(event);
-    r.rec.head_hash = event.hash;
-    r.rec.event_count = r.events.length;
-    if (event.type === 'step_started' && event.idempotency_key !== undefined) {
-      const calls = (r.calls ??= new Map());
-      const c = calls.get(event.idempotency_key);
-      if (c) {
-        c.invocations++;
-        c.attempt = event.attempt;
-      } else calls.set(event.idempotency_key, { key: event.idempotency_key, run_id: runId, step: event.step, tool: event.tool ?? '', attempt: event.attempt, invocations: 1 });
+    // Checked whole before anything is stored: all of the batch or none of it.
+    for (let i = 0; i < events.length; i++) {
+      if (events[i]!.seq !== r.events.length + i) throw new StoreError('E_STORE_CONFLICT', `append of seq ${events[i]!.seq} to run ${runId} conflicts: the next seq is ${r.events.length + i}`);
+    }
+    for (const event of events) {
+      r.events.push(event);
+      if (event.type === 'step_started' && event.idempotency_key !== undefined) {
+        const calls = (r.calls ??= new Map());
+        const c = calls.get(event.idempotency_key);
+        if (c) {
+          c.invocations++;
+          c.attempt = event.attempt;
+        } else calls.set(event.idempotency_key, { key: event.idempotency_key, run_id: runId, step: event.step, tool: event.tool ?? '', attempt: event.attempt, invocations: 1 });
+      }
+    }
+    if (events.length) {
+      r.rec.head_hash = events[events.length - 1]!.hash;
+      r.rec.event_count = r.events.length;
     }
   }
 
@@ -84,7 +91,7 @@ export class MemoryStore implements Store {
   eraseValues(runId: string, subject: string, event: TraceEvent): number {
     const r = this.runs.get(runId);
     if (!r) throw new StoreError('E_STORE_NO_RUN', `no run ${runId}`);
-    this.append(runId, event);
+    this.append(runId, [event]);
     let n = 0;
     for (const v of r.vault) {
       if (v.subject !== subject || v.erased) continue;

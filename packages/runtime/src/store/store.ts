@@ -20,7 +20,13 @@ export interface RunRecord {
 export interface Store {
   /** Creates the run and, in the same transaction, its vault rows (docs/privacy.md). */
   createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>, vault?: readonly VaultValue[]): void | Promise<void>;
-  append(runId: string, event: TraceEvent): void | Promise<void>;
+  /**
+   * Appends consecutive events of one run, all in one transaction: all are stored or none. The
+   * first event's seq must be the run's next one and the rest must follow it (E_STORE_CONFLICT
+   * otherwise). The host appends everything the machine decided before it starts the next effect,
+   * so one call usually carries a step's result and the next step's start.
+   */
+  append(runId: string, events: readonly TraceEvent[]): void | Promise<void>;
   /** Record the run's status: a terminal one, 'suspended' at a wait, or 'running' again once resumed. */
   finish(runId: string, status: RunStatus | 'running', outcome: string | null): void | Promise<void>;
   getRun(runId: string): RunRecord | undefined | Promise<RunRecord | undefined>;
