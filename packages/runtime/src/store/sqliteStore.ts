@@ -30,8 +30,9 @@ export interface SqliteStoreOptions {
  * 2 added the vault, 3 the idempotency keys and the programs table (each program stored once, by
  * its hash; runs written before keep their own copy), 4 integer run keys: every run-owned row is
  * keyed by the run's `run_no` (the runs table's rowid) instead of its random text id, so the rows
- * of the runs in flight share a few B-tree pages instead of each landing on a random one (about
- * 5× fewer page writes per append). Older files are migrated on open, in one transaction.
+ * of the runs in flight share a few B-tree pages instead of each landing on a random one; events
+ * are a rowid table, appended at its end, with the (run_no, seq) key a small index beside it.
+ * Older files are migrated on open, in one transaction.
  */
 const SCHEMA_VERSION = 4;
 
@@ -46,9 +47,7 @@ CREATE TABLE IF NOT EXISTS runs (
   policy       TEXT NOT NULL,
   input        TEXT NOT NULL,
   status       TEXT NOT NULL,
-  outcome      TEXT,
-  head_hash    TEXT NOT NULL DEFAULT '',
-  event_count  INTEGER NOT NULL DEFAULT 0
+  outcome      TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status);
 CREATE TABLE IF NOT EXISTS events (
@@ -58,7 +57,7 @@ CREATE TABLE IF NOT EXISTS events (
   hash   TEXT NOT NULL,
   body   TEXT NOT NULL,
   PRIMARY KEY (run_no, seq)
-) WITHOUT ROWID;
+);
 CREATE TABLE IF NOT EXISTS vault (
   run_no     INTEGER NOT NULL REFERENCES runs (run_no),
   path       TEXT NOT NULL,
@@ -103,8 +102,8 @@ function migrateToIntegerKeys(db: Database.Database): void {
       for (const t of old) db.exec(`ALTER TABLE ${t} RENAME TO old_${t}`);
       db.exec(SCHEMA);
       const programHash = columns('old_runs').has('program_hash') ? 'program_hash' : 'NULL';
-      db.exec(`INSERT INTO runs (run_no, run_id, program_id, program, program_hash, policy, input, status, outcome, head_hash, event_count)
-        SELECT rowid, run_id, program_id, program, ${programHash}, policy, input, status, outcome, head_hash, event_count FROM old_runs ORDER BY rowid`);
+      db.exec(`INSERT INTO runs (run_no, run_id, program_id, program, program_hash, policy, input, status, outcome)
+        SELECT rowid, run_id, program_id, program, ${programHash}, policy, input, status, outcome FROM old_runs ORDER BY rowid`);
       if (tables.has('events')) db.exec(`INSERT INTO events SELECT runs.run_no, e.seq, e.type, e.hash, e.body FROM old_events e JOIN runs USING (run_id)`);
       if (tables.has('vault')) db.exec(`INSERT INTO vault SELECT runs.run_no, v.path, v.subject, v.commitment, v.salt, v.value, v.erased FROM old_vault v JOIN runs USING (run_id)`);
       if (tables.has('idempotency_keys')) db.exec(`INSERT INTO idempotency_keys SELECT runs.run_no, k.key, k.step, k.tool, k.attempt, k.invocations, k.first_seq FROM old_idempotency_keys k JOIN runs USING (run_id)`);
@@ -117,6 +116,11 @@ function migrateToIntegerKeys(db: Database.Database): void {
     db.pragma('foreign_keys = ON');
   }
 }
+
+/** A run row with its head: the hash and seq of its last event, read from the events. */
+const RUN_COLUMNS = `runs.*,
+  coalesce((SELECT hash FROM events WHERE events.run_no = runs.run_no ORDER BY seq DESC LIMIT 1), '') AS head_hash,
+  coalesce((SELECT seq + 1 FROM events WHERE events.run_no = runs.run_no ORDER BY seq DESC LIMIT 1), 0) AS event_count`;
 
 interface RunRow {
   run_no: number;
@@ -143,7 +147,7 @@ export class SqliteStore implements Store {
   readonly db: Database.Database;
   private readonly insertRun: Database.Statement;
   private readonly insertEvent: Database.Statement;
-  private readonly advanceHead: Database.Statement;
+  private readonly lastSeq: Database.Statement;
   private readonly appendRows: (runId: string, events: readonly TraceEvent[]) => void;
   private readonly inTransaction: (op: () => void) => void;
   private readonly finishRun: Database.Statement;
@@ -159,6 +163,9 @@ export class SqliteStore implements Store {
   ) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
+    // A new file gets 8 KiB pages (an existing one keeps its own): events are a few hundred bytes
+    // each, and the rows of the runs in flight then share fewer pages per commit.
+    this.db.pragma('page_size = 8192');
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
     this.db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
@@ -184,8 +191,10 @@ export class SqliteStore implements Store {
        ON CONFLICT (run_no, key) DO UPDATE SET invocations = invocations + 1, attempt = excluded.attempt`,
     );
     this.insertEvent = this.db.prepare(`INSERT INTO events (run_no, seq, type, hash, body) VALUES (?, ?, ?, ?, ?)`);
-    // Compare-and-swap: the head only moves from exactly the batch's first seq to past its last.
-    this.advanceHead = this.db.prepare(`UPDATE runs SET event_count = event_count + ?, head_hash = ? WHERE run_no = ? AND event_count = ?`);
+    // Compare-and-swap, under the write lock (BEGIN IMMEDIATE): the batch's first seq must be the
+    // one after the run's last stored event. The head is read from the events themselves (the
+    // last row of the run's key range), so an append writes the event rows and nothing else.
+    this.lastSeq = this.db.prepare(`SELECT seq FROM events WHERE run_no = ? ORDER BY seq DESC LIMIT 1`).pluck();
     // Checks come before the first write, so a refused append writes nothing: a group transaction
     // needs no savepoint per append.
     this.appendRows = (runId: string, events: readonly TraceEvent[]) => {
@@ -195,17 +204,15 @@ export class SqliteStore implements Store {
         if (e.seq !== first + i) throw new StoreError('E_STORE_CONFLICT', `append to run ${runId}: seq ${e.seq} does not follow seq ${first + i - 1} in one batch`);
       });
       const no = this.runNo(runId);
-      const moved = this.advanceHead.run(events.length, events[events.length - 1]!.hash, no, first);
-      if (moved.changes !== 1) {
-        const run = this.selectRun.get(runId) as RunRow;
-        throw new StoreError('E_STORE_CONFLICT', `append of seq ${first} to run ${runId} conflicts: the next seq is ${run.event_count}`);
-      }
+      const last = this.lastSeq.get(no) as number | undefined;
+      const next = last === undefined ? 0 : last + 1;
+      if (first !== next) throw new StoreError('E_STORE_CONFLICT', `append of seq ${first} to run ${runId} conflicts: the next seq is ${next}`);
       for (const e of events) {
         this.insertEvent.run(no, e.seq, e.type, e.hash, JSON.stringify(e));
         if (e.type === 'step_started' && e.idempotency_key !== undefined) this.countInvocation.run(no, e.idempotency_key, e.step, e.tool ?? '', e.attempt, e.seq);
       }
     };
-    this.inTransaction = this.db.transaction((op: () => void) => op());
+    this.inTransaction = this.db.transaction((op: () => void) => op()).immediate;
     this.group = opts.groupCommit
       ? {
           pending: [],
@@ -221,15 +228,15 @@ export class SqliteStore implements Store {
                 throw e;
               }
             }),
-          ),
+          ).immediate,
         }
       : null;
     this.finishRun = this.db.prepare(`UPDATE runs SET status = ?, outcome = ? WHERE run_no = ?`);
-    this.selectRun = this.db.prepare(`SELECT * FROM runs WHERE run_id = ?`);
+    this.selectRun = this.db.prepare(`SELECT ${RUN_COLUMNS} FROM runs WHERE run_id = ?`);
     this.selectRunNo = this.db.prepare(`SELECT run_no FROM runs WHERE run_id = ?`).pluck();
     this.selectEvents = this.db.prepare(`SELECT body FROM events WHERE run_no = (SELECT run_no FROM runs WHERE run_id = ?) ORDER BY seq`).pluck();
-    this.selectRuns = this.db.prepare(`SELECT * FROM runs ORDER BY run_no`);
-    this.selectRunsByStatus = this.db.prepare(`SELECT * FROM runs WHERE status = ? ORDER BY run_no`);
+    this.selectRuns = this.db.prepare(`SELECT ${RUN_COLUMNS} FROM runs ORDER BY run_no`);
+    this.selectRunsByStatus = this.db.prepare(`SELECT ${RUN_COLUMNS} FROM runs WHERE status = ? ORDER BY run_no`);
   }
 
   /** run_no by run id for the runs this handle is writing (created here, or looked up once); dropped when the run is finished. */
@@ -432,7 +439,7 @@ export class SqliteStore implements Store {
       erase: this.db.transaction((runId: string, subject: string, event: TraceEvent) => {
         this.appendRows(runId, [event]);
         return tombstone.run(this.runNo(runId), subject).changes;
-      }),
+      }).immediate,
     };
     return this.vaultStatements;
   }
