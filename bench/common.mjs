@@ -1,7 +1,7 @@
 // Where things are: the repo, the anchors (the peers' benchmarks) and their installed copy.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -149,4 +149,22 @@ export function gitState() {
   if (head.status !== 0) return null;
   const dirty = git('status', '--porcelain', '--', 'packages').stdout.trim().split('\n').filter(Boolean).length;
   return { commit: head.stdout.trim(), dirtyFiles: dirty };
+}
+
+/** The median of a list of numbers (the mean of the middle two for an even count). */
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** A number with thousands separators and `d` decimals. */
+export const fmt = (x, d = 0) => x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
+
+/** Writes bench/results/<prefix><timestamp>.md (the tables) and .json (the raw figures). */
+export function writeResults(prefix, text, json) {
+  mkdirSync(join(BENCH, 'results'), { recursive: true });
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').slice(0, 15);
+  writeFileSync(join(BENCH, 'results', `${prefix}${stamp}.md`), text);
+  writeFileSync(join(BENCH, 'results', `${prefix}${stamp}.json`), JSON.stringify(json, null, 2));
 }

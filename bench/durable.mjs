@@ -7,23 +7,18 @@
 //   npm run build && node --expose-gc bench/durable.mjs [--rounds=3] [--dir=<scratch dir>]
 //
 // Prints a markdown table of medians across rounds and writes bench/results/durable-<ts>.json/.md.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
-import { BENCH, RUNTIME, gitState, loadDrivers, locateAnchors } from './common.mjs';
+import { RUNTIME, fmt, gitState, loadDrivers, locateAnchors, median, writeResults } from './common.mjs';
 import { makeNanoVm } from './nano-vm.mjs';
 
 const log = (...a) => console.error(...a);
 const arg = (name, d) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? d;
 const rounds = Number(arg('rounds', 3));
 const scratch = mkdtempSync(join(arg('dir', os.tmpdir()), 'nano-vm-durable-'));
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const fmt = (x) => Math.round(x).toLocaleString('en-US');
 if (typeof globalThis.gc !== 'function') throw new Error('run with node --expose-gc');
 
 const anchors = locateAnchors();
@@ -105,7 +100,4 @@ for (const [name, xs] of Object.entries(results.floor)) {
 }
 const text = md.join('\n') + '\n';
 process.stdout.write(text);
-mkdirSync(join(BENCH, 'results'), { recursive: true });
-const stamp = new Date().toISOString().replace(/[-:]/g, '').slice(0, 15);
-writeFileSync(join(BENCH, 'results', `durable-${stamp}.md`), text);
-writeFileSync(join(BENCH, 'results', `durable-${stamp}.json`), JSON.stringify({ rounds, results }, null, 2));
+writeResults('durable-', text, { rounds, results });

@@ -6,11 +6,11 @@
 // bench/results/llm-overhead-<ts>.md/.json as well.
 //
 //   npm run build && node --expose-gc bench/llmOverhead.mjs [--steps=2000] [--runs=10]
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { BENCH, RUNTIME, gitState } from './common.mjs';
+import { RUNTIME, gitState, writeResults } from './common.mjs';
 
 const arg = (name, d) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? d);
 const STEPS = arg('steps', 2000);
@@ -75,7 +75,4 @@ for (const [name, make] of Object.entries(stores)) {
 rmSync(dir, { recursive: true, force: true });
 const text = md.join('\n') + '\n';
 process.stdout.write(text);
-mkdirSync(join(BENCH, 'results'), { recursive: true });
-const stamp = new Date().toISOString().replace(/[-:]/g, '').slice(0, 15);
-writeFileSync(join(BENCH, 'results', `llm-overhead-${stamp}.md`), text);
-writeFileSync(join(BENCH, 'results', `llm-overhead-${stamp}.json`), JSON.stringify({ steps: STEPS, runs: RUNS, results }, null, 2));
+writeResults('llm-overhead-', text, { steps: STEPS, runs: RUNS, results });

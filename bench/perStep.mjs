@@ -15,19 +15,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { BENCH, REPO, RUNTIME, locateAnchors, loadDrivers, loadNanoVm } from './common.mjs';
+import { BENCH, REPO, RUNTIME, fmt, locateAnchors, loadDrivers, loadNanoVm, median } from './common.mjs';
 
 const log = (...a) => console.error(...a);
 const argv = process.argv.slice(2);
 const arg = (name, dflt) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? dflt;
 const has = (name) => argv.includes(`--${name}`) || argv.some((a) => a.startsWith(`--${name}=`));
-const fmt = (x, d = 0) => x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
 const us = (x) => fmt(x, x < 10 ? 2 : 1);
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 const PROFILES = join(BENCH, '.profiles');
 
 /** Top functions by self time in a .cpuprofile. */

@@ -20,7 +20,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, relative } from 'node:path';
-import { ANCHOR_PEERS, BENCH, LIGHT_PEERS, NANO, NANO_POOL, NANO_POOL_WORKLOADS, REPO, gitState, locateAnchors, recordedAnchors, snapshotBuild } from './common.mjs';
+import { ANCHOR_PEERS, BENCH, LIGHT_PEERS, NANO, NANO_POOL, NANO_POOL_WORKLOADS, REPO, fmt, gitState, locateAnchors, median, recordedAnchors, snapshotBuild } from './common.mjs';
 
 const log = (...a) => console.error(...a);
 const argv = process.argv.slice(2);
@@ -37,12 +37,6 @@ const DEFAULT_PEER_NS = [250, 1000, 4000, 20000];
 const EXPECT_W10K = { ok: 8984, failed: 1016 };
 
 // ------------------------------------------------------------------ formatting helpers
-const fmt = (x, d = 0) => x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 const r1 = (x) => Math.round(x * 10) / 10;
 /** A ratio as ×k: two significant digits below 1, one decimal below 10, whole numbers above. */
 const times = (k) => (!Number.isFinite(k) ? '' : `×${k < 1 ? k.toPrecision(2) : k < 10 ? k.toFixed(1) : fmt(k)}`);
