@@ -90,7 +90,7 @@ const md = [];
 md.push(`# Durable W-10K — ${new Date().toISOString()}`, '');
 md.push(`${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${rounds} rounds, modes interleaved; driver: ${drivers.standalone ? 'bench/standalone.mjs' : "the anchors' workloads.mjs"}; commit ${gitState()?.commit ?? '?'}.`, '');
 md.push('| nano-vm W-10K, every event stored before the next effect | graphs/s (median of rounds) | per round |', '|---|---:|---|');
-for (const [mode, xs] of Object.entries(results.w10k)) md.push(`| ${mode} | ${fmt(median(xs))} | ${xs.map(fmt).join(' / ')} |`);
+for (const [mode, xs] of Object.entries(results.w10k)) md.push(`| ${mode} | ${fmt(median(xs))} | ${xs.map((x) => fmt(x)).join(' / ')} |`);
 md.push('', `| raw SQLite floor (400-byte rows, WAL) | rows/s | commits/s | W-10K graphs/s it allows (${COMMITS_PER_RUN} commits or ${ROWS_PER_RUN} rows per run) |`, '|---|---:|---:|---:|');
 for (const [name, xs] of Object.entries(results.floor)) {
   const rows = median(xs.map((x) => x.rowsPerSec));
