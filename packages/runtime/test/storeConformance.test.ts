@@ -108,6 +108,23 @@ describe('SqliteStore specifics', () => {
     s.close();
   });
 
+  it('group commit: a group that fails as a whole leaves no run behind, and its run ids never reach another run', async () => {
+    const s = new SqliteStore(join(dir, 'group-fail.db'), { groupCommit: true });
+    const program = { format: 'nano-vm.program/v1' as const, id: 'p', input_schema: {}, steps: [] };
+    const rec = (run_id: string, input: unknown) => ({ run_id, program_id: 'p', program, policy: null, input, status: 'running' as const, outcome: null });
+    // The second write throws a TypeError (a BigInt cannot be stored): the whole group rolls back.
+    const first = await Promise.allSettled([s.createRun(rec('a', {})), s.createRun(rec('bad', { n: 1n }))]);
+    expect(first.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect(s.getRun('a')).toBeUndefined();
+    // 'b' may get the rowid 'a' had; an append to 'a' must not land in 'b'.
+    await s.createRun(rec('b', {}));
+    const c = new TraceChain(nodeHasher);
+    const genesis = c.append({ type: 'run_started', run_id: 'a', program_id: 'p', program_hash: 'a'.repeat(64), policy_hash: 'b'.repeat(64), input_hash: 'c'.repeat(64), runtime_version: 't', model: { id: 'm', scripted: true } } as never, '2026-01-01T00:00:00.000Z');
+    await expect(s.append('a', [genesis])).rejects.toMatchObject({ code: 'E_STORE_NO_RUN' });
+    expect(s.events('b')).toEqual([]);
+    s.close();
+  });
+
   it('group commit: appends made together commit together, and a conflict fails only its own append', async () => {
     const s = new SqliteStore(join(dir, 'group.db'), { groupCommit: true, synchronous: 'FULL' });
     const c = new TraceChain(nodeHasher);

@@ -242,6 +242,15 @@ export class SqliteStore implements Store {
   /** run_no by run id for the runs this handle is writing (created here, or looked up once); dropped when the run is finished. */
   private readonly runNos = new Map<string, number>();
 
+  /**
+   * After a transaction failed for another reason than a refused write, run_nos cached inside it
+   * may name runs that were rolled back (and SQLite may hand their rowid to the next run): drop
+   * the cache, it is only a shortcut.
+   */
+  private forgetRunNos(e: unknown): void {
+    if (!(e instanceof StoreError)) this.runNos.clear();
+  }
+
   private runNo(runId: string): number {
     let no = this.runNos.get(runId);
     if (no === undefined) {
@@ -273,7 +282,14 @@ export class SqliteStore implements Store {
   /** Runs `op` now in its own transaction, or, with group commit, in the next group transaction (the promise settles once it is durable). */
   private write(op: () => void): void | Promise<void> {
     const g = this.group;
-    if (!g) return this.inTransaction(op);
+    if (!g) {
+      try {
+        return this.inTransaction(op);
+      } catch (e) {
+        this.forgetRunNos(e);
+        throw e;
+      }
+    }
     return new Promise<void>((resolve, reject) => {
       g.pending.push({ op, resolve, reject });
       if (g.pending.length === 1) setImmediate(() => this.commitGroup());
@@ -292,6 +308,7 @@ export class SqliteStore implements Store {
     try {
       outcomes = g.commit(batch);
     } catch (e) {
+      this.forgetRunNos(e);
       for (const p of batch) p.reject(e as Error);
       return;
     }
