@@ -108,6 +108,20 @@ describe('SqliteStore specifics', () => {
     s.close();
   });
 
+  it('a refused run creation does not leave its program recorded as stored', () => {
+    const s = new SqliteStore(join(dir, 'dup-program.db'));
+    const program = (id: string) => ({ format: 'nano-vm.program/v1' as const, id, input_schema: {}, steps: [] });
+    const rec = (run_id: string, p: ReturnType<typeof program>) => ({ run_id, program_id: p.id, program: p, policy: null, input: {}, status: 'running' as const, outcome: null });
+    s.createRun(rec('r1', program('p1')));
+    const p2 = program('p2');
+    expect(() => s.createRun(rec('r1', p2))).toThrow(expect.objectContaining({ code: 'E_STORE_DUPLICATE_RUN' }));
+    s.createRun(rec('r2', p2));
+    const fresh = new SqliteStore(s.path);
+    expect(fresh.getRun('r2')).toMatchObject({ program: { id: 'p2' } });
+    fresh.close();
+    s.close();
+  });
+
   it('group commit: a group that fails as a whole leaves no run behind, and its run ids never reach another run', async () => {
     const s = new SqliteStore(join(dir, 'group-fail.db'), { groupCommit: true });
     const program = { format: 'nano-vm.program/v1' as const, id: 'p', input_schema: {}, steps: [] };
@@ -122,6 +136,8 @@ describe('SqliteStore specifics', () => {
     const genesis = c.append({ type: 'run_started', run_id: 'a', program_id: 'p', program_hash: 'a'.repeat(64), policy_hash: 'b'.repeat(64), input_hash: 'c'.repeat(64), runtime_version: 't', model: { id: 'm', scripted: true } } as never, '2026-01-01T00:00:00.000Z');
     await expect(s.append('a', [genesis])).rejects.toMatchObject({ code: 'E_STORE_NO_RUN' });
     expect(s.events('b')).toEqual([]);
+    // The program stored inside the failed group was rolled back with it and is stored again.
+    expect(s.getRun('b')).toMatchObject({ program: { id: 'p' } });
     s.close();
   });
 

@@ -243,12 +243,13 @@ export class SqliteStore implements Store {
   private readonly runNos = new Map<string, number>();
 
   /**
-   * After a transaction failed for another reason than a refused write, run_nos cached inside it
-   * may name runs that were rolled back (and SQLite may hand their rowid to the next run): drop
-   * the cache, it is only a shortcut.
+   * After a transaction was rolled back, what was cached inside it may be gone: run_nos of runs
+   * that no longer exist (SQLite may hand their rowid to the next run) and programs recorded as
+   * stored. Both caches are only shortcuts: drop them.
    */
-  private forgetRunNos(e: unknown): void {
-    if (!(e instanceof StoreError)) this.runNos.clear();
+  private forgetCaches(): void {
+    this.runNos.clear();
+    this.programHashes = new WeakMap();
   }
 
   private runNo(runId: string): number {
@@ -286,7 +287,7 @@ export class SqliteStore implements Store {
       try {
         return this.inTransaction(op);
       } catch (e) {
-        this.forgetRunNos(e);
+        this.forgetCaches(); // the whole transaction was rolled back
         throw e;
       }
     }
@@ -308,7 +309,8 @@ export class SqliteStore implements Store {
     try {
       outcomes = g.commit(batch);
     } catch (e) {
-      this.forgetRunNos(e);
+      // The whole group was rolled back (a refused write only fails itself and commits the rest).
+      this.forgetCaches();
       for (const p of batch) p.reject(e as Error);
       return;
     }
@@ -372,7 +374,7 @@ export class SqliteStore implements Store {
   }
 
   /** Programs written by this handle, by object, and programs read, by hash: each is serialized and parsed once. */
-  private readonly programHashes = new WeakMap<Program, string>();
+  private programHashes = new WeakMap<Program, string>();
   private readonly programsByHash = new Map<string, Program>();
 
   /** The program's canonical hash (the genesis program_hash), storing the program the first time. */
