@@ -18,7 +18,22 @@ export function canonicalJson(value: unknown): string {
   // plain JSON, the native JSON.stringify writes exactly the canonical text (same number and
   // string forms) in one allocation. Object.keys order is the order JSON.stringify writes, so
   // checking it also catches integer-like names, which JavaScript always lists first.
-  if (isCanonicalOrdered(value, 0)) return JSON.stringify(value);
+  return isCanonicalOrdered(value, 0) ? JSON.stringify(value) : encodeLocated(value);
+}
+
+/**
+ * The canonical text of `value` and the value with every object's members in RFC 8785 order (so
+ * that later encodings of it take the fast path): `value` itself when it already is in order,
+ * else a copy parsed from the text. One walk decides both.
+ */
+export function canonicalForm<T>(value: T): { text: string; value: T } {
+  if (isCanonicalOrdered(value, 0)) return { text: JSON.stringify(value), value };
+  const text = encodeLocated(value);
+  return { text, value: JSON.parse(text) as T };
+}
+
+/** The slow path: the member-by-member encoder, whose errors name where the value stops being JSON. */
+function encodeLocated(value: unknown): string {
   try {
     return encode(value);
   } catch (e) {
@@ -162,14 +177,6 @@ function locate(v: unknown, path = ''): string | null {
     }
     return path;
   }
-}
-
-/**
- * `v` with every object's members in RFC 8785 order, so that later encodings of it take the fast
- * path; `canonical` is its canonical text. Returns `v` itself when it already is in order.
- */
-export function inCanonicalOrder<T>(v: T, canonical: string): T {
-  return isCanonicalOrdered(v, 0) ? v : (JSON.parse(canonical) as T);
 }
 
 /** True when `v` survives canonicalization (a plain JSON value). */

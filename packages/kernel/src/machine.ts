@@ -5,7 +5,7 @@
  * appended to the hash chain before the host may act on it (write-ahead), so the same code serves
  * run, resume and replay.
  */
-import { canonicalJson, inCanonicalOrder, isJsonValue, sortKeys } from './canonicalJson.js';
+import { canonicalForm, canonicalJson, isJsonValue, sortKeys } from './canonicalJson.js';
 import { NanoVmError } from './errors.js';
 import { TraceChain } from './chain.js';
 import * as ev from './eventBodies.js';
@@ -359,9 +359,9 @@ export class Machine {
     if (step.role !== undefined && event.role !== step.role) {
       throw new NanoVmError('E_RESUME_ROLE', `step '${step.id}' waits for an event from role '${step.role}'${event.role === undefined ? '; no role was given' : `, not '${event.role}'`}`);
     }
-    let canonical: string;
+    let form: { text: string; value: JsonValue };
     try {
-      canonical = canonicalJson(event.payload);
+      form = canonicalForm(event.payload as JsonValue);
     } catch (e) {
       throw new NanoVmError('E_RESUME_EVENT_INVALID', `the event for step '${step.id}' is not JSON: ${(e as Error).message}`);
     }
@@ -381,8 +381,8 @@ export class Machine {
     this.pending = null;
     // Time spent suspended is not run time: max_wall_ms bounds the run's own work.
     this.startedAt += ms - this.suspendedAt;
-    const payload = inCanonicalOrder(event.payload as JsonValue, canonical);
-    const changed = this.store(step.id, payload, canonical);
+    const payload = form.value;
+    const changed = this.store(step.id, payload, form.text);
     this.emit(ev.runResumed({ step: step.id, visit: cmd.visit, event: payload, role: event.role, event_id: event.event_id, changed, next: step.next }), undefined, ms);
     this.advance(step.next, changed);
     return 'resumed';
@@ -732,17 +732,17 @@ export function checkEffectResult(step: LlmStep | ToolStep | ParallelChild, resu
   if (step.kind === 'llm') return checkModelAnswer(step.output, result.raw ?? '');
   let value: unknown = result.value;
   if (value === undefined) value = null;
-  let canonical: string;
+  // Tool results enter the state in canonical member order (a copy when they were not), so the
+  // tool cannot change them afterwards and every later encoding is native.
+  let form: { text: string; value: JsonValue };
   try {
-    canonical = canonicalJson(value);
+    form = canonicalForm(value as JsonValue);
   } catch (e) {
     return { ok: false, error: { code: 'E_TOOL_OUTPUT_NOT_JSON', message: `tool '${step.tool}' returned a value that is not JSON: ${(e as Error).message}` } };
   }
   const vs = checkSchema(step.output_schema, value);
   if (vs.length) return { ok: false, error: { code: 'E_TOOL_OUTPUT_SCHEMA', message: `tool '${step.tool}' output violates its declared schema: ${describeViolations(vs)}` } };
-  // Tool results enter the state in canonical member order (a copy when they were not), so the
-  // tool cannot change them afterwards and every later encoding is native.
-  return { ok: true, output: inCanonicalOrder(value as JsonValue, canonical), canonical };
+  return { ok: true, output: form.value, canonical: form.text };
 }
 
 /** A model answer must be one of the declared enum values, or JSON inside the declared schema. */
@@ -760,8 +760,8 @@ export function checkModelAnswer(output: LlmOutput, raw: string): Checked {
   }
   const vs = checkSchema(output.schema as JsonSchema, parsed);
   if (vs.length) return { ok: false, error: { code: 'E_OUTPUT_SCHEMA', message: `answer violates the declared schema: ${describeViolations(vs)}` } };
-  const canonical = canonicalJson(parsed);
-  return { ok: true, output: inCanonicalOrder(parsed as JsonValue, canonical), canonical };
+  const form = canonicalForm(parsed as JsonValue);
+  return { ok: true, output: form.value, canonical: form.text };
 }
 
 /** Models often wrap JSON in a ```json fence; accept exactly that wrapper and nothing looser. */

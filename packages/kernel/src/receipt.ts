@@ -112,6 +112,13 @@ export function computeReceipt(events: readonly TraceEvent[]): Receipt {
   };
   const h = r.health;
   let childVisits = 0;
+  /** A step's first attempt marks a visit: of a top-level step (on the path) or of a parallel child. */
+  const visit = (e: { step: string; parent?: string }): void => {
+    if (e.parent === undefined) {
+      r.path.push(e.step);
+      r.counts.steps++;
+    } else childVisits++;
+  };
   const toolStarts: StepStartedEvent[] = [];
   for (let i = 1; i < events.length; i++) {
     const e = events[i]!;
@@ -121,24 +128,14 @@ export function computeReceipt(events: readonly TraceEvent[]): Receipt {
           r.counts.tool_calls++;
           toolStarts.push(e);
         }
-        if (e.attempt === 1) {
-          if (e.parent === undefined) {
-            r.path.push(e.step);
-            r.counts.steps++;
-          } else childVisits++;
-        }
+        if (e.attempt === 1) visit(e);
         break;
       case 'step_completed':
       case 'step_failed':
         // An llm step has no step_started: its first attempt's result marks the visit.
         if (e.kind === 'llm') {
           r.counts.model_calls++;
-          if (e.attempt === 1) {
-            if (e.parent === undefined) {
-              r.path.push(e.step);
-              r.counts.steps++;
-            } else childVisits++;
-          }
+          if (e.attempt === 1) visit(e);
         }
         if (e.usage) {
           r.model.input_tokens += e.usage.input_tokens;

@@ -9,7 +9,7 @@ import {
   NanoVmError,
   canonicalJson,
   checkSchema,
-  inCanonicalOrder,
+  canonicalForm,
   computeReceipt,
   describeViolations,
   hashJson,
@@ -120,14 +120,13 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
   const underPolicy = opts.policy !== undefined && opts.policy !== null ? policyPreflight(cp, opts.policy, opts.tools, hasher) : undefined;
   const errors = underPolicy ? underPolicy.errors : preflightErrors(program, opts.tools);
   if (errors.length) throw new NanoVmError('E_PROGRAM_INVALID', `program '${program.id}' is invalid (${errors.length} error${errors.length > 1 ? 's' : ''}): ${errors[0]!.code} ${errors[0]!.message}`, errors);
-  const inputText = checkInput(program, opts.input);
+  // The machine works on the input in canonical member order (see canonicalJson's fast path).
+  const { text: inputText, value: input } = checkInput(program, opts.input);
   // Sensitive values go to the vault; what is stored, hashed and exported holds their commitments.
   const store = opts.store ?? new MemoryStore();
   const sealed = cp.sensitive.length ? sealInput(program, opts.input, hasher, opts.ids, opts.subject, await store.subjectSecret()) : null;
   const storedInput = sealed ? sealed.redacted : opts.input;
   const inputHash = hasher.sha256Hex(sealed ? canonicalJson(storedInput) : inputText);
-  // The machine works on the input in canonical member order (see canonicalJson's fast path).
-  const input = inCanonicalOrder(opts.input, inputText);
   const clock = opts.clock ?? systemClock;
   const policy = opts.policy ?? null;
   const runId = (opts.ids ?? randomIds).runId({ programHash: cp.hash(hasher), inputHash });
@@ -176,11 +175,11 @@ export function runResult<S extends string>(run: { run_id: string; program: Prog
   };
 }
 
-/** Checks the run input against the program's input_schema; returns its canonical JSON. */
-export function checkInput(program: Program, input: unknown): string {
-  let canonical: string;
+/** Checks the run input against the program's input_schema; returns its canonical text and the input in canonical member order. */
+export function checkInput<T>(program: Program, input: T): { text: string; value: T } {
+  let form: { text: string; value: T };
   try {
-    canonical = canonicalJson(input);
+    form = canonicalForm(input);
   } catch (e) {
     throw new NanoVmError('E_INPUT_INVALID', `run input is not JSON: ${(e as Error).message}`, [{ code: 'E_INPUT_INVALID', severity: 'error', message: (e as Error).message }]);
   }
@@ -191,6 +190,6 @@ export function checkInput(program: Program, input: unknown): string {
       `run input does not match the program's input_schema: ${describeViolations(vs)}`,
       vs.map((v) => ({ code: 'E_INPUT_INVALID', severity: 'error', path: v.at, message: v.message })),
     );
-  return canonical;
+  return form;
 }
 
