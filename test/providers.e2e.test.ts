@@ -137,7 +137,9 @@ describe('nano-vm run against real provider wire formats', () => {
     expect(r.lines()[0]).toMatchObject({ status: 'completed', outcome: 'REJECTED' });
     const done = JSON.parse(readFileSync(out, 'utf8')).events.find((e: any) => e.type === 'step_completed' && e.step === 'classify');
     expect(done.model).toBe('anthropic:claude-test-20250101');
+    expect(done.fallbacks).toEqual([{ model: 'openai:gpt-e2e', code: 'E_MODEL_UNAVAILABLE', message: expect.stringContaining('HTTP 503') }]);
     expect([a.seen.length, b.seen.length]).toEqual([1, 1]);
+    expect((await nanoVm(['verify', out], {})).code).toBe(0);
   });
 
   it('an unreachable endpoint is recorded as E_MODEL_UNREACHABLE and handled by the step on_error (exit 0, human review)', async () => {

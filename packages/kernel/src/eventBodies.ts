@@ -10,6 +10,7 @@ import type {
   ConditionEvaluatedEvent,
   ErrorInfo,
   GuardResult,
+  ModelFallback,
   RunFinishedEvent,
   RunResumedEvent,
   RunStartedEvent,
@@ -71,6 +72,7 @@ export interface CallFacts {
   model?: string | undefined;
   usage?: Usage | undefined;
   cost_usd?: number | undefined;
+  fallbacks?: ModelFallback[] | undefined;
   visit?: number | undefined;
   projection_hash?: string | undefined;
 }
@@ -85,6 +87,7 @@ export function stepCompleted(
     attempt: f.attempt,
     changed: f.changed,
     cost_usd: c.cost_usd,
+    fallbacks: c.fallbacks,
     hash: NO_HASH,
     kind: f.kind,
     model: c.model,
@@ -108,6 +111,7 @@ export function stepFailed(f: { step: string; kind: 'llm' | 'tool'; parent?: str
     attempt: f.attempt,
     cost_usd: c.cost_usd,
     error: { code: f.error.code, message: f.error.message },
+    fallbacks: c.fallbacks,
     hash: NO_HASH,
     kind: f.kind,
     model: c.model,

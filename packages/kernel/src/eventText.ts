@@ -65,7 +65,7 @@ export function eventText(e: TraceEvent, outputText?: string): string {
 
 function stepCompleted(e: StepCompletedEvent, outputText: string | undefined): string {
   return (
-    `{"attempt":${num(e.attempt)},"changed":${e.changed ? 'true' : 'false'}${optNum('cost_usd', e.cost_usd)},"kind":${name(e.kind)}` +
+    `{"attempt":${num(e.attempt)},"changed":${e.changed ? 'true' : 'false'}${optNum('cost_usd', e.cost_usd)}${optVal('fallbacks', e.fallbacks)},"kind":${name(e.kind)}` +
     `${optName('model', e.model)}${optName('next', e.next)},"output":${outputText ?? canonicalJson(e.output)}${optStr('parent', e.parent)}` +
     `,"prev_hash":"${e.prev_hash}"${e.projection_hash === undefined ? '' : `,"projection_hash":"${e.projection_hash}"`}${optStr('raw', e.raw)}` +
     `${tail(e)}${optVal('usage', e.usage)}${optNum('visit', e.visit)}}`
@@ -82,7 +82,7 @@ function stepStarted(e: StepStartedEvent): string {
 
 function stepFailed(e: StepFailedEvent): string {
   return (
-    `{"attempt":${num(e.attempt)}${optNum('cost_usd', e.cost_usd)},"error":${canonicalJson(e.error)},"kind":${name(e.kind)}` +
+    `{"attempt":${num(e.attempt)}${optNum('cost_usd', e.cost_usd)},"error":${canonicalJson(e.error)}${optVal('fallbacks', e.fallbacks)},"kind":${name(e.kind)}` +
     `${optName('model', e.model)}${optName('parent', e.parent)},"prev_hash":"${e.prev_hash}"${e.projection_hash === undefined ? '' : `,"projection_hash":"${e.projection_hash}"`}` +
     `${optStr('raw', e.raw)}${optVal('rejected_output', e.rejected_output)}${tail(e)}${optVal('usage', e.usage)}${optNum('visit', e.visit)}}`
   );

@@ -80,6 +80,8 @@ export interface StepCompletedEvent extends Base {
   model?: string;
   usage?: Usage;
   cost_usd?: number;
+  /** llm: the models of a fallback chain that failed before `model` answered, in order. */
+  fallbacks?: ModelFallback[];
   /** Whether the output changed the state (drives stall detection). */
   changed: boolean;
   /** The transition taken (absent for parallel children). */
@@ -103,6 +105,15 @@ export interface StepFailedEvent extends Base {
   model?: string;
   usage?: Usage;
   cost_usd?: number;
+  /** llm: as in step_completed. */
+  fallbacks?: ModelFallback[];
+}
+
+/** A model of a fallback chain that failed before another one answered: which, and how. */
+export interface ModelFallback {
+  model: string;
+  code: string;
+  message: string;
 }
 
 export interface StepRetryEvent extends Base {

@@ -9,7 +9,7 @@ import { canonicalForm, canonicalJson, isJsonValue, sortKeys } from './canonical
 import { NanoVmError } from './errors.js';
 import { TraceChain } from './chain.js';
 import * as ev from './eventBodies.js';
-import type { ErrorInfo, EventBody, GuardResult, RunFinishedEvent, RunStartedEvent, TraceEvent, Usage } from './events.js';
+import type { ErrorInfo, EventBody, GuardResult, ModelFallback, RunFinishedEvent, RunStartedEvent, TraceEvent, Usage } from './events.js';
 import { evaluateGuard, compileGuard } from './guard/index.js';
 import type { CompiledGuard } from './guard/types.js';
 import { hashJson, type Hasher } from './hash.js';
@@ -98,7 +98,7 @@ export type Command = EffectCommand | ParallelCommand | WaitCommand | DoneComman
 
 /** What the host observed when it performed an effect. */
 export type EffectResult =
-  | { ok: true; raw?: string; value?: unknown; model?: string; usage?: Usage; cost_usd?: number }
+  | { ok: true; raw?: string; value?: unknown; model?: string; usage?: Usage; cost_usd?: number; fallbacks?: ModelFallback[] }
   | { ok: false; error: ErrorInfo; raw?: string; model?: string; usage?: Usage; cost_usd?: number };
 
 export interface MachineOptions {
@@ -701,7 +701,7 @@ function rejectedOutput(step: LlmStep | ToolStep | ParallelChild, r: EffectResul
 /** What the call reported besides its result: the request's projection hash and the model's facts. */
 function callFacts(cmd: EffectCommand, r: EffectResult): ev.CallFacts {
   const llm = cmd.type === 'llm';
-  return { raw: r.raw, model: r.model, usage: r.usage, cost_usd: r.cost_usd, visit: llm ? cmd.visit : undefined, projection_hash: llm ? cmd.projection_hash : undefined };
+  return { raw: r.raw, model: r.model, usage: r.usage, cost_usd: r.cost_usd, fallbacks: r.ok ? r.fallbacks : undefined, visit: llm ? cmd.visit : undefined, projection_hash: llm ? cmd.projection_hash : undefined };
 }
 
 /** Argument names of a step in canonical member order (which keeps the event encodable natively), sorted once per step. */

@@ -266,6 +266,11 @@ export function scrubEvent(r: Redactor, e: TraceEvent, argsOf: (step: string) =>
     const m = r.text(err.message);
     return (m === err.message ? err : { ...err, message: m }) as T;
   };
+  const msgs = <T extends { message: string }>(list: T[] | undefined): T[] | undefined => {
+    if (list === undefined) return list;
+    const out = list.map(msg);
+    return out.some((x, i) => x !== list[i]) ? out : list;
+  };
   switch (e.type) {
     case 'step_started': {
       if (e.args === undefined) return e;
@@ -283,13 +288,15 @@ export function scrubEvent(r: Redactor, e: TraceEvent, argsOf: (step: string) =>
     case 'step_completed': {
       const output = r.value(e.output);
       const raw = e.raw === undefined ? undefined : r.text(e.raw);
-      return output === e.output && raw === e.raw ? e : { ...e, output, raw };
+      const fallbacks = msgs(e.fallbacks);
+      return output === e.output && raw === e.raw && fallbacks === e.fallbacks ? e : { ...e, output, raw, fallbacks };
     }
     case 'step_failed': {
       const raw = e.raw === undefined ? undefined : r.text(e.raw);
       const rejected_output = e.rejected_output === undefined ? undefined : r.value(e.rejected_output);
       const error = msg(e.error);
-      return raw === e.raw && rejected_output === e.rejected_output && error === e.error ? e : { ...e, error, raw, rejected_output };
+      const fallbacks = msgs(e.fallbacks);
+      return raw === e.raw && rejected_output === e.rejected_output && error === e.error && fallbacks === e.fallbacks ? e : { ...e, error, raw, rejected_output, fallbacks };
     }
     case 'step_fallback': {
       const output = r.value(e.output);

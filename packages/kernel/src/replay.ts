@@ -86,10 +86,12 @@ export function recordedResults(events: readonly TraceEvent[], reveal?: Redactor
     if (e.model !== undefined) meta.model = e.model;
     if (e.usage !== undefined) meta.usage = e.usage;
     if (e.cost_usd !== undefined) meta.cost_usd = e.cost_usd;
+    // Fallbacks belong to an answer (ok: true); a failed call's message names its failures.
+    const answerMeta = e.fallbacks !== undefined ? { ...meta, fallbacks: e.fallbacks } : meta;
     const k = resultKey(e.step, e.parent);
     if (e.type === 'step_completed') {
-      push(k, e.kind === 'llm' ? { ok: true, raw: e.raw ?? '', ...meta } : { ok: true, value: e.output });
-    } else if (e.kind === 'llm' && e.raw !== undefined) push(k, { ok: true, raw: e.raw, ...meta });
+      push(k, e.kind === 'llm' ? { ok: true, raw: e.raw ?? '', ...answerMeta } : { ok: true, value: e.output });
+    } else if (e.kind === 'llm' && e.raw !== undefined) push(k, { ok: true, raw: e.raw, ...answerMeta });
     else if (e.kind === 'tool' && e.rejected_output !== undefined) push(k, { ok: true, value: e.rejected_output });
     else push(k, { ok: false, error: e.error, ...meta });
   }

@@ -16,7 +16,7 @@ const json = fc.jsonValue({ maxDepth: 3 }) as fc.Arbitrary<never>;
 const int = fc.integer({ min: 0, max: 1_000_000 });
 const opt = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined });
 const usage = fc.record({ input_tokens: int, output_tokens: int });
-const facts = fc.record({ raw: opt(str), model: opt(str), usage: opt(usage), cost_usd: opt(fc.double({ min: 0, max: 10, noNaN: true })), visit: opt(int), projection_hash: opt(hex) });
+const facts = fc.record({ raw: opt(str), model: opt(str), usage: opt(usage), cost_usd: opt(fc.double({ min: 0, max: 10, noNaN: true })), fallbacks: opt(fc.array(fc.record({ model: str, code: str, message: str }), { minLength: 1, maxLength: 3 })), visit: opt(int), projection_hash: opt(hex) });
 const error = fc.record({ code: str, message: str });
 const chainFields = fc.record({ seq: int, ts: fc.date({ min: new Date(0), max: new Date(4e12), noInvalidDate: true }).map((d) => d.toISOString()), prev_hash: hex });
 

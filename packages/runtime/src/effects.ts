@@ -37,6 +37,7 @@ export class Effects {
       r = { ok: true, raw: a.raw, model: a.model };
       if (a.usage) r.usage = a.usage;
       if (a.cost_usd !== undefined) r.cost_usd = a.cost_usd;
+      if (a.fallbacks?.length) r.fallbacks = a.fallbacks.map((f) => ({ model: f.model, code: f.code, message: f.message }));
     } catch (e) {
       r = { ok: false, error: errorInfo(e, 'E_MODEL_ERROR'), model: this.model.id };
     }

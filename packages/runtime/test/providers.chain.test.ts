@@ -6,8 +6,8 @@ import { copyFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { StepCompletedEvent, StepFailedEvent } from '@nano-vm/kernel';
-import { FallbackChainModel, ModelError, modelFromSpec, runProgram, type ModelPort, type ModelRequest } from '../src/index.js';
+import { pureHasher, replayBundle, verifyBundle, type StepCompletedEvent, type StepFailedEvent } from '@nano-vm/kernel';
+import { FallbackChainModel, ModelError, modelFromSpec, nodeHasher, runProgram, type ModelPort, type ModelRequest } from '../src/index.js';
 import { anthropicMessage, fakeAnthropic, fakeOpenAi, openaiCompletion, openaiError, refundExample, type FakeServer, type Reply } from './fakeProviders.js';
 import { program, tools } from './fixtures.js';
 
@@ -39,6 +39,10 @@ describe('fallback chain', () => {
     expect([r.status, r.outcome]).toEqual(['completed', 'SUCCESS']);
     const done = r.events.find((e): e is StepCompletedEvent => e.type === 'step_completed' && e.step === 'classify')!;
     expect(done.model).toBe('anthropic:claude-test-20250101');
+    // The failed first model is a fact of the trace, not only of the logs.
+    expect(done.fallbacks).toEqual([{ model: 'openai:gpt-test', code: 'E_MODEL_UNAVAILABLE', message: expect.stringContaining('HTTP 503') }]);
+    expect(verifyBundle(JSON.parse(JSON.stringify(r.bundle)), pureHasher)).toMatchObject({ ok: true });
+    expect(replayBundle(r.bundle, { hasher: nodeHasher })).toMatchObject({ identical: true });
     expect(done.usage).toEqual({ input_tokens: 40, output_tokens: 1 });
     expect(r.receipt.model.id).toBe('openai:gpt-test,anthropic:claude-test');
     expect(a.seen).toHaveLength(3);
@@ -57,7 +61,9 @@ describe('fallback chain', () => {
 
   it('uses only the first model when it answers', async () => {
     const { b, chain } = await pair(() => openaiCompletion('deny'));
-    expect(await chain.complete(request())).toMatchObject({ raw: 'deny', model: 'openai:gpt-test-2025-01-01' });
+    const answer = await chain.complete(request());
+    expect(answer).toMatchObject({ raw: 'deny', model: 'openai:gpt-test-2025-01-01' });
+    expect(answer.fallbacks).toBeUndefined();
     expect(b.seen).toHaveLength(0);
   });
 

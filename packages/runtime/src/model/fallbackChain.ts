@@ -5,8 +5,10 @@
  * A rejected request (E_MODEL_BAD_REQUEST) and a cancelled step (its timeout) end the call:
  * another provider would get the same request, or the step is already over.
  *
- * The answer names the model that actually answered (ModelAnswer.model).
+ * The answer names the model that actually answered (ModelAnswer.model) and the ones that failed
+ * before it (ModelAnswer.fallbacks): both are recorded in the step's event.
  */
+import type { ModelFallback } from '@nano-vm/kernel';
 import { ModelError, type ModelAnswer, type ModelPort, type ModelRequest } from './port.js';
 
 export const FALLS_THROUGH: ReadonlySet<string> = new Set([
@@ -29,13 +31,16 @@ export class FallbackChainModel implements ModelPort {
 
   async complete(req: ModelRequest): Promise<ModelAnswer> {
     const failures: ModelError[] = [];
+    const fallbacks: ModelFallback[] = [];
     for (const model of this.models) {
       try {
-        return await model.complete(req);
+        const answer = await model.complete(req);
+        return fallbacks.length ? { ...answer, fallbacks: [...fallbacks, ...(answer.fallbacks ?? [])] } : answer;
       } catch (e) {
         if (req.signal.aborted || !(e instanceof ModelError)) throw e;
         if (!FALLS_THROUGH.has(e.code)) throw failures.length ? new ModelError(e.code, `${e.message} (after ${describe(failures)})`) : e;
         failures.push(e);
+        fallbacks.push({ model: model.id, code: e.code, message: e.message });
       }
     }
     const last = failures[failures.length - 1]!;

@@ -1,4 +1,4 @@
-import type { LlmOutput, ProjectedView, Usage } from '@nano-vm/kernel';
+import type { LlmOutput, ModelFallback, ProjectedView, Usage } from '@nano-vm/kernel';
 
 export interface ModelRequest {
   step: string;
@@ -17,6 +17,8 @@ export interface ModelAnswer {
   model: string;
   usage?: Usage;
   cost_usd?: number;
+  /** A fallback chain's models that failed before `model` answered, in order (recorded in the trace). */
+  fallbacks?: ModelFallback[];
 }
 
 /** A model adapter. Failures are thrown as ModelError with a stable code. */
