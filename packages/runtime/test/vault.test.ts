@@ -26,7 +26,7 @@ import {
   type PolicySnapshot,
   type Program,
 } from '@nano-vm/kernel';
-import { FixedClock, MemoryStore, ScriptedModel, SeededIds, SqliteStore, eraseSubject, nodeHasher, parseModelScript, recoverRun, runProgram, toolsFromModule, vaultEntries, type Store } from '../src/index.js';
+import { FallbackChainModel, FixedClock, MemoryStore, ModelError, ScriptedModel, SeededIds, SqliteStore, eraseSubject, nodeHasher, parseModelScript, recoverRun, runProgram, toolsFromModule, vaultEntries, type Store } from '../src/index.js';
 import { scripted, tools } from './fixtures.js';
 
 const KYC = new URL('../../../examples/kyc/', import.meta.url).pathname;
@@ -355,5 +355,33 @@ describe('property: no sensitive value ever appears in any event', () => {
       }),
       { numRuns: 60 },
     );
+  });
+});
+
+describe('a fallback chain whose failed member echoes a sensitive value', () => {
+  it('records the failure in the step event with the value as its commitment', async () => {
+    const name = 'Zoltan Kovacs';
+    const prog: Program = {
+      format: 'nano-vm.program/v1',
+      id: 'pii-chain',
+      input_schema: { type: 'object', properties: { person: { type: 'object', properties: { name: { type: 'string' } } } } },
+      sensitive: ['input.person'],
+      steps: [
+        { id: 'ask', kind: 'llm', prompt: 'About {{input.person}}', projection: ['input.person'], output: { enum: ['a', 'b'] }, next: 'done' },
+        { id: 'done', kind: 'end', outcome: 'OK' },
+      ],
+    };
+    // The first provider's error message quotes the value (as a careless provider might).
+    const down = { id: 'first', scripted: false, complete: async () => Promise.reject(new ModelError('E_MODEL_UNAVAILABLE', `upstream failed while handling ${name}`)) };
+    const up = { id: 'second', scripted: false, complete: async () => ({ raw: 'a', model: 'second-1' }) };
+    const store = new MemoryStore();
+    const r = await runProgram({ program: prog, input: { person: { name } }, model: new FallbackChainModel([down, up]), tools: tools([]), store, clock: new FixedClock(), ids: new SeededIds(nodeHasher) });
+    expect(r.status).toBe('completed');
+    const done = r.events.find((e) => e.type === 'step_completed' && e.step === 'ask') as { fallbacks?: { model: string; code: string; message: string }[] };
+    expect(done.fallbacks).toEqual([{ model: 'first', code: 'E_MODEL_UNAVAILABLE', message: expect.stringMatching(/^upstream failed while handling vault:sha256:/) }]);
+    expect(serializeBundle(r.bundle) + JSON.stringify(store.events(r.run_id))).not.toContain(name);
+    const bundle = JSON.parse(serializeBundle(r.bundle)) as Bundle;
+    expect(verifyBundle(bundle, pureHasher)).toMatchObject({ ok: true });
+    expect(replayBundle(bundle, { hasher: nodeHasher }).identical).toBe(true);
   });
 });
