@@ -21,6 +21,7 @@ storeConformance('sqlite (WAL, file, group commit)', {
   close: (s: Store) => (s as SqliteStore).close(),
 });
 
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 
@@ -32,6 +33,8 @@ describe('SqliteStore specifics', () => {
     db.prepare(`UPDATE meta SET value = '99' WHERE key = 'schema_version'`).run();
     db.close();
     expect(() => new SqliteStore(path)).toThrow(expect.objectContaining({ code: 'E_STORE_SCHEMA' }));
+    // The refused handle is closed: SQLite removes the WAL and shared-memory files with the last connection.
+    expect([existsSync(`${path}-wal`), existsSync(`${path}-shm`)]).toEqual([false, false]);
   });
 
   it('stores each program once however many runs use it', () => {

@@ -163,24 +163,12 @@ export class SqliteStore implements Store {
   ) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
-    // A new file gets 8 KiB pages (an existing one keeps its own): events are a few hundred bytes
-    // each, and the rows of the runs in flight then share fewer pages per commit.
-    this.db.pragma('page_size = 8192');
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
-    this.db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
-    this.db.pragma('foreign_keys = ON');
-    // Erased vault values must leave the file: deleted content is overwritten with zeros.
-    this.db.pragma('secure_delete = ON');
-    const hasTable = (name: string) => this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(name) !== undefined;
-    const version = hasTable('meta') ? (this.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get() as { value: string } | undefined)?.value : undefined;
-    if (version !== undefined && !(Number(version) >= 1 && Number(version) <= SCHEMA_VERSION)) throw new StoreError('E_STORE_SCHEMA', `${path} has store schema version ${version}; this nano-vm reads versions 1 to ${SCHEMA_VERSION}`);
-    if (hasTable('runs') && !(this.db.prepare(`SELECT name FROM pragma_table_info('runs')`).all() as { name: string }[]).some((c) => c.name === 'run_no')) {
-      this.db.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID`);
-      migrateToIntegerKeys(this.db);
-    } else {
-      this.db.exec(SCHEMA);
-      if (version === undefined) this.db.prepare(`INSERT INTO meta (key, value) VALUES ('schema_version', ?)`).run(String(SCHEMA_VERSION));
+    try {
+      this.open(path, opts);
+    } catch (e) {
+      // Not a database, a newer schema, a failed migration: nothing stays open behind the error.
+      this.db.close();
+      throw e;
     }
 
     this.insertRun = this.db.prepare(`INSERT INTO runs (run_id, program_id, program, program_hash, policy, input, status, outcome) VALUES (?, ?, '', ?, ?, ?, ?, ?)`);
@@ -237,6 +225,29 @@ export class SqliteStore implements Store {
     this.selectEvents = this.db.prepare(`SELECT body FROM events WHERE run_no = (SELECT run_no FROM runs WHERE run_id = ?) ORDER BY seq`).pluck();
     this.selectRuns = this.db.prepare(`SELECT ${RUN_COLUMNS} FROM runs ORDER BY run_no`);
     this.selectRunsByStatus = this.db.prepare(`SELECT ${RUN_COLUMNS} FROM runs WHERE status = ? ORDER BY run_no`);
+  }
+
+  /** Pragmas, then the schema: created, checked, or migrated from an older version. */
+  private open(path: string, opts: SqliteStoreOptions): void {
+    // A new file gets 8 KiB pages (an existing one keeps its own): events are a few hundred bytes
+    // each, and the rows of the runs in flight then share fewer pages per commit.
+    this.db.pragma('page_size = 8192');
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
+    this.db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
+    this.db.pragma('foreign_keys = ON');
+    // Erased vault values must leave the file: deleted content is overwritten with zeros.
+    this.db.pragma('secure_delete = ON');
+    const hasTable = (name: string) => this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(name) !== undefined;
+    const version = hasTable('meta') ? (this.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get() as { value: string } | undefined)?.value : undefined;
+    if (version !== undefined && !(Number(version) >= 1 && Number(version) <= SCHEMA_VERSION)) throw new StoreError('E_STORE_SCHEMA', `${path} has store schema version ${version}; this nano-vm reads versions 1 to ${SCHEMA_VERSION}`);
+    if (hasTable('runs') && !(this.db.prepare(`SELECT name FROM pragma_table_info('runs')`).all() as { name: string }[]).some((c) => c.name === 'run_no')) {
+      this.db.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID`);
+      migrateToIntegerKeys(this.db);
+    } else {
+      this.db.exec(SCHEMA);
+      if (version === undefined) this.db.prepare(`INSERT INTO meta (key, value) VALUES ('schema_version', ?)`).run(String(SCHEMA_VERSION));
+    }
   }
 
   /** run_no by run id for the runs this handle is writing (created here, or looked up once); dropped when the run is finished. */
