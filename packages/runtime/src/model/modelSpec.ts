@@ -36,9 +36,9 @@ export interface ModelSpecOptions {
 export function modelFromSpec(spec: string, opts: ModelSpecOptions = {}): ModelPort {
   const env = opts.env ?? {};
   const parts = spec.split(',').map((s) => s.trim());
-  if (parts.length === 1 && parts[0]!.startsWith('scripted:')) return scriptedFromFile(parts[0]!.slice('scripted:'.length), opts.caseName);
   // A scripted model is never part of a chain, so a script whose path has a comma is read as one file when it exists.
-  if (spec.startsWith('scripted:') && existsSync(spec.slice('scripted:'.length))) return scriptedFromFile(spec.slice('scripted:'.length), opts.caseName);
+  const script = spec.trim().startsWith('scripted:') ? spec.trim().slice('scripted:'.length) : undefined;
+  if (script !== undefined && (parts.length === 1 || existsSync(script))) return scriptedFromFile(script, opts.caseName);
   if (parts.some((p) => p === '')) throw new ModelError('E_MODEL_SPEC', `model spec "${spec}" has an empty entry; a fallback chain is <provider>:<model>,<provider>:<model>`);
 
   const deps = httpDeps(env, opts);

@@ -85,6 +85,9 @@ CREATE TABLE IF NOT EXISTS programs (
 ) WITHOUT ROWID;
 `;
 
+/** The column names of a table. */
+const columnsOf = (db: Database.Database, table: string): Set<string> => new Set((db.prepare(`SELECT name FROM pragma_table_info(?)`).all(table) as { name: string }[]).map((c) => c.name));
+
 /**
  * Moves a file of schema 1 to 3 (run-owned rows keyed by the text run id) to schema 4, keeping
  * every row: the old tables are renamed, the new ones created and filled (a run's run_no is its
@@ -93,7 +96,6 @@ CREATE TABLE IF NOT EXISTS programs (
  */
 function migrateToIntegerKeys(db: Database.Database): void {
   const tables = new Set((db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[]).map((r) => r.name));
-  const columns = (t: string) => new Set((db.prepare(`SELECT name FROM pragma_table_info(?)`).all(t) as { name: string }[]).map((c) => c.name));
   const old = ['runs', 'events', 'vault', 'idempotency_keys'].filter((t) => tables.has(t));
   db.pragma('foreign_keys = OFF');
   try {
@@ -101,7 +103,7 @@ function migrateToIntegerKeys(db: Database.Database): void {
       db.exec(`DROP INDEX IF EXISTS runs_by_status; DROP INDEX IF EXISTS vault_by_subject; DROP INDEX IF EXISTS idempotency_keys_by_run;`);
       for (const t of old) db.exec(`ALTER TABLE ${t} RENAME TO old_${t}`);
       db.exec(SCHEMA);
-      const programHash = columns('old_runs').has('program_hash') ? 'program_hash' : 'NULL';
+      const programHash = columnsOf(db, 'old_runs').has('program_hash') ? 'program_hash' : 'NULL';
       db.exec(`INSERT INTO runs (run_no, run_id, program_id, program, program_hash, policy, input, status, outcome)
         SELECT rowid, run_id, program_id, program, ${programHash}, policy, input, status, outcome FROM old_runs ORDER BY rowid`);
       if (tables.has('events')) db.exec(`INSERT INTO events SELECT runs.run_no, e.seq, e.type, e.hash, e.body FROM old_events e JOIN runs USING (run_id)`);
@@ -117,10 +119,9 @@ function migrateToIntegerKeys(db: Database.Database): void {
   }
 }
 
-/** A run row with its head: the hash and seq of its last event, read from the events. */
-const RUN_COLUMNS = `runs.*,
-  coalesce((SELECT hash FROM events WHERE events.run_no = runs.run_no ORDER BY seq DESC LIMIT 1), '') AS head_hash,
-  coalesce((SELECT seq + 1 FROM events WHERE events.run_no = runs.run_no ORDER BY seq DESC LIMIT 1), 0) AS event_count`;
+/** Run rows with their head: the hash and seq of each run's last event, found once per run. */
+const RUNS_WITH_HEAD = `SELECT runs.*, coalesce(last.hash, '') AS head_hash, coalesce(last.seq + 1, 0) AS event_count FROM runs
+  LEFT JOIN events last ON last.run_no = runs.run_no AND last.seq = (SELECT max(seq) FROM events WHERE events.run_no = runs.run_no)`;
 
 interface RunRow {
   run_no: number;
@@ -220,11 +221,11 @@ export class SqliteStore implements Store {
         }
       : null;
     this.finishRun = this.db.prepare(`UPDATE runs SET status = ?, outcome = ? WHERE run_no = ?`);
-    this.selectRun = this.db.prepare(`SELECT ${RUN_COLUMNS} FROM runs WHERE run_id = ?`);
+    this.selectRun = this.db.prepare(`${RUNS_WITH_HEAD} WHERE run_id = ?`);
     this.selectRunNo = this.db.prepare(`SELECT run_no FROM runs WHERE run_id = ?`).pluck();
     this.selectEvents = this.db.prepare(`SELECT body FROM events WHERE run_no = (SELECT run_no FROM runs WHERE run_id = ?) ORDER BY seq`).pluck();
-    this.selectRuns = this.db.prepare(`SELECT ${RUN_COLUMNS} FROM runs ORDER BY run_no`);
-    this.selectRunsByStatus = this.db.prepare(`SELECT ${RUN_COLUMNS} FROM runs WHERE status = ? ORDER BY run_no`);
+    this.selectRuns = this.db.prepare(`${RUNS_WITH_HEAD} ORDER BY runs.run_no`);
+    this.selectRunsByStatus = this.db.prepare(`${RUNS_WITH_HEAD} WHERE status = ? ORDER BY runs.run_no`);
   }
 
   /** Pragmas, then the schema: created, checked, or migrated from an older version. */
@@ -241,7 +242,7 @@ export class SqliteStore implements Store {
     const hasTable = (name: string) => this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(name) !== undefined;
     const version = hasTable('meta') ? (this.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get() as { value: string } | undefined)?.value : undefined;
     if (version !== undefined && !(Number(version) >= 1 && Number(version) <= SCHEMA_VERSION)) throw new StoreError('E_STORE_SCHEMA', `${path} has store schema version ${version}; this nano-vm reads versions 1 to ${SCHEMA_VERSION}`);
-    if (hasTable('runs') && !(this.db.prepare(`SELECT name FROM pragma_table_info('runs')`).all() as { name: string }[]).some((c) => c.name === 'run_no')) {
+    if (hasTable('runs') && !columnsOf(this.db, 'runs').has('run_no')) {
       this.db.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID`);
       migrateToIntegerKeys(this.db);
     } else {
