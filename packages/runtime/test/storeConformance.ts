@@ -196,13 +196,18 @@ export function storeConformance(name: string, h: StoreHarness): void {
         { id: 'act', kind: 'tool', tool: 'act', next: 'done' },
         { id: 'done', kind: 'end', outcome: 'SUCCESS' },
       ]);
-
-      it('keeps a suspended run durable: status, cursor and events survive a reopen, and the resume continues from the wait', async () => {
+      /** A new store holding one run suspended at the wait; `acted` collects the tool's idempotency keys. */
+      const suspendedRun = async () => {
         const s = await h.make();
         const acted: string[] = [];
         const reg = tools([{ name: 'act', run: async (_a, ctx) => (acted.push(ctx.idempotencyKey), { ok: true }) }]);
         const model = scripted('answers: {}');
         const r = await runProgram({ program: waitProgram, input: {}, model, tools: reg, store: s, ...det() });
+        return { s, acted, reg, model, r };
+      };
+
+      it('keeps a suspended run durable: status, cursor and events survive a reopen, and the resume continues from the wait', async () => {
+        const { s, acted, reg, model, r } = await suspendedRun();
         expect(r.status).toBe('suspended');
         const other = h.reopen ? h.reopen(s) : s;
         expect(await other.getRun(r.run_id)).toMatchObject({ status: 'suspended', event_count: 2 });
@@ -217,11 +222,7 @@ export function storeConformance(name: string, h: StoreHarness): void {
       });
 
       it('two resumes racing on two handles: one event is taken, the other resume runs nothing', async () => {
-        const s = await h.make();
-        const acted: string[] = [];
-        const reg = tools([{ name: 'act', run: async (_a, ctx) => (acted.push(ctx.idempotencyKey), { ok: true }) }]);
-        const model = scripted('answers: {}');
-        const r = await runProgram({ program: waitProgram, input: {}, model, tools: reg, store: s, ...det() });
+        const { s, acted, reg, model, r } = await suspendedRun();
         const other = h.reopen ? h.reopen(s) : s;
         const results = await Promise.allSettled([
           resumeRun({ store: s, runId: r.run_id, event: { payload: { ok: true }, role: 'approver' }, model, tools: reg }),
