@@ -3,7 +3,17 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', 'bench/**', 'test/crash/**', 'test/fixtures/**', '*.config.*', 'eslint.config.mjs'] },
+  {
+    ignores: [
+      '**/dist/**',
+      '**/node_modules/**',
+      'bench/**',
+      'test/crash/**',
+      'test/fixtures/**',
+      '*.config.*',
+      'eslint.config.mjs',
+    ],
+  },
   {
     files: ['packages/*/src/**/*.ts', 'packages/*/test/**/*.ts', 'test/**/*.ts'],
     extends: [tseslint.configs.base],
@@ -21,7 +31,15 @@ export default tseslint.config(
       '@typescript-eslint/no-implied-eval': 'error',
       'no-eval': 'error',
       'no-new-func': 'error',
-      'no-restricted-imports': ['error', { paths: [{ name: 'node:vm', message: 'no code is ever loaded from data (DESIGN.md §3)' }, { name: 'vm', message: 'no code is ever loaded from data (DESIGN.md §3)' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            { name: 'node:vm', message: 'no code is ever loaded from data (DESIGN.md §3)' },
+            { name: 'vm', message: 'no code is ever loaded from data (DESIGN.md §3)' },
+          ],
+        },
+      ],
     },
   },
 );

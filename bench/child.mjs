@@ -16,11 +16,23 @@
 //   --runtime=<file>  the @nano-vm/runtime entry point to load (run.mjs passes its snapshot of the
 //                     build; default: packages/runtime/dist/index.js)
 //   --workers=N       nano-vm-pool's worker threads (default: the number of cores)
-import { distFingerprint, locateAnchors, loadDrivers, loadNanoVm, loadNanoVmPool, NANO, NANO_POOL, NANO_POOL_WORKLOADS, RUNTIME } from './common.mjs';
+import {
+  distFingerprint,
+  locateAnchors,
+  loadDrivers,
+  loadNanoVm,
+  loadNanoVmPool,
+  NANO,
+  NANO_POOL,
+  NANO_POOL_WORKLOADS,
+  RUNTIME,
+} from './common.mjs';
 
 const [workload, peerName, ...rest] = process.argv.slice(2);
 if (!['w10k', 'chain22', 'long'].includes(workload) || !peerName) {
-  console.error('usage: node --expose-gc bench/child.mjs <w10k|chain22|long> <peer> [--ns=250,1000] [--anchors=<dir>|--standalone] [--runtime=<index.js>] [--workers=N]');
+  console.error(
+    'usage: node --expose-gc bench/child.mjs <w10k|chain22|long> <peer> [--ns=250,1000] [--anchors=<dir>|--standalone] [--runtime=<index.js>] [--workers=N]',
+  );
   process.exit(2);
 }
 const opts = {};
@@ -40,14 +52,16 @@ let peer, build;
 if (peerName === NANO) {
   build = distFingerprint(runtime); // before loading, so it names the code this process runs
   peer = await loadNanoVm(drivers.lib, runtime);
-}
-else if (peerName === NANO_POOL) {
-  if (!NANO_POOL_WORKLOADS.includes(workload)) throw new Error(`${NANO_POOL} runs ${NANO_POOL_WORKLOADS.join(' and ')} only`);
+} else if (peerName === NANO_POOL) {
+  if (!NANO_POOL_WORKLOADS.includes(workload))
+    throw new Error(`${NANO_POOL} runs ${NANO_POOL_WORKLOADS.join(' and ')} only`);
   build = distFingerprint(runtime);
   peer = await loadNanoVmPool(drivers, workload, runtime, opts.workers);
-}
-else if (drivers.PEERS[peerName]) peer = await drivers.PEERS[peerName].load();
-else throw new Error(`unknown peer ${peerName}${drivers.standalone ? ' (no anchors: only nano-vm can run)' : `; known: ${[NANO, NANO_POOL, ...Object.keys(drivers.PEERS)].join(', ')}`}`);
+} else if (drivers.PEERS[peerName]) peer = await drivers.PEERS[peerName].load();
+else
+  throw new Error(
+    `unknown peer ${peerName}${drivers.standalone ? ' (no anchors: only nano-vm can run)' : `; known: ${[NANO, NANO_POOL, ...Object.keys(drivers.PEERS)].join(', ')}`}`,
+  );
 
 const { workers: _pool, ...driverOpts } = opts;
 const result = await drivers.WORKLOADS[workload](peer, driverOpts);

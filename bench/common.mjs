@@ -29,9 +29,19 @@ const isAnchors = (dir) => ['lib.mjs', 'workloads.mjs', 'peers/index.mjs'].every
 export function locateAnchors() {
   const src = anchorsSource();
   const source = isAnchors(src) ? src : null;
-  const copyOk = isAnchors(COPY) && existsSync(join(COPY, 'node_modules', 'xstate')) && existsSync(join(COPY, 'node_modules', '@langchain', 'langgraph'));
+  const copyOk =
+    isAnchors(COPY) &&
+    existsSync(join(COPY, 'node_modules', 'xstate')) &&
+    existsSync(join(COPY, 'node_modules', '@langchain', 'langgraph'));
   if (copyOk) return { dir: COPY, frameworks: true, source: source ?? COPY };
-  if (source) return { dir: source, frameworks: existsSync(join(source, 'node_modules', 'xstate')) && existsSync(join(source, 'node_modules', '@langchain', 'langgraph')), source };
+  if (source)
+    return {
+      dir: source,
+      frameworks:
+        existsSync(join(source, 'node_modules', 'xstate')) &&
+        existsSync(join(source, 'node_modules', '@langchain', 'langgraph')),
+      source,
+    };
   if (isAnchors(COPY)) return { dir: COPY, frameworks: false, source: COPY };
   return { dir: null, frameworks: false, source: null };
 }
@@ -41,7 +51,9 @@ export function recordedAnchors(source) {
   if (!source) return null;
   const dir = join(source, 'results');
   if (!existsSync(dir)) return null;
-  const files = readdirSync(dir).filter((f) => /^\d{4}-\d\d-\d\dT\d+\.json$/.test(f)).sort();
+  const files = readdirSync(dir)
+    .filter((f) => /^\d{4}-\d\d-\d\dT\d+\.json$/.test(f))
+    .sort();
   if (!files.length) return null;
   const file = join(dir, files.at(-1));
   return { file, ...JSON.parse(readFileSync(file, 'utf8')) };
@@ -52,11 +64,29 @@ export async function loadDrivers(dir) {
   // libUrl/libExport: where worker threads (the nano-vm-pool peer) import the same mocks from
   if (!dir) {
     const s = await import('./standalone.mjs');
-    return { lib: s.lib, libUrl: new URL('./standalone.mjs', import.meta.url).href, libExport: 'lib', WORKLOADS: s.WORKLOADS, PEERS: {}, standalone: true };
+    return {
+      lib: s.lib,
+      libUrl: new URL('./standalone.mjs', import.meta.url).href,
+      libExport: 'lib',
+      WORKLOADS: s.WORKLOADS,
+      PEERS: {},
+      standalone: true,
+    };
   }
   const url = (f) => pathToFileURL(join(dir, f)).href;
-  const [lib, wl, peers] = await Promise.all([import(url('lib.mjs')), import(url('workloads.mjs')), import(url('peers/index.mjs'))]);
-  return { lib, libUrl: url('lib.mjs'), libExport: null, WORKLOADS: wl.WORKLOADS, PEERS: peers.PEERS, standalone: false };
+  const [lib, wl, peers] = await Promise.all([
+    import(url('lib.mjs')),
+    import(url('workloads.mjs')),
+    import(url('peers/index.mjs')),
+  ]);
+  return {
+    lib,
+    libUrl: url('lib.mjs'),
+    libExport: null,
+    WORKLOADS: wl.WORKLOADS,
+    PEERS: peers.PEERS,
+    standalone: false,
+  };
 }
 
 /** The nano-vm peer, on the given drivers' mock model and tools; `runtime`: the runtime entry point to load. */
@@ -131,13 +161,18 @@ export function snapshotBuild() {
     for (const pkg of PKGS) {
       const from = join(REPO, 'packages', pkg);
       cpSync(join(from, 'package.json'), join(root, pkg, 'package.json'));
-      cpSync(join(from, 'dist'), join(root, pkg, 'dist'), { recursive: true, filter: (f) => !f.endsWith('.map') && !f.endsWith('.d.ts') });
+      cpSync(join(from, 'dist'), join(root, pkg, 'dist'), {
+        recursive: true,
+        filter: (f) => !f.endsWith('.map') && !f.endsWith('.d.ts'),
+      });
     }
     const runtime = join(root, 'runtime', 'dist', 'index.js');
     // a build written while we copied: copy again
-    if (distFingerprint(runtime) === fp && distFingerprint() === fp) return { runtime, fingerprint: fp, dir: join(SNAPSHOTS, `${fp}-${process.pid}`) };
+    if (distFingerprint(runtime) === fp && distFingerprint() === fp)
+      return { runtime, fingerprint: fp, dir: join(SNAPSHOTS, `${fp}-${process.pid}`) };
     rmSync(join(SNAPSHOTS, `${fp}-${process.pid}`), { recursive: true, force: true });
-    if (attempt === 5) throw new Error('packages/*/dist keeps changing: could not take a consistent snapshot of the build');
+    if (attempt === 5)
+      throw new Error('packages/*/dist keeps changing: could not take a consistent snapshot of the build');
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2000);
   }
 }

@@ -42,7 +42,9 @@ function rawFloor(synchronous, rowsPerCommit) {
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${synchronous}`);
-  db.exec('CREATE TABLE events (run_id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (run_id, seq)) WITHOUT ROWID');
+  db.exec(
+    'CREATE TABLE events (run_id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (run_id, seq)) WITHOUT ROWID',
+  );
   const insert = db.prepare('INSERT INTO events VALUES (?, ?, ?)');
   const body = 'x'.repeat(400);
   const commit = db.transaction((base) => {
@@ -61,7 +63,11 @@ function rawFloor(synchronous, rowsPerCommit) {
 }
 
 const results = { w10k: {}, floor: {} };
-const floors = { 'NORMAL, 1 row/commit': ['NORMAL', 1], 'FULL, 1 row/commit': ['FULL', 1], 'FULL, 100 rows/commit': ['FULL', 100] };
+const floors = {
+  'NORMAL, 1 row/commit': ['NORMAL', 1],
+  'FULL, 1 row/commit': ['FULL', 1],
+  'FULL, 100 rows/commit': ['FULL', 100],
+};
 for (let r = 0; r < rounds; r++) {
   const order = Object.keys(MODES);
   for (let k = 0; k < r % order.length; k++) order.push(order.shift());
@@ -71,12 +77,15 @@ for (let r = 0; r < rounds; r++) {
     log(`# round ${r + 1}/${rounds}: ${mode}`);
     const res = await drivers.WORKLOADS.w10k(peer);
     (results.w10k[mode] ??= []).push(res.median);
-    for (const f of [...Array(fileNo).keys()]) for (const ext of ['', '-wal', '-shm']) rmSync(join(scratch, `run-${f}.db${ext}`), { force: true });
+    for (const f of [...Array(fileNo).keys()])
+      for (const ext of ['', '-wal', '-shm']) rmSync(join(scratch, `run-${f}.db${ext}`), { force: true });
   }
   for (const [name, [sync, per]] of Object.entries(floors)) {
     const f = rawFloor(sync, per);
     (results.floor[name] ??= []).push(f);
-    log(`# round ${r + 1}/${rounds}: raw SQLite ${name}: ${fmt(f.rowsPerSec)} rows/s, ${fmt(f.commitsPerSec)} commits/s`);
+    log(
+      `# round ${r + 1}/${rounds}: raw SQLite ${name}: ${fmt(f.rowsPerSec)} rows/s, ${fmt(f.commitsPerSec)} commits/s`,
+    );
   }
 }
 rmSync(scratch, { recursive: true, force: true });
@@ -88,10 +97,21 @@ const ROWS_PER_RUN = 12;
 const COMMITS_PER_RUN = 6;
 const md = [];
 md.push(`# Durable W-10K — ${new Date().toISOString()}`, '');
-md.push(`${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${rounds} rounds, modes interleaved; driver: ${drivers.standalone ? 'bench/standalone.mjs' : "the anchors' workloads.mjs"}; commit ${gitState()?.commit ?? '?'}.`, '');
-md.push('| nano-vm W-10K, every event stored before the next effect | graphs/s (median of rounds) | per round |', '|---|---:|---|');
-for (const [mode, xs] of Object.entries(results.w10k)) md.push(`| ${mode} | ${fmt(median(xs))} | ${xs.map((x) => fmt(x)).join(' / ')} |`);
-md.push('', `| raw SQLite floor (400-byte rows, WAL) | rows/s | commits/s | W-10K graphs/s it allows (${COMMITS_PER_RUN} commits or ${ROWS_PER_RUN} rows per run) |`, '|---|---:|---:|---:|');
+md.push(
+  `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${rounds} rounds, modes interleaved; driver: ${drivers.standalone ? 'bench/standalone.mjs' : "the anchors' workloads.mjs"}; commit ${gitState()?.commit ?? '?'}.`,
+  '',
+);
+md.push(
+  '| nano-vm W-10K, every event stored before the next effect | graphs/s (median of rounds) | per round |',
+  '|---|---:|---|',
+);
+for (const [mode, xs] of Object.entries(results.w10k))
+  md.push(`| ${mode} | ${fmt(median(xs))} | ${xs.map((x) => fmt(x)).join(' / ')} |`);
+md.push(
+  '',
+  `| raw SQLite floor (400-byte rows, WAL) | rows/s | commits/s | W-10K graphs/s it allows (${COMMITS_PER_RUN} commits or ${ROWS_PER_RUN} rows per run) |`,
+  '|---|---:|---:|---:|',
+);
 for (const [name, xs] of Object.entries(results.floor)) {
   const rows = median(xs.map((x) => x.rowsPerSec));
   const commits = median(xs.map((x) => x.commitsPerSec));

@@ -20,10 +20,23 @@ const rt = await import(pathToFileURL(process.argv.find((a) => a.startsWith('--r
 // A chain of llm steps, each seeing a small projection and answering inside an enum.
 const steps = [];
 for (let i = 0; i < STEPS; i++) {
-  steps.push({ id: `s${i}`, kind: 'llm', prompt: 'Classify the payment of {{input.amount}} EUR to {{input.country}}: low or high?', projection: ['input.amount', 'input.country'], output: { enum: ['low', 'high'] }, next: i < STEPS - 1 ? `s${i + 1}` : 'done' });
+  steps.push({
+    id: `s${i}`,
+    kind: 'llm',
+    prompt: 'Classify the payment of {{input.amount}} EUR to {{input.country}}: low or high?',
+    projection: ['input.amount', 'input.country'],
+    output: { enum: ['low', 'high'] },
+    next: i < STEPS - 1 ? `s${i + 1}` : 'done',
+  });
 }
 steps.push({ id: 'done', kind: 'end', outcome: 'SUCCESS' });
-const program = { format: 'nano-vm.program/v1', id: 'llm-overhead', input_schema: { type: 'object', properties: { amount: { type: 'number' }, country: { type: 'string' } } }, budgets: { max_steps: STEPS + 10 }, steps };
+const program = {
+  format: 'nano-vm.program/v1',
+  id: 'llm-overhead',
+  input_schema: { type: 'object', properties: { amount: { type: 'number' }, country: { type: 'string' } } },
+  budgets: { max_steps: STEPS + 10 },
+  steps,
+};
 
 function measure(makeStore) {
   const gaps = [];
@@ -42,7 +55,13 @@ function measure(makeStore) {
   return async () => {
     for (let r = 0; r < RUNS; r++) {
       answeredAt = -1;
-      const res = await rt.runProgram({ program, input: { amount: 120, country: 'DE' }, model, tools: new rt.ToolRegistry(), store: makeStore() });
+      const res = await rt.runProgram({
+        program,
+        input: { amount: 120, country: 'DE' },
+        model,
+        tools: new rt.ToolRegistry(),
+        store: makeStore(),
+      });
       if (res.outcome !== 'SUCCESS') throw new Error(`run ended ${res.status}`);
     }
     return gaps;
@@ -70,7 +89,9 @@ for (const [name, make] of Object.entries(stores)) {
   globalThis.gc?.();
   const gaps = (await measure(make)()).sort((a, b) => a - b);
   results[name] = { steps: gaps.length, p50: pct(gaps, 50), p90: pct(gaps, 90), p99: pct(gaps, 99), max: gaps.at(-1) };
-  md.push(`| ${name} | ${gaps.length} | ${pct(gaps, 50).toFixed(1)} | ${pct(gaps, 90).toFixed(1)} | ${pct(gaps, 99).toFixed(1)} | ${gaps.at(-1).toFixed(1)} |`);
+  md.push(
+    `| ${name} | ${gaps.length} | ${pct(gaps, 50).toFixed(1)} | ${pct(gaps, 90).toFixed(1)} | ${pct(gaps, 99).toFixed(1)} | ${gaps.at(-1).toFixed(1)} |`,
+  );
 }
 rmSync(dir, { recursive: true, force: true });
 const text = md.join('\n') + '\n';

@@ -10,7 +10,12 @@ export async function setup() {
   const lib = q.get('export') ? libModule[q.get('export')] : libModule;
   const peer = makeNanoVm(lib, rt);
   const run = peer[q.get('workload')]();
-  return { program: run.program, tools: run.tools, model: peer.model, store: new RotatingStore(rt.MemoryStore, Number(q.get('rotate'))) };
+  return {
+    program: run.program,
+    tools: run.tools,
+    model: peer.model,
+    store: new RotatingStore(rt.MemoryStore, Number(q.get('rotate'))),
+  };
 }
 
 /**

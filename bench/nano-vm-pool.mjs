@@ -19,7 +19,14 @@ import { pathToFileURL } from 'node:url';
  * interface plus `close()`. `runtime`: the @nano-vm/runtime entry point; `libUrl`/`libExport`:
  * where the workers import the anchors' mocks from.
  */
-export async function startNanoVmPool({ runtime, libUrl, libExport, workload, workers = availableParallelism(), rotate }) {
+export async function startNanoVmPool({
+  runtime,
+  libUrl,
+  libExport,
+  workload,
+  workers = availableParallelism(),
+  rotate,
+}) {
   const rt = await import(pathToFileURL(runtime).href);
   const setup = new URL('./nano-vm-pool-setup.mjs', import.meta.url);
   setup.searchParams.set('runtime', pathToFileURL(runtime).href);

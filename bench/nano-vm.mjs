@@ -24,7 +24,10 @@ export function makeNanoVm(lib, rt, opts = {}) {
   const TOOLS = { ...lib.TOOLS, ...opts.tools };
   const tally = {};
   const count = (res) => {
-    const k = res.status === 'completed' ? `completed:${res.outcome}` : `${res.status}:${res.events.at(-1)?.error?.code ?? res.events.at(-1)?.budget?.name ?? '?'}`;
+    const k =
+      res.status === 'completed'
+        ? `completed:${res.outcome}`
+        : `${res.status}:${res.events.at(-1)?.error?.code ?? res.events.at(-1)?.budget?.name ?? '?'}`;
     tally[k] = (tally[k] ?? 0) + 1;
   };
 
@@ -70,8 +73,21 @@ export function makeNanoVm(lib, rt, opts = {}) {
           properties: { value: { type: 'number', minimum: 0, maximum: 1 } },
         },
         steps: [
-          { id: 'analyze', kind: 'llm', prompt: 'Analyze field {{input.value}}', projection: ['input.value'], output: { enum: ['normal', 'high'] }, next: 'process' },
-          { id: 'process', kind: 'tool', tool: 'mock_processor', args: { data: 'steps.analyze.output' }, next: 'route' },
+          {
+            id: 'analyze',
+            kind: 'llm',
+            prompt: 'Analyze field {{input.value}}',
+            projection: ['input.value'],
+            output: { enum: ['normal', 'high'] },
+            next: 'process',
+          },
+          {
+            id: 'process',
+            kind: 'tool',
+            tool: 'mock_processor',
+            args: { data: 'steps.analyze.output' },
+            next: 'route',
+          },
           { id: 'route', kind: 'condition', cases: [{ when: 'input.value > 0.9', next: 'fail' }], else: 'finalize' },
           { id: 'fail', kind: 'tool', tool: 'fail_tool', next: 'done' },
           { id: 'finalize', kind: 'tool', tool: 'mock_finalize', next: 'done' },
@@ -91,9 +107,15 @@ export function makeNanoVm(lib, rt, opts = {}) {
     // 20 sequential tools returning 'x' * 1000 -> condition (always true) -> leaf tool -> end
     chain22: () => {
       const steps = [];
-      for (let i = 0; i < 20; i++) steps.push({ id: `step_${i}`, kind: 'tool', tool: 'workload', next: i < 19 ? `step_${i + 1}` : 'cond' });
+      for (let i = 0; i < 20; i++)
+        steps.push({ id: `step_${i}`, kind: 'tool', tool: 'workload', next: i < 19 ? `step_${i + 1}` : 'cond' });
       steps.push(
-        { id: 'cond', kind: 'condition', cases: [{ when: 'size(steps.step_0.output) > 0', next: 'leaf' }], else: 'done' },
+        {
+          id: 'cond',
+          kind: 'condition',
+          cases: [{ when: 'size(steps.step_0.output) > 0', next: 'leaf' }],
+          else: 'done',
+        },
         { id: 'leaf', kind: 'tool', tool: 'workload', next: 'done' },
         { id: 'done', kind: 'end', outcome: 'SUCCESS' },
       );
@@ -105,9 +127,22 @@ export function makeNanoVm(lib, rt, opts = {}) {
     // N sequential no-op tool steps -> end (the no-op throws once the driver's time cap has passed)
     long: (n) => {
       const steps = new Array(n + 1);
-      for (let i = 0; i < n; i++) steps[i] = { id: `s${i}`, kind: 'tool', tool: 'noop', args: { step: { value: `s${i}` } }, next: i < n - 1 ? `s${i + 1}` : 'done' };
+      for (let i = 0; i < n; i++)
+        steps[i] = {
+          id: `s${i}`,
+          kind: 'tool',
+          tool: 'noop',
+          args: { step: { value: `s${i}` } },
+          next: i < n - 1 ? `s${i + 1}` : 'done',
+        };
       steps[n] = { id: 'done', kind: 'end', outcome: 'SUCCESS' };
-      const program = { format: 'nano-vm.program/v1', id: `long${n}`, input_schema: { type: 'object' }, budgets: { max_steps: n + 10 }, steps };
+      const program = {
+        format: 'nano-vm.program/v1',
+        id: `long${n}`,
+        input_schema: { type: 'object' },
+        budgets: { max_steps: n + 10 },
+        steps,
+      };
       const run = runner(program, new ToolRegistry([tool('noop')]));
       return Object.assign(() => run({}), { program, tools: run.tools });
     },

@@ -34,7 +34,9 @@ function top(file, k = 25) {
   for (let i = 0; i < prof.samples.length; i++) {
     const n = byId.get(prof.samples[i]);
     const { functionName, url, lineNumber } = n.callFrame;
-    const where = url ? `${url.replace(pathToFileURL(REPO).href + '/', '').replace(/^file:\/\//, '')}:${lineNumber + 1}` : '';
+    const where = url
+      ? `${url.replace(pathToFileURL(REPO).href + '/', '').replace(/^file:\/\//, '')}:${lineNumber + 1}`
+      : '';
     const key = `${functionName || '(anonymous)'} ${where}`.trim();
     const t = dt[i] ?? 0;
     self.set(key, (self.get(key) ?? 0) + t);
@@ -51,10 +53,18 @@ function spawnNode(args, prof) {
   const before = Date.now();
   const flags = ['--expose-gc', ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${PROFILES}`] : [])];
   if (prof) mkdirSync(PROFILES, { recursive: true });
-  const c = spawnSync(process.execPath, [...flags, ...args], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 64 << 20 });
+  const c = spawnSync(process.execPath, [...flags, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
   if (c.status !== 0) throw new Error(`child exited ${c.status ?? c.signal}`);
   const profile = prof
-    ? readdirSync(PROFILES).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(PROFILES, f)).filter((f) => statSync(f).mtimeMs >= before - 1000).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0]
+    ? readdirSync(PROFILES)
+        .filter((f) => f.endsWith('.cpuprofile'))
+        .map((f) => join(PROFILES, f))
+        .filter((f) => statSync(f).mtimeMs >= before - 1000)
+        .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0]
     : undefined;
   return { out: JSON.parse(c.stdout.trim().split('\n').pop()), profile };
 }
@@ -81,9 +91,33 @@ async function child(n, reps, windows) {
   );
   await peer.long(100)(); // warm-up, like the anchors' driver
   const rows = [];
-  for (let r = 0; r < reps; r++) rows.push(await once(timed, n, windows, () => ((calls = 0), (marks.length = 0)), (k) => (every = k), marks, rt));
+  for (let r = 0; r < reps; r++)
+    rows.push(
+      await once(
+        timed,
+        n,
+        windows,
+        () => ((calls = 0), (marks.length = 0)),
+        (k) => (every = k),
+        marks,
+        rt,
+      ),
+    );
   const m = (k) => median(rows.map((x) => x[k]));
-  console.log(JSON.stringify({ n, reps, buildMs: m('buildMs'), validateMs: m('validateMs'), runMs: m('runMs'), usPerStep: m('usPerStep'), windows: rows[0].windows.map((_, i) => median(rows.map((x) => x.windows[i]))), heapAfterMB: m('heapAfterMB'), retainedMB: m('retainedMB'), events: rows[0].events }));
+  console.log(
+    JSON.stringify({
+      n,
+      reps,
+      buildMs: m('buildMs'),
+      validateMs: m('validateMs'),
+      runMs: m('runMs'),
+      usPerStep: m('usPerStep'),
+      windows: rows[0].windows.map((_, i) => median(rows.map((x) => x.windows[i]))),
+      heapAfterMB: m('heapAfterMB'),
+      retainedMB: m('retainedMB'),
+      events: rows[0].events,
+    }),
+  );
 }
 
 /**
@@ -112,10 +146,21 @@ async function once(peer, n, windows, reset, setEvery, marks, rt) {
   const h1 = process.memoryUsage().heapUsed;
   gc();
   const h2 = process.memoryUsage().heapUsed; // `run` (program, store) and `res` are still referenced below
-  if (process.env.DEBUG_HEAP) log(`  heap ${fmt(h0 / 1048576, 1)} -> ${fmt(h1 / 1048576, 1)} -> ${fmt(h2 / 1048576, 1)} MB`);
+  if (process.env.DEBUG_HEAP)
+    log(`  heap ${fmt(h0 / 1048576, 1)} -> ${fmt(h1 / 1048576, 1)} -> ${fmt(h2 / 1048576, 1)} MB`);
   if (res.status !== 'OK') throw new Error(`run status ${res.result.status}`);
   const w = [t0, ...marks.slice(0, windows)].map((t, i, a) => (i ? ((t - a[i - 1]) * 1000) / per : null)).slice(1);
-  return { buildMs, validateMs, runMs, usPerStep: (runMs * 1000) / n, windows: w, heapAfterMB: h1 / 1048576, retainedMB: (h2 - h0) / 1048576, events: res.result.events.length, kept: [run, res].length };
+  return {
+    buildMs,
+    validateMs,
+    runMs,
+    usPerStep: (runMs * 1000) / n,
+    windows: w,
+    heapAfterMB: h1 / 1048576,
+    retainedMB: (h2 - h0) / 1048576,
+    events: res.result.events.length,
+    kept: [run, res].length,
+  };
 }
 
 // ------------------------------------------------------------------ main
@@ -127,29 +172,47 @@ if (has('child')) {
   const prof = has('cpu-prof');
   const workload = arg('workload', 'long');
   if (workload !== 'long') {
-    if (!prof) throw new Error('--workload=w10k|chain22 is for profiling: add --cpu-prof (for throughput use node bench/run.mjs --only=...)');
+    if (!prof)
+      throw new Error(
+        '--workload=w10k|chain22 is for profiling: add --cpu-prof (for throughput use node bench/run.mjs --only=...)',
+      );
     const { profile } = spawnNode([join(BENCH, 'child.mjs'), workload, 'nano-vm'], true);
     top(profile);
   } else {
-    const ns = arg('ns', prof ? '100000' : '250,1000,4000,20000,100000').split(',').map(Number);
+    const ns = arg('ns', prof ? '100000' : '250,1000,4000,20000,100000')
+      .split(',')
+      .map(Number);
     const reps = Number(arg('reps', prof ? 1 : 3));
     const windows = Number(arg('windows', 10));
     const rows = [];
     for (const n of ns) {
       log(`# W-LONG nano-vm N=${fmt(n)} (${reps} rep${reps > 1 ? 's' : ''}, fresh process)`);
-      const { out, profile } = spawnNode([join(BENCH, 'perStep.mjs'), '--child', `--n=${n}`, `--reps=${reps}`, `--windows=${windows}`], prof);
+      const { out, profile } = spawnNode(
+        [join(BENCH, 'perStep.mjs'), '--child', `--n=${n}`, `--reps=${reps}`, `--windows=${windows}`],
+        prof,
+      );
       rows.push(out);
-      log(`  ${us(out.usPerStep)} µs/step run, ${fmt(out.validateMs, 1)} ms pre-flight; windows: ${out.windows.map(us).join(' ')}`);
+      log(
+        `  ${us(out.usPerStep)} µs/step run, ${fmt(out.validateMs, 1)} ms pre-flight; windows: ${out.windows.map(us).join(' ')}`,
+      );
       if (profile) top(profile);
     }
     const ref = rows.find((r) => r.n === 1000) ?? rows[0];
-    console.log(`\nnano-vm W-LONG: N sequential no-op tool steps, median of ${reps} run(s) per N, each N in a fresh process`);
-    console.log(`µs/step = run time / N, pre-flight validation excluded (timed in its own column); windows = µs/step of each 1/${windows} of the run\n`);
-    console.log(`| N | µs/step | vs N=${fmt(ref.n)} | pre-flight ms | pre-flight µs/step | windows, µs/step (first → last) | last ÷ first window | heapUsed after, MB | retained, MB | retained bytes/event |`);
+    console.log(
+      `\nnano-vm W-LONG: N sequential no-op tool steps, median of ${reps} run(s) per N, each N in a fresh process`,
+    );
+    console.log(
+      `µs/step = run time / N, pre-flight validation excluded (timed in its own column); windows = µs/step of each 1/${windows} of the run\n`,
+    );
+    console.log(
+      `| N | µs/step | vs N=${fmt(ref.n)} | pre-flight ms | pre-flight µs/step | windows, µs/step (first → last) | last ÷ first window | heapUsed after, MB | retained, MB | retained bytes/event |`,
+    );
     console.log('|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|');
     for (const r of rows) {
       const w = r.windows;
-      console.log(`| ${fmt(r.n)} | ${us(r.usPerStep)} | ×${(r.usPerStep / ref.usPerStep).toFixed(2)} | ${fmt(r.validateMs, 1)} | ${us((r.validateMs * 1000) / r.n)} | ${w.map(us).join(' ')} | ×${(w.at(-1) / w[0]).toFixed(2)} | ${fmt(r.heapAfterMB, 1)} | ${fmt(r.retainedMB, 1)} | ${fmt((r.retainedMB * 1048576) / r.events)} |`);
+      console.log(
+        `| ${fmt(r.n)} | ${us(r.usPerStep)} | ×${(r.usPerStep / ref.usPerStep).toFixed(2)} | ${fmt(r.validateMs, 1)} | ${us((r.validateMs * 1000) / r.n)} | ${w.map(us).join(' ')} | ×${(w.at(-1) / w[0]).toFixed(2)} | ${fmt(r.heapAfterMB, 1)} | ${fmt(r.retainedMB, 1)} | ${fmt((r.retainedMB * 1048576) / r.events)} |`,
+      );
     }
   }
 }

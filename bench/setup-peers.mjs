@@ -31,7 +31,9 @@ function files(dir, rel = '') {
 
 const srcFiles = files(src);
 const same = (f) => existsSync(join(COPY, f)) && readFileSync(join(COPY, f)).equals(readFileSync(join(src, f)));
-const installed = ['xstate', '@langchain/langgraph', '@langchain/core'].every((m) => existsSync(join(COPY, 'node_modules', m, 'package.json')));
+const installed = ['xstate', '@langchain/langgraph', '@langchain/core'].every((m) =>
+  existsSync(join(COPY, 'node_modules', m, 'package.json')),
+);
 if (!process.argv.includes('--force') && installed && srcFiles.every(same)) {
   log(`# ${COPY} is up to date with ${src} and installed (--force to redo)`);
   process.exit(0);
@@ -53,15 +55,26 @@ log(`# copied ${srcFiles.length} files from ${src} to ${COPY}`);
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const t0 = performance.now();
 log(`# npm ci in ${COPY} ...`);
-const r = spawnSync(npm, ['ci', '--no-audit', '--no-fund', '--ignore-scripts'], { cwd: COPY, stdio: ['ignore', 'inherit', 'inherit'] });
+const r = spawnSync(npm, ['ci', '--no-audit', '--no-fund', '--ignore-scripts'], {
+  cwd: COPY,
+  stdio: ['ignore', 'inherit', 'inherit'],
+});
 if (r.status !== 0) {
-  log(`# npm ci failed (exit ${r.status ?? r.signal}); npm run bench will run bare/bare-hash and show recorded figures for the others`);
+  log(
+    `# npm ci failed (exit ${r.status ?? r.signal}); npm run bench will run bare/bare-hash and show recorded figures for the others`,
+  );
   process.exit(1);
 }
 // A smoke check that the frameworks load from the copy.
-const check = spawnSync(process.execPath, ['--input-type=module', '-e', "await import('xstate'); await import('@langchain/langgraph'); console.log('ok')"], { cwd: COPY, encoding: 'utf8' });
+const check = spawnSync(
+  process.execPath,
+  ['--input-type=module', '-e', "await import('xstate'); await import('@langchain/langgraph'); console.log('ok')"],
+  { cwd: COPY, encoding: 'utf8' },
+);
 if (check.stdout.trim() !== 'ok') {
   log(`# the frameworks do not load from ${COPY}:\n${check.stderr}`);
   process.exit(1);
 }
-log(`# installed in ${((performance.now() - t0) / 1000).toFixed(1)} s; xstate and @langchain/langgraph load from ${COPY}`);
+log(
+  `# installed in ${((performance.now() - t0) / 1000).toFixed(1)} s; xstate and @langchain/langgraph load from ${COPY}`,
+);

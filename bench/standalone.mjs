@@ -85,11 +85,22 @@ async function w10k(peer, { n = 10_000, conc = 200, runs = 5 } = {}) {
     const k = res.reduce((c, x) => c + (x.status === 'OK'), 0);
     if (ok !== undefined && ok !== k) throw new Error(`OK count changed: ${k} vs ${ok}`);
     ok = k;
-    log(`  [${peer.name}] W-10K ${r ? `run ${r}` : 'warm-up'}: ${dt.toFixed(0)} ms  ${Math.round((n / dt) * 1000)} graphs/s  ok=${k} failed=${n - k}`);
+    log(
+      `  [${peer.name}] W-10K ${r ? `run ${r}` : 'warm-up'}: ${dt.toFixed(0)} ms  ${Math.round((n / dt) * 1000)} graphs/s  ok=${k} failed=${n - k}`,
+    );
     if (r) times.push(dt);
   }
   const gps = times.map((t) => (n / t) * 1000);
-  return { workload: 'w10k', peer: peer.name, ms: times, graphsPerSec: gps, median: median(gps), stepsPerSec: median(gps) * 4, ok, failed: n - ok };
+  return {
+    workload: 'w10k',
+    peer: peer.name,
+    ms: times,
+    graphsPerSec: gps,
+    median: median(gps),
+    stepsPerSec: median(gps) * 4,
+    ok,
+    failed: n - ok,
+  };
 }
 
 async function chain22(peer, { conc = 100, runs = 5, warmMs = 400, targetMs = 400 } = {}) {
@@ -112,12 +123,21 @@ async function chain22(peer, { conc = 100, runs = 5, warmMs = 400, targetMs = 40
     gc();
     one = peer.chain22();
     const t0 = performance.now();
-    for (let b = 0; b < batches; b++) if ((await batch(one)).some((x) => x.status !== 'OK')) throw new Error('chain22 run failed');
+    for (let b = 0; b < batches; b++)
+      if ((await batch(one)).some((x) => x.status !== 'OK')) throw new Error('chain22 run failed');
     times.push(performance.now() - t0);
     log(`  [${peer.name}] W-CHAIN22 run ${r}: ${times.at(-1).toFixed(0)} ms`);
   }
   const pps = times.map((t) => ((batches * conc) / t) * 1000);
-  return { workload: 'chain22', peer: peer.name, batches, ms: times, programsPerSec: pps, median: median(pps), stepsPerSec: median(pps) * 22 };
+  return {
+    workload: 'chain22',
+    peer: peer.name,
+    batches,
+    ms: times,
+    programsPerSec: pps,
+    median: median(pps),
+    stepsPerSec: median(pps) * 22,
+  };
 }
 
 async function measureLong(peer, n, capMs) {
@@ -145,7 +165,15 @@ async function measureLong(peer, n, capMs) {
   const kept = process.memoryUsage().heapUsed;
   if (runMs >= capMs) error = `stopped by the ${capMs / 1000} s cap after ${noopCap.calls} of ${n} steps (${error})`;
   void [run, result];
-  return { buildMs, runMs, usPerStep: (runMs * 1000) / n, heapAfterMB: MB(after), heapDeltaMB: MB(after - before), retainedMB: MB(kept - before), error };
+  return {
+    buildMs,
+    runMs,
+    usPerStep: (runMs * 1000) / n,
+    heapAfterMB: MB(after),
+    heapDeltaMB: MB(after - before),
+    retainedMB: MB(kept - before),
+    error,
+  };
 }
 
 async function long(peer, { ns = [250, 1000, 4000, 20000], capMs = 60_000, repMs = 2000, maxReps = 3 } = {}) {
@@ -161,9 +189,21 @@ async function long(peer, { ns = [250, 1000, 4000, 20000], capMs = 60_000, repMs
       if (m.error) break;
     }
     const med = (k) => median(reps.map((x) => x[k]));
-    const row = { n, reps: reps.length, buildMs: med('buildMs'), runMs: med('runMs'), usPerStep: med('usPerStep'), heapAfterMB: r1(med('heapAfterMB')), heapDeltaMB: r1(med('heapDeltaMB')), retainedMB: r1(med('retainedMB')), error: reps.find((x) => x.error)?.error };
+    const row = {
+      n,
+      reps: reps.length,
+      buildMs: med('buildMs'),
+      runMs: med('runMs'),
+      usPerStep: med('usPerStep'),
+      heapAfterMB: r1(med('heapAfterMB')),
+      heapDeltaMB: r1(med('heapDeltaMB')),
+      retainedMB: r1(med('retainedMB')),
+      error: reps.find((x) => x.error)?.error,
+    };
     rows.push(row);
-    log(`  [${peer.name}] W-LONG N=${n}: ${row.usPerStep.toFixed(1)} us/step (median of ${reps.length}); heapUsed ${row.heapAfterMB} MB (+${row.heapDeltaMB}), retained +${row.retainedMB} MB${row.error ? `  ERROR ${row.error}` : ''}`);
+    log(
+      `  [${peer.name}] W-LONG N=${n}: ${row.usPerStep.toFixed(1)} us/step (median of ${reps.length}); heapUsed ${row.heapAfterMB} MB (+${row.heapDeltaMB}), retained +${row.retainedMB} MB${row.error ? `  ERROR ${row.error}` : ''}`,
+    );
   }
   return { workload: 'long', peer: peer.name, rows };
 }

@@ -14,7 +14,11 @@ let dir: string;
 let store: string;
 
 function nanoVm(...args: string[]): { code: number; out: string; err: string; json: () => any } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, NANO_VM_STORE: 'memory:' } });
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, NANO_VM_STORE: 'memory:' },
+  });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr, json: () => JSON.parse(r.stdout) };
 }
 
@@ -45,22 +49,42 @@ describe('nano-vm analyze', () => {
     const r = nanoVm('analyze', 'examples/refund/program.yaml', '--store', store, '--json');
     expect(r.code).toBe(1);
     const a = r.json();
-    expect(Object.keys(a)).toEqual(['format', 'program', 'thresholds', 'runs', 'transitions', 'paths', 'baseline', 'alerts']);
+    expect(Object.keys(a)).toEqual([
+      'format',
+      'program',
+      'thresholds',
+      'runs',
+      'transitions',
+      'paths',
+      'baseline',
+      'alerts',
+    ]);
     expect(a.format).toBe('nano-vm.analysis/v1');
     expect(a.program.id).toBe('refund');
     expect(a.runs.map((x: any) => x.run_id).sort()).toEqual(Object.values(ids.refund!).sort());
     expect(a.transitions.total).toBe(7);
     expect(a.transitions.entropy_bits).toBeCloseTo(H_REFUND, 12);
     expect(a.transitions.max_out_degree).toBe(3);
-    expect(a.paths).toEqual({ distinct: 3, modal: ['classify', 'decide', 'issue_refund', 'refunded'], modal_runs: 1, path_variance: 2 / 3 });
+    expect(a.paths).toEqual({
+      distinct: 3,
+      modal: ['classify', 'decide', 'issue_refund', 'refunded'],
+      modal_runs: 1,
+      path_variance: 2 / 3,
+    });
     const injection = a.runs.find((x: any) => x.run_id === ids.refund!.injection);
-    expect(injection).toMatchObject({ outcome: 'NEEDS_HUMAN_REVIEW', retries: 1, health: { visits: 2, retry_density: 0.5, rejected_outputs: 1, invariant_violation_rate: 0.5 }, first_divergence: { index: 2, step: 'manual_review', expected: ['issue_refund'], against: 'modal' } });
+    expect(injection).toMatchObject({
+      outcome: 'NEEDS_HUMAN_REVIEW',
+      retries: 1,
+      health: { visits: 2, retry_density: 0.5, rejected_outputs: 1, invariant_violation_rate: 0.5 },
+      first_divergence: { index: 2, step: 'manual_review', expected: ['issue_refund'], against: 'modal' },
+    });
     expect(a.alerts.map((x: any) => [x.code, x.run_id])).toEqual([
       ['A_PATH_VARIANCE', null],
       ['A_RETRY_DENSITY', ids.refund!.injection],
       ['A_INVARIANT_VIOLATIONS', ids.refund!.injection],
     ]);
-    for (const x of a.alerts) expect(Object.keys(x)).toEqual(['code', 'metric', 'value', 'threshold', 'run_id', 'message']);
+    for (const x of a.alerts)
+      expect(Object.keys(x)).toEqual(['code', 'metric', 'value', 'threshold', 'run_id', 'message']);
     // The worked example in docs/analyzer.md quotes these figures.
     const doc = readFileSync(join(ROOT, 'docs/analyzer.md'), 'utf8');
     expect(doc).toContain(`≈ ${a.transitions.entropy_bits.toFixed(4)}`);
@@ -79,7 +103,10 @@ describe('nano-vm analyze', () => {
     expect(a.transitions.max_out_degree).toBe(2);
     expect(a.transitions.entropy_bits).toBeGreaterThan(0);
     expect(a.transitions.entropy_bits).toBeLessThanOrEqual(1);
-    expect(a.runs.find((x: any) => x.run_id === ids.kyc!.missing_documents).first_divergence).toMatchObject({ index: 1, step: 'insufficient_data' });
+    expect(a.runs.find((x: any) => x.run_id === ids.kyc!.missing_documents).first_divergence).toMatchObject({
+      index: 1,
+      step: 'insufficient_data',
+    });
   });
 
   it('by run ids: exit 0 when no alert fires', () => {
@@ -96,28 +123,99 @@ describe('nano-vm analyze', () => {
 
   it('by bundle, against a baseline of bundles: novel transitions and where the run diverged', () => {
     expect(nanoVm('analyze', bundle('refund', 'approve'), '--json').code).toBe(0);
-    const r = nanoVm('analyze', bundle('refund', 'injection'), '--baseline', `${bundle('refund', 'approve')},${bundle('refund', 'deny')}`, '--json');
+    const r = nanoVm(
+      'analyze',
+      bundle('refund', 'injection'),
+      '--baseline',
+      `${bundle('refund', 'approve')},${bundle('refund', 'deny')}`,
+      '--json',
+    );
     expect(r.code).toBe(1);
     const a = r.json();
-    expect(a.baseline).toEqual({ runs: 2, transitions: 5, novel_transitions: 1, novel_transition_rate: 0.5, runs_off_baseline: 1, novel: [{ from: 'decide', to: 'manual_review', count: 1 }] });
-    expect(a.runs[0].first_divergence).toEqual({ index: 2, step: 'manual_review', expected: ['issue_refund', 'rejected'], against: 'baseline' });
-    expect(a.alerts.map((x: any) => x.code)).toEqual(['A_NOVEL_TRANSITIONS', 'A_RETRY_DENSITY', 'A_INVARIANT_VIOLATIONS']);
+    expect(a.baseline).toEqual({
+      runs: 2,
+      transitions: 5,
+      novel_transitions: 1,
+      novel_transition_rate: 0.5,
+      runs_off_baseline: 1,
+      novel: [{ from: 'decide', to: 'manual_review', count: 1 }],
+    });
+    expect(a.runs[0].first_divergence).toEqual({
+      index: 2,
+      step: 'manual_review',
+      expected: ['issue_refund', 'rejected'],
+      against: 'baseline',
+    });
+    expect(a.alerts.map((x: any) => x.code)).toEqual([
+      'A_NOVEL_TRANSITIONS',
+      'A_RETRY_DENSITY',
+      'A_INVARIANT_VIOLATIONS',
+    ]);
     // A baseline given as run ids from the store, repeated option form.
-    const s = nanoVm('analyze', bundle('refund', 'deny'), '--baseline', ids.refund!.approve!, '--baseline', ids.refund!.deny!, '--store', store, '--json');
+    const s = nanoVm(
+      'analyze',
+      bundle('refund', 'deny'),
+      '--baseline',
+      ids.refund!.approve!,
+      '--baseline',
+      ids.refund!.deny!,
+      '--store',
+      store,
+      '--json',
+    );
     expect(s.code).toBe(0);
     expect(s.json().baseline).toMatchObject({ runs: 2, novel_transitions: 0, runs_off_baseline: 0 });
   });
 
   it('thresholds are configurable; the ones in force are reported', () => {
-    const r = nanoVm('analyze', 'examples/refund/program.yaml', '--store', store, '--json', '--threshold', 'path_variance=0.7', '--threshold', 'retry_density=0.5', '--threshold', 'invariant_violation_rate=1');
+    const r = nanoVm(
+      'analyze',
+      'examples/refund/program.yaml',
+      '--store',
+      store,
+      '--json',
+      '--threshold',
+      'path_variance=0.7',
+      '--threshold',
+      'retry_density=0.5',
+      '--threshold',
+      'invariant_violation_rate=1',
+    );
     expect(r.code).toBe(0);
-    expect(r.json().thresholds).toMatchObject({ path_variance: 0.7, retry_density: 0.5, invariant_violation_rate: 1, transition_entropy_bits: 1 });
-    const tight = nanoVm('analyze', 'examples/refund/program.yaml', '--store', store, '--json', '--threshold', 'transition_entropy_bits=0.5');
-    expect(tight.json().alerts[0]).toMatchObject({ code: 'A_TRANSITION_ENTROPY', metric: 'transition_entropy_bits', threshold: 0.5, run_id: null });
+    expect(r.json().thresholds).toMatchObject({
+      path_variance: 0.7,
+      retry_density: 0.5,
+      invariant_violation_rate: 1,
+      transition_entropy_bits: 1,
+    });
+    const tight = nanoVm(
+      'analyze',
+      'examples/refund/program.yaml',
+      '--store',
+      store,
+      '--json',
+      '--threshold',
+      'transition_entropy_bits=0.5',
+    );
+    expect(tight.json().alerts[0]).toMatchObject({
+      code: 'A_TRANSITION_ENTROPY',
+      metric: 'transition_entropy_bits',
+      threshold: 0.5,
+      run_id: null,
+    });
   });
 
   it('each run’s receipt carries its health', () => {
-    expect(receipts['refund.injection'].health).toEqual({ visits: 2, retry_density: 0.5, repeated_tool_calls: 0, tool_churn: 0, rejected_outputs: 1, failed_checks: 0, invariant_violations: 1, invariant_violation_rate: 0.5 });
+    expect(receipts['refund.injection'].health).toEqual({
+      visits: 2,
+      retry_density: 0.5,
+      repeated_tool_calls: 0,
+      tool_churn: 0,
+      rejected_outputs: 1,
+      failed_checks: 0,
+      invariant_violations: 1,
+      invariant_violation_rate: 0.5,
+    });
     expect(receipts['kyc.injection'].health).toMatchObject({ visits: 7, rejected_outputs: 2, invariant_violations: 2 });
     expect(nanoVm('verify', bundle('kyc', 'injection'), '--json').json()).toMatchObject({ valid: true });
   });
@@ -129,7 +227,10 @@ describe('nano-vm analyze', () => {
     writeFileSync(f, JSON.stringify(b));
     const r = nanoVm('analyze', f, '--json');
     expect(r.code).toBe(1);
-    expect(r.json().error).toMatchObject({ code: 'E_RECEIPT_MISMATCH', message: expect.stringContaining('/health/retry_density') });
+    expect(r.json().error).toMatchObject({
+      code: 'E_RECEIPT_MISMATCH',
+      message: expect.stringContaining('/health/retry_density'),
+    });
   });
 
   it('exit 2 for bad arguments, unknown runs, a program with no runs and runs of two programs', () => {
@@ -142,7 +243,10 @@ describe('nano-vm analyze', () => {
     expect(codeOf('analyze', 'examples/refund', '--threshold', 'path_variance=-1')).toEqual([2, 'E_USAGE']);
     expect(codeOf('analyze', 'examples/refund', '--bogus')).toEqual([2, 'E_USAGE']);
     expect(codeOf('analyze', 'run-does-not-exist', '--store', store)).toEqual([2, 'E_STORE_NO_RUN']);
-    expect(codeOf('analyze', 'examples/refund/program.yaml', '--store', `sqlite:${join(dir, 'empty.db')}`)).toEqual([2, 'E_NO_RUNS']);
+    expect(codeOf('analyze', 'examples/refund/program.yaml', '--store', `sqlite:${join(dir, 'empty.db')}`)).toEqual([
+      2,
+      'E_NO_RUNS',
+    ]);
     expect(codeOf('analyze', 'examples/refund', 'examples/kyc', '--store', store)).toEqual([2, 'E_MIXED_PROGRAMS']);
   });
 });

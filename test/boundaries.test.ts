@@ -19,9 +19,15 @@ function sourceFiles(dir: string): string[] {
 }
 
 /** Bare module specifiers the kernel may import: pure libraries that also run in a browser. */
-const KERNEL_ALLOWED = [/^@cfworker\/json-schema$/, /^@marcbachmann\/cel-js$/, /^@noble\/hashes\/[a-z0-9]+\.js$/, /^yaml$/];
+const KERNEL_ALLOWED = [
+  /^@cfworker\/json-schema$/,
+  /^@marcbachmann\/cel-js$/,
+  /^@noble\/hashes\/[a-z0-9]+\.js$/,
+  /^yaml$/,
+];
 
-const IMPORT = /(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]\s*\)|import\s+['"]([^'"]+)['"]|require\s*\(\s*['"]([^'"]+)['"]\s*\)/g;
+const IMPORT =
+  /(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]\s*\)|import\s+['"]([^'"]+)['"]|require\s*\(\s*['"]([^'"]+)['"]\s*\)/g;
 
 export function importsOf(text: string): string[] {
   return [...text.matchAll(IMPORT)].map((m) => m[1] ?? m[2] ?? m[3] ?? m[4]!);

@@ -25,7 +25,9 @@ describe('kernel in the browser', () => {
     });
     expect(result.errors).toEqual([]);
     const inputs = Object.keys(result.metafile!.inputs);
-    expect(inputs.filter((p) => p.startsWith('node:') || /^(fs|path|crypto|os|net|http|vm|child_process)$/.test(p))).toEqual([]);
+    expect(
+      inputs.filter((p) => p.startsWith('node:') || /^(fs|path|crypto|os|net|http|vm|child_process)$/.test(p)),
+    ).toEqual([]);
     const text = result.outputFiles![0]!.text;
     expect(text).not.toMatch(/\bfrom\s+["']node:|require\(["'](node:)?(fs|crypto|vm|net)["']\)/);
 
@@ -35,9 +37,25 @@ describe('kernel in the browser', () => {
     const k = await import(pathToFileURL(file).href);
     const { program } = k.loadProgram(readFileSync(`${ROOT}examples/refund/program.yaml`, 'utf8'));
     const input = { order_id: 'ord_1', amount: 20, reason: 'broken', customer: { email: 'e@x', tier: 'gold' } };
-    const m = new k.Machine(program, input, { runId: 'r', hasher: k.pureHasher, clock: { now: () => 0 }, runtimeVersion: 'browser', model: { id: 'm', scripted: true } });
-    for (let c = m.next(); c.type !== 'done'; c = m.next()) m.complete(c.type === 'llm' ? { ok: true, raw: 'approve' } : { ok: true, value: { refund_id: 'rf', status: 'issued' } });
-    const bundle = { format: 'nano-vm.bundle/v1', program, policy: null, input, events: m.events, receipt: k.computeReceipt(m.events) };
+    const m = new k.Machine(program, input, {
+      runId: 'r',
+      hasher: k.pureHasher,
+      clock: { now: () => 0 },
+      runtimeVersion: 'browser',
+      model: { id: 'm', scripted: true },
+    });
+    for (let c = m.next(); c.type !== 'done'; c = m.next())
+      m.complete(
+        c.type === 'llm' ? { ok: true, raw: 'approve' } : { ok: true, value: { refund_id: 'rf', status: 'issued' } },
+      );
+    const bundle = {
+      format: 'nano-vm.bundle/v1',
+      program,
+      policy: null,
+      input,
+      events: m.events,
+      receipt: k.computeReceipt(m.events),
+    };
     expect(k.verifyBundle(JSON.parse(JSON.stringify(bundle)), k.pureHasher)).toMatchObject({ ok: true });
     expect(bundle.receipt.outcome).toBe('SUCCESS');
   });

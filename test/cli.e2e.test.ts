@@ -13,7 +13,11 @@ const CLI = join(ROOT, 'packages/cli/dist/main.js');
 let dir: string;
 
 function nanoVm(...args: string[]): { code: number; out: string; err: string; json: () => any } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, NANO_VM_STORE: `sqlite:${join(dir, 'e2e.db')}` } });
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, NANO_VM_STORE: `sqlite:${join(dir, 'e2e.db')}` },
+  });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr, json: () => JSON.parse(r.stdout) };
 }
 
@@ -25,7 +29,10 @@ describe('nano-vm run', () => {
   it('runs an example directory end to end, one JSON object per input', () => {
     const r = nanoVm('run', 'examples/kyc', '--json', '--deterministic');
     expect(r.code).toBe(0);
-    const runs = r.out.trim().split('\n').map((l) => JSON.parse(l));
+    const runs = r.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(runs.map((x) => [x.case, x.status, x.outcome])).toEqual([
       ['clean', 'completed', 'APPROVED'],
       ['high_risk', 'completed', 'REJECTED_HIGH_RISK'],
@@ -52,7 +59,18 @@ describe('nano-vm run', () => {
   it('--deterministic gives byte-identical bundles for identical inputs (golden head hash)', () => {
     const a = join(dir, 'a.json');
     const b = join(dir, 'b.json');
-    for (const out of [a, b]) expect(nanoVm('run', 'examples/refund', '--input', 'examples/refund/inputs/injection.json', '--deterministic', '--out', out).code).toBe(0);
+    for (const out of [a, b])
+      expect(
+        nanoVm(
+          'run',
+          'examples/refund',
+          '--input',
+          'examples/refund/inputs/injection.json',
+          '--deterministic',
+          '--out',
+          out,
+        ).code,
+      ).toBe(0);
     const bytes = readFileSync(a);
     expect(readFileSync(b).equals(bytes)).toBe(true);
     // Pinned: changes only when the program, the event format or runtime semantics change.
@@ -62,7 +80,10 @@ describe('nano-vm run', () => {
 
   it('exits 2 with located error codes for an invalid program', () => {
     const p = join(dir, 'bad.yaml');
-    writeFileSync(p, 'format: nano-vm.program/v1\nid: bad\ninput_schema: {type: object}\nsteps:\n  - id: a\n    kind: tool\n    tool: t\n    next: nowhere\n');
+    writeFileSync(
+      p,
+      'format: nano-vm.program/v1\nid: bad\ninput_schema: {type: object}\nsteps:\n  - id: a\n    kind: tool\n    tool: t\n    next: nowhere\n',
+    );
     const r = nanoVm('run', p, '--model', 'scripted:examples/refund/model.yaml', '--json');
     expect(r.code).toBe(2);
     const codes = r.json().error.issues.map((i: { code: string }) => i.code);
@@ -73,7 +94,10 @@ describe('nano-vm run', () => {
 
   it('exits 2 for input that violates the input schema', () => {
     const p = join(dir, 'bad-input.json');
-    writeFileSync(p, JSON.stringify({ order_id: 'nope', amount: -1, reason: 'x', customer: { email: 'e', tier: 'standard' } }));
+    writeFileSync(
+      p,
+      JSON.stringify({ order_id: 'nope', amount: -1, reason: 'x', customer: { email: 'e', tier: 'standard' } }),
+    );
     const r = nanoVm('run', 'examples/refund', '--input', p, '--json');
     expect(r.code).toBe(2);
     expect(r.json().error.code).toBe('E_INPUT_INVALID');
@@ -147,12 +171,31 @@ describe('nano-vm validate', () => {
   it('exit 0 for a valid program, 1 with located issues for an invalid one', () => {
     expect(nanoVm('validate', 'examples/refund').code).toBe(0);
     const p = join(dir, 'cycle.yaml');
-    writeFileSync(p, ['format: nano-vm.program/v1', 'id: cyc', 'input_schema: {type: object}', 'steps:', '  - id: a', '    kind: condition', '    cases:', '      - when: "input.x > 1"', '        next: b', '    else: a', '  - id: b', '    kind: end', '    outcome: OK', ''].join('\n'));
+    writeFileSync(
+      p,
+      [
+        'format: nano-vm.program/v1',
+        'id: cyc',
+        'input_schema: {type: object}',
+        'steps:',
+        '  - id: a',
+        '    kind: condition',
+        '    cases:',
+        '      - when: "input.x > 1"',
+        '        next: b',
+        '    else: a',
+        '  - id: b',
+        '    kind: end',
+        '    outcome: OK',
+        '',
+      ].join('\n'),
+    );
     const r = nanoVm('validate', p, '--json');
     expect(r.code).toBe(1);
     const out = r.json();
     expect(out.valid).toBe(false);
-    for (const i of out.issues) expect(Object.keys(i).sort()).toEqual(['code', 'col', 'line', 'message', 'path', 'severity', 'step']);
+    for (const i of out.issues)
+      expect(Object.keys(i).sort()).toEqual(['code', 'col', 'line', 'message', 'path', 'severity', 'step']);
     expect(out.issues.map((i: { code: string }) => i.code)).toContain('E_UNBOUNDED_CYCLE');
   });
 });
@@ -177,7 +220,11 @@ describe('nano-vm verify and receipt', () => {
 
     const r = nanoVm('receipt', f, '--json');
     expect(r.code).toBe(0);
-    expect(r.json().receipt).toMatchObject({ status: 'completed', outcome: 'ESCALATED_TO_HUMAN', counts: { fallbacks: 1, retries: 1 } });
+    expect(r.json().receipt).toMatchObject({
+      status: 'completed',
+      outcome: 'ESCALATED_TO_HUMAN',
+      counts: { fallbacks: 1, retries: 1 },
+    });
     expect(nanoVm('receipt', f).out).toContain('path');
   });
 
@@ -192,7 +239,13 @@ describe('nano-vm verify and receipt', () => {
 
 describe('nano-vm expr', () => {
   it('evaluates a guard with explain', () => {
-    const r = nanoVm('expr', 'input.amount <= 500 && "gold" in input.tiers', '--vars', '{"input":{"amount":12,"tiers":["gold"]}}', '--json');
+    const r = nanoVm(
+      'expr',
+      'input.amount <= 500 && "gold" in input.tiers',
+      '--vars',
+      '{"input":{"amount":12,"tiers":["gold"]}}',
+      '--json',
+    );
     expect(r.code).toBe(0);
     expect(r.json().value).toBe(true);
     expect(r.json().explain.length).toBeGreaterThan(0);
@@ -214,13 +267,19 @@ describe('npm start main job', () => {
     expect(out.runs.length).toBe(13);
     // The approval example's large payments suspend at the human approval and are resumed with
     // the example's events/<case>.json; the one without an event stays suspended.
-    expect(out.runs.filter((x: { example: string }) => x.example === 'approval').map((x: { case: string; status: string; outcome: string | null }) => [x.case, x.status, x.outcome])).toEqual([
+    expect(
+      out.runs
+        .filter((x: { example: string }) => x.example === 'approval')
+        .map((x: { case: string; status: string; outcome: string | null }) => [x.case, x.status, x.outcome]),
+    ).toEqual([
       ['large_approved', 'completed', 'PAID'],
       ['large_rejected', 'completed', 'REJECTED'],
       ['small', 'completed', 'PAID'],
       ['waiting', 'suspended', null],
     ]);
-    expect(out.runs.every((x: { verified: boolean; replay_identical: boolean }) => x.verified && x.replay_identical)).toBe(true);
+    expect(
+      out.runs.every((x: { verified: boolean; replay_identical: boolean }) => x.verified && x.replay_identical),
+    ).toBe(true);
   });
 });
 
@@ -251,7 +310,30 @@ describe('crash recovery: SIGKILL in the middle of a tool call, then nano-vm rec
   it('the killed run is finished with the tool re-invoked under its original idempotency key', () => {
     const ex = join(dir, 'crashy');
     mkdirSync(join(ex, 'inputs'), { recursive: true });
-    writeFileSync(join(ex, 'program.yaml'), ['format: nano-vm.program/v1', 'id: crashy', 'input_schema: { type: object, properties: { amount: { type: number } } }', 'steps:', '  - id: decide', '    kind: llm', '    prompt: "charge {{input.amount}}?"', '    projection: [input.amount]', '    output: { enum: [charge, skip] }', '    next: charge', '  - id: charge', '    kind: tool', '    tool: charge', '    args: { amount: input.amount }', '    next: done', '  - id: done', '    kind: end', '    outcome: CHARGED', ''].join('\n'));
+    writeFileSync(
+      join(ex, 'program.yaml'),
+      [
+        'format: nano-vm.program/v1',
+        'id: crashy',
+        'input_schema: { type: object, properties: { amount: { type: number } } }',
+        'steps:',
+        '  - id: decide',
+        '    kind: llm',
+        '    prompt: "charge {{input.amount}}?"',
+        '    projection: [input.amount]',
+        '    output: { enum: [charge, skip] }',
+        '    next: charge',
+        '  - id: charge',
+        '    kind: tool',
+        '    tool: charge',
+        '    args: { amount: input.amount }',
+        '    next: done',
+        '  - id: done',
+        '    kind: end',
+        '    outcome: CHARGED',
+        '',
+      ].join('\n'),
+    );
     writeFileSync(join(ex, 'inputs', 'one.json'), '{"amount": 7}');
     writeFileSync(join(ex, 'model.yaml'), 'answers: { decide: [charge] }\n');
     // The first call records its idempotency key and kills its own process with SIGKILL; a call
@@ -277,8 +359,17 @@ export const tools = [{ name: 'charge', run: async (args, ctx) => {
 
     const rec = nanoVm('recover', ex, '--store', db, '--json');
     expect(rec.code).toBe(0);
-    expect(rec.json()).toMatchObject({ run_id: runId, recovered: true, status: 'completed', outcome: 'CHARGED', reinvoked: [`${runId}/charge/1`] });
-    expect(readFileSync(join(dir, 'charge.log'), 'utf8').trim().split('\n')).toEqual([`${runId}/charge/1`, `${runId}/charge/1`]);
+    expect(rec.json()).toMatchObject({
+      run_id: runId,
+      recovered: true,
+      status: 'completed',
+      outcome: 'CHARGED',
+      reinvoked: [`${runId}/charge/1`],
+    });
+    expect(readFileSync(join(dir, 'charge.log'), 'utf8').trim().split('\n')).toEqual([
+      `${runId}/charge/1`,
+      `${runId}/charge/1`,
+    ]);
     const out = join(dir, 'crashy.bundle.json');
     expect(nanoVm('export', runId, '--store', db, '-o', out).code).toBe(0);
     expect(nanoVm('verify', out, '--json').json()).toMatchObject({ valid: true });
@@ -296,17 +387,36 @@ describe('nano-vm replay', () => {
     expect(same.json()).toMatchObject({ identical: true, counterfactual: false, first_divergence: null });
 
     const strict = join(dir, 'strict.yaml');
-    writeFileSync(strict, readFileSync(join(ROOT, 'examples/refund/program.yaml'), 'utf8').replace('input.amount <= 500', 'input.amount <= 100'));
+    writeFileSync(
+      strict,
+      readFileSync(join(ROOT, 'examples/refund/program.yaml'), 'utf8').replace(
+        'input.amount <= 500',
+        'input.amount <= 100',
+      ),
+    );
     const cf = nanoVm('replay', f, '--program', strict, '--json');
     expect(cf.code).toBe(0);
-    expect(cf.json()).toMatchObject({ counterfactual: true, outcome: 'NEEDS_HUMAN_REVIEW', recorded_outcome: 'SUCCESS', path: ['classify', 'decide', 'manual_review'] });
+    expect(cf.json()).toMatchObject({
+      counterfactual: true,
+      outcome: 'NEEDS_HUMAN_REVIEW',
+      recorded_outcome: 'SUCCESS',
+      path: ['classify', 'decide', 'manual_review'],
+    });
   });
 
   it('a counterfactual that needs a result nobody recorded exits 1 and names the step', () => {
     const f = join(dir, 'injection.json');
-    expect(nanoVm('run', 'examples/refund', '--input', 'examples/refund/inputs/injection.json', '--out', f).code).toBe(0);
+    expect(nanoVm('run', 'examples/refund', '--input', 'examples/refund/inputs/injection.json', '--out', f).code).toBe(
+      0,
+    );
     const lax = join(dir, 'lax.yaml');
-    writeFileSync(lax, readFileSync(join(ROOT, 'examples/refund/program.yaml'), 'utf8').replace('steps.classify.output == "approve" && input.amount <= 500', 'steps.classify.output == "approve"'));
+    writeFileSync(
+      lax,
+      readFileSync(join(ROOT, 'examples/refund/program.yaml'), 'utf8').replace(
+        'steps.classify.output == "approve" && input.amount <= 500',
+        'steps.classify.output == "approve"',
+      ),
+    );
     const r = nanoVm('replay', f, '--program', lax);
     expect(r.code).toBe(1);
     expect(r.out).toContain("step 'issue_refund' needs a tool result (#1) that was never recorded");

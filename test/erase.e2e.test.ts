@@ -18,13 +18,17 @@ function nanoVm(...args: string[]) {
   const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8' });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr, json: () => JSON.parse(r.stdout) };
 }
-const fileBytes = (db: string): Buffer => Buffer.concat([db, `${db}-wal`].filter((p) => existsSync(p)).map((p) => readFileSync(p)));
+const fileBytes = (db: string): Buffer =>
+  Buffer.concat([db, `${db}-wal`].filter((p) => existsSync(p)).map((p) => readFileSync(p)));
 const INGRID = ['Ingrid Larsen', 'ingrid.larsen@example.com', 'NO8841207'];
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'nano-vm-erase-e2e-'));
   // The KYC policy without its legal hold: erasure is allowed under it.
-  writeFileSync(join(dir, 'nohold.yaml'), readFileSync(join(ROOT, 'examples/kyc/policy.yaml'), 'utf8').replace(/^legal_holds:[\s\S]*$/m, ''));
+  writeFileSync(
+    join(dir, 'nohold.yaml'),
+    readFileSync(join(ROOT, 'examples/kyc/policy.yaml'), 'utf8').replace(/^legal_holds:[\s\S]*$/m, ''),
+  );
 });
 
 describe('nano-vm erase', () => {
@@ -33,7 +37,11 @@ describe('nano-vm erase', () => {
     const store = `sqlite:${db}`;
     const runs = nanoVm('run', 'examples/kyc', '--policy', join(dir, 'nohold.yaml'), '--store', store, '--json');
     expect(runs.code).toBe(0);
-    const clean = runs.out.trim().split('\n').map((l) => JSON.parse(l)).find((r) => r.case === 'clean');
+    const clean = runs.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .find((r) => r.case === 'clean');
     const before = join(dir, 'before.json');
     expect(nanoVm('export', clean.run_id, '--store', store, '-o', before).code).toBe(0);
     for (const v of INGRID) expect(readFileSync(before, 'utf8')).not.toContain(v);
@@ -41,7 +49,17 @@ describe('nano-vm erase', () => {
 
     const erase = nanoVm('erase', '--subject', 'ingrid.larsen@example.com', '--store', store, '--json');
     expect(erase.code).toBe(0);
-    expect(erase.json()).toMatchObject({ subject: expect.stringMatching(/^keyed-sha256:[0-9a-f]{64}$/), erased: [{ run_id: clean.run_id, paths: ['input.applicant.document_id', 'input.applicant.email', 'input.applicant.name'] }], refused: [], pending: [] });
+    expect(erase.json()).toMatchObject({
+      subject: expect.stringMatching(/^keyed-sha256:[0-9a-f]{64}$/),
+      erased: [
+        {
+          run_id: clean.run_id,
+          paths: ['input.applicant.document_id', 'input.applicant.email', 'input.applicant.name'],
+        },
+      ],
+      refused: [],
+      pending: [],
+    });
     const bytes = fileBytes(db);
     for (const v of INGRID) expect(bytes.includes(v), v).toBe(false);
     expect(bytes.includes('Erin Walsh')).toBe(true);
@@ -49,7 +67,10 @@ describe('nano-vm erase', () => {
     const after = join(dir, 'after.json');
     expect(nanoVm('export', clean.run_id, '--store', store, '-o', after).code).toBe(0);
     const bundle = JSON.parse(readFileSync(after, 'utf8'));
-    expect(bundle.events.at(-1)).toMatchObject({ type: 'values_erased', paths: ['input.applicant.document_id', 'input.applicant.email', 'input.applicant.name'] });
+    expect(bundle.events.at(-1)).toMatchObject({
+      type: 'values_erased',
+      paths: ['input.applicant.document_id', 'input.applicant.email', 'input.applicant.name'],
+    });
     expect(nanoVm('verify', after, '--json').json()).toMatchObject({ valid: true });
     for (const v of INGRID) expect(readFileSync(after, 'utf8')).not.toContain(v);
 
@@ -57,14 +78,25 @@ describe('nano-vm erase', () => {
     expect(replay.code).toBe(0);
     expect(replay.json()).toMatchObject({
       identical: true,
-      vault: { tombstoned: ['input.applicant.document_id', 'input.applicant.email', 'input.applicant.name'], decisions: [{ step: 'check_documents', paths: ['input.applicant.document_id'] }], admin_events: 1 },
+      vault: {
+        tombstoned: ['input.applicant.document_id', 'input.applicant.email', 'input.applicant.name'],
+        decisions: [{ step: 'check_documents', paths: ['input.applicant.document_id'] }],
+        admin_events: 1,
+      },
     });
     const text = nanoVm('replay', after);
-    expect(text.out).toContain('tombstoned inputs (erased): input.applicant.document_id, input.applicant.email, input.applicant.name');
-    expect(text.out).toContain("decision at seq 2 (check_documents) read input.applicant.document_id: taken from the record");
+    expect(text.out).toContain(
+      'tombstoned inputs (erased): input.applicant.document_id, input.applicant.email, input.applicant.name',
+    );
+    expect(text.out).toContain(
+      'decision at seq 2 (check_documents) read input.applicant.document_id: taken from the record',
+    );
 
     // Erasing again: nothing left, nothing appended.
-    expect(nanoVm('erase', '--subject', 'ingrid.larsen@example.com', '--store', store, '--json').json()).toMatchObject({ erased: [], already_erased: [clean.run_id] });
+    expect(nanoVm('erase', '--subject', 'ingrid.larsen@example.com', '--store', store, '--json').json()).toMatchObject({
+      erased: [],
+      already_erased: [clean.run_id],
+    });
   });
 
   it('a legal hold refuses erasure: exit 1, an erasure_refused event, the values kept', () => {
@@ -86,7 +118,17 @@ describe('nano-vm erase', () => {
 
   it('run --subject names the subject of a program without a subject path; replay --store re-derives from the vault', () => {
     const store = `sqlite:${join(dir, 'refund.db')}`;
-    const run = nanoVm('run', 'examples/refund', '--input', 'examples/refund/inputs/approve.json', '--subject', 'customer-42', '--store', store, '--json');
+    const run = nanoVm(
+      'run',
+      'examples/refund',
+      '--input',
+      'examples/refund/inputs/approve.json',
+      '--subject',
+      'customer-42',
+      '--store',
+      store,
+      '--json',
+    );
     expect(run.code).toBe(0);
     const { run_id } = run.json();
     const out = join(dir, 'refund.json');
@@ -94,10 +136,21 @@ describe('nano-vm erase', () => {
     const email = JSON.parse(readFileSync('examples/refund/inputs/approve.json', 'utf8')).customer.email as string;
     expect(readFileSync(out, 'utf8')).not.toContain(email);
     // From the bundle alone the email is sealed; with the store's vault it is put back (and checked against its commitment).
-    expect(nanoVm('replay', out, '--json').json()).toMatchObject({ identical: true, vault: { sealed: ['input.customer.email'], tombstoned: [] } });
-    expect(nanoVm('replay', out, '--store', store, '--json').json()).toMatchObject({ identical: true, vault: { sealed: [], decisions: [] } });
-    expect(nanoVm('erase', '--subject', 'customer-42', '--store', store, '--json').json()).toMatchObject({ erased: [{ run_id, paths: ['input.customer.email'] }] });
-    expect(nanoVm('replay', out, '--store', store, '--json').json()).toMatchObject({ identical: true, vault: { sealed: ['input.customer.email'] } });
+    expect(nanoVm('replay', out, '--json').json()).toMatchObject({
+      identical: true,
+      vault: { sealed: ['input.customer.email'], tombstoned: [] },
+    });
+    expect(nanoVm('replay', out, '--store', store, '--json').json()).toMatchObject({
+      identical: true,
+      vault: { sealed: [], decisions: [] },
+    });
+    expect(nanoVm('erase', '--subject', 'customer-42', '--store', store, '--json').json()).toMatchObject({
+      erased: [{ run_id, paths: ['input.customer.email'] }],
+    });
+    expect(nanoVm('replay', out, '--store', store, '--json').json()).toMatchObject({
+      identical: true,
+      vault: { sealed: ['input.customer.email'] },
+    });
   });
 
   it('refuses without a subject (E_USAGE, exit 2)', () => {

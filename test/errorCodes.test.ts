@@ -13,9 +13,14 @@ const files = (dir: string, re: RegExp): string[] =>
 
 const CODE = /['"`]([EW]_[A-Z0-9_]+)['"`]/g;
 const sourceFiles = files(join(ROOT, 'packages'), /\.ts$/).filter((f) => f.includes('/src/'));
-const testFiles = [...files(join(ROOT, 'packages'), /\.ts$/).filter((f) => f.includes('/test/')), ...files(join(ROOT, 'test'), /\.ts$/)].filter((f) => !f.endsWith('errorCodes.test.ts'));
+const testFiles = [
+  ...files(join(ROOT, 'packages'), /\.ts$/).filter((f) => f.includes('/test/')),
+  ...files(join(ROOT, 'test'), /\.ts$/),
+].filter((f) => !f.endsWith('errorCodes.test.ts'));
 const emitted = new Set(sourceFiles.flatMap((f) => [...readFileSync(f, 'utf8').matchAll(CODE)].map((m) => m[1]!)));
-const documented = new Set([...readFileSync(join(ROOT, 'docs/errors.md'), 'utf8').matchAll(/^\| `([EW]_[A-Z0-9_]+)` \|/gm)].map((m) => m[1]!));
+const documented = new Set(
+  [...readFileSync(join(ROOT, 'docs/errors.md'), 'utf8').matchAll(/^\| `([EW]_[A-Z0-9_]+)` \|/gm)].map((m) => m[1]!),
+);
 const testText = testFiles.map((f) => readFileSync(f, 'utf8')).join('\n');
 
 /** Codes no input can produce: they mark bugs, so no test can provoke them honestly. */

@@ -15,13 +15,43 @@ const SETUP = join(ROOT, 'test/fixtures/otel-setup.mjs');
 const dir = mkdtempSync(join(tmpdir(), 'nano-vm-otel-'));
 
 function runWithSdk(env: Record<string, string>, out: string) {
-  const r = spawnSync(process.execPath, ['--import', SETUP, CLI, 'run', 'examples/refund', '--input', 'examples/refund/inputs/approve.json', '--deterministic', '--json'], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, OTEL_TEST_OUT: out, NANO_VM_OTEL: '', OTEL_TRACES_EXPORTER: '', OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '', ...env },
-  });
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      SETUP,
+      CLI,
+      'run',
+      'examples/refund',
+      '--input',
+      'examples/refund/inputs/approve.json',
+      '--deterministic',
+      '--json',
+    ],
+    {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        OTEL_TEST_OUT: out,
+        NANO_VM_OTEL: '',
+        OTEL_TRACES_EXPORTER: '',
+        OTEL_EXPORTER_OTLP_ENDPOINT: '',
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '',
+        ...env,
+      },
+    },
+  );
   expect(r.status, r.stderr).toBe(0);
-  return { run: JSON.parse(r.stdout), spans: JSON.parse(readFileSync(out, 'utf8')) as { name: string; attributes: Record<string, unknown>; parent: string | null; id: string }[] };
+  return {
+    run: JSON.parse(r.stdout),
+    spans: JSON.parse(readFileSync(out, 'utf8')) as {
+      name: string;
+      attributes: Record<string, unknown>;
+      parent: string | null;
+      id: string;
+    }[],
+  };
 }
 
 describe('nano-vm run with OpenTelemetry', () => {

@@ -28,7 +28,10 @@ let servers: FakeServer[] = [];
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'nano-vm-providers-e2e-'));
-  writeFileSync(join(dir, 'prices.yaml'), 'gpt-e2e: { input_per_million: 1, output_per_million: 2 }\nanthropic:claude-e2e: { input_per_million: 3, output_per_million: 15 }\n');
+  writeFileSync(
+    join(dir, 'prices.yaml'),
+    'gpt-e2e: { input_per_million: 1, output_per_million: 2 }\nanthropic:claude-e2e: { input_per_million: 3, output_per_million: 15 }\n',
+  );
 });
 afterEach(async () => {
   await Promise.all(servers.map((s) => s.close()));
@@ -44,8 +47,13 @@ interface Result {
 
 /** Runs the CLI without any provider settings from the outer environment, plus `env`. */
 function nanoVm(args: string[], env: Record<string, string>): Promise<Result> {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(OPENAI_|ANTHROPIC_|NANO_VM_)/.test(k)));
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...base, NANO_VM_STORE: `sqlite:${join(dir, 'e2e.db')}`, ...env } });
+  const base = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/^(OPENAI_|ANTHROPIC_|NANO_VM_)/.test(k)),
+  );
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: ROOT,
+    env: { ...base, NANO_VM_STORE: `sqlite:${join(dir, 'e2e.db')}`, ...env },
+  });
   let out = '';
   let err = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
@@ -79,8 +87,22 @@ const track = (s: FakeServer) => (servers.push(s), s);
 
 describe('nano-vm run against real provider wire formats', () => {
   it('openai:<model>: every refund input runs to its outcome; usage and cost are recorded; the injected answer is rejected', async () => {
-    const server = track(await fakeOpenAi((s) => openaiCompletion(refundAnswer(s.body), { prompt_tokens: 100, completion_tokens: 1, total_tokens: 101 }, 'gpt-e2e-0101'), 'sk-e2e'));
-    const r = await nanoVm(['run', 'examples/refund', '--model', 'openai:gpt-e2e', '--json'], { OPENAI_BASE_URL: `${server.origin}/v1`, OPENAI_API_KEY: 'sk-e2e', NANO_VM_PRICES: join(dir, 'prices.yaml') });
+    const server = track(
+      await fakeOpenAi(
+        (s) =>
+          openaiCompletion(
+            refundAnswer(s.body),
+            { prompt_tokens: 100, completion_tokens: 1, total_tokens: 101 },
+            'gpt-e2e-0101',
+          ),
+        'sk-e2e',
+      ),
+    );
+    const r = await nanoVm(['run', 'examples/refund', '--model', 'openai:gpt-e2e', '--json'], {
+      OPENAI_BASE_URL: `${server.origin}/v1`,
+      OPENAI_API_KEY: 'sk-e2e',
+      NANO_VM_PRICES: join(dir, 'prices.yaml'),
+    });
     expect(r.code, r.err).toBe(0);
     const runs = r.lines();
     expect(runs.map((x) => [x.case, x.status, x.outcome])).toEqual([
@@ -104,20 +126,50 @@ describe('nano-vm run against real provider wire formats', () => {
   });
 
   it('anthropic:<model>: runs with usage, cost and the answering model in the bundle', async () => {
-    const server = track(await fakeAnthropic((s) => anthropicMessage(refundAnswer(s.body), { input_tokens: 80, output_tokens: 2, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 }), 'sk-ant-e2e'));
+    const server = track(
+      await fakeAnthropic(
+        (s) =>
+          anthropicMessage(refundAnswer(s.body), {
+            input_tokens: 80,
+            output_tokens: 2,
+            cache_creation_input_tokens: 0,
+            cache_read_input_tokens: 0,
+          }),
+        'sk-ant-e2e',
+      ),
+    );
     const out = join(dir, 'anthropic.bundle.json');
-    const r = await nanoVm(['run', 'examples/refund', '--input', 'examples/refund/inputs/approve.json', '--model', 'anthropic:claude-e2e', '--json', '--out', out], {
-      ANTHROPIC_BASE_URL: server.origin,
-      ANTHROPIC_API_KEY: 'sk-ant-e2e',
-      NANO_VM_PRICES: join(dir, 'prices.yaml'),
-    });
+    const r = await nanoVm(
+      [
+        'run',
+        'examples/refund',
+        '--input',
+        'examples/refund/inputs/approve.json',
+        '--model',
+        'anthropic:claude-e2e',
+        '--json',
+        '--out',
+        out,
+      ],
+      {
+        ANTHROPIC_BASE_URL: server.origin,
+        ANTHROPIC_API_KEY: 'sk-ant-e2e',
+        NANO_VM_PRICES: join(dir, 'prices.yaml'),
+      },
+    );
     expect(r.code, r.err).toBe(0);
     const [run] = r.lines();
     expect([run.status, run.outcome, run.scripted_model]).toEqual(['completed', 'SUCCESS', false]);
     expect(run.receipt.model).toMatchObject({ id: 'anthropic:claude-e2e', input_tokens: 80, output_tokens: 2 });
     expect(run.receipt.model.cost_usd).toBeCloseTo((80 * 3 + 2 * 15) / 1e6, 12);
-    const done = JSON.parse(readFileSync(out, 'utf8')).events.find((e: any) => e.type === 'step_completed' && e.step === 'classify');
-    expect(done).toMatchObject({ raw: 'approve', model: 'anthropic:claude-test-20250101', usage: { input_tokens: 80, output_tokens: 2 } });
+    const done = JSON.parse(readFileSync(out, 'utf8')).events.find(
+      (e: any) => e.type === 'step_completed' && e.step === 'classify',
+    );
+    expect(done).toMatchObject({
+      raw: 'approve',
+      model: 'anthropic:claude-test-20250101',
+      usage: { input_tokens: 80, output_tokens: 2 },
+    });
     expect(server.seen[0]!.headers['anthropic-version']).toBe('2023-06-01');
     expect((await nanoVm(['verify', out], {})).code).toBe(0);
   });
@@ -126,18 +178,35 @@ describe('nano-vm run against real provider wire formats', () => {
     const a = track(await fakeOpenAi(() => openaiError(503, 'Service Unavailable', 'server_error'), 'sk-e2e'));
     const b = track(await fakeAnthropic((s) => anthropicMessage(refundAnswer(s.body)), 'sk-ant-e2e'));
     const out = join(dir, 'chain.bundle.json');
-    const r = await nanoVm(['run', 'examples/refund', '--input', 'examples/refund/inputs/deny.json', '--model', 'openai:gpt-e2e,anthropic:claude-e2e', '--json', '--out', out], {
-      OPENAI_BASE_URL: `${a.origin}/v1`,
-      OPENAI_API_KEY: 'sk-e2e',
-      ANTHROPIC_BASE_URL: b.origin,
-      ANTHROPIC_API_KEY: 'sk-ant-e2e',
-      NANO_VM_MODEL_MAX_ATTEMPTS: '1',
-    });
+    const r = await nanoVm(
+      [
+        'run',
+        'examples/refund',
+        '--input',
+        'examples/refund/inputs/deny.json',
+        '--model',
+        'openai:gpt-e2e,anthropic:claude-e2e',
+        '--json',
+        '--out',
+        out,
+      ],
+      {
+        OPENAI_BASE_URL: `${a.origin}/v1`,
+        OPENAI_API_KEY: 'sk-e2e',
+        ANTHROPIC_BASE_URL: b.origin,
+        ANTHROPIC_API_KEY: 'sk-ant-e2e',
+        NANO_VM_MODEL_MAX_ATTEMPTS: '1',
+      },
+    );
     expect(r.code, r.err).toBe(0);
     expect(r.lines()[0]).toMatchObject({ status: 'completed', outcome: 'REJECTED' });
-    const done = JSON.parse(readFileSync(out, 'utf8')).events.find((e: any) => e.type === 'step_completed' && e.step === 'classify');
+    const done = JSON.parse(readFileSync(out, 'utf8')).events.find(
+      (e: any) => e.type === 'step_completed' && e.step === 'classify',
+    );
     expect(done.model).toBe('anthropic:claude-test-20250101');
-    expect(done.fallbacks).toEqual([{ model: 'openai:gpt-e2e', code: 'E_MODEL_UNAVAILABLE', message: expect.stringContaining('HTTP 503') }]);
+    expect(done.fallbacks).toEqual([
+      { model: 'openai:gpt-e2e', code: 'E_MODEL_UNAVAILABLE', message: expect.stringContaining('HTTP 503') },
+    ]);
     expect([a.seen.length, b.seen.length]).toEqual([1, 1]);
     expect((await nanoVm(['verify', out], {})).code).toBe(0);
   });
@@ -145,10 +214,23 @@ describe('nano-vm run against real provider wire formats', () => {
   it('an unreachable endpoint is recorded as E_MODEL_UNREACHABLE and handled by the step on_error (exit 0, human review)', async () => {
     const port = await closedPort();
     const out = join(dir, 'unreachable.bundle.json');
-    const r = await nanoVm(['run', 'examples/refund', '--input', 'examples/refund/inputs/approve.json', '--model', 'openai:gpt-e2e', '--json', '--out', out], {
-      OPENAI_BASE_URL: `http://127.0.0.1:${port}/v1`,
-      NANO_VM_MODEL_MAX_ATTEMPTS: '1',
-    });
+    const r = await nanoVm(
+      [
+        'run',
+        'examples/refund',
+        '--input',
+        'examples/refund/inputs/approve.json',
+        '--model',
+        'openai:gpt-e2e',
+        '--json',
+        '--out',
+        out,
+      ],
+      {
+        OPENAI_BASE_URL: `http://127.0.0.1:${port}/v1`,
+        NANO_VM_MODEL_MAX_ATTEMPTS: '1',
+      },
+    );
     expect(r.code, r.err).toBe(0);
     expect(r.lines()[0]).toMatchObject({ status: 'completed', outcome: 'NEEDS_HUMAN_REVIEW' });
     const failed = JSON.parse(readFileSync(out, 'utf8')).events.filter((e: any) => e.type === 'step_failed');
@@ -173,16 +255,24 @@ describe('nano-vm run refuses a model it cannot configure (exit 2, before any ru
     expect(unknown.code).toBe(2);
     expect(unknown.err).toContain('nano-vm: E_MODEL_SPEC: unknown model provider "gemini"');
     expect(unknown.err).toContain('available: openai, anthropic, scripted');
-    const badUrl = await nanoVm(['run', 'examples/refund', '--model', 'openai:x', '--json'], { OPENAI_BASE_URL: 'ftp://example.com' });
+    const badUrl = await nanoVm(['run', 'examples/refund', '--model', 'openai:x', '--json'], {
+      OPENAI_BASE_URL: 'ftp://example.com',
+    });
     expect(badUrl.lines()[0].error.code).toBe('E_MODEL_SPEC');
-    const prices = await nanoVm(['run', 'examples/refund', '--model', 'openai:x', '--json'], { OPENAI_API_KEY: 'k', NANO_VM_PRICES: join(dir, 'missing-prices.yaml') });
+    const prices = await nanoVm(['run', 'examples/refund', '--model', 'openai:x', '--json'], {
+      OPENAI_API_KEY: 'k',
+      NANO_VM_PRICES: join(dir, 'missing-prices.yaml'),
+    });
     expect(prices.code).toBe(2);
     expect(prices.lines()[0].error.code).toBe('E_MODEL_PRICES');
     for (const x of [unknown, badUrl, prices]) expect(x.out + x.err).not.toMatch(/\n\s+at /);
   });
 
   it('scripted:<file> still works exactly as before, and `run --help` shows the providers', async () => {
-    const r = await nanoVm(['run', 'examples/refund', '--model', 'scripted:examples/refund/model.yaml', '--json', '--deterministic'], {});
+    const r = await nanoVm(
+      ['run', 'examples/refund', '--model', 'scripted:examples/refund/model.yaml', '--json', '--deterministic'],
+      {},
+    );
     expect(r.code).toBe(0);
     expect(r.lines().map((x) => [x.outcome, x.scripted_model])).toEqual([
       ['SUCCESS', true],

@@ -15,7 +15,10 @@ const EXAMPLE = 'examples/approval';
 let dir: string;
 
 function nanoVm(db: string, ...args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args, '--store', `sqlite:${join(dir, db)}`], { cwd: ROOT, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [CLI, ...args, '--store', `sqlite:${join(dir, db)}`], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr, json: () => JSON.parse(r.stdout) };
 }
 
@@ -41,7 +44,12 @@ function suspended(db: string): string {
   const r = nanoVm(db, 'run', EXAMPLE, '--input', `${EXAMPLE}/inputs/waiting.json`, '--json');
   expect(r.code).toBe(0);
   const j = r.json();
-  expect(j).toMatchObject({ status: 'suspended', outcome: null, waiting: { step: 'approval', role: 'payments_approver', deadline: expect.any(String) }, receipt: { status: 'suspended' } });
+  expect(j).toMatchObject({
+    status: 'suspended',
+    outcome: null,
+    waiting: { step: 'approval', role: 'payments_approver', deadline: expect.any(String) },
+    receipt: { status: 'suspended' },
+  });
   return j.run_id;
 }
 
@@ -63,9 +71,27 @@ describe('nano-vm run: wait steps', () => {
 describe('nano-vm resume', () => {
   it('continues the run with a valid event from the declared role; the exported bundle verifies and replays', () => {
     const id = suspended('ok.db');
-    const r = nanoVm('ok.db', 'resume', id, EXAMPLE, '--event', event('approve', { decision: 'approve', approver: 'b.ng' }), '--role', 'payments_approver', '--event-id', 'hook-1', '--json');
+    const r = nanoVm(
+      'ok.db',
+      'resume',
+      id,
+      EXAMPLE,
+      '--event',
+      event('approve', { decision: 'approve', approver: 'b.ng' }),
+      '--role',
+      'payments_approver',
+      '--event-id',
+      'hook-1',
+      '--json',
+    );
     expect(r.code).toBe(0);
-    expect(r.json()).toMatchObject({ run_id: id, resume: 'resumed', status: 'completed', outcome: 'PAID', receipt: { path: ['triage', 'route', 'approval', 'decision', 'pay', 'paid'] } });
+    expect(r.json()).toMatchObject({
+      run_id: id,
+      resume: 'resumed',
+      status: 'completed',
+      outcome: 'PAID',
+      receipt: { path: ['triage', 'route', 'approval', 'decision', 'pay', 'paid'] },
+    });
     const bundle = join(dir, 'ok.bundle.json');
     expect(nanoVm('ok.db', 'export', id, '-o', bundle).code).toBe(0);
     expect(spawnSync(process.execPath, [CLI, 'verify', bundle], { encoding: 'utf8' }).status).toBe(0);
@@ -76,16 +102,43 @@ describe('nano-vm resume', () => {
 
   it('refuses a wrong role or an invalid payload (exit 2) and leaves the run suspended', () => {
     const id = suspended('refuse.db');
-    const wrongRole = nanoVm('refuse.db', 'resume', id, EXAMPLE, '--event', event('a2', { decision: 'approve', approver: 'x' }), '--role', 'intern', '--json');
+    const wrongRole = nanoVm(
+      'refuse.db',
+      'resume',
+      id,
+      EXAMPLE,
+      '--event',
+      event('a2', { decision: 'approve', approver: 'x' }),
+      '--role',
+      'intern',
+      '--json',
+    );
     expect(wrongRole.code).toBe(2);
     expect(wrongRole.json().error.code).toBe('E_RESUME_ROLE');
-    const invalid = nanoVm('refuse.db', 'resume', id, EXAMPLE, '--event', event('bad', { decision: 'maybe', approver: 'x' }), '--role', 'payments_approver', '--json');
+    const invalid = nanoVm(
+      'refuse.db',
+      'resume',
+      id,
+      EXAMPLE,
+      '--event',
+      event('bad', { decision: 'maybe', approver: 'x' }),
+      '--role',
+      'payments_approver',
+      '--json',
+    );
     expect(invalid.code).toBe(2);
-    expect(invalid.json().error).toMatchObject({ code: 'E_RESUME_EVENT_INVALID', issues: [{ code: 'E_RESUME_EVENT_INVALID', path: '/decision' }] });
+    expect(invalid.json().error).toMatchObject({
+      code: 'E_RESUME_EVENT_INVALID',
+      issues: [{ code: 'E_RESUME_EVENT_INVALID', path: '/decision' }],
+    });
     const notJson = join(dir, 'broken.json');
     writeFileSync(notJson, '{"decision": ');
     expect(nanoVm('refuse.db', 'resume', id, EXAMPLE, '--event', notJson).code).toBe(2);
-    expect(nanoVm('refuse.db', 'runs', '--status', 'suspended', '--json').json().runs.map((x: { run_id: string }) => x.run_id)).toEqual([id]);
+    expect(
+      nanoVm('refuse.db', 'runs', '--status', 'suspended', '--json')
+        .json()
+        .runs.map((x: { run_id: string }) => x.run_id),
+    ).toEqual([id]);
     expect(nanoVm('refuse.db', 'resume', 'run-unknown', EXAMPLE, '--event', notJson).code).toBe(2);
   });
 
@@ -96,8 +149,23 @@ describe('nano-vm resume', () => {
     expect(first.json()).toMatchObject({ resume: 'resumed', status: 'completed', outcome: 'REJECTED' });
     const again = nanoVm('idem.db', 'resume', id, EXAMPLE, '--event', ev, '--role', 'payments_approver', '--json');
     expect(again.code).toBe(0);
-    expect(again.json()).toMatchObject({ resume: 'duplicate', status: 'completed', outcome: 'REJECTED', head_hash: first.json().head_hash });
-    const other = nanoVm('idem.db', 'resume', id, EXAMPLE, '--event', event('other', { decision: 'approve', approver: 'b.ng' }), '--role', 'payments_approver', '--json');
+    expect(again.json()).toMatchObject({
+      resume: 'duplicate',
+      status: 'completed',
+      outcome: 'REJECTED',
+      head_hash: first.json().head_hash,
+    });
+    const other = nanoVm(
+      'idem.db',
+      'resume',
+      id,
+      EXAMPLE,
+      '--event',
+      event('other', { decision: 'approve', approver: 'b.ng' }),
+      '--role',
+      'payments_approver',
+      '--json',
+    );
     expect(other.code).toBe(1);
     expect(other.json().error.code).toBe('E_RESUME_NOT_SUSPENDED');
   });
@@ -121,17 +189,32 @@ describe('nano-vm resume', () => {
     const run = nanoVm('expired.db', 'run', prog, '--model', `scripted:${model}`, '--json');
     expect(run.json()).toMatchObject({ status: 'suspended' });
     await new Promise((res) => setTimeout(res, 20));
-    const late = nanoVm('expired.db', 'resume', run.json().run_id, '--model', `scripted:${model}`, '--event', event('late', {}), '--json');
+    const late = nanoVm(
+      'expired.db',
+      'resume',
+      run.json().run_id,
+      '--model',
+      `scripted:${model}`,
+      '--event',
+      event('late', {}),
+      '--json',
+    );
     expect(late.code).toBe(1);
     expect(late.json().error.code).toBe('E_WAIT_EXPIRED');
-    expect(nanoVm('expired.db', 'runs', '--json').json().runs).toMatchObject([{ status: 'completed', outcome: 'EXPIRED' }]);
+    expect(nanoVm('expired.db', 'runs', '--json').json().runs).toMatchObject([
+      { status: 'completed', outcome: 'EXPIRED' },
+    ]);
   });
 
   it('two processes resuming at once with different events: exactly one is taken, the other loses cleanly', async () => {
     const id = suspended('race.db');
     const a = event('race-a', { decision: 'approve', approver: 'a' });
     const b = event('race-b', { decision: 'reject', approver: 'b' });
-    const results = await Promise.all([a, b].map((f) => nanoVmAsync('race.db', 'resume', id, EXAMPLE, '--event', f, '--role', 'payments_approver', '--json')));
+    const results = await Promise.all(
+      [a, b].map((f) =>
+        nanoVmAsync('race.db', 'resume', id, EXAMPLE, '--event', f, '--role', 'payments_approver', '--json'),
+      ),
+    );
     const won = results.filter((r) => r.code === 0);
     const lost = results.filter((r) => r.code !== 0);
     expect(won).toHaveLength(1);
@@ -140,7 +223,9 @@ describe('nano-vm resume', () => {
     expect(['E_RESUME_CONFLICT', 'E_RESUME_NOT_SUSPENDED']).toContain(JSON.parse(lost[0]!.out).error.code);
     const bundle = join(dir, 'race.bundle.json');
     expect(nanoVm('race.db', 'export', id, '-o', bundle).code).toBe(0);
-    const trace = JSON.parse(spawnSync(process.execPath, [CLI, 'verify', bundle, '--json'], { encoding: 'utf8' }).stdout);
+    const trace = JSON.parse(
+      spawnSync(process.execPath, [CLI, 'verify', bundle, '--json'], { encoding: 'utf8' }).stdout,
+    );
     expect(trace.valid).toBe(true);
     const exported = JSON.parse(readFileSync(bundle, 'utf8'));
     expect(exported.events.filter((e: { type: string }) => e.type === 'run_resumed')).toHaveLength(1);

@@ -8,21 +8,30 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pureHasher, replayBundle, verifyBundle } from '../../packages/kernel/dist/index.js';
-import { ScriptedModel, SqliteStore, ToolRegistry, parseModelScript, resumeRun, runResult } from '../../packages/runtime/dist/index.js';
+import {
+  ScriptedModel,
+  SqliteStore,
+  ToolRegistry,
+  parseModelScript,
+  resumeRun,
+  runResult,
+} from '../../packages/runtime/dist/index.js';
 import { pathToFileURL } from 'node:url';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const CLI = join(ROOT, 'packages/cli/dist/main.js');
 const rounds = Number(process.argv[2] ?? 20);
 let seed = Number(process.argv[3] ?? 1) >>> 0;
-const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
 
 const dir = mkdtempSync(join(tmpdir(), 'nano-vm-crash-'));
 const ex = join(dir, 'example');
 const log = join(dir, 'tools.log');
 const db = join(dir, 'runs.db');
 mkdirSync(join(ex, 'inputs'), { recursive: true });
-writeFileSync(join(ex, 'program.yaml'), `format: nano-vm.program/v1
+writeFileSync(
+  join(ex, 'program.yaml'),
+  `format: nano-vm.program/v1
 id: crash-harness
 input_schema: { type: object, required: [n], properties: { n: { type: number } } }
 steps:
@@ -32,23 +41,31 @@ steps:
   - { id: b, kind: tool, tool: work, args: { n: input.n }, next: c }
   - { id: c, kind: tool, tool: work, args: { n: input.n }, next: done }
   - { id: done, kind: end, outcome: DONE }
-`);
+`,
+);
 writeFileSync(join(ex, 'model.yaml'), 'answers: { decide: [go] }\n');
-writeFileSync(join(ex, 'tools.mjs'), `import { appendFileSync } from 'node:fs';
+writeFileSync(
+  join(ex, 'tools.mjs'),
+  `import { appendFileSync } from 'node:fs';
 export const tools = [{ name: 'work', run: async (args, ctx) => {
   appendFileSync(${JSON.stringify(log)}, ctx.idempotencyKey + ' ' + process.pid + ' start\\n');
   await new Promise((r) => setTimeout(r, 1 + (args.n * 7) % 5));
   appendFileSync(${JSON.stringify(log)}, ctx.idempotencyKey + ' ' + process.pid + ' end\\n');
   return { n: args.n };
 } }];
-`);
+`,
+);
 for (let i = 0; i < 30; i++) writeFileSync(join(ex, 'inputs', `i${i}.json`), JSON.stringify({ n: i }));
 
 writeFileSync(join(dir, 'approve.json'), JSON.stringify({ ok: true }));
 const cli = (...args) => spawnSync(process.execPath, [CLI, ...args, '--store', `sqlite:${db}`], { encoding: 'utf8' });
 const suspendedRuns = () => JSON.parse(cli('runs', '--status', 'suspended', '--json').stdout).runs.map((r) => r.run_id);
 const resumeArgs = (id) => ['resume', id, ex, '--event', join(dir, 'approve.json'), '--role', 'ops'];
-let kills = 0, recoveredRuns = 0, recoverCalls = 0, resumeKills = 0, resumes = 0;
+let kills = 0,
+  recoveredRuns = 0,
+  recoverCalls = 0,
+  resumeKills = 0,
+  resumes = 0;
 const killedPids = new Set();
 /** Starts `nano-vm <args>` and SIGKILLs it after `delay` ms unless it exits first; true when killed. */
 async function killAfter(args, delay) {
@@ -87,7 +104,9 @@ for (let r = 0; r < rounds; r++) {
     recover();
     resumeNote = `resume ${killed2 ? `killed after ${delay2} ms` : 'finished'}`;
   }
-  process.stderr.write(`round ${r + 1}/${rounds}: ${killed ? `killed after ${delay} ms` : 'finished before the kill'}, recovered ${recovered}; ${resumeNote}\n`);
+  process.stderr.write(
+    `round ${r + 1}/${rounds}: ${killed ? `killed after ${delay} ms` : 'finished before the kill'}, recovered ${recovered}; ${resumeNote}\n`,
+  );
 }
 // Every run still waiting gets its event, without kills, in this process (the same resumeRun the
 // CLI calls; spawning a CLI per run would take minutes).
@@ -96,7 +115,13 @@ for (let r = 0; r < rounds; r++) {
   const store = new SqliteStore(db);
   const model = new ScriptedModel(parseModelScript(readFileSync(join(ex, 'model.yaml'), 'utf8'), 'harness'));
   for (const run of store.listRuns({ status: 'suspended' })) {
-    const r = await resumeRun({ store, runId: run.run_id, event: { payload: { ok: true }, role: 'ops' }, model, tools: new ToolRegistry(defs) });
+    const r = await resumeRun({
+      store,
+      runId: run.run_id,
+      event: { payload: { ok: true }, role: 'ops' },
+      model,
+      tools: new ToolRegistry(defs),
+    });
     if (r.status !== 'completed') throw new Error(`resume ${run.run_id} ended ${r.status}`);
   }
   store.close();
@@ -106,7 +131,10 @@ for (let r = 0; r < rounds; r++) {
 const store = new SqliteStore(db);
 const runs = store.listRuns();
 const notDone = runs.filter((r) => r.status !== 'completed');
-let events = 0, badChains = 0, badReplays = 0, badResumes = 0;
+let events = 0,
+  badChains = 0,
+  badReplays = 0,
+  badResumes = 0;
 /** The store's idempotency-key table: invocations it recorded per key (write-ahead, before each call). */
 const recorded = new Map();
 for (const run of runs) {
@@ -122,11 +150,20 @@ for (const run of runs) {
 store.close();
 // Tool invocations per idempotency key: more than one only when the process of every earlier
 // invocation was killed (its result may have been computed, but was never recorded).
-const lines = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' ')) : [];
+const lines = existsSync(log)
+  ? readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' '))
+  : [];
 const byKey = new Map();
 for (const [key, pid, what] of lines) if (what === 'start') (byKey.get(key) ?? byKey.set(key, []).get(key)).push(pid);
 const ended = new Set(lines.filter((l) => l[2] === 'end').map((l) => `${l[0]} ${l[1]}`));
-let reinvoked = 0, illegal = 0, finishedBeforeKill = 0, unrecorded = 0, recordedNotStarted = 0;
+let reinvoked = 0,
+  illegal = 0,
+  finishedBeforeKill = 0,
+  unrecorded = 0,
+  recordedNotStarted = 0;
 // Every call the tool saw must have been recorded by the store first; the store may have recorded
 // one more than the tool saw when a kill came between the record and the call.
 for (const [key, n] of recorded) {
@@ -142,6 +179,27 @@ for (const [key, pids] of byKey) {
     else if (ended.has(`${key} ${pid}`)) finishedBeforeKill++; // killed between the tool's return and the commit of its result
   }
 }
-const summary = { rounds, kills, resumes_started: resumes, resume_kills: resumeKills, runs_not_resumed_exactly_once: badResumes, recover_calls: recoverCalls, runs: runs.length, runs_recovered: recoveredRuns, runs_not_completed: notDone.length, events, bad_chains: badChains, bad_replays: badReplays, tool_keys: byKey.size, tool_reinvocations_after_crash: reinvoked, of_which_tool_had_returned_before_the_kill: finishedBeforeKill, tool_reinvocations_without_crash: illegal, store_recorded_invocations: [...recorded.values()].reduce((a, b) => a + b, 0), tool_calls_not_recorded_by_store: unrecorded, recorded_invocations_killed_before_the_call: recordedNotStarted, seconds: Math.round((Date.now() - t0) / 1000) };
+const summary = {
+  rounds,
+  kills,
+  resumes_started: resumes,
+  resume_kills: resumeKills,
+  runs_not_resumed_exactly_once: badResumes,
+  recover_calls: recoverCalls,
+  runs: runs.length,
+  runs_recovered: recoveredRuns,
+  runs_not_completed: notDone.length,
+  events,
+  bad_chains: badChains,
+  bad_replays: badReplays,
+  tool_keys: byKey.size,
+  tool_reinvocations_after_crash: reinvoked,
+  of_which_tool_had_returned_before_the_kill: finishedBeforeKill,
+  tool_reinvocations_without_crash: illegal,
+  store_recorded_invocations: [...recorded.values()].reduce((a, b) => a + b, 0),
+  tool_calls_not_recorded_by_store: unrecorded,
+  recorded_invocations_killed_before_the_call: recordedNotStarted,
+  seconds: Math.round((Date.now() - t0) / 1000),
+};
 console.log(JSON.stringify(summary, null, 2));
 process.exitCode = notDone.length || badChains || badReplays || badResumes || illegal || unrecorded ? 1 : 0;

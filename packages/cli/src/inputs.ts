@@ -5,8 +5,23 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { hashJson, loadProgram, policyGuardGlobals, validatePolicy, validateProgram, type Issue, type Program } from '@nano-vm/kernel';
-import { ModelError, ToolRegistry, modelFromSpec as providerModelFromSpec, nodeHasher, toolsFromModule, type ModelPort } from '@nano-vm/runtime';
+import {
+  hashJson,
+  loadProgram,
+  policyGuardGlobals,
+  validatePolicy,
+  validateProgram,
+  type Issue,
+  type Program,
+} from '@nano-vm/kernel';
+import {
+  ModelError,
+  ToolRegistry,
+  modelFromSpec as providerModelFromSpec,
+  nodeHasher,
+  toolsFromModule,
+  type ModelPort,
+} from '@nano-vm/runtime';
 import { CliError } from './cliError.js';
 import { EXIT } from './exitCodes.js';
 import type { LoadedPolicy } from './policyFile.js';
@@ -24,7 +39,11 @@ export function readText(file: string, what: string): string {
     return readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new CliError('E_FILE', `cannot read ${what} ${file}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`, EXIT.REFUSED);
+    throw new CliError(
+      'E_FILE',
+      `cannot read ${what} ${file}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
+      EXIT.REFUSED,
+    );
   }
 }
 
@@ -43,12 +62,32 @@ export function loadProgramFile(file: string, tools?: ToolRegistry, policy?: Loa
 }
 
 /** What `loadProgramFile` does, for program text that is not (yet) in a file; `file` names it in issues. */
-export function checkProgramText(text: string, file: string, format: 'yaml' | 'json', tools?: ToolRegistry, policy?: LoadedPolicy): LoadedProgram {
+export function checkProgramText(
+  text: string,
+  file: string,
+  format: 'yaml' | 'json',
+  tools?: ToolRegistry,
+  policy?: LoadedPolicy,
+): LoadedProgram {
   const loaded = loadProgram(text, { file, format });
   if (!loaded.program) return { file, issues: loaded.issues };
-  const issues = [...loaded.issues, ...validateProgram(loaded.program, { ...(tools ? { tools: tools.describe() } : {}), ...(loaded.sourceMap ? { sourceMap: loaded.sourceMap } : {}), file, ...(policy ? { guardGlobals: policyGuardGlobals(policy.policy) } : {}) })];
+  const issues = [
+    ...loaded.issues,
+    ...validateProgram(loaded.program, {
+      ...(tools ? { tools: tools.describe() } : {}),
+      ...(loaded.sourceMap ? { sourceMap: loaded.sourceMap } : {}),
+      file,
+      ...(policy ? { guardGlobals: policyGuardGlobals(policy.policy) } : {}),
+    }),
+  ];
   if (policy) {
-    const at = { programHash: hashJson(nodeHasher, loaded.program), programFile: file, policyFile: policy.file, ...(loaded.sourceMap ? { programSourceMap: loaded.sourceMap } : {}), ...(policy.sourceMap ? { policySourceMap: policy.sourceMap } : {}) };
+    const at = {
+      programHash: hashJson(nodeHasher, loaded.program),
+      programFile: file,
+      policyFile: policy.file,
+      ...(loaded.sourceMap ? { programSourceMap: loaded.sourceMap } : {}),
+      ...(policy.sourceMap ? { policySourceMap: policy.sourceMap } : {}),
+    };
     issues.push(...validatePolicy(loaded.program, policy.policy, at));
   }
   return { program: loaded.program, file, issues };
@@ -83,7 +122,10 @@ export function exampleLayout(dir: string): ExampleLayout {
   if (single) inputs.push(['input', single]);
   const inputsDir = join(dir, 'inputs');
   if (isDirectory(inputsDir))
-    for (const f of readdirSync(inputsDir).filter((f) => f.endsWith('.json')).sort()) inputs.push([basename(f, '.json'), join(inputsDir, f)]);
+    for (const f of readdirSync(inputsDir)
+      .filter((f) => f.endsWith('.json'))
+      .sort())
+      inputs.push([basename(f, '.json'), join(inputsDir, f)]);
   const layout: ExampleLayout = { dir, name: basename(resolve(dir)), programFile, inputs };
   const modelFile = pick('model.yaml', 'model.yml');
   if (modelFile) layout.modelFile = modelFile;

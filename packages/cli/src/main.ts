@@ -72,9 +72,32 @@ main(process.argv.slice(2)).then(
   (e: unknown) => {
     let err: CliError;
     if (e instanceof CliError) err = e;
-    else if (e instanceof Error && String((e as Error & { code?: unknown }).code).startsWith('ERR_PARSE_ARGS')) err = new CliError('E_USAGE', e.message, EXIT.REFUSED);
-    else err = new CliError('E_INTERNAL', `unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`, EXIT.FAILED);
-    if (json) process.stdout.write(JSON.stringify({ error: { code: err.code, message: err.message, issues: err.issues.map((i) => ({ code: i.code, severity: i.severity, step: i.step ?? null, message: i.message, line: i.line ?? null, col: i.col ?? null, path: i.path ?? null })) } }) + '\n');
+    else if (e instanceof Error && String((e as Error & { code?: unknown }).code).startsWith('ERR_PARSE_ARGS'))
+      err = new CliError('E_USAGE', e.message, EXIT.REFUSED);
+    else
+      err = new CliError(
+        'E_INTERNAL',
+        `unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
+        EXIT.FAILED,
+      );
+    if (json)
+      process.stdout.write(
+        JSON.stringify({
+          error: {
+            code: err.code,
+            message: err.message,
+            issues: err.issues.map((i) => ({
+              code: i.code,
+              severity: i.severity,
+              step: i.step ?? null,
+              message: i.message,
+              line: i.line ?? null,
+              col: i.col ?? null,
+              path: i.path ?? null,
+            })),
+          },
+        }) + '\n',
+      );
     else {
       process.stderr.write(`nano-vm: ${err.code}: ${err.message}\n`);
       for (const i of err.issues) process.stderr.write(`  ${formatIssue(i)}\n`);

@@ -16,6 +16,12 @@ export interface LoadedPolicy {
 
 export function loadPolicyFile(file: string): LoadedPolicy {
   const loaded = loadPolicy(readText(file, 'policy'), { file, format: extname(file) === '.json' ? 'json' : 'yaml' });
-  if (!loaded.policy) throw new CliError(loaded.issues[0]?.code ?? 'E_POLICY_INVALID', `policy ${file} is invalid`, EXIT.REFUSED, loaded.issues);
+  if (!loaded.policy)
+    throw new CliError(
+      loaded.issues[0]?.code ?? 'E_POLICY_INVALID',
+      `policy ${file} is invalid`,
+      EXIT.REFUSED,
+      loaded.issues,
+    );
   return { policy: loaded.policy, file, ...(loaded.sourceMap !== undefined ? { sourceMap: loaded.sourceMap } : {}) };
 }

@@ -15,7 +15,9 @@ export function renderTrace(events: readonly TraceEvent[]): string {
     const ind = 'parent' in e && e.parent !== undefined ? '    ' : '  ';
     switch (e.type) {
       case 'step_completed':
-        lines.push(`${ind}✓ ${e.step.padEnd(20)} ${e.kind.padEnd(9)} → ${show(e.output)}${e.next !== undefined ? `  ⇒ ${e.next}` : ''}`);
+        lines.push(
+          `${ind}✓ ${e.step.padEnd(20)} ${e.kind.padEnd(9)} → ${show(e.output)}${e.next !== undefined ? `  ⇒ ${e.next}` : ''}`,
+        );
         break;
       case 'step_failed':
         lines.push(`${ind}✗ ${e.step.padEnd(20)} attempt ${e.attempt}: ${e.error.code} ${clip(e.error.message, 90)}`);
@@ -24,11 +26,15 @@ export function renderTrace(events: readonly TraceEvent[]): string {
         lines.push(`${ind}↻ ${e.step.padEnd(20)} retry, attempt ${e.attempt} of ${e.max_attempts}`);
         break;
       case 'step_fallback':
-        lines.push(`${ind}↘ ${e.step.padEnd(20)} fallback → ${show(e.output)}${e.next !== undefined ? `  ⇒ ${e.next}` : ''}`);
+        lines.push(
+          `${ind}↘ ${e.step.padEnd(20)} fallback → ${show(e.output)}${e.next !== undefined ? `  ⇒ ${e.next}` : ''}`,
+        );
         break;
       case 'condition_evaluated': {
         const decided = e.chosen >= 0 ? e.guards[e.chosen] : undefined;
-        lines.push(`  ◆ ${e.step.padEnd(20)} condition ${decided ? `[${clip(decided.expr, 60)}] = true` : 'no case held: else'}  ⇒ ${e.next || '(stopped)'}`);
+        lines.push(
+          `  ◆ ${e.step.padEnd(20)} condition ${decided ? `[${clip(decided.expr, 60)}] = true` : 'no case held: else'}  ⇒ ${e.next || '(stopped)'}`,
+        );
         break;
       }
       case 'visits_exhausted':
@@ -38,16 +44,22 @@ export function renderTrace(events: readonly TraceEvent[]): string {
         lines.push(`  ⛔ ${e.step.padEnd(19)} blocked: ${e.requested} (rule ${e.rule}): ${e.reason}`);
         break;
       case 'run_suspended':
-        lines.push(`  ⏸ ${e.step.padEnd(20)} wait      suspended: waiting for an event${e.role ? ` from role ${e.role}` : ''}${e.deadline ? ` until ${e.deadline}` : ''}`);
+        lines.push(
+          `  ⏸ ${e.step.padEnd(20)} wait      suspended: waiting for an event${e.role ? ` from role ${e.role}` : ''}${e.deadline ? ` until ${e.deadline}` : ''}`,
+        );
         break;
       case 'run_resumed':
-        lines.push(`  ▶ ${e.step.padEnd(20)} wait      resumed${e.role ? ` by ${e.role}` : ''}${e.event_id ? ` (event ${e.event_id})` : ''} → ${show(e.event)}  ⇒ ${e.next}`);
+        lines.push(
+          `  ▶ ${e.step.padEnd(20)} wait      resumed${e.role ? ` by ${e.role}` : ''}${e.event_id ? ` (event ${e.event_id})` : ''} → ${show(e.event)}  ⇒ ${e.next}`,
+        );
         break;
       case 'wait_timed_out':
         lines.push(`  ⌛ ${e.step.padEnd(19)} wait      timed out${e.next ? `  ⇒ ${e.next}` : ''}`);
         break;
       case 'run_finished':
-        lines.push(`  ■ ${(e.step ?? '').padEnd(20)} ${e.status}${e.outcome ? ` ${e.outcome}` : ''}${e.error ? `: ${e.error.code} ${clip(e.error.message, 90)}` : ''}${e.budget ? `: ${e.budget.name} ${e.budget.used}/${e.budget.limit}` : ''}`);
+        lines.push(
+          `  ■ ${(e.step ?? '').padEnd(20)} ${e.status}${e.outcome ? ` ${e.outcome}` : ''}${e.error ? `: ${e.error.code} ${clip(e.error.message, 90)}` : ''}${e.budget ? `: ${e.budget.name} ${e.budget.used}/${e.budget.limit}` : ''}`,
+        );
         break;
       default:
         break;
@@ -57,7 +69,9 @@ export function renderTrace(events: readonly TraceEvent[]): string {
 }
 
 export function modelLabel(r: Pick<Receipt, 'model'>): string {
-  return r.model.scripted ? `${r.model.id} (SCRIPTED model: deterministic answers from a file, not a real LLM)` : r.model.id;
+  return r.model.scripted
+    ? `${r.model.id} (SCRIPTED model: deterministic answers from a file, not a real LLM)`
+    : r.model.id;
 }
 
 export function renderReceipt(r: Receipt): string {

@@ -14,7 +14,11 @@ export function openStore(spec: string): Store & { close?: () => void } {
     return new SqliteStore(m[1]!);
   } catch (e) {
     const code = (e as { code?: string }).code;
-    throw new CliError(code?.startsWith('E_') ? code : 'E_STORE_OPEN', `cannot open store ${m[1]}: ${(e as Error).message}`, EXIT.REFUSED);
+    throw new CliError(
+      code?.startsWith('E_') ? code : 'E_STORE_OPEN',
+      `cannot open store ${m[1]}: ${(e as Error).message}`,
+      EXIT.REFUSED,
+    );
   }
 }
 

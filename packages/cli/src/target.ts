@@ -32,7 +32,8 @@ export interface Target {
  */
 export function resolveTarget(path: string | undefined, options: TargetOptions, directoryUsage?: string): Target {
   const layout = path !== undefined && isDirectory(path) ? exampleLayout(path) : undefined;
-  if (path !== undefined && !layout && directoryUsage !== undefined) throw new CliError('E_USAGE', `${path} is not an example directory\n${directoryUsage}`, EXIT.REFUSED);
+  if (path !== undefined && !layout && directoryUsage !== undefined)
+    throw new CliError('E_USAGE', `${path} is not an example directory\n${directoryUsage}`, EXIT.REFUSED);
   return {
     layout,
     programFile: layout?.programFile ?? path,

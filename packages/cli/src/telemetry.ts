@@ -7,6 +7,10 @@ import { otelEventHook, type EventObserver } from '@nano-vm/runtime';
  * globally registered tracer provider; without `@opentelemetry/api` installed nothing changes.
  */
 export async function cliTelemetry(env: NodeJS.ProcessEnv = process.env): Promise<EventObserver | undefined> {
-  const wanted = env.NANO_VM_OTEL === '1' || [env.OTEL_TRACES_EXPORTER, env.OTEL_EXPORTER_OTLP_ENDPOINT, env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT].some((v) => v !== undefined && v !== '' && v !== 'none');
+  const wanted =
+    env.NANO_VM_OTEL === '1' ||
+    [env.OTEL_TRACES_EXPORTER, env.OTEL_EXPORTER_OTLP_ENDPOINT, env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT].some(
+      (v) => v !== undefined && v !== '' && v !== 'none',
+    );
   return wanted ? otelEventHook() : undefined;
 }

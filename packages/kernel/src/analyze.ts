@@ -42,7 +42,14 @@ export const DEFAULT_THRESHOLDS: Readonly<AnalyzerThresholds> = Object.freeze({
 
 export const THRESHOLD_NAMES = Object.keys(DEFAULT_THRESHOLDS) as (keyof AnalyzerThresholds)[];
 
-export type AlertCode = 'A_RETRY_DENSITY' | 'A_TOOL_CHURN' | 'A_INVARIANT_VIOLATIONS' | 'A_BLOCKED_ACTIONS' | 'A_TRANSITION_ENTROPY' | 'A_PATH_VARIANCE' | 'A_NOVEL_TRANSITIONS';
+export type AlertCode =
+  | 'A_RETRY_DENSITY'
+  | 'A_TOOL_CHURN'
+  | 'A_INVARIANT_VIOLATIONS'
+  | 'A_BLOCKED_ACTIONS'
+  | 'A_TRANSITION_ENTROPY'
+  | 'A_PATH_VARIANCE'
+  | 'A_NOVEL_TRANSITIONS';
 
 export interface Alert {
   code: AlertCode;
@@ -205,11 +212,20 @@ export function pathVariance(paths: readonly string[][]): Analysis['paths'] {
       modalRuns = freq.get(k)!;
     }
   }
-  return { distinct: freq.size, modal: modalRuns ? (JSON.parse(modal) as string[]) : [], modal_runs: modalRuns, path_variance: ratio(paths.length - modalRuns, paths.length) };
+  return {
+    distinct: freq.size,
+    modal: modalRuns ? (JSON.parse(modal) as string[]) : [],
+    modal_runs: modalRuns,
+    path_variance: ratio(paths.length - modalRuns, paths.length),
+  };
 }
 
 /** Where `path` first leaves every reference path; null when it equals one of them. */
-export function firstDivergence(path: readonly string[], refs: readonly (readonly string[])[], against: PathDivergence['against']): PathDivergence | null {
+export function firstDivergence(
+  path: readonly string[],
+  refs: readonly (readonly string[])[],
+  against: PathDivergence['against'],
+): PathDivergence | null {
   let best = -1;
   let expected = new Set<string>();
   for (const ref of refs) {
@@ -233,7 +249,10 @@ export function analyzeRuns(runs: readonly (readonly TraceEvent[])[], opts: Anal
   const first = receipts[0]!;
   const other = receipts.find((r) => r.program_hash !== first.program_hash);
   if (other)
-    throw new AnalyzeError('E_MIXED_PROGRAMS', `runs ${first.run_id} and ${other.run_id} belong to different programs (${first.program_id} ${first.program_hash.slice(0, 12)}…, ${other.program_id} ${other.program_hash.slice(0, 12)}…); analyze one program at a time and compare versions with a baseline`);
+    throw new AnalyzeError(
+      'E_MIXED_PROGRAMS',
+      `runs ${first.run_id} and ${other.run_id} belong to different programs (${first.program_id} ${first.program_hash.slice(0, 12)}…, ${other.program_id} ${other.program_hash.slice(0, 12)}…); analyze one program at a time and compare versions with a baseline`,
+    );
   const paths = receipts.map(analyzedPath);
   const transitions = transitionEntropy(paths);
   const pathStats = pathVariance(paths);
@@ -280,23 +299,96 @@ export function analyzeRuns(runs: readonly (readonly TraceEvent[])[], opts: Anal
 
   const alerts: Alert[] = [];
   /** Fires when value > threshold; the message reads "<who>: <metric> <value> > <threshold>: <detail>". */
-  const check = (code: AlertCode, metric: keyof AnalyzerThresholds, label: string, value: number, run_id: string | null, detail: string) => {
+  const check = (
+    code: AlertCode,
+    metric: keyof AnalyzerThresholds,
+    label: string,
+    value: number,
+    run_id: string | null,
+    detail: string,
+  ) => {
     const threshold = thresholds[metric];
-    if (value > threshold) alerts.push({ code, metric, value, threshold, run_id, message: `${run_id ?? 'all runs'}: ${label} ${fmt(value)} > ${fmt(threshold)}: ${detail}` });
+    if (value > threshold)
+      alerts.push({
+        code,
+        metric,
+        value,
+        threshold,
+        run_id,
+        message: `${run_id ?? 'all runs'}: ${label} ${fmt(value)} > ${fmt(threshold)}: ${detail}`,
+      });
   };
   const t = transitions;
   const branching = t.states.filter((s) => s.entropy_bits > 0).map((s) => s.step);
-  check('A_TRANSITION_ENTROPY', 'transition_entropy_bits', 'transition entropy H(next|current) in bits', t.entropy_bits, null, `${t.total} transitions, branching at ${branching.join(', ')}`);
-  check('A_PATH_VARIANCE', 'path_variance', 'path variance', pathStats.path_variance, null, `${runs.length - pathStats.modal_runs} of ${runs.length} runs are off the modal path (${pathStats.distinct} distinct paths)`);
+  check(
+    'A_TRANSITION_ENTROPY',
+    'transition_entropy_bits',
+    'transition entropy H(next|current) in bits',
+    t.entropy_bits,
+    null,
+    `${t.total} transitions, branching at ${branching.join(', ')}`,
+  );
+  check(
+    'A_PATH_VARIANCE',
+    'path_variance',
+    'path variance',
+    pathStats.path_variance,
+    null,
+    `${runs.length - pathStats.modal_runs} of ${runs.length} runs are off the modal path (${pathStats.distinct} distinct paths)`,
+  );
   if (baseline)
-    check('A_NOVEL_TRANSITIONS', 'novel_transition_rate', 'novel-transition rate', baseline.novel_transition_rate, null, `${baseline.novel_transitions} of ${t.total} transitions were never taken by the ${baseline.runs} baseline runs: ${baseline.novel.map((n) => `${n.from} → ${n.to}`).join(', ')}`);
+    check(
+      'A_NOVEL_TRANSITIONS',
+      'novel_transition_rate',
+      'novel-transition rate',
+      baseline.novel_transition_rate,
+      null,
+      `${baseline.novel_transitions} of ${t.total} transitions were never taken by the ${baseline.runs} baseline runs: ${baseline.novel.map((n) => `${n.from} → ${n.to}`).join(', ')}`,
+    );
   for (const a of analyzed) {
     const h = a.health;
-    check('A_RETRY_DENSITY', 'retry_density', 'retry density', h.retry_density, a.run_id, `${plural(a.retries, 'retry', 'retries')} over ${plural(h.visits, 'step visit')}`);
-    check('A_TOOL_CHURN', 'tool_churn', 'tool churn', h.tool_churn, a.run_id, `${h.repeated_tool_calls} of ${plural(a.tool_calls, 'tool call')} repeat an earlier call with the same arguments`);
-    check('A_INVARIANT_VIOLATIONS', 'invariant_violation_rate', 'invariant-violation rate', h.invariant_violation_rate, a.run_id, `${plural(h.rejected_outputs, 'rejected output')}, ${plural(h.failed_checks, 'failed check')}, ${plural(a.blocked_actions, 'blocked action')} over ${plural(h.visits, 'step visit')}`);
-    check('A_BLOCKED_ACTIONS', 'blocked_actions', 'blocked actions', a.blocked_actions, a.run_id, `${plural(a.blocked_actions, 'transition')} rejected: ${a.blocked_actions === 1 ? 'a step asked for something it is not granted' : 'steps asked for what they are not granted'}`);
+    check(
+      'A_RETRY_DENSITY',
+      'retry_density',
+      'retry density',
+      h.retry_density,
+      a.run_id,
+      `${plural(a.retries, 'retry', 'retries')} over ${plural(h.visits, 'step visit')}`,
+    );
+    check(
+      'A_TOOL_CHURN',
+      'tool_churn',
+      'tool churn',
+      h.tool_churn,
+      a.run_id,
+      `${h.repeated_tool_calls} of ${plural(a.tool_calls, 'tool call')} repeat an earlier call with the same arguments`,
+    );
+    check(
+      'A_INVARIANT_VIOLATIONS',
+      'invariant_violation_rate',
+      'invariant-violation rate',
+      h.invariant_violation_rate,
+      a.run_id,
+      `${plural(h.rejected_outputs, 'rejected output')}, ${plural(h.failed_checks, 'failed check')}, ${plural(a.blocked_actions, 'blocked action')} over ${plural(h.visits, 'step visit')}`,
+    );
+    check(
+      'A_BLOCKED_ACTIONS',
+      'blocked_actions',
+      'blocked actions',
+      a.blocked_actions,
+      a.run_id,
+      `${plural(a.blocked_actions, 'transition')} rejected: ${a.blocked_actions === 1 ? 'a step asked for something it is not granted' : 'steps asked for what they are not granted'}`,
+    );
   }
 
-  return { format: ANALYSIS_FORMAT, program: { id: first.program_id, hash: first.program_hash }, thresholds, runs: analyzed, transitions, paths: pathStats, baseline, alerts };
+  return {
+    format: ANALYSIS_FORMAT,
+    program: { id: first.program_id, hash: first.program_hash },
+    thresholds,
+    runs: analyzed,
+    transitions,
+    paths: pathStats,
+    baseline,
+    alerts,
+  };
 }

@@ -19,6 +19,13 @@ export interface Bundle {
  * this is presentation only; identical bundles serialize to identical bytes.
  */
 export function serializeBundle(b: Bundle): string {
-  const events = b.events.map(({ seq, type, ts, prev_hash, hash, ...body }) => ({ seq, type, ts, ...body, prev_hash, hash }));
+  const events = b.events.map(({ seq, type, ts, prev_hash, hash, ...body }) => ({
+    seq,
+    type,
+    ts,
+    ...body,
+    prev_hash,
+    hash,
+  }));
   return JSON.stringify({ ...b, events }, null, 2) + '\n';
 }

@@ -7,7 +7,10 @@
  */
 export class CanonicalJsonError extends Error {
   readonly code = 'E_NOT_JSON';
-  constructor(message: string, readonly path: string) {
+  constructor(
+    message: string,
+    readonly path: string,
+  ) {
     super(`${message} at ${path || '/'}`);
     this.name = 'CanonicalJsonError';
   }
@@ -37,7 +40,8 @@ function encodeLocated(value: unknown): string {
   try {
     return encode(value);
   } catch (e) {
-    if (e instanceof CanonicalJsonError) throw new CanonicalJsonError(e.message.replace(/ at \/$/, ''), locate(value) ?? '');
+    if (e instanceof CanonicalJsonError)
+      throw new CanonicalJsonError(e.message.replace(/ at \/$/, ''), locate(value) ?? '');
     throw e;
   }
 }
@@ -139,7 +143,8 @@ function encode(v: unknown): string {
         return out + ']';
       }
       const proto = Object.getPrototypeOf(v);
-      if (proto !== Object.prototype && proto !== null) throw new CanonicalJsonError(`${proto?.constructor?.name ?? 'exotic'} object is not plain JSON`, '');
+      if (proto !== Object.prototype && proto !== null)
+        throw new CanonicalJsonError(`${proto?.constructor?.name ?? 'exotic'} object is not plain JSON`, '');
       const obj = v as Record<string, unknown>;
       const keys = Object.keys(obj);
       if (keys.length > 1) sortKeys(keys);
@@ -168,7 +173,11 @@ function locate(v: unknown, path = ''): string | null {
     encode(v);
     return null;
   } catch {
-    if (v !== null && typeof v === 'object' && (Array.isArray(v) || Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null)) {
+    if (
+      v !== null &&
+      typeof v === 'object' &&
+      (Array.isArray(v) || Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null)
+    ) {
       for (const [k, x] of Object.entries(v)) {
         if (x === undefined && !Array.isArray(v)) continue;
         const inner = locate(x, `${path}/${escapePointer(k)}`);

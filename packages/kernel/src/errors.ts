@@ -31,7 +31,11 @@ export class NanoVmError extends Error {
 }
 
 export function formatIssue(i: Issue): string {
-  const where = i.file ? `${i.file}${i.line ? `:${i.line}:${i.col ?? 1}` : ''}` : i.line ? `${i.line}:${i.col ?? 1}` : '';
+  const where = i.file
+    ? `${i.file}${i.line ? `:${i.line}:${i.col ?? 1}` : ''}`
+    : i.line
+      ? `${i.line}:${i.col ?? 1}`
+      : '';
   const step = i.step ? ` [step ${i.step}]` : '';
   return `${where ? where + ': ' : ''}${i.severity} ${i.code}${step}: ${i.message}`;
 }

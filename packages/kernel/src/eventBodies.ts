@@ -48,7 +48,16 @@ export function runStarted(f: Omit<RunStartedEvent, 'type' | 'seq' | 'ts' | 'pre
   };
 }
 
-export function stepStarted(f: { step: string; kind: 'tool' | 'parallel'; parent?: string | undefined; visit: number; attempt: number; tool?: string; args?: Record<string, JsonValue>; idempotency_key?: string }): StepStartedEvent {
+export function stepStarted(f: {
+  step: string;
+  kind: 'tool' | 'parallel';
+  parent?: string | undefined;
+  visit: number;
+  attempt: number;
+  tool?: string;
+  args?: Record<string, JsonValue>;
+  idempotency_key?: string;
+}): StepStartedEvent {
   return {
     args: f.args,
     attempt: f.attempt,
@@ -80,7 +89,15 @@ export interface CallFacts {
 const NO_FACTS: CallFacts = {};
 
 export function stepCompleted(
-  f: { step: string; kind: 'llm' | 'tool' | 'parallel'; parent?: string | undefined; attempt: number; output: JsonValue; changed: boolean; next?: string | undefined },
+  f: {
+    step: string;
+    kind: 'llm' | 'tool' | 'parallel';
+    parent?: string | undefined;
+    attempt: number;
+    output: JsonValue;
+    changed: boolean;
+    next?: string | undefined;
+  },
   c: CallFacts = NO_FACTS,
 ): StepCompletedEvent {
   return {
@@ -106,7 +123,17 @@ export function stepCompleted(
   } as StepCompletedEvent;
 }
 
-export function stepFailed(f: { step: string; kind: 'llm' | 'tool'; parent?: string | undefined; attempt: number; error: ErrorInfo; rejected_output?: JsonValue | undefined }, c: CallFacts): StepFailedEvent {
+export function stepFailed(
+  f: {
+    step: string;
+    kind: 'llm' | 'tool';
+    parent?: string | undefined;
+    attempt: number;
+    error: ErrorInfo;
+    rejected_output?: JsonValue | undefined;
+  },
+  c: CallFacts,
+): StepFailedEvent {
   return {
     attempt: f.attempt,
     cost_usd: c.cost_usd,
@@ -129,42 +156,167 @@ export function stepFailed(f: { step: string; kind: 'llm' | 'tool'; parent?: str
   } as StepFailedEvent;
 }
 
-export function stepRetry(f: { step: string; parent?: string | undefined; attempt: number; max_attempts: number }): StepRetryEvent {
-  return { attempt: f.attempt, hash: NO_HASH, max_attempts: f.max_attempts, parent: f.parent, prev_hash: '', seq: 0, step: f.step, ts: '', type: 'step_retry' } as StepRetryEvent;
+export function stepRetry(f: {
+  step: string;
+  parent?: string | undefined;
+  attempt: number;
+  max_attempts: number;
+}): StepRetryEvent {
+  return {
+    attempt: f.attempt,
+    hash: NO_HASH,
+    max_attempts: f.max_attempts,
+    parent: f.parent,
+    prev_hash: '',
+    seq: 0,
+    step: f.step,
+    ts: '',
+    type: 'step_retry',
+  } as StepRetryEvent;
 }
 
-export function stepFallback(f: { step: string; parent?: string | undefined; output: JsonValue; changed: boolean; next?: string | undefined }): StepFallbackEvent {
-  return { changed: f.changed, hash: NO_HASH, next: f.next, output: f.output, parent: f.parent, prev_hash: '', seq: 0, step: f.step, ts: '', type: 'step_fallback' } as StepFallbackEvent;
+export function stepFallback(f: {
+  step: string;
+  parent?: string | undefined;
+  output: JsonValue;
+  changed: boolean;
+  next?: string | undefined;
+}): StepFallbackEvent {
+  return {
+    changed: f.changed,
+    hash: NO_HASH,
+    next: f.next,
+    output: f.output,
+    parent: f.parent,
+    prev_hash: '',
+    seq: 0,
+    step: f.step,
+    ts: '',
+    type: 'step_fallback',
+  } as StepFallbackEvent;
 }
 
-export function guardResult(f: { case: number; cost: number; error?: ErrorInfo; explain: GuardResult['explain']; expr: string; value: JsonValue }): GuardResult {
-  return { case: f.case, cost: f.cost, error: f.error, explain: f.explain, expr: f.expr, value: f.value } as GuardResult;
+export function guardResult(f: {
+  case: number;
+  cost: number;
+  error?: ErrorInfo;
+  explain: GuardResult['explain'];
+  expr: string;
+  value: JsonValue;
+}): GuardResult {
+  return {
+    case: f.case,
+    cost: f.cost,
+    error: f.error,
+    explain: f.explain,
+    expr: f.expr,
+    value: f.value,
+  } as GuardResult;
 }
 
-export function conditionEvaluated(f: { step: string; visit: number; guards: GuardResult[]; chosen: number; next: string }): ConditionEvaluatedEvent {
-  return { chosen: f.chosen, guards: f.guards, hash: NO_HASH, next: f.next, prev_hash: '', seq: 0, step: f.step, ts: '', type: 'condition_evaluated', visit: f.visit };
+export function conditionEvaluated(f: {
+  step: string;
+  visit: number;
+  guards: GuardResult[];
+  chosen: number;
+  next: string;
+}): ConditionEvaluatedEvent {
+  return {
+    chosen: f.chosen,
+    guards: f.guards,
+    hash: NO_HASH,
+    next: f.next,
+    prev_hash: '',
+    seq: 0,
+    step: f.step,
+    ts: '',
+    type: 'condition_evaluated',
+    visit: f.visit,
+  };
 }
 
-export function visitsExhausted(f: { step: string; max_visits: number; next?: string | undefined }): VisitsExhaustedEvent {
-  return { hash: NO_HASH, max_visits: f.max_visits, next: f.next, prev_hash: '', seq: 0, step: f.step, ts: '', type: 'visits_exhausted' } as VisitsExhaustedEvent;
+export function visitsExhausted(f: {
+  step: string;
+  max_visits: number;
+  next?: string | undefined;
+}): VisitsExhaustedEvent {
+  return {
+    hash: NO_HASH,
+    max_visits: f.max_visits,
+    next: f.next,
+    prev_hash: '',
+    seq: 0,
+    step: f.step,
+    ts: '',
+    type: 'visits_exhausted',
+  } as VisitsExhaustedEvent;
 }
 
-export function runSuspended(f: { step: string; visit: number; role?: string | undefined; deadline?: string | undefined }): RunSuspendedEvent {
-  return { deadline: f.deadline, hash: NO_HASH, prev_hash: '', role: f.role, seq: 0, step: f.step, ts: '', type: 'run_suspended', visit: f.visit } as RunSuspendedEvent;
+export function runSuspended(f: {
+  step: string;
+  visit: number;
+  role?: string | undefined;
+  deadline?: string | undefined;
+}): RunSuspendedEvent {
+  return {
+    deadline: f.deadline,
+    hash: NO_HASH,
+    prev_hash: '',
+    role: f.role,
+    seq: 0,
+    step: f.step,
+    ts: '',
+    type: 'run_suspended',
+    visit: f.visit,
+  } as RunSuspendedEvent;
 }
 
-export function runResumed(f: { step: string; visit: number; event: JsonValue; role?: string | undefined; event_id?: string | undefined; changed: boolean; next: string }): RunResumedEvent {
-  return { changed: f.changed, event: f.event, event_id: f.event_id, hash: NO_HASH, next: f.next, prev_hash: '', role: f.role, seq: 0, step: f.step, ts: '', type: 'run_resumed', visit: f.visit } as RunResumedEvent;
+export function runResumed(f: {
+  step: string;
+  visit: number;
+  event: JsonValue;
+  role?: string | undefined;
+  event_id?: string | undefined;
+  changed: boolean;
+  next: string;
+}): RunResumedEvent {
+  return {
+    changed: f.changed,
+    event: f.event,
+    event_id: f.event_id,
+    hash: NO_HASH,
+    next: f.next,
+    prev_hash: '',
+    role: f.role,
+    seq: 0,
+    step: f.step,
+    ts: '',
+    type: 'run_resumed',
+    visit: f.visit,
+  } as RunResumedEvent;
 }
 
 export function waitTimedOut(f: { step: string; visit: number; next?: string | undefined }): WaitTimedOutEvent {
-  return { hash: NO_HASH, next: f.next, prev_hash: '', seq: 0, step: f.step, ts: '', type: 'wait_timed_out', visit: f.visit } as WaitTimedOutEvent;
+  return {
+    hash: NO_HASH,
+    next: f.next,
+    prev_hash: '',
+    seq: 0,
+    step: f.step,
+    ts: '',
+    type: 'wait_timed_out',
+    visit: f.visit,
+  } as WaitTimedOutEvent;
 }
 
 export function runFinished(f: Omit<RunFinishedEvent, 'type' | 'seq' | 'ts' | 'prev_hash' | 'hash'>): RunFinishedEvent {
   return {
     budget: f.budget && { limit: f.budget.limit, name: f.budget.name, used: f.budget.used },
-    error: f.error && (f.error.step !== undefined ? { code: f.error.code, message: f.error.message, step: f.error.step } : { code: f.error.code, message: f.error.message }),
+    error:
+      f.error &&
+      (f.error.step !== undefined
+        ? { code: f.error.code, message: f.error.message, step: f.error.step }
+        : { code: f.error.code, message: f.error.message }),
     hash: NO_HASH,
     outcome: f.outcome,
     prev_hash: '',
@@ -176,11 +328,28 @@ export function runFinished(f: Omit<RunFinishedEvent, 'type' | 'seq' | 'ts' | 'p
   } as RunFinishedEvent;
 }
 
-export function policyChecked(f: { step: string; visit: number; rules: string[]; policy_hash: string }): PolicyCheckedEvent {
-  return { hash: NO_HASH, policy_hash: f.policy_hash, prev_hash: '', rules: f.rules, seq: 0, step: f.step, ts: '', type: 'policy_checked', visit: f.visit };
+export function policyChecked(f: {
+  step: string;
+  visit: number;
+  rules: string[];
+  policy_hash: string;
+}): PolicyCheckedEvent {
+  return {
+    hash: NO_HASH,
+    policy_hash: f.policy_hash,
+    prev_hash: '',
+    rules: f.rules,
+    seq: 0,
+    step: f.step,
+    ts: '',
+    type: 'policy_checked',
+    visit: f.visit,
+  };
 }
 
-export function transitionRejected(f: Omit<TransitionRejectedEvent, 'type' | 'seq' | 'ts' | 'prev_hash' | 'hash'>): TransitionRejectedEvent {
+export function transitionRejected(
+  f: Omit<TransitionRejectedEvent, 'type' | 'seq' | 'ts' | 'prev_hash' | 'hash'>,
+): TransitionRejectedEvent {
   return {
     capability: f.capability,
     granting_step: f.granting_step,

@@ -12,7 +12,17 @@
  * (the machine's own ISO-8601 formatting) never need escaping and are written as they are.
  */
 import { canonicalJson, quote } from './canonicalJson.js';
-import type { ConditionEvaluatedEvent, GuardResult, RunFinishedEvent, RunStartedEvent, StepCompletedEvent, StepFailedEvent, StepRetryEvent, StepStartedEvent, TraceEvent } from './events.js';
+import type {
+  ConditionEvaluatedEvent,
+  GuardResult,
+  RunFinishedEvent,
+  RunStartedEvent,
+  StepCompletedEvent,
+  StepFailedEvent,
+  StepRetryEvent,
+  StepStartedEvent,
+  TraceEvent,
+} from './events.js';
 
 // Step ids, kinds, tool names, outcomes and the like come from the program and repeat in every
 // run: keep their quoted form (a map lookup instead of an escape test and a new string per member).
@@ -37,7 +47,8 @@ const optVal = (key: string, v: unknown): string => (v === undefined ? '' : `,"$
 const optNum = (key: string, v: number | undefined): string => (v === undefined ? '' : `,"${key}":${num(v)}`);
 /** `"key":value,` for an optional member written before a required one. */
 const preVal = (key: string, v: unknown): string => (v === undefined ? '' : `"${key}":${canonicalJson(v)},`);
-const tail = (e: TraceEvent): string => `,"seq":${num(e.seq)},"step":${name((e as { step: string }).step)},"ts":"${e.ts}","type":"${e.type}"`;
+const tail = (e: TraceEvent): string =>
+  `,"seq":${num(e.seq)},"step":${name((e as { step: string }).step)},"ts":"${e.ts}","type":"${e.type}"`;
 
 /** `outputText`: the canonical text of the event's `output` when the caller already has it. */
 export function eventText(e: TraceEvent, outputText?: string): string {
@@ -123,7 +134,17 @@ function hasMembers(o: object, names: readonly string[]): boolean {
 }
 
 const valueText = (v: unknown): string =>
-  typeof v === 'number' ? num(v) : typeof v === 'string' ? quote(v) : typeof v === 'boolean' ? (v ? 'true' : 'false') : v === null ? 'null' : canonicalJson(v);
+  typeof v === 'number'
+    ? num(v)
+    : typeof v === 'string'
+      ? quote(v)
+      : typeof v === 'boolean'
+        ? v
+          ? 'true'
+          : 'false'
+        : v === null
+          ? 'null'
+          : canonicalJson(v);
 
 /**
  * A condition's guards member by member: walking them with JSON.stringify was a third of the cost
@@ -137,11 +158,28 @@ function guardsText(gs: readonly GuardResult[]): string {
   for (let i = 0; i < gs.length; i++) {
     const g = gs[i]!;
     // (the generic encoder omits undefined members; these writers would not)
-    if (g === null || typeof g !== 'object' || !hasMembers(g, GUARD_MEMBERS) || typeof g.expr !== 'string' || !Array.isArray(g.explain) || g.case === undefined || g.cost === undefined || g.value === undefined) return canonicalJson(gs);
+    if (
+      g === null ||
+      typeof g !== 'object' ||
+      !hasMembers(g, GUARD_MEMBERS) ||
+      typeof g.expr !== 'string' ||
+      !Array.isArray(g.explain) ||
+      g.case === undefined ||
+      g.cost === undefined ||
+      g.value === undefined
+    )
+      return canonicalJson(gs);
     out += `${i ? ',' : ''}{"case":${num(g.case)},"cost":${num(g.cost)}${optVal('error', g.error)},"explain":[`;
     for (let j = 0; j < g.explain.length; j++) {
       const x = g.explain[j]!;
-      if (x === null || typeof x !== 'object' || !hasMembers(x, EXPLAIN_MEMBERS) || typeof x.expr !== 'string' || x.value === undefined) return canonicalJson(gs);
+      if (
+        x === null ||
+        typeof x !== 'object' ||
+        !hasMembers(x, EXPLAIN_MEMBERS) ||
+        typeof x.expr !== 'string' ||
+        x.value === undefined
+      )
+        return canonicalJson(gs);
       out += `${j ? ',' : ''}{"expr":${name(x.expr)},"value":${valueText(x.value)}}`;
     }
     out += `],"expr":${name(g.expr)},"value":${valueText(g.value)}}`;

@@ -42,9 +42,11 @@ export interface LoadResult {
 
 /** Codes the loader reports (besides the few validator codes the schema already enforces). */
 export const LOAD_CODES: Readonly<Record<string, string>> = {
-  E_PARSE: 'The text is not well-formed YAML/JSON, has duplicate keys, unknown tags or aliases, too many alias expansions, non-JSON values (.inf, .nan, binary) or nesting deeper than 128 levels.',
+  E_PARSE:
+    'The text is not well-formed YAML/JSON, has duplicate keys, unknown tags or aliases, too many alias expansions, non-JSON values (.inf, .nan, binary) or nesting deeper than 128 levels.',
   E_FORMAT: '`format` is missing or is not nano-vm.program/v1.',
-  E_SCHEMA: 'The program does not match program.schema.json: wrong type, unknown or missing property, bad step kind, bad id or path syntax.',
+  E_SCHEMA:
+    'The program does not match program.schema.json: wrong type, unknown or missing property, bad step kind, bad id or path syntax.',
 };
 
 /** Alias expansions allowed per document (YAML "billion laughs" defence). */
@@ -55,7 +57,10 @@ const MAX_DEPTH = 128;
 export function loadProgram(text: string, opts: LoadOptions = {}): LoadResult {
   const parsed = parseSource(text, opts);
   if (!('value' in parsed)) return parsed;
-  const result = programFromValue(parsed.value, { ...(parsed.sourceMap !== undefined ? { sourceMap: parsed.sourceMap } : {}), ...(opts.file !== undefined ? { file: opts.file } : {}) });
+  const result = programFromValue(parsed.value, {
+    ...(parsed.sourceMap !== undefined ? { sourceMap: parsed.sourceMap } : {}),
+    ...(opts.file !== undefined ? { file: opts.file } : {}),
+  });
   return { ...result, sourceMap: parsed.sourceMap };
 }
 
@@ -63,7 +68,10 @@ export function loadProgram(text: string, opts: LoadOptions = {}): LoadResult {
  * Text (YAML 1.2 or JSON) -> a JSON value and its source map, or E_PARSE issues. Shared by every
  * document nano-vm reads from files (programs, policies), so all report positions the same way.
  */
-export function parseSource(text: string, opts: LoadOptions = {}): { value?: unknown; issues: Issue[]; sourceMap?: SourceMap } {
+export function parseSource(
+  text: string,
+  opts: LoadOptions = {},
+): { value?: unknown; issues: Issue[]; sourceMap?: SourceMap } {
   const format = opts.format ?? (opts.file?.toLowerCase().endsWith('.json') ? 'json' : 'yaml');
   const lineCounter = new LineCounter();
   const parseIssue = (message: string, offset: number, path?: string): Issue => {
@@ -89,7 +97,8 @@ export function parseSource(text: string, opts: LoadOptions = {}): { value?: unk
     return { issues: [parseIssue(`cannot parse: ${e instanceof Error ? e.message : String(e)}`, 0)] };
   }
   const syntax = [...doc.errors, ...doc.warnings].map((e) => {
-    const message = e.code === 'DUPLICATE_KEY' ? `duplicate key '${keyAt(text, e.pos[0])}' (keys must be unique)` : e.message;
+    const message =
+      e.code === 'DUPLICATE_KEY' ? `duplicate key '${keyAt(text, e.pos[0])}' (keys must be unique)` : e.message;
     return parseIssue(message, e.pos[0]);
   });
   if (syntax.length > 0) return { issues: sortIssues(syntax) };
@@ -118,17 +127,46 @@ export function parseSource(text: string, opts: LoadOptions = {}): { value?: unk
  * Checks an already-parsed value (e.g. a JSON body) as a program: format, then structure.
  * Returns the typed program only when there are no errors.
  */
-export function programFromValue(value: unknown, opts: { sourceMap?: SourceMap; file?: string } = {}): { program?: Program; issues: Issue[] } {
+export function programFromValue(
+  value: unknown,
+  opts: { sourceMap?: SourceMap; file?: string } = {},
+): { program?: Program; issues: Issue[] } {
   let issues: Issue[];
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    const got = value === null || value === undefined ? 'an empty document' : Array.isArray(value) ? 'a list' : `a ${typeof value}`;
-    issues = [{ code: 'E_SCHEMA', severity: 'error', path: '', message: `a program must be a mapping with format, id, input_schema and steps; got ${got}` }];
+    const got =
+      value === null || value === undefined
+        ? 'an empty document'
+        : Array.isArray(value)
+          ? 'a list'
+          : `a ${typeof value}`;
+    issues = [
+      {
+        code: 'E_SCHEMA',
+        severity: 'error',
+        path: '',
+        message: `a program must be a mapping with format, id, input_schema and steps; got ${got}`,
+      },
+    ];
   } else if (!Object.hasOwn(value, 'format')) {
-    issues = [{ code: 'E_FORMAT', severity: 'error', path: '', message: `missing 'format: ${PROGRAM_FORMAT}' (is this a nano-vm program?)` }];
+    issues = [
+      {
+        code: 'E_FORMAT',
+        severity: 'error',
+        path: '',
+        message: `missing 'format: ${PROGRAM_FORMAT}' (is this a nano-vm program?)`,
+      },
+    ];
   } else if ((value as { format: unknown }).format !== PROGRAM_FORMAT) {
     const format = (value as { format: unknown }).format;
     const got = typeof format === 'string' ? `'${format}'` : JSON.stringify(format);
-    issues = [{ code: 'E_FORMAT', severity: 'error', path: '/format', message: `format must be '${PROGRAM_FORMAT}', got ${got}` }];
+    issues = [
+      {
+        code: 'E_FORMAT',
+        severity: 'error',
+        path: '/format',
+        message: `format must be '${PROGRAM_FORMAT}', got ${got}`,
+      },
+    ];
   } else {
     issues = checkProgramShape(value);
   }
@@ -189,11 +227,16 @@ export function locateIssues(issues: readonly Issue[], sourceMap?: SourceMap, fi
  * numerically; issues without a pointer first); ties keep the order of discovery (stable sort).
  */
 export function sortIssues(issues: Issue[]): Issue[] {
-  const keyed = issues.map((issue) => ({ issue, segments: issue.path === undefined ? undefined : issue.path.split('/').slice(1) }));
+  const keyed = issues.map((issue) => ({
+    issue,
+    segments: issue.path === undefined ? undefined : issue.path.split('/').slice(1),
+  }));
   keyed.sort((a, b) => {
-    const byPosition = (a.issue.line ?? Infinity) - (b.issue.line ?? Infinity) || (a.issue.col ?? Infinity) - (b.issue.col ?? Infinity);
+    const byPosition =
+      (a.issue.line ?? Infinity) - (b.issue.line ?? Infinity) || (a.issue.col ?? Infinity) - (b.issue.col ?? Infinity);
     if (byPosition !== 0 && !Number.isNaN(byPosition)) return byPosition;
-    if (a.segments === undefined || b.segments === undefined) return a.segments === b.segments ? 0 : a.segments === undefined ? -1 : 1;
+    if (a.segments === undefined || b.segments === undefined)
+      return a.segments === b.segments ? 0 : a.segments === undefined ? -1 : 1;
     return comparePointers(a.segments, b.segments);
   });
   return keyed.map((k) => k.issue);
@@ -220,7 +263,6 @@ function keyAt(text: string, offset: number): string {
   return m?.[1]?.trim() ?? text.slice(offset, offset + 1);
 }
 
-
 interface MappedDocument {
   sourceMap: Map<string, SourceNode>;
   /** Offsets of alias nodes, in document order. */
@@ -229,7 +271,11 @@ interface MappedDocument {
 }
 
 /** Walks the YAML tree (iteratively: documents may be deep) and records every node's position. */
-function mapDocument(doc: Document.Parsed, lc: LineCounter, parseIssue: (message: string, offset: number, path?: string) => Issue): MappedDocument {
+function mapDocument(
+  doc: Document.Parsed,
+  lc: LineCounter,
+  parseIssue: (message: string, offset: number, path?: string) => Issue,
+): MappedDocument {
   const sourceMap = new Map<string, SourceNode>();
   const aliases: number[] = [];
   const issues: Issue[] = [];
@@ -247,7 +293,10 @@ function mapDocument(doc: Document.Parsed, lc: LineCounter, parseIssue: (message
     sourceMap.set(ptr, entry);
     if (isAlias(node)) {
       aliases.push(start);
-      if (node.resolve(doc) === undefined) issues.push(parseIssue(`unknown alias *${node.source} (define the anchor &${node.source} before using it)`, start, ptr));
+      if (node.resolve(doc) === undefined)
+        issues.push(
+          parseIssue(`unknown alias *${node.source} (define the anchor &${node.source} before using it)`, start, ptr),
+        );
     } else if (isMap(node)) {
       for (let i = node.items.length - 1; i >= 0; i--) {
         const pair = node.items[i]!;
@@ -257,7 +306,11 @@ function mapDocument(doc: Document.Parsed, lc: LineCounter, parseIssue: (message
           issues.push(parseIssue('mapping keys must be strings', isNode(k) && k.range ? k.range[0] : start, ptr));
           continue;
         }
-        stack.push({ node: pair.value, ptr: `${ptr}/${escapePointer(String(k.value))}`, key: { line: keyAt.line, col: keyAt.col } });
+        stack.push({
+          node: pair.value,
+          ptr: `${ptr}/${escapePointer(String(k.value))}`,
+          key: { line: keyAt.line, col: keyAt.col },
+        });
       }
     } else if (isSeq(node)) {
       for (let i = node.items.length - 1; i >= 0; i--) stack.push({ node: node.items[i], ptr: `${ptr}/${i}` });
@@ -283,12 +336,23 @@ function nonJsonValues(root: unknown): Issue[] {
     const { v, ptr, depth } = stack.pop()!;
     const at = ptr === '' ? 'the document' : ptr.slice(1);
     if (depth > MAX_DEPTH) {
-      issues.push({ code: 'E_PARSE', severity: 'error', path: ptr, message: `${at} is nested deeper than ${MAX_DEPTH} levels` });
+      issues.push({
+        code: 'E_PARSE',
+        severity: 'error',
+        path: ptr,
+        message: `${at} is nested deeper than ${MAX_DEPTH} levels`,
+      });
       continue;
     }
     if (v === null || typeof v === 'string' || typeof v === 'boolean') continue;
     if (typeof v === 'number') {
-      if (!Number.isFinite(v)) issues.push({ code: 'E_PARSE', severity: 'error', path: ptr, message: `${at}: ${String(v)} is not a JSON number` });
+      if (!Number.isFinite(v))
+        issues.push({
+          code: 'E_PARSE',
+          severity: 'error',
+          path: ptr,
+          message: `${at}: ${String(v)} is not a JSON number`,
+        });
       continue;
     }
     if (Array.isArray(v)) {
@@ -298,10 +362,16 @@ function nonJsonValues(root: unknown): Issue[] {
     const proto: unknown = typeof v === 'object' ? Object.getPrototypeOf(v) : undefined;
     if (proto === Object.prototype || proto === null) {
       const entries = Object.entries(v as object);
-      for (let i = entries.length - 1; i >= 0; i--) stack.push({ v: entries[i]![1], ptr: `${ptr}/${escapePointer(entries[i]![0])}`, depth: depth + 1 });
+      for (let i = entries.length - 1; i >= 0; i--)
+        stack.push({ v: entries[i]![1], ptr: `${ptr}/${escapePointer(entries[i]![0])}`, depth: depth + 1 });
       continue;
     }
-    issues.push({ code: 'E_PARSE', severity: 'error', path: ptr, message: `${at} is not a JSON value (binary and other tagged values are not allowed)` });
+    issues.push({
+      code: 'E_PARSE',
+      severity: 'error',
+      path: ptr,
+      message: `${at} is not a JSON value (binary and other tagged values are not allowed)`,
+    });
   }
   return issues;
 }

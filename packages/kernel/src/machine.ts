@@ -9,11 +9,35 @@ import { canonicalForm, canonicalJson, isJsonValue, sortKeys } from './canonical
 import { NanoVmError } from './errors.js';
 import { TraceChain } from './chain.js';
 import * as ev from './eventBodies.js';
-import type { ErrorInfo, EventBody, GuardResult, ModelFallback, RunFinishedEvent, RunStartedEvent, TraceEvent, Usage } from './events.js';
+import type {
+  ErrorInfo,
+  EventBody,
+  GuardResult,
+  ModelFallback,
+  RunFinishedEvent,
+  RunStartedEvent,
+  TraceEvent,
+  Usage,
+} from './events.js';
 import { evaluateGuard, compileGuard } from './guard/index.js';
 import type { CompiledGuard } from './guard/types.js';
 import { hashJson, type Hasher } from './hash.js';
-import type { Budgets, ConditionStep, EndStep, JsonSchema, JsonValue, LlmOutput, LlmStep, OnError, ParallelChild, ParallelStep, Program, Step, ToolStep, WaitStep } from './program.js';
+import type {
+  Budgets,
+  ConditionStep,
+  EndStep,
+  JsonSchema,
+  JsonValue,
+  LlmOutput,
+  LlmStep,
+  OnError,
+  ParallelChild,
+  ParallelStep,
+  Program,
+  Step,
+  ToolStep,
+  WaitStep,
+} from './program.js';
 import { outputSchemaOf, startOf } from './program.js';
 import { POLICY_BLOCKED_CODE, POLICY_BLOCKED_OUTCOME, POLICY_PINNED_RULE } from './policy.js';
 import type { CompiledPolicy, PolicyRejection } from './policyGate.js';
@@ -98,7 +122,15 @@ export type Command = EffectCommand | ParallelCommand | WaitCommand | DoneComman
 
 /** What the host observed when it performed an effect. */
 export type EffectResult =
-  | { ok: true; raw?: string; value?: unknown; model?: string; usage?: Usage; cost_usd?: number; fallbacks?: ModelFallback[] }
+  | {
+      ok: true;
+      raw?: string;
+      value?: unknown;
+      model?: string;
+      usage?: Usage;
+      cost_usd?: number;
+      fallbacks?: ModelFallback[];
+    }
   | { ok: false; error: ErrorInfo; raw?: string; model?: string; usage?: Usage; cost_usd?: number };
 
 export interface MachineOptions {
@@ -148,7 +180,6 @@ function isoTimestamp(ms: number): string {
 /** `canonical`: the output's RFC 8785 text, which the check computes anyway (the event reuses it). */
 type Checked = { ok: true; output: JsonValue; canonical: string } | { ok: false; error: ErrorInfo };
 
-
 /** Program-derived lookup tables, built once per program and shared by every run of it. */
 export class CompiledProgram {
   readonly steps = new Map<string, Step>();
@@ -171,7 +202,10 @@ export class CompiledProgram {
         s.id,
         s.cases.map((c) => {
           const r = compileGuard(c.when);
-          if (!r.ok) throw new Error(`guard of step ${s.id} does not compile (${r.error.code}); validate the program before running it`);
+          if (!r.ok)
+            throw new Error(
+              `guard of step ${s.id} does not compile (${r.error.code}); validate the program before running it`,
+            );
           return r.guard;
         }),
       );
@@ -278,14 +312,34 @@ export class Machine {
   /** The budget that has run out, if any. Checked before every step entry and every retry. */
   private exceeded(): DoneCommand | null {
     const b = this.cp.budgets;
-    if (this.stepsTaken >= b.max_steps) return this.finish({ status: 'budget_exceeded', budget: { limit: b.max_steps, name: 'max_steps', used: this.stepsTaken } });
-    if (this.tokens > b.max_tokens) return this.finish({ status: 'budget_exceeded', budget: { limit: b.max_tokens, name: 'max_tokens', used: this.tokens } });
-    if (this.cost > b.max_cost_usd) return this.finish({ status: 'budget_exceeded', budget: { limit: b.max_cost_usd, name: 'max_cost_usd', used: this.cost } });
+    if (this.stepsTaken >= b.max_steps)
+      return this.finish({
+        status: 'budget_exceeded',
+        budget: { limit: b.max_steps, name: 'max_steps', used: this.stepsTaken },
+      });
+    if (this.tokens > b.max_tokens)
+      return this.finish({
+        status: 'budget_exceeded',
+        budget: { limit: b.max_tokens, name: 'max_tokens', used: this.tokens },
+      });
+    if (this.cost > b.max_cost_usd)
+      return this.finish({
+        status: 'budget_exceeded',
+        budget: { limit: b.max_cost_usd, name: 'max_cost_usd', used: this.cost },
+      });
     // Elapsed time as of the last recorded event: the clock is read exactly once per event, so
     // every decision is a function of the trace and a replay reproduces it.
     const wall = this.lastMs - this.startedAt;
-    if (wall > b.max_wall_ms) return this.finish({ status: 'budget_exceeded', budget: { limit: b.max_wall_ms, name: 'max_wall_ms', used: wall } });
-    if (this.stalled >= b.max_stalled_steps) return this.finish({ status: 'stalled', budget: { limit: b.max_stalled_steps, name: 'max_stalled_steps', used: this.stalled } });
+    if (wall > b.max_wall_ms)
+      return this.finish({
+        status: 'budget_exceeded',
+        budget: { limit: b.max_wall_ms, name: 'max_wall_ms', used: wall },
+      });
+    if (this.stalled >= b.max_stalled_steps)
+      return this.finish({
+        status: 'stalled',
+        budget: { limit: b.max_stalled_steps, name: 'max_stalled_steps', used: this.stalled },
+      });
     return null;
   }
 
@@ -296,13 +350,25 @@ export class Machine {
       const over = this.exceeded();
       if (over) return over;
       const step = this.cp.steps.get(this.current);
-      if (!step) return this.finish({ status: 'failed', error: { code: 'E_MISSING_TARGET', message: `no step '${this.current}'` } });
+      if (!step)
+        return this.finish({
+          status: 'failed',
+          error: { code: 'E_MISSING_TARGET', message: `no step '${this.current}'` },
+        });
       let visit = this.visits.get(step.id) ?? 0;
       if (this.attempt === 1) {
         visit++;
         if (step.max_visits !== undefined && visit > step.max_visits) {
           this.emit(ev.visitsExhausted({ step: step.id, max_visits: step.max_visits, next: step.on_exhausted }));
-          if (step.on_exhausted === undefined) return this.finish({ status: 'failed', error: { code: 'E_MAX_VISITS', message: `step '${step.id}' was entered more than max_visits=${step.max_visits} times`, step: step.id } });
+          if (step.on_exhausted === undefined)
+            return this.finish({
+              status: 'failed',
+              error: {
+                code: 'E_MAX_VISITS',
+                message: `step '${step.id}' was entered more than max_visits=${step.max_visits} times`,
+                step: step.id,
+              },
+            });
           this.current = step.on_exhausted;
           continue;
         }
@@ -336,7 +402,16 @@ export class Machine {
     const cmd: WaitCommand = { type: 'wait', step: step.id, visit };
     if (step.role !== undefined) cmd.role = step.role;
     if (step.timeout_ms !== undefined) cmd.deadline_ms = ms + step.timeout_ms;
-    this.emit(ev.runSuspended({ step: step.id, visit, role: step.role, deadline: cmd.deadline_ms === undefined ? undefined : new Date(cmd.deadline_ms).toISOString() }), undefined, ms);
+    this.emit(
+      ev.runSuspended({
+        step: step.id,
+        visit,
+        role: step.role,
+        deadline: cmd.deadline_ms === undefined ? undefined : new Date(cmd.deadline_ms).toISOString(),
+      }),
+      undefined,
+      ms,
+    );
     this.suspendedAt = ms;
     return cmd;
   }
@@ -345,7 +420,8 @@ export class Machine {
 
   private pendingWait(): { cmd: WaitCommand; step: WaitStep } {
     const cmd = this.pending;
-    if (!cmd || cmd.type !== 'wait') throw new NanoVmError('E_RESUME_NOT_SUSPENDED', 'the run is not suspended at a wait step');
+    if (!cmd || cmd.type !== 'wait')
+      throw new NanoVmError('E_RESUME_NOT_SUSPENDED', 'the run is not suspended at a wait step');
     return { cmd, step: this.cp.steps.get(cmd.step) as WaitStep };
   }
 
@@ -357,20 +433,32 @@ export class Machine {
   resume(event: ExternalEvent): 'resumed' | 'timed_out' {
     const { cmd, step } = this.pendingWait();
     if (step.role !== undefined && event.role !== step.role) {
-      throw new NanoVmError('E_RESUME_ROLE', `step '${step.id}' waits for an event from role '${step.role}'${event.role === undefined ? '; no role was given' : `, not '${event.role}'`}`);
+      throw new NanoVmError(
+        'E_RESUME_ROLE',
+        `step '${step.id}' waits for an event from role '${step.role}'${event.role === undefined ? '; no role was given' : `, not '${event.role}'`}`,
+      );
     }
     let form: { text: string; value: JsonValue };
     try {
       form = canonicalForm(event.payload as JsonValue);
     } catch (e) {
-      throw new NanoVmError('E_RESUME_EVENT_INVALID', `the event for step '${step.id}' is not JSON: ${(e as Error).message}`);
+      throw new NanoVmError(
+        'E_RESUME_EVENT_INVALID',
+        `the event for step '${step.id}' is not JSON: ${(e as Error).message}`,
+      );
     }
     const vs = checkSchema(step.event, event.payload);
     if (vs.length) {
       throw new NanoVmError(
         'E_RESUME_EVENT_INVALID',
         `the event for step '${step.id}' does not match its declared schema: ${describeViolations(vs)}`,
-        vs.map((v) => ({ code: 'E_RESUME_EVENT_INVALID', severity: 'error', step: step.id, path: v.at, message: v.message })),
+        vs.map((v) => ({
+          code: 'E_RESUME_EVENT_INVALID',
+          severity: 'error',
+          step: step.id,
+          path: v.at,
+          message: v.message,
+        })),
       );
     }
     const ms = this.opts.clock.now();
@@ -383,7 +471,19 @@ export class Machine {
     this.startedAt += ms - this.suspendedAt;
     const payload = form.value;
     const changed = this.store(step.id, payload, form.text);
-    this.emit(ev.runResumed({ step: step.id, visit: cmd.visit, event: payload, role: event.role, event_id: event.event_id, changed, next: step.next }), undefined, ms);
+    this.emit(
+      ev.runResumed({
+        step: step.id,
+        visit: cmd.visit,
+        event: payload,
+        role: event.role,
+        event_id: event.event_id,
+        changed,
+        next: step.next,
+      }),
+      undefined,
+      ms,
+    );
     this.advance(step.next, changed);
     return 'resumed';
   }
@@ -399,7 +499,14 @@ export class Machine {
     this.startedAt += ms - this.suspendedAt;
     this.emit(ev.waitTimedOut({ step: step.id, visit: cmd.visit, next: step.on_timeout }), undefined, ms);
     if (step.on_timeout === undefined) {
-      this.finish({ status: 'failed', error: { code: 'E_WAIT_TIMEOUT', message: `step '${step.id}' waited longer than timeout_ms=${step.timeout_ms}`, step: step.id } });
+      this.finish({
+        status: 'failed',
+        error: {
+          code: 'E_WAIT_TIMEOUT',
+          message: `step '${step.id}' waited longer than timeout_ms=${step.timeout_ms}`,
+          step: step.id,
+        },
+      });
       return;
     }
     this.attempt = 1;
@@ -425,9 +532,18 @@ export class Machine {
       rec !== undefined &&
       rec.guards.length <= step.cases.length &&
       rec.guards.every((g, i) => g.case === i && g.expr === step.cases[i]!.when) &&
-      (rec.next === '' ? rec.guards.length > 0 : rec.next === (rec.chosen === -1 ? step.else : step.cases[rec.chosen]?.next));
-    if (!fits) throw new SealedDecisionError(step.id, visit, `condition '${step.id}' (visit ${visit}) reads ${hit.join(', ')}, whose values are sealed in the vault or erased, and the trace records no decision of it to reuse`);
-    const e = this.emit(ev.conditionEvaluated({ step: step.id, visit, guards: rec.guards, chosen: rec.chosen, next: rec.next }));
+      (rec.next === ''
+        ? rec.guards.length > 0
+        : rec.next === (rec.chosen === -1 ? step.else : step.cases[rec.chosen]?.next));
+    if (!fits)
+      throw new SealedDecisionError(
+        step.id,
+        visit,
+        `condition '${step.id}' (visit ${visit}) reads ${hit.join(', ')}, whose values are sealed in the vault or erased, and the trace records no decision of it to reuse`,
+      );
+    const e = this.emit(
+      ev.conditionEvaluated({ step: step.id, visit, guards: rec.guards, chosen: rec.chosen, next: rec.next }),
+    );
     sealed.used(e.seq, step.id, hit);
     if (rec.next !== '') {
       this.current = rec.next;
@@ -435,7 +551,16 @@ export class Machine {
     }
     const i = rec.guards.length - 1;
     const g = rec.guards[i]!;
-    this.finish({ status: 'failed', error: g.error ? { code: g.error.code, message: `guard ${i} of '${step.id}': ${g.error.message}`, step: step.id } : { code: 'E_GUARD_NOT_BOOL', message: `guard ${i} of '${step.id}' gave ${canonicalJson(g.value)}, not a bool`, step: step.id } });
+    this.finish({
+      status: 'failed',
+      error: g.error
+        ? { code: g.error.code, message: `guard ${i} of '${step.id}': ${g.error.message}`, step: step.id }
+        : {
+            code: 'E_GUARD_NOT_BOOL',
+            message: `guard ${i} of '${step.id}' gave ${canonicalJson(g.value)}, not a bool`,
+            step: step.id,
+          },
+    });
     return false;
   }
 
@@ -453,7 +578,11 @@ export class Machine {
   /** A rejected action executes nothing: the run ends as POLICY_BLOCKED, naming the rule. */
   private blockOnPolicy(r: PolicyRejection & { policy_hash: string; offered_policy_hash?: string }): void {
     this.emit(ev.transitionRejected(r));
-    this.finish({ status: 'failed', outcome: POLICY_BLOCKED_OUTCOME, error: { code: POLICY_BLOCKED_CODE, message: `rule '${r.rule}': ${r.reason}`, step: r.parent ?? r.step } });
+    this.finish({
+      status: 'failed',
+      outcome: POLICY_BLOCKED_OUTCOME,
+      error: { code: POLICY_BLOCKED_CODE, message: `rule '${r.rule}': ${r.reason}`, step: r.parent ?? r.step },
+    });
   }
 
   /**
@@ -490,15 +619,42 @@ export class Machine {
     for (let i = 0; i < guards.length; i++) {
       const r = evaluateGuard(guards[i]!, this.state);
       if (!r.ok) {
-        results.push(ev.guardResult({ case: i, cost: r.cost, error: { code: r.error.code, message: r.error.message }, explain: [], expr: guards[i]!.source, value: null }));
+        results.push(
+          ev.guardResult({
+            case: i,
+            cost: r.cost,
+            error: { code: r.error.code, message: r.error.message },
+            explain: [],
+            expr: guards[i]!.source,
+            value: null,
+          }),
+        );
         this.emit(ev.conditionEvaluated({ step: step.id, visit, guards: results, chosen: -1, next: '' }));
-        this.finish({ status: 'failed', error: { code: r.error.code, message: `guard ${i} of '${step.id}': ${r.error.message}`, step: step.id } });
+        this.finish({
+          status: 'failed',
+          error: { code: r.error.code, message: `guard ${i} of '${step.id}': ${r.error.message}`, step: step.id },
+        });
         return false;
       }
-      results.push(ev.guardResult({ case: i, cost: r.cost, explain: r.explain as GuardResult['explain'], expr: guards[i]!.source, value: r.value as JsonValue }));
+      results.push(
+        ev.guardResult({
+          case: i,
+          cost: r.cost,
+          explain: r.explain as GuardResult['explain'],
+          expr: guards[i]!.source,
+          value: r.value as JsonValue,
+        }),
+      );
       if (typeof r.value !== 'boolean') {
         this.emit(ev.conditionEvaluated({ step: step.id, visit, guards: results, chosen: -1, next: '' }));
-        this.finish({ status: 'failed', error: { code: 'E_GUARD_NOT_BOOL', message: `guard ${i} of '${step.id}' gave ${canonicalJson(r.value)}, not a bool`, step: step.id } });
+        this.finish({
+          status: 'failed',
+          error: {
+            code: 'E_GUARD_NOT_BOOL',
+            message: `guard ${i} of '${step.id}' gave ${canonicalJson(r.value)}, not a bool`,
+            step: step.id,
+          },
+        });
         return false;
       }
       if (r.value) {
@@ -518,24 +674,44 @@ export class Machine {
     return n;
   }
 
-  private buildEffect(step: LlmStep | ToolStep | ParallelChild, visit: number, attempt: number, parent?: string): EffectCommand {
+  private buildEffect(
+    step: LlmStep | ToolStep | ParallelChild,
+    visit: number,
+    attempt: number,
+    parent?: string,
+  ): EffectCommand {
     const p = parent !== undefined ? { parent } : {};
     if (step.kind === 'llm') {
       const masked = project(this.state, step.projection, this.cp.sensitive);
       // A sensitive value that reached the state another way (a tool echoing it) is shown as its commitment.
       const projection = this.opts.redact ? (this.opts.redact.value(masked) as ProjectedView) : masked;
       const prompt = renderPrompt(step.prompt, projection);
-      const cmd: LlmCommand = { type: 'llm', step: step.id, ...p, visit, attempt, projection_hash: hashJson(this.opts.hasher, projection), call: this.nextCall(step.id), prompt, projection, output: step.output };
+      const cmd: LlmCommand = {
+        type: 'llm',
+        step: step.id,
+        ...p,
+        visit,
+        attempt,
+        projection_hash: hashJson(this.opts.hasher, projection),
+        call: this.nextCall(step.id),
+        prompt,
+        projection,
+        output: step.output,
+      };
       if (step.timeout_ms !== undefined) cmd.timeout_ms = step.timeout_ms;
       return cmd;
     }
     const args = resolveArgs(step, this.state);
     // Joined into one flat string: a template literal leaves a tree of cons strings, kept by the
     // stored event and promoted by every minor GC.
-    const idempotency_key = (parent !== undefined ? [this.opts.runId, parent, step.id, visit] : [this.opts.runId, step.id, visit]).join('/');
+    const idempotency_key = (
+      parent !== undefined ? [this.opts.runId, parent, step.id, visit] : [this.opts.runId, step.id, visit]
+    ).join('/');
     const cmd: ToolCommand = { type: 'tool', step: step.id, ...p, attempt, tool: step.tool, args, idempotency_key };
     if (step.timeout_ms !== undefined) cmd.timeout_ms = step.timeout_ms;
-    this.emit(ev.stepStarted({ step: step.id, kind: 'tool', parent, visit, attempt, tool: step.tool, args, idempotency_key }));
+    this.emit(
+      ev.stepStarted({ step: step.id, kind: 'tool', parent, visit, attempt, tool: step.tool, args, idempotency_key }),
+    );
     return cmd;
   }
 
@@ -570,7 +746,8 @@ export class Machine {
   /** Hand the machine the result of the pending llm/tool command. */
   complete(result: EffectResult): void {
     const cmd = this.pending;
-    if (!cmd || (cmd.type !== 'llm' && cmd.type !== 'tool')) throw new Error('complete() called without a pending llm/tool command');
+    if (!cmd || (cmd.type !== 'llm' && cmd.type !== 'tool'))
+      throw new Error('complete() called without a pending llm/tool command');
     const step = this.cp.steps.get(cmd.step) as LlmStep | ToolStep;
     this.pending = null;
     this.account(result);
@@ -579,11 +756,28 @@ export class Machine {
     if (checked.ok) {
       const canonical = checked.canonical;
       const changed = this.store(step.id, checked.output, canonical);
-      this.emit(ev.stepCompleted({ step: step.id, kind: step.kind, attempt: cmd.attempt, output: checked.output, changed, next: step.next }, facts), canonical);
+      this.emit(
+        ev.stepCompleted(
+          { step: step.id, kind: step.kind, attempt: cmd.attempt, output: checked.output, changed, next: step.next },
+          facts,
+        ),
+        canonical,
+      );
       this.advance(step.next, changed);
       return;
     }
-    this.emit(ev.stepFailed({ step: step.id, kind: step.kind, attempt: cmd.attempt, error: checked.error, rejected_output: rejectedOutput(step, result) }, facts));
+    this.emit(
+      ev.stepFailed(
+        {
+          step: step.id,
+          kind: step.kind,
+          attempt: cmd.attempt,
+          error: checked.error,
+          rejected_output: rejectedOutput(step, result),
+        },
+        facts,
+      ),
+    );
     this.afterFailure(step, cmd.attempt, checked.error);
   }
 
@@ -593,7 +787,8 @@ export class Machine {
    */
   completeParallel(attemptsPerChild: EffectResult[][]): void {
     const cmd = this.pending;
-    if (!cmd || cmd.type !== 'parallel') throw new Error('completeParallel() called without a pending parallel command');
+    if (!cmd || cmd.type !== 'parallel')
+      throw new Error('completeParallel() called without a pending parallel command');
     const step = this.cp.steps.get(cmd.step) as ParallelStep;
     this.pending = null;
     const outputs: { [k: string]: JsonValue } = {};
@@ -601,31 +796,54 @@ export class Machine {
     step.children.forEach((child, i) => {
       const attempts = attemptsPerChild[i] ?? [];
       // Retries of children were numbered by the host as call + attempt - 1; keep the count in step.
-      if (child.kind === 'llm' && attempts.length > 1) this.calls.set(child.id, (this.calls.get(child.id) ?? 0) + attempts.length - 1);
+      if (child.kind === 'llm' && attempts.length > 1)
+        this.calls.set(child.id, (this.calls.get(child.id) ?? 0) + attempts.length - 1);
       let done = false;
       const first = cmd.children[i]!;
       attempts.forEach((res, a) => {
         if (done) return;
         const attempt = a + 1;
 
-        if (attempt > 1) this.emit(ev.stepRetry({ step: child.id, parent: step.id, attempt, max_attempts: maxAttempts(child.on_error) }));
+        if (attempt > 1)
+          this.emit(
+            ev.stepRetry({ step: child.id, parent: step.id, attempt, max_attempts: maxAttempts(child.on_error) }),
+          );
         const facts = callFacts(first, res);
         this.account(res);
         const checked = checkEffectResult(child, res);
         if (checked.ok) {
           outputs[child.id] = checked.output;
-          this.emit(ev.stepCompleted({ step: child.id, kind: child.kind, parent: step.id, attempt, output: checked.output, changed: true }, facts), checked.canonical);
+          this.emit(
+            ev.stepCompleted(
+              { step: child.id, kind: child.kind, parent: step.id, attempt, output: checked.output, changed: true },
+              facts,
+            ),
+            checked.canonical,
+          );
           done = true;
           return;
         }
-        this.emit(ev.stepFailed({ step: child.id, kind: child.kind, parent: step.id, attempt, error: checked.error, rejected_output: rejectedOutput(child, res) }, facts));
+        this.emit(
+          ev.stepFailed(
+            {
+              step: child.id,
+              kind: child.kind,
+              parent: step.id,
+              attempt,
+              error: checked.error,
+              rejected_output: rejectedOutput(child, res),
+            },
+            facts,
+          ),
+        );
         if (attempt === attempts.length) {
           const fb = fallbackOf(child.on_error);
           if (fb !== undefined) {
             outputs[child.id] = fb;
             this.emit(ev.stepFallback({ step: child.id, parent: step.id, output: fb, changed: true }));
             done = true;
-          } else if (!failure) failure = { code: checked.error.code, message: `child '${child.id}': ${checked.error.message}` };
+          } else if (!failure)
+            failure = { code: checked.error.code, message: `child '${child.id}': ${checked.error.message}` };
         }
       });
       if (!done && !failure) failure = { code: 'E_NO_RESULT', message: `child '${child.id}' produced no result` };
@@ -636,7 +854,10 @@ export class Machine {
     }
     const text = canonicalJson(outputs);
     const changed = this.store(step.id, outputs, text);
-    this.emit(ev.stepCompleted({ step: step.id, kind: 'parallel', attempt: 1, output: outputs, changed, next: step.next }), text);
+    this.emit(
+      ev.stepCompleted({ step: step.id, kind: 'parallel', attempt: 1, output: outputs, changed, next: step.next }),
+      text,
+    );
     this.advance(step.next, changed);
   }
 
@@ -701,13 +922,24 @@ function rejectedOutput(step: LlmStep | ToolStep | ParallelChild, r: EffectResul
 /** What the call reported besides its result: the request's projection hash and the model's facts. */
 function callFacts(cmd: EffectCommand, r: EffectResult): ev.CallFacts {
   const llm = cmd.type === 'llm';
-  return { raw: r.raw, model: r.model, usage: r.usage, cost_usd: r.cost_usd, fallbacks: r.ok ? r.fallbacks : undefined, visit: llm ? cmd.visit : undefined, projection_hash: llm ? cmd.projection_hash : undefined };
+  return {
+    raw: r.raw,
+    model: r.model,
+    usage: r.usage,
+    cost_usd: r.cost_usd,
+    fallbacks: r.ok ? r.fallbacks : undefined,
+    visit: llm ? cmd.visit : undefined,
+    projection_hash: llm ? cmd.projection_hash : undefined,
+  };
 }
 
 /** Argument names of a step in canonical member order (which keeps the event encodable natively), sorted once per step. */
 const argNames = new WeakMap<object, string[]>();
 
-function resolveArgs(step: ToolStep | Extract<ParallelChild, { kind: 'tool' }>, state: unknown): Record<string, JsonValue> {
+function resolveArgs(
+  step: ToolStep | Extract<ParallelChild, { kind: 'tool' }>,
+  state: unknown,
+): Record<string, JsonValue> {
   const out: Record<string, JsonValue> = {};
   if (!step.args) return out;
   let names = argNames.get(step.args);
@@ -738,10 +970,23 @@ export function checkEffectResult(step: LlmStep | ToolStep | ParallelChild, resu
   try {
     form = canonicalForm(value as JsonValue);
   } catch (e) {
-    return { ok: false, error: { code: 'E_TOOL_OUTPUT_NOT_JSON', message: `tool '${step.tool}' returned a value that is not JSON: ${(e as Error).message}` } };
+    return {
+      ok: false,
+      error: {
+        code: 'E_TOOL_OUTPUT_NOT_JSON',
+        message: `tool '${step.tool}' returned a value that is not JSON: ${(e as Error).message}`,
+      },
+    };
   }
   const vs = checkSchema(step.output_schema, value);
-  if (vs.length) return { ok: false, error: { code: 'E_TOOL_OUTPUT_SCHEMA', message: `tool '${step.tool}' output violates its declared schema: ${describeViolations(vs)}` } };
+  if (vs.length)
+    return {
+      ok: false,
+      error: {
+        code: 'E_TOOL_OUTPUT_SCHEMA',
+        message: `tool '${step.tool}' output violates its declared schema: ${describeViolations(vs)}`,
+      },
+    };
   return { ok: true, output: form.value, canonical: form.text };
 }
 
@@ -750,16 +995,29 @@ export function checkModelAnswer(output: LlmOutput, raw: string): Checked {
   if ('enum' in output) {
     const answer = raw.trim();
     if (output.enum.includes(answer)) return { ok: true, output: answer, canonical: JSON.stringify(answer) };
-    return { ok: false, error: { code: 'E_OUTPUT_NOT_IN_ENUM', message: `answer ${JSON.stringify(clip(answer))} is not one of ${output.enum.join(', ')}` } };
+    return {
+      ok: false,
+      error: {
+        code: 'E_OUTPUT_NOT_IN_ENUM',
+        message: `answer ${JSON.stringify(clip(answer))} is not one of ${output.enum.join(', ')}`,
+      },
+    };
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(stripFence(raw));
   } catch (e) {
-    return { ok: false, error: { code: 'E_OUTPUT_MALFORMED', message: `answer is not valid JSON (${(e as Error).message})` } };
+    return {
+      ok: false,
+      error: { code: 'E_OUTPUT_MALFORMED', message: `answer is not valid JSON (${(e as Error).message})` },
+    };
   }
   const vs = checkSchema(output.schema as JsonSchema, parsed);
-  if (vs.length) return { ok: false, error: { code: 'E_OUTPUT_SCHEMA', message: `answer violates the declared schema: ${describeViolations(vs)}` } };
+  if (vs.length)
+    return {
+      ok: false,
+      error: { code: 'E_OUTPUT_SCHEMA', message: `answer violates the declared schema: ${describeViolations(vs)}` },
+    };
   const form = canonicalForm(parsed as JsonValue);
   return { ok: true, output: form.value, canonical: form.text };
 }

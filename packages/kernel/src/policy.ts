@@ -91,14 +91,16 @@ export const POLICY_BLOCKED_CODE = 'E_POLICY_BLOCKED';
 
 /** The legal hold that covers runs of `programId`, or null. */
 export function legalHoldFor(policy: PolicySnapshot | null | undefined, programId: string): LegalHold | null {
-  for (const hold of policy?.legal_holds ?? []) if (hold.programs === undefined || hold.programs.includes(programId)) return hold;
+  for (const hold of policy?.legal_holds ?? [])
+    if (hold.programs === undefined || hold.programs.includes(programId)) return hold;
   return null;
 }
 
 /** Every rule with its id and where it sits in the document (for duplicate-id checks and messages). */
 export function policyRules(policy: PolicySnapshot): Array<{ id: string; path: string }> {
   const out: Array<{ id: string; path: string }> = [];
-  const add = (list: Array<{ id: string }> | undefined, name: string) => list?.forEach((r, i) => out.push({ id: r.id, path: `/${name}/${i}/id` }));
+  const add = (list: Array<{ id: string }> | undefined, name: string) =>
+    list?.forEach((r, i) => out.push({ id: r.id, path: `/${name}/${i}/id` }));
   add(policy.required_steps, 'required_steps');
   add(policy.precedence, 'precedence');
   add(policy.grants, 'grants');
@@ -111,9 +113,15 @@ const ruleId = {
   type: 'string',
   pattern: '^[A-Za-z_][A-Za-z0-9_.:-]*$',
   maxLength: 128,
-  description: 'Rule id, unique in the policy; recorded with every decision the rule makes. Ids starting with `policy.` are reserved.',
+  description:
+    'Rule id, unique in the policy; recorded with every decision the rule makes. Ids starting with `policy.` are reserved.',
 };
-const stepRef = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', maxLength: 128, description: 'A step id of the program.' };
+const stepRef = {
+  type: 'string',
+  pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+  maxLength: 128,
+  description: 'A step id of the program.',
+};
 const name = { type: 'string', minLength: 1, maxLength: 256, description: 'A tool or capability name.' };
 const names = (description: string) => ({ type: 'array', items: name, uniqueItems: true, description });
 const description = { type: 'string', description: 'What the rule is for (free text).' };
@@ -122,7 +130,8 @@ const description = { type: 'string', description: 'What the rule is for (free t
 export const POLICY_SCHEMA = {
   $schema: 'https://json-schema.org/draft/2020-12/schema',
   title: 'nano-vm policy (nano-vm.policy/v1)',
-  description: 'Rules a nano-vm program runs under: required steps, precedence, step-scoped grants, deny rules, thresholds, legal holds. See docs/policy.md.',
+  description:
+    'Rules a nano-vm program runs under: required steps, precedence, step-scoped grants, deny rules, thresholds, legal holds. See docs/policy.md.',
   type: 'object',
   additionalProperties: false,
   required: ['format', 'id'],
@@ -131,7 +140,11 @@ export const POLICY_SCHEMA = {
     id: { type: 'string', minLength: 1, maxLength: 256, description: 'Policy id, stable across versions.' },
     version: { type: 'string', description: 'Version label, e.g. "3".' },
     description: { type: 'string', description: 'What the policy is for.' },
-    program_hash: { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'Pins the program: SHA-256 (hex) of its canonical JSON, as in run_started.program_hash.' },
+    program_hash: {
+      type: 'string',
+      pattern: '^[0-9a-f]{64}$',
+      description: 'Pins the program: SHA-256 (hex) of its canonical JSON, as in run_started.program_hash.',
+    },
     required_steps: {
       type: 'array',
       description: 'Steps every successful run must pass through.',
@@ -169,7 +182,13 @@ export const POLICY_SCHEMA = {
         type: 'object',
         additionalProperties: false,
         required: ['id', 'step'],
-        properties: { id: ruleId, step: stepRef, tools: names('Tools the step may call.'), capabilities: names('Capabilities the step holds.'), description },
+        properties: {
+          id: ruleId,
+          step: stepRef,
+          tools: names('Tools the step may call.'),
+          capabilities: names('Capabilities the step holds.'),
+          description,
+        },
       },
     },
     deny: {
@@ -184,7 +203,12 @@ export const POLICY_SCHEMA = {
           step: stepRef,
           tool: name,
           capability: name,
-          when: { type: 'string', minLength: 1, description: 'Guard (CEL subset) over input, steps, policy and args; the rule applies only when it is true.' },
+          when: {
+            type: 'string',
+            minLength: 1,
+            description:
+              'Guard (CEL subset) over input, steps, policy and args; the rule applies only when it is true.',
+          },
           reason: { type: 'string', description: 'Recorded in the transition_rejected event.' },
         },
       },
@@ -201,7 +225,11 @@ export const POLICY_SCHEMA = {
         type: 'object',
         additionalProperties: false,
         required: ['id', 'reason'],
-        properties: { id: ruleId, reason: { type: 'string', minLength: 1, description: 'Why erasure is refused (recorded with the refusal).' }, programs: names('Program ids the hold covers; every program when absent.') },
+        properties: {
+          id: ruleId,
+          reason: { type: 'string', minLength: 1, description: 'Why erasure is refused (recorded with the refusal).' },
+          programs: names('Program ids the hold covers; every program when absent.'),
+        },
       },
     },
   },

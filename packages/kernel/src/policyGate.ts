@@ -11,7 +11,13 @@ import { compileGuard, evaluateGuard } from './guard/index.js';
 import { hashJson, type Hasher } from './hash.js';
 import { policyFromValue } from './policyLoad.js';
 import type { CompiledGuard } from './guard/types.js';
-import { DEFAULT_DENY_RULE, type DenyRule, type PolicySnapshot, type PrecedenceRule, type ThresholdValue } from './policy.js';
+import {
+  DEFAULT_DENY_RULE,
+  type DenyRule,
+  type PolicySnapshot,
+  type PrecedenceRule,
+  type ThresholdValue,
+} from './policy.js';
 import type { JsonValue, ParallelChild, Program, Step, ToolStep } from './program.js';
 
 export interface PolicyRejection {
@@ -78,7 +84,10 @@ export class CompiledPolicy {
     this.denies = (policy.deny ?? []).map((rule) => {
       if (rule.when === undefined) return { rule };
       const r = compileGuard(rule.when);
-      if (!r.ok) throw new Error(`deny rule ${rule.id}: guard does not compile (${r.error.code}); load the policy with loadPolicy first`);
+      if (!r.ok)
+        throw new Error(
+          `deny rule ${rule.id}: guard does not compile (${r.error.code}); load the policy with loadPolicy first`,
+        );
       return { rule, guard: r.guard };
     });
   }
@@ -105,7 +114,14 @@ export class CompiledPolicy {
       const by = sg?.capabilities.get(c);
       if (by === undefined) {
         const holder = this.capabilityHolder.get(c);
-        return reject({ step, requested: `tool:${tool}`, rule: DEFAULT_DENY_RULE, reason: `step '${step}' does not hold capability '${c}', which tool '${tool}' needs${holder !== undefined ? ` (granted to step '${holder}')` : ' (no step holds it)'}`, capability: c, ...(holder !== undefined ? { granting_step: holder } : {}) });
+        return reject({
+          step,
+          requested: `tool:${tool}`,
+          rule: DEFAULT_DENY_RULE,
+          reason: `step '${step}' does not hold capability '${c}', which tool '${tool}' needs${holder !== undefined ? ` (granted to step '${holder}')` : ' (no step holds it)'}`,
+          capability: c,
+          ...(holder !== undefined ? { granting_step: holder } : {}),
+        });
       }
       if (!rules.includes(by)) rules.push(by);
     }
@@ -113,7 +129,13 @@ export class CompiledPolicy {
     if (named !== undefined) rules.push(named);
     else if (needed.length === 0) {
       const holder = this.toolHolder.get(tool);
-      return reject({ step, requested: `tool:${tool}`, rule: DEFAULT_DENY_RULE, reason: `no grant lets step '${step}' call tool '${tool}'${holder !== undefined ? ` (it is granted to step '${holder}')` : ''}`, ...(holder !== undefined ? { granting_step: holder } : {}) });
+      return reject({
+        step,
+        requested: `tool:${tool}`,
+        rule: DEFAULT_DENY_RULE,
+        reason: `no grant lets step '${step}' call tool '${tool}'${holder !== undefined ? ` (it is granted to step '${holder}')` : ''}`,
+        ...(holder !== undefined ? { granting_step: holder } : {}),
+      });
     }
     return { ok: true, rules };
   }
@@ -131,7 +153,13 @@ export class CompiledPolicy {
   }
 
   /** Deny rules first (deny overrides allow), then grants. `args` resolves the call's arguments. */
-  decideToolCall(step: string, parent: string | undefined, tool: string, state: { input: unknown; steps: unknown }, args: () => Record<string, JsonValue>): PolicyDecision {
+  decideToolCall(
+    step: string,
+    parent: string | undefined,
+    tool: string,
+    state: { input: unknown; steps: unknown },
+    args: () => Record<string, JsonValue>,
+  ): PolicyDecision {
     for (const { rule, guard } of this.denies) {
       if (!this.denyMatches(rule, step, parent, tool)) continue;
       let why = rule.reason ?? `denied by rule '${rule.id}'`;
@@ -139,9 +167,17 @@ export class CompiledPolicy {
         const r = evaluateGuard(guard, { input: state.input, steps: state.steps, policy: this.view, args: args() });
         // A deny guard that cannot be evaluated denies: a policy fails closed.
         if (r.ok && r.value !== true) continue;
-        if (!r.ok) why = `${why} (its guard failed to evaluate, so the call is denied: ${r.error.code} ${r.error.message})`;
+        if (!r.ok)
+          why = `${why} (its guard failed to evaluate, so the call is denied: ${r.error.code} ${r.error.message})`;
       }
-      return reject({ step, ...(parent !== undefined ? { parent } : {}), requested: `tool:${tool}`, rule: rule.id, reason: why, ...(rule.capability !== undefined ? { capability: rule.capability } : {}) });
+      return reject({
+        step,
+        ...(parent !== undefined ? { parent } : {}),
+        requested: `tool:${tool}`,
+        rule: rule.id,
+        reason: why,
+        ...(rule.capability !== undefined ? { capability: rule.capability } : {}),
+      });
     }
     const d = this.grantFor(step, tool);
     if (!d.ok && parent !== undefined) d.rejection.parent = parent;
@@ -152,19 +188,30 @@ export class CompiledPolicy {
    * Entering `step`: its precedence rules (by the steps entered so far, `visits`), then every tool
    * call it makes. The rule ids that allowed the entry, or the first rejection.
    */
-  decideEntry(step: Step, visits: ReadonlyMap<string, number>, state: { input: unknown; steps: unknown }, argsOf: (s: ToolStep | Extract<ParallelChild, { kind: 'tool' }>) => Record<string, JsonValue>): PolicyDecision {
+  decideEntry(
+    step: Step,
+    visits: ReadonlyMap<string, number>,
+    state: { input: unknown; steps: unknown },
+    argsOf: (s: ToolStep | Extract<ParallelChild, { kind: 'tool' }>) => Record<string, JsonValue>,
+  ): PolicyDecision {
     const rules: string[] = [];
     for (const r of this.precedence.get(step.id) ?? []) {
       if ((visits.get(this.topOf(r.before)) ?? 0) > 0) {
         rules.push(r.id);
         continue;
       }
-      return reject({ step: step.id, requested: `enter:${r.after}`, rule: r.id, reason: `'${r.before}' must be entered before '${r.after}', and it has not been` });
+      return reject({
+        step: step.id,
+        requested: `enter:${r.after}`,
+        rule: r.id,
+        reason: `'${r.before}' must be entered before '${r.after}', and it has not been`,
+      });
     }
     if (!this.governsTools) return { ok: true, rules };
     const calls: Array<{ s: ToolStep | Extract<ParallelChild, { kind: 'tool' }>; parent?: string }> = [];
     if (step.kind === 'tool') calls.push({ s: step });
-    else if (step.kind === 'parallel') for (const c of step.children) if (c.kind === 'tool') calls.push({ s: c, parent: step.id });
+    else if (step.kind === 'parallel')
+      for (const c of step.children) if (c.kind === 'tool') calls.push({ s: c, parent: step.id });
     for (const { s, parent } of calls) {
       const d = this.decideToolCall(s.id, parent, s.tool, state, () => argsOf(s));
       if (!d.ok) return d;
@@ -183,7 +230,8 @@ const reject = (rejection: PolicyRejection): PolicyDecision => ({ ok: false, rej
 export function policyOption(value: unknown, program: Program, hasher: Hasher): { policy?: CompiledPolicy } {
   if (value === null || value === undefined) return {};
   const { policy, issues } = policyFromValue(value);
-  if (!policy) throw new NanoVmError('E_POLICY_INVALID', `the policy is invalid: ${issues[0]?.message ?? 'not a policy'}`, issues);
+  if (!policy)
+    throw new NanoVmError('E_POLICY_INVALID', `the policy is invalid: ${issues[0]?.message ?? 'not a policy'}`, issues);
   return { policy: new CompiledPolicy(policy, hashJson(hasher, value), program) };
 }
 
@@ -196,7 +244,10 @@ export function firstPolicyChange(events: readonly TraceEvent[]): { seq: number;
   for (let i = 1; i < events.length; i++) {
     const carried = (events[i] as { policy_hash?: unknown }).policy_hash;
     if (carried === undefined || carried === pinned) continue;
-    return { seq: i, reason: `event ${i} (${events[i]!.type}) was decided under policy ${String(carried).slice(0, 12)}…, not the policy pinned at genesis (${String(pinned).slice(0, 12)}…)` };
+    return {
+      seq: i,
+      reason: `event ${i} (${events[i]!.type}) was decided under policy ${String(carried).slice(0, 12)}…, not the policy pinned at genesis (${String(pinned).slice(0, 12)}…)`,
+    };
   }
   return null;
 }

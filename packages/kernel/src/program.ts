@@ -77,7 +77,8 @@ export interface ConditionStep extends StepBase {
 }
 
 /** A child of a parallel step: an llm or tool step without its own `next`. */
-export type ParallelChild = Omit<LlmStep, 'next' | 'max_visits' | 'on_exhausted'> | Omit<ToolStep, 'next' | 'max_visits' | 'on_exhausted'>;
+export type ParallelChild =
+  Omit<LlmStep, 'next' | 'max_visits' | 'on_exhausted'> | Omit<ToolStep, 'next' | 'max_visits' | 'on_exhausted'>;
 
 export interface ParallelStep extends StepBase {
   kind: 'parallel';
@@ -154,7 +155,8 @@ export function startOf(program: Program): string | undefined {
 
 /** Output type declared by a step, as a JSON Schema (used by guards and the output check). */
 export function outputSchemaOf(step: Step | ParallelChild): JsonSchema | undefined {
-  if (step.kind === 'llm') return 'enum' in step.output ? { type: 'string', enum: step.output.enum } : step.output.schema;
+  if (step.kind === 'llm')
+    return 'enum' in step.output ? { type: 'string', enum: step.output.enum } : step.output.schema;
   if (step.kind === 'tool') return step.output_schema ?? true;
   if (step.kind === 'wait') return step.event;
   if (step.kind === 'parallel') {

@@ -11,7 +11,8 @@ const stepId = {
   type: 'string',
   pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
   maxLength: 128,
-  description: 'A step id: letters, digits and _, not starting with a digit, so guards can name it (steps.<id>.output).',
+  description:
+    'A step id: letters, digits and _, not starting with a digit, so guards can name it (steps.<id>.output).',
 };
 
 const statePath = {
@@ -27,7 +28,10 @@ const inputPath = {
 };
 
 const stepCommon = {
-  id: { $ref: '#/$defs/stepId', description: 'Unique id of the step (unique across the program, parallel children included).' },
+  id: {
+    $ref: '#/$defs/stepId',
+    description: 'Unique id of the step (unique across the program, parallel children included).',
+  },
   description: { type: 'string', description: 'What the step is for (free text, shown in traces and docs).' },
 };
 
@@ -35,7 +39,8 @@ const visits = {
   max_visits: {
     type: 'integer',
     minimum: 1,
-    description: 'Upper bound on how often a run may enter this step. Every cycle needs at least one step with max_visits.',
+    description:
+      'Upper bound on how often a run may enter this step. Every cycle needs at least one step with max_visits.',
   },
   on_exhausted: {
     $ref: '#/$defs/stepId',
@@ -44,8 +49,15 @@ const visits = {
 };
 
 const effectCommon = {
-  timeout_ms: { type: 'integer', minimum: 1, description: 'Time limit for one attempt of the effect, in milliseconds.' },
-  on_error: { $ref: '#/$defs/onError', description: 'What happens when the effect fails, times out or returns an invalid output (default: fail).' },
+  timeout_ms: {
+    type: 'integer',
+    minimum: 1,
+    description: 'Time limit for one attempt of the effect, in milliseconds.',
+  },
+  on_error: {
+    $ref: '#/$defs/onError',
+    description: 'What happens when the effect fails, times out or returns an invalid output (default: fail).',
+  },
 };
 
 const llmFields = {
@@ -68,14 +80,17 @@ const llmFields = {
 
 const toolFields = {
   ...stepCommon,
-  kind: { const: 'tool', description: 'A tool step calls a tool from the host\'s registry.' },
-  tool: { type: 'string', minLength: 1, description: 'Name of the tool in the host\'s tool registry.' },
+  kind: { const: 'tool', description: "A tool step calls a tool from the host's registry." },
+  tool: { type: 'string', minLength: 1, description: "Name of the tool in the host's tool registry." },
   args: {
     type: 'object',
     description: 'Arguments: name -> state path (string) or `{ value: <literal> }`.',
     additionalProperties: { $ref: '#/$defs/toolArg' },
   },
-  output_schema: { $ref: '#/$defs/jsonSchema', description: 'JSON Schema the tool result must satisfy; guards are typed by it.' },
+  output_schema: {
+    $ref: '#/$defs/jsonSchema',
+    description: 'JSON Schema the tool result must satisfy; guards are typed by it.',
+  },
   ...effectCommon,
 };
 
@@ -84,7 +99,8 @@ const next = { $ref: '#/$defs/stepId', description: 'The step that follows.' };
 export const PROGRAM_SCHEMA: Record<string, unknown> = {
   $schema: 'https://json-schema.org/draft/2020-12/schema',
   title: 'nano-vm program (nano-vm.program/v1)',
-  description: 'A nano-vm program: steps with explicit edges, an input schema, budgets and declared projections. Reference: docs/dsl.md.',
+  description:
+    'A nano-vm program: steps with explicit edges, an input schema, budgets and declared projections. Reference: docs/dsl.md.',
   type: 'object',
   additionalProperties: false,
   required: ['format', 'id', 'input_schema', 'steps'],
@@ -93,7 +109,10 @@ export const PROGRAM_SCHEMA: Record<string, unknown> = {
     id: { type: 'string', minLength: 1, maxLength: 256, description: 'Program id (stable across versions).' },
     version: { type: 'string', description: 'Program version label, e.g. 1.2.0.' },
     description: { type: 'string', description: 'What the program does.' },
-    input_schema: { $ref: '#/$defs/jsonSchema', description: 'JSON Schema of the run input. Guards, projections and sensitive paths are checked against it.' },
+    input_schema: {
+      $ref: '#/$defs/jsonSchema',
+      description: 'JSON Schema of the run input. Guards, projections and sensitive paths are checked against it.',
+    },
     sensitive: {
       type: 'array',
       items: { $ref: '#/$defs/inputPath' },
@@ -102,9 +121,13 @@ export const PROGRAM_SCHEMA: Record<string, unknown> = {
     },
     subject: {
       $ref: '#/$defs/inputPath',
-      description: 'Input path whose value names the data subject of a run (e.g. input.customer.email); `nano-vm erase --subject` erases that subject\'s sensitive values.',
+      description:
+        "Input path whose value names the data subject of a run (e.g. input.customer.email); `nano-vm erase --subject` erases that subject's sensitive values.",
     },
-    budgets: { $ref: '#/$defs/budgets', description: 'Run budgets; exceeding one ends the run with status budget_exceeded.' },
+    budgets: {
+      $ref: '#/$defs/budgets',
+      description: 'Run budgets; exceeding one ends the run with status budget_exceeded.',
+    },
     start: { $ref: '#/$defs/stepId', description: 'First step; defaults to the first step in `steps`.' },
     steps: {
       type: 'array',
@@ -127,19 +150,33 @@ export const PROGRAM_SCHEMA: Record<string, unknown> = {
       additionalProperties: false,
       description: 'Limits on one run. Every budget must be positive.',
       properties: {
-        max_steps: { type: 'integer', minimum: 1, description: 'Most steps a run may enter (parallel children not counted).' },
+        max_steps: {
+          type: 'integer',
+          minimum: 1,
+          description: 'Most steps a run may enter (parallel children not counted).',
+        },
         max_tokens: { type: 'integer', minimum: 1, description: 'Most model tokens (input + output) a run may use.' },
-        max_cost_usd: { type: 'number', exclusiveMinimum: 0, description: 'Most model cost in US dollars a run may use.' },
-        max_wall_ms: { type: 'integer', minimum: 1, description: 'Most wall-clock time a run may take, in milliseconds.' },
+        max_cost_usd: {
+          type: 'number',
+          exclusiveMinimum: 0,
+          description: 'Most model cost in US dollars a run may use.',
+        },
+        max_wall_ms: {
+          type: 'integer',
+          minimum: 1,
+          description: 'Most wall-clock time a run may take, in milliseconds.',
+        },
         max_stalled_steps: {
           type: 'integer',
           minimum: 1,
-          description: 'Most consecutive effect steps whose output leaves the state unchanged; then the run ends as stalled.',
+          description:
+            'Most consecutive effect steps whose output leaves the state unchanged; then the run ends as stalled.',
         },
       },
     },
     onError: {
-      description: 'What happens when a step\'s effect fails (error, timeout, invalid output); `action` selects the shape.',
+      description:
+        "What happens when a step's effect fails (error, timeout, invalid output); `action` selects the shape.",
       oneOf: [{ $ref: '#/$defs/onErrorFail' }, { $ref: '#/$defs/onErrorRetry' }, { $ref: '#/$defs/onErrorFallback' }],
     },
     onErrorFail: {
@@ -156,9 +193,20 @@ export const PROGRAM_SCHEMA: Record<string, unknown> = {
       description: 'Retry the effect up to max_attempts times in all, then fail or fall back.',
       properties: {
         action: { const: 'retry', description: 'Retry the effect.' },
-        max_attempts: { type: 'integer', minimum: 1, maximum: 100, description: 'Attempts in all, the first included.' },
-        then: { enum: ['fail', 'fallback'], description: 'What happens after the last failed attempt (default: fail).' },
-        value: { $ref: '#/$defs/jsonValue', description: 'The fallback output when then is fallback. It must satisfy the step\'s output type.' },
+        max_attempts: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 100,
+          description: 'Attempts in all, the first included.',
+        },
+        then: {
+          enum: ['fail', 'fallback'],
+          description: 'What happens after the last failed attempt (default: fail).',
+        },
+        value: {
+          $ref: '#/$defs/jsonValue',
+          description: "The fallback output when then is fallback. It must satisfy the step's output type.",
+        },
       },
       if: { properties: { then: { const: 'fallback' } }, required: ['then'] },
       then: { required: ['value'] },
@@ -167,10 +215,10 @@ export const PROGRAM_SCHEMA: Record<string, unknown> = {
       type: 'object',
       additionalProperties: false,
       required: ['action', 'value'],
-      description: 'Use a declared value as the step\'s output.',
+      description: "Use a declared value as the step's output.",
       properties: {
         action: { const: 'fallback', description: 'Use the declared value.' },
-        value: { $ref: '#/$defs/jsonValue', description: 'The output to use. It must satisfy the step\'s output type.' },
+        value: { $ref: '#/$defs/jsonValue', description: "The output to use. It must satisfy the step's output type." },
       },
     },
     llmOutput: {
@@ -194,7 +242,9 @@ export const PROGRAM_SCHEMA: Record<string, unknown> = {
           type: 'object',
           additionalProperties: false,
           required: ['schema'],
-          properties: { schema: { $ref: '#/$defs/jsonSchema', description: 'The answer must satisfy this JSON Schema.' } },
+          properties: {
+            schema: { $ref: '#/$defs/jsonSchema', description: 'The answer must satisfy this JSON Schema.' },
+          },
         },
       ],
     },
@@ -256,7 +306,11 @@ export const PROGRAM_SCHEMA: Record<string, unknown> = {
             required: ['when', 'next'],
             description: 'A guarded edge.',
             properties: {
-              when: { type: 'string', minLength: 1, description: 'Guard expression (CEL subset, docs/guards.md); must be bool.' },
+              when: {
+                type: 'string',
+                minLength: 1,
+                description: 'Guard expression (CEL subset, docs/guards.md); must be bool.',
+              },
               next: { $ref: '#/$defs/stepId', description: 'The step to go to when the guard holds.' },
             },
           },
@@ -286,7 +340,8 @@ export const PROGRAM_SCHEMA: Record<string, unknown> = {
       },
     },
     parallelChild: {
-      description: 'A child of a parallel step: an llm or tool step (by `kind`) without next, max_visits or on_exhausted.',
+      description:
+        'A child of a parallel step: an llm or tool step (by `kind`) without next, max_visits or on_exhausted.',
       oneOf: [{ $ref: '#/$defs/llmChild' }, { $ref: '#/$defs/toolChild' }],
     },
     llmChild: {
@@ -308,14 +363,29 @@ export const PROGRAM_SCHEMA: Record<string, unknown> = {
       additionalProperties: false,
       required: ['id', 'kind', 'event', 'next'],
       dependentRequired: { on_exhausted: ['max_visits'], on_timeout: ['timeout_ms'] },
-      description: 'Suspends the run until an external event arrives (human approval, webhook); the event payload, checked against `event`, becomes the step output.',
+      description:
+        'Suspends the run until an external event arrives (human approval, webhook); the event payload, checked against `event`, becomes the step output.',
       properties: {
         ...stepCommon,
         kind: { const: 'wait', description: 'A wait step suspends the run until `nano-vm resume` delivers an event.' },
-        event: { $ref: '#/$defs/jsonSchema', description: 'JSON Schema of the event payload; guards on steps.<id>.output are typed by it.' },
-        role: { type: 'string', minLength: 1, description: 'The role that may send the event; a resume by another role is refused.' },
-        timeout_ms: { type: 'integer', minimum: 1, description: 'How long the run may wait, from its suspension, in milliseconds.' },
-        on_timeout: { $ref: '#/$defs/stepId', description: 'Where the run goes when the wait times out (without it the run fails with E_WAIT_TIMEOUT).' },
+        event: {
+          $ref: '#/$defs/jsonSchema',
+          description: 'JSON Schema of the event payload; guards on steps.<id>.output are typed by it.',
+        },
+        role: {
+          type: 'string',
+          minLength: 1,
+          description: 'The role that may send the event; a resume by another role is refused.',
+        },
+        timeout_ms: {
+          type: 'integer',
+          minimum: 1,
+          description: 'How long the run may wait, from its suspension, in milliseconds.',
+        },
+        on_timeout: {
+          $ref: '#/$defs/stepId',
+          description: 'Where the run goes when the wait times out (without it the run fails with E_WAIT_TIMEOUT).',
+        },
         next,
         ...visits,
       },
@@ -328,8 +398,15 @@ export const PROGRAM_SCHEMA: Record<string, unknown> = {
       properties: {
         ...stepCommon,
         kind: { const: 'end', description: 'An end step finishes the run with status completed.' },
-        outcome: { type: 'string', minLength: 1, description: 'Named outcome, e.g. SUCCESS, REJECTED, POLICY_BLOCKED.' },
-        failure: { type: 'boolean', description: 'Marks a failure outcome (a business failure; the run still completes).' },
+        outcome: {
+          type: 'string',
+          minLength: 1,
+          description: 'Named outcome, e.g. SUCCESS, REJECTED, POLICY_BLOCKED.',
+        },
+        failure: {
+          type: 'boolean',
+          description: 'Marks a failure outcome (a business failure; the run still completes).',
+        },
       },
     },
   },

@@ -42,7 +42,10 @@ const FAILED_TOOL_CHECK = new Set(['E_TOOL_INPUT_SCHEMA', 'E_TOOL_OUTPUT_SCHEMA'
 const ratio = (n: number, d: number): number => (d === 0 ? 0 : n / d);
 
 /** What the genesis event commits to; the receipt repeats it. */
-export type RunCommitments = Pick<RunStartedEvent, 'run_id' | 'program_id' | 'program_hash' | 'policy_hash' | 'input_hash' | 'runtime_version'>;
+export type RunCommitments = Pick<
+  RunStartedEvent,
+  'run_id' | 'program_id' | 'program_hash' | 'policy_hash' | 'input_hash' | 'runtime_version'
+>;
 
 export interface Receipt extends RunCommitments {
   format: typeof RECEIPT_FORMAT;
@@ -108,7 +111,16 @@ export function computeReceipt(events: readonly TraceEvent[]): Receipt {
     finished_at: null,
     event_count: events.length,
     head_hash: events[events.length - 1]!.hash,
-    health: { visits: 0, retry_density: 0, repeated_tool_calls: 0, tool_churn: 0, rejected_outputs: 0, failed_checks: 0, invariant_violations: 0, invariant_violation_rate: 0 },
+    health: {
+      visits: 0,
+      retry_density: 0,
+      repeated_tool_calls: 0,
+      tool_churn: 0,
+      rejected_outputs: 0,
+      failed_checks: 0,
+      invariant_violations: 0,
+      invariant_violation_rate: 0,
+    },
   };
   const h = r.health;
   let childVisits = 0;
@@ -182,7 +194,9 @@ export function computeReceipt(events: readonly TraceEvent[]): Receipt {
         if (e.step !== undefined) r.path.push(e.step);
         break;
       case 'values_erased':
-        (r.erasure ??= { erased_paths: [], refused: [] }).erased_paths = [...new Set([...r.erasure.erased_paths, ...e.paths])].sort();
+        (r.erasure ??= { erased_paths: [], refused: [] }).erased_paths = [
+          ...new Set([...r.erasure.erased_paths, ...e.paths]),
+        ].sort();
         break;
       case 'erasure_refused':
         (r.erasure ??= { erased_paths: [], refused: [] }).refused.push({ seq: e.seq, hold: e.hold });

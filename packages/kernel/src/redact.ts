@@ -43,7 +43,9 @@ export function commitValue(hasher: Hasher, salt: string, value: JsonValue): str
  * of the id (how stores written before the secret existed keyed their rows).
  */
 export function subjectKey(hasher: Hasher, subject: string, secret?: string): string {
-  return secret === undefined ? `sha256:${hasher.sha256Hex(subject)}` : `keyed-sha256:${hasher.sha256Hex(`${secret}\u0000${subject}`)}`;
+  return secret === undefined
+    ? `sha256:${hasher.sha256Hex(subject)}`
+    : `keyed-sha256:${hasher.sha256Hex(`${secret}\u0000${subject}`)}`;
 }
 
 /** A sensitive leaf of one run's input: its path (e.g. `input.applicant.email`) and value. */
@@ -82,7 +84,8 @@ export function replaceAtPaths(input: unknown, values: ReadonlyMap<string, JsonV
   for (const [path, v] of values) {
     const segs = splitPath(path);
     let node = root as Record<string, unknown> | unknown[];
-    for (let i = 0; i < segs.length - 1; i++) node = (node as Record<string, unknown>)[segs[i]!] as Record<string, unknown>;
+    for (let i = 0; i < segs.length - 1; i++)
+      node = (node as Record<string, unknown>)[segs[i]!] as Record<string, unknown>;
     (node as Record<string, unknown>)[segs[segs.length - 1]!] = v;
   }
   return root.input;
@@ -112,7 +115,8 @@ export class Redactor {
       this.byCommitment.set(s.commitment, s.value);
       // Booleans and null carry no identity of their own and occur everywhere in events; they are
       // replaced where the machine knows their path only.
-      if (typeof s.value === 'string' || typeof s.value === 'number') this.byValue.set(canonicalJson(s.value), s.commitment);
+      if (typeof s.value === 'string' || typeof s.value === 'number')
+        this.byValue.set(canonicalJson(s.value), s.commitment);
       if (typeof s.value === 'string' && s.value.length >= MIN_SUBSTRING) this.inside.push([s.value, s.commitment]);
     }
     this.inside.sort((a, b) => b[0].length - a[0].length);
@@ -163,7 +167,8 @@ export class Redactor {
     if (out.endsWith('…')) {
       const head = out.slice(0, -1);
       for (const [needle, c] of this.inside) {
-        for (let n = Math.min(needle.length - 1, head.length); n >= MIN_SUBSTRING; n--) if (head.endsWith(needle.slice(0, n))) return `${head.slice(0, head.length - n)}${c}…`;
+        for (let n = Math.min(needle.length - 1, head.length); n >= MIN_SUBSTRING; n--)
+          if (head.endsWith(needle.slice(0, n))) return `${head.slice(0, head.length - n)}${c}…`;
       }
     }
     return out;
@@ -181,7 +186,8 @@ export class Redactor {
       if (whole !== undefined) return whole;
       if (!v.includes(COMMITMENT_PREFIX)) return v;
       let out = v;
-      for (const [c, value] of this.byCommitment) if (typeof value === 'string' && out.includes(c)) out = out.split(c).join(value);
+      for (const [c, value] of this.byCommitment)
+        if (typeof value === 'string' && out.includes(c)) out = out.split(c).join(value);
       return out;
     }
     if (v === null || typeof v !== 'object') return v;
@@ -228,7 +234,9 @@ export function guardReadPaths(guard: CompiledGuard): string[] {
     if (n.kind === 'index') {
       const base = chain(n.object);
       if (base === null) return null;
-      return n.key.kind === 'literal' && (typeof n.key.value === 'string' || typeof n.key.value === 'number') ? `${base}.${n.key.value}` : base;
+      return n.key.kind === 'literal' && (typeof n.key.value === 'string' || typeof n.key.value === 'number')
+        ? `${base}.${n.key.value}`
+        : base;
     }
     return null;
   };
@@ -296,7 +304,9 @@ export function scrubEvent(r: Redactor, e: TraceEvent, argsOf: (step: string) =>
       const rejected_output = e.rejected_output === undefined ? undefined : r.value(e.rejected_output);
       const error = msg(e.error);
       const fallbacks = msgs(e.fallbacks);
-      return raw === e.raw && rejected_output === e.rejected_output && error === e.error && fallbacks === e.fallbacks ? e : { ...e, error, raw, rejected_output, fallbacks };
+      return raw === e.raw && rejected_output === e.rejected_output && error === e.error && fallbacks === e.fallbacks
+        ? e
+        : { ...e, error, raw, rejected_output, fallbacks };
     }
     case 'step_fallback': {
       const output = r.value(e.output);

@@ -159,7 +159,12 @@ export function replayBundle(bundle: Bundle, opts: ReplayOptions): ReplayResult 
     const n = taken.get(k) ?? 0;
     const r = results.get(k)?.[n];
     if (r === undefined) {
-      missing = { step: cmd.step, ...(cmd.parent !== undefined ? { parent: cmd.parent } : {}), kind: cmd.type, occurrence: n + 1 };
+      missing = {
+        step: cmd.step,
+        ...(cmd.parent !== undefined ? { parent: cmd.parent } : {}),
+        kind: cmd.type,
+        occurrence: n + 1,
+      };
       return null;
     }
     taken.set(k, n + 1);
@@ -256,7 +261,9 @@ function firstDivergence(recorded: readonly TraceEvent[], replayed: readonly Tra
 
 /** The first member (sorted by name, hashes last) whose canonical value differs. */
 function differingMember(a: Record<string, unknown>, b: Record<string, unknown>): string {
-  const names = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort((x, y) => rank(x) - rank(y) || (x < y ? -1 : 1));
+  const names = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort(
+    (x, y) => rank(x) - rank(y) || (x < y ? -1 : 1),
+  );
   for (const k of names) {
     const ca = a[k] === undefined ? undefined : canonicalJson(a[k]);
     const cb = b[k] === undefined ? undefined : canonicalJson(b[k]);

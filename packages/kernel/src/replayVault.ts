@@ -49,13 +49,19 @@ export function committedPaths(input: unknown): Map<string, string> {
   const walk = (path: string, v: unknown): void => {
     if (isCommitment(v)) out.set(path, v);
     else if (Array.isArray(v)) v.forEach((e, i) => walk(`${path}.${i}`, e));
-    else if (v !== null && typeof v === 'object') for (const k of Object.keys(v)) walk(`${path}.${k}`, (v as Record<string, unknown>)[k]);
+    else if (v !== null && typeof v === 'object')
+      for (const k of Object.keys(v)) walk(`${path}.${k}`, (v as Record<string, unknown>)[k]);
   };
   walk('input', input);
   return out;
 }
 
-export function vaultView(events: readonly TraceEvent[], input: unknown, hasher: Hasher, vault: readonly VaultEntry[] = []): VaultView {
+export function vaultView(
+  events: readonly TraceEvent[],
+  input: unknown,
+  hasher: Hasher,
+  vault: readonly VaultEntry[] = [],
+): VaultView {
   let end = events.length;
   while (end > 0 && ADMIN_EVENT_TYPES.includes(events[end - 1]!.type)) end--;
   const runEvents = events.slice(0, end);
@@ -68,7 +74,9 @@ export function vaultView(events: readonly TraceEvent[], input: unknown, hasher:
     const c = committed.get(v.path);
     if (c !== undefined && commitValue(hasher, v.salt, v.value) === c) values.set(v.path, v.value);
   }
-  const entries: Sealed[] = [...committed].map(([path, commitment]) => (values.has(path) ? { path, commitment, value: values.get(path)! } : { path, commitment }));
+  const entries: Sealed[] = [...committed].map(([path, commitment]) =>
+    values.has(path) ? { path, commitment, value: values.get(path)! } : { path, commitment },
+  );
   const sealedPaths = entries.filter((e) => e.value === undefined).map((e) => e.path);
   const erased = new Set(admin.flatMap((e) => (e.type === 'values_erased' ? e.paths : [])));
   const report: VaultReport = {

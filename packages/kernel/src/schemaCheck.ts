@@ -35,7 +35,11 @@ export function checkSchema(schema: JsonSchema | undefined, value: unknown): Sch
   if (res.valid) return [];
   // The validator reports wrapper errors ("properties", "allOf") before the leaf that failed;
   // the leaves are what a person can act on.
-  const leaves = res.errors.filter((e) => !['properties', 'items', 'allOf', 'anyOf', 'oneOf', '$ref', 'additionalProperties'].includes(e.keyword) || res.errors.length === 1);
+  const leaves = res.errors.filter(
+    (e) =>
+      !['properties', 'items', 'allOf', 'anyOf', 'oneOf', '$ref', 'additionalProperties'].includes(e.keyword) ||
+      res.errors.length === 1,
+  );
   const chosen = (leaves.length ? leaves : res.errors).slice(0, 5);
   return chosen.map((e) => ({ at: e.instanceLocation.replace(/^#/, ''), message: e.error }));
 }
@@ -71,16 +75,39 @@ interface Acceptor {
   maxItems: number | undefined;
 }
 
-const TYPE: Record<string, number> = { null: 1, boolean: 2, integer: 4, number: 8 | 4, string: 16, array: 32, object: 64 };
+const TYPE: Record<string, number> = {
+  null: 1,
+  boolean: 2,
+  integer: 4,
+  number: 8 | 4,
+  string: 16,
+  array: 32,
+  object: 64,
+};
 /** Keywords that describe and never constrain. */
 const ANNOTATIONS = new Set(['title', 'description', '$comment', 'default', 'examples', '$schema']);
-const isScalar = (v: unknown): boolean => v === null || typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
-const num = (v: unknown): number | undefined | null => (v === undefined ? undefined : typeof v === 'number' && Number.isFinite(v) ? v : null);
+const isScalar = (v: unknown): boolean =>
+  v === null || typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
+const num = (v: unknown): number | undefined | null =>
+  v === undefined ? undefined : typeof v === 'number' && Number.isFinite(v) ? v : null;
 
 function acceptor(schema: JsonSchema): Acceptor | null {
   if (schema === true) return acceptor({});
   if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return null;
-  const a: Acceptor = { types: 0, props: null, required: [], extra: undefined, min: undefined, max: undefined, xmin: undefined, xmax: undefined, oneOf: null, items: null, minItems: undefined, maxItems: undefined };
+  const a: Acceptor = {
+    types: 0,
+    props: null,
+    required: [],
+    extra: undefined,
+    min: undefined,
+    max: undefined,
+    xmin: undefined,
+    xmax: undefined,
+    oneOf: null,
+    items: null,
+    minItems: undefined,
+    maxItems: undefined,
+  };
   for (const [k, v] of Object.entries(schema)) {
     switch (k) {
       case 'type': {
@@ -123,7 +150,16 @@ function acceptor(schema: JsonSchema): Acceptor | null {
       case 'maxItems': {
         const n = num(v);
         if (n === null) return null;
-        const field = ({ minimum: 'min', maximum: 'max', exclusiveMinimum: 'xmin', exclusiveMaximum: 'xmax', minItems: 'minItems', maxItems: 'maxItems' } as const)[k];
+        const field = (
+          {
+            minimum: 'min',
+            maximum: 'max',
+            exclusiveMinimum: 'xmin',
+            exclusiveMaximum: 'xmax',
+            minItems: 'minItems',
+            maxItems: 'maxItems',
+          } as const
+        )[k];
         a[field] = n;
         break;
       }
@@ -173,7 +209,13 @@ function accepts(a: Acceptor, v: unknown): boolean {
   if (a.oneOf !== null && !a.oneOf.includes(v)) return false;
   if (bit === 4 || bit === 8) {
     const n = v as number;
-    if ((a.min !== undefined && n < a.min) || (a.max !== undefined && n > a.max) || (a.xmin !== undefined && n <= a.xmin) || (a.xmax !== undefined && n >= a.xmax)) return false;
+    if (
+      (a.min !== undefined && n < a.min) ||
+      (a.max !== undefined && n > a.max) ||
+      (a.xmin !== undefined && n <= a.xmin) ||
+      (a.xmax !== undefined && n >= a.xmax)
+    )
+      return false;
   } else if (bit === 64) {
     const o = v as Record<string, unknown>;
     if (Object.getPrototypeOf(o) !== Object.prototype && Object.getPrototypeOf(o) !== null) return false;
@@ -187,7 +229,8 @@ function accepts(a: Acceptor, v: unknown): boolean {
     }
   } else if (bit === 32) {
     const arr = v as unknown[];
-    if ((a.minItems !== undefined && arr.length < a.minItems) || (a.maxItems !== undefined && arr.length > a.maxItems)) return false;
+    if ((a.minItems !== undefined && arr.length < a.minItems) || (a.maxItems !== undefined && arr.length > a.maxItems))
+      return false;
     for (let i = 0; i < arr.length; i++) {
       if (arr[i] === undefined) return false;
       if (a.items !== null && !accepts(a.items, arr[i])) return false;

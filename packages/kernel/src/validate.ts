@@ -36,30 +36,36 @@ export interface ValidateOptions {
 /** Every code validateProgram reports, with its meaning (docs/dsl.md lists the same). */
 export const VALIDATION_CODES: Readonly<Record<string, string>> = {
   E_DUPLICATE_ID: 'Two steps (parallel children included) have the same id.',
-  E_MISSING_TARGET: 'An edge (start, next, cases[].next, else, on_exhausted) names a step that does not exist (or a parallel child).',
+  E_MISSING_TARGET:
+    'An edge (start, next, cases[].next, else, on_exhausted) names a step that does not exist (or a parallel child).',
   E_NO_END: 'The program has no end step.',
   E_UNREACHABLE: 'A step cannot be reached from the start step.',
-  E_UNBOUNDED_CYCLE: 'A cycle in which no step declares max_visits (checked on every cycle, including cycles nested in larger ones).',
+  E_UNBOUNDED_CYCLE:
+    'A cycle in which no step declares max_visits (checked on every cycle, including cycles nested in larger ones).',
   E_NO_TERMINAL: 'No end step can be reached from a (reachable) step.',
   W_NO_FAILURE_TERMINAL: 'Warning: no end step has failure: true.',
   E_UNKNOWN_TOOL: 'A tool step names a tool the host does not provide (checked only when the host passes its tools).',
-  E_TOOL_ARGS: 'A tool step passes an argument the tool\'s input_schema does not declare (when it is closed) or omits a required one (checked only when the host passes its tools).',
+  E_TOOL_ARGS:
+    "A tool step passes an argument the tool's input_schema does not declare (when it is closed) or omits a required one (checked only when the host passes its tools).",
   E_GUARD_SYNTAX: 'A `when` guard is not valid CEL syntax.',
   E_GUARD_UNSUPPORTED: 'A `when` guard uses CEL outside the governed subset.',
   E_GUARD_LIMIT: 'A `when` guard is too large or too deeply nested.',
   E_GUARD_UNKNOWN_IDENT: 'A `when` guard uses an identifier other than input, steps and bound variables.',
-  E_GUARD_TYPE: 'A `when` guard is ill-typed against the declared schemas (e.g. a field that is not declared, a string compared with a number).',
+  E_GUARD_TYPE:
+    'A `when` guard is ill-typed against the declared schemas (e.g. a field that is not declared, a string compared with a number).',
   E_GUARD_NOT_BOOL: 'A `when` guard has a known type that is not bool.',
-  E_PROJECTION_UNDECLARED: 'A projection path or tool argument path names no declared field (input_schema, or the output of an existing step that has one).',
-  E_PROMPT_UNPROJECTED: 'A `{{path}}` placeholder in a prompt is not covered by the step\'s projection.',
+  E_PROJECTION_UNDECLARED:
+    'A projection path or tool argument path names no declared field (input_schema, or the output of an existing step that has one).',
+  E_PROMPT_UNPROJECTED: "A `{{path}}` placeholder in a prompt is not covered by the step's projection.",
   E_SENSITIVE_UNDECLARED: 'A sensitive path is not an input path declared in input_schema.',
   E_SUBJECT_UNDECLARED: 'The subject path is not an input path declared in input_schema.',
   E_BAD_ENUM: 'An llm output enum is empty or has duplicates.',
   E_INPUT_SCHEMA: 'input_schema is not a usable JSON Schema (wrong keyword types, bad pattern, unresolvable $ref).',
   E_BAD_OUTPUT_SCHEMA: 'An llm output.schema or tool output_schema is not a usable JSON Schema.',
-  E_FALLBACK_TYPE: 'An on_error fallback value does not satisfy the step\'s output type.',
+  E_FALLBACK_TYPE: "An on_error fallback value does not satisfy the step's output type.",
   E_PARALLEL_EMPTY: 'A parallel step has no children.',
-  E_BUDGET: 'A budget or bound (budgets.*, max_visits, max_attempts, timeout_ms, max_concurrency) is not a positive number.',
+  E_BUDGET:
+    'A budget or bound (budgets.*, max_visits, max_attempts, timeout_ms, max_concurrency) is not a positive number.',
 };
 
 export function validateProgram(program: Program, opts: ValidateOptions = {}): Issue[] {
@@ -85,18 +91,35 @@ export function guardEnvOf(program: Program, only?: ReadonlySet<string>): GuardT
   const typed = new Map<string, GuardType>();
   for (const step of program.steps) {
     if (step.kind === 'end' || step.kind === 'condition' || typed.has(step.id)) continue;
-    typed.set(step.id, only === undefined || only.has(step.id) ? { kind: 'map', fields: { output: guardTypeFromJsonSchema(outputSchemaOf(step)) }, open: false } : UNTYPED_STEP);
+    typed.set(
+      step.id,
+      only === undefined || only.has(step.id)
+        ? { kind: 'map', fields: { output: guardTypeFromJsonSchema(outputSchemaOf(step)) }, open: false }
+        : UNTYPED_STEP,
+    );
   }
   // fromEntries defines own properties, so a step named `__proto__` stays a field.
-  return { input: guardTypeFromJsonSchema(program.input_schema), steps: { kind: 'map', fields: Object.fromEntries(typed), open: false } };
+  return {
+    input: guardTypeFromJsonSchema(program.input_schema),
+    steps: { kind: 'map', fields: Object.fromEntries(typed), open: false },
+  };
 }
 
-const UNTYPED_STEP: GuardType = Object.freeze({ kind: 'map', fields: Object.freeze({ output: Object.freeze({ kind: 'dyn' }) }), open: false }) as GuardType;
+const UNTYPED_STEP: GuardType = Object.freeze({
+  kind: 'map',
+  fields: Object.freeze({ output: Object.freeze({ kind: 'dyn' }) }),
+  open: false,
+}) as GuardType;
 
 /** `steps.<id>` and `steps["<id>"]` in a guard's text. */
 const STEP_REFERENCE = /\bsteps\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*(?:"([^"]*)"|'([^']*)')\s*\])/g;
 
-function checkGuards(program: Program, out: Issue[], sourceMap: SourceMap | undefined, globals: GuardTypeEnv | undefined): void {
+function checkGuards(
+  program: Program,
+  out: Issue[],
+  sourceMap: SourceMap | undefined,
+  globals: GuardTypeEnv | undefined,
+): void {
   if (!program.steps.some((s) => s.kind === 'condition')) return;
   const named = new Set<string>();
   for (const step of program.steps) {
@@ -119,14 +142,26 @@ function checkGuards(program: Program, out: Issue[], sourceMap: SourceMap | unde
       let issue: Issue | undefined;
       if (!entry.result.ok) {
         const { code, message, column } = entry.result.error;
-        issue = { code, severity: 'error', step: step.id, path, message: `step '${step.id}' case ${k + 1}: ${message} (guard column ${column}: ${c.when})` };
+        issue = {
+          code,
+          severity: 'error',
+          step: step.id,
+          path,
+          message: `step '${step.id}' case ${k + 1}: ${message} (guard column ${column}: ${c.when})`,
+        };
         const at = sourceMap !== undefined ? locateInScalar(sourceMap, path, column) : undefined;
         if (at !== undefined) {
           issue.line = at.line;
           issue.col = at.col;
         }
       } else if (entry.type !== undefined && !mayBeBool(entry.type)) {
-        issue = { code: 'E_GUARD_NOT_BOOL', severity: 'error', step: step.id, path, message: `step '${step.id}' case ${k + 1}: the guard must be a bool, but ${c.when} is ${formatGuardType(entry.type)}` };
+        issue = {
+          code: 'E_GUARD_NOT_BOOL',
+          severity: 'error',
+          step: step.id,
+          path,
+          message: `step '${step.id}' case ${k + 1}: the guard must be a bool, but ${c.when} is ${formatGuardType(entry.type)}`,
+        };
       }
       if (issue !== undefined) out.push(issue);
     });
@@ -134,7 +169,16 @@ function checkGuards(program: Program, out: Issue[], sourceMap: SourceMap | unde
 }
 
 /** Root node kinds whose value the guard checker already requires to be a bool. */
-const BOOL_ROOTS: ReadonlySet<string> = new Set(['compare', 'in', 'and', 'or', 'not', 'has', 'stringTest', 'quantifier']);
+const BOOL_ROOTS: ReadonlySet<string> = new Set([
+  'compare',
+  'in',
+  'and',
+  'or',
+  'not',
+  'has',
+  'stringTest',
+  'quantifier',
+]);
 
 /**
  * The guard's result type. CompiledGuard (guard/types.ts) does not carry it, so this asks the
@@ -154,21 +198,36 @@ function mayBeBool(t: GuardType): boolean {
 function checkBounds(program: Program, effects: readonly EffectAt[], out: Issue[]): void {
   const positive = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v > 0;
   const bad = (path: string, v: unknown, step?: string): void => {
-    const issue: Issue = { code: 'E_BUDGET', severity: 'error', path, message: `${path.slice(1)} must be a positive number, got ${JSON.stringify(v)}` };
+    const issue: Issue = {
+      code: 'E_BUDGET',
+      severity: 'error',
+      path,
+      message: `${path.slice(1)} must be a positive number, got ${JSON.stringify(v)}`,
+    };
     if (step !== undefined) issue.step = step;
     out.push(issue);
   };
   for (const [name, v] of Object.entries(program.budgets ?? {})) if (!positive(v)) bad(`/budgets/${name}`, v);
   program.steps.forEach((step, i) => {
-    if (step.max_visits !== undefined && !positive(step.max_visits)) bad(`/steps/${i}/max_visits`, step.max_visits, step.id);
-    if (step.kind === 'parallel' && step.max_concurrency !== undefined && !positive(step.max_concurrency)) bad(`/steps/${i}/max_concurrency`, step.max_concurrency, step.id);
+    if (step.max_visits !== undefined && !positive(step.max_visits))
+      bad(`/steps/${i}/max_visits`, step.max_visits, step.id);
+    if (step.kind === 'parallel' && step.max_concurrency !== undefined && !positive(step.max_concurrency))
+      bad(`/steps/${i}/max_concurrency`, step.max_concurrency, step.id);
     if (step.kind === 'parallel' && step.children.length === 0) {
-      out.push({ code: 'E_PARALLEL_EMPTY', severity: 'error', step: step.id, path: `/steps/${i}/children`, message: `parallel step '${step.id}' has no children` });
+      out.push({
+        code: 'E_PARALLEL_EMPTY',
+        severity: 'error',
+        step: step.id,
+        path: `/steps/${i}/children`,
+        message: `parallel step '${step.id}' has no children`,
+      });
     }
   });
   for (const { step, path } of effects) {
-    if (step.timeout_ms !== undefined && !positive(step.timeout_ms)) bad(`${path}/timeout_ms`, step.timeout_ms, step.id);
-    if (step.on_error?.action === 'retry' && !positive(step.on_error.max_attempts)) bad(`${path}/on_error/max_attempts`, step.on_error.max_attempts, step.id);
+    if (step.timeout_ms !== undefined && !positive(step.timeout_ms))
+      bad(`${path}/timeout_ms`, step.timeout_ms, step.id);
+    if (step.on_error?.action === 'retry' && !positive(step.on_error.max_attempts))
+      bad(`${path}/on_error/max_attempts`, step.on_error.max_attempts, step.id);
   }
 }
 
@@ -177,11 +236,24 @@ function checkEnums(effects: readonly EffectAt[], out: Issue[]): void {
     if (step.kind !== 'llm' || !('enum' in step.output)) continue;
     const values = step.output.enum;
     if (values.length === 0) {
-      out.push({ code: 'E_BAD_ENUM', severity: 'error', step: step.id, path: `${path}/output/enum`, message: `step '${step.id}': output enum is empty, so no answer could ever be accepted` });
+      out.push({
+        code: 'E_BAD_ENUM',
+        severity: 'error',
+        step: step.id,
+        path: `${path}/output/enum`,
+        message: `step '${step.id}': output enum is empty, so no answer could ever be accepted`,
+      });
     }
     const seen = new Set<string>();
     values.forEach((v, j) => {
-      if (seen.has(v)) out.push({ code: 'E_BAD_ENUM', severity: 'error', step: step.id, path: `${path}/output/enum/${j}`, message: `step '${step.id}': output enum lists '${v}' twice` });
+      if (seen.has(v))
+        out.push({
+          code: 'E_BAD_ENUM',
+          severity: 'error',
+          step: step.id,
+          path: `${path}/output/enum/${j}`,
+          message: `step '${step.id}': output enum lists '${v}' twice`,
+        });
       seen.add(v);
     });
   }
@@ -189,21 +261,45 @@ function checkEnums(effects: readonly EffectAt[], out: Issue[]): void {
 
 function checkSchemas(program: Program, effects: readonly EffectAt[], out: Issue[]): void {
   for (const p of schemaProblems(program.input_schema)) {
-    out.push({ code: 'E_INPUT_SCHEMA', severity: 'error', path: `/input_schema${p.path}`, message: `input_schema${p.path}: ${p.message}` });
+    out.push({
+      code: 'E_INPUT_SCHEMA',
+      severity: 'error',
+      path: `/input_schema${p.path}`,
+      message: `input_schema${p.path}: ${p.message}`,
+    });
   }
   program.steps.forEach((step, i) => {
     if (step.kind !== 'wait') return;
     for (const p of schemaProblems(step.event)) {
-      out.push({ code: 'E_BAD_OUTPUT_SCHEMA', severity: 'error', step: step.id, path: `/steps/${i}/event${p.path}`, message: `step '${step.id}': event${p.path}: ${p.message}` });
+      out.push({
+        code: 'E_BAD_OUTPUT_SCHEMA',
+        severity: 'error',
+        step: step.id,
+        path: `/steps/${i}/event${p.path}`,
+        message: `step '${step.id}': event${p.path}: ${p.message}`,
+      });
     }
   });
   for (const { step, path } of effects) {
-    const declared = step.kind === 'llm' ? ('schema' in step.output ? { schema: step.output.schema, at: `${path}/output/schema` } : undefined) : step.output_schema !== undefined ? { schema: step.output_schema, at: `${path}/output_schema` } : undefined;
+    const declared =
+      step.kind === 'llm'
+        ? 'schema' in step.output
+          ? { schema: step.output.schema, at: `${path}/output/schema` }
+          : undefined
+        : step.output_schema !== undefined
+          ? { schema: step.output_schema, at: `${path}/output_schema` }
+          : undefined;
     let usable = true;
     if (declared !== undefined) {
       for (const p of schemaProblems(declared.schema)) {
         usable = false;
-        out.push({ code: 'E_BAD_OUTPUT_SCHEMA', severity: 'error', step: step.id, path: `${declared.at}${p.path}`, message: `step '${step.id}': ${declared.at.slice(path.length + 1)}${p.path}: ${p.message}` });
+        out.push({
+          code: 'E_BAD_OUTPUT_SCHEMA',
+          severity: 'error',
+          step: step.id,
+          path: `${declared.at}${p.path}`,
+          message: `step '${step.id}': ${declared.at.slice(path.length + 1)}${p.path}: ${p.message}`,
+        });
       }
     }
     const fallback = fallbackOf(step.on_error);
@@ -215,7 +311,13 @@ function checkSchemas(program: Program, effects: readonly EffectAt[], out: Issue
         problems = e instanceof Error ? e.message : String(e);
       }
       if (problems !== '') {
-        out.push({ code: 'E_FALLBACK_TYPE', severity: 'error', step: step.id, path: `${path}/on_error/value`, message: `step '${step.id}': the fallback value does not satisfy the step's output type: ${problems}` });
+        out.push({
+          code: 'E_FALLBACK_TYPE',
+          severity: 'error',
+          step: step.id,
+          path: `${path}/on_error/value`,
+          message: `step '${step.id}': the fallback value does not satisfy the step's output type: ${problems}`,
+        });
       }
     }
   }
@@ -233,26 +335,53 @@ function checkTools(effects: readonly EffectAt[], tools: Record<string, ToolDesc
     if (step.kind !== 'tool') continue;
     if (!Object.hasOwn(tools, step.tool)) {
       const guess = closest(step.tool, names);
-      const hint = guess !== undefined ? ` (did you mean '${guess}'?)` : names.length > 0 ? ` (available: ${names.slice(0, 10).join(', ')}${names.length > 10 ? ', ...' : ''})` : ' (no tools are registered)';
-      out.push({ code: 'E_UNKNOWN_TOOL', severity: 'error', step: step.id, path: `${path}/tool`, message: `step '${step.id}': unknown tool '${step.tool}'${hint}` });
+      const hint =
+        guess !== undefined
+          ? ` (did you mean '${guess}'?)`
+          : names.length > 0
+            ? ` (available: ${names.slice(0, 10).join(', ')}${names.length > 10 ? ', ...' : ''})`
+            : ' (no tools are registered)';
+      out.push({
+        code: 'E_UNKNOWN_TOOL',
+        severity: 'error',
+        step: step.id,
+        path: `${path}/tool`,
+        message: `step '${step.id}': unknown tool '${step.tool}'${hint}`,
+      });
       continue;
     }
     const schema = tools[step.tool]!.input_schema;
     if (typeof schema !== 'object' || schema === null) continue;
-    const { properties, required, additionalProperties } = schema as { properties?: unknown; required?: unknown; additionalProperties?: unknown };
+    const { properties, required, additionalProperties } = schema as {
+      properties?: unknown;
+      required?: unknown;
+      additionalProperties?: unknown;
+    };
     const declared = typeof properties === 'object' && properties !== null ? Object.keys(properties) : [];
     const args = step.args ?? {};
     if (additionalProperties === false) {
       for (const name of Object.keys(args)) {
         if (declared.includes(name)) continue;
         const guess = closest(name, declared);
-        out.push({ code: 'E_TOOL_ARGS', severity: 'error', step: step.id, path: `${path}/args/${escapePointer(name)}`, message: `step '${step.id}': tool '${step.tool}' takes no argument '${name}'${guess !== undefined ? ` (did you mean '${guess}'?)` : ` (it takes: ${declared.join(', ') || 'none'})`}` });
+        out.push({
+          code: 'E_TOOL_ARGS',
+          severity: 'error',
+          step: step.id,
+          path: `${path}/args/${escapePointer(name)}`,
+          message: `step '${step.id}': tool '${step.tool}' takes no argument '${name}'${guess !== undefined ? ` (did you mean '${guess}'?)` : ` (it takes: ${declared.join(', ') || 'none'})`}`,
+        });
       }
     }
     if (Array.isArray(required)) {
       for (const name of required) {
         if (typeof name === 'string' && !Object.hasOwn(args, name)) {
-          out.push({ code: 'E_TOOL_ARGS', severity: 'error', step: step.id, path: step.args !== undefined ? `${path}/args` : path, message: `step '${step.id}': tool '${step.tool}' requires argument '${name}'` });
+          out.push({
+            code: 'E_TOOL_ARGS',
+            severity: 'error',
+            step: step.id,
+            path: step.args !== undefined ? `${path}/args` : path,
+            message: `step '${step.id}': tool '${step.tool}' requires argument '${name}'`,
+          });
         }
       }
     }

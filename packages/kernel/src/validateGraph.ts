@@ -60,7 +60,13 @@ export function indexSteps(program: Program, out: Issue[]): StepIndex {
     const i = byId.get(id);
     const [p, j] = childAt.get(id) ?? [];
     const first = i !== undefined ? `steps/${i}/id` : `steps/${p}/children/${j}/id`;
-    out.push({ code: 'E_DUPLICATE_ID', severity: 'error', step: id, path, message: `step id '${id}' is already declared at ${first}; ids must be unique (parallel children included)` });
+    out.push({
+      code: 'E_DUPLICATE_ID',
+      severity: 'error',
+      step: id,
+      path,
+      message: `step id '${id}' is already declared at ${first}; ids must be unique (parallel children included)`,
+    });
   };
   const steps = program.steps;
   for (let i = 0; i < steps.length; i++) {
@@ -210,7 +216,8 @@ export function checkGraph(program: Program, index: StepIndex, out: Issue[]): vo
   let ids: string[] | undefined;
   const explainMissing = (target: string): string => {
     const parent = parentOf.get(target);
-    if (parent !== undefined) return ` ('${target}' is a child of parallel step '${parent}'; edges can only go to top-level steps)`;
+    if (parent !== undefined)
+      return ` ('${target}' is a child of parallel step '${parent}'; edges can only go to top-level steps)`;
     if (suggestions >= MAX_SUGGESTIONS) return '';
     suggestions++;
     ids ??= [...byId.keys()];
@@ -219,7 +226,12 @@ export function checkGraph(program: Program, index: StepIndex, out: Issue[]): vo
   };
 
   if (program.start !== undefined && !byId.has(program.start)) {
-    out.push({ code: 'E_MISSING_TARGET', severity: 'error', path: '/start', message: `start step '${program.start}' does not exist${explainMissing(program.start)}` });
+    out.push({
+      code: 'E_MISSING_TARGET',
+      severity: 'error',
+      path: '/start',
+      message: `start step '${program.start}' does not exist${explainMissing(program.start)}`,
+    });
   }
   const dangling: number[] = [];
   steps.forEach((step, i) => {
@@ -228,7 +240,13 @@ export function checkGraph(program: Program, index: StepIndex, out: Issue[]): vo
     for (const ref of edgeRefs(step, i)) {
       if (byId.has(ref.target)) continue;
       const field = ref.path.slice(ref.path.indexOf('/', 7) + 1);
-      out.push({ code: 'E_MISSING_TARGET', severity: 'error', step: step.id, path: ref.path, message: `step '${step.id}': ${field} names step '${ref.target}', which does not exist${explainMissing(ref.target)}` });
+      out.push({
+        code: 'E_MISSING_TARGET',
+        severity: 'error',
+        step: step.id,
+        path: ref.path,
+        message: `step '${step.id}': ${field} names step '${ref.target}', which does not exist${explainMissing(ref.target)}`,
+      });
     }
   });
 
@@ -237,9 +255,20 @@ export function checkGraph(program: Program, index: StepIndex, out: Issue[]): vo
     if (s.kind === 'end') ends.push(i);
   });
   if (ends.length === 0) {
-    out.push({ code: 'E_NO_END', severity: 'error', path: '/steps', message: 'the program has no end step, so no run can complete; add a step with kind: end' });
+    out.push({
+      code: 'E_NO_END',
+      severity: 'error',
+      path: '/steps',
+      message: 'the program has no end step, so no run can complete; add a step with kind: end',
+    });
   } else if (!ends.some((i) => (steps[i] as { failure?: boolean }).failure === true)) {
-    out.push({ code: 'W_NO_FAILURE_TERMINAL', severity: 'warning', path: '/steps', message: 'no end step has failure: true; business failures (rejections, missing data) should end in a named failure outcome' });
+    out.push({
+      code: 'W_NO_FAILURE_TERMINAL',
+      severity: 'warning',
+      path: '/steps',
+      message:
+        'no end step has failure: true; business failures (rejections, missing data) should end in a named failure outcome',
+    });
   }
   if (steps.length === 0) return;
 
@@ -253,7 +282,13 @@ export function checkGraph(program: Program, index: StepIndex, out: Issue[]): vo
   if (fromStart !== undefined) {
     steps.forEach((step, i) => {
       if (!fromStart[i] && isFirst(i)) {
-        out.push({ code: 'E_UNREACHABLE', severity: 'error', step: step.id, path: `/steps/${i}`, message: `step '${step.id}' is not reachable from the start step '${startId}'` });
+        out.push({
+          code: 'E_UNREACHABLE',
+          severity: 'error',
+          step: step.id,
+          path: `/steps/${i}`,
+          message: `step '${step.id}' is not reachable from the start step '${startId}'`,
+        });
       }
     });
   }
@@ -274,7 +309,13 @@ export function checkGraph(program: Program, index: StepIndex, out: Issue[]): vo
     const canEnd = reachable(reverse(graph), [...ends, ...dangling]);
     steps.forEach((step, i) => {
       if (canEnd[i] || !isFirst(i) || (fromStart !== undefined && !fromStart[i])) return;
-      out.push({ code: 'E_NO_TERMINAL', severity: 'error', step: step.id, path: `/steps/${i}`, message: `no end step can be reached from step '${step.id}', so a run that gets here can never complete` });
+      out.push({
+        code: 'E_NO_TERMINAL',
+        severity: 'error',
+        step: step.id,
+        path: `/steps/${i}`,
+        message: `no end step can be reached from step '${step.id}', so a run that gets here can never complete`,
+      });
     });
   }
 }

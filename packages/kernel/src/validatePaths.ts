@@ -21,7 +21,16 @@ export type PathVerdict = { ok: true } | { ok: false; reason: string };
 /** Schemas visited per path level before giving up and treating the level as open. */
 const MAX_BRANCHES = 64;
 
-const SHAPE_KEYWORDS = ['type', 'properties', 'patternProperties', 'additionalProperties', 'items', 'prefixItems', 'enum', 'const'];
+const SHAPE_KEYWORDS = [
+  'type',
+  'properties',
+  'patternProperties',
+  'additionalProperties',
+  'items',
+  'prefixItems',
+  'enum',
+  'const',
+];
 
 /** Whether `path` (e.g. `input.customer.email`, `steps.kyc.output.score`) names a declared field. */
 export function checkStatePath(path: string, program: Program, index: StepIndex): PathVerdict {
@@ -34,13 +43,21 @@ export function checkStatePath(path: string, program: Program, index: StepIndex)
   const at = index.byId.get(id);
   if (at === undefined) {
     const parent = index.parentOf.get(id);
-    if (parent !== undefined) return { ok: false, reason: `'${id}' is a child of parallel step '${parent}'; read it as steps.${parent}.output.${id}` };
+    if (parent !== undefined)
+      return {
+        ok: false,
+        reason: `'${id}' is a child of parallel step '${parent}'; read it as steps.${parent}.output.${id}`,
+      };
     const guess = closest(id, [...index.byId.keys()]);
     return { ok: false, reason: `there is no step '${id}'${guess !== undefined ? ` (did you mean '${guess}'?)` : ''}` };
   }
   const step = program.steps[at]!;
   const schema = outputSchemaOf(step);
-  if (schema === undefined) return { ok: false, reason: `step '${id}' is ${step.kind === 'end' ? 'an' : 'a'} ${step.kind} step and has no output` };
+  if (schema === undefined)
+    return {
+      ok: false,
+      reason: `step '${id}' is ${step.kind === 'end' ? 'an' : 'a'} ${step.kind} step and has no output`,
+    };
   return checkSchemaPath(schema, segs.slice(3), `steps.${id}.output`);
 }
 
@@ -59,9 +76,15 @@ export function checkSchemaPath(root: JsonSchema, segs: readonly string[], prefi
       if (child !== undefined) next.push(child);
     }
     if (next.length === 0) {
-      if (names.length === 0 && kinds.size > 0) return { ok: false, reason: `${where} is ${[...kinds].join(' or ')}; it has no field '${seg}'` };
+      if (names.length === 0 && kinds.size > 0)
+        return { ok: false, reason: `${where} is ${[...kinds].join(' or ')}; it has no field '${seg}'` };
       const guess = closest(seg, names);
-      const hint = guess !== undefined ? ` (did you mean '${guess}'?)` : names.length > 0 ? ` (declared: ${names.slice(0, 10).join(', ')}${names.length > 10 ? ', ...' : ''})` : '';
+      const hint =
+        guess !== undefined
+          ? ` (did you mean '${guess}'?)`
+          : names.length > 0
+            ? ` (declared: ${names.slice(0, 10).join(', ')}${names.length > 10 ? ', ...' : ''})`
+            : '';
       return { ok: false, reason: `'${seg}' is not declared in the schema of ${where}${hint}` };
     }
     level = next;
@@ -118,7 +141,11 @@ function childSchema(s: SchemaObject | false, seg: string, names: string[], kind
   if (s === false) return undefined;
   const types = Array.isArray(s.type) ? (s.type as unknown[]) : s.type !== undefined ? [s.type] : [];
   const props = isObject(s.properties) ? s.properties : undefined;
-  const isObjectLike = types.includes('object') || props !== undefined || s.additionalProperties !== undefined || s.patternProperties !== undefined;
+  const isObjectLike =
+    types.includes('object') ||
+    props !== undefined ||
+    s.additionalProperties !== undefined ||
+    s.patternProperties !== undefined;
   const isArrayLike = types.includes('array') || s.items !== undefined || s.prefixItems !== undefined;
   if ('const' in s || Array.isArray(s.enum)) {
     const values = 'const' in s ? [s.const] : (s.enum as unknown[]);
@@ -152,7 +179,8 @@ function childSchema(s: SchemaObject | false, seg: string, names: string[], kind
   }
   if (!isObjectLike) {
     if (types.length === 0) return 'open';
-    for (const t of types) kinds.add(t === 'integer' || t === 'number' ? 'a number' : t === 'null' ? 'null' : `a ${String(t)}`);
+    for (const t of types)
+      kinds.add(t === 'integer' || t === 'number' ? 'a number' : t === 'null' ? 'null' : `a ${String(t)}`);
   }
   return undefined;
 }
@@ -193,7 +221,8 @@ export function effectSteps(steps: readonly Step[]): EffectAt[] {
   const out: EffectAt[] = [];
   steps.forEach((step, i) => {
     if (step.kind === 'llm' || step.kind === 'tool') out.push({ step, path: `/steps/${i}` });
-    else if (step.kind === 'parallel') step.children.forEach((child, j) => out.push({ step: child, path: `/steps/${i}/children/${j}` }));
+    else if (step.kind === 'parallel')
+      step.children.forEach((child, j) => out.push({ step: child, path: `/steps/${i}/children/${j}` }));
   });
   return out;
 }
@@ -214,7 +243,14 @@ export function checkPaths(program: Program, index: StepIndex, effects: readonly
     if (step.kind === 'llm') {
       step.projection.forEach((p, k) => {
         const verdict = verdictOf(p);
-        if (!verdict.ok) out.push({ code: 'E_PROJECTION_UNDECLARED', severity: 'error', step: step.id, path: `${path}/projection/${k}`, message: `step '${step.id}': projection '${p}' names no declared field: ${verdict.reason}` });
+        if (!verdict.ok)
+          out.push({
+            code: 'E_PROJECTION_UNDECLARED',
+            severity: 'error',
+            step: step.id,
+            path: `${path}/projection/${k}`,
+            message: `step '${step.id}': projection '${p}' names no declared field: ${verdict.reason}`,
+          });
       });
       const reported = new Set<string>();
       for (const placeholder of placeholders(step.prompt)) {
@@ -232,19 +268,43 @@ export function checkPaths(program: Program, index: StepIndex, effects: readonly
       for (const [name, arg] of Object.entries(step.args)) {
         if (typeof arg !== 'string') continue;
         const verdict = verdictOf(arg);
-        if (!verdict.ok) out.push({ code: 'E_PROJECTION_UNDECLARED', severity: 'error', step: step.id, path: `${path}/args/${escapePointer(name)}`, message: `step '${step.id}': argument '${name}' reads '${arg}', which names no declared field: ${verdict.reason}` });
+        if (!verdict.ok)
+          out.push({
+            code: 'E_PROJECTION_UNDECLARED',
+            severity: 'error',
+            step: step.id,
+            path: `${path}/args/${escapePointer(name)}`,
+            message: `step '${step.id}': argument '${name}' reads '${arg}', which names no declared field: ${verdict.reason}`,
+          });
       }
     }
   }
   (program.sensitive ?? []).forEach((p, k) => {
     const segs = splitPath(p);
-    const verdict: PathVerdict = segs[0] === 'input' ? checkSchemaPath(program.input_schema, segs.slice(1), 'input') : { ok: false, reason: 'sensitive paths name input fields (input.<field>...)' };
-    if (!verdict.ok) out.push({ code: 'E_SENSITIVE_UNDECLARED', severity: 'error', path: `/sensitive/${k}`, message: `sensitive path '${p}' is not declared in input_schema: ${verdict.reason}` });
+    const verdict: PathVerdict =
+      segs[0] === 'input'
+        ? checkSchemaPath(program.input_schema, segs.slice(1), 'input')
+        : { ok: false, reason: 'sensitive paths name input fields (input.<field>...)' };
+    if (!verdict.ok)
+      out.push({
+        code: 'E_SENSITIVE_UNDECLARED',
+        severity: 'error',
+        path: `/sensitive/${k}`,
+        message: `sensitive path '${p}' is not declared in input_schema: ${verdict.reason}`,
+      });
   });
   if (program.subject !== undefined) {
     const segs = splitPath(program.subject);
-    const verdict: PathVerdict = segs[0] === 'input' ? checkSchemaPath(program.input_schema, segs.slice(1), 'input') : { ok: false, reason: 'the subject path names an input field (input.<field>...)' };
-    if (!verdict.ok) out.push({ code: 'E_SUBJECT_UNDECLARED', severity: 'error', path: '/subject', message: `subject path '${program.subject}' is not declared in input_schema: ${verdict.reason}` });
+    const verdict: PathVerdict =
+      segs[0] === 'input'
+        ? checkSchemaPath(program.input_schema, segs.slice(1), 'input')
+        : { ok: false, reason: 'the subject path names an input field (input.<field>...)' };
+    if (!verdict.ok)
+      out.push({
+        code: 'E_SUBJECT_UNDECLARED',
+        severity: 'error',
+        path: '/subject',
+        message: `subject path '${program.subject}' is not declared in input_schema: ${verdict.reason}`,
+      });
   }
 }
-

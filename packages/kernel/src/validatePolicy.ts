@@ -16,12 +16,16 @@ import { guardEnvOf } from './validate.js';
 
 /** Every code the policy loader and validatePolicy report (docs/errors.md lists the same). */
 export const POLICY_CODES: Readonly<Record<string, string>> = {
-  E_POLICY_INVALID: 'The policy is not a valid nano-vm.policy/v1 document: wrong format, shape, a duplicate or reserved rule id, a deny rule that names nothing, a deny guard that does not compile.',
+  E_POLICY_INVALID:
+    'The policy is not a valid nano-vm.policy/v1 document: wrong format, shape, a duplicate or reserved rule id, a deny rule that names nothing, a deny guard that does not compile.',
   E_POLICY_PROGRAM_HASH: 'The policy pins a program_hash that is not the hash of this program.',
   E_POLICY_UNKNOWN_STEP: 'A precedence, grant or deny rule names a step the program does not have.',
-  E_POLICY_REQUIRED_STEP: 'A required step is not in the program, or a success end step can be reached without passing through it.',
-  E_POLICY_PRECEDENCE: 'A step can be reached without passing the step a precedence rule says must come before it (or both run in one parallel step).',
-  E_POLICY_GRANT: 'A tool step calls a tool that no grant covers, whose capabilities the step does not hold, or that a deny rule without `when` denies.',
+  E_POLICY_REQUIRED_STEP:
+    'A required step is not in the program, or a success end step can be reached without passing through it.',
+  E_POLICY_PRECEDENCE:
+    'A step can be reached without passing the step a precedence rule says must come before it (or both run in one parallel step).',
+  E_POLICY_GRANT:
+    'A tool step calls a tool that no grant covers, whose capabilities the step does not hold, or that a deny rule without `when` denies.',
   E_POLICY_THRESHOLD: 'A guard reads policy.thresholds.<name> that the policy does not declare.',
 };
 
@@ -49,7 +53,8 @@ function thresholdType(v: ThresholdValue): GuardType {
 }
 
 /** `policy.thresholds.<name>` and `policy.thresholds["<name>"]` in a guard's text. */
-const THRESHOLD_READ = /\bpolicy\s*\.\s*thresholds\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*(?:"([^"]*)"|'([^']*)')\s*\])/g;
+const THRESHOLD_READ =
+  /\bpolicy\s*\.\s*thresholds\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*(?:"([^"]*)"|'([^']*)')\s*\])/g;
 
 export function validatePolicy(program: Program, policy: PolicySnapshot, opts: ValidatePolicyOptions = {}): Issue[] {
   const onPolicy: Issue[] = [];
@@ -58,47 +63,101 @@ export function validatePolicy(program: Program, policy: PolicySnapshot, opts: V
   const gate = new CompiledPolicy(policy, '', program);
 
   if (policy.program_hash !== undefined && opts.programHash !== undefined && policy.program_hash !== opts.programHash) {
-    onPolicy.push({ code: 'E_POLICY_PROGRAM_HASH', severity: 'error', path: '/program_hash', message: `the policy is pinned to program ${policy.program_hash.slice(0, 12)}…, but program '${program.id}' hashes to ${opts.programHash.slice(0, 12)}…` });
+    onPolicy.push({
+      code: 'E_POLICY_PROGRAM_HASH',
+      severity: 'error',
+      path: '/program_hash',
+      message: `the policy is pinned to program ${policy.program_hash.slice(0, 12)}…, but program '${program.id}' hashes to ${opts.programHash.slice(0, 12)}…`,
+    });
   }
 
   policy.required_steps?.forEach((r, i) => {
     const at = `/required_steps/${i}/step`;
     if (!graph.has(r.step)) {
-      onPolicy.push({ code: 'E_POLICY_REQUIRED_STEP', severity: 'error', path: at, message: `rule '${r.id}': required step '${r.step}' is not in program '${program.id}'` });
+      onPolicy.push({
+        code: 'E_POLICY_REQUIRED_STEP',
+        severity: 'error',
+        path: at,
+        message: `rule '${r.id}': required step '${r.step}' is not in program '${program.id}'`,
+      });
       return;
     }
     const witness = graph.pathAvoiding(graph.topOf(r.step), (s) => s.kind === 'end' && s.failure !== true);
-    if (witness) onPolicy.push({ code: 'E_POLICY_REQUIRED_STEP', severity: 'error', path: at, message: `rule '${r.id}': success end '${witness[witness.length - 1]}' can be reached without '${r.step}': ${witness.join(' → ')}` });
+    if (witness)
+      onPolicy.push({
+        code: 'E_POLICY_REQUIRED_STEP',
+        severity: 'error',
+        path: at,
+        message: `rule '${r.id}': success end '${witness[witness.length - 1]}' can be reached without '${r.step}': ${witness.join(' → ')}`,
+      });
   });
 
   policy.precedence?.forEach((r, i) => {
     const base = `/precedence/${i}`;
     const missing = [r.before, r.after].filter((s) => !graph.has(s));
     if (missing.length) {
-      for (const s of missing) onPolicy.push({ code: 'E_POLICY_UNKNOWN_STEP', severity: 'error', path: `${base}/${s === r.before ? 'before' : 'after'}`, message: `rule '${r.id}': program '${program.id}' has no step '${s}'` });
+      for (const s of missing)
+        onPolicy.push({
+          code: 'E_POLICY_UNKNOWN_STEP',
+          severity: 'error',
+          path: `${base}/${s === r.before ? 'before' : 'after'}`,
+          message: `rule '${r.id}': program '${program.id}' has no step '${s}'`,
+        });
       return;
     }
     const before = graph.topOf(r.before);
     const after = graph.topOf(r.after);
     if (before === after) {
-      onPolicy.push({ code: 'E_POLICY_PRECEDENCE', severity: 'error', path: base, message: `rule '${r.id}': '${r.before}' and '${r.after}' run in the same step ('${before}'), so neither comes first` });
+      onPolicy.push({
+        code: 'E_POLICY_PRECEDENCE',
+        severity: 'error',
+        path: base,
+        message: `rule '${r.id}': '${r.before}' and '${r.after}' run in the same step ('${before}'), so neither comes first`,
+      });
       return;
     }
     const witness = graph.pathAvoiding(before, (s) => s.id === after);
-    if (witness) onPolicy.push({ code: 'E_POLICY_PRECEDENCE', severity: 'error', path: base, message: `rule '${r.id}': '${r.after}' can be reached before '${r.before}': ${witness.join(' → ')}` });
+    if (witness)
+      onPolicy.push({
+        code: 'E_POLICY_PRECEDENCE',
+        severity: 'error',
+        path: base,
+        message: `rule '${r.id}': '${r.after}' can be reached before '${r.before}': ${witness.join(' → ')}`,
+      });
   });
 
   const unknownStep = (list: Array<{ id: string; step?: string }> | undefined, name: string) =>
     list?.forEach((r, i) => {
-      if (r.step !== undefined && !graph.has(r.step)) onPolicy.push({ code: 'E_POLICY_UNKNOWN_STEP', severity: 'error', path: `/${name}/${i}/step`, message: `rule '${r.id}': program '${program.id}' has no step '${r.step}'` });
+      if (r.step !== undefined && !graph.has(r.step))
+        onPolicy.push({
+          code: 'E_POLICY_UNKNOWN_STEP',
+          severity: 'error',
+          path: `/${name}/${i}/step`,
+          message: `rule '${r.id}': program '${program.id}' has no step '${r.step}'`,
+        });
     });
   unknownStep(policy.grants, 'grants');
   unknownStep(policy.deny, 'deny');
 
   for (const { step, parent, path } of graph.toolSteps()) {
     const denied = gate.staticDeny(step.id, parent, step.tool);
-    const d = denied !== undefined ? { ok: false as const, why: `denied by rule '${denied.id}'${denied.reason !== undefined ? `: ${denied.reason}` : ''}` } : gate.governsTools ? gate.grantFor(step.id, step.tool) : { ok: true as const };
-    if (!d.ok) onProgram.push({ code: 'E_POLICY_GRANT', severity: 'error', step: step.id, path: `${path}/tool`, message: `step '${step.id}' calls tool '${step.tool}', which the policy does not allow: ${'why' in d ? d.why : d.rejection.reason}` });
+    const d =
+      denied !== undefined
+        ? {
+            ok: false as const,
+            why: `denied by rule '${denied.id}'${denied.reason !== undefined ? `: ${denied.reason}` : ''}`,
+          }
+        : gate.governsTools
+          ? gate.grantFor(step.id, step.tool)
+          : { ok: true as const };
+    if (!d.ok)
+      onProgram.push({
+        code: 'E_POLICY_GRANT',
+        severity: 'error',
+        step: step.id,
+        path: `${path}/tool`,
+        message: `step '${step.id}' calls tool '${step.tool}', which the policy does not allow: ${'why' in d ? d.why : d.rejection.reason}`,
+      });
   }
 
   const declared = policy.thresholds ?? {};
@@ -107,13 +166,19 @@ export function validatePolicy(program: Program, policy: PolicySnapshot, opts: V
       const name = m[1] ?? m[2] ?? m[3]!;
       if (Object.hasOwn(declared, name)) continue;
       const known = Object.keys(declared);
-      const issue: Issue = { code: 'E_POLICY_THRESHOLD', severity: 'error', path: at, message: `${step !== undefined ? `step '${step}': ` : ''}the guard reads policy.thresholds.${name}, which policy '${policy.id}' does not declare (${known.length ? `it declares: ${known.join(', ')}` : 'it declares no thresholds'})` };
+      const issue: Issue = {
+        code: 'E_POLICY_THRESHOLD',
+        severity: 'error',
+        path: at,
+        message: `${step !== undefined ? `step '${step}': ` : ''}the guard reads policy.thresholds.${name}, which policy '${policy.id}' does not declare (${known.length ? `it declares: ${known.join(', ')}` : 'it declares no thresholds'})`,
+      };
       if (step !== undefined) issue.step = step;
       out.push(issue);
     }
   };
   program.steps.forEach((s, i) => {
-    if (s.kind === 'condition') s.cases.forEach((c, k) => readsOf(c.when, `/steps/${i}/cases/${k}/when`, s.id, onProgram));
+    if (s.kind === 'condition')
+      s.cases.forEach((c, k) => readsOf(c.when, `/steps/${i}/cases/${k}/when`, s.id, onProgram));
   });
 
   const denyEnv: GuardTypeEnv = { ...guardEnvOf(program), ...policyGuardGlobals(policy), args: { kind: 'dyn' } };
@@ -122,10 +187,19 @@ export function validatePolicy(program: Program, policy: PolicySnapshot, opts: V
     const at = `/deny/${i}/when`;
     readsOf(d.when, at, undefined, onPolicy);
     const r = compileGuard(d.when, denyEnv);
-    if (!r.ok) onPolicy.push({ code: r.error.code, severity: 'error', path: at, message: `deny rule '${d.id}': ${r.error.message} (guard column ${r.error.column}: ${d.when})` });
+    if (!r.ok)
+      onPolicy.push({
+        code: r.error.code,
+        severity: 'error',
+        path: at,
+        message: `deny rule '${d.id}': ${r.error.message} (guard column ${r.error.column}: ${d.when})`,
+      });
   });
 
-  return [...locateIssues(onPolicy, opts.policySourceMap, opts.policyFile), ...locateIssues(onProgram, opts.programSourceMap, opts.programFile)];
+  return [
+    ...locateIssues(onPolicy, opts.policySourceMap, opts.policyFile),
+    ...locateIssues(onProgram, opts.programSourceMap, opts.programFile),
+  ];
 }
 
 /** The program's top-level step graph (edges from edgesOf), with parallel children mapped to their parent. */
@@ -176,7 +250,13 @@ class StepGraph {
   }
 
   /** Every tool call the program can make: tool steps and tool children of parallel steps, with their JSON pointers. */
-  *toolSteps(): Generator<{ step: Extract<Step, { kind: 'tool' }> | Extract<Extract<Step, { kind: 'parallel' }>['children'][number], { kind: 'tool' }>; parent?: string; path: string }> {
+  *toolSteps(): Generator<{
+    step:
+      | Extract<Step, { kind: 'tool' }>
+      | Extract<Extract<Step, { kind: 'parallel' }>['children'][number], { kind: 'tool' }>;
+    parent?: string;
+    path: string;
+  }> {
     for (let i = 0; i < this.program.steps.length; i++) {
       const s = this.program.steps[i]!;
       if (s.kind === 'tool') yield { step: s, path: `/steps/${i}` };

@@ -14,10 +14,30 @@ export interface SchemaProblem {
 }
 
 const TYPES = new Set(['array', 'boolean', 'integer', 'null', 'number', 'object', 'string']);
-const SUBSCHEMA = ['additionalItems', 'unevaluatedItems', 'contains', 'additionalProperties', 'unevaluatedProperties', 'propertyNames', 'not', 'if', 'then', 'else'];
+const SUBSCHEMA = [
+  'additionalItems',
+  'unevaluatedItems',
+  'contains',
+  'additionalProperties',
+  'unevaluatedProperties',
+  'propertyNames',
+  'not',
+  'if',
+  'then',
+  'else',
+];
 const SUBSCHEMA_LISTS = ['allOf', 'anyOf', 'oneOf', 'prefixItems'];
 const SUBSCHEMA_MAPS = ['$defs', 'definitions', 'properties', 'patternProperties', 'dependentSchemas'];
-const COUNTS = ['minLength', 'maxLength', 'minItems', 'maxItems', 'minProperties', 'maxProperties', 'minContains', 'maxContains'];
+const COUNTS = [
+  'minLength',
+  'maxLength',
+  'minItems',
+  'maxItems',
+  'minProperties',
+  'maxProperties',
+  'minContains',
+  'maxContains',
+];
 const NUMBERS = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'];
 
 export function schemaProblems(schema: unknown): SchemaProblem[] {
@@ -28,7 +48,10 @@ export function schemaProblems(schema: unknown): SchemaProblem[] {
     const { s, path } = stack.pop()!;
     if (typeof s === 'boolean') continue;
     if (typeof s !== 'object' || s === null || Array.isArray(s)) {
-      problems.push({ path, message: `a schema must be an object or a boolean, got ${Array.isArray(s) ? 'a list' : JSON.stringify(s)}` });
+      problems.push({
+        path,
+        message: `a schema must be an object or a boolean, got ${Array.isArray(s) ? 'a list' : JSON.stringify(s)}`,
+      });
       continue;
     }
     const o = s as Record<string, unknown>;
@@ -37,19 +60,26 @@ export function schemaProblems(schema: unknown): SchemaProblem[] {
     };
     if ('type' in o) {
       const types = Array.isArray(o.type) ? o.type : [o.type];
-      if (types.length === 0 || !types.every((t) => typeof t === 'string' && TYPES.has(t)) || new Set(types).size !== types.length) {
+      if (
+        types.length === 0 ||
+        !types.every((t) => typeof t === 'string' && TYPES.has(t)) ||
+        new Set(types).size !== types.length
+      ) {
         bad('type', `one of ${[...TYPES].join(', ')} (or a list of distinct ones)`);
       }
     }
-    if ('required' in o && !(Array.isArray(o.required) && o.required.every((r) => typeof r === 'string'))) bad('required', 'a list of property names');
+    if ('required' in o && !(Array.isArray(o.required) && o.required.every((r) => typeof r === 'string')))
+      bad('required', 'a list of property names');
     if ('enum' in o && !Array.isArray(o.enum)) bad('enum', 'a list');
     if ('$ref' in o) {
       hasRef = true;
       if (typeof o.$ref !== 'string') bad('$ref', 'a string');
     }
     if ('pattern' in o && !compiles(o.pattern)) bad('pattern', 'a valid regular expression');
-    if ('multipleOf' in o && !(typeof o.multipleOf === 'number' && o.multipleOf > 0)) bad('multipleOf', 'a number greater than 0');
-    for (const key of COUNTS) if (key in o && !(Number.isInteger(o[key]) && (o[key] as number) >= 0)) bad(key, 'a non-negative integer');
+    if ('multipleOf' in o && !(typeof o.multipleOf === 'number' && o.multipleOf > 0))
+      bad('multipleOf', 'a number greater than 0');
+    for (const key of COUNTS)
+      if (key in o && !(Number.isInteger(o[key]) && (o[key] as number) >= 0)) bad(key, 'a non-negative integer');
     for (const key of NUMBERS) if (key in o && typeof o[key] !== 'number') bad(key, 'a number');
     for (const key of SUBSCHEMA) if (key in o) stack.push({ s: o[key], path: `${path}/${key}` });
     if ('items' in o) {
@@ -70,7 +100,11 @@ export function schemaProblems(schema: unknown): SchemaProblem[] {
         continue;
       }
       for (const [name, sub] of Object.entries(map)) {
-        if (key === 'patternProperties' && !compiles(name)) problems.push({ path: `${path}/${key}/${escapePointer(name)}`, message: `'${name}' is not a valid regular expression` });
+        if (key === 'patternProperties' && !compiles(name))
+          problems.push({
+            path: `${path}/${key}/${escapePointer(name)}`,
+            message: `'${name}' is not a valid regular expression`,
+          });
         stack.push({ s: sub, path: `${path}/${key}/${escapePointer(name)}` });
       }
     }
@@ -97,7 +131,10 @@ function unresolvedRefs(schema: unknown): SchemaProblem[] {
     const uri = s.__absolute_uri__ ?? '';
     const hash = uri.indexOf('#');
     const path = hash >= 0 ? decodeURIComponent(uri.slice(hash + 1)) : '';
-    problems.push({ path: `${path}/$ref`, message: `$ref '${s.$ref}' does not resolve; only references inside this schema are supported` });
+    problems.push({
+      path: `${path}/$ref`,
+      message: `$ref '${s.$ref}' does not resolve; only references inside this schema are supported`,
+    });
   }
   return problems.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
@@ -111,4 +148,3 @@ function compiles(pattern: unknown): boolean {
     return false;
   }
 }
-

@@ -15,9 +15,30 @@ type SchemaNode = SchemaObject | boolean;
 
 /** Keywords the walker interprets. Annotations (`description`, `title`, `$schema`) are ignored. */
 export const SUPPORTED_KEYWORDS: readonly string[] = [
-  '$ref', '$defs', '$schema', 'title', 'description', 'type', 'const', 'enum', 'oneOf', 'if', 'then',
-  'pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum',
-  'items', 'minItems', 'uniqueItems', 'properties', 'required', 'additionalProperties', 'dependentRequired',
+  '$ref',
+  '$defs',
+  '$schema',
+  'title',
+  'description',
+  'type',
+  'const',
+  'enum',
+  'oneOf',
+  'if',
+  'then',
+  'pattern',
+  'minLength',
+  'maxLength',
+  'minimum',
+  'maximum',
+  'exclusiveMinimum',
+  'items',
+  'minItems',
+  'uniqueItems',
+  'properties',
+  'required',
+  'additionalProperties',
+  'dependentRequired',
 ];
 
 /**
@@ -25,9 +46,17 @@ export const SUPPORTED_KEYWORDS: readonly string[] = [
  * reports them under the validator's code, so a defect has one code whichever way it arrives.
  */
 const SPECIFIC_CODES: ReadonlyArray<{ path: RegExp; keywords: readonly string[]; code: string }> = [
-  { path: /^\/steps\/\d+(\/children\/\d+)?\/output\/enum(\/\d+)?$/, keywords: ['minItems', 'uniqueItems'], code: 'E_BAD_ENUM' },
+  {
+    path: /^\/steps\/\d+(\/children\/\d+)?\/output\/enum(\/\d+)?$/,
+    keywords: ['minItems', 'uniqueItems'],
+    code: 'E_BAD_ENUM',
+  },
   { path: /^\/budgets\/[^/]+$/, keywords: ['minimum', 'exclusiveMinimum'], code: 'E_BUDGET' },
-  { path: /\/(max_visits|max_concurrency|timeout_ms|on_error\/max_attempts)$/, keywords: ['minimum'], code: 'E_BUDGET' },
+  {
+    path: /\/(max_visits|max_concurrency|timeout_ms|on_error\/max_attempts)$/,
+    keywords: ['minimum'],
+    code: 'E_BUDGET',
+  },
   { path: /^\/steps\/\d+\/children$/, keywords: ['minItems'], code: 'E_PARALLEL_EMPTY' },
 ];
 
@@ -81,7 +110,12 @@ function check(v: unknown, schemaIn: SchemaNode, ptr: string, out: Found[]): voi
     return;
   }
   if (Array.isArray(s.enum) && !s.enum.includes(v)) {
-    report(out, 'enum', ptr, `${where(ptr)} must be one of ${s.enum.join(', ')} (got ${describe(v)}${hint(v, s.enum)})`);
+    report(
+      out,
+      'enum',
+      ptr,
+      `${where(ptr)} must be one of ${s.enum.join(', ')} (got ${describe(v)}${hint(v, s.enum)})`,
+    );
     return;
   }
   if (typeof v === 'string') checkString(v, s, ptr, out);
@@ -92,7 +126,14 @@ function check(v: unknown, schemaIn: SchemaNode, ptr: string, out: Found[]): voi
 
 function checkString(v: string, s: SchemaObject, ptr: string, out: Found[]): void {
   if (typeof s.minLength === 'number' && [...v].length < s.minLength) {
-    report(out, 'minLength', ptr, s.minLength === 1 ? `${where(ptr)} must not be empty` : `${where(ptr)} must have at least ${s.minLength} characters`);
+    report(
+      out,
+      'minLength',
+      ptr,
+      s.minLength === 1
+        ? `${where(ptr)} must not be empty`
+        : `${where(ptr)} must have at least ${s.minLength} characters`,
+    );
   } else if (typeof s.maxLength === 'number' && [...v].length > s.maxLength) {
     report(out, 'maxLength', ptr, `${where(ptr)} must have at most ${s.maxLength} characters`);
   } else if (typeof s.pattern === 'string' && !patternOf(s.pattern).test(v)) {
@@ -113,7 +154,12 @@ function checkNumber(v: number, s: SchemaObject, ptr: string, out: Found[]): voi
 
 function checkArray(v: unknown[], s: SchemaObject, ptr: string, out: Found[]): void {
   if (typeof s.minItems === 'number' && v.length < s.minItems) {
-    report(out, 'minItems', ptr, s.minItems === 1 ? `${where(ptr)} must not be empty` : `${where(ptr)} must have at least ${s.minItems} items`);
+    report(
+      out,
+      'minItems',
+      ptr,
+      s.minItems === 1 ? `${where(ptr)} must not be empty` : `${where(ptr)} must have at least ${s.minItems} items`,
+    );
   }
   if (s.uniqueItems === true) {
     const seen = new Map<string, number>();
@@ -121,7 +167,13 @@ function checkArray(v: unknown[], s: SchemaObject, ptr: string, out: Found[]): v
       const key = JSON.stringify(item) ?? 'undefined';
       const first = seen.get(key);
       if (first === undefined) seen.set(key, i);
-      else report(out, 'uniqueItems', `${ptr}/${i}`, `${where(`${ptr}/${i}`)}: duplicate item ${describe(item)} (same as ${where(`${ptr}/${first}`)})`);
+      else
+        report(
+          out,
+          'uniqueItems',
+          `${ptr}/${i}`,
+          `${where(`${ptr}/${i}`)}: duplicate item ${describe(item)} (same as ${where(`${ptr}/${first}`)})`,
+        );
     });
   }
   const items = s.items;
@@ -144,14 +196,21 @@ function checkObject(v: Record<string, unknown>, s: SchemaObject, ptr: string, o
   }
   if (Array.isArray(s.required)) {
     for (const name of s.required as string[]) {
-      if (!Object.hasOwn(v, name) && !misspelt.has(name)) report(out, 'required', ptr, `${where(ptr)}: missing required property '${name}'`);
+      if (!Object.hasOwn(v, name) && !misspelt.has(name))
+        report(out, 'required', ptr, `${where(ptr)}: missing required property '${name}'`);
     }
   }
   if (isObject(s.dependentRequired)) {
     for (const [name, needs] of Object.entries(s.dependentRequired as Record<string, string[]>)) {
       if (!Object.hasOwn(v, name)) continue;
       for (const need of needs) {
-        if (!Object.hasOwn(v, need)) report(out, 'dependentRequired', `${ptr}/${escapePointer(name)}`, `${where(ptr)}: '${name}' requires '${need}'`);
+        if (!Object.hasOwn(v, need))
+          report(
+            out,
+            'dependentRequired',
+            `${ptr}/${escapePointer(name)}`,
+            `${where(ptr)}: '${name}' requires '${need}'`,
+          );
       }
     }
   }
@@ -185,14 +244,24 @@ function checkOneOf(v: unknown, s: SchemaObject, ptr: string, out: Found[]): voi
     }
     const values = tag.values;
     if (!Object.hasOwn(v, tag.name)) {
-      report(out, 'required', ptr, `${where(ptr)}: missing required property '${tag.name}' (one of ${values.join(', ')})`);
+      report(
+        out,
+        'required',
+        ptr,
+        `${where(ptr)}: missing required property '${tag.name}' (one of ${values.join(', ')})`,
+      );
       return;
     }
     const got = v[tag.name];
     const index = values.indexOf(got as string);
     if (typeof got !== 'string' || index < 0) {
       const at = `${ptr}/${escapePointer(tag.name)}`;
-      report(out, 'enum', at, `${where(at)} must be one of ${values.join(', ')} (got ${describe(got)}${hint(got, values)})`);
+      report(
+        out,
+        'enum',
+        at,
+        `${where(at)} must be one of ${values.join(', ')} (got ${describe(got)}${hint(got, values)})`,
+      );
       return;
     }
     check(v, branches[index]!, ptr, out);
@@ -211,9 +280,16 @@ function checkOneOf(v: unknown, s: SchemaObject, ptr: string, out: Found[]): voi
   }
   // Explain the failure of the one form the value was evidently meant to be (by type, then by
   // which form's required properties it has); if that is unclear, describe the accepted forms.
-  let candidates = results.filter((r) => r.branch === true || r.branch === false || r.branch.type === undefined || typeMatches(v, r.branch.type));
+  let candidates = results.filter(
+    (r) => r.branch === true || r.branch === false || r.branch.type === undefined || typeMatches(v, r.branch.type),
+  );
   if (candidates.length > 1 && isObject(v)) {
-    const byRequired = candidates.filter((r) => isObject(r.branch) && Array.isArray(r.branch.required) && (r.branch.required as string[]).every((k) => Object.hasOwn(v, k)));
+    const byRequired = candidates.filter(
+      (r) =>
+        isObject(r.branch) &&
+        Array.isArray(r.branch.required) &&
+        (r.branch.required as string[]).every((k) => Object.hasOwn(v, k)),
+    );
     if (byRequired.length > 0) candidates = byRequired;
   }
   if (candidates.length === 1) {
@@ -248,7 +324,10 @@ function discriminatorOf(branches: SchemaNode[]): Discriminator | undefined {
     for (const name of Object.keys(first.properties as object)) {
       const values: string[] = [];
       for (const form of forms) {
-        const prop = isObject(form) && isObject(form.properties) ? resolve((form.properties as Record<string, SchemaNode>)[name] ?? true) : true;
+        const prop =
+          isObject(form) && isObject(form.properties)
+            ? resolve((form.properties as Record<string, SchemaNode>)[name] ?? true)
+            : true;
         if (isObject(prop) && typeof prop.const === 'string') values.push(prop.const);
       }
       if (values.length === forms.length && new Set(values).size === values.length) {
@@ -265,7 +344,9 @@ function resolve(node: SchemaNode): SchemaNode {
   let current = node;
   for (let hops = 0; isObject(current) && typeof current.$ref === 'string'; hops++) {
     const ref = current.$ref as string;
-    const target = ref.startsWith('#/$defs/') ? (PROGRAM_SCHEMA.$defs as Record<string, SchemaNode>)[ref.slice(8)] : undefined;
+    const target = ref.startsWith('#/$defs/')
+      ? (PROGRAM_SCHEMA.$defs as Record<string, SchemaNode>)[ref.slice(8)]
+      : undefined;
     if (target === undefined || hops > 16) throw new Error(`program schema: cannot resolve ${ref}`);
     current = target;
   }
@@ -275,7 +356,8 @@ function resolve(node: SchemaNode): SchemaNode {
 function describeOneOf(s: SchemaObject): string {
   const forms = (s.oneOf as SchemaNode[]).map(resolve).map((b) => {
     if (!isObject(b)) return String(b);
-    if (Array.isArray(b.required) && b.type === 'object') return `{ ${(b.required as string[]).map((k) => `${k}: ...`).join(', ')} }`;
+    if (Array.isArray(b.required) && b.type === 'object')
+      return `{ ${(b.required as string[]).map((k) => `${k}: ...`).join(', ')} }`;
     return b.type !== undefined ? typeNames(b.type) : 'a value';
   });
   return forms.join(' or ');
@@ -355,7 +437,10 @@ function show(v: unknown): string {
 
 function hint(v: unknown, options: readonly unknown[]): string {
   if (typeof v !== 'string') return '';
-  const suggestion = closest(v, options.filter((o): o is string => typeof o === 'string'));
+  const suggestion = closest(
+    v,
+    options.filter((o): o is string => typeof o === 'string'),
+  );
   return suggestion !== undefined ? `; did you mean '${suggestion}'?` : '';
 }
 

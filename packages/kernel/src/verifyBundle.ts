@@ -31,36 +31,73 @@ const HEX64 = /^[0-9a-f]{64}$/;
 const BUNDLE_KEYS = ['format', 'program', 'policy', 'input', 'events', 'receipt'];
 
 export function verifyBundle(bundle: unknown, hasher: Hasher): VerifyResult {
-  const bad = (code: VerifyCode, first_bad_seq: number | null, reason: string): VerifyResult => ({ ok: false, code, first_bad_seq, reason });
+  const bad = (code: VerifyCode, first_bad_seq: number | null, reason: string): VerifyResult => ({
+    ok: false,
+    code,
+    first_bad_seq,
+    reason,
+  });
   if (!isObj(bundle)) return bad('E_BUNDLE_FORMAT', null, 'a bundle must be a JSON object');
-  if (bundle.format !== BUNDLE_FORMAT) return bad('E_BUNDLE_FORMAT', null, `format must be "${BUNDLE_FORMAT}", got ${JSON.stringify(bundle.format)}`);
+  if (bundle.format !== BUNDLE_FORMAT)
+    return bad('E_BUNDLE_FORMAT', null, `format must be "${BUNDLE_FORMAT}", got ${JSON.stringify(bundle.format)}`);
   // Exactly these members: anything else would be unhashed content riding along with the bundle.
   for (const k of BUNDLE_KEYS) if (!(k in bundle)) return bad('E_BUNDLE_FORMAT', null, `missing "${k}"`);
-  for (const k of Object.keys(bundle)) if (!BUNDLE_KEYS.includes(k)) return bad('E_BUNDLE_FORMAT', null, `unknown member "${k}"`);
+  for (const k of Object.keys(bundle))
+    if (!BUNDLE_KEYS.includes(k)) return bad('E_BUNDLE_FORMAT', null, `unknown member "${k}"`);
   const events = bundle.events;
-  if (!Array.isArray(events) || events.length === 0) return bad('E_NO_GENESIS', null, 'events must be a non-empty array');
+  if (!Array.isArray(events) || events.length === 0)
+    return bad('E_NO_GENESIS', null, 'events must be a non-empty array');
 
   let prev = ZERO_HASH;
   let finished = false;
   for (let i = 0; i < events.length; i++) {
     const e = events[i] as unknown;
-    if (!isObj(e) || typeof e.type !== 'string' || !EVENT_TYPES.includes(e.type as TraceEvent['type'])) return bad('E_EVENT_SHAPE', i, `event at index ${i} is not a known event (type ${isObj(e) ? JSON.stringify(e.type) : typeof e})`);
-    if (i === 0 && e.type !== 'run_started') return bad('E_NO_GENESIS', 0, `the first event must be run_started, got ${e.type}`);
+    if (!isObj(e) || typeof e.type !== 'string' || !EVENT_TYPES.includes(e.type as TraceEvent['type']))
+      return bad(
+        'E_EVENT_SHAPE',
+        i,
+        `event at index ${i} is not a known event (type ${isObj(e) ? JSON.stringify(e.type) : typeof e})`,
+      );
+    if (i === 0 && e.type !== 'run_started')
+      return bad('E_NO_GENESIS', 0, `the first event must be run_started, got ${e.type}`);
     if (i > 0 && e.type === 'run_started') return bad('E_EVENT_SHAPE', i, 'run_started may only be the first event');
     // Erasure events are appended to finished runs only; nothing else follows run_finished.
     const admin = ADMIN_EVENT_TYPES.includes(e.type as TraceEvent['type']);
-    if (admin !== finished) return bad('E_EVENT_SHAPE', i, admin ? `${e.type} may only follow run_finished` : `${e.type} after run_finished (only erasure events may follow it)`);
+    if (admin !== finished)
+      return bad(
+        'E_EVENT_SHAPE',
+        i,
+        admin
+          ? `${e.type} may only follow run_finished`
+          : `${e.type} after run_finished (only erasure events may follow it)`,
+      );
     if (e.type === 'run_finished') finished = true;
-    if (e.seq !== i) return bad('E_CHAIN_SEQ', i, `event at index ${i} has seq ${JSON.stringify(e.seq)}; seq must be contiguous from 0`);
-    if (e.prev_hash !== prev) return bad('E_CHAIN_PREV', i, `prev_hash ${String(e.prev_hash).slice(0, 12)}… does not equal the hash of event ${i - 1} (${prev.slice(0, 12)}…)`);
-    if (typeof e.hash !== 'string' || !HEX64.test(e.hash)) return bad('E_EVENT_SHAPE', i, 'hash must be 64 lowercase hex digits');
+    if (e.seq !== i)
+      return bad(
+        'E_CHAIN_SEQ',
+        i,
+        `event at index ${i} has seq ${JSON.stringify(e.seq)}; seq must be contiguous from 0`,
+      );
+    if (e.prev_hash !== prev)
+      return bad(
+        'E_CHAIN_PREV',
+        i,
+        `prev_hash ${String(e.prev_hash).slice(0, 12)}… does not equal the hash of event ${i - 1} (${prev.slice(0, 12)}…)`,
+      );
+    if (typeof e.hash !== 'string' || !HEX64.test(e.hash))
+      return bad('E_EVENT_SHAPE', i, 'hash must be 64 lowercase hex digits');
     let h: string;
     try {
       h = eventHash(hasher, e as unknown as TraceEvent);
     } catch (err) {
       return bad('E_EVENT_SHAPE', i, `event is not canonicalizable JSON: ${(err as Error).message}`);
     }
-    if (h !== e.hash) return bad('E_CHAIN_HASH', i, `content of event ${i} (${e.type}) does not match its hash: recomputed ${h.slice(0, 12)}…, recorded ${e.hash.slice(0, 12)}…`);
+    if (h !== e.hash)
+      return bad(
+        'E_CHAIN_HASH',
+        i,
+        `content of event ${i} (${e.type}) does not match its hash: recomputed ${h.slice(0, 12)}…, recorded ${e.hash.slice(0, 12)}…`,
+      );
     prev = e.hash;
   }
 
@@ -89,7 +126,12 @@ export function verifyBundle(bundle: unknown, hasher: Hasher): VerifyResult {
     return bad('E_EVENT_SHAPE', null, `receipt cannot be computed: ${(err as Error).message}`);
   }
   const field = firstDifference(recomputed, bundle.receipt);
-  if (field !== null) return bad('E_RECEIPT_MISMATCH', null, `receipt field ${field || '(whole)'} differs from the receipt recomputed from the events`);
+  if (field !== null)
+    return bad(
+      'E_RECEIPT_MISMATCH',
+      null,
+      `receipt field ${field || '(whole)'} differs from the receipt recomputed from the events`,
+    );
   return { ok: true, event_count: events.length, head_hash: prev };
 }
 

@@ -24,16 +24,37 @@ let runNo = 0;
  * A hand-built trace that walks `path`: every step but the last is a condition that chose the
  * next one; the last is the end step (completed), or the run stops there with `status`.
  */
-function trace(path: string[], opts: { status?: 'completed' | 'failed'; program?: string; extra?: Partial<TraceEvent>[] } = {}): TraceEvent[] {
+function trace(
+  path: string[],
+  opts: { status?: 'completed' | 'failed'; program?: string; extra?: Partial<TraceEvent>[] } = {},
+): TraceEvent[] {
   const status = opts.status ?? 'completed';
   const bodies: Record<string, unknown>[] = [
-    { type: 'run_started', run_id: `run-${++runNo}`, program_id: opts.program ?? 'p', program_hash: `${opts.program ?? 'p'}-hash`, policy_hash: 'x', input_hash: 'y', runtime_version: 't', model: { id: 'm', scripted: true } },
+    {
+      type: 'run_started',
+      run_id: `run-${++runNo}`,
+      program_id: opts.program ?? 'p',
+      program_hash: `${opts.program ?? 'p'}-hash`,
+      policy_hash: 'x',
+      input_hash: 'y',
+      runtime_version: 't',
+      model: { id: 'm', scripted: true },
+    },
   ];
   const walked = status === 'completed' ? path.slice(0, -1) : path;
-  walked.forEach((step, i) => bodies.push({ type: 'condition_evaluated', step, visit: 1, guards: [], chosen: -1, next: path[i + 1] ?? '' }));
+  walked.forEach((step, i) =>
+    bodies.push({ type: 'condition_evaluated', step, visit: 1, guards: [], chosen: -1, next: path[i + 1] ?? '' }),
+  );
   for (const e of opts.extra ?? []) bodies.push(e as Record<string, unknown>);
-  bodies.push(status === 'completed' ? { type: 'run_finished', status, outcome: 'OK', step: path[path.length - 1] } : { type: 'run_finished', status, error: { code: 'E_TOOL_ERROR', message: 'boom' } });
-  return bodies.map((b, seq) => ({ seq, ts: '2026-01-01T00:00:00.000Z', prev_hash: '', hash: `h${seq}`, ...b }) as unknown as TraceEvent);
+  bodies.push(
+    status === 'completed'
+      ? { type: 'run_finished', status, outcome: 'OK', step: path[path.length - 1] }
+      : { type: 'run_finished', status, error: { code: 'E_TOOL_ERROR', message: 'boom' } },
+  );
+  return bodies.map(
+    (b, seq) =>
+      ({ seq, ts: '2026-01-01T00:00:00.000Z', prev_hash: '', hash: `h${seq}`, ...b }) as unknown as TraceEvent,
+  );
 }
 
 const linear = (n: number) => Array.from({ length: n }, (_, i) => `s${i}`);
@@ -51,7 +72,15 @@ describe('transition entropy H(next | current)', () => {
     const a = analyzeRuns([trace(['a', 'b', 'c']), trace(['a', 'b', 'd'])]);
     expect(a.transitions.states).toEqual([
       { step: 'a', transitions: 2, entropy_bits: 0, next: [{ step: 'b', count: 2 }] },
-      { step: 'b', transitions: 2, entropy_bits: 1, next: [{ step: 'c', count: 1 }, { step: 'd', count: 1 }] },
+      {
+        step: 'b',
+        transitions: 2,
+        entropy_bits: 1,
+        next: [
+          { step: 'c', count: 1 },
+          { step: 'd', count: 1 },
+        ],
+      },
     ]);
     // p(b) = 2/4 of all transitions, so H(next | current) = 0.5 · 1 + 0.5 · 0.
     expect(a.transitions.entropy_bits).toBe(0.5);
@@ -59,7 +88,12 @@ describe('transition entropy H(next | current)', () => {
   });
 
   it('weights an unequal branch by its observed frequencies', () => {
-    const a = analyzeRuns([trace(['a', 'b', 'c']), trace(['a', 'b', 'c']), trace(['a', 'b', 'c']), trace(['a', 'b', 'd'])]);
+    const a = analyzeRuns([
+      trace(['a', 'b', 'c']),
+      trace(['a', 'b', 'c']),
+      trace(['a', 'b', 'c']),
+      trace(['a', 'b', 'd']),
+    ]);
     const hb = -(0.75 * Math.log2(0.75) + 0.25 * Math.log2(0.25));
     expect(a.transitions.states[1]!.entropy_bits).toBeCloseTo(hb, 12);
     expect(a.transitions.entropy_bits).toBeCloseTo(0.5 * hb, 12);
@@ -74,21 +108,38 @@ describe('transition entropy H(next | current)', () => {
   it('a run that stops mid-way adds a transition to (stop)', () => {
     const a = analyzeRuns([trace(['a', 'b', 'c']), trace(['a', 'b'], { status: 'failed' })]);
     expect(a.runs[1]!.path).toEqual(['a', 'b', STOP]);
-    expect(a.transitions.states.find((s) => s.step === 'b')!.next).toEqual([{ step: STOP, count: 1 }, { step: 'c', count: 1 }]);
+    expect(a.transitions.states.find((s) => s.step === 'b')!.next).toEqual([
+      { step: STOP, count: 1 },
+      { step: 'c', count: 1 },
+    ]);
   });
 
   it('fires A_TRANSITION_ENTROPY above its threshold', () => {
     const runs = [trace(['a', 'b']), trace(['a', 'c']), trace(['a', 'd']), trace(['a', 'e'])];
     const a = analyzeRuns(runs);
     expect(a.transitions.entropy_bits).toBe(2);
-    expect(a.alerts.find((x) => x.code === 'A_TRANSITION_ENTROPY')).toMatchObject({ metric: 'transition_entropy_bits', value: 2, threshold: 1, run_id: null });
-    expect(analyzeRuns(runs, { thresholds: { transition_entropy_bits: 2 } }).alerts.find((x) => x.code === 'A_TRANSITION_ENTROPY')).toBeUndefined();
+    expect(a.alerts.find((x) => x.code === 'A_TRANSITION_ENTROPY')).toMatchObject({
+      metric: 'transition_entropy_bits',
+      value: 2,
+      threshold: 1,
+      run_id: null,
+    });
+    expect(
+      analyzeRuns(runs, { thresholds: { transition_entropy_bits: 2 } }).alerts.find(
+        (x) => x.code === 'A_TRANSITION_ENTROPY',
+      ),
+    ).toBeUndefined();
   });
 });
 
 describe('path variance and divergence', () => {
   it('is the share of runs off the modal path; each other run names where it left it', () => {
-    const a = analyzeRuns([trace(['a', 'b', 'c']), trace(['a', 'x', 'c']), trace(['a', 'b', 'c']), trace(['a', 'b'], { status: 'failed' })]);
+    const a = analyzeRuns([
+      trace(['a', 'b', 'c']),
+      trace(['a', 'x', 'c']),
+      trace(['a', 'b', 'c']),
+      trace(['a', 'b'], { status: 'failed' }),
+    ]);
     expect(a.paths).toEqual({ distinct: 3, modal: ['a', 'b', 'c'], modal_runs: 2, path_variance: 0.5 });
     expect(a.runs.map((r) => r.first_divergence)).toEqual([
       null,
@@ -97,7 +148,11 @@ describe('path variance and divergence', () => {
       { index: 2, step: STOP, expected: ['c'], against: 'modal' },
     ]);
     expect(a.alerts.some((x) => x.code === 'A_PATH_VARIANCE')).toBe(false);
-    expect(analyzeRuns([trace(['a', 'b']), trace(['a', 'c']), trace(['a', 'd'])]).alerts.find((x) => x.code === 'A_PATH_VARIANCE')).toMatchObject({ value: 2 / 3, threshold: 0.5 });
+    expect(
+      analyzeRuns([trace(['a', 'b']), trace(['a', 'c']), trace(['a', 'd'])]).alerts.find(
+        (x) => x.code === 'A_PATH_VARIANCE',
+      ),
+    ).toMatchObject({ value: 2 / 3, threshold: 0.5 });
   });
 
   it('breaks a tie for the modal path by the paths’ text, not by run order', () => {
@@ -110,10 +165,25 @@ describe('path variance and divergence', () => {
   it('against a baseline: novel transitions, runs off the baseline and the first divergence', () => {
     const baseline = [trace(['a', 'b', 'c']), trace(['a', 'b', 'e'])];
     const a = analyzeRuns([trace(['a', 'b', 'c']), trace(['a', 'b', 'd'])], { baseline });
-    expect(a.baseline).toEqual({ runs: 2, transitions: 4, novel_transitions: 1, novel_transition_rate: 0.25, runs_off_baseline: 1, novel: [{ from: 'b', to: 'd', count: 1 }] });
+    expect(a.baseline).toEqual({
+      runs: 2,
+      transitions: 4,
+      novel_transitions: 1,
+      novel_transition_rate: 0.25,
+      runs_off_baseline: 1,
+      novel: [{ from: 'b', to: 'd', count: 1 }],
+    });
     expect(a.runs[1]!.first_divergence).toEqual({ index: 2, step: 'd', expected: ['c', 'e'], against: 'baseline' });
     expect(a.alerts).toEqual([
-      { code: 'A_NOVEL_TRANSITIONS', metric: 'novel_transition_rate', value: 0.25, threshold: 0, run_id: null, message: 'all runs: novel-transition rate 0.25 > 0: 1 of 4 transitions were never taken by the 2 baseline runs: b → d' },
+      {
+        code: 'A_NOVEL_TRANSITIONS',
+        metric: 'novel_transition_rate',
+        value: 0.25,
+        threshold: 0,
+        run_id: null,
+        message:
+          'all runs: novel-transition rate 0.25 > 0: 1 of 4 transitions were never taken by the 2 baseline runs: b → d',
+      },
     ]);
     const same = analyzeRuns([trace(['a', 'b', 'e'])], { baseline });
     expect(same.baseline).toMatchObject({ novel_transitions: 0, runs_off_baseline: 0 });
@@ -127,16 +197,44 @@ describe('per-run health', () => {
     id: 'doc',
     input_schema: { type: 'object', properties: { n: { type: 'number' } } },
     steps: [
-      { id: 'ask', kind: 'llm', prompt: 'n is {{input.n}}', projection: ['input.n'], output: { enum: ['big', 'small'] }, on_error: { action: 'retry', max_attempts: 3 }, next: 'route' },
+      {
+        id: 'ask',
+        kind: 'llm',
+        prompt: 'n is {{input.n}}',
+        projection: ['input.n'],
+        output: { enum: ['big', 'small'] },
+        on_error: { action: 'retry', max_attempts: 3 },
+        next: 'route',
+      },
       { id: 'route', kind: 'condition', cases: [{ when: 'steps.ask.output == "big"', next: 'act' }], else: 'done' },
-      { id: 'act', kind: 'tool', tool: 'act', args: { n: 'input.n' }, on_error: { action: 'retry', max_attempts: 3 }, next: 'done' },
+      {
+        id: 'act',
+        kind: 'tool',
+        tool: 'act',
+        args: { n: 'input.n' },
+        on_error: { action: 'retry', max_attempts: 3 },
+        next: 'done',
+      },
       { id: 'done', kind: 'end', outcome: 'SUCCESS' },
     ],
   };
   /** A run driven through the kernel machine: `answers` for the model, `tool` results in order. */
-  function run(answers: string[], tool: ({ ok: true; value: unknown } | { ok: false; error: { code: string; message: string } })[]) {
+  function run(
+    answers: string[],
+    tool: ({ ok: true; value: unknown } | { ok: false; error: { code: string; message: string } })[],
+  ) {
     let t = Date.UTC(2026, 0, 1);
-    const m = new Machine(program, { n: 20 }, { runId: 'run-health', hasher: pureHasher, clock: { now: () => t++ }, runtimeVersion: 'test', model: { id: 'scripted:doc', scripted: true } });
+    const m = new Machine(
+      program,
+      { n: 20 },
+      {
+        runId: 'run-health',
+        hasher: pureHasher,
+        clock: { now: () => t++ },
+        runtimeVersion: 'test',
+        model: { id: 'scripted:doc', scripted: true },
+      },
+    );
     let a = 0;
     let k = 0;
     for (;;) {
@@ -149,7 +247,13 @@ describe('per-run health', () => {
   }
 
   it('the receipt carries it, computed from the events', () => {
-    const events = run(['maybe', 'huge', 'big'], [{ ok: false, error: { code: 'E_TIMEOUT', message: 'slow' } }, { ok: true, value: { done: true } }]);
+    const events = run(
+      ['maybe', 'huge', 'big'],
+      [
+        { ok: false, error: { code: 'E_TIMEOUT', message: 'slow' } },
+        { ok: true, value: { done: true } },
+      ],
+    );
     const r = computeReceipt(events);
     expect(r.path).toEqual(['ask', 'route', 'act', 'done']);
     expect(r.counts).toMatchObject({ steps: 3, retries: 3, tool_calls: 2, failures: 3 });
@@ -173,13 +277,23 @@ describe('per-run health', () => {
   });
 
   it('a failed typed check of a tool result and a blocked action are invariant violations', () => {
-    const events = run(['big'], [
-      { ok: true, value: { n: Number.NaN } },
-      { ok: true, value: { done: true } },
-    ]);
+    const events = run(
+      ['big'],
+      [
+        { ok: true, value: { n: Number.NaN } },
+        { ok: true, value: { done: true } },
+      ],
+    );
     expect(events.find((e) => e.type === 'step_failed')).toMatchObject({ error: { code: 'E_TOOL_OUTPUT_NOT_JSON' } });
-    expect(computeReceipt(events).health).toMatchObject({ failed_checks: 1, rejected_outputs: 0, invariant_violations: 1, visits: 3 });
-    const blocked = trace(['a', 'b'], { extra: [{ type: 'transition_rejected', step: 'a', requested: 'tool:wire', rule: 'grant', reason: 'not granted' }] });
+    expect(computeReceipt(events).health).toMatchObject({
+      failed_checks: 1,
+      rejected_outputs: 0,
+      invariant_violations: 1,
+      visits: 3,
+    });
+    const blocked = trace(['a', 'b'], {
+      extra: [{ type: 'transition_rejected', step: 'a', requested: 'tool:wire', rule: 'grant', reason: 'not granted' }],
+    });
     expect(computeReceipt(blocked).health).toMatchObject({ invariant_violations: 1, invariant_violation_rate: 1 });
     expect(analyzeRuns([blocked]).alerts.map((x) => x.code)).toEqual(['A_INVARIANT_VIOLATIONS', 'A_BLOCKED_ACTIONS']);
   });
@@ -191,11 +305,24 @@ describe('per-run health', () => {
 
   it('verify recomputes it: a bundle whose health was edited is rejected', () => {
     const events = run(['big'], [{ ok: true, value: { done: true } }]);
-    const bundle = JSON.parse(JSON.stringify({ format: BUNDLE_FORMAT, program, policy: null, input: { n: 20 }, events, receipt: computeReceipt(events) }));
+    const bundle = JSON.parse(
+      JSON.stringify({
+        format: BUNDLE_FORMAT,
+        program,
+        policy: null,
+        input: { n: 20 },
+        events,
+        receipt: computeReceipt(events),
+      }),
+    );
     expect(verifyBundle(bundle, pureHasher)).toMatchObject({ ok: true });
     bundle.receipt.health.retry_density = 0;
     bundle.receipt.health.tool_churn = 0.01;
-    expect(verifyBundle(bundle, pureHasher)).toMatchObject({ ok: false, code: 'E_RECEIPT_MISMATCH', reason: expect.stringContaining('/health/tool_churn') });
+    expect(verifyBundle(bundle, pureHasher)).toMatchObject({
+      ok: false,
+      code: 'E_RECEIPT_MISMATCH',
+      reason: expect.stringContaining('/health/tool_churn'),
+    });
   });
 });
 
@@ -215,7 +342,10 @@ describe('analyzeRuns', () => {
 
   it('reports the thresholds in force: defaults overridden member by member', () => {
     expect(analyzeRuns([trace(['a'])]).thresholds).toEqual(DEFAULT_THRESHOLDS);
-    expect(analyzeRuns([trace(['a'])], { thresholds: { path_variance: 0.9 } }).thresholds).toEqual({ ...DEFAULT_THRESHOLDS, path_variance: 0.9 });
+    expect(analyzeRuns([trace(['a'])], { thresholds: { path_variance: 0.9 } }).thresholds).toEqual({
+      ...DEFAULT_THRESHOLDS,
+      path_variance: 0.9,
+    });
   });
 });
 
@@ -223,7 +353,8 @@ describe('analyzeRuns', () => {
 
 const pathArb = fc.array(fc.constantFrom('a', 'b', 'c', 'd'), { minLength: 1, maxLength: 12 });
 const runsArb = fc.array(fc.tuple(pathArb, fc.boolean()), { minLength: 1, maxLength: 8 });
-const build = (runs: [string[], boolean][]) => runs.map(([p, done]) => trace(p, { status: done ? 'completed' : 'failed' }));
+const build = (runs: [string[], boolean][]) =>
+  runs.map(([p, done]) => trace(p, { status: done ? 'completed' : 'failed' }));
 
 describe('properties', () => {
   it('H(next | current) = 0 for every deterministic linear program, however long and however many runs', () => {

@@ -27,17 +27,39 @@ describe('canonicalJson (RFC 8785)', () => {
   });
 
   it('sorts keys by UTF-16 code units (RFC 8785 §3.2.3 example)', () => {
-    const input = { '\u20ac': 'Euro Sign', '\r': 'Carriage Return', '\ufb33': 'Hebrew Letter Dalet With Dagesh', '1': 'One', '\ud83d\ude00': 'Emoji: Grinning Face', '\u0080': 'Control', '\u00f6': 'Latin Small Letter O With Diaeresis' };
+    const input = {
+      '\u20ac': 'Euro Sign',
+      '\r': 'Carriage Return',
+      '\ufb33': 'Hebrew Letter Dalet With Dagesh',
+      '1': 'One',
+      '\ud83d\ude00': 'Emoji: Grinning Face',
+      '\u0080': 'Control',
+      '\u00f6': 'Latin Small Letter O With Diaeresis',
+    };
     const keys = Object.keys(JSON.parse(canonicalJson(input)) as object);
     // Object.keys puts integer-like keys first; compare the serialized order instead.
     const order = [...canonicalJson(input).matchAll(/"([^"]*)":"([^"]*)"/g)].map((m) => m[2]);
-    expect(order).toEqual(['Carriage Return', 'One', 'Control', 'Latin Small Letter O With Diaeresis', 'Euro Sign', 'Emoji: Grinning Face', 'Hebrew Letter Dalet With Dagesh']);
+    expect(order).toEqual([
+      'Carriage Return',
+      'One',
+      'Control',
+      'Latin Small Letter O With Diaeresis',
+      'Euro Sign',
+      'Emoji: Grinning Face',
+      'Hebrew Letter Dalet With Dagesh',
+    ]);
     expect(keys).toHaveLength(7);
   });
 
   it('matches the RFC 8785 §3.2.2 sample', () => {
-    const input = { numbers: [333333333.33333329, 1e30, 4.5, 2e-3, 0.000000000000000000000000001], string: '\u20ac$\u000f\nA\'B"\\\\"/', literals: [null, true, false] };
-    expect(canonicalJson(input)).toBe('{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}');
+    const input = {
+      numbers: [333333333.33333329, 1e30, 4.5, 2e-3, 0.000000000000000000000000001],
+      string: '\u20ac$\u000f\nA\'B"\\\\"/',
+      literals: [null, true, false],
+    };
+    expect(canonicalJson(input)).toBe(
+      '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}',
+    );
   });
 
   it('omits undefined members and rejects values JSON cannot carry', () => {
@@ -85,9 +107,22 @@ function reference(v: unknown): string {
 
 describe('canonicalJson fast paths', () => {
   it('agrees with a naive reference on arbitrary Unicode (lone surrogates, controls, quotes)', () => {
-    const str = fc.oneof(fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme' }), fc.constantFrom('\ud800', 'a\udc00b', '"\\', '\u0000\u001f\u007f', '\u2028\u2029'));
+    const str = fc.oneof(
+      fc.string({ unit: 'binary' }),
+      fc.string({ unit: 'grapheme' }),
+      fc.constantFrom('\ud800', 'a\udc00b', '"\\', '\u0000\u001f\u007f', '\u2028\u2029'),
+    );
     const json = fc.letrec((tie) => ({
-      v: fc.oneof({ depthSize: 'small' }, str, fc.double({ noNaN: true, noDefaultInfinity: true }), fc.integer(), fc.boolean(), fc.constant(null), fc.array(tie('v')), fc.dictionary(str, tie('v'))),
+      v: fc.oneof(
+        { depthSize: 'small' },
+        str,
+        fc.double({ noNaN: true, noDefaultInfinity: true }),
+        fc.integer(),
+        fc.boolean(),
+        fc.constant(null),
+        fc.array(tie('v')),
+        fc.dictionary(str, tie('v')),
+      ),
     })).v;
     fc.assert(
       fc.property(json, (v) => {
@@ -99,14 +134,52 @@ describe('canonicalJson fast paths', () => {
 });
 
 describe('canonicalJson native fast path', () => {
-  const key = fc.constantFrom('a', 'b', 'B', '', '0', '1', '2', '10', '01', '-1', '-x', ' ', '~', 'é', '\u20ac', '\ud83d\ude00', 'constructor', 'toString');
-  const leaf = fc.oneof(fc.string(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.boolean(), fc.constant(null), fc.constant(-0));
+  const key = fc.constantFrom(
+    'a',
+    'b',
+    'B',
+    '',
+    '0',
+    '1',
+    '2',
+    '10',
+    '01',
+    '-1',
+    '-x',
+    ' ',
+    '~',
+    'é',
+    '\u20ac',
+    '\ud83d\ude00',
+    'constructor',
+    'toString',
+  );
+  const leaf = fc.oneof(
+    fc.string(),
+    fc.double({ noNaN: true, noDefaultInfinity: true }),
+    fc.boolean(),
+    fc.constant(null),
+    fc.constant(-0),
+  );
   const tree = fc.letrec((tie) => ({
-    v: fc.oneof({ depthSize: 'small' }, leaf, fc.array(tie('v'), { maxLength: 4 }), fc.array(fc.tuple(key, tie('v')), { maxLength: 6 }).map((entries) => Object.fromEntries(entries))),
+    v: fc.oneof(
+      { depthSize: 'small' },
+      leaf,
+      fc.array(tie('v'), { maxLength: 4 }),
+      fc.array(fc.tuple(key, tie('v')), { maxLength: 6 }).map((entries) => Object.fromEntries(entries)),
+    ),
   })).v;
   /** The same value with every object's members inserted in sorted order (JS may still list integer-like names first). */
   const sorted = (v: unknown): unknown =>
-    Array.isArray(v) ? v.map(sorted) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sorted((v as Record<string, unknown>)[k])])) : v;
+    Array.isArray(v)
+      ? v.map(sorted)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(
+            Object.keys(v)
+              .sort()
+              .map((k) => [k, sorted((v as Record<string, unknown>)[k])]),
+          )
+        : v;
 
   it('agrees with the naive reference whether or not members are already in order', () => {
     fc.assert(

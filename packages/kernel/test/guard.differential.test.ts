@@ -30,9 +30,13 @@ const e = (text: string, tag: Tag, typed = true): Expr => ({ text, tag, typed })
 const p = (x: Expr): string => `(${x.text})`;
 
 const INT_LITS = [-2, -1, 0, 1, 2, 3, 10, 1000].map((n) => e(String(n), 'int'));
-const DOUBLE_LITS = [-2.5, -1.0, 0.0, 0.5, 1.0, 1.5, 2.0, 3.25, 100.5].map((n) => e(Number.isInteger(n) ? `${n}.0` : String(n), 'double'));
+const DOUBLE_LITS = [-2.5, -1.0, 0.0, 0.5, 1.0, 1.5, 2.0, 3.25, 100.5].map((n) =>
+  e(Number.isInteger(n) ? `${n}.0` : String(n), 'double'),
+);
 const ALPHABET = ['a', 'b', 'c', 'A', 'é', '中', ' ', '"', '\\'];
-const STR_LITS = ['', 'a', 'b', 'ab', 'abc', 'A', 'é', '中文', 'a"b', 'x\\y'].map((s) => e(JSON.stringify(s), 'string'));
+const STR_LITS = ['', 'a', 'b', 'ab', 'abc', 'A', 'é', '中文', 'a"b', 'x\\y'].map((s) =>
+  e(JSON.stringify(s), 'string'),
+);
 
 function numLeaves(scope: Scope): Expr[] {
   return [
@@ -73,7 +77,9 @@ function boolLeaves(scope: Scope): Expr[] {
     e('obj.b', 'dyn'),
     e('has(obj.opt)', 'bool'),
     e('has(obj.zz)', 'bool'),
-    ...(scope.includes('it') ? [e('it.ok', 'dyn'), e('has(it.tag)', 'bool'), e('it.price > 1', 'bool'), e('it.tag == "a"', 'bool')] : []),
+    ...(scope.includes('it')
+      ? [e('it.ok', 'dyn'), e('has(it.tag)', 'bool'), e('it.price > 1', 'bool'), e('it.tag == "a"', 'bool')]
+      : []),
     ...(scope.includes('v') ? [e('v > 0', 'bool'), e('v == 1.5', 'bool'), e('v <= 2', 'bool')] : []),
     ...(scope.includes('w') ? [e('w.startsWith("a")', 'bool'), e('w == "b"', 'bool'), e('w < "b"', 'bool')] : []),
   ];
@@ -110,7 +116,14 @@ class Generator {
     if (family === 'num') {
       const sized = fc.oneof(
         sub('str'),
-        fc.constantFrom(e('nums', 'dyn'), e('strs', 'dyn'), e('obj', 'dyn'), e('items', 'dyn'), e('[1, 2, 3]', 'dyn'), e('["a"]', 'dyn')),
+        fc.constantFrom(
+          e('nums', 'dyn'),
+          e('strs', 'dyn'),
+          e('obj', 'dyn'),
+          e('items', 'dyn'),
+          e('[1, 2, 3]', 'dyn'),
+          e('["a"]', 'dyn'),
+        ),
       );
       return fc.oneof(
         { arbitrary: leaf, weight: 4 },
@@ -124,7 +137,9 @@ class Generator {
       { arbitrary: leaf, weight: 3 },
       { arbitrary: sub('bool').map((x) => e(`!${p(x)}`, 'bool', x.typed)), weight: 1 },
       ...(['&&', '||'] as const).map((op) => ({
-        arbitrary: fc.tuple(sub('bool'), sub('bool')).map(([a, b]) => e(`${p(a)} ${op} ${p(b)}`, 'bool', a.typed && b.typed)),
+        arbitrary: fc
+          .tuple(sub('bool'), sub('bool'))
+          .map(([a, b]) => e(`${p(a)} ${op} ${p(b)}`, 'bool', a.typed && b.typed)),
         weight: 3,
       })),
       { arbitrary: cond('bool'), weight: 1 },
@@ -152,19 +167,36 @@ class Generator {
       // deliberately mixed through dyn: equality is false, ordering an error, in both
       {
         arbitrary: fc
-          .tuple(fc.constantFrom(e('n', 'dyn'), e('s', 'dyn'), e('b', 'dyn'), e('z', 'dyn'), e('any', 'dyn'), e('nums', 'dyn'), e('obj', 'dyn')), fc.constantFrom(...CMP), fc.constantFrom(e('n', 'dyn'), e('s', 'dyn'), e('any', 'dyn'), e('strs', 'dyn'), e('obj', 'dyn')))
+          .tuple(
+            fc.constantFrom(
+              e('n', 'dyn'),
+              e('s', 'dyn'),
+              e('b', 'dyn'),
+              e('z', 'dyn'),
+              e('any', 'dyn'),
+              e('nums', 'dyn'),
+              e('obj', 'dyn'),
+            ),
+            fc.constantFrom(...CMP),
+            fc.constantFrom(e('n', 'dyn'), e('s', 'dyn'), e('any', 'dyn'), e('strs', 'dyn'), e('obj', 'dyn')),
+          )
           .map(([a, op, b]) => e(`${a.text} ${op} ${b.text}`, 'bool', false)),
         weight: 1,
       },
       {
-        arbitrary: fc.tuple(sub('num'), fc.constantFrom('nums', 'any', '[1.5, 2.0, -1.0]', '[1, 2, 3]')).filter(([a, l]) => {
-          const elemTag: Tag = l.startsWith('[1.') ? 'double' : l.startsWith('[1,') ? 'int' : 'dyn';
-          return a.tag === elemTag || a.tag === 'dyn' || elemTag === 'dyn';
-        }).map(([a, l]) => e(`${p(a)} in ${l}`, 'bool', a.typed)),
+        arbitrary: fc
+          .tuple(sub('num'), fc.constantFrom('nums', 'any', '[1.5, 2.0, -1.0]', '[1, 2, 3]'))
+          .filter(([a, l]) => {
+            const elemTag: Tag = l.startsWith('[1.') ? 'double' : l.startsWith('[1,') ? 'int' : 'dyn';
+            return a.tag === elemTag || a.tag === 'dyn' || elemTag === 'dyn';
+          })
+          .map(([a, l]) => e(`${p(a)} in ${l}`, 'bool', a.typed)),
         weight: 2,
       },
       {
-        arbitrary: fc.tuple(sub('str'), fc.constantFrom('strs', 'obj', '["a", "b", ""]', 'obj.nested')).map(([a, l]) => e(`${p(a)} in ${l}`, 'bool', a.typed)),
+        arbitrary: fc
+          .tuple(sub('str'), fc.constantFrom('strs', 'obj', '["a", "b", ""]', 'obj.nested'))
+          .map(([a, l]) => e(`${p(a)} in ${l}`, 'bool', a.typed)),
         weight: 2,
       },
       {
@@ -179,7 +211,11 @@ class Generator {
 
   private quantifier(depth: number, scope: Scope): fc.Arbitrary<Expr> {
     const options: fc.Arbitrary<Expr>[] = [];
-    for (const [list, v] of [['items', 'it'], ['nums', 'v'], ['strs', 'w']] as const) {
+    for (const [list, v] of [
+      ['items', 'it'],
+      ['nums', 'v'],
+      ['strs', 'w'],
+    ] as const) {
       if (scope.includes(v)) continue;
       const inner = [...scope, v];
       options.push(
@@ -202,15 +238,24 @@ const str = fc.string({ unit: fc.constantFrom(...ALPHABET), maxLength: 4 });
 const leaf = fc.oneof(num, str, fc.boolean(), fc.constant(null));
 /** Mostly the nominal type; sometimes another JSON value, sometimes absent. */
 const maybe = <T>(arb: fc.Arbitrary<T>): fc.Arbitrary<T | unknown> =>
-  fc.oneof({ arbitrary: arb, weight: 8 }, { arbitrary: leaf, weight: 1 }, { arbitrary: fc.constant(MISSING), weight: 1 });
+  fc.oneof(
+    { arbitrary: arb, weight: 8 },
+    { arbitrary: leaf, weight: 1 },
+    { arbitrary: fc.constant(MISSING), weight: 1 },
+  );
 
 /** List elements: mostly the nominal type, sometimes another JSON leaf. */
-const mostly = <T>(arb: fc.Arbitrary<T>): fc.Arbitrary<T | unknown> => fc.oneof({ arbitrary: arb, weight: 6 }, { arbitrary: leaf, weight: 1 });
+const mostly = <T>(arb: fc.Arbitrary<T>): fc.Arbitrary<T | unknown> =>
+  fc.oneof({ arbitrary: arb, weight: 6 }, { arbitrary: leaf, weight: 1 });
 
 function dropMissing(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(dropMissing);
   if (typeof v === 'object' && v !== null) {
-    return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== MISSING).map(([k, x]) => [k, dropMissing(x)]));
+    return Object.fromEntries(
+      Object.entries(v)
+        .filter(([, x]) => x !== MISSING)
+        .map(([k, x]) => [k, dropMissing(x)]),
+    );
   }
   return v;
 }
@@ -234,10 +279,17 @@ const varsArb = fc
       opt: maybe(str),
       nested: fc.record({ x: maybe(num) }),
     }),
-    items: maybe(fc.array(fc.record({ price: maybe(num), tag: maybe(str), ok: maybe(fc.boolean()) }), { maxLength: 4 })),
+    items: maybe(
+      fc.array(fc.record({ price: maybe(num), tag: maybe(str), ok: maybe(fc.boolean()) }), { maxLength: 4 }),
+    ),
     // A map with numeric-looking keys meets known difference 5 (cel-js turns `1 in m` into a
     // lookup of "1"), which this property does not test.
-    any: fc.jsonValue({ maxDepth: 2 }).filter((v) => !(v !== null && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).some((k) => /^-?[0-9]/.test(k)))),
+    any: fc
+      .jsonValue({ maxDepth: 2 })
+      .filter(
+        (v) =>
+          !(v !== null && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).some((k) => /^-?[0-9]/.test(k))),
+      ),
   })
   .map((v) => dropMissing(v) as Record<string, unknown>);
 
@@ -267,7 +319,10 @@ const ENV: GuardTypeEnv = Object.fromEntries(
     },
     items: {
       type: 'array',
-      items: { type: 'object', properties: { price: { type: 'number' }, tag: { type: 'string' }, ok: { type: 'boolean' } } },
+      items: {
+        type: 'object',
+        properties: { price: { type: 'number' }, tag: { type: 'string' }, ok: { type: 'boolean' } },
+      },
     },
     any: {},
   }).map(([k, s]) => [k, guardTypeFromJsonSchema(s)]),
@@ -278,7 +333,8 @@ function normalize(v: unknown): unknown {
   if (typeof v === 'bigint') return Number(v);
   if (typeof v === 'number') return v === 0 ? 0 : v;
   if (Array.isArray(v)) return v.map(normalize);
-  if (typeof v === 'object' && v !== null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, normalize(x)]));
+  if (typeof v === 'object' && v !== null)
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, normalize(x)]));
   return v;
 }
 
@@ -294,7 +350,10 @@ function celOutcome(source: string, vars: Record<string, unknown>): Outcome {
 
 function ourOutcome(source: string, vars: Record<string, unknown>): Outcome {
   const c = compileGuard(source);
-  if (!c.ok) throw new Error(`generated guard does not compile: ${source}\n${c.error.code} at ${c.error.column}: ${c.error.message}`);
+  if (!c.ok)
+    throw new Error(
+      `generated guard does not compile: ${source}\n${c.error.code} at ${c.error.column}: ${c.error.message}`,
+    );
   const r = evaluateGuard(c.guard, vars);
   return r.ok ? { value: normalize(r.value) } : 'error';
 }
@@ -365,34 +424,52 @@ const hostile = fc.anything({
   withObjectString: true,
 });
 const hostileVars = fc.record(
-  { n: hostile, m: hostile, s: hostile, t: hostile, b: hostile, c: hostile, z: hostile, nums: hostile, strs: hostile, any: hostile, items: hostile, obj: fc.oneof(hostile, fc.record({ a: hostile, s: hostile, b: hostile, opt: hostile, nested: hostile })) },
+  {
+    n: hostile,
+    m: hostile,
+    s: hostile,
+    t: hostile,
+    b: hostile,
+    c: hostile,
+    z: hostile,
+    nums: hostile,
+    strs: hostile,
+    any: hostile,
+    items: hostile,
+    obj: fc.oneof(hostile, fc.record({ a: hostile, s: hostile, b: hostile, opt: hostile, nested: hostile })),
+  },
   { requiredKeys: [] },
 );
 
 describe('totality', () => {
   test('evaluation terminates, never throws, and stays within maxCost for arbitrary variables', () => {
     fc.assert(
-      fc.property(guardArb, fc.oneof(varsArb, hostileVars), fc.integer({ min: 0, max: 300 }), (guard, vars, maxCost) => {
-        const c = compileGuard(guard.text);
-        if (!c.ok) throw new Error(c.error.message);
-        const r = evaluateGuard(c.guard, vars, { maxCost });
-        expect(r.cost).toBeLessThanOrEqual(maxCost);
-        if (r.ok) {
-          expect(JSON.parse(JSON.stringify(r.explain))).toEqual(r.explain);
-          expect(r.explain.length).toBeGreaterThan(0);
-          expect(r.explain.length).toBeLessThanOrEqual(64);
-        } else {
-          expect(['E_GUARD_RUNTIME', 'E_GUARD_COST']).toContain(r.error.code);
-          expect(r.error.column).toBeGreaterThanOrEqual(1);
-          expect(r.error.column).toBeLessThanOrEqual(guard.text.length);
-          if (r.error.code === 'E_GUARD_COST') expect(r.cost).toBe(maxCost);
-        }
-        // A larger budget never changes a result that fit in the smaller one.
-        if (r.ok || r.error.code !== 'E_GUARD_COST') {
-          const unbounded = evaluateGuard(c.guard, vars, { maxCost: 1_000_000 });
-          expect(unbounded).toEqual(r);
-        }
-      }),
+      fc.property(
+        guardArb,
+        fc.oneof(varsArb, hostileVars),
+        fc.integer({ min: 0, max: 300 }),
+        (guard, vars, maxCost) => {
+          const c = compileGuard(guard.text);
+          if (!c.ok) throw new Error(c.error.message);
+          const r = evaluateGuard(c.guard, vars, { maxCost });
+          expect(r.cost).toBeLessThanOrEqual(maxCost);
+          if (r.ok) {
+            expect(JSON.parse(JSON.stringify(r.explain))).toEqual(r.explain);
+            expect(r.explain.length).toBeGreaterThan(0);
+            expect(r.explain.length).toBeLessThanOrEqual(64);
+          } else {
+            expect(['E_GUARD_RUNTIME', 'E_GUARD_COST']).toContain(r.error.code);
+            expect(r.error.column).toBeGreaterThanOrEqual(1);
+            expect(r.error.column).toBeLessThanOrEqual(guard.text.length);
+            if (r.error.code === 'E_GUARD_COST') expect(r.cost).toBe(maxCost);
+          }
+          // A larger budget never changes a result that fit in the smaller one.
+          if (r.ok || r.error.code !== 'E_GUARD_COST') {
+            const unbounded = evaluateGuard(c.guard, vars, { maxCost: 1_000_000 });
+            expect(unbounded).toEqual(r);
+          }
+        },
+      ),
       { numRuns: 1000 },
     );
   });

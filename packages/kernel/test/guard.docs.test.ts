@@ -37,7 +37,9 @@ function parseExample(block: string): Example {
     source: code.join('\n').trim(),
     vars: JSON.parse(directive('vars:') ?? '{}') as Record<string, unknown>,
     ...(env && {
-      env: Object.fromEntries(Object.entries(JSON.parse(env) as object).map(([k, s]) => [k, guardTypeFromJsonSchema(s)])),
+      env: Object.fromEntries(
+        Object.entries(JSON.parse(env) as object).map(([k, s]) => [k, guardTypeFromJsonSchema(s)]),
+      ),
     }),
     ...(maxCost && { maxCost: Number(maxCost) }),
     ...(explain && { explain: JSON.parse(explain) as unknown }),
@@ -66,7 +68,11 @@ describe('docs/guards.md examples', () => {
       return;
     }
     if (!compiled.ok) throw new Error(`${compiled.error.code} at ${compiled.error.column}: ${compiled.error.message}`);
-    const result = evaluateGuard(compiled.guard, ex.vars, ex.maxCost === undefined ? undefined : { maxCost: ex.maxCost });
+    const result = evaluateGuard(
+      compiled.guard,
+      ex.vars,
+      ex.maxCost === undefined ? undefined : { maxCost: ex.maxCost },
+    );
     const evalError = /^error (\S+) at (\d+)$/.exec(ex.expected);
     if (evalError) {
       expect(result.ok ? result.value : { code: result.error.code, column: result.error.column }).toEqual({

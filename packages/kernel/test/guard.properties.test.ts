@@ -7,10 +7,60 @@ import { describe, expect, test } from 'vitest';
 import { GUARD_ERROR_CODES, compileGuard, evaluateGuard } from '../src/guard/index.js';
 
 const TOKENS = [
-  'a', 'b', 'xs', 'm', 'e', 'has', 'size', 'exists', 'all', 'map', 'matches', 'int', 'startsWith', 'contains',
-  'true', 'false', 'null', 'in', '1', '2.5', '-', '0x1', '"s"', "'t'", 'r"\\d"', 'b"x"', '1u',
-  '.', '.?', '(', ')', '[', ']', '{', '}', ',', ':', '?', '!', '==', '!=', '<', '<=', '>', '>=', '&&', '||',
-  '+', '*', '/', '%', '// c\n', ' ', '\n',
+  'a',
+  'b',
+  'xs',
+  'm',
+  'e',
+  'has',
+  'size',
+  'exists',
+  'all',
+  'map',
+  'matches',
+  'int',
+  'startsWith',
+  'contains',
+  'true',
+  'false',
+  'null',
+  'in',
+  '1',
+  '2.5',
+  '-',
+  '0x1',
+  '"s"',
+  "'t'",
+  'r"\\d"',
+  'b"x"',
+  '1u',
+  '.',
+  '.?',
+  '(',
+  ')',
+  '[',
+  ']',
+  '{',
+  '}',
+  ',',
+  ':',
+  '?',
+  '!',
+  '==',
+  '!=',
+  '<',
+  '<=',
+  '>',
+  '>=',
+  '&&',
+  '||',
+  '+',
+  '*',
+  '/',
+  '%',
+  '// c\n',
+  ' ',
+  '\n',
 ];
 
 /** Mostly-plausible CEL made of real tokens, so that a good share compiles. */
@@ -18,7 +68,13 @@ const soup = (maxLength: number): fc.Arbitrary<string> =>
   fc.array(fc.constantFrom(...TOKENS), { minLength: 1, maxLength }).map((t) => t.join(' '));
 const tokenSoup = soup(25);
 const source = fc.oneof(tokenSoup, fc.string({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 20 }));
-const vars = fc.dictionary(fc.constantFrom('a', 'b', 'xs', 'm', 'e'), fc.oneof(fc.jsonValue({ maxDepth: 3 }), fc.anything({ maxDepth: 2, withBigInt: true, withDate: true, withMap: true })));
+const vars = fc.dictionary(
+  fc.constantFrom('a', 'b', 'xs', 'm', 'e'),
+  fc.oneof(
+    fc.jsonValue({ maxDepth: 3 }),
+    fc.anything({ maxDepth: 2, withBigInt: true, withDate: true, withMap: true }),
+  ),
+);
 const CODES = new Set(GUARD_ERROR_CODES.map((c) => c.code));
 
 describe('totality on arbitrary text', () => {

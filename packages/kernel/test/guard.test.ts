@@ -55,7 +55,11 @@ const ORDER = {
     tags: { type: 'array', items: { type: 'string' } },
     items: {
       type: 'array',
-      items: { type: 'object', properties: { sku: { type: 'string' }, qty: { type: 'integer' } }, additionalProperties: false },
+      items: {
+        type: 'object',
+        properties: { sku: { type: 'string' }, qty: { type: 'integer' } },
+        additionalProperties: false,
+      },
     },
     meta: { type: 'object' },
     anything: {},
@@ -249,7 +253,14 @@ describe('compile errors carry a stable code and the column of the offending tok
   });
 
   test('parenthesized comparisons inside comparisons are accepted', () => {
-    for (const s of ['a == (b < c)', '(a == b) < c', '((a < b)) == c', 'a == ( // why\n b < c)', '(a in b) == c', '(a == b) == c']) {
+    for (const s of [
+      'a == (b < c)',
+      '(a == b) < c',
+      '((a < b)) == c',
+      'a == ( // why\n b < c)',
+      '(a in b) == c',
+      '(a == b) == c',
+    ]) {
       expect(compileError(s)).toBe('compiled');
     }
   });
@@ -260,7 +271,10 @@ describe('compile errors carry a stable code and the column of the offending tok
   });
 
   test('a guard that is not a string is a syntax error, not an exception', () => {
-    expect(compileGuard(42 as unknown as string)).toMatchObject({ ok: false, error: { code: 'E_GUARD_SYNTAX', column: 1 } });
+    expect(compileGuard(42 as unknown as string)).toMatchObject({
+      ok: false,
+      error: { code: 'E_GUARD_SYNTAX', column: 1 },
+    });
   });
 
   test('E_GUARD_LIMIT: too many nodes or too deep', () => {
@@ -315,7 +329,11 @@ describe('type checking against declared schemas', () => {
     ['input.items.exists(i, i.qty == "2")', 29, "cannot compare number with string using '=='"],
     ['input.tags["x"] == "a"', 11, 'cannot index input.tags (list<string>) with string'],
     ['input.meta[1]', 11, 'cannot index input.meta (map) with number'],
-    ['(input.vip ? input.amount : input.country) && true', 2, "'&&' needs a bool, but input.vip ? input.amount : input.country is number | string"],
+    [
+      '(input.vip ? input.amount : input.country) && true',
+      2,
+      "'&&' needs a bool, but input.vip ? input.amount : input.country is number | string",
+    ],
   ] as const)('%s', (source, column, message) => {
     const c = compileGuard(source, ENV);
     expect(c.ok ? 'compiled' : c.error).toEqual({ code: 'E_GUARD_TYPE', column, message });
@@ -347,7 +365,14 @@ describe('type checking against declared schemas', () => {
   });
 
   test('a union is accepted when some member works', () => {
-    const env = { v: schema({ anyOf: [{ type: 'object', properties: { a: { type: 'number' } }, additionalProperties: false }, { type: 'null' }] }) };
+    const env = {
+      v: schema({
+        anyOf: [
+          { type: 'object', properties: { a: { type: 'number' } }, additionalProperties: false },
+          { type: 'null' },
+        ],
+      }),
+    };
     expect(compileError('v.a > 1', env)).toBe('compiled');
     expect(compileError('v == null', env)).toBe('compiled');
     expect(compileError('v.b > 1', env)).toEqual(['E_GUARD_TYPE', 3]);
@@ -407,8 +432,16 @@ describe('evaluation errors', () => {
 
   test('a hostile getter is reported, not thrown', () => {
     const x = {};
-    Object.defineProperty(x, 'y', { enumerable: true, get: () => { throw new Error('boom'); } });
-    expect(run('x.y', { x })).toMatchObject({ ok: false, error: { code: 'E_GUARD_RUNTIME', message: 'evaluation failed: boom' } });
+    Object.defineProperty(x, 'y', {
+      enumerable: true,
+      get: () => {
+        throw new Error('boom');
+      },
+    });
+    expect(run('x.y', { x })).toMatchObject({
+      ok: false,
+      error: { code: 'E_GUARD_RUNTIME', message: 'evaluation failed: boom' },
+    });
   });
 
   test('deeply nested values fail cleanly', () => {
@@ -496,7 +529,9 @@ describe('explanations', () => {
     const long = 'x'.repeat(1000);
     const r = run('s', { s: long });
     expect(r.ok && (r.explain[0]!.value as string).length).toBe(257);
-    expect(run('x == x', { x: Number.POSITIVE_INFINITY })).toMatchObject({ explain: [{ expr: 'x', value: 'Infinity' }, {}] });
+    expect(run('x == x', { x: Number.POSITIVE_INFINITY })).toMatchObject({
+      explain: [{ expr: 'x', value: 'Infinity' }, {}],
+    });
   });
 
   test('at most MAX_EXPLAIN_ENTRIES entries, the whole guard last', () => {
@@ -558,7 +593,10 @@ describe('guards not made by compileGuard', () => {
   });
 
   test('garbage is an error, not an exception', () => {
-    expect(evaluateGuard(null as unknown as CompiledGuard, {})).toMatchObject({ ok: false, error: { code: 'E_GUARD_RUNTIME' } });
+    expect(evaluateGuard(null as unknown as CompiledGuard, {})).toMatchObject({
+      ok: false,
+      error: { code: 'E_GUARD_RUNTIME' },
+    });
     expect(evaluateGuard(compiled('x'), null as unknown as Record<string, unknown>)).toMatchObject({ ok: false });
   });
 });
@@ -602,10 +640,22 @@ describe('guardTypeFromJsonSchema', () => {
       fields: { a: { kind: 'string' } },
       open: true,
     });
-    expect(schema({ properties: { a: {} }, additionalProperties: false })).toEqual({ kind: 'map', fields: { a: { kind: 'dyn' } }, open: false });
-    expect(schema({ type: 'object', additionalProperties: false, patternProperties: { '^x': {} } })).toMatchObject({ open: true });
-    expect(schema({ const: { a: [1] } })).toEqual({ kind: 'map', fields: { a: { kind: 'list', elem: { kind: 'number' } } }, open: false });
-    const proto = schema(JSON.parse('{"type": "object", "properties": {"__proto__": {"type": "string"}}, "additionalProperties": false}'));
+    expect(schema({ properties: { a: {} }, additionalProperties: false })).toEqual({
+      kind: 'map',
+      fields: { a: { kind: 'dyn' } },
+      open: false,
+    });
+    expect(schema({ type: 'object', additionalProperties: false, patternProperties: { '^x': {} } })).toMatchObject({
+      open: true,
+    });
+    expect(schema({ const: { a: [1] } })).toEqual({
+      kind: 'map',
+      fields: { a: { kind: 'list', elem: { kind: 'number' } } },
+      open: false,
+    });
+    const proto = schema(
+      JSON.parse('{"type": "object", "properties": {"__proto__": {"type": "string"}}, "additionalProperties": false}'),
+    );
     expect(Object.hasOwn((proto as { fields: object }).fields, '__proto__')).toBe(true);
   });
 

@@ -27,11 +27,16 @@ describe('docs/dsl.md', () => {
     expect(blocks.length).toBeGreaterThanOrEqual(2);
   });
 
-  it.each(blocks.map((b) => [b.line, b.text] as const))('the program at line %i loads and validates without issues', (line, text) => {
-    const loaded = loadProgram(text, { file: `docs/dsl.md@${line}` });
-    expect(loaded.issues).toEqual([]);
-    expect(validateProgram(loaded.program!, { sourceMap: loaded.sourceMap!, file: `docs/dsl.md@${line}` })).toEqual([]);
-  });
+  it.each(blocks.map((b) => [b.line, b.text] as const))(
+    'the program at line %i loads and validates without issues',
+    (line, text) => {
+      const loaded = loadProgram(text, { file: `docs/dsl.md@${line}` });
+      expect(loaded.issues).toEqual([]);
+      expect(validateProgram(loaded.program!, { sourceMap: loaded.sourceMap!, file: `docs/dsl.md@${line}` })).toEqual(
+        [],
+      );
+    },
+  );
 
   it('lists exactly the loader and validator codes, with their severities', () => {
     const rows = [...doc.matchAll(/^\| `([EW]_[A-Z_]+)` \| (error|warning) \|/gm)].map((m) => [m[1]!, m[2]!] as const);

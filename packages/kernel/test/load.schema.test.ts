@@ -17,9 +17,11 @@ function schemaNodes(): Array<{ at: string; node: Record<string, unknown> }> {
     if (typeof node !== 'object' || node === null) continue;
     const o = node as Record<string, unknown>;
     out.push({ at, node: o });
-    for (const key of ['items', 'additionalProperties', 'if', 'then']) if (typeof o[key] === 'object') stack.push({ at: `${at}/${key}`, node: o[key] });
+    for (const key of ['items', 'additionalProperties', 'if', 'then'])
+      if (typeof o[key] === 'object') stack.push({ at: `${at}/${key}`, node: o[key] });
     for (const key of ['properties', '$defs']) {
-      for (const [name, sub] of Object.entries((o[key] ?? {}) as Record<string, unknown>)) stack.push({ at: `${at}/${key}/${name}`, node: sub });
+      for (const [name, sub] of Object.entries((o[key] ?? {}) as Record<string, unknown>))
+        stack.push({ at: `${at}/${key}/${name}`, node: sub });
     }
     ((o.oneOf ?? []) as unknown[]).forEach((sub, i) => stack.push({ at: `${at}/oneOf/${i}`, node: sub }));
   }
@@ -67,19 +69,51 @@ const RICH = {
   budgets: { max_steps: 10, max_tokens: 100, max_cost_usd: 0.5, max_wall_ms: 1000, max_stalled_steps: 2 },
   start: 'ask',
   steps: [
-    { id: 'ask', kind: 'llm', prompt: 'p {{input.a}}', projection: ['input.a'], output: { enum: ['x', 'y'] }, next: 'call', timeout_ms: 5, on_error: { action: 'retry', max_attempts: 2, then: 'fallback', value: 'x' } },
-    { id: 'call', kind: 'tool', tool: 't', args: { a: 'input.a', b: { value: [1, { c: null }] } }, output_schema: { type: 'object' }, next: 'fan', on_error: { action: 'fallback', value: {} } },
+    {
+      id: 'ask',
+      kind: 'llm',
+      prompt: 'p {{input.a}}',
+      projection: ['input.a'],
+      output: { enum: ['x', 'y'] },
+      next: 'call',
+      timeout_ms: 5,
+      on_error: { action: 'retry', max_attempts: 2, then: 'fallback', value: 'x' },
+    },
+    {
+      id: 'call',
+      kind: 'tool',
+      tool: 't',
+      args: { a: 'input.a', b: { value: [1, { c: null }] } },
+      output_schema: { type: 'object' },
+      next: 'fan',
+      on_error: { action: 'fallback', value: {} },
+    },
     {
       id: 'fan',
       kind: 'parallel',
       max_concurrency: 2,
       children: [
-        { id: 'c1', kind: 'llm', prompt: 'q', projection: [], output: { schema: { type: 'string' } }, on_error: { action: 'fail' } },
+        {
+          id: 'c1',
+          kind: 'llm',
+          prompt: 'q',
+          projection: [],
+          output: { schema: { type: 'string' } },
+          on_error: { action: 'fail' },
+        },
         { id: 'c2', kind: 'tool', tool: 't2' },
       ],
       next: 'route',
     },
-    { id: 'route', kind: 'condition', cases: [{ when: 'true', next: 'ok' }], else: 'ask', max_visits: 3, on_exhausted: 'bad', description: 'loop' },
+    {
+      id: 'route',
+      kind: 'condition',
+      cases: [{ when: 'true', next: 'ok' }],
+      else: 'ask',
+      max_visits: 3,
+      on_exhausted: 'bad',
+      description: 'loop',
+    },
     { id: 'ok', kind: 'end', outcome: 'OK' },
     { id: 'bad', kind: 'end', outcome: 'BAD', failure: true },
   ],
@@ -90,7 +124,8 @@ type Path = Array<string | number>;
 function pathsOf(value: unknown, prefix: Path = []): Path[] {
   const out: Path[] = [prefix];
   if (Array.isArray(value)) value.forEach((v, i) => out.push(...pathsOf(v, [...prefix, i])));
-  else if (typeof value === 'object' && value !== null) for (const [k, v] of Object.entries(value)) out.push(...pathsOf(v, [...prefix, k]));
+  else if (typeof value === 'object' && value !== null)
+    for (const [k, v] of Object.entries(value)) out.push(...pathsOf(v, [...prefix, k]));
   return out;
 }
 
@@ -113,7 +148,8 @@ function mutate(root: unknown, path: Path, op: 'delete' | 'replace' | 'add', pay
     parent[last] = payload;
   } else {
     const target = parent[last];
-    if (typeof target === 'object' && target !== null && !Array.isArray(target)) Object.defineProperty(target, key, { value: payload, enumerable: true, writable: true, configurable: true });
+    if (typeof target === 'object' && target !== null && !Array.isArray(target))
+      Object.defineProperty(target, key, { value: payload, enumerable: true, writable: true, configurable: true });
     else if (Array.isArray(target)) target.push(payload);
   }
   return copy;
@@ -124,11 +160,56 @@ describe('structural checker', () => {
     const validator = new Validator(structuredClone(PROGRAM_SCHEMA) as Schema, '2020-12', false);
     const paths = pathsOf(RICH);
     const payload = fc.oneof(
-      fc.constantFrom('llm', 'tool', 'condition', 'parallel', 'end', 'retry', 'fallback', 'fail', 'input.a', 'steps.ask.output', 'x', '', 'bad id', 0, -1, 1.5, 3, true, null, [], {}, ['x'], { value: 1 }, { enum: ['a'] }, { schema: true }),
+      fc.constantFrom(
+        'llm',
+        'tool',
+        'condition',
+        'parallel',
+        'end',
+        'retry',
+        'fallback',
+        'fail',
+        'input.a',
+        'steps.ask.output',
+        'x',
+        '',
+        'bad id',
+        0,
+        -1,
+        1.5,
+        3,
+        true,
+        null,
+        [],
+        {},
+        ['x'],
+        { value: 1 },
+        { enum: ['a'] },
+        { schema: true },
+      ),
       fc.jsonValue({ maxDepth: 2 }),
     );
-    const key = fc.constantFrom('next', 'value', 'then', 'nxt', 'max_visits', 'on_exhausted', 'enum', 'schema', 'kind', 'zzz', 'constructor', '__proto__', 'toString');
-    const mutation = fc.tuple(fc.constantFrom(...paths), fc.constantFrom('delete', 'replace', 'add') as fc.Arbitrary<'delete' | 'replace' | 'add'>, payload, key);
+    const key = fc.constantFrom(
+      'next',
+      'value',
+      'then',
+      'nxt',
+      'max_visits',
+      'on_exhausted',
+      'enum',
+      'schema',
+      'kind',
+      'zzz',
+      'constructor',
+      '__proto__',
+      'toString',
+    );
+    const mutation = fc.tuple(
+      fc.constantFrom(...paths),
+      fc.constantFrom('delete', 'replace', 'add') as fc.Arbitrary<'delete' | 'replace' | 'add'>,
+      payload,
+      key,
+    );
     fc.assert(
       fc.property(fc.array(mutation, { minLength: 0, maxLength: 3 }), (mutations) => {
         let value: unknown = RICH;
@@ -144,10 +225,18 @@ describe('structural checker', () => {
   it('reports each defect once: one issue per mutated value', () => {
     expect(checkProgramShape(RICH)).toEqual([]);
     const wrongKind = mutate(RICH, ['steps', 1, 'kind'], 'replace', 'tol', '');
-    expect(checkProgramShape(wrongKind).map((i) => i.message)).toEqual(["steps/1/kind must be one of llm, tool, condition, parallel, wait, end (got 'tol'; did you mean 'tool'?)"]);
+    expect(checkProgramShape(wrongKind).map((i) => i.message)).toEqual([
+      "steps/1/kind must be one of llm, tool, condition, parallel, wait, end (got 'tol'; did you mean 'tool'?)",
+    ]);
     const wrongChild = mutate(RICH, ['steps', 2, 'children', 1, 'kind'], 'replace', 'end', '');
     expect(checkProgramShape(wrongChild)).toEqual([
-      { code: 'E_SCHEMA', severity: 'error', step: 'c2', path: '/steps/2/children/1/kind', message: "steps/2/children/1/kind must be one of llm, tool (got 'end')" },
+      {
+        code: 'E_SCHEMA',
+        severity: 'error',
+        step: 'c2',
+        path: '/steps/2/children/1/kind',
+        message: "steps/2/children/1/kind must be one of llm, tool (got 'end')",
+      },
     ]);
   });
 });

@@ -35,10 +35,12 @@ const BASE = [
 
 /** BASE with lines replaced (1-based line -> new text; null deletes the line). */
 function edit(changes: Record<number, string | null>): string {
-  return BASE.flatMap((line, i) => {
-    const change = changes[i + 1];
-    return change === undefined ? [line] : change === null ? [] : [change];
-  }).join('\n') + '\n';
+  return (
+    BASE.flatMap((line, i) => {
+      const change = changes[i + 1];
+      return change === undefined ? [line] : change === null ? [] : [change];
+    }).join('\n') + '\n'
+  );
 }
 
 function only(result: LoadResult) {
@@ -52,7 +54,12 @@ describe('loadProgram: valid input', () => {
     const r = loadProgram(edit({}), { file: 'demo.yaml' });
     expect(r.issues).toEqual([]);
     expect(r.program?.steps.map((s) => s.id)).toEqual(['classify', 'route', 'done', 'denied']);
-    expect(r.program?.steps[1]).toEqual({ id: 'route', kind: 'condition', cases: [{ when: 'steps.classify.output == "approve"', next: 'done' }], else: 'denied' });
+    expect(r.program?.steps[1]).toEqual({
+      id: 'route',
+      kind: 'condition',
+      cases: [{ when: 'steps.classify.output == "approve"', next: 'done' }],
+      else: 'denied',
+    });
     // A member is located at its key; an array item at its value.
     expect(locate(r.sourceMap!, '/steps/1/cases/0/when')).toEqual({ line: 19, col: 9 });
     expect(locate(r.sourceMap!, '/steps/0/projection/0')).toEqual({ line: 13, col: 18 });
@@ -181,7 +188,9 @@ describe('loadProgram: E_SCHEMA', () => {
   it('gives one clear error for a bad kind instead of a cascade of union failures', () => {
     const i = only(loadProgram(edit({ 11: '    kind: lm' })));
     expect(i).toMatchObject({ code: 'E_SCHEMA', step: 'classify', path: '/steps/0/kind', line: 11, col: 5 });
-    expect(i.message).toBe("steps/0/kind must be one of llm, tool, condition, parallel, wait, end (got 'lm'; did you mean 'llm'?)");
+    expect(i.message).toBe(
+      "steps/0/kind must be one of llm, tool, condition, parallel, wait, end (got 'lm'; did you mean 'llm'?)",
+    );
   });
 
   it('reports a missing kind', () => {
@@ -208,7 +217,9 @@ describe('loadProgram: E_SCHEMA', () => {
       ['E_SCHEMA', '/steps/1/cases/0/next', 20, 9],
       ['E_SCHEMA', '/steps/2/id', 22, 5],
     ]);
-    expect(r.issues[1]!.message).toBe("steps/2/id: 'all-done' is not valid here; expected a step id: letters, digits and _, not starting with a digit, so guards can name it (steps.<id>.output).");
+    expect(r.issues[1]!.message).toBe(
+      "steps/2/id: 'all-done' is not valid here; expected a step id: letters, digits and _, not starting with a digit, so guards can name it (steps.<id>.output).",
+    );
   });
 
   it('checks state path syntax in projections', () => {
@@ -224,7 +235,9 @@ describe('loadProgram: E_SCHEMA', () => {
   });
 
   it('requires a value when retry falls back', () => {
-    const i = only(loadProgram(edit({ 15: '    next: route\n    on_error: { action: retry, max_attempts: 2, then: fallback }' })));
+    const i = only(
+      loadProgram(edit({ 15: '    next: route\n    on_error: { action: retry, max_attempts: 2, then: fallback }' })),
+    );
     expect(i).toMatchObject({ code: 'E_SCHEMA', path: '/steps/0/on_error', line: 16, col: 5 });
     expect(i.message).toBe("steps/0/on_error: missing required property 'value' (required when then is 'fallback')");
   });
@@ -236,7 +249,10 @@ describe('loadProgram: E_SCHEMA', () => {
   });
 
   it('explains a tool argument that is neither a path nor { value }', () => {
-    const text = edit({ 15: '    next: refund', 16: '  - id: refund\n    kind: tool\n    tool: issue_refund\n    args: { amount: 12 }\n    next: route\n  - id: route' });
+    const text = edit({
+      15: '    next: refund',
+      16: '  - id: refund\n    kind: tool\n    tool: issue_refund\n    args: { amount: 12 }\n    next: route\n  - id: route',
+    });
     const i = only(loadProgram(text));
     expect(i).toMatchObject({ code: 'E_SCHEMA', path: '/steps/1/args/amount', line: 19, col: 13 });
     expect(i.message).toBe('steps/1/args/amount must be a string or { value: ... }, got number 12');
@@ -265,19 +281,51 @@ describe('loadProgram: E_SCHEMA', () => {
 
 describe('loadProgram: schema-enforced validator rules keep their validator code', () => {
   it('E_BAD_ENUM for an empty or duplicated enum', () => {
-    expect(only(loadProgram(edit({ 14: '    output: { enum: [] }' })))).toMatchObject({ code: 'E_BAD_ENUM', step: 'classify', path: '/steps/0/output/enum', line: 14, col: 15 });
-    expect(only(loadProgram(edit({ 14: '    output: { enum: [approve, deny, approve] }' })))).toMatchObject({ code: 'E_BAD_ENUM', path: '/steps/0/output/enum/2', line: 14, col: 37 });
+    expect(only(loadProgram(edit({ 14: '    output: { enum: [] }' })))).toMatchObject({
+      code: 'E_BAD_ENUM',
+      step: 'classify',
+      path: '/steps/0/output/enum',
+      line: 14,
+      col: 15,
+    });
+    expect(only(loadProgram(edit({ 14: '    output: { enum: [approve, deny, approve] }' })))).toMatchObject({
+      code: 'E_BAD_ENUM',
+      path: '/steps/0/output/enum/2',
+      line: 14,
+      col: 37,
+    });
   });
 
   it('E_BUDGET for a non-positive budget or bound', () => {
-    expect(only(loadProgram(edit({ 2: 'id: demo\nbudgets: { max_steps: 0 }' })))).toMatchObject({ code: 'E_BUDGET', path: '/budgets/max_steps', line: 3, col: 12 });
-    expect(only(loadProgram(edit({ 2: 'id: demo\nbudgets: { max_cost_usd: 0 }' })))).toMatchObject({ code: 'E_BUDGET', path: '/budgets/max_cost_usd' });
-    expect(only(loadProgram(edit({ 15: '    next: route\n    max_visits: 0' })))).toMatchObject({ code: 'E_BUDGET', path: '/steps/0/max_visits', line: 16 });
+    expect(only(loadProgram(edit({ 2: 'id: demo\nbudgets: { max_steps: 0 }' })))).toMatchObject({
+      code: 'E_BUDGET',
+      path: '/budgets/max_steps',
+      line: 3,
+      col: 12,
+    });
+    expect(only(loadProgram(edit({ 2: 'id: demo\nbudgets: { max_cost_usd: 0 }' })))).toMatchObject({
+      code: 'E_BUDGET',
+      path: '/budgets/max_cost_usd',
+    });
+    expect(only(loadProgram(edit({ 15: '    next: route\n    max_visits: 0' })))).toMatchObject({
+      code: 'E_BUDGET',
+      path: '/steps/0/max_visits',
+      line: 16,
+    });
   });
 
   it('E_PARALLEL_EMPTY for a parallel step without children', () => {
-    const text = edit({ 15: '    next: fan', 16: '  - id: fan\n    kind: parallel\n    children: []\n    next: route\n  - id: route' });
-    expect(only(loadProgram(text))).toMatchObject({ code: 'E_PARALLEL_EMPTY', step: 'fan', path: '/steps/1/children', line: 18, col: 5 });
+    const text = edit({
+      15: '    next: fan',
+      16: '  - id: fan\n    kind: parallel\n    children: []\n    next: route\n  - id: route',
+    });
+    expect(only(loadProgram(text))).toMatchObject({
+      code: 'E_PARALLEL_EMPTY',
+      step: 'fan',
+      path: '/steps/1/children',
+      line: 18,
+      col: 5,
+    });
   });
 });
 
@@ -288,7 +336,15 @@ describe('programFromValue', () => {
     const broken = { ...structuredClone(program), steps: [{ id: 'x', kind: 'end' }] };
     const r = programFromValue(broken);
     expect(r.program).toBeUndefined();
-    expect(r.issues).toEqual([{ code: 'E_SCHEMA', severity: 'error', step: 'x', path: '/steps/0', message: "steps/0: missing required property 'outcome'" }]);
+    expect(r.issues).toEqual([
+      {
+        code: 'E_SCHEMA',
+        severity: 'error',
+        step: 'x',
+        path: '/steps/0',
+        message: "steps/0: missing required property 'outcome'",
+      },
+    ]);
   });
 });
 

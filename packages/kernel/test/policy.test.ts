@@ -34,7 +34,12 @@ const kyc: Program = {
     { id: 'screen', kind: 'tool', tool: 'sanctions_screen', next: 'gate' },
     { id: 'gate', kind: 'condition', cases: [{ when: 'input.risk > 50', next: 'blocked' }], else: 'review' },
     { id: 'review', kind: 'llm', prompt: 'ok?', projection: [], output: { enum: ['yes', 'no'] }, next: 'decide' },
-    { id: 'decide', kind: 'condition', cases: [{ when: 'steps.review.output == "yes"', next: 'pay' }], else: 'blocked' },
+    {
+      id: 'decide',
+      kind: 'condition',
+      cases: [{ when: 'steps.review.output == "yes"', next: 'pay' }],
+      else: 'blocked',
+    },
     { id: 'pay', kind: 'tool', tool: 'wire_transfer', next: 'approved' },
     { id: 'approved', kind: 'end', outcome: 'APPROVED' },
     { id: 'blocked', kind: 'end', outcome: 'BLOCKED', failure: true },
@@ -50,7 +55,9 @@ describe('loadPolicy', () => {
   });
 
   it('reports problems as E_POLICY_INVALID at file:line:col, with suggestions', () => {
-    const r = loadPolicy('format: nano-vm.policy/v1\nid: p\ngrants:\n  - id: g\n    step: s\n    tool: [x]\n', { file: 'p.yaml' });
+    const r = loadPolicy('format: nano-vm.policy/v1\nid: p\ngrants:\n  - id: g\n    step: s\n    tool: [x]\n', {
+      file: 'p.yaml',
+    });
     expect(r.policy).toBeUndefined();
     expect(r.issues[0]).toMatchObject({ code: 'E_POLICY_INVALID', file: 'p.yaml', line: 6, col: 5 });
     expect(r.issues[0]!.message).toContain("did you mean 'tools'");
@@ -63,10 +70,18 @@ describe('loadPolicy', () => {
 
   it.each([
     ['a wrong format', { format: 'nano-vm.program/v1', id: 'p' }, /format must be/],
-    ['a duplicate rule id', P({ required_steps: [{ id: 'r', step: 'a' }], precedence: [{ id: 'r', before: 'a', after: 'b' }] }), /used twice/],
+    [
+      'a duplicate rule id',
+      P({ required_steps: [{ id: 'r', step: 'a' }], precedence: [{ id: 'r', before: 'a', after: 'b' }] }),
+      /used twice/,
+    ],
     ['a reserved rule id', P({ grants: [{ id: 'policy.mine', step: 'a' }] }), /reserved/],
     ['a deny rule that names nothing', P({ deny: [{ id: 'd' }] }), /names no step, tool or capability/],
-    ['a deny guard that is not CEL of the subset', P({ deny: [{ id: 'd', tool: 't', when: 'args.a + 1 > 2' }] }), /E_GUARD_UNSUPPORTED/],
+    [
+      'a deny guard that is not CEL of the subset',
+      P({ deny: [{ id: 'd', tool: 't', when: 'args.a + 1 > 2' }] }),
+      /E_GUARD_UNSUPPORTED/,
+    ],
     ['a threshold that is not a scalar', { ...P(), thresholds: { x: [1] } }, /thresholds\/x/],
     ['a list', [], /got a list/],
   ])('refuses %s', (_what, value, message) => {
@@ -88,7 +103,12 @@ describe('policy.schema.json', () => {
 });
 
 describe('legalHoldFor', () => {
-  const policy = P({ legal_holds: [{ id: 'aml', reason: 'AML retention', programs: ['kyc'] }, { id: 'all', reason: 'litigation' }] });
+  const policy = P({
+    legal_holds: [
+      { id: 'aml', reason: 'AML retention', programs: ['kyc'] },
+      { id: 'all', reason: 'litigation' },
+    ],
+  });
   it('returns the first hold covering the program, a hold without programs covering every program', () => {
     expect(legalHoldFor(policy, 'kyc')).toMatchObject({ id: 'aml' });
     expect(legalHoldFor(policy, 'refund')).toMatchObject({ id: 'all', reason: 'litigation' });
@@ -103,7 +123,10 @@ describe('validatePolicy (pre-flight)', () => {
       required_steps: [{ id: 'must_screen', step: 'screen' }],
       precedence: [{ id: 'screen_first', before: 'screen', after: 'review' }],
       tools: { wire_transfer: { capabilities: ['payments.write'] } },
-      grants: [{ id: 'g_screen', step: 'screen', tools: ['sanctions_screen'] }, { id: 'g_pay', step: 'pay', capabilities: ['payments.write'] }],
+      grants: [
+        { id: 'g_screen', step: 'screen', tools: ['sanctions_screen'] },
+        { id: 'g_pay', step: 'pay', capabilities: ['payments.write'] },
+      ],
     });
     expect(validatePolicy(kyc, policy)).toEqual([]);
   });
@@ -122,18 +145,44 @@ describe('validatePolicy (pre-flight)', () => {
     const r = validatePolicy(kyc, P({ precedence: [{ id: 'review_first', before: 'review', after: 'screen' }] }));
     expect(r).toMatchObject([{ code: 'E_POLICY_PRECEDENCE', path: '/precedence/0' }]);
     expect(r[0]!.message).toContain("'screen' can be reached before 'review': screen");
-    expect(codes(validatePolicy(kyc, P({ precedence: [{ id: 'x', before: 'nope', after: 'review' }], grants: [{ id: 'g', step: 'ghost' }] })))).toEqual(['E_POLICY_UNKNOWN_STEP', 'E_POLICY_UNKNOWN_STEP', 'E_POLICY_GRANT', 'E_POLICY_GRANT']);
+    expect(
+      codes(
+        validatePolicy(
+          kyc,
+          P({ precedence: [{ id: 'x', before: 'nope', after: 'review' }], grants: [{ id: 'g', step: 'ghost' }] }),
+        ),
+      ),
+    ).toEqual(['E_POLICY_UNKNOWN_STEP', 'E_POLICY_UNKNOWN_STEP', 'E_POLICY_GRANT', 'E_POLICY_GRANT']);
   });
 
   it('E_POLICY_PRECEDENCE for two children of one parallel step', () => {
-    const par: Program = { ...kyc, steps: [{ id: 'both', kind: 'parallel', children: [{ id: 'a', kind: 'tool', tool: 't' }, { id: 'b', kind: 'tool', tool: 't' }], next: 'done' }, { id: 'done', kind: 'end', outcome: 'OK' }] };
-    expect(validatePolicy(par, P({ precedence: [{ id: 'a_first', before: 'a', after: 'b' }] }))[0]!.message).toContain('run in the same step');
+    const par: Program = {
+      ...kyc,
+      steps: [
+        {
+          id: 'both',
+          kind: 'parallel',
+          children: [
+            { id: 'a', kind: 'tool', tool: 't' },
+            { id: 'b', kind: 'tool', tool: 't' },
+          ],
+          next: 'done',
+        },
+        { id: 'done', kind: 'end', outcome: 'OK' },
+      ],
+    };
+    expect(validatePolicy(par, P({ precedence: [{ id: 'a_first', before: 'a', after: 'b' }] }))[0]!.message).toContain(
+      'run in the same step',
+    );
   });
 
   it('E_POLICY_GRANT: ungranted tool, missing capability, static deny; located at the step', () => {
     const policy = P({
       tools: { wire_transfer: { capabilities: ['payments.write'] } },
-      grants: [{ id: 'g_pay', step: 'pay', tools: ['wire_transfer'] }, { id: 'g_review', step: 'review', capabilities: ['payments.write'] }],
+      grants: [
+        { id: 'g_pay', step: 'pay', tools: ['wire_transfer'] },
+        { id: 'g_review', step: 'review', capabilities: ['payments.write'] },
+      ],
     });
     const r = validatePolicy(kyc, policy);
     expect(r.map((i) => [i.code, i.step])).toEqual([
@@ -155,28 +204,52 @@ describe('validatePolicy (pre-flight)', () => {
   it('E_POLICY_PROGRAM_HASH: a pinned program hash must match', () => {
     const h = hashJson(pureHasher, kyc);
     expect(validatePolicy(kyc, P({ program_hash: h }), { programHash: h })).toEqual([]);
-    expect(validatePolicy(kyc, P({ program_hash: '0'.repeat(64) }), { programHash: h })).toMatchObject([{ code: 'E_POLICY_PROGRAM_HASH', path: '/program_hash' }]);
+    expect(validatePolicy(kyc, P({ program_hash: '0'.repeat(64) }), { programHash: h })).toMatchObject([
+      { code: 'E_POLICY_PROGRAM_HASH', path: '/program_hash' },
+    ]);
   });
 
   it('E_POLICY_THRESHOLD: guards (and deny guards) may read only declared thresholds, typed by their values', () => {
-    const reads: Program = { ...kyc, steps: kyc.steps.map((s) => (s.id === 'gate' ? { ...s, cases: [{ when: 'input.risk > policy.thresholds.risk_max', next: 'blocked' }] } : s)) as Step[] };
+    const reads: Program = {
+      ...kyc,
+      steps: kyc.steps.map((s) =>
+        s.id === 'gate' ? { ...s, cases: [{ when: 'input.risk > policy.thresholds.risk_max', next: 'blocked' }] } : s,
+      ) as Step[],
+    };
     const declared = P({ thresholds: { risk_max: 50 } });
     expect(validatePolicy(reads, declared)).toEqual([]);
     expect(validateProgram(reads, { guardGlobals: policyGuardGlobals(declared) })).toEqual([]);
     expect(codes(validateProgram(reads))).toEqual(['E_GUARD_UNKNOWN_IDENT']);
-    expect(validatePolicy(reads, P({ thresholds: { other: 1 } }))).toMatchObject([{ code: 'E_POLICY_THRESHOLD', step: 'gate', path: '/steps/1/cases/0/when' }]);
-    expect(codes(validateProgram(reads, { guardGlobals: policyGuardGlobals(P({ thresholds: { risk_max: 'high' } })) }))).toEqual(['E_GUARD_TYPE']);
-    const deny = P({ thresholds: { cap: 10 }, deny: [{ id: 'd', tool: 'wire_transfer', when: 'args.amount > policy.thresholds.limit' }, { id: 'e', tool: 'wire_transfer', when: 'steps.review.output > 3' }] });
+    expect(validatePolicy(reads, P({ thresholds: { other: 1 } }))).toMatchObject([
+      { code: 'E_POLICY_THRESHOLD', step: 'gate', path: '/steps/1/cases/0/when' },
+    ]);
+    expect(
+      codes(validateProgram(reads, { guardGlobals: policyGuardGlobals(P({ thresholds: { risk_max: 'high' } })) })),
+    ).toEqual(['E_GUARD_TYPE']);
+    const deny = P({
+      thresholds: { cap: 10 },
+      deny: [
+        { id: 'd', tool: 'wire_transfer', when: 'args.amount > policy.thresholds.limit' },
+        { id: 'e', tool: 'wire_transfer', when: 'steps.review.output > 3' },
+      ],
+    });
     expect(codes(validatePolicy(kyc, deny))).toEqual(['E_POLICY_THRESHOLD', 'E_GUARD_TYPE']);
   });
 
   it('checks a 100k-step program in one pass per rule (iterative, no stack overflow)', () => {
     const n = 100_000;
     const steps: Step[] = [];
-    for (let i = 0; i < n; i++) steps.push({ id: `s${i}`, kind: 'tool', tool: 't', next: i + 1 < n ? `s${i + 1}` : 'done' });
+    for (let i = 0; i < n; i++)
+      steps.push({ id: `s${i}`, kind: 'tool', tool: 't', next: i + 1 < n ? `s${i + 1}` : 'done' });
     steps.push({ id: 'done', kind: 'end', outcome: 'OK' });
     const big: Program = { format: 'nano-vm.program/v1', id: 'big', input_schema: true, steps };
-    const policy = P({ required_steps: [{ id: 'r', step: `s${n - 1}` }], precedence: [{ id: 'o', before: 's10', after: `s${n - 5}` }, { id: 'bad', before: `s${n - 1}`, after: 's1' }] });
+    const policy = P({
+      required_steps: [{ id: 'r', step: `s${n - 1}` }],
+      precedence: [
+        { id: 'o', before: 's10', after: `s${n - 5}` },
+        { id: 'bad', before: `s${n - 1}`, after: 's1' },
+      ],
+    });
     expect(validatePolicy(big, policy).map((i) => i.path)).toEqual(['/precedence/1']);
   });
 });
@@ -185,15 +258,29 @@ describe('validatePolicy (pre-flight)', () => {
 
 /** Random acyclic programs: step i may go to later steps; the last two are a success and a failure end. */
 const dagProgram = fc.integer({ min: 3, max: 8 }).chain((n) =>
-  fc.tuple(fc.constant(n), fc.array(fc.array(fc.integer({ min: 1, max: 9 }), { minLength: 1, maxLength: 2 }), { minLength: n, maxLength: n })).map(([k, outs]) => {
-    const steps: Step[] = [];
-    for (let i = 0; i < k; i++) {
-      const targets = [...new Set(outs[i]!.map((d) => Math.min(i + d, k + 1)))].map((t) => (t === k ? 'ok' : t === k + 1 ? 'fail' : `s${t}`));
-      steps.push(targets.length === 1 ? { id: `s${i}`, kind: 'tool', tool: 't', next: targets[0]! } : { id: `s${i}`, kind: 'condition', cases: [{ when: 'true', next: targets[0]! }], else: targets[1]! });
-    }
-    steps.push({ id: 'ok', kind: 'end', outcome: 'OK' }, { id: 'fail', kind: 'end', outcome: 'FAIL', failure: true });
-    return { format: 'nano-vm.program/v1', id: 'dag', input_schema: true, steps } as Program;
-  }),
+  fc
+    .tuple(
+      fc.constant(n),
+      fc.array(fc.array(fc.integer({ min: 1, max: 9 }), { minLength: 1, maxLength: 2 }), {
+        minLength: n,
+        maxLength: n,
+      }),
+    )
+    .map(([k, outs]) => {
+      const steps: Step[] = [];
+      for (let i = 0; i < k; i++) {
+        const targets = [...new Set(outs[i]!.map((d) => Math.min(i + d, k + 1)))].map((t) =>
+          t === k ? 'ok' : t === k + 1 ? 'fail' : `s${t}`,
+        );
+        steps.push(
+          targets.length === 1
+            ? { id: `s${i}`, kind: 'tool', tool: 't', next: targets[0]! }
+            : { id: `s${i}`, kind: 'condition', cases: [{ when: 'true', next: targets[0]! }], else: targets[1]! },
+        );
+      }
+      steps.push({ id: 'ok', kind: 'end', outcome: 'OK' }, { id: 'fail', kind: 'end', outcome: 'FAIL', failure: true });
+      return { format: 'nano-vm.program/v1', id: 'dag', input_schema: true, steps } as Program;
+    }),
 );
 
 /** Every path from the start to an end step, by brute force. */
@@ -205,7 +292,9 @@ function allPaths(p: Program): string[][] {
     const path = stack.pop()!;
     const s = byId.get(path[path.length - 1]!)!;
     if (s.kind === 'end') out.push(path);
-    else for (const t of s.kind === 'condition' ? [...s.cases.map((c) => c.next), s.else] : [(s as { next: string }).next]) stack.push([...path, t]);
+    else
+      for (const t of s.kind === 'condition' ? [...s.cases.map((c) => c.next), s.else] : [(s as { next: string }).next])
+        stack.push([...path, t]);
   }
   return out;
 }
@@ -219,7 +308,9 @@ describe('properties', () => {
         const after = ids[b % ids.length]!;
         fc.pre(before !== after);
         const violated = validatePolicy(p, P({ precedence: [{ id: 'r', before, after }] })).length > 0;
-        const brute = allPaths(p).some((path) => path.includes(after) && !path.slice(0, path.indexOf(after)).includes(before));
+        const brute = allPaths(p).some(
+          (path) => path.includes(after) && !path.slice(0, path.indexOf(after)).includes(before),
+        );
         expect(violated).toBe(brute);
       }),
     );
@@ -241,15 +332,27 @@ describe('properties', () => {
     fc.assert(
       fc.property(
         fc.uniqueArray(capability, { maxLength: 2 }),
-        fc.array(fc.record({ step: fc.constantFrom('s', 'other'), tools: fc.subarray(['t', 'u']), capabilities: fc.uniqueArray(capability, { maxLength: 3 }) }), { maxLength: 4 }),
+        fc.array(
+          fc.record({
+            step: fc.constantFrom('s', 'other'),
+            tools: fc.subarray(['t', 'u']),
+            capabilities: fc.uniqueArray(capability, { maxLength: 3 }),
+          }),
+          { maxLength: 4 },
+        ),
         fc.boolean(),
         (needs, grants, deny) => {
-          const policy = P({ tools: needs.length ? { t: { capabilities: needs } } : {}, grants: grants.map((g, i) => ({ id: `g${i}`, ...g })), ...(deny ? { deny: [{ id: 'd', step: 's', tool: 't' }] } : {}) });
+          const policy = P({
+            tools: needs.length ? { t: { capabilities: needs } } : {},
+            grants: grants.map((g, i) => ({ id: `g${i}`, ...g })),
+            ...(deny ? { deny: [{ id: 'd', step: 's', tool: 't' }] } : {}),
+          });
           const cp = new CompiledPolicy(policy, 'h', kyc);
           const d = cp.decideToolCall('s', undefined, 't', { input: {}, steps: {} }, () => ({}));
           const mine = grants.filter((g) => g.step === 's');
           const held = new Set(mine.flatMap((g) => g.capabilities));
-          const expected = !deny && needs.every((c) => held.has(c)) && (needs.length > 0 || mine.some((g) => g.tools.includes('t')));
+          const expected =
+            !deny && needs.every((c) => held.has(c)) && (needs.length > 0 || mine.some((g) => g.tools.includes('t')));
           expect(d.ok).toBe(expected);
           if (!d.ok) expect(d.rejection.rule).toBe(deny ? 'd' : DEFAULT_DENY_RULE);
           else expect(d.rules.length).toBeGreaterThan(0);

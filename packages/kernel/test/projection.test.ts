@@ -4,13 +4,25 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Machine, MASK, canonicalJson, isUnder, project, pureHasher, renderPrompt, type Program } from '../src/index.js';
+import {
+  Machine,
+  MASK,
+  canonicalJson,
+  isUnder,
+  project,
+  pureHasher,
+  renderPrompt,
+  type Program,
+} from '../src/index.js';
 
 type Tree = { [k: string]: Tree | string };
 
 /** A random nested input whose leaves are unique tokens, with every path listed. */
 const treeArb = fc
-  .array(fc.tuple(fc.constantFrom('a', 'b', 'c', 'd'), fc.constantFrom('x', 'y', 'z'), fc.boolean()), { minLength: 1, maxLength: 12 })
+  .array(fc.tuple(fc.constantFrom('a', 'b', 'c', 'd'), fc.constantFrom('x', 'y', 'z'), fc.boolean()), {
+    minLength: 1,
+    maxLength: 12,
+  })
   .map((entries) => {
     const tree: Tree = {};
     let n = 0;
@@ -24,22 +36,37 @@ const treeArb = fc
   });
 
 function paths(t: Tree, prefix: string): string[] {
-  return Object.entries(t).flatMap(([k, v]) => (typeof v === 'string' ? [`${prefix}.${k}`] : [`${prefix}.${k}`, ...paths(v, `${prefix}.${k}`)]));
+  return Object.entries(t).flatMap(([k, v]) =>
+    typeof v === 'string' ? [`${prefix}.${k}`] : [`${prefix}.${k}`, ...paths(v, `${prefix}.${k}`)],
+  );
 }
 function leaves(t: Tree, prefix: string): [string, string][] {
-  return Object.entries(t).flatMap(([k, v]) => (typeof v === 'string' ? [[`${prefix}.${k}`, v] as [string, string]] : leaves(v, `${prefix}.${k}`)));
+  return Object.entries(t).flatMap(([k, v]) =>
+    typeof v === 'string' ? [[`${prefix}.${k}`, v] as [string, string]] : leaves(v, `${prefix}.${k}`),
+  );
 }
 
 const scenario = treeArb.chain((input) => {
   const all = paths(input, 'input');
-  return fc.record({ input: fc.constant(input), projection: fc.subarray(all), sensitive: fc.subarray(all), placeholders: fc.subarray(all) });
+  return fc.record({
+    input: fc.constant(input),
+    projection: fc.subarray(all),
+    sensitive: fc.subarray(all),
+    placeholders: fc.subarray(all),
+  });
 });
 
 describe('projection', () => {
   it('property: only projected, non-sensitive values appear in the view and the prompt', () => {
     fc.assert(
       fc.property(scenario, ({ input, projection, sensitive, placeholders }) => {
-        const state = { input, steps: {}, run_id: 'RUNIDSECRET', budgets: { max_steps: 7 }, policy_hash: 'POLICYSECRET' };
+        const state = {
+          input,
+          steps: {},
+          run_id: 'RUNIDSECRET',
+          budgets: { max_steps: 7 },
+          policy_hash: 'POLICYSECRET',
+        };
         const view = project(state, projection, sensitive);
         const prompt = renderPrompt(`Task. ${placeholders.map((p) => `{{${p}}}`).join(' | ')} RUNIDSECRET-free`, view);
         const seen = canonicalJson(view) + '\n' + prompt;
@@ -55,7 +82,9 @@ describe('projection', () => {
 
   it('masks a sensitive field inside a projected parent, and a projected sensitive leaf', () => {
     const state = { input: { customer: { email: 'e@x', tier: 'gold' }, ssn: '123' } };
-    expect(project(state, ['input.customer', 'input.ssn'], ['input.customer.email', 'input.ssn'])).toEqual({ input: { customer: { email: MASK, tier: 'gold' }, ssn: MASK } });
+    expect(project(state, ['input.customer', 'input.ssn'], ['input.customer.email', 'input.ssn'])).toEqual({
+      input: { customer: { email: MASK, tier: 'gold' }, ssn: MASK },
+    });
   });
 
   it('absent paths are omitted and render as null', () => {
@@ -72,31 +101,70 @@ describe('projection', () => {
       sensitive: ['input.card'],
       budgets: { max_steps: 5 },
       steps: [
-        { id: 'ask', kind: 'llm', prompt: 'Reason: {{input.reason}} Card: {{input.card}}', projection: ['input.reason', 'input.card'], output: { enum: ['ok'] }, next: 'done' },
+        {
+          id: 'ask',
+          kind: 'llm',
+          prompt: 'Reason: {{input.reason}} Card: {{input.card}}',
+          projection: ['input.reason', 'input.card'],
+          output: { enum: ['ok'] },
+          next: 'done',
+        },
         { id: 'done', kind: 'end', outcome: 'SUCCESS' },
       ],
     };
-    const m = new Machine(program, { reason: 'broken', card: '4111111111111111', internal: 'INTERNAL' }, { runId: 'run-SECRET', hasher: pureHasher, clock: { now: () => 0 }, runtimeVersion: 't', model: { id: 'm', scripted: true } });
+    const m = new Machine(
+      program,
+      { reason: 'broken', card: '4111111111111111', internal: 'INTERNAL' },
+      {
+        runId: 'run-SECRET',
+        hasher: pureHasher,
+        clock: { now: () => 0 },
+        runtimeVersion: 't',
+        model: { id: 'm', scripted: true },
+      },
+    );
     const cmd = m.next();
     expect(cmd.type).toBe('llm');
     if (cmd.type !== 'llm') return;
     expect(cmd.projection).toEqual({ input: { reason: 'broken', card: MASK } });
     expect(cmd.prompt).toBe(`Reason: broken Card: ${MASK}`);
     const everything = JSON.stringify(cmd);
-    for (const s of ['4111111111111111', 'INTERNAL', 'run-SECRET', m.events[0]!.hash, 'max_steps']) expect(everything).not.toContain(s);
+    for (const s of ['4111111111111111', 'INTERNAL', 'run-SECRET', m.events[0]!.hash, 'max_steps'])
+      expect(everything).not.toContain(s);
   });
 });
 
 describe('renderPrompt', () => {
   it('renders exactly what a global replace of the placeholders would', () => {
     const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\s*\}\}/g;
-    const piece = fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom('{{input.a}}', '{{ input.b.x }}', '{{input.missing}}', '{{input.n}}', '{{', '}}', '{{input.a}', '$&', '$1'));
+    const piece = fc.oneof(
+      fc.string({ maxLength: 6 }),
+      fc.constantFrom(
+        '{{input.a}}',
+        '{{ input.b.x }}',
+        '{{input.missing}}',
+        '{{input.n}}',
+        '{{',
+        '}}',
+        '{{input.a}',
+        '$&',
+        '$1',
+      ),
+    );
     const view = { input: { a: 'A$1', b: { x: 'X' }, n: [1, { z: 'é' }] } };
     fc.assert(
       fc.property(fc.array(piece, { maxLength: 8 }), (pieces) => {
         const template = pieces.join('');
         const expected = template.replace(PLACEHOLDER, (_m, path: string) => {
-          const v = path.split('.').reduce<unknown>((o, k) => (o !== null && typeof o === 'object' && Object.hasOwn(o, k) ? (o as Record<string, unknown>)[k] : undefined), view);
+          const v = path
+            .split('.')
+            .reduce<unknown>(
+              (o, k) =>
+                o !== null && typeof o === 'object' && Object.hasOwn(o, k)
+                  ? (o as Record<string, unknown>)[k]
+                  : undefined,
+              view,
+            );
           return v === undefined ? 'null' : typeof v === 'string' ? v : canonicalJson(v);
         });
         expect(renderPrompt(template, view as never)).toBe(expected);

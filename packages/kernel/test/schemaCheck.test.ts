@@ -7,7 +7,13 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { checkSchema } from '../src/schemaCheck.js';
 
-const scalar = fc.oneof(fc.constant(null), fc.boolean(), fc.integer({ min: -3, max: 3 }), fc.double({ min: -3, max: 3, noNaN: true }), fc.constantFrom('a', 'b', ''));
+const scalar = fc.oneof(
+  fc.constant(null),
+  fc.boolean(),
+  fc.integer({ min: -3, max: 3 }),
+  fc.double({ min: -3, max: 3, noNaN: true }),
+  fc.constantFrom('a', 'b', ''),
+);
 const typeName = fc.constantFrom('null', 'boolean', 'integer', 'number', 'string', 'array', 'object');
 const bound = fc.oneof(fc.integer({ min: -3, max: 3 }), fc.double({ min: -3, max: 3, noNaN: true }));
 const names = fc.constantFrom('a', 'b', 'c', '__proto__');
@@ -35,13 +41,20 @@ const schema: fc.Arbitrary<unknown> = fc.letrec((tie) => {
     node: fc.oneof(
       { depthSize: 'small', withCrossShrink: true },
       fc.boolean(),
-      fc.uniqueArray(fc.constantFrom(...Object.keys(keyword)), { maxLength: 3 }).chain((ks) => fc.record(Object.fromEntries(ks.map((k) => [k, keyword[k]!])))),
+      fc
+        .uniqueArray(fc.constantFrom(...Object.keys(keyword)), { maxLength: 3 })
+        .chain((ks) => fc.record(Object.fromEntries(ks.map((k) => [k, keyword[k]!])))),
     ),
   };
 }).node;
 
 const value: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
-  v: fc.oneof({ depthSize: 'small' }, scalar, fc.array(tie('v'), { maxLength: 3 }), fc.dictionary(names, tie('v'), { maxKeys: 3 })),
+  v: fc.oneof(
+    { depthSize: 'small' },
+    scalar,
+    fc.array(tie('v'), { maxLength: 3 }),
+    fc.dictionary(names, tie('v'), { maxKeys: 3 }),
+  ),
 })).v;
 
 describe('checkSchema', () => {
@@ -58,7 +71,12 @@ describe('checkSchema', () => {
   });
 
   it('accepts a typical program input without the full validator, and reports violations as the validator does', () => {
-    const s = { type: 'object', additionalProperties: false, required: ['value'], properties: { value: { type: 'number', minimum: 0, maximum: 1 } } };
+    const s = {
+      type: 'object',
+      additionalProperties: false,
+      required: ['value'],
+      properties: { value: { type: 'number', minimum: 0, maximum: 1 } },
+    };
     expect(checkSchema(s, { value: 0.5 })).toEqual([]);
     expect(checkSchema(s, { value: 2 })).toEqual([{ at: '/value', message: '2 is greater than 1.' }]);
     expect(checkSchema(s, { value: 0.5, x: 1 }).length).toBe(1);

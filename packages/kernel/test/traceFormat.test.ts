@@ -6,7 +6,16 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BUNDLE_FORMAT, Machine, computeReceipt, pureHasher, serializeBundle, verifyBundle, type Bundle, type Program } from '../src/index.js';
+import {
+  BUNDLE_FORMAT,
+  Machine,
+  computeReceipt,
+  pureHasher,
+  serializeBundle,
+  verifyBundle,
+  type Bundle,
+  type Program,
+} from '../src/index.js';
 
 // ---- the independent implementation, from docs/trace-format.md only --------------------------
 const sha = (s: string) => createHash('sha256').update(Buffer.from(s, 'utf8')).digest('hex');
@@ -14,11 +23,21 @@ function jcs(v: unknown): string {
   if (v === null || typeof v !== 'object') return JSON.stringify(v);
   if (Array.isArray(v)) return `[${v.map(jcs).join(',')}]`;
   const o = v as Record<string, unknown>;
-  return `{${Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${jcs(o[k])}`).join(',')}}`;
+  return `{${Object.keys(o)
+    .filter((k) => o[k] !== undefined)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${jcs(o[k])}`)
+    .join(',')}}`;
 }
 function independentVerify(b: any): { ok: boolean; seq?: number | null } {
   const keys = ['events', 'format', 'input', 'policy', 'program', 'receipt'];
-  if (b?.format !== 'nano-vm.bundle/v1' || jcs(Object.keys(b).sort()) !== jcs(keys) || !Array.isArray(b.events) || b.events.length === 0) return { ok: false, seq: null };
+  if (
+    b?.format !== 'nano-vm.bundle/v1' ||
+    jcs(Object.keys(b).sort()) !== jcs(keys) ||
+    !Array.isArray(b.events) ||
+    b.events.length === 0
+  )
+    return { ok: false, seq: null };
   let prev = '0'.repeat(64);
   for (let i = 0; i < b.events.length; i++) {
     const e = b.events[i];
@@ -28,7 +47,12 @@ function independentVerify(b: any): { ok: boolean; seq?: number | null } {
     prev = hash;
   }
   const g = b.events[0];
-  if (sha(jcs(b.program)) !== g.program_hash || sha(jcs(b.policy)) !== g.policy_hash || sha(jcs(b.input)) !== g.input_hash) return { ok: false, seq: 0 };
+  if (
+    sha(jcs(b.program)) !== g.program_hash ||
+    sha(jcs(b.policy)) !== g.policy_hash ||
+    sha(jcs(b.input)) !== g.input_hash
+  )
+    return { ok: false, seq: 0 };
   if (jcs(computeReceipt(b.events)) !== jcs(b.receipt)) return { ok: false, seq: null };
   return { ok: true };
 }
@@ -39,8 +63,21 @@ const program: Program = {
   id: 'doc',
   input_schema: { type: 'object', properties: { n: { type: 'number' }, note: { type: 'string' } } },
   steps: [
-    { id: 'ask', kind: 'llm', prompt: 'n is {{input.n}}', projection: ['input.n'], output: { enum: ['big', 'small'] }, on_error: { action: 'retry', max_attempts: 2 }, next: 'route' },
-    { id: 'route', kind: 'condition', cases: [{ when: 'steps.ask.output == "big" && input.n > 10', next: 'act' }], else: 'done' },
+    {
+      id: 'ask',
+      kind: 'llm',
+      prompt: 'n is {{input.n}}',
+      projection: ['input.n'],
+      output: { enum: ['big', 'small'] },
+      on_error: { action: 'retry', max_attempts: 2 },
+      next: 'route',
+    },
+    {
+      id: 'route',
+      kind: 'condition',
+      cases: [{ when: 'steps.ask.output == "big" && input.n > 10', next: 'act' }],
+      else: 'done',
+    },
     { id: 'act', kind: 'tool', tool: 'act', args: { n: 'input.n' }, next: 'done' },
     { id: 'done', kind: 'end', outcome: 'SUCCESS' },
   ],
@@ -49,12 +86,25 @@ const program: Program = {
 /** A run driven synchronously through the kernel alone, with a fixed clock. */
 function makeBundle(input: { n: number; note?: string }, answers: string[]): Bundle {
   let t = Date.UTC(2026, 0, 1);
-  const m = new Machine(program, input, { runId: 'run-doc', hasher: pureHasher, clock: { now: () => t++ }, runtimeVersion: 'test', model: { id: 'scripted:doc', scripted: true } });
+  const m = new Machine(program, input, {
+    runId: 'run-doc',
+    hasher: pureHasher,
+    clock: { now: () => t++ },
+    runtimeVersion: 'test',
+    model: { id: 'scripted:doc', scripted: true },
+  });
   let call = 0;
   for (;;) {
     const c = m.next();
     if (c.type === 'done') break;
-    if (c.type === 'llm') m.complete({ ok: true, raw: answers[Math.min(call++, answers.length - 1)]!, model: 'scripted:doc', usage: { input_tokens: 5, output_tokens: 1 }, cost_usd: 0.001 });
+    if (c.type === 'llm')
+      m.complete({
+        ok: true,
+        raw: answers[Math.min(call++, answers.length - 1)]!,
+        model: 'scripted:doc',
+        usage: { input_tokens: 5, output_tokens: 1 },
+        cost_usd: 0.001,
+      });
     else if (c.type === 'tool') m.complete({ ok: true, value: { acted: c.args.n } });
   }
   return { format: BUNDLE_FORMAT, program, policy: null, input, events: m.events, receipt: computeReceipt(m.events) };
@@ -71,16 +121,30 @@ describe('trace format v1', () => {
   it('every event carries seq, type, ts, prev_hash and hash', () => {
     const b = makeBundle({ n: 20 }, ['maybe', 'big']);
     for (const e of b.events) for (const k of ['seq', 'type', 'ts', 'prev_hash', 'hash']) expect(e).toHaveProperty(k);
-    expect(b.events.map((e) => e.type)).toEqual(['run_started', 'step_failed', 'step_retry', 'step_completed', 'condition_evaluated', 'step_started', 'step_completed', 'run_finished']);
+    expect(b.events.map((e) => e.type)).toEqual([
+      'run_started',
+      'step_failed',
+      'step_retry',
+      'step_completed',
+      'condition_evaluated',
+      'step_started',
+      'step_completed',
+      'run_finished',
+    ]);
   });
 
   it('the independent verifier and verifyBundle accept the same bundles', () => {
     fc.assert(
-      fc.property(fc.integer({ min: -5, max: 50 }), fc.string(), fc.constantFrom('big', 'small', 'nope'), (n, note, a) => {
-        const b = JSON.parse(serializeBundle(makeBundle({ n, note }, [a, 'small'])));
-        expect(independentVerify(b)).toEqual({ ok: true });
-        expect(verifyBundle(b, pureHasher)).toMatchObject({ ok: true });
-      }),
+      fc.property(
+        fc.integer({ min: -5, max: 50 }),
+        fc.string(),
+        fc.constantFrom('big', 'small', 'nope'),
+        (n, note, a) => {
+          const b = JSON.parse(serializeBundle(makeBundle({ n, note }, [a, 'small'])));
+          expect(independentVerify(b)).toEqual({ ok: true });
+          expect(verifyBundle(b, pureHasher)).toMatchObject({ ok: true });
+        },
+      ),
       { numRuns: 50 },
     );
   });
@@ -134,14 +198,21 @@ describe('trace format v1', () => {
     expect(verifyBundle(b, pureHasher)).toMatchObject({ ok: false, code: 'E_GENESIS_POLICY' });
     b = fresh();
     b.receipt.outcome = 'APPROVED';
-    expect(verifyBundle(b, pureHasher)).toMatchObject({ ok: false, code: 'E_RECEIPT_MISMATCH', reason: expect.stringContaining('/outcome') });
+    expect(verifyBundle(b, pureHasher)).toMatchObject({
+      ok: false,
+      code: 'E_RECEIPT_MISMATCH',
+      reason: expect.stringContaining('/outcome'),
+    });
     b = fresh();
     b.events[1].type = 'made_up';
     expect(verifyBundle(b, pureHasher)).toMatchObject({ ok: false, code: 'E_EVENT_SHAPE', first_bad_seq: 1 });
     b = fresh();
     b.events.shift();
     expect(verifyBundle(b, pureHasher)).toMatchObject({ ok: false, code: 'E_NO_GENESIS' });
-    expect(verifyBundle({ ...fresh(), format: 'other' }, pureHasher)).toMatchObject({ ok: false, code: 'E_BUNDLE_FORMAT' });
+    expect(verifyBundle({ ...fresh(), format: 'other' }, pureHasher)).toMatchObject({
+      ok: false,
+      code: 'E_BUNDLE_FORMAT',
+    });
     expect(verifyBundle([], pureHasher)).toMatchObject({ ok: false, code: 'E_BUNDLE_FORMAT' });
   });
 
@@ -161,11 +232,30 @@ describe('trace format v1', () => {
 
 describe('timestamps', () => {
   it('event ts is the ISO form of each clock reading, across second, day and year boundaries', () => {
-    const readings = [Date.UTC(2026, 11, 31, 23, 59, 59, 998), Date.UTC(2026, 11, 31, 23, 59, 59, 999), Date.UTC(2027, 0, 1), Date.UTC(2027, 0, 1, 0, 0, 0, 7), Date.UTC(2027, 0, 1, 0, 0, 0, 42), Date.UTC(2027, 0, 1, 0, 0, 1, 100), 0, -1];
+    const readings = [
+      Date.UTC(2026, 11, 31, 23, 59, 59, 998),
+      Date.UTC(2026, 11, 31, 23, 59, 59, 999),
+      Date.UTC(2027, 0, 1),
+      Date.UTC(2027, 0, 1, 0, 0, 0, 7),
+      Date.UTC(2027, 0, 1, 0, 0, 0, 42),
+      Date.UTC(2027, 0, 1, 0, 0, 1, 100),
+      0,
+      -1,
+    ];
     const seen: number[] = [];
     let i = 0;
-    const clock = { now: () => { const t = readings[Math.min(i++, readings.length - 1)]!; seen.push(t); return t; } };
-    const m = new Machine(program, { n: 1 }, { runId: 'r', hasher: pureHasher, clock, runtimeVersion: 't', model: { id: 'm', scripted: true } });
+    const clock = {
+      now: () => {
+        const t = readings[Math.min(i++, readings.length - 1)]!;
+        seen.push(t);
+        return t;
+      },
+    };
+    const m = new Machine(
+      program,
+      { n: 1 },
+      { runId: 'r', hasher: pureHasher, clock, runtimeVersion: 't', model: { id: 'm', scripted: true } },
+    );
     for (let k = 0; k < 6; k++) {
       const c = m.next();
       if (c.type === 'done') break;

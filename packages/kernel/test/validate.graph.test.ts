@@ -11,7 +11,13 @@ const INPUT_SCHEMA = {
 };
 
 function programOf(steps: Step[], start?: string): Program {
-  return { format: 'nano-vm.program/v1', id: 'generated', input_schema: INPUT_SCHEMA, ...(start !== undefined ? { start } : {}), steps };
+  return {
+    format: 'nano-vm.program/v1',
+    id: 'generated',
+    input_schema: INPUT_SCHEMA,
+    ...(start !== undefined ? { start } : {}),
+    steps,
+  };
 }
 
 const ENDS: Step[] = [
@@ -25,13 +31,37 @@ function chainStep(i: number, next: string): Step {
   const prev = `s${i - 1}`;
   switch (i % 4) {
     case 0:
-      return { id, kind: 'llm', prompt: 'n={{input.n}}', projection: ['input.n', ...(i > 0 ? [`steps.${prev}.output`] : [])], output: { enum: ['a', 'b'] }, next };
+      return {
+        id,
+        kind: 'llm',
+        prompt: 'n={{input.n}}',
+        projection: ['input.n', ...(i > 0 ? [`steps.${prev}.output`] : [])],
+        output: { enum: ['a', 'b'] },
+        next,
+      };
     case 1:
-      return { id, kind: 'tool', tool: 'lookup', args: { n: 'input.n', answer: `steps.${prev}.output`, mode: { value: 'fast' } }, output_schema: { type: 'object', additionalProperties: false, properties: { score: { type: 'number' } } }, next };
+      return {
+        id,
+        kind: 'tool',
+        tool: 'lookup',
+        args: { n: 'input.n', answer: `steps.${prev}.output`, mode: { value: 'fast' } },
+        output_schema: { type: 'object', additionalProperties: false, properties: { score: { type: 'number' } } },
+        next,
+      };
     case 2:
-      return { id, kind: 'condition', cases: [{ when: `steps.${prev}.output.score > 0.5 && input.flag`, next: 'failed' }], else: next };
+      return {
+        id,
+        kind: 'condition',
+        cases: [{ when: `steps.${prev}.output.score > 0.5 && input.flag`, next: 'failed' }],
+        else: next,
+      };
     default:
-      return { id, kind: 'parallel', children: [{ id: `${id}_c`, kind: 'tool', tool: 'lookup', args: { n: 'input.n' } }], next };
+      return {
+        id,
+        kind: 'parallel',
+        children: [{ id: `${id}_c`, kind: 'tool', tool: 'lookup', args: { n: 'input.n' } }],
+        next,
+      };
   }
 }
 
@@ -88,7 +118,12 @@ describe('large programs (iterative graph algorithms, no recursion)', () => {
 
   it('reports E_NO_TERMINAL for every step of a 50,000-step trap', () => {
     const n = 50_000;
-    const steps: Step[] = Array.from({ length: n }, (_, i) => ({ id: `s${i}`, kind: 'tool', tool: 'lookup', next: `s${(i + 1) % n}` }));
+    const steps: Step[] = Array.from({ length: n }, (_, i) => ({
+      id: `s${i}`,
+      kind: 'tool',
+      tool: 'lookup',
+      next: `s${(i + 1) % n}`,
+    }));
     steps[0]!.max_visits = 2;
     const gate: Step = { id: 'gate', kind: 'condition', cases: [{ when: 'input.flag', next: 's0' }], else: 'failed' };
     const issues = validateProgram(programOf([gate, ...steps, ...ENDS], 'gate'));
@@ -122,14 +157,43 @@ const dagProgram = fc
       const common = bounded[i] ? { max_visits: 1 + pick(3) } : {};
       let step: Step;
       if (kind === 'llm') {
-        step = { id, kind, prompt: '{{input.note}}', projection: ['input.note', ...(earlier ? [earlier] : [])], output: pick(2) ? { enum: ['a', 'b'] } : { schema: { type: 'object', properties: { v: { type: 'number' } } } }, next, ...common };
+        step = {
+          id,
+          kind,
+          prompt: '{{input.note}}',
+          projection: ['input.note', ...(earlier ? [earlier] : [])],
+          output: pick(2)
+            ? { enum: ['a', 'b'] }
+            : { schema: { type: 'object', properties: { v: { type: 'number' } } } },
+          next,
+          ...common,
+        };
       } else if (kind === 'tool') {
-        step = { id, kind, tool: 'lookup', args: { n: 'input.n', ...(earlier ? { prev: earlier } : {}) }, next, ...common };
+        step = {
+          id,
+          kind,
+          tool: 'lookup',
+          args: { n: 'input.n', ...(earlier ? { prev: earlier } : {}) },
+          next,
+          ...common,
+        };
       } else if (kind === 'condition') {
-        const cases = Array.from({ length: 1 + pick(3) }, () => ({ when: pick(2) ? 'input.flag' : 'input.n > 3 || size(input.note) == 0', next: later(i) }));
+        const cases = Array.from({ length: 1 + pick(3) }, () => ({
+          when: pick(2) ? 'input.flag' : 'input.n > 3 || size(input.note) == 0',
+          next: later(i),
+        }));
         step = { id, kind, cases, else: next, ...common };
       } else {
-        step = { id, kind, children: [{ id: `${id}_a`, kind: 'tool', tool: 'lookup' }, { id: `${id}_b`, kind: 'llm', prompt: 'p', projection: [], output: { enum: ['x'] } }], next, ...common };
+        step = {
+          id,
+          kind,
+          children: [
+            { id: `${id}_a`, kind: 'tool', tool: 'lookup' },
+            { id: `${id}_b`, kind: 'llm', prompt: 'p', projection: [], output: { enum: ['x'] } },
+          ],
+          next,
+          ...common,
+        };
       }
       if (kind !== 'condition') outputs.push(`steps.${id}.output`);
       return step;
@@ -160,7 +224,11 @@ describe('properties', () => {
         const targeted = p.steps.filter((s) => s.id !== 's0' && p.steps.some((o) => edgesOf(o).includes(s.id)));
         const victim = targeted[choice % targeted.length]!.id;
         const rest = p.steps.filter((s) => s.id !== victim);
-        const expected = rest.flatMap((s, i) => edgeRefs(s, i).filter((r) => r.target === victim).map((r) => r.path));
+        const expected = rest.flatMap((s, i) =>
+          edgeRefs(s, i)
+            .filter((r) => r.target === victim)
+            .map((r) => r.path),
+        );
         expect(expected.length).toBeGreaterThan(0);
         const missing = validateProgram({ ...p, steps: rest }).filter((i) => i.code === 'E_MISSING_TARGET');
         expect(missing.map((i) => i.path).sort()).toEqual(expected.sort());

@@ -2,7 +2,11 @@ import { describe, expect, it } from 'vitest';
 import type { Issue } from '../src/errors.js';
 import { loadProgram } from '../src/load.js';
 import type { Program } from '../src/program.js';
-import { VALIDATION_CODES, validateProgram as validateProgramUnrecorded, type ToolDescription } from '../src/validate.js';
+import {
+  VALIDATION_CODES,
+  validateProgram as validateProgramUnrecorded,
+  type ToolDescription,
+} from '../src/validate.js';
 
 /** Codes the tests below produced; the last test checks they are exactly VALIDATION_CODES. */
 const produced = new Set<string>();
@@ -57,24 +61,35 @@ const BASE = [
 
 const TOOLS: Record<string, ToolDescription> = {
   issue_refund: {
-    input_schema: { type: 'object', additionalProperties: false, required: ['amount'], properties: { amount: { type: 'number' }, note: { type: 'string' } } },
+    input_schema: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['amount'],
+      properties: { amount: { type: 'number' }, note: { type: 'string' } },
+    },
     output_schema: { type: 'object' },
   },
 };
 
 /** BASE with lines replaced (1-based line -> new text, may span lines; null deletes the line). */
 function edit(changes: Record<number, string | null>): string {
-  return BASE.flatMap((line, i) => {
-    const change = changes[i + 1];
-    return change === undefined ? [line] : change === null ? [] : [change];
-  }).join('\n') + '\n';
+  return (
+    BASE.flatMap((line, i) => {
+      const change = changes[i + 1];
+      return change === undefined ? [line] : change === null ? [] : [change];
+    }).join('\n') + '\n'
+  );
 }
 
 /** Loads (which must succeed) and validates with positions. */
 function check(text: string, tools?: Record<string, ToolDescription>): Issue[] {
   const loaded = loadProgram(text, { file: 'refund.yaml' });
   expect(loaded.issues).toEqual([]);
-  return validateProgram(loaded.program!, { sourceMap: loaded.sourceMap!, file: 'refund.yaml', ...(tools ? { tools } : {}) });
+  return validateProgram(loaded.program!, {
+    sourceMap: loaded.sourceMap!,
+    file: 'refund.yaml',
+    ...(tools ? { tools } : {}),
+  });
 }
 
 /** Code, step, path, line, col of each issue. */
@@ -105,7 +120,9 @@ describe('E_DUPLICATE_ID', () => {
       { code: 'E_MISSING_TARGET', step: 'route', path: '/steps/1/else', line: 26, col: 5 },
       { code: 'E_DUPLICATE_ID', step: 'done', path: '/steps/4/id', line: 36, col: 5 },
     ]);
-    expect(issues[1]!.message).toBe("step id 'done' is already declared at steps/3/id; ids must be unique (parallel children included)");
+    expect(issues[1]!.message).toBe(
+      "step id 'done' is already declared at steps/3/id; ids must be unique (parallel children included)",
+    );
   });
 
   it('flags a parallel child that reuses a step id', () => {
@@ -113,7 +130,9 @@ describe('E_DUPLICATE_ID', () => {
       32: '    next: checks',
       33: '  - id: checks\n    kind: parallel\n    children:\n      - { id: fraud, kind: tool, tool: fraud_score }\n      - { id: classify, kind: tool, tool: ledger }\n    next: done\n  - id: done',
     });
-    expect(brief(check(text))).toEqual([{ code: 'E_DUPLICATE_ID', step: 'classify', path: '/steps/3/children/1/id', line: 37, col: 11 }]);
+    expect(brief(check(text))).toEqual([
+      { code: 'E_DUPLICATE_ID', step: 'classify', path: '/steps/3/children/1/id', line: 37, col: 11 },
+    ]);
   });
 });
 
@@ -127,7 +146,9 @@ describe('E_MISSING_TARGET', () => {
       { code: 'E_UNREACHABLE', step: 'done', path: '/steps/3', line: 33, col: 5 },
       { code: 'E_UNREACHABLE', step: 'denied', path: '/steps/4', line: 36, col: 5 },
     ]);
-    expect(issues[0]!.message).toBe("step 'classify': next names step 'rout', which does not exist (did you mean 'route'?)");
+    expect(issues[0]!.message).toBe(
+      "step 'classify': next names step 'rout', which does not exist (did you mean 'route'?)",
+    );
     expect(issues[0]!.file).toBe('refund.yaml');
   });
 
@@ -142,7 +163,9 @@ describe('E_MISSING_TARGET', () => {
   });
 
   it('checks on_exhausted and start', () => {
-    const issues = check(edit({ 2: 'id: refund\nstart: begin', 26: '    else: denied\n    max_visits: 2\n    on_exhausted: gone' }));
+    const issues = check(
+      edit({ 2: 'id: refund\nstart: begin', 26: '    else: denied\n    max_visits: 2\n    on_exhausted: gone' }),
+    );
     expect(brief(issues)).toEqual([
       { code: 'E_MISSING_TARGET', step: undefined, path: '/start', line: 3, col: 1 },
       { code: 'E_MISSING_TARGET', step: 'route', path: '/steps/1/on_exhausted', line: 29, col: 5 },
@@ -155,7 +178,9 @@ describe('E_MISSING_TARGET', () => {
       33: '  - id: checks\n    kind: parallel\n    children:\n      - { id: fraud, kind: tool, tool: fraud_score }\n    next: fraud\n  - id: done',
     });
     const issues = check(text).filter((i) => i.code === 'E_MISSING_TARGET');
-    expect(brief(issues)).toEqual([{ code: 'E_MISSING_TARGET', step: 'checks', path: '/steps/3/next', line: 37, col: 5 }]);
+    expect(brief(issues)).toEqual([
+      { code: 'E_MISSING_TARGET', step: 'checks', path: '/steps/3/next', line: 37, col: 5 },
+    ]);
     expect(issues[0]!.message).toContain("'fraud' is a child of parallel step 'checks'");
   });
 });
@@ -168,7 +193,9 @@ describe('E_UNREACHABLE', () => {
   });
 
   it('follows start', () => {
-    expect(brief(check(edit({ 2: 'id: refund\nstart: route' })))).toEqual([{ code: 'E_UNREACHABLE', step: 'classify', path: '/steps/0', line: 16, col: 5 }]);
+    expect(brief(check(edit({ 2: 'id: refund\nstart: route' })))).toEqual([
+      { code: 'E_UNREACHABLE', step: 'classify', path: '/steps/0', line: 16, col: 5 },
+    ]);
   });
 });
 
@@ -179,7 +206,9 @@ describe('E_UNBOUNDED_CYCLE', () => {
       { code: 'E_UNBOUNDED_CYCLE', step: 'classify', path: '/steps/0', line: 15, col: 5 },
       { code: 'E_UNREACHABLE', step: 'done', path: '/steps/3', line: 33, col: 5 },
     ]);
-    expect(issues[0]!.message).toBe("steps 'classify', 'route', 'refund' form a cycle in which no step declares max_visits; set max_visits (and on_exhausted) on one of them");
+    expect(issues[0]!.message).toBe(
+      "steps 'classify', 'route', 'refund' form a cycle in which no step declares max_visits; set max_visits (and on_exhausted) on one of them",
+    );
   });
 
   it('flags a self loop', () => {
@@ -189,9 +218,9 @@ describe('E_UNBOUNDED_CYCLE', () => {
   });
 
   it('accepts a cycle bounded by max_visits with an exit', () => {
-    expect(check(edit({ 20: '    next: route\n    max_visits: 3\n    on_exhausted: denied', 32: '    next: classify' }))).toEqual([
-      expect.objectContaining({ code: 'E_UNREACHABLE', step: 'done' }),
-    ]);
+    expect(
+      check(edit({ 20: '    next: route\n    max_visits: 3\n    on_exhausted: denied', 32: '    next: classify' })),
+    ).toEqual([expect.objectContaining({ code: 'E_UNREACHABLE', step: 'done' })]);
   });
 
   it('flags a cycle nested in a bounded one', () => {
@@ -202,13 +231,23 @@ describe('E_UNBOUNDED_CYCLE', () => {
       input_schema: true,
       steps: [
         { id: 'a', kind: 'tool', tool: 't', next: 'b', max_visits: 3, on_exhausted: 'end' },
-        { id: 'b', kind: 'condition', cases: [{ when: 'true', next: 'a' }, { when: 'false', next: 'c' }], else: 'end' },
+        {
+          id: 'b',
+          kind: 'condition',
+          cases: [
+            { when: 'true', next: 'a' },
+            { when: 'false', next: 'c' },
+          ],
+          else: 'end',
+        },
         { id: 'c', kind: 'tool', tool: 't', next: 'b' },
         { id: 'end', kind: 'end', outcome: 'DONE', failure: true },
       ],
     };
     const issues = validateProgram(p);
-    expect(brief(issues)).toEqual([{ code: 'E_UNBOUNDED_CYCLE', step: 'b', path: '/steps/1', line: undefined, col: undefined }]);
+    expect(brief(issues)).toEqual([
+      { code: 'E_UNBOUNDED_CYCLE', step: 'b', path: '/steps/1', line: undefined, col: undefined },
+    ]);
     expect(issues[0]!.message).toContain("steps 'b', 'c' form a cycle");
   });
 });
@@ -220,7 +259,9 @@ describe('E_NO_TERMINAL', () => {
       { code: 'E_NO_TERMINAL', step: 'refund', path: '/steps/2', line: 27, col: 5 },
       { code: 'E_UNREACHABLE', step: 'done', path: '/steps/3', line: 34, col: 5 },
     ]);
-    expect(issues[0]!.message).toBe("no end step can be reached from step 'refund', so a run that gets here can never complete");
+    expect(issues[0]!.message).toBe(
+      "no end step can be reached from step 'refund', so a run that gets here can never complete",
+    );
   });
 });
 
@@ -233,13 +274,20 @@ describe('E_NO_END and W_NO_FAILURE_TERMINAL', () => {
       steps: [{ id: 'a', kind: 'tool', tool: 't', next: 'a', max_visits: 2 }],
     };
     expect(validateProgram(p)).toEqual([
-      { code: 'E_NO_END', severity: 'error', path: '/steps', message: 'the program has no end step, so no run can complete; add a step with kind: end' },
+      {
+        code: 'E_NO_END',
+        severity: 'error',
+        path: '/steps',
+        message: 'the program has no end step, so no run can complete; add a step with kind: end',
+      },
     ]);
   });
 
   it('warns when no end step is a failure outcome', () => {
     const issues = check(edit({ 39: null }));
-    expect(brief(issues)).toEqual([{ code: 'W_NO_FAILURE_TERMINAL', step: undefined, path: '/steps', line: 14, col: 1 }]);
+    expect(brief(issues)).toEqual([
+      { code: 'W_NO_FAILURE_TERMINAL', step: undefined, path: '/steps', line: 14, col: 1 },
+    ]);
     expect(issues[0]!.severity).toBe('warning');
   });
 });
@@ -249,7 +297,9 @@ describe('tools (only when the host passes its tools)', () => {
     const text = edit({ 29: '    tool: issue_refnd' });
     expect(check(text)).toEqual([]);
     const issues = check(text, TOOLS);
-    expect(brief(issues)).toEqual([{ code: 'E_UNKNOWN_TOOL', step: 'refund', path: '/steps/2/tool', line: 29, col: 5 }]);
+    expect(brief(issues)).toEqual([
+      { code: 'E_UNKNOWN_TOOL', step: 'refund', path: '/steps/2/tool', line: 29, col: 5 },
+    ]);
     expect(issues[0]!.message).toBe("step 'refund': unknown tool 'issue_refnd' (did you mean 'issue_refund'?)");
   });
 
@@ -259,7 +309,10 @@ describe('tools (only when the host passes its tools)', () => {
       { code: 'E_TOOL_ARGS', step: 'refund', path: '/steps/2/args', line: 30, col: 5 },
       { code: 'E_TOOL_ARGS', step: 'refund', path: '/steps/2/args/amout', line: 30, col: 13 },
     ]);
-    expect(issues.map((i) => i.message)).toEqual(["step 'refund': tool 'issue_refund' requires argument 'amount'", "step 'refund': tool 'issue_refund' takes no argument 'amout' (did you mean 'amount'?)"]);
+    expect(issues.map((i) => i.message)).toEqual([
+      "step 'refund': tool 'issue_refund' requires argument 'amount'",
+      "step 'refund': tool 'issue_refund' takes no argument 'amout' (did you mean 'amount'?)",
+    ]);
   });
 });
 
@@ -268,24 +321,34 @@ describe('guards', () => {
 
   it('E_GUARD_SYNTAX, located inside the when string', () => {
     const issues = when('input.amount > (1');
-    expect(brief(issues)).toMatchObject([{ code: 'E_GUARD_SYNTAX', step: 'route', path: '/steps/1/cases/0/when', line: 24 }]);
+    expect(brief(issues)).toMatchObject([
+      { code: 'E_GUARD_SYNTAX', step: 'route', path: '/steps/1/cases/0/when', line: 24 },
+    ]);
     expect(issues[0]!.col).toBeGreaterThanOrEqual(15);
   });
 
   it('E_GUARD_UNSUPPORTED, column translated for plain and quoted scalars', () => {
     // The guard's column 14 is the '+'; the scalar starts at col 15 (plain) or its quote does.
-    expect(brief(when('input.amount + 1 > 2'))).toEqual([{ code: 'E_GUARD_UNSUPPORTED', step: 'route', path: '/steps/1/cases/0/when', line: 24, col: 28 }]);
-    expect(brief(when('"input.amount + 1 > 2"'))).toEqual([{ code: 'E_GUARD_UNSUPPORTED', step: 'route', path: '/steps/1/cases/0/when', line: 24, col: 29 }]);
+    expect(brief(when('input.amount + 1 > 2'))).toEqual([
+      { code: 'E_GUARD_UNSUPPORTED', step: 'route', path: '/steps/1/cases/0/when', line: 24, col: 28 },
+    ]);
+    expect(brief(when('"input.amount + 1 > 2"'))).toEqual([
+      { code: 'E_GUARD_UNSUPPORTED', step: 'route', path: '/steps/1/cases/0/when', line: 24, col: 29 },
+    ]);
   });
 
   it('E_GUARD_UNKNOWN_IDENT', () => {
     const issues = when('amount > 1');
-    expect(brief(issues)).toEqual([{ code: 'E_GUARD_UNKNOWN_IDENT', step: 'route', path: '/steps/1/cases/0/when', line: 24, col: 15 }]);
+    expect(brief(issues)).toEqual([
+      { code: 'E_GUARD_UNKNOWN_IDENT', step: 'route', path: '/steps/1/cases/0/when', line: 24, col: 15 },
+    ]);
     expect(issues[0]!.message).toContain("unknown identifier 'amount'");
   });
 
   it('E_GUARD_TYPE against input_schema and step outputs', () => {
-    expect(brief(when('input.amont > 1'))).toEqual([{ code: 'E_GUARD_TYPE', step: 'route', path: '/steps/1/cases/0/when', line: 24, col: 21 }]);
+    expect(brief(when('input.amont > 1'))).toEqual([
+      { code: 'E_GUARD_TYPE', step: 'route', path: '/steps/1/cases/0/when', line: 24, col: 21 },
+    ]);
     expect(when('input.amount == "x"')[0]!.code).toBe('E_GUARD_TYPE');
     expect(when('steps.refund.output.refund_id == "r1"')).toEqual([]);
     expect(when('steps.refund.output.id == "r1"')[0]!.code).toBe('E_GUARD_TYPE');
@@ -296,12 +359,16 @@ describe('guards', () => {
 
   it('E_GUARD_LIMIT for a guard nested too deeply', () => {
     const issues = when(`'${'!'.repeat(80)}input.customer.vip'`);
-    expect(brief(issues)).toMatchObject([{ code: 'E_GUARD_LIMIT', step: 'route', path: '/steps/1/cases/0/when', line: 24 }]);
+    expect(brief(issues)).toMatchObject([
+      { code: 'E_GUARD_LIMIT', step: 'route', path: '/steps/1/cases/0/when', line: 24 },
+    ]);
   });
 
   it('E_GUARD_NOT_BOOL when the guard has a known non-bool type', () => {
     const issues = when('input.amount');
-    expect(brief(issues)).toEqual([{ code: 'E_GUARD_NOT_BOOL', step: 'route', path: '/steps/1/cases/0/when', line: 24, col: 9 }]);
+    expect(brief(issues)).toEqual([
+      { code: 'E_GUARD_NOT_BOOL', step: 'route', path: '/steps/1/cases/0/when', line: 24, col: 9 },
+    ]);
     expect(issues[0]!.message).toBe("step 'route' case 1: the guard must be a bool, but input.amount is number");
     expect(when('input.customer.vip')).not.toContainEqual(expect.objectContaining({ code: 'E_GUARD_NOT_BOOL' }));
   });
@@ -309,9 +376,18 @@ describe('guards', () => {
 
 describe('declared fields', () => {
   it('E_PROJECTION_UNDECLARED for an input path', () => {
-    const issues = check(edit({ 18: '    projection: [input.amount, input.customer, input.custmer.tier]', 17: '    prompt: "Amount {{input.amount}}"' }));
-    expect(brief(issues)).toEqual([{ code: 'E_PROJECTION_UNDECLARED', step: 'classify', path: '/steps/0/projection/2', line: 18, col: 48 }]);
-    expect(issues[0]!.message).toBe("step 'classify': projection 'input.custmer.tier' names no declared field: 'custmer' is not declared in the schema of input (did you mean 'customer'?)");
+    const issues = check(
+      edit({
+        18: '    projection: [input.amount, input.customer, input.custmer.tier]',
+        17: '    prompt: "Amount {{input.amount}}"',
+      }),
+    );
+    expect(brief(issues)).toEqual([
+      { code: 'E_PROJECTION_UNDECLARED', step: 'classify', path: '/steps/0/projection/2', line: 18, col: 48 },
+    ]);
+    expect(issues[0]!.message).toBe(
+      "step 'classify': projection 'input.custmer.tier' names no declared field: 'custmer' is not declared in the schema of input (did you mean 'customer'?)",
+    );
   });
 
   it('E_PROJECTION_UNDECLARED below a level that declares its properties', () => {
@@ -321,29 +397,46 @@ describe('declared fields', () => {
   });
 
   it('accepts any name below a level whose schema is open', () => {
-    expect(check(edit({ 8: '    email: { type: string }\n    meta: { type: object }', 18: '    projection: [input.amount, input.customer, input.meta.anything.deeper]' }))).toEqual([]);
+    expect(
+      check(
+        edit({
+          8: '    email: { type: string }\n    meta: { type: object }',
+          18: '    projection: [input.amount, input.customer, input.meta.anything.deeper]',
+        }),
+      ),
+    ).toEqual([]);
   });
 
   it('E_PROJECTION_UNDECLARED for step outputs', () => {
     const project = (path: string) => check(edit({ 18: `    projection: [input.amount, input.customer, ${path}]` }));
     expect(project('steps.refund.output.refund_id')).toEqual([]);
-    expect(project('steps.refund.output.refund')[0]!.message).toContain("'refund' is not declared in the schema of steps.refund.output (declared: refund_id)");
+    expect(project('steps.refund.output.refund')[0]!.message).toContain(
+      "'refund' is not declared in the schema of steps.refund.output (declared: refund_id)",
+    );
     expect(project('steps.nope.output')[0]!.message).toContain("there is no step 'nope'");
     expect(project('steps.done.output')[0]!.message).toContain("step 'done' is an end step and has no output");
     expect(project('steps.route.output')[0]!.message).toContain("step 'route' is a condition step and has no output");
-    expect(project('steps.classify.output.label')[0]!.message).toContain('steps.classify.output is a string; it has no field');
+    expect(project('steps.classify.output.label')[0]!.message).toContain(
+      'steps.classify.output is a string; it has no field',
+    );
   });
 
   it('E_PROJECTION_UNDECLARED for a tool argument path', () => {
     const issues = check(edit({ 30: '    args: { amount: input.amont }' }));
-    expect(brief(issues)).toEqual([{ code: 'E_PROJECTION_UNDECLARED', step: 'refund', path: '/steps/2/args/amount', line: 30, col: 13 }]);
+    expect(brief(issues)).toEqual([
+      { code: 'E_PROJECTION_UNDECLARED', step: 'refund', path: '/steps/2/args/amount', line: 30, col: 13 },
+    ]);
     expect(issues[0]!.message).toContain("argument 'amount' reads 'input.amont'");
   });
 
   it('E_PROMPT_UNPROJECTED for a placeholder the projection does not cover', () => {
     const issues = check(edit({ 17: '    prompt: "Amount {{input.amount}} for {{ input.email }}"' }));
-    expect(brief(issues)).toEqual([{ code: 'E_PROMPT_UNPROJECTED', step: 'classify', path: '/steps/0/prompt', line: 17, col: 5 }]);
-    expect(issues[0]!.message).toBe("step 'classify': the prompt uses {{input.email}}, which its projection does not cover; add 'input.email' (or a parent path) to projection");
+    expect(brief(issues)).toEqual([
+      { code: 'E_PROMPT_UNPROJECTED', step: 'classify', path: '/steps/0/prompt', line: 17, col: 5 },
+    ]);
+    expect(issues[0]!.message).toBe(
+      "step 'classify': the prompt uses {{input.email}}, which its projection does not cover; add 'input.email' (or a parent path) to projection",
+    );
   });
 
   it('a placeholder below a projected path is covered', () => {
@@ -352,14 +445,18 @@ describe('declared fields', () => {
 
   it('E_SENSITIVE_UNDECLARED', () => {
     const issues = check(edit({ 13: 'sensitive: [input.email, input.phone]' }));
-    expect(brief(issues)).toEqual([{ code: 'E_SENSITIVE_UNDECLARED', step: undefined, path: '/sensitive/1', line: 13, col: 26 }]);
+    expect(brief(issues)).toEqual([
+      { code: 'E_SENSITIVE_UNDECLARED', step: undefined, path: '/sensitive/1', line: 13, col: 26 },
+    ]);
     expect(issues[0]!.message).toContain("sensitive path 'input.phone' is not declared in input_schema");
   });
 
   it('E_SUBJECT_UNDECLARED', () => {
     expect(check(edit({ 13: 'sensitive: [input.email]\nsubject: input.email' }))).toEqual([]);
     const issues = check(edit({ 13: 'sensitive: [input.email]\nsubject: input.mail' }));
-    expect(brief(issues)).toEqual([{ code: 'E_SUBJECT_UNDECLARED', step: undefined, path: '/subject', line: 14, col: 1 }]);
+    expect(brief(issues)).toEqual([
+      { code: 'E_SUBJECT_UNDECLARED', step: undefined, path: '/subject', line: 14, col: 1 },
+    ]);
     expect(issues[0]!.message).toContain("subject path 'input.mail' is not declared in input_schema");
   });
 });
@@ -367,24 +464,42 @@ describe('declared fields', () => {
 describe('declared schemas and values', () => {
   it('E_INPUT_SCHEMA for a bad keyword value', () => {
     const issues = check(edit({ 4: '  type: obj' }));
-    expect(brief(issues)).toEqual([{ code: 'E_INPUT_SCHEMA', step: undefined, path: '/input_schema/type', line: 4, col: 3 }]);
+    expect(brief(issues)).toEqual([
+      { code: 'E_INPUT_SCHEMA', step: undefined, path: '/input_schema/type', line: 4, col: 3 },
+    ]);
   });
 
   it('E_INPUT_SCHEMA for a $ref that does not resolve', () => {
     const issues = check(edit({ 12: "        tier: { $ref: '#/$defs/tier' }" }));
-    expect(brief(issues)).toEqual([{ code: 'E_INPUT_SCHEMA', step: undefined, path: '/input_schema/properties/customer/properties/tier/$ref', line: 12, col: 17 }]);
+    expect(brief(issues)).toEqual([
+      {
+        code: 'E_INPUT_SCHEMA',
+        step: undefined,
+        path: '/input_schema/properties/customer/properties/tier/$ref',
+        line: 12,
+        col: 17,
+      },
+    ]);
     expect(issues[0]!.message).toContain("$ref '#/$defs/tier' does not resolve");
   });
 
   it('E_BAD_OUTPUT_SCHEMA for a bad output schema', () => {
     const issues = check(edit({ 31: '    output_schema: { type: object, required: refund_id }' }));
-    expect(brief(issues)).toEqual([{ code: 'E_BAD_OUTPUT_SCHEMA', step: 'refund', path: '/steps/2/output_schema/required', line: 31, col: 36 }]);
+    expect(brief(issues)).toEqual([
+      { code: 'E_BAD_OUTPUT_SCHEMA', step: 'refund', path: '/steps/2/output_schema/required', line: 31, col: 36 },
+    ]);
   });
 
   it('E_FALLBACK_TYPE when the fallback value is outside the output type', () => {
     const issues = check(edit({ 20: '    next: route\n    on_error: { action: fallback, value: maybe }' }));
-    expect(brief(issues)).toEqual([{ code: 'E_FALLBACK_TYPE', step: 'classify', path: '/steps/0/on_error/value', line: 21, col: 35 }]);
-    expect(check(edit({ 20: '    next: route\n    on_error: { action: retry, max_attempts: 2, then: fallback, value: deny }' }))).toEqual([]);
+    expect(brief(issues)).toEqual([
+      { code: 'E_FALLBACK_TYPE', step: 'classify', path: '/steps/0/on_error/value', line: 21, col: 35 },
+    ]);
+    expect(
+      check(
+        edit({ 20: '    next: route\n    on_error: { action: retry, max_attempts: 2, then: fallback, value: deny }' }),
+      ),
+    ).toEqual([]);
   });
 });
 

@@ -31,7 +31,10 @@ export const randomIds: IdSource = { runId: () => `run-${randomUUID()}`, salt: r
 export class SeededIds implements IdSource {
   private n = 0;
   private salts = 0;
-  constructor(private readonly hasher: Hasher, private readonly seed = 'nano-vm') {}
+  constructor(
+    private readonly hasher: Hasher,
+    private readonly seed = 'nano-vm',
+  ) {}
   /** Reproducible salts, so --deterministic bundles stay byte-identical: never use them for real personal data. */
   salt(): string {
     return hashJson(this.hasher, [this.seed, 'salt', this.salts++]).slice(0, 32);

@@ -9,7 +9,19 @@
  * was. From the first step with nothing recorded the run continues live; a tool call that had
  * started but has no stored result is invoked again with its original idempotency key.
  */
-import { applyRecordedWait, recordedResults, recordedWaits, resultKey, type Clock, type EffectCommand, type EffectResult, type ExternalEvent, type Machine, type TraceEvent, type WaitCommand } from '@nano-vm/kernel';
+import {
+  applyRecordedWait,
+  recordedResults,
+  recordedWaits,
+  resultKey,
+  type Clock,
+  type EffectCommand,
+  type EffectResult,
+  type ExternalEvent,
+  type Machine,
+  type TraceEvent,
+  type WaitCommand,
+} from '@nano-vm/kernel';
 import type { Effects } from './effects.js';
 import { StoreError, type Store } from './store/store.js';
 
@@ -56,7 +68,10 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
     const evs = machine.events;
     for (const end = Math.min(evs.length, stored.length); checked < end; checked++) {
       if (evs[checked]!.hash !== stored[checked]!.hash) {
-        throw new StoreError('E_RECOVERY_DIVERGED', `re-deriving run ${runId} diverges at seq ${checked} (${stored[checked]!.type}): the program, the runtime or the stored events changed`);
+        throw new StoreError(
+          'E_RECOVERY_DIVERGED',
+          `re-deriving run ${runId} diverges at seq ${checked} (${stored[checked]!.type}): the program, the runtime or the stored events changed`,
+        );
       }
     }
     if (persisted >= evs.length) return undefined;
@@ -85,7 +100,11 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
         return { waiting: null, resumed, reinvoked };
       case 'wait':
         if (waits.length) {
-          if (!applyRecordedWait(machine, waits.shift())) throw new StoreError('E_RECOVERY_DIVERGED', `re-deriving run ${runId}: the stored resume of step '${cmd.step}' no longer fits the program`);
+          if (!applyRecordedWait(machine, waits.shift()))
+            throw new StoreError(
+              'E_RECOVERY_DIVERGED',
+              `re-deriving run ${runId}: the stored resume of step '${cmd.step}' no longer fits the program`,
+            );
         } else if (resume && o.policyChangedTo !== undefined) machine.haltOnPolicyChange(o.policyChangedTo);
         else if (resume) {
           // A refused event (role, schema) throws here, before anything is appended. The resume
@@ -120,7 +139,12 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
           if (cmd.type === 'tool' && recorded?.started(cmd)) {
             // The store counts the second invocation of the key (its step_started counted the first).
             reinvoked.push(cmd.idempotency_key);
-            const n = store.reinvoked(runId, { key: cmd.idempotency_key, step: cmd.step, tool: cmd.tool, attempt: cmd.attempt });
+            const n = store.reinvoked(runId, {
+              key: cmd.idempotency_key,
+              step: cmd.step,
+              tool: cmd.tool,
+              attempt: cmd.attempt,
+            });
             if (n instanceof Promise) await n;
           }
           machine.complete(await fx.perform(cmd));
@@ -143,7 +167,9 @@ class Recorded {
     private readonly machine: Machine,
   ) {
     this.results = recordedResults(stored, machine.redactor);
-    for (const e of stored) if (e.type === 'step_started' && e.idempotency_key !== undefined) this.startedCalls.add(`${e.idempotency_key}#${e.attempt}`);
+    for (const e of stored)
+      if (e.type === 'step_started' && e.idempotency_key !== undefined)
+        this.startedCalls.add(`${e.idempotency_key}#${e.attempt}`);
   }
 
   /** Whether this tool call had started before (its result was never stored): a re-invocation. */

@@ -2,7 +2,15 @@
  * Effects: performs model and tool calls for the executor with timeouts and cancellation, and
  * turns every failure into a coded EffectResult.
  */
-import { checkSchema, describeViolations, type EffectCommand, type EffectResult, type JsonValue, type Machine, type ParallelCommand } from '@nano-vm/kernel';
+import {
+  checkSchema,
+  describeViolations,
+  type EffectCommand,
+  type EffectResult,
+  type JsonValue,
+  type Machine,
+  type ParallelCommand,
+} from '@nano-vm/kernel';
 import { watchDeadline, type Deadline } from './deadlines.js';
 import { ModelError, type ModelPort, type ModelRequest } from './model/port.js';
 import { ToolError, type ToolContext, type ToolRegistry } from './toolRegistry.js';
@@ -37,7 +45,8 @@ export class Effects {
       r = { ok: true, raw: a.raw, model: a.model };
       if (a.usage) r.usage = a.usage;
       if (a.cost_usd !== undefined) r.cost_usd = a.cost_usd;
-      if (a.fallbacks?.length) r.fallbacks = a.fallbacks.map((f) => ({ model: f.model, code: f.code, message: f.message }));
+      if (a.fallbacks?.length)
+        r.fallbacks = a.fallbacks.map((f) => ({ model: f.model, code: f.code, message: f.message }));
     } catch (e) {
       r = { ok: false, error: errorInfo(e, 'E_MODEL_ERROR'), model: this.model.id };
     }
@@ -46,10 +55,21 @@ export class Effects {
 
   private async callTool(call: ToolCall): Promise<void> {
     const def = this.tools.get(call.tool);
-    if (!def) return call.settle({ ok: false, error: { code: 'E_UNKNOWN_TOOL', message: `tool '${call.tool}' is not registered` } });
+    if (!def)
+      return call.settle({
+        ok: false,
+        error: { code: 'E_UNKNOWN_TOOL', message: `tool '${call.tool}' is not registered` },
+      });
     if (def.input_schema !== undefined) {
       const vs = checkSchema(def.input_schema, call.args);
-      if (vs.length) return call.settle({ ok: false, error: { code: 'E_TOOL_INPUT_SCHEMA', message: `arguments for tool '${call.tool}' violate its input schema: ${describeViolations(vs)}` } });
+      if (vs.length)
+        return call.settle({
+          ok: false,
+          error: {
+            code: 'E_TOOL_INPUT_SCHEMA',
+            message: `arguments for tool '${call.tool}' violate its input schema: ${describeViolations(vs)}`,
+          },
+        });
     }
     let r: EffectResult;
     try {
@@ -69,7 +89,8 @@ export class Effects {
         const i = nextChild++;
         const first = cmd.children[i]!;
         for (let attempt = 1; ; attempt++) {
-          const c: EffectCommand = first.type === 'llm' ? { ...first, attempt, call: first.call + attempt - 1 } : { ...first, attempt };
+          const c: EffectCommand =
+            first.type === 'llm' ? { ...first, attempt, call: first.call + attempt - 1 } : { ...first, attempt };
           const res = await this.perform(c);
           results[i]!.push(res);
           if (machine.checkResult(c.step, res).ok || !machine.shouldRetry(c.step, attempt)) break;

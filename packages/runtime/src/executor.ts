@@ -117,20 +117,33 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
   const program = cp.program;
   const hasher = opts.hasher ?? nodeHasher;
   // Under a policy the pre-flight includes the policy's rules (policyRun.ts); E_POLICY_INVALID when it is not a policy.
-  const underPolicy = opts.policy !== undefined && opts.policy !== null ? policyPreflight(cp, opts.policy, opts.tools, hasher) : undefined;
+  const underPolicy =
+    opts.policy !== undefined && opts.policy !== null
+      ? policyPreflight(cp, opts.policy, opts.tools, hasher)
+      : undefined;
   const errors = underPolicy ? underPolicy.errors : preflightErrors(program, opts.tools);
-  if (errors.length) throw new NanoVmError('E_PROGRAM_INVALID', `program '${program.id}' is invalid (${errors.length} error${errors.length > 1 ? 's' : ''}): ${errors[0]!.code} ${errors[0]!.message}`, errors);
+  if (errors.length)
+    throw new NanoVmError(
+      'E_PROGRAM_INVALID',
+      `program '${program.id}' is invalid (${errors.length} error${errors.length > 1 ? 's' : ''}): ${errors[0]!.code} ${errors[0]!.message}`,
+      errors,
+    );
   // The machine works on the input in canonical member order (see canonicalJson's fast path).
   const { text: inputText, value: input } = checkInput(program, opts.input);
   // Sensitive values go to the vault; what is stored, hashed and exported holds their commitments.
   const store = opts.store ?? new MemoryStore();
-  const sealed = cp.sensitive.length ? sealInput(program, opts.input, hasher, opts.ids, opts.subject, await store.subjectSecret()) : null;
+  const sealed = cp.sensitive.length
+    ? sealInput(program, opts.input, hasher, opts.ids, opts.subject, await store.subjectSecret())
+    : null;
   const storedInput = sealed ? sealed.redacted : opts.input;
   const inputHash = hasher.sha256Hex(sealed ? canonicalJson(storedInput) : inputText);
   const clock = opts.clock ?? systemClock;
   const policy = opts.policy ?? null;
   const runId = (opts.ids ?? randomIds).runId({ programHash: cp.hash(hasher), inputHash });
-  const created = store.createRun({ run_id: runId, program_id: program.id, program, policy, input: storedInput, status: 'running', outcome: null }, sealed?.vault);
+  const created = store.createRun(
+    { run_id: runId, program_id: program.id, program, policy, input: storedInput, status: 'running', outcome: null },
+    sealed?.vault,
+  );
   if (created) await created;
 
   const machine = new Machine(cp, input, {
@@ -153,7 +166,12 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
  * Where a drive stopped: records the run's status in the store (suspended at a wait, or its
  * terminal status) and builds the result, receipt and bundle from the machine's events.
  */
-export async function settleRun(machine: Machine, waiting: WaitCommand | null, store: Store, run: { run_id: string; program: Program; policy: unknown; input: unknown }): Promise<RunResult> {
+export async function settleRun(
+  machine: Machine,
+  waiting: WaitCommand | null,
+  store: Store,
+  run: { run_id: string; program: Program; policy: unknown; input: unknown },
+): Promise<RunResult> {
   const status = waiting ? 'suspended' : machine.result!.status;
   const outcome = machine.result?.outcome ?? null;
   const fin = store.finish(run.run_id, status, outcome);
@@ -162,7 +180,11 @@ export async function settleRun(machine: Machine, waiting: WaitCommand | null, s
 }
 
 /** A run's result from its events: receipt, head hash and the bundle. */
-export function runResult<S extends string>(run: { run_id: string; program: Program; policy: unknown; input: unknown }, status: S, events: TraceEvent[]): Omit<RunResult, 'status'> & { status: S } {
+export function runResult<S extends string>(
+  run: { run_id: string; program: Program; policy: unknown; input: unknown },
+  status: S,
+  events: TraceEvent[],
+): Omit<RunResult, 'status'> & { status: S } {
   const receipt = computeReceipt(events);
   return {
     run_id: run.run_id,
@@ -181,7 +203,9 @@ export function checkInput<T>(program: Program, input: T): { text: string; value
   try {
     form = canonicalForm(input);
   } catch (e) {
-    throw new NanoVmError('E_INPUT_INVALID', `run input is not JSON: ${(e as Error).message}`, [{ code: 'E_INPUT_INVALID', severity: 'error', message: (e as Error).message }]);
+    throw new NanoVmError('E_INPUT_INVALID', `run input is not JSON: ${(e as Error).message}`, [
+      { code: 'E_INPUT_INVALID', severity: 'error', message: (e as Error).message },
+    ]);
   }
   const vs = checkSchema(program.input_schema, input);
   if (vs.length)
@@ -192,4 +216,3 @@ export function checkInput<T>(program: Program, input: T): { text: string; value
     );
   return form;
 }
-

@@ -8,5 +8,7 @@ const oneShot = (crypto as unknown as { hash?: OneShot }).hash;
 
 /** SHA-256 via OpenSSL: same digests as the kernel's pure hasher, many times faster. */
 export const nodeHasher: Hasher = {
-  sha256Hex: oneShot ? (text) => oneShot('sha256', text, 'hex') : (text) => crypto.createHash('sha256').update(text, 'utf8').digest('hex'),
+  sha256Hex: oneShot
+    ? (text) => oneShot('sha256', text, 'hex')
+    : (text) => crypto.createHash('sha256').update(text, 'utf8').digest('hex'),
 };

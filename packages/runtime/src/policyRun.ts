@@ -34,7 +34,8 @@ const compiled = new WeakMap<Program, WeakMap<object, Map<Hasher, CompiledPolicy
  * for none (null): a caller without a policy has nothing to compile.
  */
 export function compilePolicy(program: Program, value: unknown, hasher: Hasher): CompiledPolicy {
-  const cached = typeof value === 'object' && value !== null ? compiled.get(program)?.get(value)?.get(hasher) : undefined;
+  const cached =
+    typeof value === 'object' && value !== null ? compiled.get(program)?.get(value)?.get(hasher) : undefined;
   if (cached) return cached;
   const { policy } = policyOption(value, program, hasher);
   if (!policy) throw new NanoVmError('E_POLICY_INVALID', 'the policy is invalid: no policy document was given', []);
@@ -48,14 +49,27 @@ export function compilePolicy(program: Program, value: unknown, hasher: Hasher):
 }
 
 /** A program's issues under a policy (warnings too): its own checks with `policy` visible to guards, then the policy's rules. */
-export function issuesUnderPolicy(program: Program, policy: PolicySnapshot, tools: Record<string, ToolDescription>, programHash: string): Issue[] {
-  return [...validateProgram(program, { tools, guardGlobals: policyGuardGlobals(policy) }), ...validatePolicy(program, policy, { programHash })];
+export function issuesUnderPolicy(
+  program: Program,
+  policy: PolicySnapshot,
+  tools: Record<string, ToolDescription>,
+  programHash: string,
+): Issue[] {
+  return [
+    ...validateProgram(program, { tools, guardGlobals: policyGuardGlobals(policy) }),
+    ...validatePolicy(program, policy, { programHash }),
+  ];
 }
 
 const preflights = new WeakMap<Program, WeakMap<object, WeakMap<ToolRegistry, Issue[]>>>();
 
 /** Pre-flight of a program under a policy. Throws E_POLICY_INVALID for a policy that is not one. */
-export function policyPreflight(cp: CompiledProgram, value: unknown, tools: ToolRegistry, hasher: Hasher): PolicyPreflight {
+export function policyPreflight(
+  cp: CompiledProgram,
+  value: unknown,
+  tools: ToolRegistry,
+  hasher: Hasher,
+): PolicyPreflight {
   const program = cp.program;
   const policy = compilePolicy(program, value, hasher);
   let byPolicy = preflights.get(program);
@@ -64,7 +78,12 @@ export function policyPreflight(cp: CompiledProgram, value: unknown, tools: Tool
   if (!byTools) byPolicy.set(policy.policy, (byTools = new WeakMap()));
   let errors = byTools.get(tools);
   if (!errors) {
-    byTools.set(tools, (errors = issuesUnderPolicy(program, policy.policy, tools.describe(), cp.hash(hasher)).filter((i) => i.severity === 'error')));
+    byTools.set(
+      tools,
+      (errors = issuesUnderPolicy(program, policy.policy, tools.describe(), cp.hash(hasher)).filter(
+        (i) => i.severity === 'error',
+      )),
+    );
   }
   return { errors, policy };
 }

@@ -10,7 +10,19 @@
  *   twice is idempotent; of two concurrent resumes exactly one appends its event, the other loses
  *   with E_RESUME_CONFLICT before anything of it runs.
  */
-import { CompiledProgram, Machine, canonicalJson, hashJson, policyOption, type Clock, type ExternalEvent, type Hasher, type RunResumedEvent, type RunStartedEvent, type TraceEvent } from '@nano-vm/kernel';
+import {
+  CompiledProgram,
+  Machine,
+  canonicalJson,
+  hashJson,
+  policyOption,
+  type Clock,
+  type ExternalEvent,
+  type Hasher,
+  type RunResumedEvent,
+  type RunStartedEvent,
+  type TraceEvent,
+} from '@nano-vm/kernel';
 import { systemClock } from './clock.js';
 import { drive, type DriveOutcome } from './drive.js';
 import { DEFAULT_EFFECT_TIMEOUT_MS, runResult, settleRun, type RunResult } from './executor.js';
@@ -66,7 +78,11 @@ export async function recoverRun(opts: RecoverOptions): Promise<RecoverResult> {
   const run = await loadRun(opts.store, opts.runId);
   // Suspended runs are recovered too: one whose wait has timed out takes its timeout edge, and one
   // whose resume died after storing its event continues from there.
-  if (run.status !== 'running' && run.status !== 'suspended') throw new StoreError('E_RECOVERY_NOT_RUNNING', `run ${opts.runId} is ${run.status}; only running or suspended runs are recovered`);
+  if (run.status !== 'running' && run.status !== 'suspended')
+    throw new StoreError(
+      'E_RECOVERY_NOT_RUNNING',
+      `run ${opts.runId} is ${run.status}; only running or suspended runs are recovered`,
+    );
   const { result } = await continueRun(opts, run, await opts.store.events(opts.runId));
   return result;
 }
@@ -76,8 +92,12 @@ export async function resumeRun(opts: ResumeOptions): Promise<ResumeResult> {
   const stored = await opts.store.events(opts.runId);
   if (run.status !== 'suspended' || stored.at(-1)?.type !== 'run_suspended') {
     const dup = duplicateOf(stored, opts.event);
-    if (dup) return { ...finishedResult(run, stored), resumed_from_seq: stored.length, reinvoked: [], resume: 'duplicate' };
-    throw new StoreError('E_RESUME_NOT_SUSPENDED', `run ${opts.runId} is ${run.status}, not waiting for an event${stored.some((e) => e.type === 'run_resumed') ? ' (it was resumed with another event)' : ''}`);
+    if (dup)
+      return { ...finishedResult(run, stored), resumed_from_seq: stored.length, reinvoked: [], resume: 'duplicate' };
+    throw new StoreError(
+      'E_RESUME_NOT_SUSPENDED',
+      `run ${opts.runId} is ${run.status}, not waiting for an event${stored.some((e) => e.type === 'run_resumed') ? ' (it was resumed with another event)' : ''}`,
+    );
   }
   try {
     const { result, outcome } = await continueRun(opts, run, stored, opts.event);
@@ -90,7 +110,10 @@ export async function resumeRun(opts: ResumeOptions): Promise<ResumeResult> {
       const fresh = await loadRun(opts.store, opts.runId);
       return { ...finishedResult(fresh, now), resumed_from_seq: stored.length, reinvoked: [], resume: 'duplicate' };
     }
-    throw new StoreError('E_RESUME_CONFLICT', `run ${opts.runId} was resumed concurrently with another event; this one was not applied`);
+    throw new StoreError(
+      'E_RESUME_CONFLICT',
+      `run ${opts.runId} was resumed concurrently with another event; this one was not applied`,
+    );
   }
 }
 
@@ -100,7 +123,8 @@ export async function overdueWaits(store: Store, clock: Clock = systemClock): Pr
   const out: string[] = [];
   for (const run of await store.listRuns({ status: 'suspended' })) {
     const last = (await store.events(run.run_id)).at(-1);
-    if (last?.type !== 'run_suspended' || (last.deadline !== undefined && Date.parse(last.deadline) < now)) out.push(run.run_id);
+    if (last?.type !== 'run_suspended' || (last.deadline !== undefined && Date.parse(last.deadline) < now))
+      out.push(run.run_id);
   }
   return out;
 }
@@ -119,12 +143,24 @@ function duplicateOf(events: readonly TraceEvent[], ev: ExternalEvent): RunResum
   } catch {
     return undefined;
   }
-  return events.find((e): e is RunResumedEvent => e.type === 'run_resumed' && e.role === ev.role && e.event_id === ev.event_id && canonicalJson(e.event) === payload);
+  return events.find(
+    (e): e is RunResumedEvent =>
+      e.type === 'run_resumed' &&
+      e.role === ev.role &&
+      e.event_id === ev.event_id &&
+      canonicalJson(e.event) === payload,
+  );
 }
 
-async function continueRun(opts: RecoverOptions, run: RunRecord, stored: TraceEvent[], resume?: ExternalEvent): Promise<{ result: RecoverResult; outcome: DriveOutcome }> {
+async function continueRun(
+  opts: RecoverOptions,
+  run: RunRecord,
+  stored: TraceEvent[],
+  resume?: ExternalEvent,
+): Promise<{ result: RecoverResult; outcome: DriveOutcome }> {
   const genesis = stored[0] as RunStartedEvent | undefined;
-  if (genesis !== undefined && genesis.type !== 'run_started') throw new StoreError('E_NO_GENESIS', `run ${opts.runId} does not start with a genesis event`);
+  if (genesis !== undefined && genesis.type !== 'run_started')
+    throw new StoreError('E_NO_GENESIS', `run ${opts.runId} does not start with a genesis event`);
   // A process killed between creating the run and writing its genesis left nothing that happened:
   // the run starts from the beginning, with this runtime and this model.
   const hasher = opts.hasher ?? nodeHasher;
@@ -152,12 +188,25 @@ async function continueRun(opts: RecoverOptions, run: RunRecord, stored: TraceEv
   const offered = opts.policy === undefined ? undefined : hashJson(hasher, opts.policy ?? null);
   const pinned = genesis?.policy_hash ?? policyHash;
   const halt = offered !== undefined && offered !== pinned ? { policyChangedTo: offered } : {};
-  const outcome = await drive({ machine, store: opts.store, runId: run.run_id, fx, stored, ...(resume ? { resume } : {}), expireOn: live, onEvent: opts.onEvent, ...halt });
+  const outcome = await drive({
+    machine,
+    store: opts.store,
+    runId: run.run_id,
+    fx,
+    stored,
+    ...(resume ? { resume } : {}),
+    expireOn: live,
+    onEvent: opts.onEvent,
+    ...halt,
+  });
   const settled = await settleRun(machine, outcome.waiting, opts.store, run);
   return { outcome, result: { ...settled, resumed_from_seq: stored.length, reinvoked: outcome.reinvoked } };
 }
 
 /** A run's result from its stored record and events alone (nothing is executed). */
-function finishedResult(run: RunRecord, events: TraceEvent[]): Omit<RunResult, 'status'> & { status: RunRecord['status'] } {
+function finishedResult(
+  run: RunRecord,
+  events: TraceEvent[],
+): Omit<RunResult, 'status'> & { status: RunRecord['status'] } {
   return runResult(run, run.status, events);
 }

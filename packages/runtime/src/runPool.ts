@@ -41,7 +41,18 @@ const SUMMARY_FIELDS = 8;
 
 export function packSummaries(ids: readonly number[], summaries: readonly RunSummary[]): (string | number | null)[] {
   const out: (string | number | null)[] = [];
-  summaries.forEach((s, i) => out.push(ids[i]!, s.run_id, s.status, s.outcome, s.head_hash, s.event_count, s.error?.code ?? null, s.error?.message ?? null));
+  summaries.forEach((s, i) =>
+    out.push(
+      ids[i]!,
+      s.run_id,
+      s.status,
+      s.outcome,
+      s.head_hash,
+      s.event_count,
+      s.error?.code ?? null,
+      s.error?.message ?? null,
+    ),
+  );
   return out;
 }
 
@@ -84,7 +95,8 @@ export class RunPool {
   static async start(opts: RunPoolOptions): Promise<RunPool> {
     const pool = new RunPool(opts.batch ?? 256);
     const n = Math.max(1, opts.workers ?? availableParallelism());
-    const moduleUrl = opts.module instanceof URL ? opts.module.href : new URL(opts.module, `file://${process.cwd()}/`).href;
+    const moduleUrl =
+      opts.module instanceof URL ? opts.module.href : new URL(opts.module, `file://${process.cwd()}/`).href;
     try {
       await Promise.all(Array.from({ length: n }, () => pool.spawn(moduleUrl)));
     } catch (e) {
@@ -103,21 +115,29 @@ export class RunPool {
         this.failAll(new Error(`run pool worker failed: ${e.message}`));
         reject(e);
       });
-      worker.on('message', (msg: { type: 'ready' } | { type: 'setup_failed'; message: string } | { type: 'results'; results: (string | number | null)[] }) => {
-        if (msg.type === 'ready') resolve();
-        else if (msg.type === 'setup_failed') reject(new Error(`run pool setup failed: ${msg.message}`));
-        else {
-          const r = msg.results;
-          slot.inFlight -= r.length / SUMMARY_FIELDS;
-          for (let at = 0; at < r.length; at += SUMMARY_FIELDS) {
-            const id = r[at] as number;
-            const p = this.pending.get(id);
-            this.pending.delete(id);
-            p?.resolve(unpackSummary(r, at));
+      worker.on(
+        'message',
+        (
+          msg:
+            | { type: 'ready' }
+            | { type: 'setup_failed'; message: string }
+            | { type: 'results'; results: (string | number | null)[] },
+        ) => {
+          if (msg.type === 'ready') resolve();
+          else if (msg.type === 'setup_failed') reject(new Error(`run pool setup failed: ${msg.message}`));
+          else {
+            const r = msg.results;
+            slot.inFlight -= r.length / SUMMARY_FIELDS;
+            for (let at = 0; at < r.length; at += SUMMARY_FIELDS) {
+              const id = r[at] as number;
+              const p = this.pending.get(id);
+              this.pending.delete(id);
+              p?.resolve(unpackSummary(r, at));
+            }
+            this.dispatch();
           }
-          this.dispatch();
-        }
-      });
+        },
+      );
     });
   }
 

@@ -22,11 +22,32 @@ const { moduleUrl } = workerData as { moduleUrl: string };
 
 async function summarize(setup: Setup & { store: Store }, input: unknown): Promise<RunSummary> {
   try {
-    const r = await runProgram({ program: setup.program, input, model: setup.model, tools: setup.tools, store: setup.store, ...(setup.policy !== undefined ? { policy: setup.policy } : {}) });
-    return { run_id: r.run_id, status: r.status, outcome: r.outcome, head_hash: r.head_hash, event_count: r.events.length, error: r.receipt.error ? { code: r.receipt.error.code, message: r.receipt.error.message } : null };
+    const r = await runProgram({
+      program: setup.program,
+      input,
+      model: setup.model,
+      tools: setup.tools,
+      store: setup.store,
+      ...(setup.policy !== undefined ? { policy: setup.policy } : {}),
+    });
+    return {
+      run_id: r.run_id,
+      status: r.status,
+      outcome: r.outcome,
+      head_hash: r.head_hash,
+      event_count: r.events.length,
+      error: r.receipt.error ? { code: r.receipt.error.code, message: r.receipt.error.message } : null,
+    };
   } catch (e) {
     if (!(e instanceof NanoVmError)) throw e;
-    return { run_id: null, status: 'refused', outcome: null, head_hash: null, event_count: 0, error: { code: e.code, message: e.message } };
+    return {
+      run_id: null,
+      status: 'refused',
+      outcome: null,
+      head_hash: null,
+      event_count: 0,
+      error: { code: e.code, message: e.message },
+    };
   }
 }
 

@@ -40,8 +40,10 @@ export class ToolRegistry {
   }
 
   register(def: ToolDefinition): this {
-    if (typeof def?.name !== 'string' || !NAME.test(def.name)) throw new ToolError('E_TOOL_DEFINITION', `tool name ${JSON.stringify(def?.name)} is not a valid identifier`);
-    if (typeof def.run !== 'function') throw new ToolError('E_TOOL_DEFINITION', `tool '${def.name}' has no run function`);
+    if (typeof def?.name !== 'string' || !NAME.test(def.name))
+      throw new ToolError('E_TOOL_DEFINITION', `tool name ${JSON.stringify(def?.name)} is not a valid identifier`);
+    if (typeof def.run !== 'function')
+      throw new ToolError('E_TOOL_DEFINITION', `tool '${def.name}' has no run function`);
     if (this.tools.has(def.name)) throw new ToolError('E_TOOL_DEFINITION', `tool '${def.name}' is registered twice`);
     this.tools.set(def.name, def);
     return this;
@@ -71,7 +73,12 @@ export function toolsFromModule(mod: Record<string, unknown>, where: string): To
   const candidate = mod.tools ?? mod.default;
   let defs: unknown[];
   if (Array.isArray(candidate)) defs = candidate;
-  else if (candidate && typeof candidate === 'object') defs = Object.entries(candidate).map(([name, d]) => ({ name, ...(d as object) }));
-  else throw new ToolError('E_TOOLS_MODULE', `${where} must export \`tools\` (an array of tool definitions) or a default export of them`);
+  else if (candidate && typeof candidate === 'object')
+    defs = Object.entries(candidate).map(([name, d]) => ({ name, ...(d as object) }));
+  else
+    throw new ToolError(
+      'E_TOOLS_MODULE',
+      `${where} must export \`tools\` (an array of tool definitions) or a default export of them`,
+    );
   return new ToolRegistry(defs as ToolDefinition[]);
 }

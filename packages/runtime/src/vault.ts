@@ -39,12 +39,23 @@ export function subjectOf(program: Program, input: unknown, subject?: string): s
   if (subject !== undefined) return subject;
   if (program.subject === undefined) return null;
   let v: unknown = { input };
-  for (const seg of program.subject.split('.')) v = v !== null && typeof v === 'object' && Object.prototype.hasOwnProperty.call(v, seg) ? (v as Record<string, unknown>)[seg] : undefined;
+  for (const seg of program.subject.split('.'))
+    v =
+      v !== null && typeof v === 'object' && Object.prototype.hasOwnProperty.call(v, seg)
+        ? (v as Record<string, unknown>)[seg]
+        : undefined;
   return typeof v === 'string' || typeof v === 'number' ? String(v) : null;
 }
 
 /** Seal a run's input; null when the program declares no sensitive value present in it. */
-export function sealInput(program: Program, input: unknown, hasher: Hasher, ids: IdSource | undefined, subject: string | undefined, secret: string): SealedInput | null {
+export function sealInput(
+  program: Program,
+  input: unknown,
+  hasher: Hasher,
+  ids: IdSource | undefined,
+  subject: string | undefined,
+  secret: string,
+): SealedInput | null {
   const leaves = sensitiveLeaves(input, program.sensitive ?? []);
   if (leaves.length === 0) return null;
   const who = subjectOf(program, input, subject);
@@ -67,12 +78,26 @@ export async function openRunInput(store: Store, run: RunRecord): Promise<{ inpu
   if (rows.length === 0) return { input: run.input };
   const live = rows.filter((r) => !r.erased);
   const input = replaceAtPaths(run.input, new Map(live.map((r) => [r.path, r.value as JsonValue])));
-  return { input, redact: new Redactor(rows.map((r) => (r.erased ? { path: r.path, commitment: r.commitment } : { path: r.path, commitment: r.commitment, value: r.value as JsonValue }))) };
+  return {
+    input,
+    redact: new Redactor(
+      rows.map((r) =>
+        r.erased
+          ? { path: r.path, commitment: r.commitment }
+          : { path: r.path, commitment: r.commitment, value: r.value as JsonValue },
+      ),
+    ),
+  };
 }
 
 /** The live vault rows of a run as replay takes them (`replayBundle(…, { vault })`). */
-export async function vaultEntries(store: Store, runId: string): Promise<{ path: string; salt: string; value: JsonValue }[]> {
-  return (await store.vault(runId)).filter((r) => !r.erased && r.salt !== null).map((r) => ({ path: r.path, salt: r.salt!, value: r.value as JsonValue }));
+export async function vaultEntries(
+  store: Store,
+  runId: string,
+): Promise<{ path: string; salt: string; value: JsonValue }[]> {
+  return (await store.vault(runId))
+    .filter((r) => !r.erased && r.salt !== null)
+    .map((r) => ({ path: r.path, salt: r.salt!, value: r.value as JsonValue }));
 }
 
 export interface EraseOptions {
@@ -140,14 +165,33 @@ export async function eraseSubject(o: EraseOptions): Promise<EraseReport> {
     // The key the run's rows carry (a legacy plain-hash key for rows written before the secret).
     const rowKey = live[0]!.subject ?? key;
     if (hold) {
-      const body: ErasureRefusedEvent = { hash: '', hold: hold.id, paths, prev_hash: '', reason: hold.reason, seq: 0, subject: rowKey, ts: '', type: 'erasure_refused' };
+      const body: ErasureRefusedEvent = {
+        hash: '',
+        hold: hold.id,
+        paths,
+        prev_hash: '',
+        reason: hold.reason,
+        seq: 0,
+        subject: rowKey,
+        ts: '',
+        type: 'erasure_refused',
+      };
       const e = chain.append(body, ts);
       const w = o.store.append(runId, [e]);
       if (w) await w;
       report.refused.push({ run_id: runId, hold: hold.id, reason: hold.reason, paths, seq: e.seq });
       continue;
     }
-    const body: ValuesErasedEvent = { commitments: live.map((r) => r.commitment), hash: '', paths, prev_hash: '', seq: 0, subject: rowKey, ts: '', type: 'values_erased' };
+    const body: ValuesErasedEvent = {
+      commitments: live.map((r) => r.commitment),
+      hash: '',
+      paths,
+      prev_hash: '',
+      seq: 0,
+      subject: rowKey,
+      ts: '',
+      type: 'values_erased',
+    };
     const e: TraceEvent = chain.append(body, ts);
     await o.store.eraseValues(runId, rowKey, e);
     report.erased.push({ run_id: runId, paths, seq: e.seq });

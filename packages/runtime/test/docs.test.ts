@@ -7,14 +7,31 @@ import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { loadProgram, pureHasher, verifyBundle, type ExternalEvent, type Program } from '@nano-vm/kernel';
-import { FixedClock, MemoryStore, SeededIds, ScriptedModel, ToolRegistry, nodeHasher, parseModelScript, resumeRun, runProgram, type RunResult } from '../src/index.js';
+import {
+  FixedClock,
+  MemoryStore,
+  SeededIds,
+  ScriptedModel,
+  ToolRegistry,
+  nodeHasher,
+  parseModelScript,
+  resumeRun,
+  runProgram,
+  type RunResult,
+} from '../src/index.js';
 
 const doc = readFileSync(new URL('../../../docs/dsl.md', import.meta.url), 'utf8');
 
 interface RunBlock {
   line: number;
   program: Program;
-  spec: { input: unknown; answers?: Record<string, unknown>; tools?: Record<string, unknown[]>; events?: ExternalEvent[]; expect: { status: string; outcome?: string; path?: string[] } };
+  spec: {
+    input: unknown;
+    answers?: Record<string, unknown>;
+    tools?: Record<string, unknown[]>;
+    events?: ExternalEvent[];
+    expect: { status: string; outcome?: string; path?: string[] };
+  };
 }
 
 function runBlocks(): RunBlock[] {
@@ -56,19 +73,33 @@ describe('docs/dsl.md run blocks', () => {
     expect(new Set(blocks.map((b) => b.program.id)).size).toBeGreaterThanOrEqual(3);
   });
 
-  it.each(blocks.map((b) => [b.line, b.program.id, b] as const))('run at line %i (%s) behaves as documented', async (_line, _id, b) => {
-    const model = new ScriptedModel(parseModelScript(JSON.stringify({ answers: b.spec.answers ?? {} }), 'docs'));
-    const tools = stubTools(b.spec.tools);
-    const store = new MemoryStore();
-    const clock = new FixedClock();
-    let r: Pick<RunResult, 'status' | 'outcome' | 'receipt' | 'bundle' | 'run_id'> = await runProgram({ program: b.program, input: b.spec.input, model, tools, store, clock, ids: new SeededIds(nodeHasher) });
-    // `events` are delivered in order, each when the run suspends at a wait step.
-    for (const event of b.spec.events ?? []) {
-      expect(r.status).toBe('suspended');
-      r = await resumeRun({ store, runId: r.run_id, event, model, tools, clock });
-    }
-    expect({ status: r.status, outcome: r.outcome ?? undefined }).toEqual({ status: b.spec.expect.status, outcome: b.spec.expect.outcome });
-    if (b.spec.expect.path) expect(r.receipt.path).toEqual(b.spec.expect.path);
-    expect(verifyBundle(r.bundle, pureHasher)).toMatchObject({ ok: true });
-  });
+  it.each(blocks.map((b) => [b.line, b.program.id, b] as const))(
+    'run at line %i (%s) behaves as documented',
+    async (_line, _id, b) => {
+      const model = new ScriptedModel(parseModelScript(JSON.stringify({ answers: b.spec.answers ?? {} }), 'docs'));
+      const tools = stubTools(b.spec.tools);
+      const store = new MemoryStore();
+      const clock = new FixedClock();
+      let r: Pick<RunResult, 'status' | 'outcome' | 'receipt' | 'bundle' | 'run_id'> = await runProgram({
+        program: b.program,
+        input: b.spec.input,
+        model,
+        tools,
+        store,
+        clock,
+        ids: new SeededIds(nodeHasher),
+      });
+      // `events` are delivered in order, each when the run suspends at a wait step.
+      for (const event of b.spec.events ?? []) {
+        expect(r.status).toBe('suspended');
+        r = await resumeRun({ store, runId: r.run_id, event, model, tools, clock });
+      }
+      expect({ status: r.status, outcome: r.outcome ?? undefined }).toEqual({
+        status: b.spec.expect.status,
+        outcome: b.spec.expect.outcome,
+      });
+      if (b.spec.expect.path) expect(r.receipt.path).toEqual(b.spec.expect.path);
+      expect(verifyBundle(r.bundle, pureHasher)).toMatchObject({ ok: true });
+    },
+  );
 });

@@ -48,13 +48,18 @@ async function start(check: (s: Seen) => Reply | undefined, respond: Respond): P
       } catch {
         body = text;
       }
-      const closed = new Promise<{ beforeReply: boolean }>((resolve) => res.on('close', () => resolve({ beforeReply: !res.writableEnded })));
+      const closed = new Promise<{ beforeReply: boolean }>((resolve) =>
+        res.on('close', () => resolve({ beforeReply: !res.writableEnded })),
+      );
       const s: Seen = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body, closed };
       seen.push(s);
       const reply = check(s) ?? (await respond(s, seen.length));
       if ('hang' in reply) return;
       const payload = reply.text ?? JSON.stringify(reply.json ?? {});
-      res.writeHead(reply.status ?? 200, { 'content-type': reply.text !== undefined ? 'text/plain' : 'application/json', ...reply.headers });
+      res.writeHead(reply.status ?? 200, {
+        'content-type': reply.text !== undefined ? 'text/plain' : 'application/json',
+        ...reply.headers,
+      });
       res.end(payload);
     });
   });
@@ -73,20 +78,32 @@ async function start(check: (s: Seen) => Reply | undefined, respond: Respond): P
 
 // --- OpenAI chat completions ---------------------------------------------------------------
 
-export const openaiError = (status: number, message: string, type: string, code: string | null = null, headers?: Record<string, string>): Reply => ({
+export const openaiError = (
+  status: number,
+  message: string,
+  type: string,
+  code: string | null = null,
+  headers?: Record<string, string>,
+): Reply => ({
   status,
   json: { error: { message, type, param: null, code } },
   ...(headers ? { headers } : {}),
 });
 
-export function openaiCompletion(content: string, usage: Record<string, unknown> = { prompt_tokens: 57, completion_tokens: 1, total_tokens: 58 }, model = 'gpt-test-2025-01-01'): Reply {
+export function openaiCompletion(
+  content: string,
+  usage: Record<string, unknown> = { prompt_tokens: 57, completion_tokens: 1, total_tokens: 58 },
+  model = 'gpt-test-2025-01-01',
+): Reply {
   return {
     json: {
       id: 'chatcmpl-test',
       object: 'chat.completion',
       created: 1767225600,
       model,
-      choices: [{ index: 0, message: { role: 'assistant', content, refusal: null }, logprobs: null, finish_reason: 'stop' }],
+      choices: [
+        { index: 0, message: { role: 'assistant', content, refusal: null }, logprobs: null, finish_reason: 'stop' },
+      ],
       usage,
       system_fingerprint: 'fp_test',
     },
@@ -96,24 +113,53 @@ export function openaiCompletion(content: string, usage: Record<string, unknown>
 /** An OpenAI-compatible server. Requests without `Bearer <apiKey>` get the real 401 body; `null`: a local server that needs no key. */
 export function fakeOpenAi(respond: Respond, apiKey: string | null = 'sk-test'): Promise<FakeServer> {
   return start((s) => {
-    if (s.method !== 'POST' || s.path !== '/v1/chat/completions') return openaiError(404, `Invalid URL (${s.method} ${s.path})`, 'invalid_request_error');
+    if (s.method !== 'POST' || s.path !== '/v1/chat/completions')
+      return openaiError(404, `Invalid URL (${s.method} ${s.path})`, 'invalid_request_error');
     if (apiKey !== null && s.headers.authorization !== `Bearer ${apiKey}`)
-      return openaiError(401, 'Incorrect API key provided: sk-wr***ng. You can find your API key at https://platform.openai.com/account/api-keys.', 'invalid_request_error', 'invalid_api_key');
+      return openaiError(
+        401,
+        'Incorrect API key provided: sk-wr***ng. You can find your API key at https://platform.openai.com/account/api-keys.',
+        'invalid_request_error',
+        'invalid_api_key',
+      );
     return undefined;
   }, respond);
 }
 
 // --- Anthropic Messages ----------------------------------------------------------------------
 
-export const anthropicError = (status: number, type: string, message: string, headers?: Record<string, string>): Reply => ({
+export const anthropicError = (
+  status: number,
+  type: string,
+  message: string,
+  headers?: Record<string, string>,
+): Reply => ({
   status,
   json: { type: 'error', error: { type, message }, request_id: 'req_test' },
   ...(headers ? { headers } : {}),
 });
 
-export function anthropicMessage(text: string, usage: Record<string, unknown> = { input_tokens: 40, output_tokens: 1, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 }, model = 'claude-test-20250101'): Reply {
+export function anthropicMessage(
+  text: string,
+  usage: Record<string, unknown> = {
+    input_tokens: 40,
+    output_tokens: 1,
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: 0,
+  },
+  model = 'claude-test-20250101',
+): Reply {
   return {
-    json: { id: 'msg_test', type: 'message', role: 'assistant', model, content: [{ type: 'text', text }], stop_reason: 'end_turn', stop_sequence: null, usage },
+    json: {
+      id: 'msg_test',
+      type: 'message',
+      role: 'assistant',
+      model,
+      content: [{ type: 'text', text }],
+      stop_reason: 'end_turn',
+      stop_sequence: null,
+      usage,
+    },
   };
 }
 
@@ -122,8 +168,10 @@ export function fakeAnthropic(respond: Respond, apiKey = 'sk-ant-test'): Promise
   return start((s) => {
     if (s.method !== 'POST' || s.path !== '/v1/messages') return anthropicError(404, 'not_found_error', 'Not Found');
     if (s.headers['x-api-key'] !== apiKey) return anthropicError(401, 'authentication_error', 'invalid x-api-key');
-    if (s.headers['anthropic-version'] !== '2023-06-01') return anthropicError(400, 'invalid_request_error', 'anthropic-version: header is required');
-    if (typeof s.body?.max_tokens !== 'number') return anthropicError(400, 'invalid_request_error', 'max_tokens: Field required');
+    if (s.headers['anthropic-version'] !== '2023-06-01')
+      return anthropicError(400, 'invalid_request_error', 'anthropic-version: header is required');
+    if (typeof s.body?.max_tokens !== 'number')
+      return anthropicError(400, 'invalid_request_error', 'max_tokens: Field required');
     return undefined;
   }, respond);
 }
@@ -140,7 +188,10 @@ export async function closedPort(): Promise<number> {
 /** The text of the user message a request carried (either wire format). */
 export function userText(body: any): string {
   const msgs: { role: string; content: string }[] = body.messages;
-  return msgs.filter((m) => m.role === 'user').map((m) => m.content).join('\n');
+  return msgs
+    .filter((m) => m.role === 'user')
+    .map((m) => m.content)
+    .join('\n');
 }
 
 /** Which refund/kyc step a request is for, from its prompt. */
@@ -152,10 +203,21 @@ export function stepOf(body: any): string {
 }
 
 /** The refund example's program and tools, as the CLI would load them. */
-export async function refundExample(): Promise<{ program: Program; tools: ToolRegistry; input: (name: string) => unknown }> {
+export async function refundExample(): Promise<{
+  program: Program;
+  tools: ToolRegistry;
+  input: (name: string) => unknown;
+}> {
   const root = new URL('../../../examples/refund/', import.meta.url);
   const loaded = loadProgram(readFileSync(new URL('program.yaml', root), 'utf8'));
   if (!loaded.program) throw new Error('examples/refund/program.yaml does not load');
-  const tools = toolsFromModule((await import(new URL('tools.mjs', root).href)) as Record<string, unknown>, 'tools.mjs');
-  return { program: loaded.program, tools, input: (name) => JSON.parse(readFileSync(new URL(`inputs/${name}.json`, root), 'utf8')) };
+  const tools = toolsFromModule(
+    (await import(new URL('tools.mjs', root).href)) as Record<string, unknown>,
+    'tools.mjs',
+  );
+  return {
+    program: loaded.program,
+    tools,
+    input: (name) => JSON.parse(readFileSync(new URL(`inputs/${name}.json`, root), 'utf8')),
+  };
 }

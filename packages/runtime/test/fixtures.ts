@@ -1,12 +1,24 @@
 import type { ModelAnswer, ModelPort, ModelRequest } from '../src/index.js';
-import { FixedClock, SeededIds, ToolRegistry, nodeHasher, parseModelScript, ScriptedModel, type ToolDefinition } from '../src/index.js';
+import {
+  FixedClock,
+  SeededIds,
+  ToolRegistry,
+  nodeHasher,
+  parseModelScript,
+  ScriptedModel,
+  type ToolDefinition,
+} from '../src/index.js';
 import type { Program, Step } from '@nano-vm/kernel';
 
 export function program(steps: Step[], extra: Partial<Program> = {}): Program {
   return {
     format: 'nano-vm.program/v1',
     id: 'test',
-    input_schema: { type: 'object', properties: { value: { type: 'number' }, text: { type: 'string' } }, additionalProperties: true },
+    input_schema: {
+      type: 'object',
+      properties: { value: { type: 'number' }, text: { type: 'string' } },
+      additionalProperties: true,
+    },
     steps,
     ...extra,
   };

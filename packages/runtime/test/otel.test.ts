@@ -5,10 +5,30 @@
  */
 import { readFileSync } from 'node:fs';
 import * as api from '@opentelemetry/api';
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+  type ReadableSpan,
+} from '@opentelemetry/sdk-trace-base';
 import { loadProgram, type Program } from '@nano-vm/kernel';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { FixedClock, MemoryStore, ScriptedModel, SeededIds, ToolRegistry, loadOtelApi, nodeHasher, otelEventHook, parseModelScript, resumeRun, runProgram, stepSpans, toolsFromModule, type RunOptions } from '../src/index.js';
+import {
+  FixedClock,
+  MemoryStore,
+  ScriptedModel,
+  SeededIds,
+  ToolRegistry,
+  loadOtelApi,
+  nodeHasher,
+  otelEventHook,
+  parseModelScript,
+  resumeRun,
+  runProgram,
+  stepSpans,
+  toolsFromModule,
+  type RunOptions,
+} from '../src/index.js';
 
 const root = new URL('../../../examples/refund/', import.meta.url);
 let program: Program;
@@ -29,7 +49,15 @@ afterEach(() => {
 });
 
 function run(caseName: string, extra: Partial<RunOptions> = {}) {
-  return runProgram({ program, input: input(caseName), model: new ScriptedModel(script, caseName), tools, clock: new FixedClock(), ids: new SeededIds(nodeHasher), ...extra });
+  return runProgram({
+    program,
+    input: input(caseName),
+    model: new ScriptedModel(script, caseName),
+    tools,
+    clock: new FixedClock(),
+    ids: new SeededIds(nodeHasher),
+    ...extra,
+  });
 }
 
 const steps = (spans: ReadableSpan[]) => spans.filter((s) => s.name.startsWith('nano-vm.step '));
@@ -40,9 +68,20 @@ describe('OpenTelemetry spans', () => {
     const r = await run('approve', { onEvent: stepSpans(api, { tracer: provider.getTracer('test') }) });
     const spans = exporter.getFinishedSpans();
     const runSpan = spans.find((s) => s.name === 'nano-vm.run refund')!;
-    expect(runSpan.attributes).toMatchObject({ 'nano_vm.run_id': r.run_id, 'nano_vm.program_id': 'refund', 'nano_vm.status': 'completed', 'nano_vm.outcome': 'SUCCESS', 'nano_vm.end_step_id': 'refunded', 'nano_vm.model_scripted': true });
+    expect(runSpan.attributes).toMatchObject({
+      'nano_vm.run_id': r.run_id,
+      'nano_vm.program_id': 'refund',
+      'nano_vm.status': 'completed',
+      'nano_vm.outcome': 'SUCCESS',
+      'nano_vm.end_step_id': 'refunded',
+      'nano_vm.model_scripted': true,
+    });
     const stepSpans_ = steps(spans);
-    expect(stepSpans_.map((s) => s.name)).toEqual(['nano-vm.step classify', 'nano-vm.step decide', 'nano-vm.step issue_refund']);
+    expect(stepSpans_.map((s) => s.name)).toEqual([
+      'nano-vm.step classify',
+      'nano-vm.step decide',
+      'nano-vm.step issue_refund',
+    ]);
     expect(stepSpans_).toHaveLength(r.receipt.counts.steps);
     for (const s of stepSpans_) {
       expect(s.attributes['nano_vm.run_id']).toBe(r.run_id);
@@ -53,9 +92,26 @@ describe('OpenTelemetry spans', () => {
     }
     const [classify, decide, refund] = stepSpans_ as [ReadableSpan, ReadableSpan, ReadableSpan];
     const answered = r.events.find((e) => e.type === 'step_completed' && e.step === 'classify')!;
-    expect(classify.attributes).toMatchObject({ 'nano_vm.step_kind': 'llm', 'nano_vm.attempt': 1, 'nano_vm.status': 'completed', 'nano_vm.next': 'decide', 'nano_vm.input_tokens': r.receipt.model.input_tokens, 'nano_vm.output_tokens': r.receipt.model.output_tokens });
-    expect(decide.attributes).toMatchObject({ 'nano_vm.step_kind': 'condition', 'nano_vm.chosen_case': 0, 'nano_vm.next': 'issue_refund' });
-    expect(refund.attributes).toMatchObject({ 'nano_vm.step_kind': 'tool', 'nano_vm.tool': 'issue_refund', 'nano_vm.attempt': 1, 'nano_vm.status': 'completed', 'nano_vm.next': 'refunded' });
+    expect(classify.attributes).toMatchObject({
+      'nano_vm.step_kind': 'llm',
+      'nano_vm.attempt': 1,
+      'nano_vm.status': 'completed',
+      'nano_vm.next': 'decide',
+      'nano_vm.input_tokens': r.receipt.model.input_tokens,
+      'nano_vm.output_tokens': r.receipt.model.output_tokens,
+    });
+    expect(decide.attributes).toMatchObject({
+      'nano_vm.step_kind': 'condition',
+      'nano_vm.chosen_case': 0,
+      'nano_vm.next': 'issue_refund',
+    });
+    expect(refund.attributes).toMatchObject({
+      'nano_vm.step_kind': 'tool',
+      'nano_vm.tool': 'issue_refund',
+      'nano_vm.attempt': 1,
+      'nano_vm.status': 'completed',
+      'nano_vm.next': 'refunded',
+    });
     // Span times are the events' timestamps.
     expect(ms(classify, 'endTime')).toBe(Date.parse(answered.ts));
     expect(ms(runSpan, 'startTime')).toBe(Date.parse(r.events[0]!.ts));
@@ -68,27 +124,43 @@ describe('OpenTelemetry spans', () => {
     const r = await run('injection', { onEvent: stepSpans(api, { tracer: provider.getTracer('test') }) });
     const spans = exporter.getFinishedSpans();
     const classify = steps(spans).filter((s) => s.attributes['nano_vm.step_id'] === 'classify');
-    expect(classify.map((s) => [s.attributes['nano_vm.attempt'], s.attributes['nano_vm.status'], s.status.code])).toEqual([
+    expect(
+      classify.map((s) => [s.attributes['nano_vm.attempt'], s.attributes['nano_vm.status'], s.status.code]),
+    ).toEqual([
       [1, 'failed', api.SpanStatusCode.ERROR],
       [2, 'completed', api.SpanStatusCode.UNSET],
     ]);
     expect(classify[0]!.attributes['nano_vm.error_code']).toBe('E_OUTPUT_NOT_IN_ENUM');
     expect(classify[0]!.status.message).toMatch(/^E_OUTPUT_NOT_IN_ENUM: /);
     const runSpan = spans.find((s) => s.name.startsWith('nano-vm.run'))!;
-    expect(runSpan.events.map((e) => [e.name, e.attributes?.['nano_vm.step_id']])).toEqual([['nano_vm.step_retry', 'classify']]);
+    expect(runSpan.events.map((e) => [e.name, e.attributes?.['nano_vm.step_id']])).toEqual([
+      ['nano_vm.step_retry', 'classify'],
+    ]);
     expect(runSpan.attributes['nano_vm.outcome']).toBe('NEEDS_HUMAN_REVIEW');
     expect(steps(spans)).toHaveLength(r.receipt.counts.steps + r.receipt.counts.retries);
   });
 
   it('a failed run: every failed tool attempt and the run span carry error status', async () => {
-    const failing = new ToolRegistry([{ name: 'issue_refund', run: async () => { throw Object.assign(new Error('payment provider down'), { code: 'E_PSP_DOWN' }); } }]);
+    const failing = new ToolRegistry([
+      {
+        name: 'issue_refund',
+        run: async () => {
+          throw Object.assign(new Error('payment provider down'), { code: 'E_PSP_DOWN' });
+        },
+      },
+    ]);
     const r = await run('approve', { tools: failing, onEvent: stepSpans(api, { tracer: provider.getTracer('test') }) });
     expect(r.status).toBe('failed');
     const spans = exporter.getFinishedSpans();
     const refund = steps(spans).filter((s) => s.attributes['nano_vm.step_id'] === 'issue_refund');
-    expect(refund.map((s) => [s.attributes['nano_vm.attempt'], s.attributes['nano_vm.error_code'], s.status.code])).toEqual([1, 2, 3].map((a) => [a, 'E_PSP_DOWN', api.SpanStatusCode.ERROR]));
+    expect(
+      refund.map((s) => [s.attributes['nano_vm.attempt'], s.attributes['nano_vm.error_code'], s.status.code]),
+    ).toEqual([1, 2, 3].map((a) => [a, 'E_PSP_DOWN', api.SpanStatusCode.ERROR]));
     const runSpan = spans.find((s) => s.name.startsWith('nano-vm.run'))!;
-    expect(runSpan.status).toMatchObject({ code: api.SpanStatusCode.ERROR, message: expect.stringContaining('E_PSP_DOWN') });
+    expect(runSpan.status).toMatchObject({
+      code: api.SpanStatusCode.ERROR,
+      message: expect.stringContaining('E_PSP_DOWN'),
+    });
     expect(runSpan.attributes).toMatchObject({ 'nano_vm.status': 'failed', 'nano_vm.error_code': 'E_PSP_DOWN' });
   });
 
@@ -123,25 +195,58 @@ describe('OpenTelemetry spans', () => {
     const store = new MemoryStore();
     const onEvent = stepSpans(api, { tracer: provider.getTracer('test') });
     const model = new ScriptedModel(script, 'approve');
-    const first = await runProgram({ program: waitProgram, input: {}, model, tools: payTools, store, clock: new FixedClock(), ids: new SeededIds(nodeHasher), onEvent });
+    const first = await runProgram({
+      program: waitProgram,
+      input: {},
+      model,
+      tools: payTools,
+      store,
+      clock: new FixedClock(),
+      ids: new SeededIds(nodeHasher),
+      onEvent,
+    });
     expect(first.status).toBe('suspended');
     const suspendedRun = exporter.getFinishedSpans().find((x) => x.name === 'nano-vm.run approval')!;
-    expect(suspendedRun.attributes).toMatchObject({ 'nano_vm.status': 'suspended', 'nano_vm.waiting_step_id': 'approval', 'nano_vm.waiting_role': 'ops' });
-    const done = await resumeRun({ store, runId: first.run_id, event: { payload: {}, role: 'ops', event_id: 'hook-7' }, model, tools: payTools, onEvent });
+    expect(suspendedRun.attributes).toMatchObject({
+      'nano_vm.status': 'suspended',
+      'nano_vm.waiting_step_id': 'approval',
+      'nano_vm.waiting_role': 'ops',
+    });
+    const done = await resumeRun({
+      store,
+      runId: first.run_id,
+      event: { payload: {}, role: 'ops', event_id: 'hook-7' },
+      model,
+      tools: payTools,
+      onEvent,
+    });
     expect(done.outcome).toBe('PAID');
     const spans = exporter.getFinishedSpans();
     const cont = spans.find((x) => x.name === 'nano-vm.run (continued)')!;
-    expect(cont.attributes).toMatchObject({ 'nano_vm.run_id': first.run_id, 'nano_vm.continued': true, 'nano_vm.status': 'completed', 'nano_vm.outcome': 'PAID' });
+    expect(cont.attributes).toMatchObject({
+      'nano_vm.run_id': first.run_id,
+      'nano_vm.continued': true,
+      'nano_vm.status': 'completed',
+      'nano_vm.outcome': 'PAID',
+    });
     const after = steps(spans).filter((x) => x.parentSpanContext?.spanId === cont.spanContext().spanId);
     expect(after.map((x) => [x.attributes['nano_vm.step_id'], x.attributes['nano_vm.status']])).toEqual([
       ['approval', 'resumed'],
       ['pay', 'completed'],
     ]);
-    expect(after[0]!.attributes).toMatchObject({ 'nano_vm.step_kind': 'wait', 'nano_vm.role': 'ops', 'nano_vm.event_id': 'hook-7', 'nano_vm.next': 'pay' });
+    expect(after[0]!.attributes).toMatchObject({
+      'nano_vm.step_kind': 'wait',
+      'nano_vm.role': 'ops',
+      'nano_vm.event_id': 'hook-7',
+      'nano_vm.next': 'pay',
+    });
   });
 
   it('without @opentelemetry/api there is no hook, and runs are unchanged', async () => {
-    const missing = () => Promise.reject(Object.assign(new Error("Cannot find package '@opentelemetry/api'"), { code: 'ERR_MODULE_NOT_FOUND' }));
+    const missing = () =>
+      Promise.reject(
+        Object.assign(new Error("Cannot find package '@opentelemetry/api'"), { code: 'ERR_MODULE_NOT_FOUND' }),
+      );
     expect(await loadOtelApi(missing)).toBeNull();
     const onEvent = await otelEventHook({}, missing);
     expect(onEvent).toBeUndefined();

@@ -5,35 +5,101 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { checkSchema, loadProgram, PROGRAM_SCHEMA, replayBundle, validateProgram, verifyBundle, type PolicySnapshot, type Program, type StepCompletedEvent } from '@nano-vm/kernel';
+import {
+  checkSchema,
+  loadProgram,
+  PROGRAM_SCHEMA,
+  replayBundle,
+  validateProgram,
+  verifyBundle,
+  type PolicySnapshot,
+  type Program,
+  type StepCompletedEvent,
+} from '@nano-vm/kernel';
 import { parse } from 'yaml';
-import { checkDraft, checkProgramTool, DRAFTED, inlinedProgramSchema, MemoryStore, NO_VALID_DRAFT, nodeHasher, parseModelScript, planProgram, plannerProgram, programText, ScriptedModel } from '../src/index.js';
+import {
+  checkDraft,
+  checkProgramTool,
+  DRAFTED,
+  inlinedProgramSchema,
+  MemoryStore,
+  NO_VALID_DRAFT,
+  nodeHasher,
+  parseModelScript,
+  planProgram,
+  plannerProgram,
+  programText,
+  ScriptedModel,
+} from '../src/index.js';
 import { det, RecordingModel, tools } from './fixtures.js';
 
-const lookup = { name: 'lookup_order', description: 'Look up an order.', input_schema: { type: 'object', additionalProperties: false, required: ['order_id'], properties: { order_id: { type: 'string' } } }, output_schema: { type: 'object', required: ['total'], properties: { total: { type: 'number' } } }, run: () => { throw new Error('the planner never calls the tools it plans with'); } };
+const lookup = {
+  name: 'lookup_order',
+  description: 'Look up an order.',
+  input_schema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['order_id'],
+    properties: { order_id: { type: 'string' } },
+  },
+  output_schema: { type: 'object', required: ['total'], properties: { total: { type: 'number' } } },
+  run: () => {
+    throw new Error('the planner never calls the tools it plans with');
+  },
+};
 const registry = tools([lookup]);
 
-const input_schema = { type: 'object', additionalProperties: false, required: ['order_id'], properties: { order_id: { type: 'string' } } };
+const input_schema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['order_id'],
+  properties: { order_id: { type: 'string' } },
+};
 const valid = {
   format: 'nano-vm.program/v1',
   id: 'orders',
   input_schema,
   steps: [
-    { id: 'lookup', kind: 'tool', tool: 'lookup_order', args: { order_id: 'input.order_id' }, output_schema: lookup.output_schema, next: 'route' },
-    { id: 'route', kind: 'condition', cases: [{ when: 'steps.lookup.output.total <= 100', next: 'small' }], else: 'large' },
+    {
+      id: 'lookup',
+      kind: 'tool',
+      tool: 'lookup_order',
+      args: { order_id: 'input.order_id' },
+      output_schema: lookup.output_schema,
+      next: 'route',
+    },
+    {
+      id: 'route',
+      kind: 'condition',
+      cases: [{ when: 'steps.lookup.output.total <= 100', next: 'small' }],
+      else: 'large',
+    },
     { id: 'small', kind: 'end', outcome: 'SMALL' },
     { id: 'large', kind: 'end', outcome: 'LARGE', failure: true },
   ],
 };
 /** Structurally a program, but an edge to a missing step and an unknown tool. */
-const invalid = { ...valid, steps: [{ ...valid.steps[0], tool: 'lookup_orders' }, { ...valid.steps[1], else: 'larger' }, valid.steps[2]] };
-const errorCodes = (issues: { code: string; severity: string }[]) => issues.filter((i) => i.severity === 'error').map((i) => i.code).sort();
+const invalid = {
+  ...valid,
+  steps: [{ ...valid.steps[0], tool: 'lookup_orders' }, { ...valid.steps[1], else: 'larger' }, valid.steps[2]],
+};
+const errorCodes = (issues: { code: string; severity: string }[]) =>
+  issues
+    .filter((i) => i.severity === 'error')
+    .map((i) => i.code)
+    .sort();
 
-const answering = (...drafts: unknown[]) => new RecordingModel((r) => JSON.stringify(drafts[Math.min(r.call, drafts.length) - 1]));
+const answering = (...drafts: unknown[]) =>
+  new RecordingModel((r) => JSON.stringify(drafts[Math.min(r.call, drafts.length) - 1]));
 
 describe('the planner meta-program', () => {
   it('is a valid program with its check tool, for every attempt bound', () => {
-    for (const n of [1, 3, 20]) expect(validateProgram(plannerProgram(n), { tools: { check_program: checkProgramTool } }).filter((i) => i.severity === 'error')).toEqual([]);
+    for (const n of [1, 3, 20])
+      expect(
+        validateProgram(plannerProgram(n), { tools: { check_program: checkProgramTool } }).filter(
+          (i) => i.severity === 'error',
+        ),
+      ).toEqual([]);
     expect(() => plannerProgram(0)).toThrow(RangeError);
     expect(plannerProgram(4).steps[0]).toMatchObject({ id: 'draft', max_visits: 4, on_exhausted: 'no_valid_draft' });
   });
@@ -41,9 +107,17 @@ describe('the planner meta-program', () => {
   it('asks for drafts in the program schema with its $refs inlined: the same programs pass and fail', () => {
     const inlined = inlinedProgramSchema();
     expect(JSON.stringify(inlined)).not.toContain('$ref');
-    const examples = ['refund', 'kyc', 'approval'].map((d) => loadProgram(readFileSync(new URL(`../../../examples/${d}/program.yaml`, import.meta.url), 'utf8')).program!);
+    const examples = ['refund', 'kyc', 'approval'].map(
+      (d) =>
+        loadProgram(readFileSync(new URL(`../../../examples/${d}/program.yaml`, import.meta.url), 'utf8')).program!,
+    );
     for (const p of [...examples, valid, invalid]) expect(checkSchema(inlined, p)).toEqual([]);
-    for (const bad of [{ ...valid, steps: [] }, { ...valid, format: 'v2' }, { ...valid, steps: [{ id: 'x', kind: 'end' }] }, { ...valid, nxt: 1 }]) {
+    for (const bad of [
+      { ...valid, steps: [] },
+      { ...valid, format: 'v2' },
+      { ...valid, steps: [{ id: 'x', kind: 'end' }] },
+      { ...valid, nxt: 1 },
+    ]) {
       expect(checkSchema(PROGRAM_SCHEMA, bad)).not.toEqual([]);
       expect(checkSchema(inlined, bad)).not.toEqual([]);
     }
@@ -82,10 +156,27 @@ describe('planProgram', () => {
 
     // What the model saw: first the intent and the tools only; then also its own draft and the check's issues.
     const [first, second] = model.requests;
-    expect(first!.projection).toEqual({ input: { intent: 'Look up an order and sort it by size.', tools: [{ name: 'lookup_order', description: 'Look up an order.', input_schema: lookup.input_schema, output_schema: lookup.output_schema }] } });
+    expect(first!.projection).toEqual({
+      input: {
+        intent: 'Look up an order and sort it by size.',
+        tools: [
+          {
+            name: 'lookup_order',
+            description: 'Look up an order.',
+            input_schema: lookup.input_schema,
+            output_schema: lookup.output_schema,
+          },
+        ],
+      },
+    });
     expect((second!.projection.steps as any).draft.output).toEqual(invalid);
-    expect(errorCodes((second!.projection.steps as any).check.output.issues)).toEqual(['E_MISSING_TARGET', 'E_UNKNOWN_TOOL']);
-    const drafts = r.run.events.filter((e): e is StepCompletedEvent => e.type === 'step_completed' && e.step === 'draft');
+    expect(errorCodes((second!.projection.steps as any).check.output.issues)).toEqual([
+      'E_MISSING_TARGET',
+      'E_UNKNOWN_TOOL',
+    ]);
+    const drafts = r.run.events.filter(
+      (e): e is StepCompletedEvent => e.type === 'step_completed' && e.step === 'draft',
+    );
     expect(drafts[0]!.projection_hash).not.toBe(drafts[1]!.projection_hash);
 
     expect(verifyBundle(r.run.bundle, nodeHasher)).toMatchObject({ ok: true });
@@ -94,7 +185,14 @@ describe('planProgram', () => {
 
   it('ends NO_VALID_DRAFT after the attempts, with the last issues', async () => {
     const store = new MemoryStore();
-    const r = await planProgram({ intent: 'x', tools: registry, model: answering(invalid), attempts: 2, store, ...det() });
+    const r = await planProgram({
+      intent: 'x',
+      tools: registry,
+      model: answering(invalid),
+      attempts: 2,
+      store,
+      ...det(),
+    });
     expect(r.run.outcome).toBe(NO_VALID_DRAFT);
     expect(r.program).toBeUndefined();
     expect(r.drafts).toBe(2);
@@ -104,13 +202,19 @@ describe('planProgram', () => {
   });
 
   it('rejects a draft that breaks the policy and accepts the corrected one', async () => {
-    const policy = { format: 'nano-vm.policy/v1', id: 'p', required_steps: [{ id: 'must_look_up', step: 'lookup' }] } as unknown as PolicySnapshot;
+    const policy = {
+      format: 'nano-vm.policy/v1',
+      id: 'p',
+      required_steps: [{ id: 'must_look_up', step: 'lookup' }],
+    } as unknown as PolicySnapshot;
     const skipped = { ...valid, steps: [{ id: 'small', kind: 'end', outcome: 'SMALL' }] };
     const model = answering(skipped, valid);
     const r = await planProgram({ intent: 'x', tools: registry, policy, model, ...det() });
     expect(r.run.outcome).toBe(DRAFTED);
     expect((model.requests[0]!.projection.input as any).policy).toEqual(policy);
-    expect((model.requests[1]!.projection.steps as any).check.output.issues.map((i: { code: string }) => i.code)).toContain('E_POLICY_REQUIRED_STEP');
+    expect(
+      (model.requests[1]!.projection.steps as any).check.output.issues.map((i: { code: string }) => i.code),
+    ).toContain('E_POLICY_REQUIRED_STEP');
   });
 
   it('writes a draft as YAML that loads back to the same program', () => {
@@ -124,7 +228,7 @@ describe('planProgram', () => {
 describe('docs/planner.md', () => {
   const doc = readFileSync(new URL('../../../docs/planner.md', import.meta.url), 'utf8');
 
-  it('shows the meta-program\'s steps as the code defines them (prompt and schemas abbreviated)', () => {
+  it("shows the meta-program's steps as the code defines them (prompt and schemas abbreviated)", () => {
     const block = /```yaml planner\n([\s\S]*?)```/.exec(doc)![1]!;
     const abbreviate = (steps: any[]) => steps.map(({ prompt: _p, output: _o, output_schema: _s, ...rest }) => rest);
     expect(abbreviate(parse(block))).toEqual(abbreviate(structuredClone(plannerProgram(3).steps)));
@@ -132,7 +236,12 @@ describe('docs/planner.md', () => {
 
   it('its scripted example drafts twice and is accepted', async () => {
     const script = /```yaml\n(model: planner-demo\n[\s\S]*?)```/.exec(doc)![1]!;
-    const r = await planProgram({ intent: 'Look up an order', tools: registry, model: new ScriptedModel(parseModelScript(script)), ...det() });
+    const r = await planProgram({
+      intent: 'Look up an order',
+      tools: registry,
+      model: new ScriptedModel(parseModelScript(script)),
+      ...det(),
+    });
     expect([r.run.outcome, r.drafts]).toEqual([DRAFTED, 2]);
     expect(r.lastCheck?.issues.map((i) => i.code)).toEqual(['W_NO_FAILURE_TERMINAL']);
   });

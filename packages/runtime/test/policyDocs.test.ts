@@ -7,8 +7,27 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { hashJson, loadPolicy, loadProgram, policyGuardGlobals, pureHasher, validatePolicy, validateProgram, verifyBundle, type PolicySnapshot, type Program } from '@nano-vm/kernel';
-import { FixedClock, SeededIds, ScriptedModel, ToolRegistry, nodeHasher, parseModelScript, runProgram } from '../src/index.js';
+import {
+  hashJson,
+  loadPolicy,
+  loadProgram,
+  policyGuardGlobals,
+  pureHasher,
+  validatePolicy,
+  validateProgram,
+  verifyBundle,
+  type PolicySnapshot,
+  type Program,
+} from '@nano-vm/kernel';
+import {
+  FixedClock,
+  SeededIds,
+  ScriptedModel,
+  ToolRegistry,
+  nodeHasher,
+  parseModelScript,
+  runProgram,
+} from '../src/index.js';
 
 const doc = readFileSync(new URL('../../../docs/policy.md', import.meta.url), 'utf8');
 
@@ -38,7 +57,8 @@ function blocks(): Block[] {
       const r = loadPolicy(text);
       expect(r.issues, `policy at line ${i + 1}`).toEqual([]);
       policy = r.policy;
-    } else out.push({ kind: m[1] as Block['kind'], line: i + 1, program: program!, policy: policy!, spec: parse(text) });
+    } else
+      out.push({ kind: m[1] as Block['kind'], line: i + 1, program: program!, policy: policy!, spec: parse(text) });
     i = end;
   }
   return out;
@@ -64,21 +84,41 @@ describe('docs/policy.md', () => {
     expect(all.some((b) => b.kind === 'preflight' && b.spec.expect.length > 0)).toBe(true);
   });
 
-  it.each(all.filter((b) => b.kind === 'preflight').map((b) => [b.line, b] as const))('preflight at line %i reports what the text says', (_line, b) => {
-    const issues = [...validateProgram(b.program, { guardGlobals: policyGuardGlobals(b.policy) }), ...validatePolicy(b.program, b.policy, { programHash: hashJson(pureHasher, b.program) })];
-    expect(issues.map((i) => i.code).sort()).toEqual([...b.spec.expect].sort());
-  });
+  it.each(all.filter((b) => b.kind === 'preflight').map((b) => [b.line, b] as const))(
+    'preflight at line %i reports what the text says',
+    (_line, b) => {
+      const issues = [
+        ...validateProgram(b.program, { guardGlobals: policyGuardGlobals(b.policy) }),
+        ...validatePolicy(b.program, b.policy, { programHash: hashJson(pureHasher, b.program) }),
+      ];
+      expect(issues.map((i) => i.code).sort()).toEqual([...b.spec.expect].sort());
+    },
+  );
 
-  it.each(all.filter((b) => b.kind === 'run').map((b) => [b.line, b] as const))('run at line %i behaves as documented', async (_line, b) => {
-    const model = new ScriptedModel(parseModelScript(JSON.stringify({ answers: b.spec.answers ?? {} }), 'docs'));
-    const { tools, calls } = stubTools(b.spec.tools);
-    const r = await runProgram({ program: b.program, input: b.spec.input, model, tools, policy: b.policy, clock: new FixedClock(), ids: new SeededIds(nodeHasher) });
-    expect({ status: r.status, outcome: r.outcome }).toEqual({ status: b.spec.expect.status, outcome: b.spec.expect.outcome });
-    expect(r.receipt.path).toEqual(b.spec.expect.path);
-    if (b.spec.expect.rejected !== undefined) {
-      expect(r.receipt.rejected_transitions.map((t) => t.rule)).toEqual([b.spec.expect.rejected]);
-      expect(calls).not.toContain('wire_transfer');
-    }
-    expect(verifyBundle(r.bundle, pureHasher)).toMatchObject({ ok: true });
-  });
+  it.each(all.filter((b) => b.kind === 'run').map((b) => [b.line, b] as const))(
+    'run at line %i behaves as documented',
+    async (_line, b) => {
+      const model = new ScriptedModel(parseModelScript(JSON.stringify({ answers: b.spec.answers ?? {} }), 'docs'));
+      const { tools, calls } = stubTools(b.spec.tools);
+      const r = await runProgram({
+        program: b.program,
+        input: b.spec.input,
+        model,
+        tools,
+        policy: b.policy,
+        clock: new FixedClock(),
+        ids: new SeededIds(nodeHasher),
+      });
+      expect({ status: r.status, outcome: r.outcome }).toEqual({
+        status: b.spec.expect.status,
+        outcome: b.spec.expect.outcome,
+      });
+      expect(r.receipt.path).toEqual(b.spec.expect.path);
+      if (b.spec.expect.rejected !== undefined) {
+        expect(r.receipt.rejected_transitions.map((t) => t.rule)).toEqual([b.spec.expect.rejected]);
+        expect(calls).not.toContain('wire_transfer');
+      }
+      expect(verifyBundle(r.bundle, pureHasher)).toMatchObject({ ok: true });
+    },
+  );
 });

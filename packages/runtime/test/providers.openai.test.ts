@@ -8,8 +8,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LlmOutput, StepCompletedEvent, StepFailedEvent } from '@nano-vm/kernel';
-import { ModelError, modelFromSpec, runProgram, type ModelPort, type ModelRequest, type ModelSpecOptions } from '../src/index.js';
-import { closedPort, fakeOpenAi, openaiCompletion, openaiError, refundExample, stepOf, userText, type FakeServer, type Respond } from './fakeProviders.js';
+import {
+  ModelError,
+  modelFromSpec,
+  runProgram,
+  type ModelPort,
+  type ModelRequest,
+  type ModelSpecOptions,
+} from '../src/index.js';
+import {
+  closedPort,
+  fakeOpenAi,
+  openaiCompletion,
+  openaiError,
+  refundExample,
+  stepOf,
+  userText,
+  type FakeServer,
+  type Respond,
+} from './fakeProviders.js';
 import { program, tools } from './fixtures.js';
 
 let servers: FakeServer[] = [];
@@ -31,11 +48,25 @@ function recordingSleep(): { sleeps: number[]; sleep: NonNullable<ModelSpecOptio
 }
 
 function openai(server: FakeServer, extra: ModelSpecOptions = {}, env: Record<string, string> = {}): ModelPort {
-  return modelFromSpec('openai:gpt-test', { env: { OPENAI_BASE_URL: `${server.origin}/v1`, OPENAI_API_KEY: 'sk-test', ...env }, random: () => 0, sleep: async () => {}, ...extra });
+  return modelFromSpec('openai:gpt-test', {
+    env: { OPENAI_BASE_URL: `${server.origin}/v1`, OPENAI_API_KEY: 'sk-test', ...env },
+    random: () => 0,
+    sleep: async () => {},
+    ...extra,
+  });
 }
 
 function request(over: Partial<ModelRequest> = {}): ModelRequest {
-  return { step: 'classify', call: 1, attempt: 1, prompt: 'Classify: broken kettle', projection: { input: { reason: 'broken kettle' } }, output: { enum: ['approve', 'deny'] }, signal: new AbortController().signal, ...over };
+  return {
+    step: 'classify',
+    call: 1,
+    attempt: 1,
+    prompt: 'Classify: broken kettle',
+    projection: { input: { reason: 'broken kettle' } },
+    output: { enum: ['approve', 'deny'] },
+    signal: new AbortController().signal,
+    ...over,
+  };
 }
 
 async function failure(p: Promise<unknown>): Promise<ModelError> {
@@ -49,7 +80,11 @@ async function failure(p: Promise<unknown>): Promise<ModelError> {
 
 describe('openai: a real program end to end', () => {
   it('runs the refund example; the trace records the raw answer, the answering model, usage and the price-table cost', async () => {
-    const server = await serve((s) => (stepOf(s.body) === 'classify' ? openaiCompletion('approve', { prompt_tokens: 120, completion_tokens: 1, total_tokens: 121 }) : openaiError(400, 'unexpected prompt', 'invalid_request_error')));
+    const server = await serve((s) =>
+      stepOf(s.body) === 'classify'
+        ? openaiCompletion('approve', { prompt_tokens: 120, completion_tokens: 1, total_tokens: 121 })
+        : openaiError(400, 'unexpected prompt', 'invalid_request_error'),
+    );
     const dir = mkdtempSync(join(tmpdir(), 'nano-vm-prices-'));
     writeFileSync(join(dir, 'prices.yaml'), 'openai:gpt-test: { input_per_million: 2, output_per_million: 8 }\n');
     const { program: prog, tools: reg, input } = await refundExample();
@@ -57,9 +92,19 @@ describe('openai: a real program end to end', () => {
 
     const r = await runProgram({ program: prog, input: input('approve'), model, tools: reg });
     expect([r.status, r.outcome]).toEqual(['completed', 'SUCCESS']);
-    expect(r.receipt.model).toMatchObject({ id: 'openai:gpt-test', scripted: false, input_tokens: 120, output_tokens: 1 });
+    expect(r.receipt.model).toMatchObject({
+      id: 'openai:gpt-test',
+      scripted: false,
+      input_tokens: 120,
+      output_tokens: 1,
+    });
     const done = r.events.find((e): e is StepCompletedEvent => e.type === 'step_completed' && e.step === 'classify')!;
-    expect(done).toMatchObject({ raw: 'approve', output: 'approve', model: 'openai:gpt-test-2025-01-01', usage: { input_tokens: 120, output_tokens: 1 } });
+    expect(done).toMatchObject({
+      raw: 'approve',
+      output: 'approve',
+      model: 'openai:gpt-test-2025-01-01',
+      usage: { input_tokens: 120, output_tokens: 1 },
+    });
     expect(done.cost_usd).toBeCloseTo((120 * 2 + 1 * 8) / 1e6, 12);
 
     // The wire request: the path, the bearer key, the model, and only the prompt and the projection.
@@ -77,31 +122,59 @@ describe('openai: a real program end to end', () => {
   });
 
   it('records the cost the provider reports (OpenRouter usage.cost) over any price table', async () => {
-    const server = await serve(() => openaiCompletion('approve', { prompt_tokens: 10, completion_tokens: 1, total_tokens: 11, cost: 0.000123 }));
-    const a = await openai(server, { prices: new Map([['gpt-test', { input_per_million: 1000, output_per_million: 1000 }]]) }).complete(request());
+    const server = await serve(() =>
+      openaiCompletion('approve', { prompt_tokens: 10, completion_tokens: 1, total_tokens: 11, cost: 0.000123 }),
+    );
+    const a = await openai(server, {
+      prices: new Map([['gpt-test', { input_per_million: 1000, output_per_million: 1000 }]]),
+    }).complete(request());
     expect(a.cost_usd).toBe(0.000123);
   });
 
   it('records no cost for a model without a price, and the raw text exactly as returned', async () => {
     const server = await serve(() => openaiCompletion('  approve\n'));
     const a = await openai(server).complete(request());
-    expect(a).toEqual({ raw: '  approve\n', model: 'openai:gpt-test-2025-01-01', usage: { input_tokens: 57, output_tokens: 1 } });
+    expect(a).toEqual({
+      raw: '  approve\n',
+      model: 'openai:gpt-test-2025-01-01',
+      usage: { input_tokens: 57, output_tokens: 1 },
+    });
   });
 });
 
 describe('openai: structured output', () => {
-  const strictSchema = { type: 'object', additionalProperties: false, required: ['amount', 'flag'], properties: { amount: { type: 'number' }, flag: { type: 'boolean' } } };
+  const strictSchema = {
+    type: 'object',
+    additionalProperties: false,
+    required: ['amount', 'flag'],
+    properties: { amount: { type: 'number' }, flag: { type: 'boolean' } },
+  };
   const looseSchema = { type: 'object', required: ['amount'], properties: { amount: { type: 'number' } } };
 
   it("asks for the step's JSON Schema as response_format, and the run accepts the structured answer", async () => {
     const server = await serve(() => openaiCompletion('{"amount":12,"flag":true}'));
     const prog = program([
-      { id: 'extract', kind: 'llm', prompt: 'Extract from {{input.text}}', projection: ['input.text'], output: { schema: strictSchema }, next: 'end' },
+      {
+        id: 'extract',
+        kind: 'llm',
+        prompt: 'Extract from {{input.text}}',
+        projection: ['input.text'],
+        output: { schema: strictSchema },
+        next: 'end',
+      },
       { id: 'end', kind: 'end', outcome: 'DONE' },
     ]);
-    const r = await runProgram({ program: prog, input: { text: 'twelve, yes' }, model: openai(server), tools: tools([]) });
+    const r = await runProgram({
+      program: prog,
+      input: { text: 'twelve, yes' },
+      model: openai(server),
+      tools: tools([]),
+    });
     expect([r.status, r.outcome]).toEqual(['completed', 'DONE']);
-    expect(server.seen[0]!.body.response_format).toEqual({ type: 'json_schema', json_schema: { name: 'extract', strict: true, schema: strictSchema } });
+    expect(server.seen[0]!.body.response_format).toEqual({
+      type: 'json_schema',
+      json_schema: { name: 'extract', strict: true, schema: strictSchema },
+    });
     expect(server.seen[0]!.body.messages[0].content).toContain(JSON.stringify(strictSchema));
   });
 
@@ -109,7 +182,10 @@ describe('openai: structured output', () => {
     const server = await serve(() => openaiCompletion('{"amount":1}'));
     const model = openai(server);
     await model.complete(request({ step: 'my step!', output: { schema: looseSchema } }));
-    expect(server.seen[0]!.body.response_format).toEqual({ type: 'json_schema', json_schema: { name: 'my_step_', strict: false, schema: looseSchema } });
+    expect(server.seen[0]!.body.response_format).toEqual({
+      type: 'json_schema',
+      json_schema: { name: 'my_step_', strict: false, schema: looseSchema },
+    });
     await model.complete(request({ output: { schema: { type: 'string' } } as LlmOutput }));
     expect(server.seen[1]!.body.response_format).toBeUndefined();
     expect(server.seen[1]!.body.messages[0].content).toContain('{"type":"string"}');
@@ -118,7 +194,11 @@ describe('openai: structured output', () => {
 
 describe('openai: retries', () => {
   it('retries a 429 and waits exactly what Retry-After asks for', async () => {
-    const server = await serve((_, n) => (n === 1 ? openaiError(429, 'Rate limit reached for gpt-test', 'requests', 'rate_limit_exceeded', { 'retry-after': '7' }) : openaiCompletion('approve')));
+    const server = await serve((_, n) =>
+      n === 1
+        ? openaiError(429, 'Rate limit reached for gpt-test', 'requests', 'rate_limit_exceeded', { 'retry-after': '7' })
+        : openaiCompletion('approve'),
+    );
     const { sleeps, sleep } = recordingSleep();
     const a = await openai(server, { sleep }).complete(request());
     expect(a.raw).toBe('approve');
@@ -129,7 +209,11 @@ describe('openai: retries', () => {
   it('honours Retry-After given as an HTTP date, and retry-after-ms', async () => {
     const now = Date.parse('2026-01-01T00:00:00Z');
     const server = await serve((_, n) =>
-      n === 1 ? openaiError(503, 'busy', 'server_error', null, { 'retry-after': 'Thu, 01 Jan 2026 00:00:30 GMT' }) : n === 2 ? openaiError(429, 'slow down', 'requests', null, { 'retry-after-ms': '1500', 'retry-after': '9' }) : openaiCompletion('deny'),
+      n === 1
+        ? openaiError(503, 'busy', 'server_error', null, { 'retry-after': 'Thu, 01 Jan 2026 00:00:30 GMT' })
+        : n === 2
+          ? openaiError(429, 'slow down', 'requests', null, { 'retry-after-ms': '1500', 'retry-after': '9' })
+          : openaiCompletion('deny'),
     );
     const { sleeps, sleep } = recordingSleep();
     expect((await openai(server, { sleep, now: () => now }).complete(request())).raw).toBe('deny');
@@ -137,7 +221,13 @@ describe('openai: retries', () => {
   });
 
   it('retries 500 and 503 with exponential backoff, then answers', async () => {
-    const server = await serve((_, n) => (n === 1 ? openaiError(500, 'The server had an error while processing your request.', 'server_error') : n === 2 ? { status: 503, text: 'upstream connect error' } : openaiCompletion('approve')));
+    const server = await serve((_, n) =>
+      n === 1
+        ? openaiError(500, 'The server had an error while processing your request.', 'server_error')
+        : n === 2
+          ? { status: 503, text: 'upstream connect error' }
+          : openaiCompletion('approve'),
+    );
     const { sleeps, sleep } = recordingSleep();
     const a = await openai(server, { sleep, random: () => 0 }).complete(request());
     expect(a.raw).toBe('approve');
@@ -147,7 +237,9 @@ describe('openai: retries', () => {
   });
 
   it('gives up after the bounded attempts: 429 → E_MODEL_RATE_LIMITED, 5xx → E_MODEL_UNAVAILABLE', async () => {
-    const limited = await serve(() => openaiError(429, 'You exceeded your current quota', 'insufficient_quota', 'insufficient_quota'));
+    const limited = await serve(() =>
+      openaiError(429, 'You exceeded your current quota', 'insufficient_quota', 'insufficient_quota'),
+    );
     const e1 = await failure(openai(limited).complete(request()));
     expect(e1.code).toBe('E_MODEL_RATE_LIMITED');
     expect(e1.message).toContain('You exceeded your current quota');
@@ -162,7 +254,9 @@ describe('openai: retries', () => {
   });
 
   it('does not wait for a Retry-After longer than the limit', async () => {
-    const server = await serve(() => openaiError(429, 'Rate limit reached', 'requests', 'rate_limit_exceeded', { 'retry-after': '3600' }));
+    const server = await serve(() =>
+      openaiError(429, 'Rate limit reached', 'requests', 'rate_limit_exceeded', { 'retry-after': '3600' }),
+    );
     const { sleeps, sleep } = recordingSleep();
     const e = await failure(openai(server, { sleep }).complete(request()));
     expect(e.code).toBe('E_MODEL_RATE_LIMITED');
@@ -172,7 +266,14 @@ describe('openai: retries', () => {
   });
 
   it('never retries a 400 or a 401, and says what the provider said', async () => {
-    const bad = await serve(() => openaiError(400, "Invalid schema for response_format 'extract': 'additionalProperties' is required to be supplied and to be false.", 'invalid_request_error', 'invalid_json_schema'));
+    const bad = await serve(() =>
+      openaiError(
+        400,
+        "Invalid schema for response_format 'extract': 'additionalProperties' is required to be supplied and to be false.",
+        'invalid_request_error',
+        'invalid_json_schema',
+      ),
+    );
     const e1 = await failure(openai(bad).complete(request()));
     expect(e1.code).toBe('E_MODEL_BAD_REQUEST');
     expect(e1.message).toContain("'additionalProperties' is required to be supplied and to be false");
@@ -192,7 +293,15 @@ describe('openai: timeouts and cancellation', () => {
   it("the step's timeout aborts the in-flight request: the server sees the connection close, the step fails E_TIMEOUT", async () => {
     const server = await serve(() => ({ hang: true }));
     const prog = program([
-      { id: 'ask', kind: 'llm', prompt: 'Say yes', projection: [], output: { enum: ['yes'] }, timeout_ms: 200, next: 'end' },
+      {
+        id: 'ask',
+        kind: 'llm',
+        prompt: 'Say yes',
+        projection: [],
+        output: { enum: ['yes'] },
+        timeout_ms: 200,
+        next: 'end',
+      },
       { id: 'end', kind: 'end', outcome: 'DONE' },
     ]);
     const r = await runProgram({ program: prog, input: {}, model: openai(server), tools: tools([]) });
@@ -204,7 +313,10 @@ describe('openai: timeouts and cancellation', () => {
 
   it('cancellation also ends a backoff wait (the real, abortable sleep) and nothing is retried after it', async () => {
     const server = await serve(() => openaiError(503, 'overloaded', 'server_error'), null);
-    const model = modelFromSpec('openai:gpt-test', { env: { OPENAI_BASE_URL: `${server.origin}/v1` }, retry: { baseDelayMs: 3_600_000, maxDelayMs: 3_600_000 } });
+    const model = modelFromSpec('openai:gpt-test', {
+      env: { OPENAI_BASE_URL: `${server.origin}/v1` },
+      retry: { baseDelayMs: 3_600_000, maxDelayMs: 3_600_000 },
+    });
     const ac = new AbortController();
     const pending = model.complete(request({ signal: ac.signal }));
     while (server.seen.length === 0) await new Promise((r) => setTimeout(r, 5));
@@ -233,7 +345,11 @@ describe('openai: broken endpoints and configuration', () => {
   it('an unreachable endpoint (closed port) is E_MODEL_UNREACHABLE after the retries, naming the cause and the setting', async () => {
     const port = await closedPort();
     const { sleeps, sleep } = recordingSleep();
-    const model = modelFromSpec('openai:gpt-test', { env: { OPENAI_BASE_URL: `http://127.0.0.1:${port}/v1` }, sleep, random: () => 0 });
+    const model = modelFromSpec('openai:gpt-test', {
+      env: { OPENAI_BASE_URL: `http://127.0.0.1:${port}/v1` },
+      sleep,
+      random: () => 0,
+    });
     const e = await failure(model.complete(request()));
     expect(e.code).toBe('E_MODEL_UNREACHABLE');
     expect(e.message).toContain('ECONNREFUSED');
@@ -253,7 +369,9 @@ describe('openai: broken endpoints and configuration', () => {
   });
 
   it('a missing OPENAI_API_KEY is refused up front; a custom base URL (local server) needs no key and sends none', async () => {
-    expect(() => modelFromSpec('openai:gpt-4o-mini', { env: {} })).toThrow(expect.objectContaining({ code: 'E_MODEL_KEY_MISSING', message: expect.stringContaining('OPENAI_API_KEY') }));
+    expect(() => modelFromSpec('openai:gpt-4o-mini', { env: {} })).toThrow(
+      expect.objectContaining({ code: 'E_MODEL_KEY_MISSING', message: expect.stringContaining('OPENAI_API_KEY') }),
+    );
     const server = await serve(() => openaiCompletion('approve'), null);
     await modelFromSpec('openai:llama3', { env: { OPENAI_BASE_URL: `${server.origin}/v1/` } }).complete(request());
     expect(server.seen[0]!.headers.authorization).toBeUndefined();
@@ -273,7 +391,9 @@ describe('openai: broken endpoints and configuration', () => {
     expect(code('openai:a,,anthropic:b')).toBe('E_MODEL_SPEC');
     expect(code('openai:a', { OPENAI_BASE_URL: 'localhost:8080' })).toBe('E_MODEL_SPEC');
     expect(code('openai:a', { OPENAI_API_KEY: 'k', NANO_VM_MODEL_MAX_ATTEMPTS: 'three' })).toBe('E_MODEL_SPEC');
-    expect(code('openai:a', { OPENAI_API_KEY: 'k', NANO_VM_PRICES: '/nonexistent/prices.yaml' })).toBe('E_MODEL_PRICES');
+    expect(code('openai:a', { OPENAI_API_KEY: 'k', NANO_VM_PRICES: '/nonexistent/prices.yaml' })).toBe(
+      'E_MODEL_PRICES',
+    );
     const dir = mkdtempSync(join(tmpdir(), 'nano-vm-prices-'));
     writeFileSync(join(dir, 'p.yaml'), 'gpt-4o: { input: 1, output: 2 }\n');
     expect(code('openai:a', { OPENAI_API_KEY: 'k', NANO_VM_PRICES: join(dir, 'p.yaml') })).toBe('E_MODEL_PRICES');

@@ -3,7 +3,15 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadPolicy, loadProgram, replayBundle, type Bundle, type Program } from '@nano-vm/kernel';
-import { FixedClock, SeededIds, ScriptedModel, nodeHasher, parseModelScript, runProgram, toolsFromModule } from '../src/index.js';
+import {
+  FixedClock,
+  SeededIds,
+  ScriptedModel,
+  nodeHasher,
+  parseModelScript,
+  runProgram,
+  toolsFromModule,
+} from '../src/index.js';
 
 const EXAMPLES = new URL('../../../examples/', import.meta.url).pathname;
 
@@ -13,26 +21,39 @@ async function exampleRuns(name: string): Promise<{ caseName: string; bundle: Bu
   const tools = toolsFromModule(await import(pathToFileURL(join(dir, 'tools.mjs')).href), 'tools.mjs');
   const script = parseModelScript(readFileSync(join(dir, 'model.yaml'), 'utf8'));
   // An example with a policy runs under it, as `nano-vm run <dir>` does.
-  const policy = existsSync(join(dir, 'policy.yaml')) ? loadPolicy(readFileSync(join(dir, 'policy.yaml'), 'utf8')).policy : undefined;
+  const policy = existsSync(join(dir, 'policy.yaml'))
+    ? loadPolicy(readFileSync(join(dir, 'policy.yaml'), 'utf8')).policy
+    : undefined;
   const out = [];
   for (const f of readdirSync(join(dir, 'inputs')).sort()) {
     const caseName = f.replace(/\.json$/, '');
     const input = JSON.parse(readFileSync(join(dir, 'inputs', f), 'utf8'));
-    const r = await runProgram({ program, input, model: new ScriptedModel(script, caseName), tools, clock: new FixedClock(), ids: new SeededIds(nodeHasher), ...(policy ? { policy } : {}) });
+    const r = await runProgram({
+      program,
+      input,
+      model: new ScriptedModel(script, caseName),
+      tools,
+      clock: new FixedClock(),
+      ids: new SeededIds(nodeHasher),
+      ...(policy ? { policy } : {}),
+    });
     out.push({ caseName, bundle: JSON.parse(JSON.stringify(r.bundle)) as Bundle });
   }
   return out;
 }
 
 describe('replay', () => {
-  it.each(['refund', 'kyc'])('replay of every %s example run is identical, without calling a model or tool', async (name) => {
-    for (const { caseName, bundle } of await exampleRuns(name)) {
-      const r = replayBundle(bundle, { hasher: nodeHasher });
-      expect(r.identical, `${name}/${caseName}: ${JSON.stringify(r.first_divergence)}`).toBe(true);
-      expect(r.head_hash).toBe(bundle.receipt.head_hash);
-      expect(r.receipt).toEqual(bundle.receipt);
-    }
-  });
+  it.each(['refund', 'kyc'])(
+    'replay of every %s example run is identical, without calling a model or tool',
+    async (name) => {
+      for (const { caseName, bundle } of await exampleRuns(name)) {
+        const r = replayBundle(bundle, { hasher: nodeHasher });
+        expect(r.identical, `${name}/${caseName}: ${JSON.stringify(r.first_divergence)}`).toBe(true);
+        expect(r.head_hash).toBe(bundle.receipt.head_hash);
+        expect(r.receipt).toEqual(bundle.receipt);
+      }
+    },
+  );
 
   it('names the first diverging event when a recorded answer was altered', async () => {
     const [approve] = (await exampleRuns('refund')).filter((x) => x.caseName === 'approve');
@@ -52,7 +73,14 @@ describe('replay', () => {
     if (decide?.kind !== 'condition') throw new Error('fixture changed');
     decide.cases[0]!.when = 'steps.classify.output == "approve" && input.amount <= 100';
     const r = replayBundle(approve!.bundle, { hasher: nodeHasher, program: stricter });
-    expect(r).toMatchObject({ counterfactual: true, identical: false, missing: null, status: 'completed', outcome: 'NEEDS_HUMAN_REVIEW', recorded_outcome: 'SUCCESS' });
+    expect(r).toMatchObject({
+      counterfactual: true,
+      identical: false,
+      missing: null,
+      status: 'completed',
+      outcome: 'NEEDS_HUMAN_REVIEW',
+      recorded_outcome: 'SUCCESS',
+    });
     expect(r.path).toEqual(['classify', 'decide', 'manual_review']);
     expect(r.recorded_path).toEqual(['classify', 'decide', 'issue_refund', 'refunded']);
     expect(r.first_divergence?.seq).toBe(0); // the genesis commits to a different program
@@ -73,15 +101,37 @@ describe('replay', () => {
   it('a tool result that failed its output check is recorded, and a looser schema accepts it on replay', async () => {
     const { program, tools, scripted } = await import('./fixtures.js');
     const prog = program([
-      { id: 'fetch', kind: 'tool', tool: 'fetch', output_schema: { type: 'object', required: ['id'], properties: { id: { type: 'string' } } }, next: 'done' },
+      {
+        id: 'fetch',
+        kind: 'tool',
+        tool: 'fetch',
+        output_schema: { type: 'object', required: ['id'], properties: { id: { type: 'string' } } },
+        next: 'done',
+      },
       { id: 'done', kind: 'end', outcome: 'SUCCESS' },
     ]);
     const reg = tools([{ name: 'fetch', run: async () => ({ id: 42 }) }]);
-    const run = await runProgram({ program: prog, input: {}, model: scripted('answers: {}'), tools: reg, clock: new FixedClock(), ids: new SeededIds(nodeHasher) });
+    const run = await runProgram({
+      program: prog,
+      input: {},
+      model: scripted('answers: {}'),
+      tools: reg,
+      clock: new FixedClock(),
+      ids: new SeededIds(nodeHasher),
+    });
     expect(run.receipt.error?.code).toBe('E_TOOL_OUTPUT_SCHEMA');
     expect(run.events.find((e) => e.type === 'step_failed')).toMatchObject({ rejected_output: { id: 42 } });
     expect(replayBundle(run.bundle, { hasher: nodeHasher }).identical).toBe(true);
-    const looser = { ...prog, steps: [{ ...prog.steps[0]!, output_schema: { type: 'object', required: ['id'] } } as typeof prog.steps[0], prog.steps[1]!] };
-    expect(replayBundle(run.bundle, { hasher: nodeHasher, program: looser })).toMatchObject({ status: 'completed', outcome: 'SUCCESS' });
+    const looser = {
+      ...prog,
+      steps: [
+        { ...prog.steps[0]!, output_schema: { type: 'object', required: ['id'] } } as (typeof prog.steps)[0],
+        prog.steps[1]!,
+      ],
+    };
+    expect(replayBundle(run.bundle, { hasher: nodeHasher, program: looser })).toMatchObject({
+      status: 'completed',
+      outcome: 'SUCCESS',
+    });
   });
 });

@@ -25,19 +25,28 @@ describe('RunPool', () => {
     await expect(pool.run({ value: 1 })).rejects.toThrow(/closed/);
   });
 
-  it('runs every input under the setup module\'s policy', async () => {
-    const pool = await RunPool.start({ module: new URL('./fixtures/poolSetupPolicy.mjs', import.meta.url), workers: 1 });
+  it("runs every input under the setup module's policy", async () => {
+    const pool = await RunPool.start({
+      module: new URL('./fixtures/poolSetupPolicy.mjs', import.meta.url),
+      workers: 1,
+    });
     try {
       expect(await pool.run({ value: 0.1 })).toMatchObject({ status: 'completed', outcome: 'SUCCESS' });
       expect(await pool.run({ value: 0.6 })).toMatchObject({ status: 'failed', error: { code: 'E_BOOM' } });
       // The tool would throw E_BOOM if it ran; the deny rule blocks it first.
-      expect(await pool.run({ value: 0.9 })).toMatchObject({ status: 'failed', outcome: 'POLICY_BLOCKED', error: { code: 'E_POLICY_BLOCKED' } });
+      expect(await pool.run({ value: 0.9 })).toMatchObject({
+        status: 'failed',
+        outcome: 'POLICY_BLOCKED',
+        error: { code: 'E_POLICY_BLOCKED' },
+      });
     } finally {
       await pool.close();
     }
   });
 
   it('refuses to start when the setup module exports no setup()', async () => {
-    await expect(RunPool.start({ module: new URL('./fixtures/poolSetupBroken.mjs', import.meta.url), workers: 1 })).rejects.toThrow(/setup/);
+    await expect(
+      RunPool.start({ module: new URL('./fixtures/poolSetupBroken.mjs', import.meta.url), workers: 1 }),
+    ).rejects.toThrow(/setup/);
   });
 });

@@ -20,12 +20,33 @@ const attempt = (f: () => unknown): Promise<unknown> => new Promise((resolve) =>
 
 function chain(runId: string, n: number): TraceEvent[] {
   const c = new TraceChain(nodeHasher);
-  c.append({ type: 'run_started', run_id: runId, program_id: 'p', program_hash: 'a'.repeat(64), policy_hash: 'b'.repeat(64), input_hash: 'c'.repeat(64), runtime_version: 't', model: { id: 'm', scripted: true } }, '2026-01-01T00:00:00.000Z');
-  for (let i = 1; i < n; i++) c.append({ type: 'step_retry', step: `s${i}`, attempt: i + 1, max_attempts: 1000 }, '2026-01-01T00:00:00.001Z');
+  c.append(
+    {
+      type: 'run_started',
+      run_id: runId,
+      program_id: 'p',
+      program_hash: 'a'.repeat(64),
+      policy_hash: 'b'.repeat(64),
+      input_hash: 'c'.repeat(64),
+      runtime_version: 't',
+      model: { id: 'm', scripted: true },
+    },
+    '2026-01-01T00:00:00.000Z',
+  );
+  for (let i = 1; i < n; i++)
+    c.append({ type: 'step_retry', step: `s${i}`, attempt: i + 1, max_attempts: 1000 }, '2026-01-01T00:00:00.001Z');
   return c.events;
 }
 
-const runRec = (run_id: string) => ({ run_id, program_id: 'p', program: program([{ id: 'done', kind: 'end', outcome: 'OK' }]), policy: { rules: [] }, input: { x: 1, nested: { s: 'é' } }, status: 'running' as const, outcome: null });
+const runRec = (run_id: string) => ({
+  run_id,
+  program_id: 'p',
+  program: program([{ id: 'done', kind: 'end', outcome: 'OK' }]),
+  policy: { rules: [] },
+  input: { x: 1, nested: { s: 'é' } },
+  status: 'running' as const,
+  outcome: null,
+});
 
 export function storeConformance(name: string, h: StoreHarness): void {
   describe(`Store conformance: ${name}`, () => {
@@ -61,7 +82,9 @@ export function storeConformance(name: string, h: StoreHarness): void {
       expect((await s.getRun('r1'))?.event_count).toBe(3);
       // A batch whose first seq is taken, or with a gap inside it, stores nothing of itself.
       await expect(attempt(() => s.append('r1', evs.slice(2, 5)))).rejects.toMatchObject({ code: 'E_STORE_CONFLICT' });
-      await expect(attempt(() => s.append('r1', [evs[3]!, evs[5]!]))).rejects.toMatchObject({ code: 'E_STORE_CONFLICT' });
+      await expect(attempt(() => s.append('r1', [evs[3]!, evs[5]!]))).rejects.toMatchObject({
+        code: 'E_STORE_CONFLICT',
+      });
       expect(await s.events('r1')).toEqual(evs.slice(0, 3));
       await s.append('r1', evs.slice(3));
       await s.append('r1', []);
@@ -79,7 +102,9 @@ export function storeConformance(name: string, h: StoreHarness): void {
       await a.append('r1', [evs[0]!]);
       // Both writers try seq 1; the loser gets a conflict and its event is not stored.
       await a.append('r1', [evs[1]!]);
-      await expect(attempt(() => b.append('r1', [{ ...fork[1]!, step: 'other' } as TraceEvent]))).rejects.toMatchObject({ code: 'E_STORE_CONFLICT' });
+      await expect(attempt(() => b.append('r1', [{ ...fork[1]!, step: 'other' } as TraceEvent]))).rejects.toMatchObject(
+        { code: 'E_STORE_CONFLICT' },
+      );
       expect((await b.events('r1')).map((e) => e.hash)).toEqual(evs.slice(0, 2).map((e) => e.hash));
       if (b !== a) h.close?.(b);
       h.close?.(a);
@@ -89,7 +114,9 @@ export function storeConformance(name: string, h: StoreHarness): void {
       const s = await h.make();
       await s.createRun(runRec('r1'));
       await expect(attempt(() => s.createRun(runRec('r1')))).rejects.toMatchObject({ code: 'E_STORE_DUPLICATE_RUN' });
-      await expect(attempt(() => s.append('nope', [chain('nope', 1)[0]!]))).rejects.toMatchObject({ code: 'E_STORE_NO_RUN' });
+      await expect(attempt(() => s.append('nope', [chain('nope', 1)[0]!]))).rejects.toMatchObject({
+        code: 'E_STORE_NO_RUN',
+      });
       await expect(attempt(() => s.finish('nope', 'failed', null))).rejects.toMatchObject({ code: 'E_STORE_NO_RUN' });
       expect(await s.getRun('nope')).toBeUndefined();
       expect(await s.events('nope')).toEqual([]);
@@ -110,18 +137,45 @@ export function storeConformance(name: string, h: StoreHarness): void {
     it('a real run persists every event before the run returns, and survives a reopen', async () => {
       const s = await h.make();
       const prog = program([
-        { id: 'ask', kind: 'llm', prompt: 'v={{input.value}}', projection: ['input.value'], output: { enum: ['go'] }, next: 'act' },
+        {
+          id: 'ask',
+          kind: 'llm',
+          prompt: 'v={{input.value}}',
+          projection: ['input.value'],
+          output: { enum: ['go'] },
+          next: 'act',
+        },
         { id: 'act', kind: 'tool', tool: 'act', next: 'done' },
         { id: 'done', kind: 'end', outcome: 'SUCCESS' },
       ]);
       const seenByTool: number[] = [];
-      const reg = tools([{ name: 'act', run: async (_a, ctx) => { seenByTool.push((await s.events(ctx.idempotencyKey.split('/')[0]!)).length); return { ok: true }; } }]);
-      const r = await runProgram({ program: prog, input: { value: 3 }, model: scripted('answers: { ask: [go] }'), tools: reg, store: s, ...det() });
+      const reg = tools([
+        {
+          name: 'act',
+          run: async (_a, ctx) => {
+            seenByTool.push((await s.events(ctx.idempotencyKey.split('/')[0]!)).length);
+            return { ok: true };
+          },
+        },
+      ]);
+      const r = await runProgram({
+        program: prog,
+        input: { value: 3 },
+        model: scripted('answers: { ask: [go] }'),
+        tools: reg,
+        store: s,
+        ...det(),
+      });
       // Write-ahead: when the tool ran, its step_started event (seq 2) was already stored.
       expect(seenByTool).toEqual([3]);
       const again = h.reopen ? h.reopen(s) : s;
       expect(await again.events(r.run_id)).toEqual(JSON.parse(JSON.stringify(r.events)));
-      expect(await again.getRun(r.run_id)).toMatchObject({ status: 'completed', outcome: 'SUCCESS', head_hash: r.head_hash, event_count: r.events.length });
+      expect(await again.getRun(r.run_id)).toMatchObject({
+        status: 'completed',
+        outcome: 'SUCCESS',
+        head_hash: r.head_hash,
+        event_count: r.events.length,
+      });
       if (again !== s) h.close?.(again);
       h.close?.(s);
     });
@@ -149,11 +203,28 @@ export function storeConformance(name: string, h: StoreHarness): void {
       it('counts every invocation of a key with the step_started that precedes it (retries share the key), and survives a reopen', async () => {
         const s = await h.make();
         let n = 0;
-        const reg = tools([{ name: 'act', run: async () => { if (++n < 3) throw new Error('flaky'); return { ok: true }; } }]);
-        const r = await runProgram({ program: toolProgram, input: {}, model: scripted('answers: {}'), tools: reg, store: s, ...det() });
+        const reg = tools([
+          {
+            name: 'act',
+            run: async () => {
+              if (++n < 3) throw new Error('flaky');
+              return { ok: true };
+            },
+          },
+        ]);
+        const r = await runProgram({
+          program: toolProgram,
+          input: {},
+          model: scripted('answers: {}'),
+          tools: reg,
+          store: s,
+          ...det(),
+        });
         expect(r.outcome).toBe('SUCCESS');
         const other = h.reopen ? h.reopen(s) : s;
-        expect(await other.invocations(r.run_id)).toEqual([{ key: `${r.run_id}/act/1`, run_id: r.run_id, step: 'act', tool: 'act', attempt: 3, invocations: 3 }]);
+        expect(await other.invocations(r.run_id)).toEqual([
+          { key: `${r.run_id}/act/1`, run_id: r.run_id, step: 'act', tool: 'act', attempt: 3, invocations: 3 },
+        ]);
         expect(await other.invocations('r-none')).toEqual([]);
         if (other !== s) h.close?.(other);
         h.close?.(s);
@@ -163,15 +234,44 @@ export function storeConformance(name: string, h: StoreHarness): void {
         const s = await h.make();
         await s.createRun(runRec('r1'));
         const c = new TraceChain(nodeHasher);
-        c.append({ type: 'run_started', run_id: 'r1', program_id: 'p', program_hash: 'a'.repeat(64), policy_hash: 'b'.repeat(64), input_hash: 'c'.repeat(64), runtime_version: 't', model: { id: 'm', scripted: true } }, '2026-01-01T00:00:00.000Z');
-        c.append({ type: 'step_started', step: 'pay', kind: 'tool', visit: 1, attempt: 1, tool: 'pay', args: {}, idempotency_key: 'r1/pay/1' } as never, '2026-01-01T00:00:00.001Z');
+        c.append(
+          {
+            type: 'run_started',
+            run_id: 'r1',
+            program_id: 'p',
+            program_hash: 'a'.repeat(64),
+            policy_hash: 'b'.repeat(64),
+            input_hash: 'c'.repeat(64),
+            runtime_version: 't',
+            model: { id: 'm', scripted: true },
+          },
+          '2026-01-01T00:00:00.000Z',
+        );
+        c.append(
+          {
+            type: 'step_started',
+            step: 'pay',
+            kind: 'tool',
+            visit: 1,
+            attempt: 1,
+            tool: 'pay',
+            args: {},
+            idempotency_key: 'r1/pay/1',
+          } as never,
+          '2026-01-01T00:00:00.001Z',
+        );
         for (const e of c.events) await s.append('r1', [e]);
         expect(await s.reinvoked('r1', { key: 'r1/pay/1', step: 'pay', tool: 'pay', attempt: 1 })).toBe(2);
         expect(await s.invocations('r1')).toMatchObject([{ key: 'r1/pay/1', invocations: 2, attempt: 1 }]);
         // A key the table lacks (a run stored before the table existed) enters with 2 invocations.
         expect(await s.reinvoked('r1', { key: 'r1/old/1', step: 'old', tool: 'pay', attempt: 1 })).toBe(2);
-        expect((await s.invocations('r1')).map((x) => `${x.key} ${x.invocations}`).sort()).toEqual(['r1/old/1 2', 'r1/pay/1 2']);
-        await expect(attempt(() => s.reinvoked('nope', { key: 'k', step: 's', tool: 't', attempt: 1 }))).rejects.toMatchObject({ code: 'E_STORE_NO_RUN' });
+        expect((await s.invocations('r1')).map((x) => `${x.key} ${x.invocations}`).sort()).toEqual([
+          'r1/old/1 2',
+          'r1/pay/1 2',
+        ]);
+        await expect(
+          attempt(() => s.reinvoked('nope', { key: 'k', step: 's', tool: 't', attempt: 1 })),
+        ).rejects.toMatchObject({ code: 'E_STORE_NO_RUN' });
         h.close?.(s);
       });
 
@@ -192,7 +292,13 @@ export function storeConformance(name: string, h: StoreHarness): void {
 
     describe('suspend and resume', () => {
       const waitProgram = program([
-        { id: 'approval', kind: 'wait', role: 'approver', event: { type: 'object', required: ['ok'], properties: { ok: { type: 'boolean' } } }, next: 'act' },
+        {
+          id: 'approval',
+          kind: 'wait',
+          role: 'approver',
+          event: { type: 'object', required: ['ok'], properties: { ok: { type: 'boolean' } } },
+          next: 'act',
+        },
         { id: 'act', kind: 'tool', tool: 'act', next: 'done' },
         { id: 'done', kind: 'end', outcome: 'SUCCESS' },
       ]);
@@ -212,10 +318,20 @@ export function storeConformance(name: string, h: StoreHarness): void {
         const other = h.reopen ? h.reopen(s) : s;
         expect(await other.getRun(r.run_id)).toMatchObject({ status: 'suspended', event_count: 2 });
         expect((await other.listRuns({ status: 'suspended' })).map((x) => x.run_id)).toEqual([r.run_id]);
-        const done = await resumeRun({ store: other, runId: r.run_id, event: { payload: { ok: true }, role: 'approver' }, model, tools: reg });
+        const done = await resumeRun({
+          store: other,
+          runId: r.run_id,
+          event: { payload: { ok: true }, role: 'approver' },
+          model,
+          tools: reg,
+        });
         expect(done).toMatchObject({ resume: 'resumed', status: 'completed', outcome: 'SUCCESS' });
         expect(await s.events(r.run_id)).toEqual(JSON.parse(JSON.stringify(done.events)));
-        expect(await s.getRun(r.run_id)).toMatchObject({ status: 'completed', outcome: 'SUCCESS', event_count: done.events.length });
+        expect(await s.getRun(r.run_id)).toMatchObject({
+          status: 'completed',
+          outcome: 'SUCCESS',
+          event_count: done.events.length,
+        });
         expect(acted).toHaveLength(1);
         if (other !== s) h.close?.(other);
         h.close?.(s);
@@ -225,8 +341,20 @@ export function storeConformance(name: string, h: StoreHarness): void {
         const { s, acted, reg, model, r } = await suspendedRun();
         const other = h.reopen ? h.reopen(s) : s;
         const results = await Promise.allSettled([
-          resumeRun({ store: s, runId: r.run_id, event: { payload: { ok: true }, role: 'approver' }, model, tools: reg }),
-          resumeRun({ store: other, runId: r.run_id, event: { payload: { ok: false }, role: 'approver' }, model, tools: reg }),
+          resumeRun({
+            store: s,
+            runId: r.run_id,
+            event: { payload: { ok: true }, role: 'approver' },
+            model,
+            tools: reg,
+          }),
+          resumeRun({
+            store: other,
+            runId: r.run_id,
+            event: { payload: { ok: false }, role: 'approver' },
+            model,
+            tools: reg,
+          }),
         ]);
         expect(results.filter((x) => x.status === 'fulfilled')).toHaveLength(1);
         expect(results.find((x) => x.status === 'rejected')).toMatchObject({ reason: { code: 'E_RESUME_CONFLICT' } });
@@ -241,12 +369,32 @@ export function storeConformance(name: string, h: StoreHarness): void {
 
     describe('erase (vault)', () => {
       const vaultRows = (subject: string | null) => [
-        { path: 'input.email', subject, commitment: `vault:sha256:${'e'.repeat(64)}`, salt: 'salt-email', value: 'ana@example.com' },
-        { path: 'input.name', subject, commitment: `vault:sha256:${'f'.repeat(64)}`, salt: 'salt-name', value: 'Ana Díaz' },
+        {
+          path: 'input.email',
+          subject,
+          commitment: `vault:sha256:${'e'.repeat(64)}`,
+          salt: 'salt-email',
+          value: 'ana@example.com',
+        },
+        {
+          path: 'input.name',
+          subject,
+          commitment: `vault:sha256:${'f'.repeat(64)}`,
+          salt: 'salt-name',
+          value: 'Ana Díaz',
+        },
       ];
       const erasedEvent = (prev: TraceEvent) => {
         const c = new TraceChain(nodeHasher, { events: [prev], keep: false });
-        return c.append({ type: 'values_erased', subject: 'sha256:s', paths: ['input.email', 'input.name'], commitments: [`vault:sha256:${'e'.repeat(64)}`, `vault:sha256:${'f'.repeat(64)}`] } as unknown as TraceEvent, '2026-01-02T00:00:00.000Z');
+        return c.append(
+          {
+            type: 'values_erased',
+            subject: 'sha256:s',
+            paths: ['input.email', 'input.name'],
+            commitments: [`vault:sha256:${'e'.repeat(64)}`, `vault:sha256:${'f'.repeat(64)}`],
+          } as unknown as TraceEvent,
+          '2026-01-02T00:00:00.000Z',
+        );
       };
 
       it('keeps vault rows with the run, in path order, and finds them by subject across runs', async () => {
@@ -257,7 +405,12 @@ export function storeConformance(name: string, h: StoreHarness): void {
         await s.createRun(runRec('r4'));
         expect(await s.vault('r1')).toEqual(vaultRows('sha256:s').map((v) => ({ run_id: 'r1', ...v, erased: false })));
         expect(await s.vault('r4')).toEqual([]);
-        expect((await s.vaultBySubject('sha256:s')).map((v) => [v.run_id, v.path])).toEqual([['r1', 'input.email'], ['r1', 'input.name'], ['r3', 'input.email'], ['r3', 'input.name']]);
+        expect((await s.vaultBySubject('sha256:s')).map((v) => [v.run_id, v.path])).toEqual([
+          ['r1', 'input.email'],
+          ['r1', 'input.name'],
+          ['r3', 'input.email'],
+          ['r3', 'input.name'],
+        ]);
         expect(await s.vaultBySubject('sha256:nobody')).toEqual([]);
         h.close?.(s);
       });
@@ -265,14 +418,25 @@ export function storeConformance(name: string, h: StoreHarness): void {
       it('a duplicate run writes no vault rows', async () => {
         const s = await h.make();
         await s.createRun(runRec('r1'), vaultRows('sha256:s'));
-        await expect(attempt(() => s.createRun(runRec('r1'), vaultRows('sha256:x')))).rejects.toMatchObject({ code: 'E_STORE_DUPLICATE_RUN' });
+        await expect(attempt(() => s.createRun(runRec('r1'), vaultRows('sha256:x')))).rejects.toMatchObject({
+          code: 'E_STORE_DUPLICATE_RUN',
+        });
         expect(await s.vaultBySubject('sha256:x')).toEqual([]);
         h.close?.(s);
       });
 
-      it('eraseValues tombstones the subject\'s rows and appends the event atomically; nothing else changes', async () => {
+      it("eraseValues tombstones the subject's rows and appends the event atomically; nothing else changes", async () => {
         const s = await h.make();
-        await s.createRun(runRec('r1'), [...vaultRows('sha256:s'), { path: 'input.other', subject: 'sha256:t', commitment: `vault:sha256:${'a'.repeat(64)}`, salt: 'x', value: 1 }]);
+        await s.createRun(runRec('r1'), [
+          ...vaultRows('sha256:s'),
+          {
+            path: 'input.other',
+            subject: 'sha256:t',
+            commitment: `vault:sha256:${'a'.repeat(64)}`,
+            salt: 'x',
+            value: 1,
+          },
+        ]);
         await s.createRun(runRec('r2'), vaultRows('sha256:s'));
         const evs = chain('r1', 3);
         for (const e of evs) await s.append('r1', [e]);
@@ -284,7 +448,11 @@ export function storeConformance(name: string, h: StoreHarness): void {
           ['input.name', null, null, true],
           ['input.other', 'x', 1, false],
         ]);
-        expect((await s.vault('r1')).map((v) => v.commitment)).toEqual([`vault:sha256:${'e'.repeat(64)}`, `vault:sha256:${'f'.repeat(64)}`, `vault:sha256:${'a'.repeat(64)}`]);
+        expect((await s.vault('r1')).map((v) => v.commitment)).toEqual([
+          `vault:sha256:${'e'.repeat(64)}`,
+          `vault:sha256:${'f'.repeat(64)}`,
+          `vault:sha256:${'a'.repeat(64)}`,
+        ]);
         expect((await s.events('r1')).map((x) => x.hash)).toEqual([...evs, e].map((x) => x.hash));
         expect((await s.getRun('r1'))?.head_hash).toBe(e.hash);
         expect(await s.getRun('r2')).toEqual(before);
@@ -301,10 +469,14 @@ export function storeConformance(name: string, h: StoreHarness): void {
         const evs = chain('r1', 3);
         for (const e of evs) await s.append('r1', [e]);
         const stale = erasedEvent(evs[1]!);
-        expect(() => s.eraseValues('r1', 'sha256:s', stale)).toThrow(expect.objectContaining({ code: 'E_STORE_CONFLICT' }));
+        expect(() => s.eraseValues('r1', 'sha256:s', stale)).toThrow(
+          expect.objectContaining({ code: 'E_STORE_CONFLICT' }),
+        );
         expect((await s.vault('r1')).every((v) => !v.erased && v.value !== null)).toBe(true);
         expect(await s.events('r1')).toEqual(evs);
-        expect(() => s.eraseValues('nope', 'sha256:s', stale)).toThrow(expect.objectContaining({ code: 'E_STORE_NO_RUN' }));
+        expect(() => s.eraseValues('nope', 'sha256:s', stale)).toThrow(
+          expect.objectContaining({ code: 'E_STORE_NO_RUN' }),
+        );
         h.close?.(s);
       });
     });

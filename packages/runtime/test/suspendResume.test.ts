@@ -5,24 +5,53 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Machine, pureHasher, replayBundle, verifyBundle, type Clock, type Program, type Step } from '@nano-vm/kernel';
-import { FixedClock, MemoryStore, SeededIds, nodeHasher, overdueWaits, recoverRun, resumeRun, runProgram, type Store } from '../src/index.js';
+import {
+  FixedClock,
+  MemoryStore,
+  SeededIds,
+  nodeHasher,
+  overdueWaits,
+  recoverRun,
+  resumeRun,
+  runProgram,
+  type Store,
+} from '../src/index.js';
 import { program, scripted, tools } from './fixtures.js';
 
 const approvalSteps = (wait: Partial<Extract<Step, { kind: 'wait' }>> = {}): Step[] => [
-  { id: 'triage', kind: 'llm', prompt: 'Triage {{input.value}}', projection: ['input.value'], output: { enum: ['routine', 'unusual'] }, next: 'approval' },
+  {
+    id: 'triage',
+    kind: 'llm',
+    prompt: 'Triage {{input.value}}',
+    projection: ['input.value'],
+    output: { enum: ['routine', 'unusual'] },
+    next: 'approval',
+  },
   {
     id: 'approval',
     kind: 'wait',
     role: 'approver',
-    event: { type: 'object', additionalProperties: false, required: ['decision'], properties: { decision: { enum: ['approve', 'reject'] }, note: { type: 'string' } } },
+    event: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['decision'],
+      properties: { decision: { enum: ['approve', 'reject'] }, note: { type: 'string' } },
+    },
     next: 'decision',
     ...wait,
   },
-  { id: 'decision', kind: 'condition', cases: [{ when: 'steps.approval.output.decision == "approve"', next: 'pay' }], else: 'rejected' },
+  {
+    id: 'decision',
+    kind: 'condition',
+    cases: [{ when: 'steps.approval.output.decision == "approve"', next: 'pay' }],
+    else: 'rejected',
+  },
   { id: 'pay', kind: 'tool', tool: 'pay', args: { value: 'input.value' }, next: 'paid' },
   { id: 'paid', kind: 'end', outcome: 'PAID' },
   { id: 'rejected', kind: 'end', outcome: 'REJECTED', failure: true },
-  ...(wait.on_timeout === 'expired' ? [{ id: 'expired', kind: 'end', outcome: 'EXPIRED', failure: true } as const] : []),
+  ...(wait.on_timeout === 'expired'
+    ? [{ id: 'expired', kind: 'end', outcome: 'EXPIRED', failure: true } as const]
+    : []),
 ];
 
 function harness(p: Program = program(approvalSteps())) {
@@ -34,7 +63,15 @@ function harness(p: Program = program(approvalSteps())) {
 
 async function suspendedRun(store: Store, clock: Clock = new FixedClock(), p?: Program) {
   const h = harness(p);
-  const r = await runProgram({ program: h.p, input: { value: 7 }, model: h.model, tools: h.reg, store, clock, ids: new SeededIds(nodeHasher) });
+  const r = await runProgram({
+    program: h.p,
+    input: { value: 7 },
+    model: h.model,
+    tools: h.reg,
+    store,
+    clock,
+    ids: new SeededIds(nodeHasher),
+  });
   return { ...h, r };
 }
 
@@ -60,15 +97,38 @@ describe('wait steps: resume', () => {
   it('continues from the wait with the event as the step output, and the whole trace verifies and replays identically', async () => {
     const store = new MemoryStore();
     const { r, reg, model, paid } = await suspendedRun(store);
-    const done = await resumeRun({ store, runId: r.run_id, event: { ...approve, event_id: 'evt-1' }, model, tools: reg, clock: new FixedClock(Date.UTC(2026, 0, 1, 0, 0, 30)) });
-    expect(done).toMatchObject({ resume: 'resumed', status: 'completed', outcome: 'PAID', resumed_from_seq: r.events.length });
-    expect(done.events[r.events.length]).toMatchObject({ type: 'run_resumed', step: 'approval', event: { decision: 'approve' }, role: 'approver', event_id: 'evt-1', next: 'decision' });
+    const done = await resumeRun({
+      store,
+      runId: r.run_id,
+      event: { ...approve, event_id: 'evt-1' },
+      model,
+      tools: reg,
+      clock: new FixedClock(Date.UTC(2026, 0, 1, 0, 0, 30)),
+    });
+    expect(done).toMatchObject({
+      resume: 'resumed',
+      status: 'completed',
+      outcome: 'PAID',
+      resumed_from_seq: r.events.length,
+    });
+    expect(done.events[r.events.length]).toMatchObject({
+      type: 'run_resumed',
+      step: 'approval',
+      event: { decision: 'approve' },
+      role: 'approver',
+      event_id: 'evt-1',
+      next: 'decision',
+    });
     expect(done.receipt.path).toEqual(['triage', 'approval', 'decision', 'pay', 'paid']);
     expect(paid).toHaveLength(1);
     expect(await store.events(r.run_id)).toEqual(done.events);
     expect((await store.getRun(r.run_id))?.status).toBe('completed');
     expect(verifyBundle(done.bundle, pureHasher)).toMatchObject({ ok: true });
-    expect(replayBundle(done.bundle, { hasher: pureHasher })).toMatchObject({ identical: true, status: 'completed', outcome: 'PAID' });
+    expect(replayBundle(done.bundle, { hasher: pureHasher })).toMatchObject({
+      identical: true,
+      status: 'completed',
+      outcome: 'PAID',
+    });
   });
 
   it('refuses a wrong role, a missing role and a payload outside the event schema, and changes nothing', async () => {
@@ -94,8 +154,21 @@ describe('wait steps: resume', () => {
     const { r, reg, model, paid } = await suspendedRun(store);
     const first = await resumeRun({ store, runId: r.run_id, event: approve, model, tools: reg });
     const again = await resumeRun({ store, runId: r.run_id, event: approve, model, tools: reg });
-    expect(again).toMatchObject({ resume: 'duplicate', status: 'completed', outcome: 'PAID', head_hash: first.head_hash });
-    await expect(resumeRun({ store, runId: r.run_id, event: { payload: { decision: 'reject' }, role: 'approver' }, model, tools: reg })).rejects.toMatchObject({ code: 'E_RESUME_NOT_SUSPENDED' });
+    expect(again).toMatchObject({
+      resume: 'duplicate',
+      status: 'completed',
+      outcome: 'PAID',
+      head_hash: first.head_hash,
+    });
+    await expect(
+      resumeRun({
+        store,
+        runId: r.run_id,
+        event: { payload: { decision: 'reject' }, role: 'approver' },
+        model,
+        tools: reg,
+      }),
+    ).rejects.toMatchObject({ code: 'E_RESUME_NOT_SUSPENDED' });
     expect(paid).toHaveLength(1);
     expect(await store.events(r.run_id)).toHaveLength(first.events.length);
   });
@@ -107,15 +180,24 @@ describe('wait steps: resume', () => {
     ] as const) {
       const store = new MemoryStore();
       const { r, reg, model, paid } = await suspendedRun(store);
-      const results = await Promise.allSettled([resumeRun({ store, runId: r.run_id, event: approve, model, tools: reg }), resumeRun({ store, runId: r.run_id, event: other, model, tools: reg })]);
+      const results = await Promise.allSettled([
+        resumeRun({ store, runId: r.run_id, event: approve, model, tools: reg }),
+        resumeRun({ store, runId: r.run_id, event: other, model, tools: reg }),
+      ]);
       expect(results[0]).toMatchObject({ status: 'fulfilled', value: { resume: 'resumed', outcome: 'PAID' } });
-      if (expected === 'duplicate') expect(results[1]).toMatchObject({ status: 'fulfilled', value: { resume: 'duplicate' } });
+      if (expected === 'duplicate')
+        expect(results[1]).toMatchObject({ status: 'fulfilled', value: { resume: 'duplicate' } });
       else expect(results[1]).toMatchObject({ status: 'rejected', reason: { code: expected } });
       const events = await store.events(r.run_id);
       expect(events.filter((e) => e.type === 'run_resumed')).toHaveLength(1);
       expect(events.filter((e) => e.type === 'step_started' && e.step === 'pay')).toHaveLength(1);
       expect(paid).toHaveLength(1);
-      expect(verifyBundle({ ...r.bundle, events, receipt: (results[0] as PromiseFulfilledResult<{ receipt: never }>).value.receipt }, pureHasher)).toMatchObject({ ok: true });
+      expect(
+        verifyBundle(
+          { ...r.bundle, events, receipt: (results[0] as PromiseFulfilledResult<{ receipt: never }>).value.receipt },
+          pureHasher,
+        ),
+      ).toMatchObject({ ok: true });
     }
   });
 
@@ -134,8 +216,12 @@ describe('wait steps: resume', () => {
     const store = new MemoryStore();
     const h = harness(program([{ id: 'done', kind: 'end', outcome: 'OK' }]));
     const done = await runProgram({ program: h.p, input: {}, model: h.model, tools: h.reg, store });
-    await expect(resumeRun({ store, runId: 'run-nope', event: approve, model: h.model, tools: h.reg })).rejects.toMatchObject({ code: 'E_STORE_NO_RUN' });
-    await expect(resumeRun({ store, runId: done.run_id, event: approve, model: h.model, tools: h.reg })).rejects.toMatchObject({ code: 'E_RESUME_NOT_SUSPENDED' });
+    await expect(
+      resumeRun({ store, runId: 'run-nope', event: approve, model: h.model, tools: h.reg }),
+    ).rejects.toMatchObject({ code: 'E_STORE_NO_RUN' });
+    await expect(
+      resumeRun({ store, runId: done.run_id, event: approve, model: h.model, tools: h.reg }),
+    ).rejects.toMatchObject({ code: 'E_RESUME_NOT_SUSPENDED' });
   });
 });
 
@@ -144,10 +230,21 @@ describe('wait steps: timeouts', () => {
 
   it('an event after the deadline is not taken: the run takes on_timeout', async () => {
     const store = new MemoryStore();
-    const { r, reg, model, paid } = await suspendedRun(store, new FixedClock(t0), program(approvalSteps({ timeout_ms: 60_000, on_timeout: 'expired' })));
+    const { r, reg, model, paid } = await suspendedRun(
+      store,
+      new FixedClock(t0),
+      program(approvalSteps({ timeout_ms: 60_000, on_timeout: 'expired' })),
+    );
     expect(r.waiting).toMatchObject({ deadline_ms: t0 + 2 + 60_000 });
     expect(r.events.at(-1)).toMatchObject({ type: 'run_suspended', deadline: new Date(t0 + 2 + 60_000).toISOString() });
-    const late = await resumeRun({ store, runId: r.run_id, event: approve, model, tools: reg, clock: new FixedClock(t0 + 61_000) });
+    const late = await resumeRun({
+      store,
+      runId: r.run_id,
+      event: approve,
+      model,
+      tools: reg,
+      clock: new FixedClock(t0 + 61_000),
+    });
     expect(late).toMatchObject({ resume: 'timed_out', status: 'completed', outcome: 'EXPIRED' });
     expect(late.events.map((e) => e.type)).not.toContain('run_resumed');
     expect(late.events.find((e) => e.type === 'wait_timed_out')).toMatchObject({ step: 'approval', next: 'expired' });
@@ -158,10 +255,23 @@ describe('wait steps: timeouts', () => {
   it('recover times out overdue waits only, and a wait without on_timeout fails the run with E_WAIT_TIMEOUT', async () => {
     const store = new MemoryStore();
     const h = harness(program(approvalSteps({ timeout_ms: 1000 })));
-    const r = await runProgram({ program: h.p, input: { value: 1 }, model: h.model, tools: h.reg, store, clock: new FixedClock(t0) });
+    const r = await runProgram({
+      program: h.p,
+      input: { value: 1 },
+      model: h.model,
+      tools: h.reg,
+      store,
+      clock: new FixedClock(t0),
+    });
     expect(await overdueWaits(store, new FixedClock(t0 + 500))).toEqual([]);
     expect(await overdueWaits(store, new FixedClock(t0 + 5000))).toEqual([r.run_id]);
-    const rec = await recoverRun({ store, runId: r.run_id, model: h.model, tools: h.reg, clock: new FixedClock(t0 + 5000) });
+    const rec = await recoverRun({
+      store,
+      runId: r.run_id,
+      model: h.model,
+      tools: h.reg,
+      clock: new FixedClock(t0 + 5000),
+    });
     expect(rec).toMatchObject({ status: 'failed', receipt: { error: { code: 'E_WAIT_TIMEOUT', step: 'approval' } } });
     expect(verifyBundle(rec.bundle, pureHasher)).toMatchObject({ ok: true });
   });
@@ -169,8 +279,22 @@ describe('wait steps: timeouts', () => {
   it('time spent suspended does not count against max_wall_ms', async () => {
     const store = new MemoryStore();
     const h = harness(program(approvalSteps(), { budgets: { max_wall_ms: 1000 } }));
-    const r = await runProgram({ program: h.p, input: { value: 1 }, model: h.model, tools: h.reg, store, clock: new FixedClock(t0) });
-    const done = await resumeRun({ store, runId: r.run_id, event: approve, model: h.model, tools: h.reg, clock: new FixedClock(t0 + 3_600_000) });
+    const r = await runProgram({
+      program: h.p,
+      input: { value: 1 },
+      model: h.model,
+      tools: h.reg,
+      store,
+      clock: new FixedClock(t0),
+    });
+    const done = await resumeRun({
+      store,
+      runId: r.run_id,
+      event: approve,
+      model: h.model,
+      tools: h.reg,
+      clock: new FixedClock(t0 + 3_600_000),
+    });
     expect(done).toMatchObject({ status: 'completed', outcome: 'PAID' });
     expect(replayBundle(done.bundle, { hasher: pureHasher }).identical).toBe(true);
   });
@@ -188,7 +312,12 @@ describe('wait steps: recovery and replay', () => {
     expect(stored.at(-1)).toMatchObject({ type: 'step_started', step: 'pay' });
     expect((await store.getRun(r.run_id))?.status).toBe('running');
     const paid: unknown[] = [];
-    const rec = await recoverRun({ store, runId: r.run_id, model, tools: tools([{ name: 'pay', run: async (_a, ctx) => (paid.push(ctx.idempotencyKey), { ok: true }) }]) });
+    const rec = await recoverRun({
+      store,
+      runId: r.run_id,
+      model,
+      tools: tools([{ name: 'pay', run: async (_a, ctx) => (paid.push(ctx.idempotencyKey), { ok: true }) }]),
+    });
     expect(rec).toMatchObject({ status: 'completed', outcome: 'PAID', reinvoked: [`${r.run_id}/pay/1`] });
     expect(paid).toEqual([`${r.run_id}/pay/1`]);
     expect(replayBundle(rec.bundle, { hasher: pureHasher }).identical).toBe(true);
@@ -200,11 +329,26 @@ describe('wait steps: recovery and replay', () => {
     const done = await resumeRun({ store, runId: r.run_id, event: approve, model, tools: reg });
     const other = program(approvalSteps({ role: 'cfo' }));
     const cf = replayBundle(done.bundle, { hasher: pureHasher, program: other });
-    expect(cf).toMatchObject({ counterfactual: true, identical: false, status: 'suspended', path: ['triage', 'approval'] });
+    expect(cf).toMatchObject({
+      counterfactual: true,
+      identical: false,
+      status: 'suspended',
+      path: ['triage', 'approval'],
+    });
   });
 
   it('a machine refuses resume() and expire() when it is not waiting, and appends nothing', () => {
-    const m = new Machine(program(approvalSteps()), { value: 1 }, { runId: 'r', hasher: nodeHasher, clock: new FixedClock(), runtimeVersion: 't', model: { id: 'm', scripted: true } });
+    const m = new Machine(
+      program(approvalSteps()),
+      { value: 1 },
+      {
+        runId: 'r',
+        hasher: nodeHasher,
+        clock: new FixedClock(),
+        runtimeVersion: 't',
+        model: { id: 'm', scripted: true },
+      },
+    );
     expect(m.next()).toMatchObject({ type: 'llm', step: 'triage' });
     expect(() => m.resume(approve)).toThrow(expect.objectContaining({ code: 'E_RESUME_NOT_SUSPENDED' }));
     expect(() => m.expire()).toThrow(expect.objectContaining({ code: 'E_RESUME_NOT_SUSPENDED' }));

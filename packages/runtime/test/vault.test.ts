@@ -26,7 +26,23 @@ import {
   type PolicySnapshot,
   type Program,
 } from '@nano-vm/kernel';
-import { FallbackChainModel, FixedClock, MemoryStore, ModelError, ScriptedModel, SeededIds, SqliteStore, eraseSubject, nodeHasher, parseModelScript, recoverRun, runProgram, toolsFromModule, vaultEntries, type Store } from '../src/index.js';
+import {
+  FallbackChainModel,
+  FixedClock,
+  MemoryStore,
+  ModelError,
+  ScriptedModel,
+  SeededIds,
+  SqliteStore,
+  eraseSubject,
+  nodeHasher,
+  parseModelScript,
+  recoverRun,
+  runProgram,
+  toolsFromModule,
+  vaultEntries,
+  type Store,
+} from '../src/index.js';
 import { scripted, tools } from './fixtures.js';
 
 const KYC = new URL('../../../examples/kyc/', import.meta.url).pathname;
@@ -38,27 +54,50 @@ const { legal_holds: _holds, ...noHold } = kycPolicy;
 const noHoldPolicy = noHold as PolicySnapshot;
 const kycInputs = readdirSync(join(KYC, 'inputs'))
   .sort()
-  .map((f) => ({ caseName: f.replace(/\.json$/, ''), input: JSON.parse(readFileSync(join(KYC, 'inputs', f), 'utf8')) as { applicant: Record<string, unknown> } }));
-const piiOf = (input: { applicant: Record<string, unknown> }): string[] => ['name', 'email', 'document_id'].map((k) => input.applicant[k]).filter((v): v is string => typeof v === 'string');
+  .map((f) => ({
+    caseName: f.replace(/\.json$/, ''),
+    input: JSON.parse(readFileSync(join(KYC, 'inputs', f), 'utf8')) as { applicant: Record<string, unknown> },
+  }));
+const piiOf = (input: { applicant: Record<string, unknown> }): string[] =>
+  ['name', 'email', 'document_id'].map((k) => input.applicant[k]).filter((v): v is string => typeof v === 'string');
 
 async function runKyc(store: Store, policy: PolicySnapshot, only?: string) {
   const kycTools = toolsFromModule(await import(pathToFileURL(join(KYC, 'tools.mjs')).href), 'tools.mjs');
   const out = [];
   for (const { caseName, input } of kycInputs) {
     if (only !== undefined && caseName !== only) continue;
-    const r = await runProgram({ program: kycProgram, input, model: new ScriptedModel(kycScript, caseName), tools: kycTools, store, policy, clock: new FixedClock(), ids: new SeededIds(nodeHasher) });
+    const r = await runProgram({
+      program: kycProgram,
+      input,
+      model: new ScriptedModel(kycScript, caseName),
+      tools: kycTools,
+      store,
+      policy,
+      clock: new FixedClock(),
+      ids: new SeededIds(nodeHasher),
+    });
     out.push({ caseName, input, run: r });
   }
   return out;
 }
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'nano-vm-vault-'));
-const fileBytes = (path: string): Buffer => Buffer.concat([path, `${path}-wal`].filter((p) => existsSync(p)).map((p) => readFileSync(p)));
+const fileBytes = (path: string): Buffer =>
+  Buffer.concat([path, `${path}-wal`].filter((p) => existsSync(p)).map((p) => readFileSync(p)));
 
 async function exported(store: Store, runId: string): Promise<Bundle> {
   const run = (await store.getRun(runId))!;
   const events = await store.events(runId);
-  return JSON.parse(serializeBundle({ format: BUNDLE_FORMAT, program: run.program, policy: run.policy, input: run.input, events, receipt: computeReceipt(events) })) as Bundle;
+  return JSON.parse(
+    serializeBundle({
+      format: BUNDLE_FORMAT,
+      program: run.program,
+      policy: run.policy,
+      input: run.input,
+      events,
+      receipt: computeReceipt(events),
+    }),
+  ) as Bundle;
 }
 
 describe('vault: sensitive KYC values', () => {
@@ -77,7 +116,9 @@ describe('vault: sensitive KYC values', () => {
     ]);
     const tables = [
       ...(store.db.prepare('SELECT body FROM events').all() as { body: string }[]).map((r) => r.body),
-      ...(store.db.prepare('SELECT program, policy, input FROM runs').all() as Record<string, string>[]).flatMap((r) => Object.values(r)),
+      ...(store.db.prepare('SELECT program, policy, input FROM runs').all() as Record<string, string>[]).flatMap((r) =>
+        Object.values(r),
+      ),
     ].join('\n');
     for (const { input, run } of runs) {
       const bundleText = serializeBundle(run.bundle);
@@ -87,7 +128,11 @@ describe('vault: sensitive KYC values', () => {
       }
       // The vault holds each value with the salt that opens its commitment.
       const rows = store.vault(run.run_id);
-      expect(rows.map((r) => r.path)).toEqual(['input.applicant.document_id', 'input.applicant.email', 'input.applicant.name'].filter((p) => p.split('.')[2]! in input.applicant));
+      expect(rows.map((r) => r.path)).toEqual(
+        ['input.applicant.document_id', 'input.applicant.email', 'input.applicant.name'].filter(
+          (p) => p.split('.')[2]! in input.applicant,
+        ),
+      );
       // The subject key is keyed by the store's secret: the plain hash of a guessable id (an email)
       // is nowhere, so nobody holding the file can confirm a guess.
       const email = (input.applicant as { email?: string }).email;
@@ -96,14 +141,18 @@ describe('vault: sensitive KYC values', () => {
         expect(row.subject).toMatch(/^keyed-sha256:[0-9a-f]{64}$/);
         expect(row.subject).toBe(subjectKey(nodeHasher, email!, store.subjectSecret()));
         expect(commitValue(nodeHasher, row.salt!, row.value!)).toBe(row.commitment);
-        expect((run.bundle.input as { applicant: Record<string, unknown> }).applicant[row.path.split('.')[2]!]).toBe(row.commitment);
+        expect((run.bundle.input as { applicant: Record<string, unknown> }).applicant[row.path.split('.')[2]!]).toBe(
+          row.commitment,
+        );
       }
       expect(verifyBundle(JSON.parse(serializeBundle(run.bundle)), pureHasher)).toMatchObject({ ok: true });
     }
     // The guard on the document id and the sanctions call carry commitments, not values.
     const clean = runs[0]!.run;
     const started = clean.events.find((e) => e.type === 'step_started' && e.step === 'screen_sanctions');
-    expect(started).toMatchObject({ args: { country: 'NO', name: expect.stringMatching(/^vault:sha256:[0-9a-f]{64}$/) } });
+    expect(started).toMatchObject({
+      args: { country: 'NO', name: expect.stringMatching(/^vault:sha256:[0-9a-f]{64}$/) },
+    });
     const docs = clean.events.find((e) => e.type === 'condition_evaluated' && e.step === 'check_documents');
     expect(JSON.stringify(docs)).toContain('"expr":"size(input.applicant.document_id)","value":9');
     store.close();
@@ -114,7 +163,16 @@ describe('vault: sensitive KYC values', () => {
     const store = new MemoryStore();
     const kycTools = toolsFromModule(await import(pathToFileURL(join(KYC, 'tools.mjs')).href), 'tools.mjs');
     const input = kycInputs[0]!.input;
-    const r = await runProgram({ program: plain, input, model: new ScriptedModel(kycScript, 'clean'), tools: kycTools, store, policy: noHoldPolicy, clock: new FixedClock(), ids: new SeededIds(nodeHasher) });
+    const r = await runProgram({
+      program: plain,
+      input,
+      model: new ScriptedModel(kycScript, 'clean'),
+      tools: kycTools,
+      store,
+      policy: noHoldPolicy,
+      clock: new FixedClock(),
+      ids: new SeededIds(nodeHasher),
+    });
     expect(r.bundle.input).toEqual(input);
     expect(store.vault(r.run_id)).toEqual([]);
     expect(JSON.stringify(r.events)).toContain('Ingrid Larsen');
@@ -122,7 +180,10 @@ describe('vault: sensitive KYC values', () => {
   });
 
   it('--deterministic salts keep bundles byte-identical', async () => {
-    const [a, b] = [await runKyc(new MemoryStore(), noHoldPolicy, 'clean'), await runKyc(new MemoryStore(), noHoldPolicy, 'clean')];
+    const [a, b] = [
+      await runKyc(new MemoryStore(), noHoldPolicy, 'clean'),
+      await runKyc(new MemoryStore(), noHoldPolicy, 'clean'),
+    ];
     expect(serializeBundle(a[0]!.run.bundle)).toBe(serializeBundle(b[0]!.run.bundle));
   });
 });
@@ -132,23 +193,45 @@ describe('erase', () => {
     const store = new SqliteStore(join(tmp(), 'legacy.db'));
     const runs = await runKyc(store, noHoldPolicy);
     const clean = runs[0]!.run;
-    store.db.prepare('UPDATE vault SET subject = ? WHERE run_no = (SELECT run_no FROM runs WHERE run_id = ?)').run(subjectKey(nodeHasher, 'ingrid.larsen@example.com'), clean.run_id);
+    store.db
+      .prepare('UPDATE vault SET subject = ? WHERE run_no = (SELECT run_no FROM runs WHERE run_id = ?)')
+      .run(subjectKey(nodeHasher, 'ingrid.larsen@example.com'), clean.run_id);
     const report = await eraseSubject({ store, subject: 'ingrid.larsen@example.com', hasher: nodeHasher });
     expect(report.erased).toMatchObject([{ run_id: clean.run_id }]);
     expect(store.vault(clean.run_id).every((r) => r.erased)).toBe(true);
     store.close();
   });
 
-  it('removes the subject\'s values from the SQLite file, leaves every chain verifying and changes nothing else', async () => {
+  it("removes the subject's values from the SQLite file, leaves every chain verifying and changes nothing else", async () => {
     const path = join(tmp(), 'kyc.db');
     const store = new SqliteStore(path);
     const runs = await runKyc(store, noHoldPolicy);
     const [clean, ...others] = runs;
-    const othersBefore = others.map((o) => ({ run: store.getRun(o.run.run_id), events: store.events(o.run.run_id), vault: store.vault(o.run.run_id) }));
+    const othersBefore = others.map((o) => ({
+      run: store.getRun(o.run.run_id),
+      events: store.events(o.run.run_id),
+      vault: store.vault(o.run.run_id),
+    }));
     expect(fileBytes(path).includes('Ingrid Larsen')).toBe(true);
 
-    const report = await eraseSubject({ store, subject: 'ingrid.larsen@example.com', hasher: nodeHasher, clock: new FixedClock(Date.UTC(2026, 5, 1)) });
-    expect(report).toMatchObject({ erased: [{ run_id: clean!.run.run_id, paths: ['input.applicant.document_id', 'input.applicant.email', 'input.applicant.name'], seq: clean!.run.events.length }], refused: [], pending: [], already_erased: [] });
+    const report = await eraseSubject({
+      store,
+      subject: 'ingrid.larsen@example.com',
+      hasher: nodeHasher,
+      clock: new FixedClock(Date.UTC(2026, 5, 1)),
+    });
+    expect(report).toMatchObject({
+      erased: [
+        {
+          run_id: clean!.run.run_id,
+          paths: ['input.applicant.document_id', 'input.applicant.email', 'input.applicant.name'],
+          seq: clean!.run.events.length,
+        },
+      ],
+      refused: [],
+      pending: [],
+      already_erased: [],
+    });
     expect(report.subject).toMatch(/^keyed-sha256:[0-9a-f]{64}$/);
 
     // The bytes are gone from the database file and its WAL; another subject's are not.
@@ -159,12 +242,30 @@ describe('erase', () => {
     // The erased run's chain still verifies, with the erasure after run_finished.
     const bundle = await exported(store, clean!.run.run_id);
     expect(verifyBundle(bundle, pureHasher)).toMatchObject({ ok: true, event_count: clean!.run.events.length + 1 });
-    expect(bundle.events.at(-1)).toMatchObject({ type: 'values_erased', subject: report.subject, paths: report.erased[0]!.paths });
-    expect(bundle.receipt).toMatchObject({ status: 'completed', outcome: 'APPROVED', erasure: { erased_paths: report.erased[0]!.paths, refused: [] } });
+    expect(bundle.events.at(-1)).toMatchObject({
+      type: 'values_erased',
+      subject: report.subject,
+      paths: report.erased[0]!.paths,
+    });
+    expect(bundle.receipt).toMatchObject({
+      status: 'completed',
+      outcome: 'APPROVED',
+      erasure: { erased_paths: report.erased[0]!.paths, refused: [] },
+    });
     expect(bundle.events.slice(0, -1)).toEqual(JSON.parse(JSON.stringify(clean!.run.events)));
-    expect(store.vault(clean!.run.run_id).every((r) => r.erased && r.salt === null && r.value === null && r.commitment.startsWith('vault:sha256:'))).toBe(true);
+    expect(
+      store
+        .vault(clean!.run.run_id)
+        .every((r) => r.erased && r.salt === null && r.value === null && r.commitment.startsWith('vault:sha256:')),
+    ).toBe(true);
     // Nothing else in the store changed.
-    expect(others.map((o) => ({ run: store.getRun(o.run.run_id), events: store.events(o.run.run_id), vault: store.vault(o.run.run_id) }))).toEqual(othersBefore);
+    expect(
+      others.map((o) => ({
+        run: store.getRun(o.run.run_id),
+        events: store.events(o.run.run_id),
+        vault: store.vault(o.run.run_id),
+      })),
+    ).toEqual(othersBefore);
 
     // Replay reports the tombstones and the decisions that read them, and is still identical.
     const r = replayBundle(bundle, { hasher: nodeHasher });
@@ -179,7 +280,10 @@ describe('erase', () => {
     });
 
     // A second erasure finds nothing left to erase and appends nothing.
-    expect(await eraseSubject({ store, subject: 'ingrid.larsen@example.com', hasher: nodeHasher })).toMatchObject({ erased: [], already_erased: [clean!.run.run_id] });
+    expect(await eraseSubject({ store, subject: 'ingrid.larsen@example.com', hasher: nodeHasher })).toMatchObject({
+      erased: [],
+      already_erased: [clean!.run.run_id],
+    });
     expect(store.events(clean!.run.run_id)).toHaveLength(clean!.run.events.length + 1);
     store.close();
   });
@@ -189,10 +293,21 @@ describe('erase', () => {
     const store = new SqliteStore(path);
     const kycTools = toolsFromModule(await import(pathToFileURL(join(KYC, 'tools.mjs')).href), 'tools.mjs');
     const base = kycInputs[0]!.input;
-    const person = (i: number) => ({ name: `Person Number${i} Applicant`, email: `person${i}@example.com`, document_id: `NO${String(1000000 + i)}` });
+    const person = (i: number) => ({
+      name: `Person Number${i} Applicant`,
+      email: `person${i}@example.com`,
+      document_id: `NO${String(1000000 + i)}`,
+    });
     for (let i = 0; i < 150; i++) {
       const input = { ...base, applicant: { ...base.applicant, ...person(i) } };
-      await runProgram({ program: kycProgram, input, model: new ScriptedModel(kycScript, 'clean'), tools: kycTools, store, policy: noHoldPolicy });
+      await runProgram({
+        program: kycProgram,
+        input,
+        model: new ScriptedModel(kycScript, 'clean'),
+        tools: kycTools,
+        store,
+        policy: noHoldPolicy,
+      });
     }
     const report = await eraseSubject({ store, subject: 'person77@example.com', hasher: nodeHasher });
     expect(report.erased).toHaveLength(1);
@@ -202,16 +317,31 @@ describe('erase', () => {
     store.close();
   });
 
-  it('a legal hold in the run\'s policy refuses erasure, and the refusal is an audited event', async () => {
+  it("a legal hold in the run's policy refuses erasure, and the refusal is an audited event", async () => {
     const store = new SqliteStore(join(tmp(), 'held.db'));
     const [clean] = await runKyc(store, kycPolicy, 'clean');
     const report = await eraseSubject({ store, subject: 'ingrid.larsen@example.com', hasher: nodeHasher });
     expect(report.erased).toEqual([]);
-    expect(report.refused).toEqual([{ run_id: clean!.run.run_id, hold: 'aml_record_retention', reason: kycPolicy.legal_holds![0]!.reason, paths: ['input.applicant.document_id', 'input.applicant.email', 'input.applicant.name'], seq: clean!.run.events.length }]);
+    expect(report.refused).toEqual([
+      {
+        run_id: clean!.run.run_id,
+        hold: 'aml_record_retention',
+        reason: kycPolicy.legal_holds![0]!.reason,
+        paths: ['input.applicant.document_id', 'input.applicant.email', 'input.applicant.name'],
+        seq: clean!.run.events.length,
+      },
+    ]);
     const bundle = await exported(store, clean!.run.run_id);
     expect(verifyBundle(bundle, pureHasher)).toMatchObject({ ok: true });
-    expect(bundle.events.at(-1)).toMatchObject({ type: 'erasure_refused', hold: 'aml_record_retention', subject: report.subject });
-    expect(bundle.receipt.erasure).toEqual({ erased_paths: [], refused: [{ seq: clean!.run.events.length, hold: 'aml_record_retention' }] });
+    expect(bundle.events.at(-1)).toMatchObject({
+      type: 'erasure_refused',
+      hold: 'aml_record_retention',
+      subject: report.subject,
+    });
+    expect(bundle.receipt.erasure).toEqual({
+      erased_paths: [],
+      refused: [{ seq: clean!.run.events.length, hold: 'aml_record_retention' }],
+    });
     expect(store.vault(clean!.run.run_id).every((r) => !r.erased && r.value !== null)).toBe(true);
     store.close();
   });
@@ -219,12 +349,34 @@ describe('erase', () => {
   it('a hold in an operator policy refuses too; unfinished runs are left pending', async () => {
     const store = new MemoryStore();
     const [clean] = await runKyc(store, noHoldPolicy, 'clean');
-    const refused = await eraseSubject({ store, subject: 'ingrid.larsen@example.com', hasher: nodeHasher, policies: [kycPolicy] });
+    const refused = await eraseSubject({
+      store,
+      subject: 'ingrid.larsen@example.com',
+      hasher: nodeHasher,
+      policies: [kycPolicy],
+    });
     expect(refused.refused.map((r) => r.hold)).toEqual(['aml_record_retention']);
 
-    store.createRun({ run_id: 'live', program_id: 'kyc-onboarding', program: kycProgram, policy: null, input: {}, status: 'running', outcome: null }, [
-      { path: 'input.applicant.email', subject: refused.subject, commitment: `vault:sha256:${'0'.repeat(64)}`, salt: 's', value: 'ingrid.larsen@example.com' },
-    ]);
+    store.createRun(
+      {
+        run_id: 'live',
+        program_id: 'kyc-onboarding',
+        program: kycProgram,
+        policy: null,
+        input: {},
+        status: 'running',
+        outcome: null,
+      },
+      [
+        {
+          path: 'input.applicant.email',
+          subject: refused.subject,
+          commitment: `vault:sha256:${'0'.repeat(64)}`,
+          salt: 's',
+          value: 'ingrid.larsen@example.com',
+        },
+      ],
+    );
     const report = await eraseSubject({ store, subject: 'ingrid.larsen@example.com', hasher: nodeHasher });
     expect(report.erased.map((e) => e.run_id)).toEqual([clean!.run.run_id]);
     expect(report.pending).toEqual([{ run_id: 'live', status: 'running', paths: ['input.applicant.email'] }]);
@@ -233,7 +385,7 @@ describe('erase', () => {
 });
 
 describe('replay with and without the vault', () => {
-  it('with the vault\'s values every decision is re-derived; a value that does not open its commitment stays sealed', async () => {
+  it("with the vault's values every decision is re-derived; a value that does not open its commitment stays sealed", async () => {
     const store = new SqliteStore(join(tmp(), 'replay.db'));
     const [clean] = await runKyc(store, noHoldPolicy, 'clean');
     const bundle = await exported(store, clean!.run.run_id);
@@ -245,7 +397,10 @@ describe('replay with and without the vault', () => {
     const forged = vault.map((v) => (v.path === 'input.applicant.document_id' ? { ...v, value: 'X1' } : v));
     const f = replayBundle(bundle, { hasher: nodeHasher, vault: forged });
     expect(f.identical).toBe(true);
-    expect(f.vault).toMatchObject({ sealed: ['input.applicant.document_id'], decisions: [{ step: 'check_documents' }] });
+    expect(f.vault).toMatchObject({
+      sealed: ['input.applicant.document_id'],
+      decisions: [{ step: 'check_documents' }],
+    });
     store.close();
   });
 
@@ -279,16 +434,31 @@ describe('recovery of a run with sensitive inputs', () => {
     };
     const seen: unknown[] = [];
     const before = new SqliteStore(path);
-    void runProgram({ program: prog, input: { name: 'Zoltan Kertesz' }, model: scripted('answers: {}'), tools: tools([{ name: 'greet', run: () => new Promise(() => {}) }]), store: before });
+    void runProgram({
+      program: prog,
+      input: { name: 'Zoltan Kertesz' },
+      model: scripted('answers: {}'),
+      tools: tools([{ name: 'greet', run: () => new Promise(() => {}) }]),
+      store: before,
+    });
     await new Promise((r) => setTimeout(r, 50));
     const [run] = before.listRuns({ status: 'running' });
     before.close();
     const after = new SqliteStore(path);
-    const r = await recoverRun({ store: after, runId: run!.run_id, model: scripted('answers: {}'), tools: tools([{ name: 'greet', run: async (a) => (seen.push(a), { said: `hello ${(a as { who: string }).who}` }) }]) });
+    const r = await recoverRun({
+      store: after,
+      runId: run!.run_id,
+      model: scripted('answers: {}'),
+      tools: tools([
+        { name: 'greet', run: async (a) => (seen.push(a), { said: `hello ${(a as { who: string }).who}` }) },
+      ]),
+    });
     expect(r.status).toBe('completed');
     expect(seen).toEqual([{ who: 'Zoltan Kertesz' }]);
     expect(JSON.stringify(after.events(run!.run_id))).not.toContain('Zoltan');
-    expect(r.events.find((e) => e.type === 'step_completed')).toMatchObject({ output: { said: expect.stringMatching(/^hello vault:sha256:/) } });
+    expect(r.events.find((e) => e.type === 'step_completed')).toMatchObject({
+      output: { said: expect.stringMatching(/^hello vault:sha256:/) },
+    });
     expect(verifyBundle(JSON.parse(JSON.stringify(r.bundle)), pureHasher)).toMatchObject({ ok: true });
     after.close();
   });
@@ -316,43 +486,98 @@ describe('property: no sensitive value ever appears in any event', () => {
   const secret = fc.stringMatching(/^[a-z]{4,12}$/).map((s) => `PII-${s}`);
   it('for random values flowing through guards, tool arguments, echoed outputs and error messages', async () => {
     await fc.assert(
-      fc.asyncProperty(secret, secret, fc.integer({ min: 0, max: 20 }), fc.constantFrom('echo', 'fail', 'nested'), async (name, email, k, mode) => {
-        fc.pre(!name.includes(email) && !email.includes(name));
-        const prog: Program = {
-          format: 'nano-vm.program/v1',
-          id: 'pii',
-          input_schema: { type: 'object', properties: { person: { type: 'object', properties: { name: { type: 'string' }, email: { type: 'string' } } }, n: { type: 'number' } } },
-          sensitive: ['input.person'],
-          subject: 'input.person.email',
-          steps: [
-            { id: 'gate', kind: 'condition', cases: [{ when: `size(input.person.name) > ${k} && input.person.email.contains("PII")`, next: 'call' }], else: 'ask' },
-            { id: 'call', kind: 'tool', tool: 't', args: { who: 'input.person', n: 'input.n' }, on_error: { action: 'fallback', value: { ok: false } }, next: 'ask' },
-            { id: 'ask', kind: 'llm', prompt: 'About {{input.person}}', projection: ['input.person', 'steps.call.output'], output: { enum: ['a', 'b'] }, on_error: { action: 'fallback', value: 'b' }, next: 'check' },
-            { id: 'check', kind: 'condition', cases: [{ when: 'has(steps.call.output.said) && steps.call.output.said.contains(input.person.name)', next: 'done' }], else: 'done' },
-            { id: 'done', kind: 'end', outcome: 'OK' },
-          ],
-        };
-        const t = tools([
-          {
-            name: 't',
-            run: async (a) => {
-              const who = (a as { who: { name: string; email: string } }).who;
-              if (mode === 'fail') throw new Error(`lookup failed for ${who.name} <${who.email}>`);
-              return mode === 'echo' ? { said: `hello ${who.name}`, to: who.email } : { ok: true, copy: { inner: [who.name, { e: who.email }] } };
+      fc.asyncProperty(
+        secret,
+        secret,
+        fc.integer({ min: 0, max: 20 }),
+        fc.constantFrom('echo', 'fail', 'nested'),
+        async (name, email, k, mode) => {
+          fc.pre(!name.includes(email) && !email.includes(name));
+          const prog: Program = {
+            format: 'nano-vm.program/v1',
+            id: 'pii',
+            input_schema: {
+              type: 'object',
+              properties: {
+                person: { type: 'object', properties: { name: { type: 'string' }, email: { type: 'string' } } },
+                n: { type: 'number' },
+              },
             },
-          },
-        ]);
-        const model = scripted(`answers: { ask: ["${name}", "a"] }`);
-        const store = new MemoryStore();
-        const r = await runProgram({ program: prog, input: { person: { name, email }, n: 1 }, model, tools: t, store, clock: new FixedClock(), ids: new SeededIds(nodeHasher) });
-        const text = serializeBundle(r.bundle) + JSON.stringify(store.events(r.run_id)) + JSON.stringify(store.getRun(r.run_id));
-        expect(text).not.toContain(name);
-        expect(text).not.toContain(email);
-        const bundle = JSON.parse(serializeBundle(r.bundle)) as Bundle;
-        expect(verifyBundle(bundle, pureHasher)).toMatchObject({ ok: true });
-        expect(replayBundle(bundle, { hasher: nodeHasher }).identical).toBe(true);
-        expect(replayBundle(bundle, { hasher: nodeHasher, vault: await vaultEntries(store, r.run_id) }).identical).toBe(true);
-      }),
+            sensitive: ['input.person'],
+            subject: 'input.person.email',
+            steps: [
+              {
+                id: 'gate',
+                kind: 'condition',
+                cases: [{ when: `size(input.person.name) > ${k} && input.person.email.contains("PII")`, next: 'call' }],
+                else: 'ask',
+              },
+              {
+                id: 'call',
+                kind: 'tool',
+                tool: 't',
+                args: { who: 'input.person', n: 'input.n' },
+                on_error: { action: 'fallback', value: { ok: false } },
+                next: 'ask',
+              },
+              {
+                id: 'ask',
+                kind: 'llm',
+                prompt: 'About {{input.person}}',
+                projection: ['input.person', 'steps.call.output'],
+                output: { enum: ['a', 'b'] },
+                on_error: { action: 'fallback', value: 'b' },
+                next: 'check',
+              },
+              {
+                id: 'check',
+                kind: 'condition',
+                cases: [
+                  {
+                    when: 'has(steps.call.output.said) && steps.call.output.said.contains(input.person.name)',
+                    next: 'done',
+                  },
+                ],
+                else: 'done',
+              },
+              { id: 'done', kind: 'end', outcome: 'OK' },
+            ],
+          };
+          const t = tools([
+            {
+              name: 't',
+              run: async (a) => {
+                const who = (a as { who: { name: string; email: string } }).who;
+                if (mode === 'fail') throw new Error(`lookup failed for ${who.name} <${who.email}>`);
+                return mode === 'echo'
+                  ? { said: `hello ${who.name}`, to: who.email }
+                  : { ok: true, copy: { inner: [who.name, { e: who.email }] } };
+              },
+            },
+          ]);
+          const model = scripted(`answers: { ask: ["${name}", "a"] }`);
+          const store = new MemoryStore();
+          const r = await runProgram({
+            program: prog,
+            input: { person: { name, email }, n: 1 },
+            model,
+            tools: t,
+            store,
+            clock: new FixedClock(),
+            ids: new SeededIds(nodeHasher),
+          });
+          const text =
+            serializeBundle(r.bundle) + JSON.stringify(store.events(r.run_id)) + JSON.stringify(store.getRun(r.run_id));
+          expect(text).not.toContain(name);
+          expect(text).not.toContain(email);
+          const bundle = JSON.parse(serializeBundle(r.bundle)) as Bundle;
+          expect(verifyBundle(bundle, pureHasher)).toMatchObject({ ok: true });
+          expect(replayBundle(bundle, { hasher: nodeHasher }).identical).toBe(true);
+          expect(
+            replayBundle(bundle, { hasher: nodeHasher, vault: await vaultEntries(store, r.run_id) }).identical,
+          ).toBe(true);
+        },
+      ),
       { numRuns: 60 },
     );
   });
@@ -364,21 +589,52 @@ describe('a fallback chain whose failed member echoes a sensitive value', () => 
     const prog: Program = {
       format: 'nano-vm.program/v1',
       id: 'pii-chain',
-      input_schema: { type: 'object', properties: { person: { type: 'object', properties: { name: { type: 'string' } } } } },
+      input_schema: {
+        type: 'object',
+        properties: { person: { type: 'object', properties: { name: { type: 'string' } } } },
+      },
       sensitive: ['input.person'],
       steps: [
-        { id: 'ask', kind: 'llm', prompt: 'About {{input.person}}', projection: ['input.person'], output: { enum: ['a', 'b'] }, next: 'done' },
+        {
+          id: 'ask',
+          kind: 'llm',
+          prompt: 'About {{input.person}}',
+          projection: ['input.person'],
+          output: { enum: ['a', 'b'] },
+          next: 'done',
+        },
         { id: 'done', kind: 'end', outcome: 'OK' },
       ],
     };
     // The first provider's error message quotes the value (as a careless provider might).
-    const down = { id: 'first', scripted: false, complete: async () => Promise.reject(new ModelError('E_MODEL_UNAVAILABLE', `upstream failed while handling ${name}`)) };
+    const down = {
+      id: 'first',
+      scripted: false,
+      complete: async () =>
+        Promise.reject(new ModelError('E_MODEL_UNAVAILABLE', `upstream failed while handling ${name}`)),
+    };
     const up = { id: 'second', scripted: false, complete: async () => ({ raw: 'a', model: 'second-1' }) };
     const store = new MemoryStore();
-    const r = await runProgram({ program: prog, input: { person: { name } }, model: new FallbackChainModel([down, up]), tools: tools([]), store, clock: new FixedClock(), ids: new SeededIds(nodeHasher) });
+    const r = await runProgram({
+      program: prog,
+      input: { person: { name } },
+      model: new FallbackChainModel([down, up]),
+      tools: tools([]),
+      store,
+      clock: new FixedClock(),
+      ids: new SeededIds(nodeHasher),
+    });
     expect(r.status).toBe('completed');
-    const done = r.events.find((e) => e.type === 'step_completed' && e.step === 'ask') as { fallbacks?: { model: string; code: string; message: string }[] };
-    expect(done.fallbacks).toEqual([{ model: 'first', code: 'E_MODEL_UNAVAILABLE', message: expect.stringMatching(/^upstream failed while handling vault:sha256:/) }]);
+    const done = r.events.find((e) => e.type === 'step_completed' && e.step === 'ask') as {
+      fallbacks?: { model: string; code: string; message: string }[];
+    };
+    expect(done.fallbacks).toEqual([
+      {
+        model: 'first',
+        code: 'E_MODEL_UNAVAILABLE',
+        message: expect.stringMatching(/^upstream failed while handling vault:sha256:/),
+      },
+    ]);
     expect(serializeBundle(r.bundle) + JSON.stringify(store.events(r.run_id))).not.toContain(name);
     const bundle = JSON.parse(serializeBundle(r.bundle)) as Bundle;
     expect(verifyBundle(bundle, pureHasher)).toMatchObject({ ok: true });

@@ -1,6 +1,17 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { AnalyzeError, BUNDLE_FORMAT, THRESHOLD_NAMES, analyzeRuns, hashJson, verifyBundle, type Alert, type Analysis, type AnalyzerThresholds, type TraceEvent } from '@nano-vm/kernel';
+import {
+  AnalyzeError,
+  BUNDLE_FORMAT,
+  THRESHOLD_NAMES,
+  analyzeRuns,
+  hashJson,
+  verifyBundle,
+  type Alert,
+  type Analysis,
+  type AnalyzerThresholds,
+  type TraceEvent,
+} from '@nano-vm/kernel';
 import { nodeHasher, type Store } from '@nano-vm/runtime';
 import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
@@ -59,9 +70,15 @@ function parseThresholds(specs: string[]): Partial<AnalyzerThresholds> {
   for (const spec of specs) {
     const m = /^([a-z_]+)=(.+)$/.exec(spec);
     const name = m?.[1] as keyof AnalyzerThresholds | undefined;
-    if (!m || !name || !THRESHOLD_NAMES.includes(name)) throw new CliError('E_USAGE', `--threshold "${spec}" must be <name>=<number> with a name among ${THRESHOLD_NAMES.join(', ')}`, EXIT.REFUSED);
+    if (!m || !name || !THRESHOLD_NAMES.includes(name))
+      throw new CliError(
+        'E_USAGE',
+        `--threshold "${spec}" must be <name>=<number> with a name among ${THRESHOLD_NAMES.join(', ')}`,
+        EXIT.REFUSED,
+      );
     const v = Number(m[2]);
-    if (!Number.isFinite(v) || v < 0) throw new CliError('E_USAGE', `--threshold ${name} must be a number ≥ 0, got "${m[2]}"`, EXIT.REFUSED);
+    if (!Number.isFinite(v) || v < 0)
+      throw new CliError('E_USAGE', `--threshold ${name} must be a number ≥ 0, got "${m[2]}"`, EXIT.REFUSED);
     out[name] = v;
   }
   return out;
@@ -99,7 +116,8 @@ class RunSources {
     if (!existsSync(spec)) return [await this.storedRun(spec)];
     if (spec.endsWith('.json')) {
       const doc = readJson(spec, 'bundle or program');
-      if (typeof doc === 'object' && doc !== null && (doc as { format?: unknown }).format === BUNDLE_FORMAT) return [bundleRun(spec, doc)];
+      if (typeof doc === 'object' && doc !== null && (doc as { format?: unknown }).format === BUNDLE_FORMAT)
+        return [bundleRun(spec, doc)];
     }
     return this.programRuns(spec);
   }
@@ -107,19 +125,37 @@ class RunSources {
   private async storedRun(runId: string): Promise<Run> {
     const store = this.open();
     const run = await store.getRun(runId);
-    if (!run) throw new CliError('E_STORE_NO_RUN', `"${runId}" is not a file, a directory or a run in ${this.spec}`, EXIT.REFUSED);
+    if (!run)
+      throw new CliError(
+        'E_STORE_NO_RUN',
+        `"${runId}" is not a file, a directory or a run in ${this.spec}`,
+        EXIT.REFUSED,
+      );
     return { run_id: runId, events: await store.events(runId) };
   }
 
   /** The stored runs whose program hashes to the same value as the file's. */
   private async programRuns(file: string): Promise<Run[]> {
     const loaded = loadProgramFile(file);
-    if (!loaded.program) throw new CliError(loaded.issues[0]?.code ?? 'E_PROGRAM_INVALID', `program ${file} does not load`, EXIT.REFUSED, loaded.issues);
+    if (!loaded.program)
+      throw new CliError(
+        loaded.issues[0]?.code ?? 'E_PROGRAM_INVALID',
+        `program ${file} does not load`,
+        EXIT.REFUSED,
+        loaded.issues,
+      );
     const program = loaded.program;
     const hash = hashJson(nodeHasher, program);
     const store = this.open();
-    const runs = (await store.listRuns()).filter((r) => r.program_id === program.id && hashJson(nodeHasher, r.program) === hash);
-    if (runs.length === 0) throw new CliError('E_NO_RUNS', `no run of program ${program.id} (${file}, hash ${hash.slice(0, 12)}…) in ${this.spec}`, EXIT.REFUSED);
+    const runs = (await store.listRuns()).filter(
+      (r) => r.program_id === program.id && hashJson(nodeHasher, r.program) === hash,
+    );
+    if (runs.length === 0)
+      throw new CliError(
+        'E_NO_RUNS',
+        `no run of program ${program.id} (${file}, hash ${hash.slice(0, 12)}…) in ${this.spec}`,
+        EXIT.REFUSED,
+      );
     const out: Run[] = [];
     for (const r of runs) out.push({ run_id: r.run_id, events: await store.events(r.run_id) });
     return out;
@@ -129,7 +165,12 @@ class RunSources {
 /** A bundle is analyzed only if it verifies: metrics of a tampered trace would be evidence of nothing. */
 function bundleRun(file: string, doc: unknown): Run {
   const v = verifyBundle(doc, nodeHasher);
-  if (!v.ok) throw new CliError(v.code, `${file} does not verify${v.first_bad_seq !== null ? ` (event seq ${v.first_bad_seq})` : ''}: ${v.reason}`, EXIT.FAILED);
+  if (!v.ok)
+    throw new CliError(
+      v.code,
+      `${file} does not verify${v.first_bad_seq !== null ? ` (event seq ${v.first_bad_seq})` : ''}: ${v.reason}`,
+      EXIT.FAILED,
+    );
   const events = (doc as { events: TraceEvent[] }).events;
   return { run_id: (events[0] as { run_id: string }).run_id, events };
 }
@@ -139,19 +180,45 @@ const arrow = (p: string[]): string => p.join(' → ');
 
 export function renderAnalysis(a: Analysis): string {
   const out: string[] = [];
-  out.push(`analysis of program ${a.program.id} (${a.program.hash.slice(0, 12)}…): ${a.runs.length} run${a.runs.length === 1 ? '' : 's'}`, '');
-  const rows = [['run', 'status', 'outcome', 'visits', 'retry', 'churn', 'violations', 'blocked', 'path'], ...a.runs.map((r) => [r.run_id, r.status, r.outcome ?? '-', String(r.health.visits), num(r.health.retry_density), num(r.health.tool_churn), num(r.health.invariant_violation_rate), String(r.blocked_actions), arrow(r.path)])];
+  out.push(
+    `analysis of program ${a.program.id} (${a.program.hash.slice(0, 12)}…): ${a.runs.length} run${a.runs.length === 1 ? '' : 's'}`,
+    '',
+  );
+  const rows = [
+    ['run', 'status', 'outcome', 'visits', 'retry', 'churn', 'violations', 'blocked', 'path'],
+    ...a.runs.map((r) => [
+      r.run_id,
+      r.status,
+      r.outcome ?? '-',
+      String(r.health.visits),
+      num(r.health.retry_density),
+      num(r.health.tool_churn),
+      num(r.health.invariant_violation_rate),
+      String(r.blocked_actions),
+      arrow(r.path),
+    ]),
+  ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  for (const row of rows) out.push(`  ${row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}`);
+  for (const row of rows)
+    out.push(`  ${row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}`);
   out.push('');
   const t = a.transitions;
-  out.push(`transitions   ${t.total} recorded; H(next | current) = ${num(t.entropy_bits)} bits (bound log2(max out-degree ${t.max_out_degree}) = ${num(Math.log2(Math.max(1, t.max_out_degree)))})`);
-  for (const s of t.states.filter((x) => x.entropy_bits > 0)) out.push(`  ${s.step}: ${num(s.entropy_bits)} bits over ${s.transitions} → ${s.next.map((n) => `${n.step} ×${n.count}`).join(', ')}`);
+  out.push(
+    `transitions   ${t.total} recorded; H(next | current) = ${num(t.entropy_bits)} bits (bound log2(max out-degree ${t.max_out_degree}) = ${num(Math.log2(Math.max(1, t.max_out_degree)))})`,
+  );
+  for (const s of t.states.filter((x) => x.entropy_bits > 0))
+    out.push(
+      `  ${s.step}: ${num(s.entropy_bits)} bits over ${s.transitions} → ${s.next.map((n) => `${n.step} ×${n.count}`).join(', ')}`,
+    );
   const p = a.paths;
-  out.push(`paths         ${p.distinct} distinct; modal path (${p.modal_runs} of ${a.runs.length}): ${arrow(p.modal)}; path variance ${num(p.path_variance)}`);
+  out.push(
+    `paths         ${p.distinct} distinct; modal path (${p.modal_runs} of ${a.runs.length}): ${arrow(p.modal)}; path variance ${num(p.path_variance)}`,
+  );
   if (a.baseline) {
     const b = a.baseline;
-    out.push(`baseline      ${b.runs} runs, ${b.transitions} transitions; novel transitions ${b.novel_transitions} of ${t.total} (rate ${num(b.novel_transition_rate)}); ${b.runs_off_baseline} of ${a.runs.length} runs off the baseline paths`);
+    out.push(
+      `baseline      ${b.runs} runs, ${b.transitions} transitions; novel transitions ${b.novel_transitions} of ${t.total} (rate ${num(b.novel_transition_rate)}); ${b.runs_off_baseline} of ${a.runs.length} runs off the baseline paths`,
+    );
     for (const n of b.novel) out.push(`  new: ${n.from} → ${n.to} ×${n.count}`);
   }
   const diverging = a.runs.filter((r) => r.first_divergence);
@@ -159,7 +226,9 @@ export function renderAnalysis(a: Analysis): string {
     out.push(`divergence    first step where each run left the ${a.baseline ? 'baseline paths' : 'modal path'}`);
     for (const r of diverging) {
       const d = r.first_divergence!;
-      out.push(`  ${r.run_id}  at ${d.index}: ${d.step ?? '(path ended)'}${d.expected.length ? ` instead of ${d.expected.join(' | ')}` : ''}`);
+      out.push(
+        `  ${r.run_id}  at ${d.index}: ${d.step ?? '(path ended)'}${d.expected.length ? ` instead of ${d.expected.join(' | ')}` : ''}`,
+      );
     }
   }
   out.push('', a.alerts.length ? `alerts (${a.alerts.length})` : 'alerts        none');

@@ -5,7 +5,8 @@ import { EXIT } from '../exitCodes.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
 
-export const ERASE_USAGE = 'usage: nano-vm erase --subject <id> [--policy policy.yaml] [--store sqlite:<path>] [--json]';
+export const ERASE_USAGE =
+  'usage: nano-vm erase --subject <id> [--policy policy.yaml] [--store sqlite:<path>] [--json]';
 
 /**
  * GDPR erasure (docs/privacy.md): deletes the vault values and salts of every finished run of a
@@ -18,9 +19,15 @@ export async function eraseCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { subject: { type: 'string' }, policy: { type: 'string' }, store: { type: 'string', default: DEFAULT_STORE }, json: { type: 'boolean', default: false } },
+    options: {
+      subject: { type: 'string' },
+      policy: { type: 'string' },
+      store: { type: 'string', default: DEFAULT_STORE },
+      json: { type: 'boolean', default: false },
+    },
   });
-  if (positionals.length || values.subject === undefined || values.subject === '') throw new CliError('E_USAGE', ERASE_USAGE, EXIT.REFUSED);
+  if (positionals.length || values.subject === undefined || values.subject === '')
+    throw new CliError('E_USAGE', ERASE_USAGE, EXIT.REFUSED);
   const policies = values.policy ? [loadPolicyFile(values.policy).policy] : [];
   const store = openStore(values.store);
   let report;
@@ -35,9 +42,12 @@ export async function eraseCommand(argv: string[]): Promise<number> {
   if (values.json) process.stdout.write(JSON.stringify(report) + '\n');
   else {
     const lines = [`subject ${report.subject}`];
-    for (const r of report.erased) lines.push(`  erased   ${r.run_id}  ${r.paths.join(', ')}  (values_erased at seq ${r.seq})`);
-    for (const r of report.refused) lines.push(`  REFUSED  ${r.run_id}  legal hold ${r.hold}: ${r.reason}  (erasure_refused at seq ${r.seq})`);
-    for (const r of report.pending) lines.push(`  pending  ${r.run_id}  run is ${r.status}; erase again when it has finished`);
+    for (const r of report.erased)
+      lines.push(`  erased   ${r.run_id}  ${r.paths.join(', ')}  (values_erased at seq ${r.seq})`);
+    for (const r of report.refused)
+      lines.push(`  REFUSED  ${r.run_id}  legal hold ${r.hold}: ${r.reason}  (erasure_refused at seq ${r.seq})`);
+    for (const r of report.pending)
+      lines.push(`  pending  ${r.run_id}  run is ${r.status}; erase again when it has finished`);
     for (const id of report.already_erased) lines.push(`  already erased  ${id}`);
     if (lines.length === 1) lines.push('  no vault values of this subject in the store');
     process.stdout.write(lines.join('\n') + '\n');

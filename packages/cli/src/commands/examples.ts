@@ -1,15 +1,33 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { NanoVmError, pureHasher, replayBundle, serializeBundle, verifyBundle, type Bundle, type ExternalEvent } from '@nano-vm/kernel';
-import { FixedClock, MemoryStore, SeededIds, nodeHasher, resumeRun, runProgram, type ResumeResult, type RunResult } from '@nano-vm/runtime';
+import {
+  NanoVmError,
+  pureHasher,
+  replayBundle,
+  serializeBundle,
+  verifyBundle,
+  type Bundle,
+  type ExternalEvent,
+} from '@nano-vm/kernel';
+import {
+  FixedClock,
+  MemoryStore,
+  SeededIds,
+  nodeHasher,
+  resumeRun,
+  runProgram,
+  type ResumeResult,
+  type RunResult,
+} from '@nano-vm/runtime';
 import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { exampleLayout, isDirectory, loadProgramFile, loadTools, modelFromSpec, readJson } from '../inputs.js';
 import { renderIssues } from '../render.js';
 
-export const EXAMPLES_USAGE = 'usage: nano-vm examples [dir=examples] [--out dir=.nano-vm/bundles] [--deterministic] [--json]';
+export const EXAMPLES_USAGE =
+  'usage: nano-vm examples [dir=examples] [--out dir=.nano-vm/bundles] [--deterministic] [--json]';
 
 /**
  * The main job of `npm start`: run every example program on every input, write each bundle, and
@@ -19,16 +37,36 @@ export async function examplesCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { out: { type: 'string', default: '.nano-vm/bundles' }, deterministic: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
+    options: {
+      out: { type: 'string', default: '.nano-vm/bundles' },
+      deterministic: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
   });
   const root = positionals[0] ?? 'examples';
   if (!isDirectory(root)) throw new CliError('E_FILE', `${root} is not a directory of examples`, EXIT.REFUSED);
-  const dirs = readdirSync(root).map((d) => join(root, d)).filter(isDirectory).sort();
+  const dirs = readdirSync(root)
+    .map((d) => join(root, d))
+    .filter(isDirectory)
+    .sort();
   mkdirSync(values.out, { recursive: true });
-  const rows: { example: string; case: string; status: string; outcome: string | null; steps: number; events: number; verified: boolean; replay_identical: boolean; head: string; bundle: string }[] = [];
+  const rows: {
+    example: string;
+    case: string;
+    status: string;
+    outcome: string | null;
+    steps: number;
+    events: number;
+    verified: boolean;
+    replay_identical: boolean;
+    head: string;
+    bundle: string;
+  }[] = [];
   let failures = 0;
   const log = (s: string) => values.json || process.stdout.write(s);
-  log(`Running ${dirs.length} example programs from ${root} (model: SCRIPTED — deterministic answers from each example's model.yaml, not a real LLM)\n`);
+  log(
+    `Running ${dirs.length} example programs from ${root} (model: SCRIPTED — deterministic answers from each example's model.yaml, not a real LLM)\n`,
+  );
   for (const dir of dirs) {
     const layout = exampleLayout(dir);
     const tools = await loadTools(layout.toolsFile);
@@ -63,7 +101,14 @@ export async function examplesCommand(argv: string[]): Promise<number> {
         if (res.waiting && existsSync(eventFile)) {
           const event: ExternalEvent = { payload: readJson(eventFile, 'event') };
           if (res.waiting.role !== undefined) event.role = res.waiting.role;
-          res = await resumeRun({ store, runId: res.run_id, event, model, tools, ...(values.deterministic ? { clock: new FixedClock(Date.UTC(2026, 0, 1, 1)) } : {}) });
+          res = await resumeRun({
+            store,
+            runId: res.run_id,
+            event,
+            model,
+            tools,
+            ...(values.deterministic ? { clock: new FixedClock(Date.UTC(2026, 0, 1, 1)) } : {}),
+          });
           resumedWith = eventFile;
         }
       } catch (e) {
@@ -81,13 +126,37 @@ export async function examplesCommand(argv: string[]): Promise<number> {
       const v = verifyBundle(readBack, pureHasher);
       const replay = replayBundle(readBack, { hasher: pureHasher });
       if (!v.ok || !replay.identical) failures++;
-      rows.push({ example: layout.name, case: caseName, status: res.status, outcome: res.outcome, steps: res.receipt.counts.steps, events: res.receipt.event_count, verified: v.ok, replay_identical: replay.identical, head: res.head_hash, bundle: bundleFile });
-      const check = !v.ok ? `VERIFY FAILED ${v.code}: ${v.reason}` : !replay.identical ? `REPLAY DIVERGES at seq ${replay.first_divergence?.seq}` : `verified + replay identical (${res.receipt.event_count} events, head ${res.head_hash.slice(0, 12)}…)`;
-      const waitNote = res.waiting ? `  (waiting at ${res.waiting.step} for ${res.waiting.role ?? 'an event'})` : resumedWith ? `  (resumed with ${resumedWith})` : '';
-      log(`${v.ok && replay.identical ? '✓' : '✗'} ${`${layout.name}/${caseName}`.padEnd(28)} ${res.status.padEnd(10)} ${(res.outcome ?? '-').padEnd(20)} path ${res.receipt.path.join('→')}  retries ${res.receipt.counts.retries} fallbacks ${res.receipt.counts.fallbacks}  ${check}${waitNote}\n`);
+      rows.push({
+        example: layout.name,
+        case: caseName,
+        status: res.status,
+        outcome: res.outcome,
+        steps: res.receipt.counts.steps,
+        events: res.receipt.event_count,
+        verified: v.ok,
+        replay_identical: replay.identical,
+        head: res.head_hash,
+        bundle: bundleFile,
+      });
+      const check = !v.ok
+        ? `VERIFY FAILED ${v.code}: ${v.reason}`
+        : !replay.identical
+          ? `REPLAY DIVERGES at seq ${replay.first_divergence?.seq}`
+          : `verified + replay identical (${res.receipt.event_count} events, head ${res.head_hash.slice(0, 12)}…)`;
+      const waitNote = res.waiting
+        ? `  (waiting at ${res.waiting.step} for ${res.waiting.role ?? 'an event'})`
+        : resumedWith
+          ? `  (resumed with ${resumedWith})`
+          : '';
+      log(
+        `${v.ok && replay.identical ? '✓' : '✗'} ${`${layout.name}/${caseName}`.padEnd(28)} ${res.status.padEnd(10)} ${(res.outcome ?? '-').padEnd(20)} path ${res.receipt.path.join('→')}  retries ${res.receipt.counts.retries} fallbacks ${res.receipt.counts.fallbacks}  ${check}${waitNote}\n`,
+      );
     }
   }
   if (values.json) process.stdout.write(JSON.stringify({ runs: rows, failures }) + '\n');
-  else log(`\n${rows.length} runs, ${rows.filter((r) => r.verified).length} receipts verified, ${rows.filter((r) => r.replay_identical).length} replays identical, ${failures} failure${failures === 1 ? '' : 's'}. Bundles in ${values.out}/ — try: nano-vm verify ${rows[0]?.bundle ?? '<bundle>'}\n`);
+  else
+    log(
+      `\n${rows.length} runs, ${rows.filter((r) => r.verified).length} receipts verified, ${rows.filter((r) => r.replay_identical).length} replays identical, ${failures} failure${failures === 1 ? '' : 's'}. Bundles in ${values.out}/ — try: nano-vm verify ${rows[0]?.bundle ?? '<bundle>'}\n`,
+    );
   return failures ? EXIT.FAILED : EXIT.OK;
 }

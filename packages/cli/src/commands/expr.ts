@@ -6,7 +6,11 @@ import { EXIT } from '../exitCodes.js';
 export const EXPR_USAGE = `usage: nano-vm expr '<guard>' [--vars '<json object>'] [--json]`;
 
 export async function exprCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { vars: { type: 'string' }, json: { type: 'boolean', default: false } } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { vars: { type: 'string' }, json: { type: 'boolean', default: false } },
+  });
   const source = positionals[0];
   if (source === undefined || positionals.length > 1) throw new CliError('E_USAGE', EXPR_USAGE, EXIT.REFUSED);
   let vars: Record<string, unknown> = {};
@@ -17,7 +21,8 @@ export async function exprCommand(argv: string[]): Promise<number> {
     } catch (e) {
       throw new CliError('E_JSON', `--vars is not valid JSON: ${(e as Error).message}`, EXIT.REFUSED);
     }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new CliError('E_JSON', '--vars must be a JSON object of variables', EXIT.REFUSED);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      throw new CliError('E_JSON', '--vars must be a JSON object of variables', EXIT.REFUSED);
     vars = parsed as Record<string, unknown>;
   }
   const compiled = compileGuard(source);
@@ -25,10 +30,14 @@ export async function exprCommand(argv: string[]): Promise<number> {
   if (!result.ok) {
     const { code, message, column } = result.error;
     if (values.json) process.stdout.write(JSON.stringify({ error: { code, message, column } }) + '\n');
-    else process.stdout.write(`${source}\n${' '.repeat(Math.max(0, column - 1))}^\n${code} (column ${column}): ${message}\n`);
+    else
+      process.stdout.write(
+        `${source}\n${' '.repeat(Math.max(0, column - 1))}^\n${code} (column ${column}): ${message}\n`,
+      );
     return EXIT.FAILED;
   }
-  if (values.json) process.stdout.write(JSON.stringify({ value: result.value, cost: result.cost, explain: result.explain }) + '\n');
+  if (values.json)
+    process.stdout.write(JSON.stringify({ value: result.value, cost: result.cost, explain: result.explain }) + '\n');
   else {
     process.stdout.write(`${JSON.stringify(result.value)}\n`);
     for (const e of result.explain) process.stdout.write(`  ${e.expr} = ${JSON.stringify(e.value)}\n`);

@@ -8,7 +8,18 @@ import { writeFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatIssue, NanoVmError, type Issue, type Program } from '@nano-vm/kernel';
-import { DEFAULT_PLAN_ATTEMPTS, FixedClock, MAX_PLAN_ATTEMPTS, SeededIds, StoreError, nodeHasher, planProgram, programText, type DraftIssue, type PlanResult } from '@nano-vm/runtime';
+import {
+  DEFAULT_PLAN_ATTEMPTS,
+  FixedClock,
+  MAX_PLAN_ATTEMPTS,
+  SeededIds,
+  StoreError,
+  nodeHasher,
+  planProgram,
+  programText,
+  type DraftIssue,
+  type PlanResult,
+} from '@nano-vm/runtime';
 import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
 import { checkProgramText, loadTools, modelFromSpec } from '../inputs.js';
@@ -35,12 +46,28 @@ export async function planCommand(argv: string[]): Promise<number> {
     },
   });
   const intent = positionals[0]?.trim();
-  if (!intent || positionals.length > 1) throw new CliError('E_USAGE', `${PLAN_USAGE}\n(give the intent as one quoted argument)`, EXIT.REFUSED);
-  if (!values.tools) throw new CliError('E_USAGE', `--tools <module> is required: the planner drafts programs for the tools it is given\n${PLAN_USAGE}`, EXIT.REFUSED);
+  if (!intent || positionals.length > 1)
+    throw new CliError('E_USAGE', `${PLAN_USAGE}\n(give the intent as one quoted argument)`, EXIT.REFUSED);
+  if (!values.tools)
+    throw new CliError(
+      'E_USAGE',
+      `--tools <module> is required: the planner drafts programs for the tools it is given\n${PLAN_USAGE}`,
+      EXIT.REFUSED,
+    );
   const attempts = values.attempts === undefined ? DEFAULT_PLAN_ATTEMPTS : Number(values.attempts);
-  if (!/^\d+$/.test(values.attempts ?? '1') || attempts < 1 || attempts > MAX_PLAN_ATTEMPTS) throw new CliError('E_USAGE', `--attempts must be an integer from 1 to ${MAX_PLAN_ATTEMPTS}, got "${values.attempts}"`, EXIT.REFUSED);
+  if (!/^\d+$/.test(values.attempts ?? '1') || attempts < 1 || attempts > MAX_PLAN_ATTEMPTS)
+    throw new CliError(
+      'E_USAGE',
+      `--attempts must be an integer from 1 to ${MAX_PLAN_ATTEMPTS}, got "${values.attempts}"`,
+      EXIT.REFUSED,
+    );
   const format = values.out !== undefined && extname(values.out).toLowerCase() === '.json' ? 'json' : 'yaml';
-  if (!values.model) throw new CliError('E_MODEL_SPEC', 'no model: pass --model scripted:<file>, openai:<model> or anthropic:<model>', EXIT.REFUSED);
+  if (!values.model)
+    throw new CliError(
+      'E_MODEL_SPEC',
+      'no model: pass --model scripted:<file>, openai:<model> or anthropic:<model>',
+      EXIT.REFUSED,
+    );
 
   const tools = await loadTools(values.tools);
   const policy = values.policy ? loadPolicyFile(values.policy) : undefined;
@@ -60,8 +87,14 @@ export async function planCommand(argv: string[]): Promise<number> {
     });
   } catch (e) {
     // The planner's input carries the tools' schemas: a tools module whose schemas are not JSON is refused here.
-    if (e instanceof NanoVmError) throw new CliError(e.code, `cannot plan: ${e.message}`, EXIT.REFUSED, e.issues as Issue[]);
-    if (e instanceof StoreError) throw new CliError(e.code, `${e.message}${e.code === 'E_STORE_DUPLICATE_RUN' ? ' (a --deterministic plan has a fixed run id; use another store or drop --deterministic)' : ''}`, EXIT.REFUSED);
+    if (e instanceof NanoVmError)
+      throw new CliError(e.code, `cannot plan: ${e.message}`, EXIT.REFUSED, e.issues as Issue[]);
+    if (e instanceof StoreError)
+      throw new CliError(
+        e.code,
+        `${e.message}${e.code === 'E_STORE_DUPLICATE_RUN' ? ' (a --deterministic plan has a fixed run id; use another store or drop --deterministic)' : ''}`,
+        EXIT.REFUSED,
+      );
     throw e;
   } finally {
     store.close?.();
@@ -71,29 +104,65 @@ export async function planCommand(argv: string[]): Promise<number> {
   let written: { file: string | null; text: string; program: Program; warnings: Issue[] } | undefined;
   let failure: { code: string; message: string; issues: Issue[] } | undefined;
   if (plan.program) {
-    const text = programText(plan.program, { format, header: [`Drafted by nano-vm plan: planner run ${run.run_id}, head ${run.head_hash}`, `Intent: ${intent.replace(/\s+/g, ' ').slice(0, 200)}`] });
+    const text = programText(plan.program, {
+      format,
+      header: [
+        `Drafted by nano-vm plan: planner run ${run.run_id}, head ${run.head_hash}`,
+        `Intent: ${intent.replace(/\s+/g, ' ').slice(0, 200)}`,
+      ],
+    });
     // Read back as `nano-vm validate --tools … --policy …` would read the written file.
     const issues = checkProgramText(text, values.out ?? 'program.yaml', format, tools, policy).issues;
-    if (issues.some((i) => i.severity === 'error')) failure = { code: 'E_NO_VALID_DRAFT', message: 'the accepted draft does not pass when read back from its text (please report this)', issues };
+    if (issues.some((i) => i.severity === 'error'))
+      failure = {
+        code: 'E_NO_VALID_DRAFT',
+        message: 'the accepted draft does not pass when read back from its text (please report this)',
+        issues,
+      };
     else {
       if (values.out) writeFileSync(values.out, text);
       written = { file: values.out ?? null, text, program: plan.program, warnings: issues };
     }
   } else if (run.status === 'completed') {
-    failure = { code: 'E_NO_VALID_DRAFT', message: `no valid draft within ${attempts} attempt${attempts > 1 ? 's' : ''}; the last draft's issues:`, issues: (plan.lastCheck?.issues ?? []).map(asIssue) };
+    failure = {
+      code: 'E_NO_VALID_DRAFT',
+      message: `no valid draft within ${attempts} attempt${attempts > 1 ? 's' : ''}; the last draft's issues:`,
+      issues: (plan.lastCheck?.issues ?? []).map(asIssue),
+    };
   } else {
-    const error = run.events.at(-1)?.type === 'run_finished' ? (run.events.at(-1) as { error?: { code: string; message: string } }).error : undefined;
-    failure = { code: error?.code ?? 'E_NO_VALID_DRAFT', message: `the planner run ended ${run.status}${error ? `: ${error.message}` : ''}`, issues: [] };
+    const error =
+      run.events.at(-1)?.type === 'run_finished'
+        ? (run.events.at(-1) as { error?: { code: string; message: string } }).error
+        : undefined;
+    failure = {
+      code: error?.code ?? 'E_NO_VALID_DRAFT',
+      message: `the planner run ended ${run.status}${error ? `: ${error.message}` : ''}`,
+      issues: [],
+    };
   }
 
-  const summary = { run_id: run.run_id, head_hash: run.head_hash, status: run.status, outcome: run.outcome, drafts: plan.drafts, attempts, scripted_model: run.receipt.model.scripted };
+  const summary = {
+    run_id: run.run_id,
+    head_hash: run.head_hash,
+    status: run.status,
+    outcome: run.outcome,
+    drafts: plan.drafts,
+    attempts,
+    scripted_model: run.receipt.model.scripted,
+  };
   if (values.json) {
     process.stdout.write(
       JSON.stringify({
         ...summary,
         written: written?.file ?? null,
         program: written?.program ?? null,
-        issues: (failure?.issues ?? written?.warnings ?? []).map((i) => ({ code: i.code, severity: i.severity, step: i.step ?? null, message: i.message, path: i.path ?? null })),
+        issues: (failure?.issues ?? written?.warnings ?? []).map((i) => ({
+          code: i.code,
+          severity: i.severity,
+          step: i.step ?? null,
+          message: i.message,
+          path: i.path ?? null,
+        })),
         ...(failure ? { error: { code: failure.code, message: failure.message } } : {}),
       }) + '\n',
     );
@@ -103,7 +172,10 @@ export async function planCommand(argv: string[]): Promise<number> {
       renderTrace(run.events),
       `status ${run.status}${run.outcome ? `  outcome ${run.outcome}` : ''}  drafts ${plan.drafts} of ${attempts}  head ${run.head_hash}`,
     ];
-    if (written?.file) lines.push(`wrote ${written.file} (program ${written.program.id}, ${written.program.steps.length} steps); it has not been run`);
+    if (written?.file)
+      lines.push(
+        `wrote ${written.file} (program ${written.program.id}, ${written.program.steps.length} steps); it has not been run`,
+      );
     // Without -o the program goes to stdout after the summary, which then goes to stderr.
     if (written && !written.file) process.stderr.write(lines.join('\n') + '\n');
     else process.stdout.write(lines.join('\n') + '\n');
@@ -118,6 +190,11 @@ export async function planCommand(argv: string[]): Promise<number> {
 }
 
 function asIssue(i: DraftIssue): Issue {
-  return { code: i.code, severity: i.severity, message: i.message, ...(i.step !== undefined ? { step: i.step } : {}), ...(i.path !== undefined ? { path: i.path } : {}) };
+  return {
+    code: i.code,
+    severity: i.severity,
+    message: i.message,
+    ...(i.step !== undefined ? { step: i.step } : {}),
+    ...(i.path !== undefined ? { path: i.path } : {}),
+  };
 }
-

@@ -10,7 +10,11 @@ export const RECEIPT_USAGE = 'usage: nano-vm receipt <bundle.json> [--json]';
 
 /** Prints the receipt recomputed from the bundle's events, and whether the bundle verifies. */
 export async function receiptCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { json: { type: 'boolean', default: false } },
+  });
   const file = positionals[0];
   if (!file || positionals.length > 1) throw new CliError('E_USAGE', RECEIPT_USAGE, EXIT.REFUSED);
   const bundle = readJson(file, 'bundle') as { events?: unknown };
@@ -21,8 +25,13 @@ export async function receiptCommand(argv: string[]): Promise<number> {
   } catch (e) {
     throw new CliError('E_NO_GENESIS', `${file}: cannot compute a receipt: ${(e as Error).message}`, EXIT.FAILED);
   }
-  const verified = v.ok ? { valid: true } : { valid: false, code: v.code, first_bad_seq: v.first_bad_seq, reason: v.reason };
+  const verified = v.ok
+    ? { valid: true }
+    : { valid: false, code: v.code, first_bad_seq: v.first_bad_seq, reason: v.reason };
   if (values.json) process.stdout.write(JSON.stringify({ receipt, verified }) + '\n');
-  else process.stdout.write(`${renderReceipt(receipt)}\n  verified     ${v.ok ? 'yes' : `NO — ${v.code}${v.first_bad_seq !== null ? ` at seq ${v.first_bad_seq}` : ''}: ${v.reason}`}\n`);
+  else
+    process.stdout.write(
+      `${renderReceipt(receipt)}\n  verified     ${v.ok ? 'yes' : `NO — ${v.code}${v.first_bad_seq !== null ? ` at seq ${v.first_bad_seq}` : ''}: ${v.reason}`}\n`,
+    );
   return v.ok ? EXIT.OK : EXIT.FAILED;
 }

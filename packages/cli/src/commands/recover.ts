@@ -8,7 +8,8 @@ import { DEFAULT_STORE, openStore } from '../storeSpec.js';
 import { resolveTarget } from '../target.js';
 import { cliTelemetry } from '../telemetry.js';
 
-export const RECOVER_USAGE = 'usage: nano-vm recover [example dir] [--model scripted:<file>] [--tools <module>] [--policy <file>] [--run <run_id>] [--store sqlite:<path>] [--json]';
+export const RECOVER_USAGE =
+  'usage: nano-vm recover [example dir] [--model scripted:<file>] [--tools <module>] [--policy <file>] [--run <run_id>] [--store sqlite:<path>] [--json]';
 
 /**
  * Finishes runs whose process died: every `running` run in the store (or just --run), re-derived
@@ -20,36 +21,80 @@ export async function recoverCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { model: { type: 'string' }, tools: { type: 'string' }, policy: { type: 'string' }, run: { type: 'string' }, store: { type: 'string', default: DEFAULT_STORE }, json: { type: 'boolean', default: false } },
+    options: {
+      model: { type: 'string' },
+      tools: { type: 'string' },
+      policy: { type: 'string' },
+      run: { type: 'string' },
+      store: { type: 'string', default: DEFAULT_STORE },
+      json: { type: 'boolean', default: false },
+    },
   });
   if (positionals.length > 1) throw new CliError('E_USAGE', RECOVER_USAGE, EXIT.REFUSED);
   const { layout, modelSpec, toolsFile, policyFile } = resolveTarget(positionals[0], values, RECOVER_USAGE);
   /** With an example directory's policy.yaml, the program it governs: other programs' runs keep theirs. */
   const governs = !values.policy && layout?.policyFile ? loadProgramFile(layout.programFile).program?.id : undefined;
-  if (!modelSpec) throw new CliError('E_MODEL_SPEC', 'no model: pass --model scripted:<file> (or an example directory)', EXIT.REFUSED);
+  if (!modelSpec)
+    throw new CliError(
+      'E_MODEL_SPEC',
+      'no model: pass --model scripted:<file> (or an example directory)',
+      EXIT.REFUSED,
+    );
   // The policy as it is now: a run whose pinned policy differs halts as POLICY_BLOCKED.
   const policy = policyFile ? loadPolicyFile(policyFile).policy : undefined;
   const tools = await loadTools(toolsFile);
   const store = openStore(values.store);
   try {
     // Interrupted runs, and suspended runs whose wait has timed out (they take their timeout edge).
-    const runs = values.run !== undefined ? [values.run] : [...(await store.listRuns({ status: 'running' })).map((r) => r.run_id), ...(await overdueWaits(store))];
+    const runs =
+      values.run !== undefined
+        ? [values.run]
+        : [...(await store.listRuns({ status: 'running' })).map((r) => r.run_id), ...(await overdueWaits(store))];
     let failures = 0;
     const onEvent = await cliTelemetry();
     const model = modelFromSpec(modelSpec);
     for (const runId of runs) {
       try {
-        const r = await recoverRun({ store, runId, model, tools, ...(onEvent ? { onEvent } : {}), ...(policy && (governs === undefined || (await store.getRun(runId))?.program_id === governs) ? { policy } : {}) });
-        if (values.json) process.stdout.write(JSON.stringify({ run_id: runId, recovered: true, status: r.status, outcome: r.outcome, resumed_from_seq: r.resumed_from_seq, reinvoked: r.reinvoked, head_hash: r.head_hash }) + '\n');
-        else process.stdout.write(`recovered ${runId}: ${r.status}${r.outcome ? ` ${r.outcome}` : ''} (re-derived ${r.resumed_from_seq} stored events${r.reinvoked.length ? `, re-invoked ${r.reinvoked.join(', ')}` : ''})\n`);
+        const r = await recoverRun({
+          store,
+          runId,
+          model,
+          tools,
+          ...(onEvent ? { onEvent } : {}),
+          ...(policy && (governs === undefined || (await store.getRun(runId))?.program_id === governs)
+            ? { policy }
+            : {}),
+        });
+        if (values.json)
+          process.stdout.write(
+            JSON.stringify({
+              run_id: runId,
+              recovered: true,
+              status: r.status,
+              outcome: r.outcome,
+              resumed_from_seq: r.resumed_from_seq,
+              reinvoked: r.reinvoked,
+              head_hash: r.head_hash,
+            }) + '\n',
+          );
+        else
+          process.stdout.write(
+            `recovered ${runId}: ${r.status}${r.outcome ? ` ${r.outcome}` : ''} (re-derived ${r.resumed_from_seq} stored events${r.reinvoked.length ? `, re-invoked ${r.reinvoked.join(', ')}` : ''})\n`,
+          );
       } catch (e) {
         if (!(e instanceof StoreError)) throw e;
         failures++;
-        if (values.json) process.stdout.write(JSON.stringify({ run_id: runId, recovered: false, error: { code: e.code, message: e.message } }) + '\n');
+        if (values.json)
+          process.stdout.write(
+            JSON.stringify({ run_id: runId, recovered: false, error: { code: e.code, message: e.message } }) + '\n',
+          );
         else process.stdout.write(`NOT recovered ${runId}: ${e.code} ${e.message}\n`);
       }
     }
-    if (!values.json) process.stdout.write(`${runs.length - failures} of ${runs.length} run${runs.length === 1 ? '' : 's'} recovered\n`);
+    if (!values.json)
+      process.stdout.write(
+        `${runs.length - failures} of ${runs.length} run${runs.length === 1 ? '' : 's'} recovered\n`,
+      );
     return failures ? EXIT.FAILED : EXIT.OK;
   } finally {
     store.close?.();

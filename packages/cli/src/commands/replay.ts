@@ -1,5 +1,14 @@
 import { parseArgs } from 'node:util';
-import { NanoVmError, POLICY_CODES, policyFromValue, replayBundle, verifyBundle, type Bundle, type Issue, type Program } from '@nano-vm/kernel';
+import {
+  NanoVmError,
+  POLICY_CODES,
+  policyFromValue,
+  replayBundle,
+  verifyBundle,
+  type Bundle,
+  type Issue,
+  type Program,
+} from '@nano-vm/kernel';
 import { nodeHasher } from '@nano-vm/runtime';
 import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
@@ -9,7 +18,8 @@ import { renderIssues } from '../render.js';
 import { missingText, renderVaultReport } from '../renderVault.js';
 import { vaultFromStore } from '../vaultOption.js';
 
-export const REPLAY_USAGE = 'usage: nano-vm replay <bundle.json> [--program other.yaml] [--policy other.yaml] [--store sqlite:<path>] [--json]';
+export const REPLAY_USAGE =
+  'usage: nano-vm replay <bundle.json> [--program other.yaml] [--policy other.yaml] [--store sqlite:<path>] [--json]';
 
 /**
  * Re-runs the recorded decisions from a bundle with its recorded answers (no model or tool is
@@ -18,12 +28,26 @@ export const REPLAY_USAGE = 'usage: nano-vm replay <bundle.json> [--program othe
  * that was never recorded.
  */
 export async function replayCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { program: { type: 'string' }, policy: { type: 'string' }, store: { type: 'string' }, json: { type: 'boolean', default: false } } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      program: { type: 'string' },
+      policy: { type: 'string' },
+      store: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
   const file = positionals[0];
   if (!file || positionals.length > 1) throw new CliError('E_USAGE', REPLAY_USAGE, EXIT.REFUSED);
   const bundle = readJson(file, 'bundle');
   const v = verifyBundle(bundle, nodeHasher);
-  if (!v.ok) throw new CliError(v.code, `${file} does not verify, so its recorded answers cannot be trusted: ${v.reason}${v.first_bad_seq !== null ? ` (event seq ${v.first_bad_seq})` : ''}`, EXIT.FAILED);
+  if (!v.ok)
+    throw new CliError(
+      v.code,
+      `${file} does not verify, so its recorded answers cannot be trusted: ${v.reason}${v.first_bad_seq !== null ? ` (event seq ${v.first_bad_seq})` : ''}`,
+      EXIT.FAILED,
+    );
 
   const loadedPolicy = values.policy ? loadPolicyFile(values.policy) : undefined;
   const policy: unknown = loadedPolicy?.policy;
@@ -36,7 +60,8 @@ export async function replayCommand(argv: string[]): Promise<number> {
     const inForce = loadedPolicy ?? bundlePolicy(bundle, file);
     const loaded = loadProgramFile(values.program, undefined, inForce);
     const refusing = (i: Issue) => i.severity === 'error' && !Object.hasOwn(POLICY_CODES, i.code);
-    if (!loaded.program || loaded.issues.some(refusing)) throw new CliError('E_PROGRAM_INVALID', `program ${values.program} is invalid`, EXIT.REFUSED, loaded.issues);
+    if (!loaded.program || loaded.issues.some(refusing))
+      throw new CliError('E_PROGRAM_INVALID', `program ${values.program} is invalid`, EXIT.REFUSED, loaded.issues);
     program = loaded.program;
     warnings = loaded.issues.filter((i) => !refusing(i));
   }
@@ -44,7 +69,12 @@ export async function replayCommand(argv: string[]): Promise<number> {
   const vault = values.store ? await vaultFromStore(values.store, bundle as Bundle) : undefined;
   let r: ReturnType<typeof replayBundle>;
   try {
-    r = replayBundle(bundle as Bundle, { hasher: nodeHasher, ...(program ? { program } : {}), ...(values.policy ? { policy } : {}), ...(vault ? { vault } : {}) });
+    r = replayBundle(bundle as Bundle, {
+      hasher: nodeHasher,
+      ...(program ? { program } : {}),
+      ...(values.policy ? { policy } : {}),
+      ...(vault ? { vault } : {}),
+    });
   } catch (e) {
     if (e instanceof NanoVmError) throw new CliError(e.code, e.message, EXIT.REFUSED, e.issues);
     throw e;

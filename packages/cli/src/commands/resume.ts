@@ -45,7 +45,12 @@ export async function resumeCommand(argv: string[]): Promise<number> {
   const [runId, dir, ...extra] = positionals;
   if (!runId || extra.length || values.event === undefined) throw new CliError('E_USAGE', RESUME_USAGE, EXIT.REFUSED);
   const { modelSpec, toolsFile, policyFile } = resolveTarget(dir, values, RESUME_USAGE);
-  if (!modelSpec) throw new CliError('E_MODEL_SPEC', 'no model to continue the run with: pass --model <spec> (or an example directory)', EXIT.REFUSED);
+  if (!modelSpec)
+    throw new CliError(
+      'E_MODEL_SPEC',
+      'no model to continue the run with: pass --model <spec> (or an example directory)',
+      EXIT.REFUSED,
+    );
   const event: ExternalEvent = { payload: readJson(values.event, 'event') };
   if (values.role !== undefined) event.role = values.role;
   if (values['event-id'] !== undefined) event.event_id = values['event-id'];
@@ -58,28 +63,61 @@ export async function resumeCommand(argv: string[]): Promise<number> {
   let r: ResumeResult;
   try {
     const onEvent = await cliTelemetry();
-    r = await resumeRun({ store, runId, event, model, tools, ...(policy ? { policy } : {}), ...(onEvent ? { onEvent } : {}) });
+    r = await resumeRun({
+      store,
+      runId,
+      event,
+      model,
+      tools,
+      ...(policy ? { policy } : {}),
+      ...(onEvent ? { onEvent } : {}),
+    });
   } catch (e) {
     if (e instanceof NanoVmError) throw new CliError(e.code, e.message, EXIT.REFUSED, e.issues as Issue[]);
-    if (e instanceof StoreError) throw new CliError(e.code, e.message, e.code === 'E_STORE_NO_RUN' ? EXIT.REFUSED : EXIT.FAILED);
+    if (e instanceof StoreError)
+      throw new CliError(e.code, e.message, e.code === 'E_STORE_NO_RUN' ? EXIT.REFUSED : EXIT.FAILED);
     throw e;
   } finally {
     store.close?.();
   }
   if (values.out) writeFileSync(values.out, serializeBundle(r.bundle));
   if (r.resume === 'policy_blocked') {
-    throw new CliError('E_POLICY_BLOCKED', `run ${runId}: the policy given is not the one the run started under, so the run halted as POLICY_BLOCKED without taking the event (docs/policy.md)`, EXIT.FAILED);
+    throw new CliError(
+      'E_POLICY_BLOCKED',
+      `run ${runId}: the policy given is not the one the run started under, so the run halted as POLICY_BLOCKED without taking the event (docs/policy.md)`,
+      EXIT.FAILED,
+    );
   }
   if (r.resume === 'timed_out') {
-    throw new CliError('E_WAIT_EXPIRED', `run ${runId}: the wait had timed out before this event arrived; the event was not taken and the run ${r.status === 'suspended' ? 'is suspended again' : `ended ${r.status}${r.outcome ? ` ${r.outcome}` : ''}`} (its timeout edge)`, EXIT.FAILED);
+    throw new CliError(
+      'E_WAIT_EXPIRED',
+      `run ${runId}: the wait had timed out before this event arrived; the event was not taken and the run ${r.status === 'suspended' ? 'is suspended again' : `ended ${r.status}${r.outcome ? ` ${r.outcome}` : ''}`} (its timeout edge)`,
+      EXIT.FAILED,
+    );
   }
   if (values.json) {
     process.stdout.write(
-      JSON.stringify({ run_id: r.run_id, resume: r.resume, status: r.status, ...(r.waiting ? { waiting: waitingInfo(r.waiting) } : {}), outcome: r.outcome, head_hash: r.head_hash, resumed_from_seq: r.resumed_from_seq, receipt: r.receipt }) + '\n',
+      JSON.stringify({
+        run_id: r.run_id,
+        resume: r.resume,
+        status: r.status,
+        ...(r.waiting ? { waiting: waitingInfo(r.waiting) } : {}),
+        outcome: r.outcome,
+        head_hash: r.head_hash,
+        resumed_from_seq: r.resumed_from_seq,
+        receipt: r.receipt,
+      }) + '\n',
     );
   } else {
-    const lines = r.resume === 'duplicate' ? [`run ${runId} had already been resumed with this event: nothing done (status ${r.status}${r.outcome ? ` ${r.outcome}` : ''})`] : [`resumed ${runId}`, renderTrace(r.events.slice(r.resumed_from_seq))];
-    lines.push(`status ${r.status}${r.outcome ? `  outcome ${r.outcome}` : ''}  events ${r.receipt.event_count}  head ${r.head_hash.slice(0, 16)}…${values.out ? `  bundle ${values.out}` : ''}`);
+    const lines =
+      r.resume === 'duplicate'
+        ? [
+            `run ${runId} had already been resumed with this event: nothing done (status ${r.status}${r.outcome ? ` ${r.outcome}` : ''})`,
+          ]
+        : [`resumed ${runId}`, renderTrace(r.events.slice(r.resumed_from_seq))];
+    lines.push(
+      `status ${r.status}${r.outcome ? `  outcome ${r.outcome}` : ''}  events ${r.receipt.event_count}  head ${r.head_hash.slice(0, 16)}…${values.out ? `  bundle ${values.out}` : ''}`,
+    );
     if (r.waiting) lines.push(suspendedHint(runId, r.waiting, false));
     process.stdout.write(lines.join('\n') + '\n');
   }

@@ -2,7 +2,16 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { NanoVmError, serializeBundle, type Issue, type WaitCommand } from '@nano-vm/kernel';
-import { FixedClock, MemoryStore, SeededIds, StoreError, nodeHasher, runProgram, type IdSource, type RunResult } from '@nano-vm/runtime';
+import {
+  FixedClock,
+  MemoryStore,
+  SeededIds,
+  StoreError,
+  nodeHasher,
+  runProgram,
+  type IdSource,
+  type RunResult,
+} from '@nano-vm/runtime';
 import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
 import { loadProgramFile, loadTools, modelFromSpec, readJson } from '../inputs.js';
@@ -36,12 +45,24 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (!target || positionals.length > 1) throw new CliError('E_USAGE', RUN_USAGE, EXIT.REFUSED);
 
   const { layout, programFile = target, modelSpec, toolsFile, policyFile } = resolveTarget(target, values);
-  let cases: [string, string | undefined][] = [[values.input ? basename(values.input).replace(/\.json$/, '') : 'input', values.input]];
+  let cases: [string, string | undefined][] = [
+    [values.input ? basename(values.input).replace(/\.json$/, '') : 'input', values.input],
+  ];
   if (layout && !values.input) {
-    if (layout.inputs.length === 0) throw new CliError('E_EXAMPLE_LAYOUT', `${target} has no input.json or inputs/*.json; pass --input`, EXIT.REFUSED);
+    if (layout.inputs.length === 0)
+      throw new CliError(
+        'E_EXAMPLE_LAYOUT',
+        `${target} has no input.json or inputs/*.json; pass --input`,
+        EXIT.REFUSED,
+      );
     cases = layout.inputs;
   }
-  if (!modelSpec) throw new CliError('E_MODEL_SPEC', 'no model: pass --model scripted:<file>, openai:<model> or anthropic:<model> (docs/models.md), or run an example directory that has model.yaml', EXIT.REFUSED);
+  if (!modelSpec)
+    throw new CliError(
+      'E_MODEL_SPEC',
+      'no model: pass --model scripted:<file>, openai:<model> or anthropic:<model> (docs/models.md), or run an example directory that has model.yaml',
+      EXIT.REFUSED,
+    );
   // Build every case's model first: a refused spec (unknown provider, missing key) stops here,
   // before the store is opened or anything is written.
   const models = new Map(cases.map(([caseName]) => [caseName, modelFromSpec(modelSpec, caseName)]));
@@ -50,7 +71,13 @@ export async function runCommand(argv: string[]): Promise<number> {
   const policy = policyFile ? loadPolicyFile(policyFile) : undefined;
   const loaded = loadProgramFile(programFile, tools, policy);
   const errors = loaded.issues.filter((i) => i.severity === 'error');
-  if (!loaded.program || errors.length) throw new CliError(errors[0]?.code ?? 'E_PROGRAM_INVALID', `program ${programFile} is invalid`, EXIT.REFUSED, loaded.issues);
+  if (!loaded.program || errors.length)
+    throw new CliError(
+      errors[0]?.code ?? 'E_PROGRAM_INVALID',
+      `program ${programFile} is invalid`,
+      EXIT.REFUSED,
+      loaded.issues,
+    );
   const program = loaded.program;
 
   const ids: IdSource | undefined = values.deterministic ? new SeededIds(nodeHasher) : undefined;
@@ -67,20 +94,49 @@ export async function runCommand(argv: string[]): Promise<number> {
       const model = models.get(caseName)!;
       let result: RunResult;
       try {
-        result = await runProgram({ program, input, model, tools, store, ...(onEvent ? { onEvent } : {}), ...(policy ? { policy: policy.policy } : {}), ...(values.subject !== undefined ? { subject: values.subject } : {}), ...(values.deterministic ? { clock: new FixedClock() } : {}), ...(ids ? { ids } : {}) });
+        result = await runProgram({
+          program,
+          input,
+          model,
+          tools,
+          store,
+          ...(onEvent ? { onEvent } : {}),
+          ...(policy ? { policy: policy.policy } : {}),
+          ...(values.subject !== undefined ? { subject: values.subject } : {}),
+          ...(values.deterministic ? { clock: new FixedClock() } : {}),
+          ...(ids ? { ids } : {}),
+        });
       } catch (e) {
-        if (e instanceof NanoVmError) throw new CliError(e.code, `${inputFile ?? 'input'}: ${e.message}`, EXIT.REFUSED, e.issues as Issue[]);
-        if (e instanceof StoreError) throw new CliError(e.code, `${e.message}${e.code === 'E_STORE_DUPLICATE_RUN' ? ' (a --deterministic run has a fixed id; use another store or drop --deterministic)' : ''}`, EXIT.REFUSED);
+        if (e instanceof NanoVmError)
+          throw new CliError(e.code, `${inputFile ?? 'input'}: ${e.message}`, EXIT.REFUSED, e.issues as Issue[]);
+        if (e instanceof StoreError)
+          throw new CliError(
+            e.code,
+            `${e.message}${e.code === 'E_STORE_DUPLICATE_RUN' ? ' (a --deterministic run has a fixed id; use another store or drop --deterministic)' : ''}`,
+            EXIT.REFUSED,
+          );
         throw e;
       }
       let outFile: string | undefined;
       if (values.out) {
-        outFile = multi ? join(values.out, `${basename(programFile).replace(/\.(ya?ml|json)$/, '')}.${caseName}.bundle.json`) : values.out;
+        outFile = multi
+          ? join(values.out, `${basename(programFile).replace(/\.(ya?ml|json)$/, '')}.${caseName}.bundle.json`)
+          : values.out;
         writeFileSync(outFile, serializeBundle(result.bundle));
       }
       if (values.json) {
         process.stdout.write(
-          JSON.stringify({ run_id: result.run_id, case: caseName, status: result.status, ...(result.waiting ? { waiting: waitingInfo(result.waiting) } : {}), outcome: result.outcome, head_hash: result.head_hash, scripted_model: result.receipt.model.scripted, ...(outFile ? { bundle: outFile } : {}), receipt: result.receipt }) + '\n',
+          JSON.stringify({
+            run_id: result.run_id,
+            case: caseName,
+            status: result.status,
+            ...(result.waiting ? { waiting: waitingInfo(result.waiting) } : {}),
+            outcome: result.outcome,
+            head_hash: result.head_hash,
+            scripted_model: result.receipt.model.scripted,
+            ...(outFile ? { bundle: outFile } : {}),
+            receipt: result.receipt,
+          }) + '\n',
         );
       } else {
         const r = result.receipt;
@@ -108,7 +164,11 @@ export async function runCommand(argv: string[]): Promise<number> {
 
 /** What a suspended run waits for, for --json output. */
 export function waitingInfo(w: WaitCommand): { step: string; role: string | null; deadline: string | null } {
-  return { step: w.step, role: w.role ?? null, deadline: w.deadline_ms === undefined ? null : new Date(w.deadline_ms).toISOString() };
+  return {
+    step: w.step,
+    role: w.role ?? null,
+    deadline: w.deadline_ms === undefined ? null : new Date(w.deadline_ms).toISOString(),
+  };
 }
 
 export function suspendedHint(runId: string, w: WaitCommand, inMemory: boolean): string {

@@ -6,19 +6,37 @@ import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
 import { DEFAULT_STORE, withStore } from '../storeSpec.js';
 
-export const RUNS_USAGE = 'usage: nano-vm runs [--status completed|failed|budget_exceeded|stalled|suspended|running] [--store sqlite:<path>] [--json]';
+export const RUNS_USAGE =
+  'usage: nano-vm runs [--status completed|failed|budget_exceeded|stalled|suspended|running] [--store sqlite:<path>] [--json]';
 export const EXPORT_USAGE = 'usage: nano-vm export <run_id> [-o bundle.json] [--store sqlite:<path>] [--json]';
 
 const STATUSES = ['completed', 'failed', 'budget_exceeded', 'stalled', 'suspended', 'running'];
 
 export async function runsCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { status: { type: 'string' }, store: { type: 'string', default: DEFAULT_STORE }, json: { type: 'boolean', default: false } } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      status: { type: 'string' },
+      store: { type: 'string', default: DEFAULT_STORE },
+      json: { type: 'boolean', default: false },
+    },
+  });
   if (positionals.length) throw new CliError('E_USAGE', RUNS_USAGE, EXIT.REFUSED);
-  if (values.status !== undefined && !STATUSES.includes(values.status)) throw new CliError('E_USAGE', `--status must be one of ${STATUSES.join(', ')}`, EXIT.REFUSED);
-  const runs = await withStore(values.store, (store) => store.listRuns(values.status !== undefined ? { status: values.status as RunStatus } : {}));
-  if (values.json) process.stdout.write(JSON.stringify({ runs: runs.map(({ program: _p, policy: _q, input: _i, ...r }) => r) }) + '\n');
+  if (values.status !== undefined && !STATUSES.includes(values.status))
+    throw new CliError('E_USAGE', `--status must be one of ${STATUSES.join(', ')}`, EXIT.REFUSED);
+  const runs = await withStore(values.store, (store) =>
+    store.listRuns(values.status !== undefined ? { status: values.status as RunStatus } : {}),
+  );
+  if (values.json)
+    process.stdout.write(
+      JSON.stringify({ runs: runs.map(({ program: _p, policy: _q, input: _i, ...r }) => r) }) + '\n',
+    );
   else {
-    for (const r of runs) process.stdout.write(`${r.run_id}  ${r.program_id.padEnd(16)} ${r.status.padEnd(16)} ${(r.outcome ?? '-').padEnd(20)} ${String(r.event_count).padStart(5)} events  ${r.head_hash.slice(0, 16)}…\n`);
+    for (const r of runs)
+      process.stdout.write(
+        `${r.run_id}  ${r.program_id.padEnd(16)} ${r.status.padEnd(16)} ${(r.outcome ?? '-').padEnd(20)} ${String(r.event_count).padStart(5)} events  ${r.head_hash.slice(0, 16)}…\n`,
+      );
     process.stdout.write(`${runs.length} run${runs.length === 1 ? '' : 's'} in ${values.store}\n`);
   }
   return EXIT.OK;
@@ -27,7 +45,15 @@ export async function runsCommand(argv: string[]): Promise<number> {
 /** Everything needed offline: program, policy, input, events and the receipt computed from them. */
 export async function exportCommand(argv: string[]): Promise<number> {
   // --json is accepted for symmetry (errors then print as JSON); the bundle is JSON either way.
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { out: { type: 'string', short: 'o' }, store: { type: 'string', default: DEFAULT_STORE }, json: { type: 'boolean', default: false } } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      out: { type: 'string', short: 'o' },
+      store: { type: 'string', default: DEFAULT_STORE },
+      json: { type: 'boolean', default: false },
+    },
+  });
   const runId = positionals[0];
   if (!runId || positionals.length > 1) throw new CliError('E_USAGE', EXPORT_USAGE, EXIT.REFUSED);
   const { run, events } = await withStore(values.store, async (store) => {
@@ -39,7 +65,9 @@ export async function exportCommand(argv: string[]): Promise<number> {
   const text = serializeBundle(runResult(run, run.status, events).bundle);
   if (values.out) {
     writeFileSync(values.out, text);
-    process.stderr.write(`wrote ${values.out} (${events.length} events, ${run.status}${run.outcome ? ` ${run.outcome}` : ''})\n`);
+    process.stderr.write(
+      `wrote ${values.out} (${events.length} events, ${run.status}${run.outcome ? ` ${run.outcome}` : ''})\n`,
+    );
   } else process.stdout.write(text);
   return EXIT.OK;
 }

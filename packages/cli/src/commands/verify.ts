@@ -8,7 +8,11 @@ import { readJson } from '../inputs.js';
 export const VERIFY_USAGE = 'usage: nano-vm verify <bundle.json> [--json]';
 
 export async function verifyCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { json: { type: 'boolean', default: false } },
+  });
   const file = positionals[0];
   if (!file || positionals.length > 1) throw new CliError('E_USAGE', VERIFY_USAGE, EXIT.REFUSED);
   let bundle: unknown;
@@ -30,6 +34,12 @@ export async function verifyCommand(argv: string[]): Promise<number> {
 
 function report(json: boolean, o: Record<string, unknown>, file?: string): void {
   if (json) process.stdout.write(JSON.stringify(o) + '\n');
-  else if (o.valid) process.stdout.write(`${file}: valid — ${o.event_count} events, chain and receipt recomputed, head ${o.head_hash}\n`);
-  else process.stdout.write(`${file ?? 'bundle'}: INVALID ${o.code}${o.first_bad_seq !== null ? ` at event seq ${o.first_bad_seq}` : ''}: ${o.reason}\n`);
+  else if (o.valid)
+    process.stdout.write(
+      `${file}: valid — ${o.event_count} events, chain and receipt recomputed, head ${o.head_hash}\n`,
+    );
+  else
+    process.stdout.write(
+      `${file ?? 'bundle'}: INVALID ${o.code}${o.first_bad_seq !== null ? ` at event seq ${o.first_bad_seq}` : ''}: ${o.reason}\n`,
+    );
 }

@@ -56,7 +56,10 @@ export function compileGuard(source: string, env?: GuardTypeEnv): GuardCompileRe
   } catch (e) {
     if (!(e instanceof ParseError)) {
       // Not expected from cel-js; still an error value, so compiling stays total.
-      return { ok: false, error: guardError('E_GUARD_SYNTAX', `cannot parse: ${e instanceof Error ? e.message : 'unknown failure'}`, 1) };
+      return {
+        ok: false,
+        error: guardError('E_GUARD_SYNTAX', `cannot parse: ${e instanceof Error ? e.message : 'unknown failure'}`, 1),
+      };
     }
     const code = e.code === 'limit_exceeded' ? 'E_GUARD_LIMIT' : 'E_GUARD_SYNTAX';
     return { ok: false, error: guardError(code, e.summary, (e.range?.start ?? 0) + 1) };
@@ -75,7 +78,9 @@ export function compileGuard(source: string, env?: GuardTypeEnv): GuardCompileRe
 }
 
 /** The GuardNode tree of a compiled guard, recompiling (without types) when it came from elsewhere. */
-export function guardTree(guard: CompiledGuard): { ok: true; root: GuardNode } | { ok: false; result: GuardCompileResult & { ok: false } } {
+export function guardTree(
+  guard: CompiledGuard,
+): { ok: true; root: GuardNode } | { ok: false; result: GuardCompileResult & { ok: false } } {
   const known = trees.get(guard);
   if (known) return { ok: true, root: known };
   const compiled = compileGuard(guard.source);

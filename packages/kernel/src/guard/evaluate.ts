@@ -54,7 +54,11 @@ export function evaluateGuardNode(root: GuardNode, vars: unknown, maxCost: numbe
     }
     // Only hostile inputs get here (throwing getters, values nested too deeply to compare).
     const reason = e instanceof Error ? e.message : 'unexpected exception';
-    return { ok: false, error: guardError('E_GUARD_RUNTIME', `evaluation failed: ${reason}`, root.start), cost: evaluation.cost };
+    return {
+      ok: false,
+      error: guardError('E_GUARD_RUNTIME', `evaluation failed: ${reason}`, root.start),
+      cost: evaluation.cost,
+    };
   }
 }
 
@@ -130,9 +134,18 @@ class Evaluation {
         const v = o.value;
         const kind = kindOf(v);
         const n =
-          kind === 'string' ? codePointLength(v as string) : kind === 'list' ? (v as unknown[]).length : kind === 'map' ? mapKeys(v as GuardMap).length : undefined;
+          kind === 'string'
+            ? codePointLength(v as string)
+            : kind === 'list'
+              ? (v as unknown[]).length
+              : kind === 'map'
+                ? mapKeys(v as GuardMap).length
+                : undefined;
         if (n === undefined) {
-          return fail(`size() needs a string, list or map, but ${canonicalText(node.operand)} is ${describeKind(v)}`, node.operand.start);
+          return fail(
+            `size() needs a string, list or map, but ${canonicalText(node.operand)} is ${describeKind(v)}`,
+            node.operand.start,
+          );
         }
         return ok(n, fact(node, n));
       }
@@ -152,10 +165,17 @@ class Evaluation {
         if (!a.ok) return a;
         if (typeof t.value !== 'string' || typeof a.value !== 'string') {
           const bad = typeof t.value !== 'string' ? [node.target, t.value] : [node.arg, a.value];
-          return fail(`${node.test}() needs strings, but ${canonicalText(bad[0] as GuardNode)} is ${describeKind(bad[1])}`, node.at);
+          return fail(
+            `${node.test}() needs strings, but ${canonicalText(bad[0] as GuardNode)} is ${describeKind(bad[1])}`,
+            node.at,
+          );
         }
         const value =
-          node.test === 'startsWith' ? t.value.startsWith(a.value) : node.test === 'endsWith' ? t.value.endsWith(a.value) : t.value.includes(a.value);
+          node.test === 'startsWith'
+            ? t.value.startsWith(a.value)
+            : node.test === 'endsWith'
+              ? t.value.endsWith(a.value)
+              : t.value.includes(a.value);
         return ok(value, because(t.why, a.why, fact(node, value)));
       }
       case 'quantifier':
@@ -194,14 +214,24 @@ class Evaluation {
     if (!k.ok) return k;
     const key = k.value;
     if (kindOf(o.value) === 'map') {
-      if (typeof key !== 'string') return fail(`a map key must be a string, but ${canonicalText(node.key)} is ${describeKind(key)}`, node.key.start);
+      if (typeof key !== 'string')
+        return fail(
+          `a map key must be a string, but ${canonicalText(node.key)} is ${describeKind(key)}`,
+          node.key.start,
+        );
       return this.select(node, node.object, o.value, key, node.at);
     }
     if (!Array.isArray(o.value)) {
-      return fail(`cannot index ${canonicalText(node.object)}: it is ${describeKind(o.value)}, not a list or map`, node.at);
+      return fail(
+        `cannot index ${canonicalText(node.object)}: it is ${describeKind(o.value)}, not a list or map`,
+        node.at,
+      );
     }
     if (typeof key !== 'number' || !Number.isInteger(key)) {
-      return fail(`a list index must be an integer, but ${canonicalText(node.key)} is ${typeof key === 'number' ? key : describeKind(key)}`, node.key.start);
+      return fail(
+        `a list index must be an integer, but ${canonicalText(node.key)} is ${typeof key === 'number' ? key : describeKind(key)}`,
+        node.key.start,
+      );
     }
     if (key < 0 || key >= o.value.length) {
       return fail(`index ${key} is out of range for ${canonicalText(node.object)} (size ${o.value.length})`, node.at);
@@ -222,7 +252,10 @@ class Evaluation {
     } else {
       const c = compareValues(l.value, r.value);
       if (c === undefined) {
-        return fail(`cannot compare ${describeKind(l.value)} with ${describeKind(r.value)} using '${node.op}'`, node.at);
+        return fail(
+          `cannot compare ${describeKind(l.value)} with ${describeKind(r.value)} using '${node.op}'`,
+          node.at,
+        );
       }
       value = node.op === '<' ? c < 0 : node.op === '<=' ? c <= 0 : node.op === '>' ? c > 0 : c >= 0;
     }
@@ -249,7 +282,10 @@ class Evaluation {
     } else if (kind === 'map') {
       value = typeof l.value === 'string' && mapGet(r.value as GuardMap, l.value) !== undefined;
     } else {
-      return fail(`'in' needs a list or map on the right, but ${canonicalText(node.right)} is ${describeKind(r.value)}`, node.at);
+      return fail(
+        `'in' needs a list or map on the right, but ${canonicalText(node.right)} is ${describeKind(r.value)}`,
+        node.at,
+      );
     }
     return ok(value, because(l.why, r.why, fact(node, value)));
   }
@@ -262,7 +298,10 @@ class Evaluation {
     const r = this.run(node.right, scope);
     if (r.ok && r.value === decisive) return ok(decisive, because(r.why, fact(node, decisive)));
     const op = decisive ? "'||'" : "'&&'";
-    for (const [operand, res] of [[node.left, l], [node.right, r]] as const) {
+    for (const [operand, res] of [
+      [node.left, l],
+      [node.right, r],
+    ] as const) {
       if (!res.ok) return res;
       if (typeof res.value !== 'boolean') return this.notBool(operand, res.value, op);
     }
@@ -274,7 +313,10 @@ class Evaluation {
     const list = this.run(node.list, scope);
     if (!list.ok) return list;
     if (!Array.isArray(list.value)) {
-      return fail(`${node.quantifier}() needs a list, but ${canonicalText(node.list)} is ${describeKind(list.value)}`, node.at);
+      return fail(
+        `${node.quantifier}() needs a list, but ${canonicalText(node.list)} is ${describeKind(list.value)}`,
+        node.at,
+      );
     }
     const decisive = node.quantifier === 'exists';
     let firstError: Result | undefined;
@@ -283,7 +325,8 @@ class Evaluation {
       const p = this.run(node.predicate, { name: node.variable, value: element, outer: scope });
       if (p.ok && p.value === decisive) return ok(decisive, because(p.why, fact(node, decisive)));
       if (!p.ok) firstError ??= p;
-      else if (typeof p.value !== 'boolean') firstError ??= this.notBool(node.predicate, p.value, `the predicate of ${node.quantifier}()`);
+      else if (typeof p.value !== 'boolean')
+        firstError ??= this.notBool(node.predicate, p.value, `the predicate of ${node.quantifier}()`);
     }
     if (firstError) return firstError;
     return ok(!decisive, because(list.why, fact(node, !decisive)));

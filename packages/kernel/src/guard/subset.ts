@@ -15,7 +15,15 @@ export const MAX_GUARD_DEPTH = 64;
 const COMPARE_OPS: ReadonlySet<string> = new Set<CompareOp>(['==', '!=', '<', '<=', '>', '>=']);
 const ARITHMETIC_OPS: ReadonlySet<string> = new Set(['+', '-', '*', '/', '%']);
 const STRING_TESTS: ReadonlySet<string> = new Set<StringTest>(['startsWith', 'endsWith', 'contains']);
-const OTHER_MACROS: ReadonlySet<string> = new Set(['exists_one', 'existsOne', 'map', 'filter', 'transformList', 'transformMap', 'bind']);
+const OTHER_MACROS: ReadonlySet<string> = new Set([
+  'exists_one',
+  'existsOne',
+  'map',
+  'filter',
+  'transformList',
+  'transformMap',
+  'bind',
+]);
 
 interface Scope {
   /** Declared top-level identifiers; undefined when compiling without a type environment. */
@@ -76,7 +84,14 @@ class SubsetTranslator {
         return this.unsupported('a map literal', ast.start);
       case '?:': {
         const [test, then, otherwise] = ast.args;
-        return { kind: 'cond', test: sub(test), then: sub(then), otherwise: sub(otherwise), start, at: this.after(test) + 1 };
+        return {
+          kind: 'cond',
+          test: sub(test),
+          then: sub(then),
+          otherwise: sub(otherwise),
+          start,
+          at: this.after(test) + 1,
+        };
       }
       case '&&':
       case '||': {
@@ -128,7 +143,10 @@ class SubsetTranslator {
     if (op !== 'in' && !COMPARE_OPS.has(op)) return this.unsupported(`the operator '${op}'`, opOffset);
     // `a == b < c` groups differently in cel-js and in the CEL spec grammar; make the author say.
     const opEnd = opOffset + op.length;
-    for (const [operand, lowerBound] of [[left, 0], [right, opEnd]] as const) {
+    for (const [operand, lowerBound] of [
+      [left, 0],
+      [right, opEnd],
+    ] as const) {
       if (isComparison(operand) && !this.scan.isParenthesized(operand.start, operand.end, lowerBound)) {
         this.fail(
           'E_GUARD_UNSUPPORTED',
@@ -153,14 +171,22 @@ class SubsetTranslator {
     if (name === 'has') {
       const arg = args[0];
       if (args.length !== 1 || arg === undefined || arg.op !== '.') {
-        return this.fail('E_GUARD_UNSUPPORTED', 'has() takes one field selection, e.g. has(input.customer.email)', (arg ?? ast).start);
+        return this.fail(
+          'E_GUARD_UNSUPPORTED',
+          'has() takes one field selection, e.g. has(input.customer.email)',
+          (arg ?? ast).start,
+        );
       }
       return { kind: 'has', object: sub(arg.args[0]), name: arg.args[1], start, at: arg.pos + 1 };
     }
     return this.unsupported(`the function '${name}()'`, ast.start);
   }
 
-  private methodCall(ast: ASTNode & { op: 'rcall' }, scope: Scope, sub: (n: ASTNode, s?: Scope) => GuardNode): GuardNode {
+  private methodCall(
+    ast: ASTNode & { op: 'rcall' },
+    scope: Scope,
+    sub: (n: ASTNode, s?: Scope) => GuardNode,
+  ): GuardNode {
     const [name, receiver, args] = ast.args;
     const dot = this.after(receiver);
     const nameOffset = this.scan.skipTrivia(dot + 1);
@@ -172,13 +198,26 @@ class SubsetTranslator {
     }
     if ((name === 'exists' || name === 'all') && args.length === 2) {
       const [variable, predicate] = args as [ASTNode, ASTNode];
-      if (variable.op !== 'id') return this.fail('E_GUARD_SYNTAX', `${name}() needs a variable name first`, variable.start);
+      if (variable.op !== 'id')
+        return this.fail('E_GUARD_SYNTAX', `${name}() needs a variable name first`, variable.start);
       const v = variable.args;
       if (scope.bound.includes(v) || scope.declared?.has(v)) {
-        this.fail('E_GUARD_UNSUPPORTED', `variable '${v}' shadows an existing variable; choose another name`, variable.start);
+        this.fail(
+          'E_GUARD_UNSUPPORTED',
+          `variable '${v}' shadows an existing variable; choose another name`,
+          variable.start,
+        );
       }
       const inner: Scope = { declared: scope.declared, bound: [...scope.bound, v] };
-      return { kind: 'quantifier', quantifier: name, list: sub(receiver), variable: v, predicate: sub(predicate, inner), start, at };
+      return {
+        kind: 'quantifier',
+        quantifier: name,
+        list: sub(receiver),
+        variable: v,
+        predicate: sub(predicate, inner),
+        start,
+        at,
+      };
     }
     if (name === 'matches') return this.unsupported('regex matching (`matches`)', nameOffset);
     if (OTHER_MACROS.has(name)) return this.unsupported(`the macro '${name}()'`, nameOffset);

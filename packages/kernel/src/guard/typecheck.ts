@@ -32,11 +32,13 @@ function typeError(message: string, column: number): never {
 }
 
 function requireBool(operand: GuardNode, t: GuardType, what: string): void {
-  if (!admits(t, 'bool')) typeError(`${what} needs a bool, but ${canonicalText(operand)} is ${formatGuardType(t)}`, operand.start);
+  if (!admits(t, 'bool'))
+    typeError(`${what} needs a bool, but ${canonicalText(operand)} is ${formatGuardType(t)}`, operand.start);
 }
 
 function requireString(operand: GuardNode, t: GuardType, what: string): void {
-  if (!admits(t, 'string')) typeError(`${what} needs a string, but ${canonicalText(operand)} is ${formatGuardType(t)}`, operand.start);
+  if (!admits(t, 'string'))
+    typeError(`${what} needs a string, but ${canonicalText(operand)} is ${formatGuardType(t)}`, operand.start);
 }
 
 function infer(node: GuardNode, env: GuardTypeEnv | undefined, bound: ReadonlyMap<string, GuardType>): GuardType {
@@ -69,7 +71,8 @@ function infer(node: GuardNode, env: GuardTypeEnv | undefined, bound: ReadonlyMa
       const l = sub(node.left);
       const r = sub(node.right);
       const ok = membersOf(r).some(
-        (m) => m.kind === 'dyn' || (m.kind === 'list' && comparable(l, m.elem)) || (m.kind === 'map' && admits(l, 'string')),
+        (m) =>
+          m.kind === 'dyn' || (m.kind === 'list' && comparable(l, m.elem)) || (m.kind === 'map' && admits(l, 'string')),
       );
       if (!ok) typeError(`cannot look for ${formatGuardType(l)} in ${formatGuardType(r)} with 'in'`, node.at);
       return BOOL;
@@ -90,7 +93,10 @@ function infer(node: GuardNode, env: GuardTypeEnv | undefined, bound: ReadonlyMa
     case 'size': {
       const t = sub(node.operand);
       if (!admits(t, 'string', 'list', 'map')) {
-        typeError(`size() needs a string, list or map, but ${canonicalText(node.operand)} is ${formatGuardType(t)}`, node.operand.start);
+        typeError(
+          `size() needs a string, list or map, but ${canonicalText(node.operand)} is ${formatGuardType(t)}`,
+          node.operand.start,
+        );
       }
       return NUMBER;
     }
@@ -107,7 +113,10 @@ function infer(node: GuardNode, env: GuardTypeEnv | undefined, bound: ReadonlyMa
       const listType = sub(node.list);
       const elems = membersOf(listType).flatMap((m) => (m.kind === 'dyn' ? [DYN] : m.kind === 'list' ? [m.elem] : []));
       if (elems.length === 0) {
-        typeError(`${node.quantifier}() needs a list, but ${canonicalText(node.list)} is ${formatGuardType(listType)}`, node.at);
+        typeError(
+          `${node.quantifier}() needs a list, but ${canonicalText(node.list)} is ${formatGuardType(listType)}`,
+          node.at,
+        );
       }
       const inner = new Map(bound).set(node.variable, unionOf(elems));
       requireBool(node.predicate, sub(node.predicate, inner), `the predicate of ${node.quantifier}()`);
@@ -133,7 +142,10 @@ function fieldType(object: GuardNode, t: GuardType, name: string, column: number
   if (results.length > 0) return unionOf(results);
   const maps = membersOf(t).filter((m) => m.kind === 'map');
   if (maps.length > 0) typeError(`${canonicalText(object)} has no field '${name}'`, column);
-  return typeError(`cannot select field '${name}': ${canonicalText(object)} is ${formatGuardType(t)}, not a map`, column);
+  return typeError(
+    `cannot select field '${name}': ${canonicalText(object)} is ${formatGuardType(t)}, not a map`,
+    column,
+  );
 }
 
 function indexType(node: GuardNode & { kind: 'index' }, objectType: GuardType, keyType: GuardType): GuardType {
@@ -145,7 +157,8 @@ function indexType(node: GuardNode & { kind: 'index' }, objectType: GuardType, k
   for (const m of membersOf(objectType)) {
     if (m.kind === 'dyn') results.push(DYN);
     else if (m.kind === 'list' && admits(keyType, 'number')) results.push(m.elem);
-    else if (m.kind === 'map' && admits(keyType, 'string')) results.push(...Object.values(m.fields), ...(m.open ? [DYN] : []));
+    else if (m.kind === 'map' && admits(keyType, 'string'))
+      results.push(...Object.values(m.fields), ...(m.open ? [DYN] : []));
   }
   if (results.length > 0) return unionOf(results);
   return typeError(

@@ -47,7 +47,6 @@ export interface ExplainEntry {
 export type GuardCompileResult = { ok: true; guard: CompiledGuard } | { ok: false; error: GuardError };
 
 export type GuardEvalResult =
-  | { ok: true; value: unknown; cost: number; explain: ExplainEntry[] }
-  | { ok: false; error: GuardError; cost: number };
+  { ok: true; value: unknown; cost: number; explain: ExplainEntry[] } | { ok: false; error: GuardError; cost: number };
 
 export const DEFAULT_GUARD_MAX_COST = 10_000;

@@ -53,7 +53,8 @@ export class AnthropicMessagesModel implements ModelPort {
       },
       this.opts.deps,
     );
-    if (!isObj(body) || !Array.isArray(body.content)) throw new ModelError('E_MODEL_RESPONSE_MALFORMED', `${this.id}: the response is not a message: no content array`);
+    if (!isObj(body) || !Array.isArray(body.content))
+      throw new ModelError('E_MODEL_RESPONSE_MALFORMED', `${this.id}: the response is not a message: no content array`);
     // The answer is the text blocks in order (an empty answer is recorded as such and rejected by the output check).
     const raw = body.content
       .filter((b): b is Record<string, unknown> => isObj(b) && b.type === 'text')
@@ -62,8 +63,13 @@ export class AnthropicMessagesModel implements ModelPort {
 
     const u = isObj(body.usage) ? body.usage : {};
     // input_tokens excludes prompt-cache reads and writes; the model read all of them.
-    const cached = (typeof u.cache_creation_input_tokens === 'number' ? u.cache_creation_input_tokens : 0) + (typeof u.cache_read_input_tokens === 'number' ? u.cache_read_input_tokens : 0);
-    const usage = typeof u.input_tokens === 'number' && typeof u.output_tokens === 'number' ? { input_tokens: u.input_tokens + cached, output_tokens: u.output_tokens } : undefined;
+    const cached =
+      (typeof u.cache_creation_input_tokens === 'number' ? u.cache_creation_input_tokens : 0) +
+      (typeof u.cache_read_input_tokens === 'number' ? u.cache_read_input_tokens : 0);
+    const usage =
+      typeof u.input_tokens === 'number' && typeof u.output_tokens === 'number'
+        ? { input_tokens: u.input_tokens + cached, output_tokens: u.output_tokens }
+        : undefined;
     return providerAnswer('anthropic', this.opts, { raw, model: body.model, usage });
   }
 }

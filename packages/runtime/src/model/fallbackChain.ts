@@ -38,7 +38,8 @@ export class FallbackChainModel implements ModelPort {
         return fallbacks.length ? { ...answer, fallbacks: [...fallbacks, ...(answer.fallbacks ?? [])] } : answer;
       } catch (e) {
         if (req.signal.aborted || !(e instanceof ModelError)) throw e;
-        if (!FALLS_THROUGH.has(e.code)) throw failures.length ? new ModelError(e.code, `${e.message} (after ${describe(failures)})`) : e;
+        if (!FALLS_THROUGH.has(e.code))
+          throw failures.length ? new ModelError(e.code, `${e.message} (after ${describe(failures)})`) : e;
         failures.push(e);
         fallbacks.push({ model: model.id, code: e.code, message: e.message });
       }

@@ -29,14 +29,17 @@ export function strictCompatible(schema: unknown): boolean {
   if (typeof schema !== 'object' || schema === null) return true;
   if (Array.isArray(schema)) return schema.every(strictCompatible);
   const s = schema as Record<string, unknown>;
-  const isObject = s.type === 'object' || (Array.isArray(s.type) && s.type.includes('object')) || s.properties !== undefined;
+  const isObject =
+    s.type === 'object' || (Array.isArray(s.type) && s.type.includes('object')) || s.properties !== undefined;
   if (isObject) {
     if (s.additionalProperties !== false) return false;
     const props = typeof s.properties === 'object' && s.properties !== null ? Object.keys(s.properties) : [];
     const required = Array.isArray(s.required) ? s.required : [];
     if (!props.every((p) => required.includes(p))) return false;
   }
-  return Object.entries(s).every(([k, v]) => k === 'enum' || k === 'const' || k === 'default' || k === 'examples' || strictCompatible(v));
+  return Object.entries(s).every(
+    ([k, v]) => k === 'enum' || k === 'const' || k === 'default' || k === 'examples' || strictCompatible(v),
+  );
 }
 
 /** A JSON Schema whose root is an object: the only kind OpenAI's structured output accepts. */

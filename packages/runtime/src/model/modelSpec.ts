@@ -7,7 +7,11 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { ANTHROPIC_DEFAULT_BASE_URL, ANTHROPIC_DEFAULT_MAX_TOKENS, AnthropicMessagesModel } from './anthropicMessages.js';
+import {
+  ANTHROPIC_DEFAULT_BASE_URL,
+  ANTHROPIC_DEFAULT_MAX_TOKENS,
+  AnthropicMessagesModel,
+} from './anthropicMessages.js';
 import { FallbackChainModel } from './fallbackChain.js';
 import { OPENAI_DEFAULT_BASE_URL, OpenAiChatModel } from './openaiChat.js';
 import { ModelError, type ModelPort } from './port.js';
@@ -38,8 +42,13 @@ export function modelFromSpec(spec: string, opts: ModelSpecOptions = {}): ModelP
   const parts = spec.split(',').map((s) => s.trim());
   // A scripted model is never part of a chain, so a script whose path has a comma is read as one file when it exists.
   const script = spec.trim().startsWith('scripted:') ? spec.trim().slice('scripted:'.length) : undefined;
-  if (script !== undefined && (parts.length === 1 || existsSync(script))) return scriptedFromFile(script, opts.caseName);
-  if (parts.some((p) => p === '')) throw new ModelError('E_MODEL_SPEC', `model spec "${spec}" has an empty entry; a fallback chain is <provider>:<model>,<provider>:<model>`);
+  if (script !== undefined && (parts.length === 1 || existsSync(script)))
+    return scriptedFromFile(script, opts.caseName);
+  if (parts.some((p) => p === ''))
+    throw new ModelError(
+      'E_MODEL_SPEC',
+      `model spec "${spec}" has an empty entry; a fallback chain is <provider>:<model>,<provider>:<model>`,
+    );
 
   const deps = httpDeps(env, opts);
   const prices = opts.prices ?? (env.NANO_VM_PRICES ? loadPriceTable(env.NANO_VM_PRICES) : undefined);
@@ -47,9 +56,18 @@ export function modelFromSpec(spec: string, opts: ModelSpecOptions = {}): ModelP
   return models.length === 1 ? models[0]! : new FallbackChainModel(models);
 }
 
-function providerModel(spec: string, env: Readonly<Record<string, string | undefined>>, deps: HttpDeps, prices: PriceTable | undefined): ModelPort {
+function providerModel(
+  spec: string,
+  env: Readonly<Record<string, string | undefined>>,
+  deps: HttpDeps,
+  prices: PriceTable | undefined,
+): ModelPort {
   const m = /^([a-z][a-z0-9-]*):(\S+)$/.exec(spec);
-  if (!m) throw new ModelError('E_MODEL_SPEC', `model spec "${spec}" must look like openai:<model>, anthropic:<model> or scripted:<file>`);
+  if (!m)
+    throw new ModelError(
+      'E_MODEL_SPEC',
+      `model spec "${spec}" must look like openai:<model>, anthropic:<model> or scripted:<file>`,
+    );
   const [, provider, model] = m as unknown as [string, string, string];
   switch (provider) {
     case 'openai': {
@@ -57,9 +75,18 @@ function providerModel(spec: string, env: Readonly<Record<string, string | undef
       const apiKey = nonEmpty(env.OPENAI_API_KEY);
       // Local OpenAI-compatible servers (Ollama, llama.cpp, vLLM) need no key; api.openai.com does.
       if (!apiKey && !explicitBase)
-        throw new ModelError('E_MODEL_KEY_MISSING', `${spec}: OPENAI_API_KEY is not set (set it, or point OPENAI_BASE_URL at an OpenAI-compatible server that needs no key)`);
+        throw new ModelError(
+          'E_MODEL_KEY_MISSING',
+          `${spec}: OPENAI_API_KEY is not set (set it, or point OPENAI_BASE_URL at an OpenAI-compatible server that needs no key)`,
+        );
       const baseUrl = httpUrl(explicitBase ?? OPENAI_DEFAULT_BASE_URL, 'OPENAI_BASE_URL');
-      return new OpenAiChatModel({ model, baseUrl, ...(apiKey ? { apiKey } : {}), ...(prices ? { prices } : {}), deps });
+      return new OpenAiChatModel({
+        model,
+        baseUrl,
+        ...(apiKey ? { apiKey } : {}),
+        ...(prices ? { prices } : {}),
+        deps,
+      });
     }
     case 'anthropic': {
       const apiKey = nonEmpty(env.ANTHROPIC_API_KEY);
@@ -72,7 +99,10 @@ function providerModel(spec: string, env: Readonly<Record<string, string | undef
       // A chain that mixes scripted and real answers would make the receipt's `scripted` flag wrong either way.
       throw new ModelError('E_MODEL_SPEC', `${spec}: the scripted model cannot be part of a fallback chain`);
     default:
-      throw new ModelError('E_MODEL_SPEC', `unknown model provider "${provider}" in "${spec}" (available: ${MODEL_PROVIDERS.join(', ')})`);
+      throw new ModelError(
+        'E_MODEL_SPEC',
+        `unknown model provider "${provider}" in "${spec}" (available: ${MODEL_PROVIDERS.join(', ')})`,
+      );
   }
 }
 
@@ -82,7 +112,10 @@ function scriptedFromFile(file: string, caseName: string | undefined): ModelPort
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ModelError('E_FILE', `cannot read model script ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new ModelError(
+      'E_FILE',
+      `cannot read model script ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
   try {
     return new ScriptedModel(parseModelScript(text, basename(file)), caseName);
@@ -100,11 +133,17 @@ function httpDeps(env: Readonly<Record<string, string | undefined>>, opts: Model
     sleep: opts.sleep ?? d.sleep,
     random: opts.random ?? d.random,
     now: opts.now ?? d.now,
-    policy: { ...d.policy, ...(maxAttempts ? { maxAttempts } : {}), ...(attemptTimeoutMs ? { attemptTimeoutMs } : {}), ...opts.retry },
+    policy: {
+      ...d.policy,
+      ...(maxAttempts ? { maxAttempts } : {}),
+      ...(attemptTimeoutMs ? { attemptTimeoutMs } : {}),
+      ...opts.retry,
+    },
   };
 }
 
-const nonEmpty = (v: string | undefined): string | undefined => (v !== undefined && v.trim() !== '' ? v.trim() : undefined);
+const nonEmpty = (v: string | undefined): string | undefined =>
+  v !== undefined && v.trim() !== '' ? v.trim() : undefined;
 
 function httpUrl(value: string, name: string): string {
   let u: URL;
@@ -113,13 +152,15 @@ function httpUrl(value: string, name: string): string {
   } catch {
     throw new ModelError('E_MODEL_SPEC', `${name}="${value}" is not a URL`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ModelError('E_MODEL_SPEC', `${name}="${value}" must be an http(s) URL`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new ModelError('E_MODEL_SPEC', `${name}="${value}" must be an http(s) URL`);
   return value;
 }
 
 function positiveInt(env: Readonly<Record<string, string | undefined>>, name: string): number | undefined {
   const v = nonEmpty(env[name]);
   if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v) || Number(v) < 1) throw new ModelError('E_MODEL_SPEC', `${name}="${v}" must be a positive integer`);
+  if (!/^\d+$/.test(v) || Number(v) < 1)
+    throw new ModelError('E_MODEL_SPEC', `${name}="${v}" must be a positive integer`);
   return Number(v);
 }

@@ -43,7 +43,14 @@ export class OpenAiChatModel implements ModelPort {
       ],
     };
     if ('schema' in req.output && hasObjectRoot(req.output.schema))
-      body.response_format = { type: 'json_schema', json_schema: { name: schemaName(req.step), strict: strictCompatible(req.output.schema), schema: req.output.schema } };
+      body.response_format = {
+        type: 'json_schema',
+        json_schema: {
+          name: schemaName(req.step),
+          strict: strictCompatible(req.output.schema),
+          schema: req.output.schema,
+        },
+      };
     return body;
   }
 
@@ -60,17 +67,26 @@ export class OpenAiChatModel implements ModelPort {
       },
       this.opts.deps,
     );
-    const malformed = (what: string) => new ModelError('E_MODEL_RESPONSE_MALFORMED', `${this.id}: the response is not a chat completion: ${what}`);
+    const malformed = (what: string) =>
+      new ModelError('E_MODEL_RESPONSE_MALFORMED', `${this.id}: the response is not a chat completion: ${what}`);
     if (!isObj(body) || !Array.isArray(body.choices) || body.choices.length === 0) throw malformed('no choices');
     const choice = body.choices[0] as unknown;
     const message = isObj(choice) ? choice.message : undefined;
     if (!isObj(message)) throw malformed('choices[0] has no message');
     // A refusal is the model's answer too: it is recorded raw and rejected by the output check.
-    const raw = typeof message.content === 'string' ? message.content : typeof message.refusal === 'string' ? message.refusal : undefined;
+    const raw =
+      typeof message.content === 'string'
+        ? message.content
+        : typeof message.refusal === 'string'
+          ? message.refusal
+          : undefined;
     if (raw === undefined) throw malformed('choices[0].message has no text content');
 
     const u = isObj(body.usage) ? body.usage : {};
-    const usage = typeof u.prompt_tokens === 'number' && typeof u.completion_tokens === 'number' ? { input_tokens: u.prompt_tokens, output_tokens: u.completion_tokens } : undefined;
+    const usage =
+      typeof u.prompt_tokens === 'number' && typeof u.completion_tokens === 'number'
+        ? { input_tokens: u.prompt_tokens, output_tokens: u.completion_tokens }
+        : undefined;
     // OpenRouter reports what the call cost (in credits, which are USD); it is preferred to any table.
     const cost = typeof u.cost === 'number' && Number.isFinite(u.cost) && u.cost >= 0 ? u.cost : undefined;
     return providerAnswer('openai', this.opts, { raw, model: body.model, usage, cost });

@@ -30,13 +30,28 @@ export function parsePriceTable(text: string, where: string): PriceTable {
   } catch (e) {
     throw new ModelError('E_MODEL_PRICES', `${where}: not valid YAML/JSON: ${(e as Error).message}`);
   }
-  if (!isObj(doc)) throw new ModelError('E_MODEL_PRICES', `${where}: must map model names to { input_per_million, output_per_million } (USD per million tokens)`);
+  if (!isObj(doc))
+    throw new ModelError(
+      'E_MODEL_PRICES',
+      `${where}: must map model names to { input_per_million, output_per_million } (USD per million tokens)`,
+    );
   const table = new Map<string, ModelPrice>();
   for (const [model, p] of Object.entries(doc)) {
     const ok = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
-    if (!isObj(p) || !ok(p.input_per_million) || !ok(p.output_per_million) || Object.keys(p).some((k) => k !== 'input_per_million' && k !== 'output_per_million'))
-      throw new ModelError('E_MODEL_PRICES', `${where}: ${model}: needs exactly input_per_million and output_per_million, non-negative numbers (USD per million tokens)`);
-    table.set(model, { input_per_million: p.input_per_million as number, output_per_million: p.output_per_million as number });
+    if (
+      !isObj(p) ||
+      !ok(p.input_per_million) ||
+      !ok(p.output_per_million) ||
+      Object.keys(p).some((k) => k !== 'input_per_million' && k !== 'output_per_million')
+    )
+      throw new ModelError(
+        'E_MODEL_PRICES',
+        `${where}: ${model}: needs exactly input_per_million and output_per_million, non-negative numbers (USD per million tokens)`,
+      );
+    table.set(model, {
+      input_per_million: p.input_per_million as number,
+      output_per_million: p.output_per_million as number,
+    });
   }
   return table;
 }
@@ -46,13 +61,21 @@ export function loadPriceTable(file: string): PriceTable {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ModelError('E_MODEL_PRICES', `cannot read the price table ${file} (NANO_VM_PRICES): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new ModelError(
+      'E_MODEL_PRICES',
+      `cannot read the price table ${file} (NANO_VM_PRICES): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
   return parsePriceTable(text, file);
 }
 
 /** Cost of one call from the table, or undefined when the model has no price. */
-export function costFromTable(table: PriceTable | undefined, provider: string, model: string, usage: Usage): number | undefined {
+export function costFromTable(
+  table: PriceTable | undefined,
+  provider: string,
+  model: string,
+  usage: Usage,
+): number | undefined {
   const p = table?.get(`${provider}:${model}`) ?? table?.get(model);
   if (!p) return undefined;
   return (usage.input_tokens * p.input_per_million + usage.output_tokens * p.output_per_million) / 1_000_000;

@@ -10,7 +10,14 @@
 import type { Usage } from '@nano-vm/kernel';
 import { ModelError, type ModelAnswer } from './port.js';
 import { costFromTable, type PriceTable } from './priceTable.js';
-import { abortableSleep, backoffMs, DEFAULT_RETRY_POLICY, retryAfterMs, type RetryPolicy, type Sleep } from './retryPolicy.js';
+import {
+  abortableSleep,
+  backoffMs,
+  DEFAULT_RETRY_POLICY,
+  retryAfterMs,
+  type RetryPolicy,
+  type Sleep,
+} from './retryPolicy.js';
 
 /** What the adapters need from the outside world; tests replace any of it. */
 export interface HttpDeps {
@@ -23,7 +30,13 @@ export interface HttpDeps {
   policy: RetryPolicy;
 }
 
-export const defaultHttpDeps = (): HttpDeps => ({ fetch: globalThis.fetch, sleep: abortableSleep, random: Math.random, now: Date.now, policy: DEFAULT_RETRY_POLICY });
+export const defaultHttpDeps = (): HttpDeps => ({
+  fetch: globalThis.fetch,
+  sleep: abortableSleep,
+  random: Math.random,
+  now: Date.now,
+  policy: DEFAULT_RETRY_POLICY,
+});
 
 export interface ProviderRequest {
   /** Who is called, for messages: `openai:gpt-4o-mini`. */
@@ -60,8 +73,15 @@ export interface ProviderReply {
  * The answer as recorded: labelled with the model that answered (the one the response names,
  * else the one called), and with usage, its cost — the provider's own figure, else the price table's.
  */
-export function providerAnswer(provider: string, called: { model: string; prices?: PriceTable }, reply: ProviderReply): ModelAnswer {
-  const answer: ModelAnswer = { raw: reply.raw, model: `${provider}:${typeof reply.model === 'string' && reply.model ? reply.model : called.model}` };
+export function providerAnswer(
+  provider: string,
+  called: { model: string; prices?: PriceTable },
+  reply: ProviderReply,
+): ModelAnswer {
+  const answer: ModelAnswer = {
+    raw: reply.raw,
+    model: `${provider}:${typeof reply.model === 'string' && reply.model ? reply.model : called.model}`,
+  };
   if (reply.usage) {
     answer.usage = reply.usage;
     const cost = reply.cost ?? costFromTable(called.prices, provider, called.model, reply.usage);
@@ -86,7 +106,10 @@ export async function postWithRetries(req: ProviderRequest, deps: HttpDeps): Pro
     let wait = backoffMs(policy, attempt, deps.random);
     if (outcome.retryAfterMs !== undefined) {
       if (outcome.retryAfterMs > policy.maxRetryAfterMs)
-        throw new ModelError(last.code, `${last.message}; the provider asks to retry after ${Math.ceil(outcome.retryAfterMs / 1000)} s, longer than the ${policy.maxRetryAfterMs / 1000} s nano-vm waits`);
+        throw new ModelError(
+          last.code,
+          `${last.message}; the provider asks to retry after ${Math.ceil(outcome.retryAfterMs / 1000)} s, longer than the ${policy.maxRetryAfterMs / 1000} s nano-vm waits`,
+        );
       wait = outcome.retryAfterMs;
     }
     try {
@@ -95,7 +118,8 @@ export async function postWithRetries(req: ProviderRequest, deps: HttpDeps): Pro
       throw cancelled(req);
     }
   }
-  const tries = policy.maxAttempts > 1 && TRANSIENT.has(last!.code) ? ` (gave up after ${policy.maxAttempts} attempts)` : '';
+  const tries =
+    policy.maxAttempts > 1 && TRANSIENT.has(last!.code) ? ` (gave up after ${policy.maxAttempts} attempts)` : '';
   throw new ModelError(last!.code, `${last!.message}${tries}`);
 }
 
@@ -114,14 +138,30 @@ async function attemptOnce(req: ProviderRequest, bodyText: string, deps: HttpDep
   let headers: Headers;
   let text: string;
   try {
-    const res = await deps.fetch(req.url, { method: 'POST', headers: { 'content-type': 'application/json', ...req.headers }, body: bodyText, signal: ac.signal });
+    const res = await deps.fetch(req.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...req.headers },
+      body: bodyText,
+      signal: ac.signal,
+    });
     status = res.status;
     headers = res.headers;
     text = await res.text();
   } catch (e) {
     if (req.signal.aborted) throw cancelled(req);
-    if (timedOut) return { error: new ModelError('E_MODEL_TIMEOUT', `${req.label}: no complete response within ${deps.policy.attemptTimeoutMs} ms`) };
-    return { error: new ModelError('E_MODEL_UNREACHABLE', `${req.label}: cannot reach ${req.url} (${networkReason(e)}); check ${req.baseUrlEnv} and the network`) };
+    if (timedOut)
+      return {
+        error: new ModelError(
+          'E_MODEL_TIMEOUT',
+          `${req.label}: no complete response within ${deps.policy.attemptTimeoutMs} ms`,
+        ),
+      };
+    return {
+      error: new ModelError(
+        'E_MODEL_UNREACHABLE',
+        `${req.label}: cannot reach ${req.url} (${networkReason(e)}); check ${req.baseUrlEnv} and the network`,
+      ),
+    };
   } finally {
     clearTimeout(timer);
     req.signal.removeEventListener('abort', onAbort);
@@ -131,17 +171,39 @@ async function attemptOnce(req: ProviderRequest, bodyText: string, deps: HttpDep
     try {
       return { body: JSON.parse(text) as unknown };
     } catch {
-      return { error: new ModelError('E_MODEL_RESPONSE_MALFORMED', `${req.label}: the response body (HTTP ${status}) is not JSON: ${excerpt(text)}`) };
+      return {
+        error: new ModelError(
+          'E_MODEL_RESPONSE_MALFORMED',
+          `${req.label}: the response body (HTTP ${status}) is not JSON: ${excerpt(text)}`,
+        ),
+      };
     }
   }
   const detail = providerDetail(text);
   const wait = retryAfterMs(headers, deps.now);
-  const withWait = <T extends { error: ModelError }>(o: T): T & { retryAfterMs?: number } => (wait === undefined ? o : { ...o, retryAfterMs: wait });
-  if (status === 429) return withWait({ error: new ModelError('E_MODEL_RATE_LIMITED', `${req.label}: rate limited (HTTP 429${detail})`) });
-  if (status >= 500) return withWait({ error: new ModelError('E_MODEL_UNAVAILABLE', `${req.label}: the provider failed (HTTP ${status}${detail})`) });
+  const withWait = <T extends { error: ModelError }>(o: T): T & { retryAfterMs?: number } =>
+    wait === undefined ? o : { ...o, retryAfterMs: wait };
+  if (status === 429)
+    return withWait({
+      error: new ModelError('E_MODEL_RATE_LIMITED', `${req.label}: rate limited (HTTP 429${detail})`),
+    });
+  if (status >= 500)
+    return withWait({
+      error: new ModelError('E_MODEL_UNAVAILABLE', `${req.label}: the provider failed (HTTP ${status}${detail})`),
+    });
   if (status === 401 || status === 403)
-    return { error: new ModelError('E_MODEL_AUTH', `${req.label}: the provider refused the credentials (HTTP ${status}${detail}); check ${req.keyEnv}`) };
-  return { error: new ModelError('E_MODEL_BAD_REQUEST', `${req.label}: the provider rejected the request (HTTP ${status}${detail})`) };
+    return {
+      error: new ModelError(
+        'E_MODEL_AUTH',
+        `${req.label}: the provider refused the credentials (HTTP ${status}${detail}); check ${req.keyEnv}`,
+      ),
+    };
+  return {
+    error: new ModelError(
+      'E_MODEL_BAD_REQUEST',
+      `${req.label}: the provider rejected the request (HTTP ${status}${detail})`,
+    ),
+  };
 }
 
 /** The step was cancelled (its timeout fired): report the executor's own reason. */
@@ -181,4 +243,5 @@ const excerpt = (s: string): string => {
   return one.length > 300 ? `${one.slice(0, 300)}…` : one;
 };
 
-export const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+export const isObj = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);

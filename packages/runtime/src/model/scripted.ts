@@ -39,16 +39,20 @@ export class ScriptError extends Error {
   }
 }
 
-
 function parseEntry(v: unknown, where: string): ScriptEntry {
   if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return { kind: 'raw', raw: String(v) };
   if (!isObj(v)) throw new ScriptError(`${where}: an answer is a string or an object with raw, json, timeout or error`);
   const known = ['raw', 'json', 'timeout', 'error', 'usage', 'cost_usd'];
-  for (const k of Object.keys(v)) if (!known.includes(k)) throw new ScriptError(`${where}: unknown key '${k}' (expected one of ${known.join(', ')})`);
+  for (const k of Object.keys(v))
+    if (!known.includes(k)) throw new ScriptError(`${where}: unknown key '${k}' (expected one of ${known.join(', ')})`);
   if (v.timeout === true) return { kind: 'timeout' };
   if (v.error !== undefined) {
     const e = isObj(v.error) ? v.error : { message: String(v.error) };
-    return { kind: 'error', code: typeof e.code === 'string' ? e.code : 'E_MODEL_ERROR', message: typeof e.message === 'string' ? e.message : 'scripted model error' };
+    return {
+      kind: 'error',
+      code: typeof e.code === 'string' ? e.code : 'E_MODEL_ERROR',
+      message: typeof e.message === 'string' ? e.message : 'scripted model error',
+    };
   }
   let raw: string;
   if (typeof v.raw === 'string') raw = v.raw;
@@ -57,11 +61,13 @@ function parseEntry(v: unknown, where: string): ScriptEntry {
   const entry: ScriptEntry = { kind: 'raw', raw };
   if (v.usage !== undefined) {
     const u = v.usage;
-    if (!isObj(u) || typeof u.input_tokens !== 'number' || typeof u.output_tokens !== 'number') throw new ScriptError(`${where}: usage needs numeric input_tokens and output_tokens`);
+    if (!isObj(u) || typeof u.input_tokens !== 'number' || typeof u.output_tokens !== 'number')
+      throw new ScriptError(`${where}: usage needs numeric input_tokens and output_tokens`);
     entry.usage = { input_tokens: u.input_tokens, output_tokens: u.output_tokens };
   }
   if (v.cost_usd !== undefined) {
-    if (typeof v.cost_usd !== 'number' || v.cost_usd < 0) throw new ScriptError(`${where}: cost_usd must be a non-negative number`);
+    if (typeof v.cost_usd !== 'number' || v.cost_usd < 0)
+      throw new ScriptError(`${where}: cost_usd must be a non-negative number`);
     entry.cost_usd = v.cost_usd;
   }
   return entry;
@@ -87,7 +93,9 @@ export function parseModelScript(text: string, label = 'script'): ModelScript {
     throw new ScriptError(`model script is not valid YAML: ${(e as Error).message}`);
   }
   if (!isObj(doc)) throw new ScriptError('model script must be a mapping with an `answers` key');
-  for (const k of Object.keys(doc)) if (!['model', 'answers', 'cases'].includes(k)) throw new ScriptError(`unknown top-level key '${k}' (expected model, answers, cases)`);
+  for (const k of Object.keys(doc))
+    if (!['model', 'answers', 'cases'].includes(k))
+      throw new ScriptError(`unknown top-level key '${k}' (expected model, answers, cases)`);
   const cases: ModelScript['cases'] = {};
   if (doc.cases !== undefined) {
     if (!isObj(doc.cases)) throw new ScriptError('cases: must map input names to { answers }');
@@ -96,7 +104,11 @@ export function parseModelScript(text: string, label = 'script'): ModelScript {
       cases[name] = parseAnswers(c.answers, `cases.${name}.answers`);
     }
   }
-  return { label: typeof doc.model === 'string' ? doc.model : label, answers: parseAnswers(doc.answers, 'answers'), cases };
+  return {
+    label: typeof doc.model === 'string' ? doc.model : label,
+    answers: parseAnswers(doc.answers, 'answers'),
+    cases,
+  };
 }
 
 const estimateTokens = (s: string): number => Math.max(1, Math.ceil(s.length / 4));
@@ -113,7 +125,10 @@ export class ScriptedModel implements ModelPort {
 
   complete(req: ModelRequest): Promise<ModelAnswer> {
     const list = this.answers[req.step];
-    if (!list) return Promise.reject(new ModelError('E_SCRIPT_MISSING', `the scripted model has no answer for step '${req.step}'`));
+    if (!list)
+      return Promise.reject(
+        new ModelError('E_SCRIPT_MISSING', `the scripted model has no answer for step '${req.step}'`),
+      );
     const entry = list[Math.min(req.call, list.length) - 1]!;
     switch (entry.kind) {
       case 'error':
@@ -122,7 +137,9 @@ export class ScriptedModel implements ModelPort {
         // Hang until the step's timeout aborts the call (the executor turns that into E_TIMEOUT).
         return new Promise((_, reject) => {
           if (req.signal.aborted) reject(new ModelError('E_TIMEOUT', 'model call timed out'));
-          req.signal.addEventListener('abort', () => reject(new ModelError('E_TIMEOUT', 'model call timed out')), { once: true });
+          req.signal.addEventListener('abort', () => reject(new ModelError('E_TIMEOUT', 'model call timed out')), {
+            once: true,
+          });
         });
       case 'raw':
         return Promise.resolve({

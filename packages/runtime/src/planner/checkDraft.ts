@@ -5,7 +5,14 @@
  * then validatePolicy — as a pure function of its arguments, so the trace records everything the
  * verdict depends on.
  */
-import { hashJson, policyFromValue, programFromValue, validateProgram, type Issue, type JsonValue } from '@nano-vm/kernel';
+import {
+  hashJson,
+  policyFromValue,
+  programFromValue,
+  validateProgram,
+  type Issue,
+  type JsonValue,
+} from '@nano-vm/kernel';
 import { nodeHasher } from '../nodeHasher.js';
 import { issuesUnderPolicy } from '../policyRun.js';
 import type { ToolDefinition } from '../toolRegistry.js';
@@ -54,7 +61,11 @@ export function checkDraft(draft: unknown, tools: readonly PlannerTool[], policy
       if (!p.policy) issues.push(...p.issues);
       policy = p.policy;
     }
-    issues.push(...(policy ? issuesUnderPolicy(loaded.program, policy, described, hashJson(nodeHasher, loaded.program)) : validateProgram(loaded.program, { tools: described })));
+    issues.push(
+      ...(policy
+        ? issuesUnderPolicy(loaded.program, policy, described, hashJson(nodeHasher, loaded.program))
+        : validateProgram(loaded.program, { tools: described })),
+    );
   }
   return { ok: !issues.some((i) => i.severity === 'error'), issues: issues.map(toDraftIssue) };
 }

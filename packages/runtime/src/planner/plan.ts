@@ -4,7 +4,15 @@
  * check. The result is the run (stored like any other) and, when it ended DRAFTED, the accepted
  * draft.
  */
-import type { Clock, Hasher, JsonValue, PolicySnapshot, Program, StepCompletedEvent, TraceEvent } from '@nano-vm/kernel';
+import type {
+  Clock,
+  Hasher,
+  JsonValue,
+  PolicySnapshot,
+  Program,
+  StepCompletedEvent,
+  TraceEvent,
+} from '@nano-vm/kernel';
 import type { IdSource } from '../clock.js';
 import { runProgram, type RunResult } from '../executor.js';
 import type { ModelPort } from '../model/port.js';
@@ -55,7 +63,11 @@ const planningTools = new ToolRegistry([checkProgramTool]);
 
 export async function planProgram(opts: PlanOptions): Promise<PlanResult> {
   const program = plannerProgram(opts.attempts ?? DEFAULT_PLAN_ATTEMPTS);
-  const input = { intent: opts.intent, tools: describeTools(opts.tools), ...(opts.policy ? { policy: opts.policy } : {}) };
+  const input = {
+    intent: opts.intent,
+    tools: describeTools(opts.tools),
+    ...(opts.policy ? { policy: opts.policy } : {}),
+  };
   const run = await runProgram({
     program,
     input,

@@ -47,8 +47,8 @@ const TOOL_DESCRIPTION_SCHEMA = {
   properties: {
     name: { type: 'string' },
     description: { type: 'string' },
-    input_schema: { description: 'The tool\'s input JSON Schema, when it declares one.' },
-    output_schema: { description: 'The tool\'s output JSON Schema, when it declares one.' },
+    input_schema: { description: "The tool's input JSON Schema, when it declares one." },
+    output_schema: { description: "The tool's output JSON Schema, when it declares one." },
   },
 };
 
@@ -78,7 +78,8 @@ export function inlinedProgramSchema(): JsonSchema {
     const out: Record<string, unknown> = {};
     if (typeof $ref === 'string') {
       const name = /^#\/\$defs\/(.+)$/.exec($ref)?.[1];
-      if (name === undefined || !Object.hasOwn(defs, name)) throw new Error(`program schema: unresolvable $ref ${$ref}`);
+      if (name === undefined || !Object.hasOwn(defs, name))
+        throw new Error(`program schema: unresolvable $ref ${$ref}`);
       Object.assign(out, inline(defs[name]));
     }
     for (const [k, v] of Object.entries(rest)) {
@@ -112,7 +113,8 @@ const cache = new Map<number, Program>();
 
 /** The planner meta-program for `attempts` drafts (1..MAX_PLAN_ATTEMPTS). */
 export function plannerProgram(attempts: number = DEFAULT_PLAN_ATTEMPTS): Program {
-  if (!Number.isInteger(attempts) || attempts < 1 || attempts > MAX_PLAN_ATTEMPTS) throw new RangeError(`attempts must be an integer from 1 to ${MAX_PLAN_ATTEMPTS}, got ${attempts}`);
+  if (!Number.isInteger(attempts) || attempts < 1 || attempts > MAX_PLAN_ATTEMPTS)
+    throw new RangeError(`attempts must be an integer from 1 to ${MAX_PLAN_ATTEMPTS}, got ${attempts}`);
   let program = cache.get(attempts);
   if (program) return program;
   program = {

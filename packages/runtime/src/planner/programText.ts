@@ -15,8 +15,43 @@ export function programText(draft: Program, opts: { format: 'yaml' | 'json'; hea
 }
 
 /** Keys in the order docs/dsl.md writes them (a model's answer is stored in canonical, sorted order); the JSON value is unchanged. */
-const ROOT_ORDER = ['format', 'id', 'version', 'description', 'input_schema', 'sensitive', 'subject', 'budgets', 'start', 'steps'];
-const STEP_ORDER = ['id', 'kind', 'description', 'prompt', 'projection', 'output', 'tool', 'args', 'output_schema', 'children', 'max_concurrency', 'event', 'role', 'cases', 'else', 'outcome', 'failure', 'timeout_ms', 'on_timeout', 'on_error', 'max_visits', 'on_exhausted', 'next'];
+const ROOT_ORDER = [
+  'format',
+  'id',
+  'version',
+  'description',
+  'input_schema',
+  'sensitive',
+  'subject',
+  'budgets',
+  'start',
+  'steps',
+];
+const STEP_ORDER = [
+  'id',
+  'kind',
+  'description',
+  'prompt',
+  'projection',
+  'output',
+  'tool',
+  'args',
+  'output_schema',
+  'children',
+  'max_concurrency',
+  'event',
+  'role',
+  'cases',
+  'else',
+  'outcome',
+  'failure',
+  'timeout_ms',
+  'on_timeout',
+  'on_error',
+  'max_visits',
+  'on_exhausted',
+  'next',
+];
 
 function ordered<T extends object>(value: T, order: readonly string[]): T {
   const rank = (k: string): number => (order.includes(k) ? order.indexOf(k) : order.length);

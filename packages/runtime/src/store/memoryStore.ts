@@ -12,13 +12,39 @@ export class MemoryStore implements Store {
     return (this.secret ??= randomBytes(32).toString('hex'));
   }
 
-  private readonly runs = new Map<string, { rec: RunRecord; events: TraceEvent[]; vault: VaultRow[]; calls?: Map<string, Invocation> }>();
+  private readonly runs = new Map<
+    string,
+    { rec: RunRecord; events: TraceEvent[]; vault: VaultRow[]; calls?: Map<string, Invocation> }
+  >();
 
   createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>, vault: readonly VaultValue[] = []): void {
     if (this.runs.has(run.run_id)) throw new StoreError('E_STORE_DUPLICATE_RUN', `run ${run.run_id} already exists`);
     // Most runs have no vault rows: they share one empty list (erasure only loops over rows).
-    const rows = vault.length === 0 ? NO_ROWS : vault.map((v) => ({ run_id: run.run_id, path: v.path, subject: v.subject, commitment: v.commitment, salt: v.salt, value: structuredClone(v.value), erased: false })).sort((a, b) => (a.path < b.path ? -1 : 1));
-    const rec: RunRecord = { run_id: run.run_id, program_id: run.program_id, program: run.program, policy: run.policy, input: run.input, status: run.status, outcome: run.outcome, head_hash: '', event_count: 0 };
+    const rows =
+      vault.length === 0
+        ? NO_ROWS
+        : vault
+            .map((v) => ({
+              run_id: run.run_id,
+              path: v.path,
+              subject: v.subject,
+              commitment: v.commitment,
+              salt: v.salt,
+              value: structuredClone(v.value),
+              erased: false,
+            }))
+            .sort((a, b) => (a.path < b.path ? -1 : 1));
+    const rec: RunRecord = {
+      run_id: run.run_id,
+      program_id: run.program_id,
+      program: run.program,
+      policy: run.policy,
+      input: run.input,
+      status: run.status,
+      outcome: run.outcome,
+      head_hash: '',
+      event_count: 0,
+    };
     this.runs.set(run.run_id, { rec, events: [], vault: rows });
   }
 
@@ -27,7 +53,11 @@ export class MemoryStore implements Store {
     if (!r) throw new StoreError('E_STORE_NO_RUN', `no run ${runId}`);
     // Checked whole before anything is stored: all of the batch or none of it.
     for (let i = 0; i < events.length; i++) {
-      if (events[i]!.seq !== r.events.length + i) throw new StoreError('E_STORE_CONFLICT', `append of seq ${events[i]!.seq} to run ${runId} conflicts: the next seq is ${r.events.length + i}`);
+      if (events[i]!.seq !== r.events.length + i)
+        throw new StoreError(
+          'E_STORE_CONFLICT',
+          `append of seq ${events[i]!.seq} to run ${runId} conflicts: the next seq is ${r.events.length + i}`,
+        );
     }
     for (const event of events) {
       r.events.push(event);
@@ -37,7 +67,15 @@ export class MemoryStore implements Store {
         if (c) {
           c.invocations++;
           c.attempt = event.attempt;
-        } else calls.set(event.idempotency_key, { key: event.idempotency_key, run_id: runId, step: event.step, tool: event.tool ?? '', attempt: event.attempt, invocations: 1 });
+        } else
+          calls.set(event.idempotency_key, {
+            key: event.idempotency_key,
+            run_id: runId,
+            step: event.step,
+            tool: event.tool ?? '',
+            attempt: event.attempt,
+            invocations: 1,
+          });
       }
     }
     if (events.length) {
@@ -77,7 +115,9 @@ export class MemoryStore implements Store {
   }
 
   listRuns(filter: { status?: RunStatus | 'running' } = {}): RunRecord[] {
-    return [...this.runs.values()].map((r) => ({ ...r.rec })).filter((r) => filter.status === undefined || r.status === filter.status);
+    return [...this.runs.values()]
+      .map((r) => ({ ...r.rec }))
+      .filter((r) => filter.status === undefined || r.status === filter.status);
   }
 
   vault(runId: string): VaultRow[] {

@@ -8,7 +8,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { canonicalJson, hashJson, type JsonValue, type Program, type RunStatus, type TraceEvent } from '@nano-vm/kernel';
+import {
+  canonicalJson,
+  hashJson,
+  type JsonValue,
+  type Program,
+  type RunStatus,
+  type TraceEvent,
+} from '@nano-vm/kernel';
 import { nodeHasher } from '../nodeHasher.js';
 import { StoreError, type Invocation, type RunRecord, type Store, type VaultRow, type VaultValue } from './store.js';
 
@@ -86,7 +93,8 @@ CREATE TABLE IF NOT EXISTS programs (
 `;
 
 /** The column names of a table. */
-const columnsOf = (db: Database.Database, table: string): Set<string> => new Set((db.prepare(`SELECT name FROM pragma_table_info(?)`).all(table) as { name: string }[]).map((c) => c.name));
+const columnsOf = (db: Database.Database, table: string): Set<string> =>
+  new Set((db.prepare(`SELECT name FROM pragma_table_info(?)`).all(table) as { name: string }[]).map((c) => c.name));
 
 /**
  * Moves a file of schema 1 to 3 (run-owned rows keyed by the text run id) to schema 4, keeping
@@ -95,24 +103,43 @@ const columnsOf = (db: Database.Database, table: string): Set<string> => new Set
  * leaves the file as it was.
  */
 function migrateToIntegerKeys(db: Database.Database): void {
-  const tables = new Set((db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[]).map((r) => r.name));
+  const tables = new Set(
+    (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[]).map((r) => r.name),
+  );
   const old = ['runs', 'events', 'vault', 'idempotency_keys'].filter((t) => tables.has(t));
   db.pragma('foreign_keys = OFF');
   try {
     db.transaction(() => {
-      db.exec(`DROP INDEX IF EXISTS runs_by_status; DROP INDEX IF EXISTS vault_by_subject; DROP INDEX IF EXISTS idempotency_keys_by_run;`);
+      db.exec(
+        `DROP INDEX IF EXISTS runs_by_status; DROP INDEX IF EXISTS vault_by_subject; DROP INDEX IF EXISTS idempotency_keys_by_run;`,
+      );
       for (const t of old) db.exec(`ALTER TABLE ${t} RENAME TO old_${t}`);
       db.exec(SCHEMA);
       const programHash = columnsOf(db, 'old_runs').has('program_hash') ? 'program_hash' : 'NULL';
       db.exec(`INSERT INTO runs (run_no, run_id, program_id, program, program_hash, policy, input, status, outcome)
         SELECT rowid, run_id, program_id, program, ${programHash}, policy, input, status, outcome FROM old_runs ORDER BY rowid`);
-      if (tables.has('events')) db.exec(`INSERT INTO events SELECT runs.run_no, e.seq, e.type, e.hash, e.body FROM old_events e JOIN runs USING (run_id)`);
-      if (tables.has('vault')) db.exec(`INSERT INTO vault SELECT runs.run_no, v.path, v.subject, v.commitment, v.salt, v.value, v.erased FROM old_vault v JOIN runs USING (run_id)`);
-      if (tables.has('idempotency_keys')) db.exec(`INSERT INTO idempotency_keys SELECT runs.run_no, k.key, k.step, k.tool, k.attempt, k.invocations, k.first_seq FROM old_idempotency_keys k JOIN runs USING (run_id)`);
+      if (tables.has('events'))
+        db.exec(
+          `INSERT INTO events SELECT runs.run_no, e.seq, e.type, e.hash, e.body FROM old_events e JOIN runs USING (run_id)`,
+        );
+      if (tables.has('vault'))
+        db.exec(
+          `INSERT INTO vault SELECT runs.run_no, v.path, v.subject, v.commitment, v.salt, v.value, v.erased FROM old_vault v JOIN runs USING (run_id)`,
+        );
+      if (tables.has('idempotency_keys'))
+        db.exec(
+          `INSERT INTO idempotency_keys SELECT runs.run_no, k.key, k.step, k.tool, k.attempt, k.invocations, k.first_seq FROM old_idempotency_keys k JOIN runs USING (run_id)`,
+        );
       for (const t of [...old].reverse()) db.exec(`DROP TABLE old_${t}`);
       const broken = db.pragma('foreign_key_check') as unknown[];
-      if (broken.length) throw new StoreError('E_STORE_CORRUPT', `migrating to store schema ${SCHEMA_VERSION}: ${broken.length} rows name a run that is not in the file`);
-      db.prepare(`INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(String(SCHEMA_VERSION));
+      if (broken.length)
+        throw new StoreError(
+          'E_STORE_CORRUPT',
+          `migrating to store schema ${SCHEMA_VERSION}: ${broken.length} rows name a run that is not in the file`,
+        );
+      db.prepare(
+        `INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+      ).run(String(SCHEMA_VERSION));
     })();
   } finally {
     db.pragma('foreign_keys = ON');
@@ -172,7 +199,9 @@ export class SqliteStore implements Store {
       throw e;
     }
 
-    this.insertRun = this.db.prepare(`INSERT INTO runs (run_id, program_id, program, program_hash, policy, input, status, outcome) VALUES (?, ?, '', ?, ?, ?, ?, ?)`);
+    this.insertRun = this.db.prepare(
+      `INSERT INTO runs (run_id, program_id, program, program_hash, policy, input, status, outcome) VALUES (?, ?, '', ?, ?, ?, ?, ?)`,
+    );
     this.insertProgram = this.db.prepare(`INSERT OR IGNORE INTO programs (hash, program) VALUES (?, ?)`);
     this.selectProgram = this.db.prepare(`SELECT program FROM programs WHERE hash = ?`);
     this.countInvocation = this.db.prepare(
@@ -190,15 +219,24 @@ export class SqliteStore implements Store {
       if (events.length === 0) return;
       const first = events[0]!.seq;
       events.forEach((e, i) => {
-        if (e.seq !== first + i) throw new StoreError('E_STORE_CONFLICT', `append to run ${runId}: seq ${e.seq} does not follow seq ${first + i - 1} in one batch`);
+        if (e.seq !== first + i)
+          throw new StoreError(
+            'E_STORE_CONFLICT',
+            `append to run ${runId}: seq ${e.seq} does not follow seq ${first + i - 1} in one batch`,
+          );
       });
       const no = this.runNo(runId);
       const last = this.lastSeq.get(no) as number | undefined;
       const next = last === undefined ? 0 : last + 1;
-      if (first !== next) throw new StoreError('E_STORE_CONFLICT', `append of seq ${first} to run ${runId} conflicts: the next seq is ${next}`);
+      if (first !== next)
+        throw new StoreError(
+          'E_STORE_CONFLICT',
+          `append of seq ${first} to run ${runId} conflicts: the next seq is ${next}`,
+        );
       for (const e of events) {
         this.insertEvent.run(no, e.seq, e.type, e.hash, JSON.stringify(e));
-        if (e.type === 'step_started' && e.idempotency_key !== undefined) this.countInvocation.run(no, e.idempotency_key, e.step, e.tool ?? '', e.attempt, e.seq);
+        if (e.type === 'step_started' && e.idempotency_key !== undefined)
+          this.countInvocation.run(no, e.idempotency_key, e.step, e.tool ?? '', e.attempt, e.seq);
       }
     };
     this.inTransaction = this.db.transaction((op: () => void) => op()).immediate;
@@ -223,7 +261,9 @@ export class SqliteStore implements Store {
     this.finishRun = this.db.prepare(`UPDATE runs SET status = ?, outcome = ? WHERE run_no = ?`);
     this.selectRun = this.db.prepare(`${RUNS_WITH_HEAD} WHERE run_id = ?`);
     this.selectRunNo = this.db.prepare(`SELECT run_no FROM runs WHERE run_id = ?`).pluck();
-    this.selectEvents = this.db.prepare(`SELECT body FROM events WHERE run_no = (SELECT run_no FROM runs WHERE run_id = ?) ORDER BY seq`).pluck();
+    this.selectEvents = this.db
+      .prepare(`SELECT body FROM events WHERE run_no = (SELECT run_no FROM runs WHERE run_id = ?) ORDER BY seq`)
+      .pluck();
     this.selectRuns = this.db.prepare(`${RUNS_WITH_HEAD} ORDER BY runs.run_no`);
     this.selectRunsByStatus = this.db.prepare(`${RUNS_WITH_HEAD} WHERE status = ? ORDER BY runs.run_no`);
   }
@@ -239,15 +279,24 @@ export class SqliteStore implements Store {
     this.db.pragma('foreign_keys = ON');
     // Erased vault values must leave the file: deleted content is overwritten with zeros.
     this.db.pragma('secure_delete = ON');
-    const hasTable = (name: string) => this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(name) !== undefined;
-    const version = hasTable('meta') ? (this.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get() as { value: string } | undefined)?.value : undefined;
-    if (version !== undefined && !(Number(version) >= 1 && Number(version) <= SCHEMA_VERSION)) throw new StoreError('E_STORE_SCHEMA', `${path} has store schema version ${version}; this nano-vm reads versions 1 to ${SCHEMA_VERSION}`);
+    const hasTable = (name: string) =>
+      this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(name) !== undefined;
+    const version = hasTable('meta')
+      ? (this.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get() as { value: string } | undefined)
+          ?.value
+      : undefined;
+    if (version !== undefined && !(Number(version) >= 1 && Number(version) <= SCHEMA_VERSION))
+      throw new StoreError(
+        'E_STORE_SCHEMA',
+        `${path} has store schema version ${version}; this nano-vm reads versions 1 to ${SCHEMA_VERSION}`,
+      );
     if (hasTable('runs') && !columnsOf(this.db, 'runs').has('run_no')) {
       this.db.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID`);
       migrateToIntegerKeys(this.db);
     } else {
       this.db.exec(SCHEMA);
-      if (version === undefined) this.db.prepare(`INSERT INTO meta (key, value) VALUES ('schema_version', ?)`).run(String(SCHEMA_VERSION));
+      if (version === undefined)
+        this.db.prepare(`INSERT INTO meta (key, value) VALUES ('schema_version', ?)`).run(String(SCHEMA_VERSION));
     }
   }
 
@@ -274,14 +323,32 @@ export class SqliteStore implements Store {
     return no;
   }
 
-  createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>, vault: readonly VaultValue[] = []): void | Promise<void> {
+  createRun(
+    run: Omit<RunRecord, 'head_hash' | 'event_count'>,
+    vault: readonly VaultValue[] = [],
+  ): void | Promise<void> {
     const create = () => {
       const programHash = this.programHash(run.program);
-      const insert = () => Number(this.insertRun.run(run.run_id, run.program_id, programHash, JSON.stringify(run.policy ?? null), JSON.stringify(run.input), run.status, run.outcome).lastInsertRowid);
+      const insert = () =>
+        Number(
+          this.insertRun.run(
+            run.run_id,
+            run.program_id,
+            programHash,
+            JSON.stringify(run.policy ?? null),
+            JSON.stringify(run.input),
+            run.status,
+            run.outcome,
+          ).lastInsertRowid,
+        );
       try {
         this.runNos.set(run.run_id, vault.length === 0 ? insert() : this.vaultOps().create(insert, vault));
       } catch (e) {
-        if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE' || (e as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new StoreError('E_STORE_DUPLICATE_RUN', `run ${run.run_id} already exists`);
+        if (
+          (e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE' ||
+          (e as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
+        )
+          throw new StoreError('E_STORE_DUPLICATE_RUN', `run ${run.run_id} already exists`);
         throw e;
       }
     };
@@ -346,10 +413,14 @@ export class SqliteStore implements Store {
   /** Created with the file (meta `subject_secret`, 32 random bytes), then read back on every open. */
   subjectSecret(): string {
     if (this.secret !== undefined) return this.secret;
-    const read = () => (this.db.prepare(`SELECT value FROM meta WHERE key = 'subject_secret'`).get() as { value: string } | undefined)?.value;
+    const read = () =>
+      (this.db.prepare(`SELECT value FROM meta WHERE key = 'subject_secret'`).get() as { value: string } | undefined)
+        ?.value;
     let s = read();
     if (s === undefined) {
-      this.db.prepare(`INSERT OR IGNORE INTO meta (key, value) VALUES ('subject_secret', ?)`).run(randomBytes(32).toString('hex'));
+      this.db
+        .prepare(`INSERT OR IGNORE INTO meta (key, value) VALUES ('subject_secret', ?)`)
+        .run(randomBytes(32).toString('hex'));
       s = read()!; // another connection may have created it first
     }
     return (this.secret = s);
@@ -360,7 +431,9 @@ export class SqliteStore implements Store {
   }
 
   reinvoked(runId: string, call: Omit<Invocation, 'run_id' | 'invocations'>): number {
-    const row = this.bumpInvocation.get(this.runNo(runId), call.key, call.step, call.tool, call.attempt) as { invocations: number };
+    const row = this.bumpInvocation.get(this.runNo(runId), call.key, call.step, call.tool, call.attempt) as {
+      invocations: number;
+    };
     return row.invocations;
   }
 
@@ -376,7 +449,9 @@ export class SqliteStore implements Store {
   private invocationStatements?: { select: Database.Statement; bump: Database.Statement };
   private prepareInvocationStatements() {
     return {
-      select: this.db.prepare(`SELECT key, run_id, step, tool, attempt, invocations FROM idempotency_keys JOIN runs USING (run_no) WHERE run_id = ? ORDER BY first_seq`),
+      select: this.db.prepare(
+        `SELECT key, run_id, step, tool, attempt, invocations FROM idempotency_keys JOIN runs USING (run_no) WHERE run_id = ? ORDER BY first_seq`,
+      ),
       // A key missing from the table (a run stored before it existed) enters with 2: its stored step_started was the first call.
       bump: this.db.prepare(
         `INSERT INTO idempotency_keys (run_no, key, step, tool, attempt, invocations, first_seq) VALUES (?, ?, ?, ?, ?, 2, -1)
@@ -406,7 +481,11 @@ export class SqliteStore implements Store {
       let p = this.programsByHash.get(r.program_hash);
       if (p === undefined) {
         const row = this.selectProgram.get(r.program_hash) as { program: string } | undefined;
-        if (!row) throw new StoreError('E_STORE_CORRUPT', `run ${r.run_id} names program ${r.program_hash}, which is not in the store`);
+        if (!row)
+          throw new StoreError(
+            'E_STORE_CORRUPT',
+            `run ${r.run_id} names program ${r.program_hash}, which is not in the store`,
+          );
         p = JSON.parse(row.program) as Program;
         this.programsByHash.set(r.program_hash, p);
       }
@@ -431,7 +510,9 @@ export class SqliteStore implements Store {
   }
 
   listRuns(filter: { status?: RunStatus | 'running' } = {}): RunRecord[] {
-    const rows = (filter.status === undefined ? this.selectRuns.all() : this.selectRunsByStatus.all(filter.status)) as RunRow[];
+    const rows = (
+      filter.status === undefined ? this.selectRuns.all() : this.selectRunsByStatus.all(filter.status)
+    ) as RunRow[];
     return rows.map((r) => this.toRecord(r));
   }
 
@@ -457,16 +538,24 @@ export class SqliteStore implements Store {
   /** Vault statements, prepared on first use. */
   private vaultOps(): VaultOps {
     if (this.vaultStatements) return this.vaultStatements;
-    const insert = this.db.prepare(`INSERT INTO vault (run_no, path, subject, commitment, salt, value) VALUES (?, ?, ?, ?, ?, ?)`);
-    const tombstone = this.db.prepare(`UPDATE vault SET salt = NULL, value = NULL, erased = 1 WHERE run_no = ? AND subject = ? AND erased = 0`);
+    const insert = this.db.prepare(
+      `INSERT INTO vault (run_no, path, subject, commitment, salt, value) VALUES (?, ?, ?, ?, ?, ?)`,
+    );
+    const tombstone = this.db.prepare(
+      `UPDATE vault SET salt = NULL, value = NULL, erased = 1 WHERE run_no = ? AND subject = ? AND erased = 0`,
+    );
     this.vaultStatements = {
       create: this.db.transaction((insertRun: () => number, rows: readonly VaultValue[]) => {
         const no = insertRun();
         for (const v of rows) insert.run(no, v.path, v.subject, v.commitment, v.salt, JSON.stringify(v.value));
         return no;
       }),
-      byRun: this.db.prepare(`SELECT runs.run_id, vault.* FROM vault JOIN runs USING (run_no) WHERE run_id = ? ORDER BY path`),
-      bySubject: this.db.prepare(`SELECT runs.run_id, vault.* FROM vault JOIN runs USING (run_no) WHERE subject = ? ORDER BY run_no, vault.path`),
+      byRun: this.db.prepare(
+        `SELECT runs.run_id, vault.* FROM vault JOIN runs USING (run_no) WHERE run_id = ? ORDER BY path`,
+      ),
+      bySubject: this.db.prepare(
+        `SELECT runs.run_id, vault.* FROM vault JOIN runs USING (run_no) WHERE subject = ? ORDER BY run_no, vault.path`,
+      ),
       erase: this.db.transaction((runId: string, subject: string, event: TraceEvent) => {
         this.appendRows(runId, [event]);
         return tombstone.run(this.runNo(runId), subject).changes;
@@ -499,6 +588,13 @@ interface VaultDbRow {
 }
 
 function toVaultRow(r: VaultDbRow): VaultRow {
-  return { run_id: r.run_id, path: r.path, subject: r.subject, commitment: r.commitment, salt: r.salt, value: r.value === null ? null : (JSON.parse(r.value) as JsonValue), erased: r.erased === 1 };
+  return {
+    run_id: r.run_id,
+    path: r.path,
+    subject: r.subject,
+    commitment: r.commitment,
+    salt: r.salt,
+    value: r.value === null ? null : (JSON.parse(r.value) as JsonValue),
+    erased: r.erased === 1,
+  };
 }
-
