@@ -9,6 +9,12 @@ export * from './statePath.js';
 export * from './projection.js';
 export * from './schemaCheck.js';
 export * from './machine.js';
+export * from './command.js';
+export * from './compiledProgram.js';
+export * from './outputCheck.js';
+export * from './successor.js';
+export * from './runState.js';
+export * from './recordedCursor.js';
 export * from './receipt.js';
 export * from './bundle.js';
 export * from './verifyBundle.js';
@@ -24,3 +30,20 @@ export * from './policy.js';
 export * from './policyLoad.js';
 export * from './policyGate.js';
 export * from './validatePolicy.js';
+export { edgeTable, type Edge, type EdgeTable, type EdgeVia } from './edges.js';
+export {
+  programPaths,
+  PATHS_FORMAT,
+  DEFAULT_MAX_PATHS,
+  ENTRIES_PER_PATH,
+  type OutcomeReach,
+  type PathEnd,
+  type PathFinding,
+  type PathGuard,
+  type PathPolicyCheck,
+  type PathsOptions,
+  type PathsReport,
+  type ProgramPath,
+} from './paths.js';
+export { programGraph, GRAPH_FORMATS, type GraphFormat } from './graph.js';
+export { pathsText, type PathsTextSource } from './pathsText.js';

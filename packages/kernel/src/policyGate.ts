@@ -51,7 +51,8 @@ export class CompiledPolicy {
   private readonly toolHolder = new Map<string, string>();
   private readonly precedence = new Map<string, PrecedenceRule[]>();
   private readonly parentOf = new Map<string, string>();
-  private readonly denies: Array<{ rule: DenyRule; guard?: CompiledGuard }>;
+  /** Deny rules with their compiled guards (the successor reads which outputs the guards read). */
+  readonly denies: ReadonlyArray<{ rule: DenyRule; guard?: CompiledGuard }>;
 
   constructor(
     readonly policy: PolicySnapshot,
@@ -85,7 +86,8 @@ export class CompiledPolicy {
       if (rule.when === undefined) return { rule };
       const r = compileGuard(rule.when);
       if (!r.ok)
-        throw new Error(
+        throw new NanoVmError(
+          'E_POLICY_INVALID',
           `deny rule ${rule.id}: guard does not compile (${r.error.code}); load the policy with loadPolicy first`,
         );
       return { rule, guard: r.guard };
@@ -190,13 +192,13 @@ export class CompiledPolicy {
    */
   decideEntry(
     step: Step,
-    visits: ReadonlyMap<string, number>,
+    visits: (stepId: string) => number,
     state: { input: unknown; steps: unknown },
     argsOf: (s: ToolStep | Extract<ParallelChild, { kind: 'tool' }>) => Record<string, JsonValue>,
   ): PolicyDecision {
     const rules: string[] = [];
     for (const r of this.precedence.get(step.id) ?? []) {
-      if ((visits.get(this.topOf(r.before)) ?? 0) > 0) {
+      if (visits(this.topOf(r.before)) > 0) {
         rules.push(r.id);
         continue;
       }

@@ -16,7 +16,7 @@ import { guardTree } from './guard/compile.js';
 import { childrenOf, type GuardNode } from './guard/guardNode.js';
 import type { CompiledGuard } from './guard/types.js';
 import type { ConditionEvaluatedEvent, TraceEvent } from './events.js';
-import type { EffectResult } from './machine.js';
+import type { EffectResult } from './command.js';
 import { NanoVmError } from './errors.js';
 import type { Hasher } from './hash.js';
 import type { JsonValue } from './program.js';
@@ -362,6 +362,9 @@ export class SealedDecisionError extends NanoVmError {
     readonly visit: number,
     message: string,
   ) {
-    super('E_REPLAY_SEALED', message, [{ code: 'E_REPLAY_SEALED', severity: 'error', step, message }]);
+    super('E_REPLAY_SEALED', message, {
+      issues: [{ code: 'E_REPLAY_SEALED', severity: 'error', step, message }],
+      location: { step },
+    });
   }
 }

@@ -13,7 +13,10 @@ import type { Bundle } from './bundle.js';
 import type { RunFinishedEvent, RunStartedEvent, TraceEvent } from './events.js';
 import { hashJson, type Hasher } from './hash.js';
 import { NanoVmError } from './errors.js';
-import { CompiledProgram, Machine, type EffectCommand, type EffectResult, type ExternalEvent } from './machine.js';
+import type { EffectCommand, EffectResult } from './command.js';
+import { CompiledProgram } from './compiledProgram.js';
+import { Machine } from './machine.js';
+import { applyRecordedWait, RecordedCursor } from './recordedCursor.js';
 import type { Program } from './program.js';
 import { computeReceipt, type Receipt } from './receipt.js';
 import { policyOption } from './policyGate.js';
@@ -67,74 +70,6 @@ export interface ReplayResult {
   vault: VaultReport | null;
 }
 
-export const resultKey = (step: string, parent?: string) => (parent === undefined ? step : `${parent}/${step}`);
-
-/** The results the host observed, per step, in the order they were recorded. */
-export function recordedResults(events: readonly TraceEvent[], reveal?: Redactor): Map<string, EffectResult[]> {
-  const out = new Map<string, EffectResult[]>();
-  const push = (k: string, recorded: EffectResult) => {
-    // Results were recorded with sensitive values as commitments; a host with the vault reveals them.
-    const r = reveal ? reveal.revealResult(recorded) : recorded;
-    let q = out.get(k);
-    if (!q) out.set(k, (q = []));
-    q.push(r);
-  };
-  for (const e of events) {
-    if (e.type !== 'step_completed' && e.type !== 'step_failed') continue;
-    if (e.kind === 'parallel') continue;
-    const meta: { model?: string; usage?: EffectResult['usage']; cost_usd?: number } = {};
-    if (e.model !== undefined) meta.model = e.model;
-    if (e.usage !== undefined) meta.usage = e.usage;
-    if (e.cost_usd !== undefined) meta.cost_usd = e.cost_usd;
-    // Fallbacks belong to an answer (ok: true); a failed call's message names its failures.
-    const answerMeta = e.fallbacks !== undefined ? { ...meta, fallbacks: e.fallbacks } : meta;
-    const k = resultKey(e.step, e.parent);
-    if (e.type === 'step_completed') {
-      push(k, e.kind === 'llm' ? { ok: true, raw: e.raw ?? '', ...answerMeta } : { ok: true, value: e.output });
-    } else if (e.kind === 'llm' && e.raw !== undefined) push(k, { ok: true, raw: e.raw, ...answerMeta });
-    else if (e.kind === 'tool' && e.rejected_output !== undefined) push(k, { ok: true, value: e.rejected_output });
-    else push(k, { ok: false, error: e.error, ...meta });
-  }
-  return out;
-}
-
-/** What ended each recorded wait, in order: the delivered event, or its timeout. */
-export type RecordedWait = { timed_out: false; event: ExternalEvent } | { timed_out: true };
-
-export function recordedWaits(events: readonly TraceEvent[]): RecordedWait[] {
-  const out: RecordedWait[] = [];
-  for (const e of events) {
-    if (e.type === 'wait_timed_out') out.push({ timed_out: true });
-    else if (e.type === 'run_resumed') {
-      const event: ExternalEvent = { payload: e.event };
-      if (e.role !== undefined) event.role = e.role;
-      if (e.event_id !== undefined) event.event_id = e.event_id;
-      out.push({ timed_out: false, event });
-    }
-  }
-  return out;
-}
-
-/**
- * Feed a pending wait its recorded ending. Returns false when none was recorded (the run was
- * suspended there) or when the recorded event no longer fits (a counterfactual program that
- * declares another role or schema): the machine stays suspended.
- */
-export function applyRecordedWait(machine: Machine, w: RecordedWait | undefined): boolean {
-  if (w === undefined) return false;
-  if (w.timed_out) {
-    machine.expire();
-    return true;
-  }
-  try {
-    machine.resume(w.event);
-    return true;
-  } catch (e) {
-    if (e instanceof NanoVmError) return false;
-    throw e;
-  }
-}
-
 /** Hands out the recorded timestamps, one per event, so replayed events carry the same ts. */
 function replayClock(events: readonly TraceEvent[]): { now(): number } {
   const times = events.map((e) => Date.parse(e.ts));
@@ -150,28 +85,17 @@ export function replayBundle(bundle: Bundle, opts: ReplayOptions): ReplayResult 
   const program = opts.program ?? bundle.program;
   const policy = opts.policy !== undefined ? opts.policy : bundle.policy;
   const counterfactual = opts.program !== undefined || opts.policy !== undefined;
-  const results = recordedResults(recorded, view.redact);
-  const taken = new Map<string, number>();
+  const cp = new CompiledProgram(program);
+  const cursor = new RecordedCursor(recorded, cp, view.redact);
   let missing: MissingAnswer | null = null;
+  const missingFor = (cmd: EffectCommand): MissingAnswer => ({
+    step: cmd.step,
+    ...(cmd.parent !== undefined ? { parent: cmd.parent } : {}),
+    kind: cmd.type,
+    occurrence: cursor.occurrence(cmd),
+  });
 
-  const take = (cmd: EffectCommand): EffectResult | null => {
-    const k = resultKey(cmd.step, cmd.parent);
-    const n = taken.get(k) ?? 0;
-    const r = results.get(k)?.[n];
-    if (r === undefined) {
-      missing = {
-        step: cmd.step,
-        ...(cmd.parent !== undefined ? { parent: cmd.parent } : {}),
-        kind: cmd.type,
-        occurrence: n + 1,
-      };
-      return null;
-    }
-    taken.set(k, n + 1);
-    return r;
-  };
-
-  const machine = new Machine(new CompiledProgram(program), view.input, {
+  const machine = new Machine(cp, view.input, {
     runId: genesis.run_id,
     hasher: opts.hasher,
     clock: replayClock(recorded),
@@ -184,43 +108,40 @@ export function replayBundle(bundle: Bundle, opts: ReplayOptions): ReplayResult 
     ...(view.sealed ? { sealed: view.sealed } : {}),
   });
 
-  const next = (): ReturnType<Machine['next']> | null => {
-    try {
-      return machine.next();
-    } catch (e) {
-      if (!(e instanceof SealedDecisionError)) throw e;
-      missing = { step: e.step, kind: 'condition', occurrence: e.visit };
-      return null;
-    }
-  };
-  const waits = recordedWaits(recorded);
   let suspended = false;
-  drive: for (;;) {
-    const cmd = next();
-    if (cmd === null || cmd.type === 'done') break;
-    if (cmd.type === 'wait') {
-      if (applyRecordedWait(machine, waits.shift())) continue;
-      suspended = true;
-      break;
-    }
-    if (cmd.type === 'parallel') {
-      const all: EffectResult[][] = [];
-      for (const child of cmd.children) {
-        const attempts: EffectResult[] = [];
-        for (let attempt = 1; ; attempt++) {
-          const r = take(child);
-          if (!r) break drive;
-          attempts.push(r);
-          if (machine.checkResult(child.step, r).ok || !machine.shouldRetry(child.step, attempt)) break;
-        }
-        all.push(attempts);
+  try {
+    for (;;) {
+      const cmd = machine.next();
+      if (cmd.type === 'done') break;
+      if (cmd.type === 'wait') {
+        if (applyRecordedWait(machine, cursor.nextWait())) continue;
+        suspended = true;
+        break;
       }
-      machine.completeParallel(all);
-    } else {
-      const r = take(cmd);
-      if (!r) break;
-      machine.complete(r);
+      if (cmd.type === 'parallel') {
+        const all: EffectResult[][] = [];
+        for (const child of cmd.children) {
+          const attempts = cursor.attempts(child);
+          if (attempts === null) {
+            missing = missingFor(child);
+            break;
+          }
+          all.push(attempts);
+        }
+        if (missing) break;
+        machine.completeParallel(all);
+      } else {
+        const r = cursor.take(cmd);
+        if (!r) {
+          missing = missingFor(cmd);
+          break;
+        }
+        machine.complete(r);
+      }
     }
+  } catch (e) {
+    if (!(e instanceof SealedDecisionError)) throw e;
+    missing = { step: e.step, kind: 'condition', occurrence: e.visit };
   }
 
   const events = machine.events;

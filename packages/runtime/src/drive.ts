@@ -11,12 +11,8 @@
  */
 import {
   applyRecordedWait,
-  recordedResults,
-  recordedWaits,
-  resultKey,
+  RecordedCursor,
   type Clock,
-  type EffectCommand,
-  type EffectResult,
   type ExternalEvent,
   type Machine,
   type TraceEvent,
@@ -58,8 +54,7 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
   const { machine, store, runId, fx } = o;
   const stored = o.stored ?? [];
   // New runs (nothing stored) allocate none of the replay bookkeeping.
-  const recorded = stored.length ? new Recorded(stored, machine) : null;
-  const waits = stored.length ? recordedWaits(stored) : [];
+  const recorded = stored.length ? new RecordedCursor(stored, machine.compiled, machine.redactor) : null;
 
   let checked = 0;
   let persisted = stored.length;
@@ -99,8 +94,8 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
       case 'done':
         return { waiting: null, resumed, reinvoked };
       case 'wait':
-        if (waits.length) {
-          if (!applyRecordedWait(machine, waits.shift()))
+        if (recorded !== null && recorded.waitsLeft > 0) {
+          if (!applyRecordedWait(machine, recorded.nextWait()))
             throw new StoreError(
               'E_RECOVERY_DIVERGED',
               `re-deriving run ${runId}: the stored resume of step '${cmd.step}' no longer fits the program`,
@@ -126,9 +121,9 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
         // are stored or none are (the process died first): then the children run again live.
         const attempts = recorded ? cmd.children.map((child) => recorded.attempts(child)) : [];
         const allRecorded = recorded !== null && attempts.every((a) => a !== null);
-        if (allRecorded) machine.completeParallel(attempts as EffectResult[][]);
+        if (allRecorded) machine.completeParallel(attempts as NonNullable<(typeof attempts)[number]>[]);
         else if (o.policyChangedTo !== undefined) machine.haltOnPolicyChange(o.policyChangedTo);
-        else machine.completeParallel(await fx.parallel(cmd, machine));
+        else machine.completeParallel(await fx.parallel(cmd, machine.compiled));
         break;
       }
       default: {
@@ -150,49 +145,6 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
           machine.complete(await fx.perform(cmd));
         }
       }
-    }
-  }
-}
-
-/** The stored effect results of a run being re-derived, taken in the order a host made the calls. */
-class Recorded {
-  private readonly results: ReturnType<typeof recordedResults>;
-  private readonly taken = new Map<string, number>();
-
-  /** `key#attempt` of every tool call whose step_started is stored. */
-  private readonly startedCalls = new Set<string>();
-
-  constructor(
-    stored: readonly TraceEvent[],
-    private readonly machine: Machine,
-  ) {
-    this.results = recordedResults(stored, machine.redactor);
-    for (const e of stored)
-      if (e.type === 'step_started' && e.idempotency_key !== undefined)
-        this.startedCalls.add(`${e.idempotency_key}#${e.attempt}`);
-  }
-
-  /** Whether this tool call had started before (its result was never stored): a re-invocation. */
-  started(cmd: Extract<EffectCommand, { type: 'tool' }>): boolean {
-    return this.startedCalls.has(`${cmd.idempotency_key}#${cmd.attempt}`);
-  }
-
-  take(cmd: EffectCommand): EffectResult | undefined {
-    const k = resultKey(cmd.step, cmd.parent);
-    const n = this.taken.get(k) ?? 0;
-    const r = this.results.get(k)?.[n];
-    if (r !== undefined) this.taken.set(k, n + 1);
-    return r;
-  }
-
-  /** One child's recorded attempts for this visit, taken as a host would have made them; null when none are stored. */
-  attempts(child: EffectCommand): EffectResult[] | null {
-    const rs: EffectResult[] = [];
-    for (let attempt = 1; ; attempt++) {
-      const r = this.take(child);
-      if (r === undefined) return rs.length ? rs : null;
-      rs.push(r);
-      if (this.machine.checkResult(child.step, r).ok || !this.machine.shouldRetry(child.step, attempt)) return rs;
     }
   }
 }

@@ -4,11 +4,12 @@
  */
 import {
   checkSchema,
+  retryOf,
+  type CompiledProgram,
   describeViolations,
   type EffectCommand,
   type EffectResult,
   type JsonValue,
-  type Machine,
   type ParallelCommand,
 } from '@nano-vm/kernel';
 import { watchDeadline, type Deadline } from './deadlines.js';
@@ -81,19 +82,17 @@ export class Effects {
   }
 
   /** Children run concurrently (bounded); each child's attempts are returned in declared order. */
-  async parallel(cmd: ParallelCommand, machine: Machine): Promise<EffectResult[][]> {
+  async parallel(cmd: ParallelCommand, cp: CompiledProgram): Promise<EffectResult[][]> {
     const results: EffectResult[][] = cmd.children.map(() => []);
     let nextChild = 0;
     const worker = async () => {
       while (nextChild < cmd.children.length) {
         const i = nextChild++;
-        const first = cmd.children[i]!;
-        for (let attempt = 1; ; attempt++) {
-          const c: EffectCommand =
-            first.type === 'llm' ? { ...first, attempt, call: first.call + attempt - 1 } : { ...first, attempt };
+        // The successor's retry rule says whether a failed attempt is tried again, and how.
+        for (let c: EffectCommand | null = cmd.children[i]!; c !== null;) {
           const res = await this.perform(c);
           results[i]!.push(res);
-          if (machine.checkResult(c.step, res).ok || !machine.shouldRetry(c.step, attempt)) break;
+          c = retryOf(cp, c, res);
         }
       }
     };

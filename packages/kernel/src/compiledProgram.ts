@@ -1,0 +1,104 @@
+/**
+ * Program-derived lookup tables, built once per program and shared by every run of it: steps and
+ * parallel children by id, each with a dense slot number for the run state's per-step records,
+ * the compiled guards, the budgets, and which step outputs each decision reads (so a decision sees
+ * a view of exactly those, not a copy of the whole state).
+ */
+import { compileGuard } from './guard/index.js';
+import { guardTree } from './guard/compile.js';
+import type { CompiledGuard } from './guard/types.js';
+import { hashJson, type Hasher } from './hash.js';
+import type { Budgets, ParallelChild, Program, Step } from './program.js';
+import { startOf } from './program.js';
+import { guardReadPaths } from './redact.js';
+import { NanoVmError } from './errors.js';
+
+export const DEFAULT_BUDGETS: Required<Budgets> = {
+  max_steps: 10_000,
+  max_tokens: Number.POSITIVE_INFINITY,
+  max_cost_usd: Number.POSITIVE_INFINITY,
+  max_wall_ms: Number.POSITIVE_INFINITY,
+  max_stalled_steps: 25,
+};
+
+/** The step ids whose outputs a decision reads, or 'all' when it reads `steps` as a whole. */
+export type StepReads = readonly string[] | 'all';
+
+export class CompiledProgram {
+  readonly steps = new Map<string, Step>();
+  /** Children of parallel steps, by id (ids are unique program-wide). */
+  readonly children = new Map<string, ParallelChild>();
+  /** Slot of every step and child id in the run state's per-step records. */
+  readonly slot = new Map<string, number>();
+  readonly guards = new Map<string, CompiledGuard[]>();
+  /** What each condition's guards read of `steps`. */
+  readonly guardReads = new Map<string, StepReads>();
+  readonly budgets: Required<Budgets>;
+  readonly start: string;
+  readonly sensitive: string[];
+  private readonly programHashes = new WeakMap<Hasher, string>();
+  private readonly pathReads = new WeakMap<object, StepReads>();
+
+  constructor(readonly program: Program) {
+    for (const s of program.steps) {
+      this.steps.set(s.id, s);
+      this.slot.set(s.id, this.slot.size);
+      if (s.kind === 'parallel')
+        for (const c of s.children) {
+          this.children.set(c.id, c);
+          this.slot.set(c.id, this.slot.size);
+        }
+    }
+    for (const s of program.steps) {
+      if (s.kind !== 'condition') continue;
+      const guards = s.cases.map((c) => {
+        const r = compileGuard(c.when);
+        if (!r.ok)
+          throw new NanoVmError(
+            'E_INTERNAL',
+            `guard of step ${s.id} does not compile (${r.error.code}); validate the program before running it`,
+          );
+        return r.guard;
+      });
+      this.guards.set(s.id, guards);
+      // A guard whose tree cannot be walked is shown every output (never fewer than it reads).
+      const walkable = guards.every((g) => guardTree(g).ok);
+      this.guardReads.set(s.id, walkable ? stepReads(guards.flatMap(guardReadPaths)) : 'all');
+    }
+    this.budgets = { ...DEFAULT_BUDGETS, ...program.budgets };
+    this.start = startOf(program) ?? '';
+    this.sensitive = program.sensitive ?? [];
+  }
+
+  /** Hash of the program document, computed once per hasher. */
+  hash(hasher: Hasher): string {
+    let h = this.programHashes.get(hasher);
+    if (h === undefined) {
+      h = hashJson(hasher, this.program);
+      this.programHashes.set(hasher, h);
+    }
+    return h;
+  }
+
+  /** What a list of state paths (a projection, or a tool's argument sources) reads of `steps`. */
+  readsOf(key: object, paths: () => readonly string[]): StepReads {
+    let r = this.pathReads.get(key);
+    if (r === undefined) {
+      r = stepReads(paths());
+      this.pathReads.set(key, r);
+    }
+    return r;
+  }
+}
+
+/** `steps.<id>...` paths name the outputs they read; a path that is `steps` itself reads them all. */
+export function stepReads(paths: readonly string[]): StepReads {
+  const ids = new Set<string>();
+  for (const p of paths) {
+    if (p === 'steps') return 'all';
+    if (!p.startsWith('steps.')) continue;
+    const dot = p.indexOf('.', 6);
+    ids.add(dot === -1 ? p.slice(6) : p.slice(6, dot));
+  }
+  return [...ids];
+}
