@@ -132,23 +132,6 @@ export interface Program {
   steps: Step[];
 }
 
-/** Successor edges a step declares (every edge the machine can ever take from it). */
-export function edgesOf(step: Step): string[] {
-  const extra = step.on_exhausted !== undefined ? [step.on_exhausted] : [];
-  switch (step.kind) {
-    case 'llm':
-    case 'tool':
-    case 'parallel':
-      return [step.next, ...extra];
-    case 'condition':
-      return [...step.cases.map((c) => c.next), step.else, ...extra];
-    case 'wait':
-      return step.on_timeout !== undefined ? [step.next, step.on_timeout, ...extra] : [step.next, ...extra];
-    case 'end':
-      return extra;
-  }
-}
-
 export function startOf(program: Program): string | undefined {
   return program.start ?? program.steps[0]?.id;
 }

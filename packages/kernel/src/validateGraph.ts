@@ -5,8 +5,8 @@
  * 100k+ steps, and a recursive walk would overflow the call stack.
  */
 import type { Issue } from './errors.js';
-import { edgesOf, startOf } from './program.js';
-import type { Program, Step } from './program.js';
+import { edgeTable, type EdgeTable } from './edges.js';
+import type { Program } from './program.js';
 import { closest } from './validateShape.js';
 
 /** Where each id is declared. */
@@ -19,37 +19,6 @@ export interface StepIndex {
 
 /** Most "did you mean" lookups per validation (each is a scan over all ids). */
 const MAX_SUGGESTIONS = 50;
-
-/** An edge as written: its target and the JSON pointer of the field that names it. */
-export interface EdgeRef {
-  target: string;
-  path: string;
-}
-
-/** The edges of steps[i] with their pointers, in the order of `edgesOf` (program.ts). */
-export function edgeRefs(step: Step, i: number): EdgeRef[] {
-  const at = `/steps/${i}`;
-  const refs: EdgeRef[] = [];
-  switch (step.kind) {
-    case 'llm':
-    case 'tool':
-    case 'parallel':
-      refs.push({ target: step.next, path: `${at}/next` });
-      break;
-    case 'condition':
-      step.cases.forEach((c, k) => refs.push({ target: c.next, path: `${at}/cases/${k}/next` }));
-      refs.push({ target: step.else, path: `${at}/else` });
-      break;
-    case 'wait':
-      refs.push({ target: step.next, path: `${at}/next` });
-      if (step.on_timeout !== undefined) refs.push({ target: step.on_timeout, path: `${at}/on_timeout` });
-      break;
-    case 'end':
-      break;
-  }
-  if (step.on_exhausted !== undefined) refs.push({ target: step.on_exhausted, path: `${at}/on_exhausted` });
-  return refs;
-}
 
 export function indexSteps(program: Program, out: Issue[]): StepIndex {
   const byId = new Map<string, number>();
@@ -95,14 +64,13 @@ interface Graph {
   targets: Int32Array;
 }
 
-function buildGraph(steps: readonly Step[], byId: Map<string, number>): Graph {
-  const n = steps.length;
+function buildGraph(n: number, table: EdgeTable, byId: Map<string, number>): Graph {
   const offsets = new Int32Array(n + 1);
   const list: number[] = [];
   for (let i = 0; i < n; i++) {
     offsets[i] = list.length;
-    for (const target of edgesOf(steps[i]!)) {
-      const j = byId.get(target);
+    for (const edge of table.at(i)) {
+      const j = byId.get(edge.to);
       if (j !== undefined) list.push(j);
     }
   }
@@ -211,6 +179,7 @@ function hasSelfLoop(g: Graph, v: number): boolean {
 /** E_MISSING_TARGET, E_NO_END, E_UNREACHABLE, E_UNBOUNDED_CYCLE, E_NO_TERMINAL, W_NO_FAILURE_TERMINAL. */
 export function checkGraph(program: Program, index: StepIndex, out: Issue[]): void {
   const steps = program.steps;
+  const table = edgeTable(program);
   const { byId, parentOf } = index;
   let suggestions = 0;
   let ids: string[] | undefined;
@@ -235,17 +204,18 @@ export function checkGraph(program: Program, index: StepIndex, out: Issue[]): vo
   }
   const dangling: number[] = [];
   steps.forEach((step, i) => {
-    if (edgesOf(step).every((t) => byId.has(t))) return;
+    const edges = table.at(i);
+    if (edges.every((e) => byId.has(e.to))) return;
     dangling.push(i);
-    for (const ref of edgeRefs(step, i)) {
-      if (byId.has(ref.target)) continue;
-      const field = ref.path.slice(ref.path.indexOf('/', 7) + 1);
+    for (const edge of edges) {
+      if (byId.has(edge.to)) continue;
+      const field = edge.path.slice(edge.path.indexOf('/', 7) + 1);
       out.push({
         code: 'E_MISSING_TARGET',
         severity: 'error',
         step: step.id,
-        path: ref.path,
-        message: `step '${step.id}': ${field} names step '${ref.target}', which does not exist${explainMissing(ref.target)}`,
+        path: edge.path,
+        message: `step '${step.id}': ${field} names step '${edge.to}', which does not exist${explainMissing(edge.to)}`,
       });
     }
   });
@@ -272,11 +242,11 @@ export function checkGraph(program: Program, index: StepIndex, out: Issue[]): vo
   }
   if (steps.length === 0) return;
 
-  const graph = buildGraph(steps, byId);
+  const graph = buildGraph(steps.length, table, byId);
   // A later duplicate of an id can never be targeted; E_DUPLICATE_ID already covers it.
   const isFirst = (i: number): boolean => byId.get(steps[i]!.id) === i;
 
-  const startId = startOf(program)!;
+  const startId = table.start!;
   const start = byId.get(startId);
   const fromStart = start !== undefined ? reachable(graph, [start]) : undefined;
   if (fromStart !== undefined) {
@@ -318,4 +288,19 @@ export function checkGraph(program: Program, index: StepIndex, out: Issue[]): vo
       });
     });
   }
+}
+
+/**
+ * Which steps lie on a cycle of the step graph (bounded or not), by index in `steps`: only these
+ * can be entered twice, so only their max_visits can run out.
+ */
+export function stepsOnCycles(program: Program): Uint8Array {
+  const byId = new Map<string, number>();
+  program.steps.forEach((s, i) => {
+    if (!byId.has(s.id)) byId.set(s.id, i);
+  });
+  const onCycle = new Uint8Array(program.steps.length);
+  const graph = buildGraph(program.steps.length, edgeTable(program), byId);
+  for (const members of cyclicComponents(graph, () => true)) for (const v of members) onCycle[v] = 1;
+  return onCycle;
 }

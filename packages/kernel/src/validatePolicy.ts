@@ -11,7 +11,8 @@ import type { GuardType, GuardTypeEnv } from './guard/types.js';
 import { locateIssues, type SourceMap } from './load.js';
 import type { PolicySnapshot, ThresholdValue } from './policy.js';
 import { CompiledPolicy } from './policyGate.js';
-import { edgesOf, startOf, type Program, type Step } from './program.js';
+import { edgeTable, type EdgeTable } from './edges.js';
+import type { Program, Step } from './program.js';
 import { guardEnvOf } from './validate.js';
 
 /** Every code the policy loader and validatePolicy report (docs/errors.md lists the same). */
@@ -202,10 +203,11 @@ export function validatePolicy(program: Program, policy: PolicySnapshot, opts: V
   ];
 }
 
-/** The program's top-level step graph (edges from edgesOf), with parallel children mapped to their parent. */
+/** The program's top-level step graph (the edge table's), with parallel children mapped to their parent. */
 class StepGraph {
   private readonly byId = new Map<string, Step>();
   private readonly parentOf = new Map<string, string>();
+  private readonly edges: EdgeTable;
   private readonly start: string | undefined;
 
   constructor(private readonly program: Program) {
@@ -213,7 +215,8 @@ class StepGraph {
       if (!this.byId.has(s.id)) this.byId.set(s.id, s);
       if (s.kind === 'parallel') for (const c of s.children) this.parentOf.set(c.id, s.id);
     }
-    this.start = startOf(program);
+    this.edges = edgeTable(program);
+    this.start = this.edges.start;
   }
 
   has(id: string): boolean {
@@ -240,7 +243,7 @@ class StepGraph {
         for (let at: string | null = id; at !== null; at = from.get(at)!) path.push(at);
         return path.reverse();
       }
-      for (const next of edgesOf(step)) {
+      for (const { to: next } of this.edges.from(id)) {
         if (next === avoid || from.has(next) || !this.byId.has(next)) continue;
         from.set(next, id);
         queue.push(next);

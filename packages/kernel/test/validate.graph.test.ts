@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { edgesOf, type Program, type Step } from '../src/program.js';
+import { edgeTable } from '../src/edges.js';
+import type { Program, Step } from '../src/program.js';
 import { validateProgram } from '../src/validate.js';
-import { edgeRefs } from '../src/validateGraph.js';
 
 const INPUT_SCHEMA = {
   type: 'object',
@@ -221,16 +221,15 @@ describe('properties', () => {
   it('removing a step that edges point to gives E_MISSING_TARGET at each of those edges', () => {
     fc.assert(
       fc.property(dagProgram, fc.nat(), (p, choice) => {
-        const targeted = p.steps.filter((s) => s.id !== 's0' && p.steps.some((o) => edgesOf(o).includes(s.id)));
+        const targets = new Set(edgeTable(p).edges.map((e) => e.to));
+        const targeted = p.steps.filter((s) => s.id !== 's0' && targets.has(s.id));
         const victim = targeted[choice % targeted.length]!.id;
-        const rest = p.steps.filter((s) => s.id !== victim);
-        const expected = rest.flatMap((s, i) =>
-          edgeRefs(s, i)
-            .filter((r) => r.target === victim)
-            .map((r) => r.path),
-        );
+        const rest = { ...p, steps: p.steps.filter((s) => s.id !== victim) };
+        const expected = edgeTable(rest)
+          .edges.filter((e) => e.to === victim)
+          .map((e) => e.path);
         expect(expected.length).toBeGreaterThan(0);
-        const missing = validateProgram({ ...p, steps: rest }).filter((i) => i.code === 'E_MISSING_TARGET');
+        const missing = validateProgram(rest).filter((i) => i.code === 'E_MISSING_TARGET');
         expect(missing.map((i) => i.path).sort()).toEqual(expected.sort());
       }),
       { numRuns: 300 },
@@ -240,8 +239,8 @@ describe('properties', () => {
   it('retargeting one edge to an unknown id gives E_MISSING_TARGET at that edge', () => {
     fc.assert(
       fc.property(dagProgram, fc.nat(), (p, choice) => {
-        const refs = p.steps.flatMap((s, i) => edgeRefs(s, i));
-        const ref = refs[choice % refs.length]!;
+        const edges = edgeTable(p).edges;
+        const ref = edges[choice % edges.length]!;
         const broken = structuredClone(p);
         const [, , index, ...field] = ref.path.split('/');
         let holder = broken.steps[Number(index)] as unknown as Record<string, unknown>;
@@ -270,21 +269,12 @@ describe('properties', () => {
           const id = queue.shift()!;
           if (seen.has(id)) continue;
           seen.add(id);
-          for (const t of edgesOf(byId.get(id)!)) if (byId.has(t) && free(t) && t !== 's0') queue.push(t);
+          for (const { to: t } of edgeTable(looped).from(id)) if (byId.has(t) && free(t) && t !== 's0') queue.push(t);
         }
         const cycles = validateProgram(looped).filter((i) => i.code === 'E_UNBOUNDED_CYCLE');
         expect(cycles).toHaveLength(seen.has('gate') ? 1 : 0);
       }),
       { numRuns: 300 },
-    );
-  });
-
-  it('edgeRefs names exactly the edges edgesOf declares', () => {
-    fc.assert(
-      fc.property(dagProgram, (p) => {
-        p.steps.forEach((s, i) => expect(edgeRefs(s, i).map((r) => r.target)).toEqual(edgesOf(s)));
-      }),
-      { numRuns: 100 },
     );
   });
 });
