@@ -11,6 +11,7 @@ import { hashJson, type Hasher } from './hash.js';
 import type { Budgets, ParallelChild, Program, Step } from './program.js';
 import { startOf } from './program.js';
 import { guardReadPaths } from './redact.js';
+import { edgeTable } from './edges.js';
 import { NanoVmError } from './errors.js';
 
 export const DEFAULT_BUDGETS: Required<Budgets> = {
@@ -21,6 +22,16 @@ export const DEFAULT_BUDGETS: Required<Budgets> = {
   max_stalled_steps: 25,
 };
 
+/** Where a step's edges lead, read from the program's edge table (edges.ts). */
+export interface Exits {
+  next?: string;
+  /** Targets of `cases`, by case index. */
+  cases: string[];
+  else?: string;
+  on_timeout?: string;
+  on_exhausted?: string;
+}
+
 /** The step ids whose outputs a decision reads, or 'all' when it reads `steps` as a whole. */
 export type StepReads = readonly string[] | 'all';
 
@@ -30,6 +41,8 @@ export class CompiledProgram {
   readonly children = new Map<string, ParallelChild>();
   /** Slot of every step and child id in the run state's per-step records. */
   readonly slot = new Map<string, number>();
+  /** Every step's exits: the successor takes edges only from here, as the validator, `paths` and `graph` do. */
+  readonly exits = new Map<string, Exits>();
   readonly guards = new Map<string, CompiledGuard[]>();
   /** What each condition's guards read of `steps`. */
   readonly guardReads = new Map<string, StepReads>();
@@ -49,6 +62,15 @@ export class CompiledProgram {
           this.slot.set(c.id, this.slot.size);
         }
     }
+    const table = edgeTable(program);
+    program.steps.forEach((s, i) => {
+      const x: Exits = { cases: [] };
+      for (const e of table.at(i)) {
+        if (e.via === 'case') x.cases[e.case!] = e.to;
+        else x[e.via] = e.to;
+      }
+      this.exits.set(s.id, x);
+    });
     for (const s of program.steps) {
       if (s.kind !== 'condition') continue;
       const guards = s.cases.map((c) => {

@@ -20,7 +20,7 @@ import type {
   ToolCommand,
   WaitCommand,
 } from './command.js';
-import type { CompiledProgram, StepReads } from './compiledProgram.js';
+import type { CompiledProgram, Exits, StepReads } from './compiledProgram.js';
 import { stepReads } from './compiledProgram.js';
 import { NanoVmError } from './errors.js';
 import * as ev from './eventBodies.js';
@@ -235,6 +235,10 @@ class Deciding {
 
   // ------------------------------------------------------------------ state reads and writes
 
+  private exits(id: string): Exits {
+    return this.cp.exits.get(id)!;
+  }
+
   private record(id: string): StepRecord {
     return recordOf(this.cp, this.records, id);
   }
@@ -342,8 +346,9 @@ class Deciding {
       if (this.attempt === 1) {
         visit++;
         if (step.max_visits !== undefined && visit > step.max_visits) {
-          this.emit(ev.visitsExhausted({ step: step.id, max_visits: step.max_visits, next: step.on_exhausted }));
-          if (step.on_exhausted === undefined)
+          const onExhausted = this.exits(step.id).on_exhausted;
+          this.emit(ev.visitsExhausted({ step: step.id, max_visits: step.max_visits, next: onExhausted }));
+          if (onExhausted === undefined)
             return this.finish({
               status: 'failed',
               error: {
@@ -352,7 +357,7 @@ class Deciding {
                 step: step.id,
               },
             });
-          this.at = step.on_exhausted;
+          this.at = onExhausted;
           continue;
         }
         this.put(step.id, { ...r, visits: visit });
@@ -477,7 +482,8 @@ class Deciding {
         break;
       }
     }
-    const next = chosen === -1 ? step.else : step.cases[chosen]!.next;
+    const exits = this.exits(step.id);
+    const next = chosen === -1 ? exits.else! : exits.cases[chosen]!;
     this.emit(ev.conditionEvaluated({ step: step.id, visit, guards: results, chosen, next }));
     this.at = next;
     return true;
@@ -499,7 +505,7 @@ class Deciding {
       rec.guards.every((g, i) => g.case === i && g.expr === step.cases[i]!.when) &&
       (rec.next === ''
         ? rec.guards.length > 0
-        : rec.next === (rec.chosen === -1 ? step.else : step.cases[rec.chosen]?.next));
+        : rec.next === (rec.chosen === -1 ? this.exits(step.id).else : this.exits(step.id).cases[rec.chosen]));
     if (!fits)
       throw new SealedDecisionError(
         step.id,
@@ -615,16 +621,17 @@ class Deciding {
     const checked = checkEffectResult(step, result);
     const facts = callFacts(cmd, result);
     if (checked.ok) {
+      const next = this.exits(step.id).next!;
       const canonical = checked.canonical;
       const changed = this.store(step.id, checked.output, canonical);
       this.emit(
         ev.stepCompleted(
-          { step: step.id, kind: step.kind, attempt: cmd.attempt, output: checked.output, changed, next: step.next },
+          { step: step.id, kind: step.kind, attempt: cmd.attempt, output: checked.output, changed, next },
           facts,
         ),
         canonical,
       );
-      this.moveTo(step.next, changed);
+      this.moveTo(next, changed);
       return;
     }
     this.emit(
@@ -713,11 +720,9 @@ class Deciding {
     }
     const text = canonicalJson(outputs);
     const changed = this.store(step.id, outputs, text);
-    this.emit(
-      ev.stepCompleted({ step: step.id, kind: 'parallel', attempt: 1, output: outputs, changed, next: step.next }),
-      text,
-    );
-    this.moveTo(step.next, changed);
+    const next = this.exits(step.id).next!;
+    this.emit(ev.stepCompleted({ step: step.id, kind: 'parallel', attempt: 1, output: outputs, changed, next }), text);
+    this.moveTo(next, changed);
   }
 
   private afterFailure(step: LlmStep | ToolStep, attempt: number, error: ErrorInfo): void {
@@ -730,8 +735,9 @@ class Deciding {
     const fb = fallbackOf(oe);
     if (fb !== undefined) {
       const changed = this.store(step.id, fb);
-      this.emit(ev.stepFallback({ step: step.id, output: fb, changed, next: step.next }));
-      this.moveTo(step.next, changed);
+      const next = this.exits(step.id).next!;
+      this.emit(ev.stepFallback({ step: step.id, output: fb, changed, next }));
+      this.moveTo(next, changed);
       return;
     }
     this.finish({ status: 'failed', error: { ...error, step: step.id } });
@@ -817,6 +823,7 @@ class Deciding {
     this.startedAt += ms - this.suspendedAt;
     const payload = form.value;
     const changed = this.store(step.id, payload, form.text);
+    const next = this.exits(step.id).next!;
     this.emit(
       ev.runResumed({
         step: step.id,
@@ -825,20 +832,21 @@ class Deciding {
         role: event.role,
         event_id: event.event_id,
         changed,
-        next: step.next,
+        next,
       }),
       undefined,
       ms,
     );
-    this.moveTo(step.next, changed);
+    this.moveTo(next, changed);
     return 'resumed';
   }
 
   timeOut(step: WaitStep, cmd: WaitCommand, ms: number): void {
     this.pending = null;
     this.startedAt += ms - this.suspendedAt;
-    this.emit(ev.waitTimedOut({ step: step.id, visit: cmd.visit, next: step.on_timeout }), undefined, ms);
-    if (step.on_timeout === undefined) {
+    const onTimeout = this.exits(step.id).on_timeout;
+    this.emit(ev.waitTimedOut({ step: step.id, visit: cmd.visit, next: onTimeout }), undefined, ms);
+    if (onTimeout === undefined) {
       this.finish({
         status: 'failed',
         error: {
@@ -850,7 +858,7 @@ class Deciding {
       return;
     }
     this.attempt = 1;
-    this.at = step.on_timeout;
+    this.at = onTimeout;
   }
 }
 
