@@ -5,6 +5,8 @@
  * (undefined inside arrays, NaN, Infinity, functions, bigint, symbols) are rejected rather than
  * silently coerced, because a hash over a coerced value would commit to something else.
  */
+import { memoByString } from './memo.js';
+
 export class CanonicalJsonError extends Error {
   readonly code = 'E_NOT_JSON';
   constructor(
@@ -88,15 +90,7 @@ const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
 export const quote = (s: string): string => (NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`);
 
 // Member names repeat (every event has seq, ts, type, ...): keep their quoted form.
-const quotedKeys = new Map<string, string>();
-function quoteKey(k: string): string {
-  let q = quotedKeys.get(k);
-  if (q === undefined) {
-    q = quote(k) + ':';
-    if (quotedKeys.size < 4096) quotedKeys.set(k, q);
-  }
-  return q;
-}
+const quoteKey = memoByString(4096, (k) => quote(k) + ':');
 
 /**
  * Sort member names in place by UTF-16 code units. Objects here are small (events, outputs), and

@@ -12,6 +12,7 @@
  * (the machine's own ISO-8601 formatting) never need escaping and are written as they are.
  */
 import { canonicalJson, quote } from './canonicalJson.js';
+import { memoByString } from './memo.js';
 import type {
   ConditionEvaluatedEvent,
   GuardResult,
@@ -28,15 +29,7 @@ import type {
 // run: keep their quoted form (a map lookup instead of an escape test and a new string per member).
 // Values unique to a run (run id, idempotency key, model answers) are quoted each time.
 const MAX_NAMES = 4096;
-const quotedNames = new Map<string, string>();
-const name = (s: string): string => {
-  let q = quotedNames.get(s);
-  if (q === undefined) {
-    q = quote(s);
-    if (quotedNames.size < MAX_NAMES) quotedNames.set(s, q);
-  }
-  return q;
-};
+const name = memoByString(MAX_NAMES, quote);
 
 const num = (n: number): string => (Number.isFinite(n) ? (n === 0 ? '0' : String(n)) : canonicalJson(n));
 /** `,"key":value` for an optional member, '' when absent. */

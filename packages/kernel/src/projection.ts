@@ -5,6 +5,7 @@
  * rendered from the projected view alone.
  */
 import { canonicalJson } from './canonicalJson.js';
+import { memoByString } from './memo.js';
 import type { JsonValue } from './program.js';
 import { isUnder, readPath, splitPath } from './statePath.js';
 
@@ -70,20 +71,14 @@ export function renderPrompt(template: string, view: ProjectedView): string {
 // A template is split once into [text, path, text, path, …, text] (the segments a global
 // replace of PLACEHOLDER would produce), instead of a regex pass and a closure per rendering.
 const MAX_CACHED_TEMPLATES = 1024;
-const templates = new Map<string, readonly string[]>();
 
-function templateParts(template: string): readonly string[] {
-  let parts = templates.get(template);
-  if (parts === undefined) {
-    const split: string[] = [];
-    let at = 0;
-    for (const m of template.matchAll(PLACEHOLDER)) {
-      split.push(template.slice(at, m.index), m[1]!);
-      at = m.index! + m[0].length;
-    }
-    split.push(template.slice(at));
-    parts = split;
-    if (templates.size < MAX_CACHED_TEMPLATES) templates.set(template, parts);
+const templateParts = memoByString(MAX_CACHED_TEMPLATES, (template): readonly string[] => {
+  const split: string[] = [];
+  let at = 0;
+  for (const m of template.matchAll(PLACEHOLDER)) {
+    split.push(template.slice(at, m.index), m[1]!);
+    at = m.index! + m[0].length;
   }
-  return parts;
-}
+  split.push(template.slice(at));
+  return split;
+});

@@ -37,8 +37,12 @@ export interface RunHealth {
   invariant_violation_rate: number;
 }
 
-const REJECTED_OUTPUT = new Set(['E_OUTPUT_NOT_IN_ENUM', 'E_OUTPUT_MALFORMED', 'E_OUTPUT_SCHEMA']);
-const FAILED_TOOL_CHECK = new Set(['E_TOOL_INPUT_SCHEMA', 'E_TOOL_OUTPUT_SCHEMA', 'E_TOOL_OUTPUT_NOT_JSON']);
+const REJECTED_OUTPUT: ReadonlySet<string> = new Set(['E_OUTPUT_NOT_IN_ENUM', 'E_OUTPUT_MALFORMED', 'E_OUTPUT_SCHEMA']);
+const FAILED_TOOL_CHECK: ReadonlySet<string> = new Set([
+  'E_TOOL_INPUT_SCHEMA',
+  'E_TOOL_OUTPUT_SCHEMA',
+  'E_TOOL_OUTPUT_NOT_JSON',
+]);
 const ratio = (n: number, d: number): number => (d === 0 ? 0 : n / d);
 
 /** What the genesis event commits to; the receipt repeats it. */

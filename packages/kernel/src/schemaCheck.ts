@@ -3,11 +3,12 @@
  * validator: schemas from programs are data and never become code.
  */
 import { Validator, type Schema } from '@cfworker/json-schema';
+import { memoByObject } from './memo.js';
 import type { JsonSchema } from './program.js';
 
-const cache = new WeakMap<object, Validator>();
+const validatorFor = memoByObject((schema: object) => new Validator(schema as Schema, '2020-12', false));
 /** Per schema: its quick acceptor, or null when it uses keywords the acceptor does not know. */
-const quick = new WeakMap<object, Acceptor | null>();
+const quickAcceptor = memoByObject((schema: Exclude<JsonSchema, boolean>) => acceptor(schema));
 
 export interface SchemaViolation {
   /** JSON pointer into the checked value. */
@@ -15,21 +16,11 @@ export interface SchemaViolation {
   message: string;
 }
 
-function validatorFor(schema: object): Validator {
-  let v = cache.get(schema);
-  if (!v) {
-    v = new Validator(schema as Schema, '2020-12', false);
-    cache.set(schema, v);
-  }
-  return v;
-}
-
 /** Violations of `schema` by `value`; empty when valid. */
 export function checkSchema(schema: JsonSchema | undefined, value: unknown): SchemaViolation[] {
   if (schema === undefined || schema === true) return [];
   if (schema === false) return [{ at: '', message: 'no value is allowed here (schema is false)' }];
-  let q = quick.get(schema);
-  if (q === undefined) quick.set(schema, (q = acceptor(schema)));
+  const q = quickAcceptor(schema);
   if (q !== null && accepts(q, value)) return [];
   const res = validatorFor(schema).validate(value);
   if (res.valid) return [];
@@ -85,7 +76,14 @@ const TYPE: Record<string, number> = {
   object: 64,
 };
 /** Keywords that describe and never constrain. */
-const ANNOTATIONS = new Set(['title', 'description', '$comment', 'default', 'examples', '$schema']);
+const ANNOTATIONS: ReadonlySet<string> = new Set([
+  'title',
+  'description',
+  '$comment',
+  'default',
+  'examples',
+  '$schema',
+]);
 const isScalar = (v: unknown): boolean =>
   v === null || typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
 const num = (v: unknown): number | undefined | null =>

@@ -1,19 +1,16 @@
+import { memoByString } from './memo.js';
+
+// Paths come from programs: a few distinct ones, read on every step. Split each once.
+const MAX_CACHED_PATHS = 4096;
+
 /**
  * State paths: dot-separated names into the run state, e.g. `input.customer.country` or
  * `steps.classify.output`. A segment of digits indexes an array.
  */
-export function splitPath(path: string): readonly string[] {
-  let segs = segments.get(path);
-  if (segs === undefined) {
-    segs = path.split('.');
-    if (segments.size < MAX_CACHED_PATHS) segments.set(path, segs);
-  }
-  return segs;
-}
-
-// Paths come from programs: a few distinct ones, read on every step. Split each once.
-const MAX_CACHED_PATHS = 4096;
-const segments = new Map<string, readonly string[]>();
+export const splitPath: (path: string) => readonly string[] = memoByString(
+  MAX_CACHED_PATHS,
+  (path): readonly string[] => path.split('.'),
+);
 
 const own = Object.prototype.hasOwnProperty;
 

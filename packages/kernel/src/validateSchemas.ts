@@ -13,7 +13,7 @@ export interface SchemaProblem {
   message: string;
 }
 
-const TYPES = new Set(['array', 'boolean', 'integer', 'null', 'number', 'object', 'string']);
+const TYPES: ReadonlySet<string> = new Set(['array', 'boolean', 'integer', 'null', 'number', 'object', 'string']);
 const SUBSCHEMA = [
   'additionalItems',
   'unevaluatedItems',

@@ -8,6 +8,7 @@
  * picks the union branch by its discriminator and says one actionable thing per defect.
  */
 import type { Issue } from './errors.js';
+import { memoByObject, memoByString } from './memo.js';
 import { PROGRAM_SCHEMA } from './programSchema.js';
 
 type SchemaObject = { readonly [k: string]: unknown };
@@ -311,12 +312,13 @@ interface Discriminator {
   values: string[];
 }
 
-const discriminators = new WeakMap<object, Discriminator | null>();
-
 /** A oneOf is a tagged union when every branch is an object form with a `const` on one shared property. */
 function discriminatorOf(branches: SchemaNode[]): Discriminator | undefined {
-  const cached = discriminators.get(branches);
-  if (cached !== undefined) return cached ?? undefined;
+  return discriminators(branches) ?? undefined;
+}
+
+// The branches are the program schema's own arrays: found once per oneOf.
+const discriminators = memoByObject((branches: SchemaNode[]): Discriminator | null => {
   let result: Discriminator | null = null;
   const forms = branches.map(resolve);
   const first = forms[0];
@@ -336,9 +338,8 @@ function discriminatorOf(branches: SchemaNode[]): Discriminator | undefined {
       }
     }
   }
-  discriminators.set(branches, result);
-  return result ?? undefined;
-}
+  return result;
+});
 
 function resolve(node: SchemaNode): SchemaNode {
   let current = node;
@@ -371,15 +372,9 @@ function conditionText(ifSchema: SchemaNode): string {
     .join(' and ');
 }
 
-const patterns = new Map<string, RegExp>();
-function patternOf(source: string): RegExp {
-  let re = patterns.get(source);
-  if (re === undefined) {
-    re = new RegExp(source, 'u');
-    patterns.set(source, re);
-  }
-  return re;
-}
+// The program schema's patterns, compiled once. Without the g or y flag a RegExp keeps no state
+// between tests, so sharing one is safe.
+const patternOf = memoByString(256, (source) => new RegExp(source, 'u'));
 
 function typeMatches(v: unknown, type: unknown): boolean {
   const types = Array.isArray(type) ? type : [type];

@@ -5,18 +5,11 @@
  * `size(x)` (same meaning). Comparisons nested in comparisons are always parenthesized, because
  * CEL implementations disagree on the relative precedence of `==` and `<`.
  */
+import { memoByObject } from '../memo.js';
 import type { GuardNode } from './guardNode.js';
 
-const texts = new WeakMap<GuardNode, string>();
-
-export function canonicalText(node: GuardNode): string {
-  let text = texts.get(node);
-  if (text === undefined) {
-    text = render(node);
-    texts.set(node, text);
-  }
-  return text;
-}
+// Per node: explanations show the text of sub-expressions on every evaluation.
+export const canonicalText: (node: GuardNode) => string = memoByObject(render);
 
 /** Binding strength; a child weaker than its slot requires is parenthesized. */
 function precedence(node: GuardNode): number {

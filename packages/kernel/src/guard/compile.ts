@@ -22,18 +22,17 @@ const cel = new Environment({
   limits: { maxAstNodes: MAX_GUARD_NODES, maxDepth: MAX_GUARD_DEPTH },
 });
 
-const trees = new WeakMap<CompiledGuard, GuardNode>();
-
 /**
  * A compiled guard. `canonical` and `nodeCount` are computed on first read: validating a program
  * compiles every guard but needs neither, and a 100k-step program has tens of thousands of guards.
+ * `root` is not part of CompiledGuard: only this module reads it (guardTree).
  */
 class Compiled implements CompiledGuard {
   private text: string | undefined;
   private nodes: number | undefined;
   constructor(
     readonly source: string,
-    private readonly root: GuardNode,
+    readonly root: GuardNode,
   ) {}
   get canonical(): string {
     return (this.text ??= canonicalText(this.root));
@@ -68,9 +67,7 @@ export function compileGuard(source: string, env?: GuardTypeEnv): GuardCompileRe
     const declared = env ? new Set(Object.keys(env)) : undefined;
     const root = toGuardNode(ast, new SourceScan(source), declared);
     inferGuardType(root, env);
-    const guard: CompiledGuard = new Compiled(source, root);
-    trees.set(guard, root);
-    return { ok: true, guard };
+    return { ok: true, guard: new Compiled(source, root) };
   } catch (e) {
     if (e instanceof GuardFailure) return { ok: false, error: e.error };
     throw e;
@@ -81,9 +78,8 @@ export function compileGuard(source: string, env?: GuardTypeEnv): GuardCompileRe
 export function guardTree(
   guard: CompiledGuard,
 ): { ok: true; root: GuardNode } | { ok: false; result: GuardCompileResult & { ok: false } } {
-  const known = trees.get(guard);
-  if (known) return { ok: true, root: known };
+  if (guard instanceof Compiled) return { ok: true, root: guard.root };
   const compiled = compileGuard(guard.source);
   if (!compiled.ok) return { ok: false, result: compiled };
-  return { ok: true, root: trees.get(compiled.guard)! };
+  return { ok: true, root: (compiled.guard as Compiled).root };
 }
