@@ -1,12 +1,18 @@
 /**
  * verify(bundle): recompute the chain and the receipt from the bundle alone and name the first
  * event that does not hold, and why. Pure: it needs only a Hasher.
+ *
+ * It reads exactly the formats of docs/trace-format.md (v1). Anything it does not know (another
+ * bundle, program or policy format string, an event type) fails with a code, never passes
+ * unchecked: a later version's meaning cannot be verified by rules written before it.
  */
 import { canonicalJson } from './canonicalJson.js';
 import { eventHash } from './chain.js';
 import { ADMIN_EVENT_TYPES, BUNDLE_FORMAT, EVENT_TYPES, type TraceEvent } from './events.js';
 import { hashJson, ZERO_HASH, type Hasher } from './hash.js';
+import { POLICY_FORMAT } from './policy.js';
 import { firstPolicyChange } from './policyGate.js';
+import { PROGRAM_FORMAT } from './program.js';
 import { computeReceipt } from './receipt.js';
 
 export type VerifyCode =
@@ -39,7 +45,13 @@ export function verifyBundle(bundle: unknown, hasher: Hasher): VerifyResult {
   });
   if (!isObj(bundle)) return bad('E_BUNDLE_FORMAT', null, 'a bundle must be a JSON object');
   if (bundle.format !== BUNDLE_FORMAT)
-    return bad('E_BUNDLE_FORMAT', null, `format must be "${BUNDLE_FORMAT}", got ${JSON.stringify(bundle.format)}`);
+    return bad(
+      'E_BUNDLE_FORMAT',
+      null,
+      typeof bundle.format === 'string' && bundle.format.startsWith('nano-vm.bundle/')
+        ? `this verifier reads ${BUNDLE_FORMAT}; ${JSON.stringify(bundle.format)} is another version of the format (verify it with a nano-vm that reads it)`
+        : `format must be "${BUNDLE_FORMAT}", got ${JSON.stringify(bundle.format)}`,
+    );
   // Exactly these members: anything else would be unhashed content riding along with the bundle.
   for (const k of BUNDLE_KEYS) if (!(k in bundle)) return bad('E_BUNDLE_FORMAT', null, `missing "${k}"`);
   for (const k of Object.keys(bundle))
@@ -116,6 +128,21 @@ export function verifyBundle(bundle: unknown, hasher: Hasher): VerifyResult {
     commit('E_GENESIS_POLICY', 'policy_hash', 'policy', bundle.policy) ??
     commit('E_GENESIS_INPUT', 'input_hash', 'input', bundle.input);
   if (mismatch) return mismatch;
+  // Checked once the hashes hold, so an edited format string reads as tampering (above), and a
+  // consistent bundle that embeds another version's program or policy is refused here.
+  const formatOf = (v: unknown): unknown => (isObj(v) ? v.format : undefined);
+  if (formatOf(bundle.program) !== PROGRAM_FORMAT)
+    return bad(
+      'E_BUNDLE_FORMAT',
+      null,
+      `a ${BUNDLE_FORMAT} bundle holds a ${PROGRAM_FORMAT} program; its program's format is ${JSON.stringify(formatOf(bundle.program))}`,
+    );
+  if (bundle.policy !== null && formatOf(bundle.policy) !== POLICY_FORMAT)
+    return bad(
+      'E_BUNDLE_FORMAT',
+      null,
+      `a ${BUNDLE_FORMAT} bundle holds a ${POLICY_FORMAT} policy or null; its policy's format is ${JSON.stringify(formatOf(bundle.policy))}`,
+    );
   const changed = firstPolicyChange(events as TraceEvent[]);
   if (changed) return bad('E_POLICY_CHANGED', changed.seq, changed.reason);
 
