@@ -4,6 +4,7 @@
  * against a baseline, and where each run first left the reference path. A pure function of the
  * events it is given: the same runs in the same order give the same analysis, member for member.
  */
+import { NanoVmError } from './errors.js';
 import type { RunStatus, TraceEvent } from './events.js';
 import { computeReceipt, type Receipt, type RunHealth } from './receipt.js';
 
@@ -139,15 +140,7 @@ export interface AnalyzeOptions {
   thresholds?: Partial<AnalyzerThresholds>;
 }
 
-export class AnalyzeError extends Error {
-  constructor(
-    readonly code: 'E_NO_RUNS' | 'E_MIXED_PROGRAMS',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'AnalyzeError';
-  }
-}
+export class AnalyzeError extends NanoVmError<'E_NO_RUNS' | 'E_MIXED_PROGRAMS'> {}
 
 /** Code-unit order, never locale order: the analysis must not depend on where it runs. */
 const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);

@@ -5,16 +5,16 @@
  * (undefined inside arrays, NaN, Infinity, functions, bigint, symbols) are rejected rather than
  * silently coerced, because a hash over a coerced value would commit to something else.
  */
+import { NanoVmError } from './errors.js';
 import { memoByString } from './memo.js';
 
-export class CanonicalJsonError extends Error {
-  readonly code = 'E_NOT_JSON';
+/** A value that JSON cannot carry; `path` (also `location.path`) points at it. */
+export class CanonicalJsonError extends NanoVmError {
   constructor(
     message: string,
     readonly path: string,
   ) {
-    super(`${message} at ${path || '/'}`);
-    this.name = 'CanonicalJsonError';
+    super('E_NOT_JSON', `${message} at ${path || '/'}`, { location: { path } });
   }
 }
 

@@ -3,6 +3,7 @@
  * trace and rejects a bundle whose receipt differs.
  */
 import { canonicalJson } from './canonicalJson.js';
+import { NanoVmError } from './errors.js';
 import type { ErrorInfo, RunStartedEvent, RunStatus, StepStartedEvent, TraceEvent } from './events.js';
 import { RECEIPT_FORMAT } from './events.js';
 
@@ -88,8 +89,11 @@ export interface ErasureSummary {
   refused: { seq: number; hold: string }[];
 }
 
-export class ReceiptError extends Error {
-  readonly code = 'E_NO_GENESIS';
+/** A trace that does not start with its genesis event has no receipt. */
+export class ReceiptError extends NanoVmError {
+  constructor(message: string) {
+    super('E_NO_GENESIS', message, { location: { seq: 0 } });
+  }
 }
 
 export function computeReceipt(events: readonly TraceEvent[]): Receipt {

@@ -7,7 +7,7 @@
  * SUPPORTED_KEYWORDS; a test keeps the two in step and checks it against @cfworker/json-schema),
  * picks the union branch by its discriminator and says one actionable thing per defect.
  */
-import type { Issue } from './errors.js';
+import { NanoVmError, type Issue } from './errors.js';
 import { memoByObject, memoByString } from './memo.js';
 import { PROGRAM_SCHEMA } from './programSchema.js';
 
@@ -348,7 +348,8 @@ function resolve(node: SchemaNode): SchemaNode {
     const target = ref.startsWith('#/$defs/')
       ? (PROGRAM_SCHEMA.$defs as Record<string, SchemaNode>)[ref.slice(8)]
       : undefined;
-    if (target === undefined || hops > 16) throw new Error(`program schema: cannot resolve ${ref}`);
+    // program.schema.json ships with nano-vm: an unresolvable $ref is a bug in it, never in a program.
+    if (target === undefined || hops > 16) throw new NanoVmError('E_INTERNAL', `program schema: cannot resolve ${ref}`);
     current = target;
   }
   return current;

@@ -12,6 +12,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { NanoVmError } from '@nano-vm/kernel';
 
 export interface RunPoolOptions {
   /** Path or URL of the setup module. */
@@ -112,8 +113,9 @@ export class RunPool {
     this.slots.push(slot);
     return new Promise((resolve, reject) => {
       worker.once('error', (e) => {
-        this.failAll(new Error(`run pool worker failed: ${e.message}`));
-        reject(e);
+        const failed = new NanoVmError('E_RUN_POOL_WORKER', `run pool worker failed: ${e.message}`, { cause: e });
+        this.failAll(failed);
+        reject(failed);
       });
       worker.on(
         'message',
@@ -124,7 +126,8 @@ export class RunPool {
             | { type: 'results'; results: (string | number | null)[] },
         ) => {
           if (msg.type === 'ready') resolve();
-          else if (msg.type === 'setup_failed') reject(new Error(`run pool setup failed: ${msg.message}`));
+          else if (msg.type === 'setup_failed')
+            reject(new NanoVmError('E_RUN_POOL_SETUP', `run pool setup failed: ${msg.message}`));
           else {
             const r = msg.results;
             slot.inFlight -= r.length / SUMMARY_FIELDS;
@@ -143,7 +146,7 @@ export class RunPool {
 
   /** Queue one run; inputs queued in the same tick travel to the workers together. */
   run(input: unknown): Promise<RunSummary> {
-    if (this.closed) return Promise.reject(new Error('run pool is closed'));
+    if (this.closed) return Promise.reject(new NanoVmError('E_RUN_POOL_CLOSED', 'run pool is closed'));
     const id = this.nextId++;
     const p = new Promise<RunSummary>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     this.queue.push({ id, input });
@@ -170,7 +173,7 @@ export class RunPool {
     }
   }
 
-  private failAll(e: Error): void {
+  private failAll(e: NanoVmError): void {
     for (const p of this.pending.values()) p.reject(e);
     this.pending.clear();
   }
@@ -178,6 +181,6 @@ export class RunPool {
   async close(): Promise<void> {
     this.closed = true;
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
-    this.failAll(new Error('run pool closed'));
+    this.failAll(new NanoVmError('E_RUN_POOL_CLOSED', 'run pool closed'));
   }
 }

@@ -53,7 +53,8 @@ async function summarize(setup: Setup & { store: Store }, input: unknown): Promi
 
 try {
   const mod = (await import(moduleUrl)) as { setup?: () => Setup | Promise<Setup> };
-  if (typeof mod.setup !== 'function') throw new Error(`${moduleUrl} does not export a setup() function`);
+  if (typeof mod.setup !== 'function')
+    throw new NanoVmError('E_RUN_POOL_SETUP', `${moduleUrl} does not export a setup() function`);
   const s = await mod.setup();
   const setup = { ...s, store: s.store ?? new MemoryStore() };
   port.on('message', async (msg: { type: 'run'; ids: number[]; inputs: unknown[] }) => {

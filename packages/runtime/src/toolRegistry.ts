@@ -3,7 +3,7 @@
  * schemas. A tool receives an AbortSignal (its step's timeout) and an idempotency key that is the
  * same for every attempt of the same step visit, so a retried or recovered call can be deduplicated.
  */
-import type { JsonSchema, JsonValue } from '@nano-vm/kernel';
+import { NanoVmError, type JsonSchema, type JsonValue } from '@nano-vm/kernel';
 
 export interface ToolContext {
   signal: AbortSignal;
@@ -20,15 +20,8 @@ export interface ToolDefinition {
   run(args: Record<string, JsonValue>, ctx: ToolContext): unknown;
 }
 
-export class ToolError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ToolError';
-  }
-}
+/** A tool definition or tools module nano-vm cannot use. (A tool reports its own failures with `err.code`.) */
+export class ToolError extends NanoVmError {}
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 

@@ -1,4 +1,4 @@
-import type { LlmOutput, ModelFallback, ProjectedView, Usage } from '@nano-vm/kernel';
+import { NanoVmError, type LlmOutput, type ModelFallback, type ProjectedView, type Usage } from '@nano-vm/kernel';
 
 export interface ModelRequest {
   step: string;
@@ -29,12 +29,9 @@ export interface ModelPort {
   complete(req: ModelRequest): Promise<ModelAnswer>;
 }
 
-export class ModelError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ModelError';
-  }
-}
+/**
+ * A model adapter's failure. nano-vm's adapters use documented codes; an adapter of the operator's
+ * (or a scripted `error` answer) may name a code of its own, so the code is any string here: the
+ * trace records it as given.
+ */
+export class ModelError extends NanoVmError<string> {}

@@ -132,7 +132,7 @@ async function attemptOnce(req: ProviderRequest, bodyText: string, deps: HttpDep
   req.signal.addEventListener('abort', onAbort, { once: true });
   const timer = setTimeout(() => {
     timedOut = true;
-    ac.abort(new Error('attempt timed out'));
+    ac.abort(new ModelError('E_MODEL_TIMEOUT', `${req.label}: attempt timed out`));
   }, deps.policy.attemptTimeoutMs);
   let status: number;
   let headers: Headers;

@@ -16,7 +16,7 @@
  * A call beyond the listed answers repeats the last one (a script that needs "always X" lists X once).
  */
 import { parse } from 'yaml';
-import type { Usage } from '@nano-vm/kernel';
+import { NanoVmError, type Usage } from '@nano-vm/kernel';
 import { ModelError, type ModelAnswer, type ModelPort, type ModelRequest } from './port.js';
 import { isObj } from './providerHttp.js';
 
@@ -31,11 +31,10 @@ export interface ModelScript {
   cases: Record<string, Record<string, ScriptEntry[]>>;
 }
 
-export class ScriptError extends Error {
-  readonly code = 'E_SCRIPT_FORMAT';
+/** A scripted-model file that is not in the format (docs/cli.md). */
+export class ScriptError extends NanoVmError {
   constructor(message: string) {
-    super(message);
-    this.name = 'ScriptError';
+    super('E_SCRIPT_FORMAT', message);
   }
 }
 

@@ -6,7 +6,7 @@
  * `draft` bounds the attempts; `on_exhausted` ends the run as NO_VALID_DRAFT. So a planning session
  * is an ordinary run: stored, listed, exportable, verifiable and replayable like any other.
  */
-import { PROGRAM_FORMAT, PROGRAM_SCHEMA, type JsonSchema, type Program } from '@nano-vm/kernel';
+import { NanoVmError, PROGRAM_FORMAT, PROGRAM_SCHEMA, type JsonSchema, type Program } from '@nano-vm/kernel';
 
 export const PLANNER_PROGRAM_ID = 'nano-vm.planner';
 export const CHECK_TOOL = 'check_program';
@@ -78,8 +78,9 @@ export function inlinedProgramSchema(): JsonSchema {
     const out: Record<string, unknown> = {};
     if (typeof $ref === 'string') {
       const name = /^#\/\$defs\/(.+)$/.exec($ref)?.[1];
+      // program.schema.json ships with nano-vm: an unresolvable $ref is a bug in it, never in a program.
       if (name === undefined || !Object.hasOwn(defs, name))
-        throw new Error(`program schema: unresolvable $ref ${$ref}`);
+        throw new NanoVmError('E_INTERNAL', `program schema: unresolvable $ref ${$ref}`);
       Object.assign(out, inline(defs[name]));
     }
     for (const [k, v] of Object.entries(rest)) {

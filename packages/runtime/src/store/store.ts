@@ -1,4 +1,4 @@
-import type { JsonValue, Program, RunStatus, TraceEvent } from '@nano-vm/kernel';
+import { NanoVmError, type JsonValue, type Program, type RunStatus, type TraceEvent } from '@nano-vm/kernel';
 
 export interface RunRecord {
   run_id: string;
@@ -96,12 +96,5 @@ export interface VaultRow {
   erased: boolean;
 }
 
-export class StoreError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'StoreError';
-  }
-}
+/** A failure a store reports (and the run-level refusals of recover and resume built on it). */
+export class StoreError extends NanoVmError {}
