@@ -1,7 +1,8 @@
 /**
  * The program's edge table: every transition its steps declare, with the field that declares it.
  * It is the one place that reads `next`, `cases[].next`, `else`, `on_timeout` and `on_exhausted`
- * as edges; the validator, the policy pre-flight, `paths` and `graph` read edges through it.
+ * as edges; the successor, the validator, the policy pre-flight, `paths` and `graph` read edges
+ * through it.
  *
  * A program is an immutable input, so the table is built once per program object.
  */

@@ -12,7 +12,8 @@
 import { canonicalJson } from './canonicalJson.js';
 import { durationText } from './durationText.js';
 import { edgeTable, type Edge } from './edges.js';
-import type { JsonValue, OnError, ParallelChild, Program, Step } from './program.js';
+import type { OnError, ParallelChild, Program, Step } from './program.js';
+import { stepsOnCycles } from './validateGraph.js';
 
 export type GraphFormat = 'mermaid' | 'dot';
 export const GRAPH_FORMATS: readonly GraphFormat[] = ['mermaid', 'dot'];
@@ -66,6 +67,7 @@ export function programGraph(program: Program, format: GraphFormat): string {
 
 function diagramOf(program: Program): Diagram {
   const table = edgeTable(program);
+  const onCycle = stepsOnCycles(program);
   const nodeOf = new Map<string, string>();
   program.steps.forEach((s, i) => {
     if (!nodeOf.has(s.id)) nodeOf.set(s.id, `s${i}`);
@@ -89,7 +91,8 @@ function diagramOf(program: Program): Diagram {
       const label = edgeLabel(edge, step);
       arrows.push(label !== undefined ? { from: id, to, label } : { from: id, to });
     }
-    if (step.max_visits !== undefined && step.on_exhausted === undefined)
+    // Only a step on a loop can be entered more than once.
+    if (step.max_visits !== undefined && step.on_exhausted === undefined && onCycle[i] === 1)
       failArrow(id, `entered more than ${step.max_visits} times`);
     switch (step.kind) {
       case 'llm':
