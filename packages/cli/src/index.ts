@@ -1,2 +1,1 @@
 export { EXIT } from './exitCodes.js';
-export { CliError } from './cliError.js';

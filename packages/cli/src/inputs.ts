@@ -1,6 +1,6 @@
 /**
  * Reading what the operator points the CLI at: program files, example directories, run inputs,
- * model specs and tools modules. Every failure is a CliError with a code.
+ * model specs and tools modules. Every failure is a NanoVmError with a code.
  */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import {
   hashJson,
   loadProgram,
+  NanoVmError,
   policyGuardGlobals,
   validatePolicy,
   validateProgram,
@@ -15,15 +16,12 @@ import {
   type Program,
 } from '@nano-vm/kernel';
 import {
-  ModelError,
   ToolRegistry,
   modelFromSpec as providerModelFromSpec,
   nodeHasher,
   toolsFromModule,
   type ModelPort,
 } from '@nano-vm/runtime';
-import { CliError } from './cliError.js';
-import { EXIT } from './exitCodes.js';
 import type { LoadedPolicy } from './policyFile.js';
 
 export interface LoadedProgram {
@@ -39,10 +37,9 @@ export function readText(file: string, what: string): string {
     return readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new CliError(
+    throw new NanoVmError(
       'E_FILE',
       `cannot read ${what} ${file}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
-      EXIT.REFUSED,
     );
   }
 }
@@ -52,11 +49,11 @@ export function readJson(file: string, what: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new CliError('E_JSON', `${what} ${file} is not valid JSON: ${(e as Error).message}`, EXIT.REFUSED);
+    throw new NanoVmError('E_JSON', `${what} ${file} is not valid JSON: ${(e as Error).message}`);
   }
 }
 
-/** Parse + structural check; throws a CliError carrying located issues when the file is not a program. With a policy, also the pre-flight against it (docs/policy.md). */
+/** Parse + structural check; throws a NanoVmError carrying located issues when the file is not a program. With a policy, also the pre-flight against it (docs/policy.md). */
 export function loadProgramFile(file: string, tools?: ToolRegistry, policy?: LoadedPolicy): LoadedProgram {
   return checkProgramText(readText(file, 'program'), file, extname(file) === '.json' ? 'json' : 'yaml', tools, policy);
 }
@@ -116,7 +113,7 @@ export function isDirectory(p: string): boolean {
 export function exampleLayout(dir: string): ExampleLayout {
   const pick = (...names: string[]) => names.map((n) => join(dir, n)).find((p) => existsSync(p));
   const programFile = pick('program.yaml', 'program.yml', 'program.json');
-  if (!programFile) throw new CliError('E_EXAMPLE_LAYOUT', `${dir} has no program.yaml or program.json`, EXIT.REFUSED);
+  if (!programFile) throw new NanoVmError('E_EXAMPLE_LAYOUT', `${dir} has no program.yaml or program.json`);
   const inputs: [string, string][] = [];
   const single = pick('input.json');
   if (single) inputs.push(['input', single]);
@@ -139,17 +136,18 @@ export function exampleLayout(dir: string): ExampleLayout {
 export async function loadTools(file: string | undefined): Promise<ToolRegistry> {
   if (!file) return new ToolRegistry();
   const abs = resolve(file);
-  if (!existsSync(abs)) throw new CliError('E_TOOLS_MODULE', `tools module ${file} does not exist`, EXIT.REFUSED);
+  if (!existsSync(abs)) throw new NanoVmError('E_TOOLS_MODULE', `tools module ${file} does not exist`);
   let mod: Record<string, unknown>;
   try {
     mod = (await import(pathToFileURL(abs).href)) as Record<string, unknown>;
   } catch (e) {
-    throw new CliError('E_TOOLS_MODULE', `cannot load tools module ${file}: ${(e as Error).message}`, EXIT.REFUSED);
+    throw new NanoVmError('E_TOOLS_MODULE', `cannot load tools module ${file}: ${(e as Error).message}`);
   }
   try {
     return toolsFromModule(mod, file);
   } catch (e) {
-    throw new CliError((e as { code?: string }).code ?? 'E_TOOLS_MODULE', (e as Error).message, EXIT.REFUSED);
+    if (e instanceof NanoVmError) throw e;
+    throw new NanoVmError('E_TOOLS_MODULE', (e as Error).message, { cause: e });
   }
 }
 
@@ -160,10 +158,5 @@ export async function loadTools(file: string | undefined): Promise<ToolRegistry>
  * here, before any run starts.
  */
 export function modelFromSpec(spec: string, caseName?: string): ModelPort {
-  try {
-    return providerModelFromSpec(spec, { env: process.env, ...(caseName !== undefined ? { caseName } : {}) });
-  } catch (e) {
-    if (e instanceof ModelError) throw new CliError(e.code, e.message, EXIT.REFUSED);
-    throw e;
-  }
+  return providerModelFromSpec(spec, { env: process.env, ...(caseName !== undefined ? { caseName } : {}) });
 }

@@ -1,7 +1,6 @@
 #!/usr/bin/env node
-import { formatIssue } from '@nano-vm/kernel';
+import { NanoVmError } from '@nano-vm/kernel';
 import { RUNTIME_VERSION } from '@nano-vm/runtime';
-import { CliError } from './cliError.js';
 import { analyzeCommand, ANALYZE_USAGE } from './commands/analyze.js';
 import { eraseCommand, ERASE_USAGE } from './commands/erase.js';
 import { examplesCommand, EXAMPLES_USAGE } from './commands/examples.js';
@@ -15,6 +14,7 @@ import { runCommand, RUN_USAGE } from './commands/run.js';
 import { exportCommand, EXPORT_USAGE, runsCommand, RUNS_USAGE } from './commands/runs.js';
 import { validateCommand, VALIDATE_USAGE } from './commands/validate.js';
 import { verifyCommand, VERIFY_USAGE } from './commands/verify.js';
+import { exitWithError } from './errorExit.js';
 import { EXIT } from './exitCodes.js';
 
 /** Every command with its usage line, in the order `--help` lists them. */
@@ -55,7 +55,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${RUNTIME_VERSION}\n`);
     return EXIT.OK;
   }
-  if (!Object.hasOwn(COMMANDS, cmd)) throw new CliError('E_USAGE', `unknown command "${cmd}"\n\n${HELP}`, EXIT.REFUSED);
+  if (!Object.hasOwn(COMMANDS, cmd)) throw new NanoVmError('E_USAGE', `unknown command "${cmd}"\n\n${HELP}`);
   const [run, usage] = COMMANDS[cmd]!;
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(`${usage}\n`);
@@ -64,44 +64,10 @@ async function main(argv: string[]): Promise<number> {
   return run(rest);
 }
 
-const json = process.argv.includes('--json');
-main(process.argv.slice(2)).then(
+const args = process.argv.slice(2);
+main(args).then(
   (code) => {
     process.exitCode = code;
   },
-  (e: unknown) => {
-    let err: CliError;
-    if (e instanceof CliError) err = e;
-    else if (e instanceof Error && String((e as Error & { code?: unknown }).code).startsWith('ERR_PARSE_ARGS'))
-      err = new CliError('E_USAGE', e.message, EXIT.REFUSED);
-    else
-      err = new CliError(
-        'E_INTERNAL',
-        `unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
-        EXIT.FAILED,
-      );
-    if (json)
-      process.stdout.write(
-        JSON.stringify({
-          error: {
-            code: err.code,
-            message: err.message,
-            issues: err.issues.map((i) => ({
-              code: i.code,
-              severity: i.severity,
-              step: i.step ?? null,
-              message: i.message,
-              line: i.line ?? null,
-              col: i.col ?? null,
-              path: i.path ?? null,
-            })),
-          },
-        }) + '\n',
-      );
-    else {
-      process.stderr.write(`nano-vm: ${err.code}: ${err.message}\n`);
-      for (const i of err.issues) process.stderr.write(`  ${formatIssue(i)}\n`);
-    }
-    process.exitCode = err.exitCode;
-  },
+  (e: unknown) => exitWithError(e, args[0], args.includes('--json')),
 );

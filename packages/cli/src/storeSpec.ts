@@ -1,6 +1,5 @@
+import { NanoVmError } from '@nano-vm/kernel';
 import { MemoryStore, SqliteStore, type Store } from '@nano-vm/runtime';
-import { CliError } from './cliError.js';
-import { EXIT } from './exitCodes.js';
 
 /** `--store` when none is given: $NANO_VM_STORE, else the embedded SQLite file under ./.nano-vm/. */
 export const DEFAULT_STORE = process.env.NANO_VM_STORE || 'sqlite:./.nano-vm/nano-vm.db';
@@ -9,16 +8,13 @@ export const DEFAULT_STORE = process.env.NANO_VM_STORE || 'sqlite:./.nano-vm/nan
 export function openStore(spec: string): Store & { close?: () => void } {
   if (spec === 'memory:') return new MemoryStore();
   const m = /^sqlite:(.+)$/.exec(spec);
-  if (!m) throw new CliError('E_STORE_SPEC', `store "${spec}" must be sqlite:<path> or memory:`, EXIT.REFUSED);
+  if (!m) throw new NanoVmError('E_STORE_SPEC', `store "${spec}" must be sqlite:<path> or memory:`);
   try {
     return new SqliteStore(m[1]!);
   } catch (e) {
-    const code = (e as { code?: string }).code;
-    throw new CliError(
-      code?.startsWith('E_') ? code : 'E_STORE_OPEN',
-      `cannot open store ${m[1]}: ${(e as Error).message}`,
-      EXIT.REFUSED,
-    );
+    // A file the store refuses (a newer schema, a corrupt file) keeps the store's own code.
+    const code = e instanceof NanoVmError ? e.code : 'E_STORE_OPEN';
+    throw new NanoVmError(code, `cannot open store ${m[1]}: ${(e as Error).message}`, { cause: e });
   }
 }
 

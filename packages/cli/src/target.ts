@@ -2,8 +2,7 @@
  * What a command works with: a program file or an example directory, and the model, tools and
  * policy for it. An option given on the command line always wins over the example directory's file.
  */
-import { CliError } from './cliError.js';
-import { EXIT } from './exitCodes.js';
+import { NanoVmError } from '@nano-vm/kernel';
 import { exampleLayout, isDirectory, type ExampleLayout } from './inputs.js';
 
 export interface TargetOptions {
@@ -33,7 +32,7 @@ export interface Target {
 export function resolveTarget(path: string | undefined, options: TargetOptions, directoryUsage?: string): Target {
   const layout = path !== undefined && isDirectory(path) ? exampleLayout(path) : undefined;
   if (path !== undefined && !layout && directoryUsage !== undefined)
-    throw new CliError('E_USAGE', `${path} is not an example directory\n${directoryUsage}`, EXIT.REFUSED);
+    throw new NanoVmError('E_USAGE', `${path} is not an example directory\n${directoryUsage}`);
   return {
     layout,
     programFile: layout?.programFile ?? path,

@@ -1,11 +1,12 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import {
-  AnalyzeError,
   BUNDLE_FORMAT,
+  firstErrorCode,
   THRESHOLD_NAMES,
   analyzeRuns,
   hashJson,
+  NanoVmError,
   verifyBundle,
   type Alert,
   type Analysis,
@@ -13,7 +14,6 @@ import {
   type TraceEvent,
 } from '@nano-vm/kernel';
 import { nodeHasher, type Store } from '@nano-vm/runtime';
-import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
 import { exampleLayout, isDirectory, loadProgramFile, readJson } from '../inputs.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
@@ -41,23 +41,17 @@ export async function analyzeCommand(argv: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
     },
   });
-  if (positionals.length === 0) throw new CliError('E_USAGE', ANALYZE_USAGE, EXIT.REFUSED);
+  if (positionals.length === 0) throw new NanoVmError('E_USAGE', ANALYZE_USAGE);
   const thresholds = parseThresholds(values.threshold);
   const sources = new RunSources(values.store);
   try {
     const runs = await sources.collect(positionals);
     const baselineSpecs = values.baseline.flatMap((b) => b.split(',')).filter((b) => b !== '');
     const baseline = baselineSpecs.length ? await sources.collect(baselineSpecs) : [];
-    let analysis: Analysis;
-    try {
-      analysis = analyzeRuns(
-        runs.map((r) => r.events),
-        { thresholds, ...(baseline.length ? { baseline: baseline.map((r) => r.events) } : {}) },
-      );
-    } catch (e) {
-      if (e instanceof AnalyzeError) throw new CliError(e.code, e.message, EXIT.REFUSED);
-      throw e;
-    }
+    const analysis: Analysis = analyzeRuns(
+      runs.map((r) => r.events),
+      { thresholds, ...(baseline.length ? { baseline: baseline.map((r) => r.events) } : {}) },
+    );
     process.stdout.write(values.json ? `${JSON.stringify(analysis)}\n` : renderAnalysis(analysis));
     return analysis.alerts.length ? EXIT.FAILED : EXIT.OK;
   } finally {
@@ -71,14 +65,13 @@ function parseThresholds(specs: string[]): Partial<AnalyzerThresholds> {
     const m = /^([a-z_]+)=(.+)$/.exec(spec);
     const name = m?.[1] as keyof AnalyzerThresholds | undefined;
     if (!m || !name || !THRESHOLD_NAMES.includes(name))
-      throw new CliError(
+      throw new NanoVmError(
         'E_USAGE',
         `--threshold "${spec}" must be <name>=<number> with a name among ${THRESHOLD_NAMES.join(', ')}`,
-        EXIT.REFUSED,
       );
     const v = Number(m[2]);
     if (!Number.isFinite(v) || v < 0)
-      throw new CliError('E_USAGE', `--threshold ${name} must be a number ≥ 0, got "${m[2]}"`, EXIT.REFUSED);
+      throw new NanoVmError('E_USAGE', `--threshold ${name} must be a number ≥ 0, got "${m[2]}"`);
     out[name] = v;
   }
   return out;
@@ -125,12 +118,7 @@ class RunSources {
   private async storedRun(runId: string): Promise<Run> {
     const store = this.open();
     const run = await store.getRun(runId);
-    if (!run)
-      throw new CliError(
-        'E_STORE_NO_RUN',
-        `"${runId}" is not a file, a directory or a run in ${this.spec}`,
-        EXIT.REFUSED,
-      );
+    if (!run) throw new NanoVmError('E_STORE_NO_RUN', `"${runId}" is not a file, a directory or a run in ${this.spec}`);
     return { run_id: runId, events: await store.events(runId) };
   }
 
@@ -138,10 +126,9 @@ class RunSources {
   private async programRuns(file: string): Promise<Run[]> {
     const loaded = loadProgramFile(file);
     if (!loaded.program)
-      throw new CliError(
-        loaded.issues[0]?.code ?? 'E_PROGRAM_INVALID',
+      throw new NanoVmError(
+        firstErrorCode(loaded.issues, 'E_PROGRAM_INVALID'),
         `program ${file} does not load`,
-        EXIT.REFUSED,
         loaded.issues,
       );
     const program = loaded.program;
@@ -151,10 +138,9 @@ class RunSources {
       (r) => r.program_id === program.id && hashJson(nodeHasher, r.program) === hash,
     );
     if (runs.length === 0)
-      throw new CliError(
+      throw new NanoVmError(
         'E_NO_RUNS',
         `no run of program ${program.id} (${file}, hash ${hash.slice(0, 12)}…) in ${this.spec}`,
-        EXIT.REFUSED,
       );
     const out: Run[] = [];
     for (const r of runs) out.push({ run_id: r.run_id, events: await store.events(r.run_id) });
@@ -166,10 +152,9 @@ class RunSources {
 function bundleRun(file: string, doc: unknown): Run {
   const v = verifyBundle(doc, nodeHasher);
   if (!v.ok)
-    throw new CliError(
+    throw new NanoVmError(
       v.code,
       `${file} does not verify${v.first_bad_seq !== null ? ` (event seq ${v.first_bad_seq})` : ''}: ${v.reason}`,
-      EXIT.FAILED,
     );
   const events = (doc as { events: TraceEvent[] }).events;
   return { run_id: (events[0] as { run_id: string }).run_id, events };

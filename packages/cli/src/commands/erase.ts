@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
-import { StoreError, eraseSubject, nodeHasher } from '@nano-vm/runtime';
-import { CliError } from '../cliError.js';
+import { NanoVmError } from '@nano-vm/kernel';
+import { eraseSubject, nodeHasher } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
@@ -27,15 +27,12 @@ export async function eraseCommand(argv: string[]): Promise<number> {
     },
   });
   if (positionals.length || values.subject === undefined || values.subject === '')
-    throw new CliError('E_USAGE', ERASE_USAGE, EXIT.REFUSED);
+    throw new NanoVmError('E_USAGE', ERASE_USAGE);
   const policies = values.policy ? [loadPolicyFile(values.policy).policy] : [];
   const store = openStore(values.store);
   let report;
   try {
     report = await eraseSubject({ store, subject: values.subject, hasher: nodeHasher, policies });
-  } catch (e) {
-    if (e instanceof StoreError) throw new CliError(e.code, e.message, EXIT.FAILED);
-    throw e;
   } finally {
     store.close?.();
   }

@@ -20,7 +20,6 @@ import {
   type ResumeResult,
   type RunResult,
 } from '@nano-vm/runtime';
-import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { exampleLayout, isDirectory, loadProgramFile, loadTools, modelFromSpec, readJson } from '../inputs.js';
@@ -44,7 +43,7 @@ export async function examplesCommand(argv: string[]): Promise<number> {
     },
   });
   const root = positionals[0] ?? 'examples';
-  if (!isDirectory(root)) throw new CliError('E_FILE', `${root} is not a directory of examples`, EXIT.REFUSED);
+  if (!isDirectory(root)) throw new NanoVmError('E_FILE', `${root} is not a directory of examples`);
   const dirs = readdirSync(root)
     .map((d) => join(root, d))
     .filter(isDirectory)
@@ -77,7 +76,7 @@ export async function examplesCommand(argv: string[]): Promise<number> {
       log(`✗ ${layout.name}: program invalid\n${renderIssues(loaded.issues)}\n`);
       continue;
     }
-    if (!layout.modelFile) throw new CliError('E_EXAMPLE_LAYOUT', `${dir} has no model.yaml`, EXIT.REFUSED);
+    if (!layout.modelFile) throw new NanoVmError('E_EXAMPLE_LAYOUT', `${dir} has no model.yaml`);
     const ids = values.deterministic ? new SeededIds(nodeHasher) : undefined;
     for (const [caseName, inputFile] of layout.inputs) {
       let res: RunResult | ResumeResult;

@@ -1,6 +1,5 @@
 import { parseArgs } from 'node:util';
-import { compileGuard, evaluateGuard } from '@nano-vm/kernel';
-import { CliError } from '../cliError.js';
+import { compileGuard, evaluateGuard, NanoVmError } from '@nano-vm/kernel';
 import { EXIT } from '../exitCodes.js';
 
 export const EXPR_USAGE = `usage: nano-vm expr '<guard>' [--vars '<json object>'] [--json]`;
@@ -12,17 +11,17 @@ export async function exprCommand(argv: string[]): Promise<number> {
     options: { vars: { type: 'string' }, json: { type: 'boolean', default: false } },
   });
   const source = positionals[0];
-  if (source === undefined || positionals.length > 1) throw new CliError('E_USAGE', EXPR_USAGE, EXIT.REFUSED);
+  if (source === undefined || positionals.length > 1) throw new NanoVmError('E_USAGE', EXPR_USAGE);
   let vars: Record<string, unknown> = {};
   if (values.vars !== undefined) {
     let parsed: unknown;
     try {
       parsed = JSON.parse(values.vars);
     } catch (e) {
-      throw new CliError('E_JSON', `--vars is not valid JSON: ${(e as Error).message}`, EXIT.REFUSED);
+      throw new NanoVmError('E_JSON', `--vars is not valid JSON: ${(e as Error).message}`);
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-      throw new CliError('E_JSON', '--vars must be a JSON object of variables', EXIT.REFUSED);
+      throw new NanoVmError('E_JSON', '--vars must be a JSON object of variables');
     vars = parsed as Record<string, unknown>;
   }
   const compiled = compileGuard(source);

@@ -7,20 +7,19 @@
 import { writeFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatIssue, NanoVmError, type Issue, type Program } from '@nano-vm/kernel';
+import { NanoVmError, type Issue, type Program } from '@nano-vm/kernel';
 import {
   DEFAULT_PLAN_ATTEMPTS,
   FixedClock,
   MAX_PLAN_ATTEMPTS,
   SeededIds,
-  StoreError,
   nodeHasher,
   planProgram,
   programText,
   type DraftIssue,
   type PlanResult,
 } from '@nano-vm/runtime';
-import { CliError } from '../cliError.js';
+import { errorText } from '../errorExit.js';
 import { EXIT } from '../exitCodes.js';
 import { checkProgramText, loadTools, modelFromSpec } from '../inputs.js';
 import { loadPolicyFile } from '../policyFile.js';
@@ -47,26 +46,23 @@ export async function planCommand(argv: string[]): Promise<number> {
   });
   const intent = positionals[0]?.trim();
   if (!intent || positionals.length > 1)
-    throw new CliError('E_USAGE', `${PLAN_USAGE}\n(give the intent as one quoted argument)`, EXIT.REFUSED);
+    throw new NanoVmError('E_USAGE', `${PLAN_USAGE}\n(give the intent as one quoted argument)`);
   if (!values.tools)
-    throw new CliError(
+    throw new NanoVmError(
       'E_USAGE',
       `--tools <module> is required: the planner drafts programs for the tools it is given\n${PLAN_USAGE}`,
-      EXIT.REFUSED,
     );
   const attempts = values.attempts === undefined ? DEFAULT_PLAN_ATTEMPTS : Number(values.attempts);
   if (!/^\d+$/.test(values.attempts ?? '1') || attempts < 1 || attempts > MAX_PLAN_ATTEMPTS)
-    throw new CliError(
+    throw new NanoVmError(
       'E_USAGE',
       `--attempts must be an integer from 1 to ${MAX_PLAN_ATTEMPTS}, got "${values.attempts}"`,
-      EXIT.REFUSED,
     );
   const format = values.out !== undefined && extname(values.out).toLowerCase() === '.json' ? 'json' : 'yaml';
   if (!values.model)
-    throw new CliError(
+    throw new NanoVmError(
       'E_MODEL_SPEC',
       'no model: pass --model scripted:<file>, openai:<model> or anthropic:<model>',
-      EXIT.REFUSED,
     );
 
   const tools = await loadTools(values.tools);
@@ -86,16 +82,14 @@ export async function planCommand(argv: string[]): Promise<number> {
       ...(values.deterministic ? { clock: new FixedClock(), ids: new SeededIds(nodeHasher) } : {}),
     });
   } catch (e) {
-    // The planner's input carries the tools' schemas: a tools module whose schemas are not JSON is refused here.
-    if (e instanceof NanoVmError)
-      throw new CliError(e.code, `cannot plan: ${e.message}`, EXIT.REFUSED, e.issues as Issue[]);
-    if (e instanceof StoreError)
-      throw new CliError(
-        e.code,
-        `${e.message}${e.code === 'E_STORE_DUPLICATE_RUN' ? ' (a --deterministic plan has a fixed run id; use another store or drop --deterministic)' : ''}`,
-        EXIT.REFUSED,
-      );
-    throw e;
+    // Say that planning failed (e.g. a tools module whose schemas are not JSON: the planner's input
+    // carries them), and why a deterministic plan's fixed run id may collide.
+    if (!(e instanceof NanoVmError)) throw e;
+    throw e.withMessage(
+      e.code === 'E_STORE_DUPLICATE_RUN'
+        ? `${e.message} (a --deterministic plan has a fixed run id; use another store or drop --deterministic)`
+        : `cannot plan: ${e.message}`,
+    );
   } finally {
     store.close?.();
   }
@@ -181,10 +175,7 @@ export async function planCommand(argv: string[]): Promise<number> {
     else process.stdout.write(lines.join('\n') + '\n');
     if (written && !written.file) process.stdout.write(written.text);
     if (written?.warnings.length) process.stderr.write(`warnings:\n${renderIssues(written.warnings)}\n`);
-    if (failure) {
-      process.stderr.write(`nano-vm: ${failure.code}: ${failure.message}\n`);
-      for (const i of failure.issues) process.stderr.write(`  ${formatIssue(i)}\n`);
-    }
+    if (failure) process.stderr.write(errorText(failure));
   }
   return failure ? EXIT.FAILED : EXIT.OK;
 }

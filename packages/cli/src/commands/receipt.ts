@@ -1,7 +1,6 @@
 import { parseArgs } from 'node:util';
-import { computeReceipt, verifyBundle, type TraceEvent } from '@nano-vm/kernel';
+import { computeReceipt, NanoVmError, verifyBundle, type TraceEvent } from '@nano-vm/kernel';
 import { nodeHasher } from '@nano-vm/runtime';
-import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
 import { readJson } from '../inputs.js';
 import { renderReceipt } from '../render.js';
@@ -16,14 +15,14 @@ export async function receiptCommand(argv: string[]): Promise<number> {
     options: { json: { type: 'boolean', default: false } },
   });
   const file = positionals[0];
-  if (!file || positionals.length > 1) throw new CliError('E_USAGE', RECEIPT_USAGE, EXIT.REFUSED);
+  if (!file || positionals.length > 1) throw new NanoVmError('E_USAGE', RECEIPT_USAGE);
   const bundle = readJson(file, 'bundle') as { events?: unknown };
   const v = verifyBundle(bundle, nodeHasher);
   let receipt;
   try {
     receipt = computeReceipt(Array.isArray(bundle?.events) ? (bundle.events as TraceEvent[]) : []);
   } catch (e) {
-    throw new CliError('E_NO_GENESIS', `${file}: cannot compute a receipt: ${(e as Error).message}`, EXIT.FAILED);
+    throw new NanoVmError('E_NO_GENESIS', `${file}: cannot compute a receipt: ${(e as Error).message}`, { cause: e });
   }
   const verified = v.ok
     ? { valid: true }

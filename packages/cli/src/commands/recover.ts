@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
-import { StoreError, overdueWaits, recoverRun } from '@nano-vm/runtime';
-import { CliError } from '../cliError.js';
+import { NanoVmError } from '@nano-vm/kernel';
+import { overdueWaits, recoverRun } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
 import { loadProgramFile, loadTools, modelFromSpec } from '../inputs.js';
 import { loadPolicyFile } from '../policyFile.js';
@@ -30,16 +30,12 @@ export async function recoverCommand(argv: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
     },
   });
-  if (positionals.length > 1) throw new CliError('E_USAGE', RECOVER_USAGE, EXIT.REFUSED);
+  if (positionals.length > 1) throw new NanoVmError('E_USAGE', RECOVER_USAGE);
   const { layout, modelSpec, toolsFile, policyFile } = resolveTarget(positionals[0], values, RECOVER_USAGE);
   /** With an example directory's policy.yaml, the program it governs: other programs' runs keep theirs. */
   const governs = !values.policy && layout?.policyFile ? loadProgramFile(layout.programFile).program?.id : undefined;
   if (!modelSpec)
-    throw new CliError(
-      'E_MODEL_SPEC',
-      'no model: pass --model scripted:<file> (or an example directory)',
-      EXIT.REFUSED,
-    );
+    throw new NanoVmError('E_MODEL_SPEC', 'no model: pass --model scripted:<file> (or an example directory)');
   // The policy as it is now: a run whose pinned policy differs halts as POLICY_BLOCKED.
   const policy = policyFile ? loadPolicyFile(policyFile).policy : undefined;
   const tools = await loadTools(toolsFile);
@@ -82,7 +78,8 @@ export async function recoverCommand(argv: string[]): Promise<number> {
             `recovered ${runId}: ${r.status}${r.outcome ? ` ${r.outcome}` : ''} (re-derived ${r.resumed_from_seq} stored events${r.reinvoked.length ? `, re-invoked ${r.reinvoked.join(', ')}` : ''})\n`,
           );
       } catch (e) {
-        if (!(e instanceof StoreError)) throw e;
+        // A run that cannot be recovered is reported, and the others still are; a bug stops here.
+        if (!(e instanceof NanoVmError)) throw e;
         failures++;
         if (values.json)
           process.stdout.write(

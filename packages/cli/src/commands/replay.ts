@@ -10,7 +10,6 @@ import {
   type Program,
 } from '@nano-vm/kernel';
 import { nodeHasher } from '@nano-vm/runtime';
-import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
 import { loadProgramFile, readJson } from '../inputs.js';
 import { loadPolicyFile, type LoadedPolicy } from '../policyFile.js';
@@ -39,14 +38,13 @@ export async function replayCommand(argv: string[]): Promise<number> {
     },
   });
   const file = positionals[0];
-  if (!file || positionals.length > 1) throw new CliError('E_USAGE', REPLAY_USAGE, EXIT.REFUSED);
+  if (!file || positionals.length > 1) throw new NanoVmError('E_USAGE', REPLAY_USAGE);
   const bundle = readJson(file, 'bundle');
   const v = verifyBundle(bundle, nodeHasher);
   if (!v.ok)
-    throw new CliError(
+    throw new NanoVmError(
       v.code,
       `${file} does not verify, so its recorded answers cannot be trusted: ${v.reason}${v.first_bad_seq !== null ? ` (event seq ${v.first_bad_seq})` : ''}`,
-      EXIT.FAILED,
     );
 
   const loadedPolicy = values.policy ? loadPolicyFile(values.policy) : undefined;
@@ -61,24 +59,18 @@ export async function replayCommand(argv: string[]): Promise<number> {
     const loaded = loadProgramFile(values.program, undefined, inForce);
     const refusing = (i: Issue) => i.severity === 'error' && !Object.hasOwn(POLICY_CODES, i.code);
     if (!loaded.program || loaded.issues.some(refusing))
-      throw new CliError('E_PROGRAM_INVALID', `program ${values.program} is invalid`, EXIT.REFUSED, loaded.issues);
+      throw new NanoVmError('E_PROGRAM_INVALID', `program ${values.program} is invalid`, loaded.issues);
     program = loaded.program;
     warnings = loaded.issues.filter((i) => !refusing(i));
   }
   // With --store, the run's sensitive inputs come back from the vault and every decision is re-derived.
   const vault = values.store ? await vaultFromStore(values.store, bundle as Bundle) : undefined;
-  let r: ReturnType<typeof replayBundle>;
-  try {
-    r = replayBundle(bundle as Bundle, {
-      hasher: nodeHasher,
-      ...(program ? { program } : {}),
-      ...(values.policy ? { policy } : {}),
-      ...(vault ? { vault } : {}),
-    });
-  } catch (e) {
-    if (e instanceof NanoVmError) throw new CliError(e.code, e.message, EXIT.REFUSED, e.issues);
-    throw e;
-  }
+  const r = replayBundle(bundle as Bundle, {
+    hasher: nodeHasher,
+    ...(program ? { program } : {}),
+    ...(values.policy ? { policy } : {}),
+    ...(vault ? { vault } : {}),
+  });
   const ok = r.counterfactual ? r.missing === null : r.identical;
   if (values.json) {
     const { events: _e, receipt: _r, ...rest } = r;

@@ -1,8 +1,7 @@
 import { parseArgs } from 'node:util';
-import { NanoVmError, serializeBundle, type ExternalEvent, type Issue } from '@nano-vm/kernel';
-import { StoreError, resumeRun, type ResumeResult } from '@nano-vm/runtime';
+import { NanoVmError, serializeBundle, type ExternalEvent } from '@nano-vm/kernel';
+import { resumeRun, type ResumeResult } from '@nano-vm/runtime';
 import { writeFileSync } from 'node:fs';
-import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
 import { loadTools, modelFromSpec, readJson } from '../inputs.js';
 import { loadPolicyFile } from '../policyFile.js';
@@ -43,13 +42,12 @@ export async function resumeCommand(argv: string[]): Promise<number> {
     },
   });
   const [runId, dir, ...extra] = positionals;
-  if (!runId || extra.length || values.event === undefined) throw new CliError('E_USAGE', RESUME_USAGE, EXIT.REFUSED);
+  if (!runId || extra.length || values.event === undefined) throw new NanoVmError('E_USAGE', RESUME_USAGE);
   const { modelSpec, toolsFile, policyFile } = resolveTarget(dir, values, RESUME_USAGE);
   if (!modelSpec)
-    throw new CliError(
+    throw new NanoVmError(
       'E_MODEL_SPEC',
       'no model to continue the run with: pass --model <spec> (or an example directory)',
-      EXIT.REFUSED,
     );
   const event: ExternalEvent = { payload: readJson(values.event, 'event') };
   if (values.role !== undefined) event.role = values.role;
@@ -72,27 +70,20 @@ export async function resumeCommand(argv: string[]): Promise<number> {
       ...(policy ? { policy } : {}),
       ...(onEvent ? { onEvent } : {}),
     });
-  } catch (e) {
-    if (e instanceof NanoVmError) throw new CliError(e.code, e.message, EXIT.REFUSED, e.issues as Issue[]);
-    if (e instanceof StoreError)
-      throw new CliError(e.code, e.message, e.code === 'E_STORE_NO_RUN' ? EXIT.REFUSED : EXIT.FAILED);
-    throw e;
   } finally {
     store.close?.();
   }
   if (values.out) writeFileSync(values.out, serializeBundle(r.bundle));
   if (r.resume === 'policy_blocked') {
-    throw new CliError(
+    throw new NanoVmError(
       'E_POLICY_BLOCKED',
       `run ${runId}: the policy given is not the one the run started under, so the run halted as POLICY_BLOCKED without taking the event (docs/policy.md)`,
-      EXIT.FAILED,
     );
   }
   if (r.resume === 'timed_out') {
-    throw new CliError(
+    throw new NanoVmError(
       'E_WAIT_EXPIRED',
       `run ${runId}: the wait had timed out before this event arrived; the event was not taken and the run ${r.status === 'suspended' ? 'is suspended again' : `ended ${r.status}${r.outcome ? ` ${r.outcome}` : ''}`} (its timeout edge)`,
-      EXIT.FAILED,
     );
   }
   if (values.json) {

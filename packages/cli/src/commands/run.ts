@@ -1,18 +1,16 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { NanoVmError, serializeBundle, type Issue, type WaitCommand } from '@nano-vm/kernel';
+import { firstErrorCode, NanoVmError, serializeBundle, type WaitCommand } from '@nano-vm/kernel';
 import {
   FixedClock,
   MemoryStore,
   SeededIds,
-  StoreError,
   nodeHasher,
   runProgram,
   type IdSource,
   type RunResult,
 } from '@nano-vm/runtime';
-import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
 import { loadProgramFile, loadTools, modelFromSpec, readJson } from '../inputs.js';
 import { loadPolicyFile } from '../policyFile.js';
@@ -42,7 +40,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     },
   });
   const target = positionals[0];
-  if (!target || positionals.length > 1) throw new CliError('E_USAGE', RUN_USAGE, EXIT.REFUSED);
+  if (!target || positionals.length > 1) throw new NanoVmError('E_USAGE', RUN_USAGE);
 
   const { layout, programFile = target, modelSpec, toolsFile, policyFile } = resolveTarget(target, values);
   let cases: [string, string | undefined][] = [
@@ -50,18 +48,13 @@ export async function runCommand(argv: string[]): Promise<number> {
   ];
   if (layout && !values.input) {
     if (layout.inputs.length === 0)
-      throw new CliError(
-        'E_EXAMPLE_LAYOUT',
-        `${target} has no input.json or inputs/*.json; pass --input`,
-        EXIT.REFUSED,
-      );
+      throw new NanoVmError('E_EXAMPLE_LAYOUT', `${target} has no input.json or inputs/*.json; pass --input`);
     cases = layout.inputs;
   }
   if (!modelSpec)
-    throw new CliError(
+    throw new NanoVmError(
       'E_MODEL_SPEC',
       'no model: pass --model scripted:<file>, openai:<model> or anthropic:<model> (docs/models.md), or run an example directory that has model.yaml',
-      EXIT.REFUSED,
     );
   // Build every case's model first: a refused spec (unknown provider, missing key) stops here,
   // before the store is opened or anything is written.
@@ -72,10 +65,9 @@ export async function runCommand(argv: string[]): Promise<number> {
   const loaded = loadProgramFile(programFile, tools, policy);
   const errors = loaded.issues.filter((i) => i.severity === 'error');
   if (!loaded.program || errors.length)
-    throw new CliError(
-      errors[0]?.code ?? 'E_PROGRAM_INVALID',
+    throw new NanoVmError(
+      firstErrorCode(errors, 'E_PROGRAM_INVALID'),
       `program ${programFile} is invalid`,
-      EXIT.REFUSED,
       loaded.issues,
     );
   const program = loaded.program;
@@ -107,15 +99,13 @@ export async function runCommand(argv: string[]): Promise<number> {
           ...(ids ? { ids } : {}),
         });
       } catch (e) {
-        if (e instanceof NanoVmError)
-          throw new CliError(e.code, `${inputFile ?? 'input'}: ${e.message}`, EXIT.REFUSED, e.issues as Issue[]);
-        if (e instanceof StoreError)
-          throw new CliError(
-            e.code,
-            `${e.message}${e.code === 'E_STORE_DUPLICATE_RUN' ? ' (a --deterministic run has a fixed id; use another store or drop --deterministic)' : ''}`,
-            EXIT.REFUSED,
-          );
-        throw e;
+        // Name the input (an example directory runs several), and say why a deterministic run's id may collide.
+        if (!(e instanceof NanoVmError)) throw e;
+        const hint =
+          e.code === 'E_STORE_DUPLICATE_RUN'
+            ? ' (a --deterministic run has a fixed id; use another store or drop --deterministic)'
+            : '';
+        throw e.withMessage(`${inputFile ?? 'input'}: ${e.message}${hint}`);
       }
       let outFile: string | undefined;
       if (values.out) {

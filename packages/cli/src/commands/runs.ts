@@ -1,8 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { serializeBundle, type RunStatus } from '@nano-vm/kernel';
+import { NanoVmError, serializeBundle, type RunStatus } from '@nano-vm/kernel';
 import { runResult } from '@nano-vm/runtime';
-import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
 import { DEFAULT_STORE, withStore } from '../storeSpec.js';
 
@@ -22,9 +21,9 @@ export async function runsCommand(argv: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
     },
   });
-  if (positionals.length) throw new CliError('E_USAGE', RUNS_USAGE, EXIT.REFUSED);
+  if (positionals.length) throw new NanoVmError('E_USAGE', RUNS_USAGE);
   if (values.status !== undefined && !STATUSES.includes(values.status))
-    throw new CliError('E_USAGE', `--status must be one of ${STATUSES.join(', ')}`, EXIT.REFUSED);
+    throw new NanoVmError('E_USAGE', `--status must be one of ${STATUSES.join(', ')}`);
   const runs = await withStore(values.store, (store) =>
     store.listRuns(values.status !== undefined ? { status: values.status as RunStatus } : {}),
   );
@@ -55,13 +54,13 @@ export async function exportCommand(argv: string[]): Promise<number> {
     },
   });
   const runId = positionals[0];
-  if (!runId || positionals.length > 1) throw new CliError('E_USAGE', EXPORT_USAGE, EXIT.REFUSED);
+  if (!runId || positionals.length > 1) throw new NanoVmError('E_USAGE', EXPORT_USAGE);
   const { run, events } = await withStore(values.store, async (store) => {
     const run = await store.getRun(runId);
     return { run, events: run ? await store.events(runId) : [] };
   });
-  if (!run) throw new CliError('E_STORE_NO_RUN', `no run ${runId} in ${values.store}`, EXIT.FAILED);
-  if (events.length === 0) throw new CliError('E_NO_GENESIS', `run ${runId} has no events`, EXIT.FAILED);
+  if (!run) throw new NanoVmError('E_STORE_NO_RUN', `no run ${runId} in ${values.store}`);
+  if (events.length === 0) throw new NanoVmError('E_NO_GENESIS', `run ${runId} has no events`);
   const text = serializeBundle(runResult(run, run.status, events).bundle);
   if (values.out) {
     writeFileSync(values.out, text);

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { CliError } from '../cliError.js';
+import { NanoVmError } from '@nano-vm/kernel';
 import { EXIT } from '../exitCodes.js';
 import { loadProgramFile, loadTools } from '../inputs.js';
 import { loadPolicyFile } from '../policyFile.js';
@@ -16,7 +16,7 @@ export async function validateCommand(argv: string[]): Promise<number> {
     options: { tools: { type: 'string' }, policy: { type: 'string' }, json: { type: 'boolean', default: false } },
   });
   const target = positionals[0];
-  if (!target || positionals.length > 1) throw new CliError('E_USAGE', VALIDATE_USAGE, EXIT.REFUSED);
+  if (!target || positionals.length > 1) throw new NanoVmError('E_USAGE', VALIDATE_USAGE);
   const { programFile: file = target, toolsFile, policyFile } = resolveTarget(target, values);
   const tools = toolsFile ? await loadTools(toolsFile) : undefined;
   const policy = policyFile ? loadPolicyFile(policyFile) : undefined;

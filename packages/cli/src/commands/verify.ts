@@ -1,7 +1,6 @@
 import { parseArgs } from 'node:util';
-import { verifyBundle } from '@nano-vm/kernel';
+import { NanoVmError, verifyBundle } from '@nano-vm/kernel';
 import { nodeHasher } from '@nano-vm/runtime';
-import { CliError } from '../cliError.js';
 import { EXIT } from '../exitCodes.js';
 import { readJson } from '../inputs.js';
 
@@ -14,13 +13,13 @@ export async function verifyCommand(argv: string[]): Promise<number> {
     options: { json: { type: 'boolean', default: false } },
   });
   const file = positionals[0];
-  if (!file || positionals.length > 1) throw new CliError('E_USAGE', VERIFY_USAGE, EXIT.REFUSED);
+  if (!file || positionals.length > 1) throw new NanoVmError('E_USAGE', VERIFY_USAGE);
   let bundle: unknown;
   try {
     bundle = readJson(file, 'bundle');
   } catch (e) {
     // A bundle that is not even JSON is a verification failure, not a usage error.
-    if (e instanceof CliError && e.code === 'E_JSON') {
+    if (e instanceof NanoVmError && e.code === 'E_JSON') {
       report(values.json, { valid: false, code: 'E_BUNDLE_FORMAT', first_bad_seq: null, reason: e.message });
       return EXIT.FAILED;
     }
