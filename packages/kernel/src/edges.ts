@@ -6,6 +6,7 @@
  *
  * A program is an immutable input, so the table is built once per program object.
  */
+import { NanoVmError } from './errors.js';
 import { memoByObject } from './memo.js';
 import { startOf, type Program, type Step } from './program.js';
 
@@ -85,7 +86,8 @@ function edgesOfStep(step: Step, index: number): Edge[] {
       break;
     default: {
       const _exhaustive: never = step;
-      throw new Error(`edge table: unknown step kind in ${JSON.stringify(_exhaustive)}`);
+      // Unreachable (the switch is exhaustive): only a bug, or a value from JS that skipped the types, gets here.
+      throw new NanoVmError('E_INTERNAL', `edge table: unknown step kind in ${JSON.stringify(_exhaustive)}`);
     }
   }
   if (step.on_exhausted !== undefined)

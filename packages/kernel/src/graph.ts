@@ -12,6 +12,7 @@
 import { canonicalJson } from './canonicalJson.js';
 import { durationText } from './durationText.js';
 import { edgeTable, type Edge } from './edges.js';
+import { NanoVmError } from './errors.js';
 import type { OnError, ParallelChild, Program, Step } from './program.js';
 import { stepsOnCycles } from './validateGraph.js';
 
@@ -60,7 +61,8 @@ export function programGraph(program: Program, format: GraphFormat): string {
       return dot(diagram);
     default: {
       const _exhaustive: never = format;
-      throw new Error(`graph: unknown format ${String(_exhaustive)}`);
+      // Unreachable (the switch is exhaustive): only a bug, or a value from JS that skipped the types, gets here.
+      throw new NanoVmError('E_INTERNAL', `graph: unknown format ${String(_exhaustive)}`);
     }
   }
 }
@@ -113,7 +115,8 @@ function diagramOf(program: Program): Diagram {
         break;
       default: {
         const _exhaustive: never = step;
-        throw new Error(`graph: unknown step kind in ${JSON.stringify(_exhaustive)}`);
+        // Unreachable (the switch is exhaustive): only a bug, or a value from JS that skipped the types, gets here.
+        throw new NanoVmError('E_INTERNAL', `graph: unknown step kind in ${JSON.stringify(_exhaustive)}`);
       }
     }
   });
@@ -149,7 +152,8 @@ function itemOf(step: Step, id: string): Node | Cluster {
     }
     default: {
       const _exhaustive: never = step;
-      throw new Error(`graph: unknown step kind in ${JSON.stringify(_exhaustive)}`);
+      // Unreachable (the switch is exhaustive): only a bug, or a value from JS that skipped the types, gets here.
+      throw new NanoVmError('E_INTERNAL', `graph: unknown step kind in ${JSON.stringify(_exhaustive)}`);
     }
   }
 }
@@ -184,7 +188,8 @@ function edgeLabel(edge: Edge, step: Step): string | undefined {
       return step.kind === 'wait' ? 'event' : undefined;
     default: {
       const _exhaustive: never = edge.via;
-      throw new Error(`graph: unknown edge ${String(_exhaustive)}`);
+      // Unreachable (the switch is exhaustive): only a bug, or a value from JS that skipped the types, gets here.
+      throw new NanoVmError('E_INTERNAL', `graph: unknown edge ${String(_exhaustive)}`);
     }
   }
 }

@@ -11,6 +11,7 @@
  * Guards are listed, not solved: a path whose guards contradict each other is still listed.
  */
 import { edgeTable, type Edge, type EdgeVia } from './edges.js';
+import { NanoVmError } from './errors.js';
 import type { PolicySnapshot } from './policy.js';
 import { CompiledPolicy } from './policyGate.js';
 import type { OnError, Program, Step } from './program.js';
@@ -290,7 +291,8 @@ function endsAt(step: Step, onLoop: boolean): PathEnd[] {
       break;
     default: {
       const _exhaustive: never = step;
-      throw new Error(`paths: unknown step kind in ${JSON.stringify(_exhaustive)}`);
+      // Unreachable (the switch is exhaustive): only a bug, or a value from JS that skipped the types, gets here.
+      throw new NanoVmError('E_INTERNAL', `paths: unknown step kind in ${JSON.stringify(_exhaustive)}`);
     }
   }
   return ends;

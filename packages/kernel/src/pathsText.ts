@@ -4,7 +4,7 @@
  * lead along it, its loops and what the policy says about it; then the outcomes and the findings.
  */
 import { durationText } from './durationText.js';
-import { formatIssue, type Issue } from './errors.js';
+import { formatIssue, NanoVmError, type Issue } from './errors.js';
 import type { PathEnd, PathsReport, ProgramPath } from './paths.js';
 import type { Program, Step } from './program.js';
 
@@ -89,7 +89,8 @@ function endHeading(end: PathEnd, byId: ReadonlyMap<string, Step>): string {
       return `Run fails at ${end.step} (no event within ${durationText(end.timeout_ms)}, no on_timeout: E_WAIT_TIMEOUT)`;
     default: {
       const _exhaustive: never = end;
-      throw new Error(`paths: unknown end ${JSON.stringify(_exhaustive)}`);
+      // Unreachable (the switch is exhaustive): only a bug, or a value from JS that skipped the types, gets here.
+      throw new NanoVmError('E_INTERNAL', `paths: unknown end ${JSON.stringify(_exhaustive)}`);
     }
   }
 }
@@ -132,7 +133,8 @@ function pathLines(p: ProgramPath, byId: ReadonlyMap<string, Step>): string[] {
         break;
       default: {
         const _exhaustive: never = e.via;
-        throw new Error(`paths: unknown edge ${String(_exhaustive)}`);
+        // Unreachable (the switch is exhaustive): only a bug, or a value from JS that skipped the types, gets here.
+        throw new NanoVmError('E_INTERNAL', `paths: unknown edge ${String(_exhaustive)}`);
       }
     }
   }
