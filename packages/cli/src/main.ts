@@ -5,6 +5,8 @@ import { analyzeCommand, ANALYZE_USAGE } from './commands/analyze.js';
 import { eraseCommand, ERASE_USAGE } from './commands/erase.js';
 import { examplesCommand, EXAMPLES_USAGE } from './commands/examples.js';
 import { exprCommand, EXPR_USAGE } from './commands/expr.js';
+import { graphCommand, GRAPH_USAGE } from './commands/graph.js';
+import { pathsCommand, PATHS_USAGE } from './commands/paths.js';
 import { planCommand, PLAN_USAGE } from './commands/plan.js';
 import { receiptCommand, RECEIPT_USAGE } from './commands/receipt.js';
 import { recoverCommand, RECOVER_USAGE } from './commands/recover.js';
@@ -33,6 +35,8 @@ const COMMANDS: Record<string, [run: (argv: string[]) => Promise<number>, usage:
   resume: [resumeCommand, RESUME_USAGE],
   analyze: [analyzeCommand, ANALYZE_USAGE],
   plan: [planCommand, PLAN_USAGE],
+  paths: [pathsCommand, PATHS_USAGE],
+  graph: [graphCommand, GRAPH_USAGE],
 };
 
 const HELP = `nano-vm ${RUNTIME_VERSION} — governed execution runtime for LLM workflows

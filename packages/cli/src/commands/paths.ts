@@ -1,0 +1,70 @@
+import { parseArgs } from 'node:util';
+import { DEFAULT_MAX_PATHS, NanoVmError, pathsText, programPaths, type PathsReport } from '@nano-vm/kernel';
+import { readAnalysisTarget, type AnalysisTarget } from '../analysisTarget.js';
+import { EXIT } from '../exitCodes.js';
+
+export const PATHS_USAGE =
+  'usage: nano-vm paths <program file | example dir> [--policy policy.yaml] [--max-paths N] [--json]';
+
+/** Upper bound for --max-paths: the listing is held in memory and printed whole. */
+const MAX_PATHS_LIMIT = 100_000;
+
+export async function pathsCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      policy: { type: 'string' },
+      'max-paths': { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const target = positionals[0];
+  if (target === undefined || positionals.length > 1) throw new NanoVmError('E_USAGE', PATHS_USAGE);
+  const cap = values['max-paths'];
+  const maxPaths = cap === undefined ? DEFAULT_MAX_PATHS : Number(cap);
+  if (!/^\d+$/.test(cap ?? '1') || maxPaths < 1 || maxPaths > MAX_PATHS_LIMIT)
+    throw new NanoVmError(
+      'E_USAGE',
+      `--max-paths must be a whole number from 1 to ${MAX_PATHS_LIMIT}, not "${cap}"\n${PATHS_USAGE}`,
+    );
+  const t = readAnalysisTarget(target, values.policy);
+  const report = programPaths(t.program, { ...(t.policy ? { policy: t.policy.policy } : {}), maxPaths });
+  if (values.json) process.stdout.write(JSON.stringify(pathsJson(t, report)) + '\n');
+  else
+    process.stdout.write(
+      pathsText(t.program, report, {
+        file: t.file,
+        preflight: t.preflight,
+        ...(t.policy ? { policyFile: t.policy.file } : {}),
+      }),
+    );
+  const refused = t.preflight.some((i) => i.severity === 'error');
+  return report.findings.length > 0 || refused ? EXIT.FAILED : EXIT.OK;
+}
+
+/** The --json document (docs/cli.md): the kernel's report, where it was read from, and the policy pre-flight. */
+function pathsJson(t: AnalysisTarget, r: PathsReport): unknown {
+  return {
+    format: r.format,
+    program: r.program,
+    file: t.file,
+    policy: r.policy,
+    policy_file: t.policy?.file ?? null,
+    start: r.start,
+    max_paths: r.max_paths,
+    complete: r.complete,
+    paths: r.paths,
+    outcomes: r.outcomes,
+    findings: r.findings,
+    preflight: t.preflight.map((i) => ({
+      code: i.code,
+      severity: i.severity,
+      step: i.step ?? null,
+      message: i.message,
+      line: i.line ?? null,
+      col: i.col ?? null,
+      path: i.path ?? null,
+    })),
+  };
+}
