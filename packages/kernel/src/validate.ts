@@ -41,7 +41,7 @@ export const VALIDATION_CODES: Readonly<Record<string, string>> = {
   E_NO_END: 'The program has no end step.',
   E_UNREACHABLE: 'A step cannot be reached from the start step.',
   E_UNBOUNDED_CYCLE:
-    'A cycle in which no step declares max_visits (checked on every cycle, including cycles nested in larger ones).',
+    'A cycle in which no step declares max_visits (checked on every cycle, including cycles nested in larger ones), or a cycle of on_exhausted edges alone.',
   E_NO_TERMINAL: 'No end step can be reached from a (reachable) step.',
   W_NO_FAILURE_TERMINAL: 'Warning: no end step has failure: true.',
   E_UNKNOWN_TOOL: 'A tool step names a tool the host does not provide (checked only when the host passes its tools).',

@@ -274,6 +274,25 @@ export function checkGraph(program: Program, index: StepIndex, out: Issue[]): vo
     out.push({ code: 'E_UNBOUNDED_CYCLE', severity: 'error', step: first.id, path: `/steps/${members[0]}`, message });
   }
 
+  // Taking on_exhausted enters no step, so neither max_visits nor a budget bounds a cycle made of
+  // on_exhausted edges alone: once its steps are exhausted a run would go round it forever.
+  for (const members of exhaustionCycles(steps.length, table, byId)) {
+    const first = steps[members[0]!]!;
+    const names = members.slice(0, 8).map((v) => `'${steps[v]!.id}'`);
+    if (members.length > 8) names.push(`and ${members.length - 8} more`);
+    const message =
+      members.length === 1
+        ? `step '${first.id}' names itself as its on_exhausted: once exhausted, a run would go round it forever without entering a step; let on_exhausted lead elsewhere`
+        : `steps ${names.join(', ')} lead to each other by on_exhausted alone: once all are exhausted, a run would go round them forever without entering a step; let one on_exhausted lead out of the cycle`;
+    out.push({
+      code: 'E_UNBOUNDED_CYCLE',
+      severity: 'error',
+      step: first.id,
+      path: `/steps/${members[0]}/on_exhausted`,
+      message,
+    });
+  }
+
   if (ends.length > 0) {
     // A step with a missing target already has an error; assume the fixed edge could lead to an end.
     const canEnd = reachable(reverse(graph), [...ends, ...dangling]);
@@ -288,6 +307,30 @@ export function checkGraph(program: Program, index: StepIndex, out: Issue[]): vo
       });
     });
   }
+}
+
+/**
+ * Cycles of the on_exhausted edges alone, each with its step indexes in ascending order. Every step
+ * has at most one such edge, so each walk either ends or runs into exactly one cycle.
+ */
+function exhaustionCycles(n: number, table: EdgeTable, byId: Map<string, number>): number[][] {
+  const next = new Int32Array(n).fill(-1);
+  for (let i = 0; i < n; i++) for (const e of table.at(i)) if (e.via === 'on_exhausted') next[i] = byId.get(e.to) ?? -1;
+  /** 0: not seen, 1: on the current walk, 2: done. */
+  const state = new Uint8Array(n);
+  const found: number[][] = [];
+  for (let root = 0; root < n; root++) {
+    const walk: number[] = [];
+    let v = root;
+    while (v !== -1 && state[v] === 0) {
+      state[v] = 1;
+      walk.push(v);
+      v = next[v]!;
+    }
+    if (v !== -1 && state[v] === 1) found.push(walk.slice(walk.indexOf(v)).sort((a, b) => a - b));
+    for (const w of walk) state[w] = 2;
+  }
+  return found.sort((a, b) => a[0]! - b[0]!);
 }
 
 /**

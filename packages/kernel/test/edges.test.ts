@@ -106,8 +106,8 @@ const anyProgram = fc
     const pick = (k: number): number => picks[at++ % picks.length]! % k;
     const ids = Array.from({ length: n }, (_, i) => `s${i}`);
     const target = (): string => [...ids, ...END_IDS][pick(n + END_IDS.length)]!;
-    // on_exhausted only leads forward: a cycle of on_exhausted edges alone makes the machine
-    // loop without entering a step (reported separately; not what this test is about).
+    // on_exhausted only leads forward: a cycle of on_exhausted edges alone would loop without
+    // entering a step (the validator refuses it as E_UNBOUNDED_CYCLE).
     const forward = (i: number): string => [...ids.slice(i + 1), ...END_IDS][pick(n - i - 1 + END_IDS.length)]!;
     const steps: Step[] = ids.map((id, i) => {
       const kind = (['llm', 'tool', 'condition', 'parallel', 'wait'] as const)[pick(5)]!;

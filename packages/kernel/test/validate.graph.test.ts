@@ -278,3 +278,66 @@ describe('properties', () => {
     );
   });
 });
+
+describe('cycles of on_exhausted edges alone', () => {
+  /** A bounded loop a -> b -> c -> a, each step with max_visits; `exhausted` sets each step's on_exhausted. */
+  const loop = (exhausted: Record<string, string>): Program =>
+    programOf([
+      ...['a', 'b', 'c'].map((id, i): Step => ({
+        id,
+        kind: 'condition',
+        cases: [{ when: 'input.flag', next: ['b', 'c', 'a'][i]! }],
+        else: 'ok',
+        max_visits: 2,
+        ...(exhausted[id] !== undefined ? { on_exhausted: exhausted[id] } : {}),
+      })),
+      ...ENDS,
+    ]);
+  const cycles = (p: Program) =>
+    validateProgram(p)
+      .filter((i) => i.code === 'E_UNBOUNDED_CYCLE')
+      .map((i) => [i.step, i.path]);
+
+  it('are unbounded: taking on_exhausted enters no step, so no visit count or budget ever stops them', () => {
+    expect(cycles(loop({ a: 'failed', b: 'a', c: 'b' }))).toEqual([]);
+    expect(cycles(loop({ b: 'b' }))).toEqual([['b', '/steps/1/on_exhausted']]);
+    expect(cycles(loop({ a: 'c', b: 'failed', c: 'a' }))).toEqual([['a', '/steps/0/on_exhausted']]);
+    const all = validateProgram(loop({ a: 'b', b: 'c', c: 'a' }));
+    expect(all.filter((i) => i.code === 'E_UNBOUNDED_CYCLE').map((i) => i.message)).toEqual([
+      "steps 'a', 'b', 'c' lead to each other by on_exhausted alone: once all are exhausted, a run would go round them forever without entering a step; let one on_exhausted lead out of the cycle",
+    ]);
+  });
+
+  it('are reported once each, exactly when following on_exhausted from a step comes back to it', () => {
+    const ids = ['a', 'b', 'c'];
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom(...ids, 'ok', 'failed', null), { minLength: 3, maxLength: 3 }),
+        (targets) => {
+          const exhausted: Record<string, string> = {};
+          ids.forEach((id, i) => {
+            if (targets[i] !== null) exhausted[id] = targets[i]!;
+          });
+          // Oracle: walk on_exhausted from each step; a step is on such a cycle when the walk returns to it.
+          const onCycle = ids.filter((id) => {
+            let at: string | undefined = exhausted[id];
+            for (let k = 0; k < ids.length && at !== undefined; k++) {
+              if (at === id) return true;
+              at = exhausted[at];
+            }
+            return false;
+          });
+          const firstOfEach = onCycle.filter((id) => {
+            const orbit = new Set<string>();
+            for (let at = exhausted[id]!; !orbit.has(at); at = exhausted[at]!) orbit.add(at);
+            return [...orbit].every((m) => m >= id);
+          });
+          expect(cycles(loop(exhausted))).toEqual(
+            firstOfEach.map((id) => [id, `/steps/${ids.indexOf(id)}/on_exhausted`]),
+          );
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
