@@ -114,7 +114,7 @@ for (let r = 0; r < rounds; r++) {
   const { tools: defs } = await import(pathToFileURL(join(ex, 'tools.mjs')).href);
   const store = new SqliteStore(db);
   const model = new ScriptedModel(parseModelScript(readFileSync(join(ex, 'model.yaml'), 'utf8'), 'harness'));
-  for (const run of store.listRuns({ status: 'suspended' })) {
+  for (const run of await store.listRuns({ status: 'suspended' })) {
     const r = await resumeRun({
       store,
       runId: run.run_id,
@@ -124,12 +124,12 @@ for (let r = 0; r < rounds; r++) {
     });
     if (r.status !== 'completed') throw new Error(`resume ${run.run_id} ended ${r.status}`);
   }
-  store.close();
+  await store.close();
 }
 
 // Checks.
 const store = new SqliteStore(db);
-const runs = store.listRuns();
+const runs = await store.listRuns();
 const notDone = runs.filter((r) => r.status !== 'completed');
 let events = 0,
   badChains = 0,
@@ -138,8 +138,8 @@ let events = 0,
 /** The store's idempotency-key table: invocations it recorded per key (write-ahead, before each call). */
 const recorded = new Map();
 for (const run of runs) {
-  for (const inv of store.invocations(run.run_id)) recorded.set(inv.key, inv.invocations);
-  const evs = store.events(run.run_id);
+  for (const inv of await store.invocations(run.run_id)) recorded.set(inv.key, inv.invocations);
+  const evs = await store.events(run.run_id);
   events += evs.length;
   const bundle = JSON.parse(JSON.stringify(runResult(run, run.status, evs).bundle));
   if (!verifyBundle(bundle, pureHasher).ok) badChains++;
@@ -147,7 +147,7 @@ for (const run of runs) {
   if (evs.filter((e) => e.type === 'step_started').length !== 3) badChains++;
   if (evs.filter((e) => e.type === 'run_resumed').length !== 1) badResumes++;
 }
-store.close();
+await store.close();
 // Tool invocations per idempotency key: more than one only when the process of every earlier
 // invocation was killed (its result may have been computed, but was never recorded).
 const lines = existsSync(log)

@@ -5,7 +5,7 @@ import { MemoryStore, SqliteStore, type Store } from '@nano-vm/runtime';
 export const DEFAULT_STORE = process.env.NANO_VM_STORE || 'sqlite:./.nano-vm/nano-vm.db';
 
 /** `sqlite:<path>` or `memory:`. */
-export function openStore(spec: string): Store & { close?: () => void } {
+export function openStore(spec: string): Store {
   if (spec === 'memory:') return new MemoryStore();
   const m = /^sqlite:(.+)$/.exec(spec);
   if (!m) throw new NanoVmError('E_STORE_SPEC', `store "${spec}" must be sqlite:<path> or memory:`);
@@ -24,6 +24,6 @@ export async function withStore<T>(spec: string, use: (store: Store) => T | Prom
   try {
     return await use(store);
   } finally {
-    store.close?.();
+    await store.close();
   }
 }

@@ -140,11 +140,10 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
   const clock = opts.clock ?? systemClock;
   const policy = opts.policy ?? null;
   const runId = (opts.ids ?? randomIds).runId({ programHash: cp.hash(hasher), inputHash });
-  const created = store.createRun(
+  await store.createRun(
     { run_id: runId, program_id: program.id, program, policy, input: storedInput, status: 'running', outcome: null },
     sealed?.vault,
   );
-  if (created) await created;
 
   const machine = new Machine(cp, input, {
     runId,
@@ -174,8 +173,7 @@ export async function settleRun(
 ): Promise<RunResult> {
   const status = waiting ? 'suspended' : machine.result!.status;
   const outcome = machine.result?.outcome ?? null;
-  const fin = store.finish(run.run_id, status, outcome);
-  if (fin) await fin;
+  await store.finish(run.run_id, status, outcome);
   return { ...runResult(run, status, machine.events), ...(waiting ? { waiting } : {}) };
 }
 

@@ -5,6 +5,7 @@ export * from './model/port.js';
 export * from './model/scripted.js';
 export * from './toolRegistry.js';
 export * from './store/store.js';
+export * from './store/invocations.js';
 export * from './store/memoryStore.js';
 export * from './executor.js';
 export * from './runPool.js';

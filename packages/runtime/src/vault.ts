@@ -177,8 +177,7 @@ export async function eraseSubject(o: EraseOptions): Promise<EraseReport> {
         type: 'erasure_refused',
       };
       const e = chain.append(body, ts);
-      const w = o.store.append(runId, [e]);
-      if (w) await w;
+      await o.store.append(runId, [e]);
       report.refused.push({ run_id: runId, hold: hold.id, reason: hold.reason, paths, seq: e.seq });
       continue;
     }

@@ -163,7 +163,7 @@ describe('executor: llm → condition → tool → end', () => {
     await expect(
       runProgram({ program: prog, input: { value: 'seven' }, model: scripted('answers: {}'), tools: reg, store }),
     ).rejects.toMatchObject({ code: 'E_INPUT_INVALID' });
-    expect(store.listRuns()).toEqual([]);
+    expect(await store.listRuns()).toEqual([]);
   });
 
   it('refuses an invalid program (unknown tool) with the validator codes', async () => {
@@ -188,8 +188,12 @@ describe('executor: llm → condition → tool → end', () => {
       store,
       ...det(),
     });
-    expect(store.events(r.run_id)).toEqual(r.events);
-    expect(store.getRun(r.run_id)).toMatchObject({ status: 'completed', outcome: 'SUCCESS', head_hash: r.head_hash });
+    expect(await store.events(r.run_id)).toEqual(r.events);
+    expect(await store.getRun(r.run_id)).toMatchObject({
+      status: 'completed',
+      outcome: 'SUCCESS',
+      head_hash: r.head_hash,
+    });
   });
 });
 

@@ -198,7 +198,7 @@ describe('planProgram', () => {
     expect(r.drafts).toBe(2);
     expect(r.lastCheck?.ok).toBe(false);
     expect(r.run.receipt.path.at(-1)).toBe('no_valid_draft');
-    expect(store.getRun(r.run.run_id)).toBeTruthy();
+    expect(await store.getRun(r.run.run_id)).toBeTruthy();
   });
 
   it('rejects a draft that breaks the policy and accepts the corrected one', async () => {

@@ -44,10 +44,10 @@ describe('recoverRun', () => {
       store: before,
     });
     await new Promise((r) => setTimeout(r, 50));
-    const [run] = before.listRuns({ status: 'running' });
-    const storedBefore = before.events(run!.run_id);
+    const [run] = await before.listRuns({ status: 'running' });
+    const storedBefore = await before.events(run!.run_id);
     expect(storedBefore.map((e) => e.type)).toEqual(['run_started', 'step_completed', 'step_started']);
-    before.close();
+    await before.close();
 
     // Second process: recover with working tools.
     const after = new SqliteStore(path);
@@ -78,15 +78,15 @@ describe('recoverRun', () => {
     // The model was not asked again; the started charge was re-invoked with its original key, once.
     expect(calls).toEqual([`${run!.run_id}/charge/1`, `${run!.run_id}/charge/1`, `${run!.run_id}/receipt/1`]);
     expect(r.reinvoked).toEqual([`${run!.run_id}/charge/1`]);
-    const stored = after.events(run!.run_id);
+    const stored = await after.events(run!.run_id);
     expect(stored.slice(0, 3)).toEqual(storedBefore);
     expect(stored.map((e) => e.hash)).toEqual(r.events.map((e) => e.hash));
     expect(verifyBundle(JSON.parse(JSON.stringify(r.bundle)), pureHasher)).toMatchObject({ ok: true });
-    expect(after.getRun(run!.run_id)).toMatchObject({ status: 'completed', outcome: 'SUCCESS' });
+    expect(await after.getRun(run!.run_id)).toMatchObject({ status: 'completed', outcome: 'SUCCESS' });
     await expect(
       recoverRun({ store: after, runId: run!.run_id, model: scripted('answers: {}'), tools: ok }),
     ).rejects.toMatchObject({ code: 'E_RECOVERY_NOT_RUNNING' });
-    after.close();
+    await after.close();
   });
 
   it('refuses to continue when the stored events no longer re-derive', async () => {
@@ -104,7 +104,7 @@ describe('recoverRun', () => {
       store: s,
     });
     await new Promise((r) => setTimeout(r, 50));
-    const [run] = s.listRuns({ status: 'running' });
+    const [run] = await s.listRuns({ status: 'running' });
     // Someone edits a stored event (its recorded answer) behind the store's back.
     s.db
       .prepare(
@@ -114,7 +114,7 @@ describe('recoverRun', () => {
     await expect(
       recoverRun({ store: s, runId: run!.run_id, model: scripted('answers: {}'), tools: hung }),
     ).rejects.toMatchObject({ code: 'E_RECOVERY_DIVERGED' });
-    s.close();
+    await s.close();
   });
 });
 
@@ -122,7 +122,7 @@ describe('recoverRun before the genesis event', () => {
   it('a run created but killed before its first event starts from the beginning', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'nano-vm-recover-')), 'runs.db');
     const s = new SqliteStore(path);
-    s.createRun({
+    await s.createRun({
       run_id: 'run-early',
       program_id: prog.id,
       program: prog,
@@ -143,7 +143,7 @@ describe('recoverRun before the genesis event', () => {
     });
     expect(r).toMatchObject({ status: 'completed', outcome: 'SUCCESS', resumed_from_seq: 0, reinvoked: [] });
     expect(verifyBundle(JSON.parse(JSON.stringify(r.bundle)), pureHasher)).toMatchObject({ ok: true });
-    s.close();
+    await s.close();
   });
 });
 
@@ -176,7 +176,7 @@ describe('recoverRun with a parallel step', () => {
     ]);
     void runProgram({ program: par, input: {}, model: scripted('answers: {}'), tools: hung, store: s });
     await new Promise((r) => setTimeout(r, 50));
-    const [run] = s.listRuns({ status: 'running' });
+    const [run] = await s.listRuns({ status: 'running' });
     const ok = tools([
       {
         name: 'x',
@@ -197,6 +197,6 @@ describe('recoverRun with a parallel step', () => {
     expect(r).toMatchObject({ status: 'completed', outcome: 'SUCCESS', resumed_from_seq: 4 });
     expect(keys.sort()).toEqual([`${run!.run_id}/fan/x/1`, `${run!.run_id}/fan/x/1`, `${run!.run_id}/fan/y/1`].sort());
     expect(verifyBundle(JSON.parse(JSON.stringify(r.bundle)), pureHasher)).toMatchObject({ ok: true });
-    s.close();
+    await s.close();
   });
 });

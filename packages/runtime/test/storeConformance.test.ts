@@ -12,13 +12,11 @@ let n = 0;
 storeConformance('sqlite (WAL, file)', {
   make: () => new SqliteStore(join(dir, `store-${n++}.db`)),
   reopen: (s: Store) => new SqliteStore((s as SqliteStore).path),
-  close: (s: Store) => (s as SqliteStore).close(),
 });
 
 storeConformance('sqlite (WAL, file, group commit)', {
   make: () => new SqliteStore(join(dir, `store-${n++}.db`), { groupCommit: true }),
   reopen: (s: Store) => new SqliteStore((s as SqliteStore).path, { groupCommit: true }),
-  close: (s: Store) => (s as SqliteStore).close(),
 });
 
 import { existsSync } from 'node:fs';
@@ -26,9 +24,9 @@ import { describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 
 describe('SqliteStore specifics', () => {
-  it('refuses a database written by an incompatible store schema', () => {
+  it('refuses a database written by an incompatible store schema', async () => {
     const path = join(dir, 'future.db');
-    new SqliteStore(path).close();
+    await new SqliteStore(path).close();
     const db = new Database(path);
     db.prepare(`UPDATE meta SET value = '99' WHERE key = 'schema_version'`).run();
     db.close();
@@ -37,7 +35,7 @@ describe('SqliteStore specifics', () => {
     expect([existsSync(`${path}-wal`), existsSync(`${path}-shm`)]).toEqual([false, false]);
   });
 
-  it('stores each program once however many runs use it', () => {
+  it('stores each program once however many runs use it', async () => {
     const s = new SqliteStore(join(dir, 'programs.db'));
     const program = {
       format: 'nano-vm.program/v1' as const,
@@ -46,7 +44,7 @@ describe('SqliteStore specifics', () => {
       steps: [{ id: 'done', kind: 'end' as const, outcome: 'OK' }],
     };
     for (let i = 0; i < 5; i++)
-      s.createRun({
+      await s.createRun({
         run_id: `r${i}`,
         program_id: 'p',
         program: structuredClone(program),
@@ -59,12 +57,12 @@ describe('SqliteStore specifics', () => {
     expect(s.db.prepare(`SELECT count(*) AS n FROM runs WHERE program = ''`).get()).toEqual({ n: 5 });
     s.db.prepare('DELETE FROM programs').run();
     const fresh = new SqliteStore(s.path);
-    expect(() => fresh.getRun('r0')).toThrow(expect.objectContaining({ code: 'E_STORE_CORRUPT' }));
-    fresh.close();
-    s.close();
+    await expect(fresh.getRun('r0')).rejects.toMatchObject({ code: 'E_STORE_CORRUPT' });
+    await fresh.close();
+    await s.close();
   });
 
-  it('opens a version-2 file (runs carrying their own program, no idempotency keys) and reads its runs', () => {
+  it('opens a version-2 file (runs carrying their own program, no idempotency keys) and reads its runs', async () => {
     const path = join(dir, 'v2.db');
     const db = new Database(path);
     db.exec(`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -75,10 +73,10 @@ describe('SqliteStore specifics', () => {
     ).run(JSON.stringify({ format: 'nano-vm.program/v1', id: 'p', input_schema: {}, steps: [] }));
     db.close();
     const s = new SqliteStore(path);
-    expect(s.getRun('old')).toMatchObject({ program: { id: 'p' }, status: 'completed', outcome: 'OK' });
-    expect(s.invocations('old')).toEqual([]);
+    expect(await s.getRun('old')).toMatchObject({ program: { id: 'p' }, status: 'completed', outcome: 'OK' });
+    expect(await s.invocations('old')).toEqual([]);
     expect(s.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get()).toEqual({ value: '4' });
-    s.close();
+    await s.close();
   });
 
   it('migrates a version-3 file (rows keyed by text run ids) to integer run keys, keeping every row', async () => {
@@ -141,15 +139,15 @@ describe('SqliteStore specifics', () => {
     const s = new SqliteStore(path, { groupCommit: true });
     expect(s.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get()).toEqual({ value: '4' });
     expect(s.db.prepare(`SELECT name FROM sqlite_master WHERE name LIKE 'old_%'`).all()).toEqual([]);
-    expect(s.listRuns().map((r) => r.run_id)).toEqual(['zz', 'aa']);
-    expect(s.getRun('zz')).toMatchObject({
+    expect((await s.listRuns()).map((r) => r.run_id)).toEqual(['zz', 'aa']);
+    expect(await s.getRun('zz')).toMatchObject({
       program: { id: 'p' },
       status: 'running',
       head_hash: c.events[1]!.hash,
       event_count: 2,
     });
-    expect(s.events('zz')).toEqual(c.events);
-    expect(s.vault('zz')).toEqual([
+    expect(await s.events('zz')).toEqual(c.events);
+    expect(await s.vault('zz')).toEqual([
       {
         run_id: 'zz',
         path: 'input.email',
@@ -160,11 +158,11 @@ describe('SqliteStore specifics', () => {
         erased: false,
       },
     ]);
-    expect(s.vaultBySubject('keyed-sha256:s')).toHaveLength(1);
-    expect(s.invocations('zz')).toEqual([
+    expect(await s.vaultBySubject('keyed-sha256:s')).toHaveLength(1);
+    expect(await s.invocations('zz')).toEqual([
       { key: 'zz/pay/1', run_id: 'zz', step: 'pay', tool: 'pay', attempt: 1, invocations: 2 },
     ]);
-    expect(s.subjectSecret()).toBe('feed');
+    expect(await s.subjectSecret()).toBe('feed');
     // The migrated run goes on where it was, and new runs come after the old ones.
     c.append({ type: 'step_retry', step: 'pay', attempt: 2, max_attempts: 2 } as never, '2026-01-01T00:00:00.002Z');
     await s.append('zz', [c.events[2]!]);
@@ -177,13 +175,13 @@ describe('SqliteStore specifics', () => {
       status: 'running',
       outcome: null,
     });
-    expect(s.listRuns().map((r) => r.run_id)).toEqual(['zz', 'aa', 'new']);
-    expect(s.events('zz')).toHaveLength(3);
+    expect((await s.listRuns()).map((r) => r.run_id)).toEqual(['zz', 'aa', 'new']);
+    expect(await s.events('zz')).toHaveLength(3);
     expect(s.db.pragma('foreign_key_check')).toEqual([]);
-    s.close();
+    await s.close();
   });
 
-  it('a refused run creation does not leave its program recorded as stored', () => {
+  it('a refused run creation does not leave its program recorded as stored', async () => {
     const s = new SqliteStore(join(dir, 'dup-program.db'));
     const program = (id: string) => ({ format: 'nano-vm.program/v1' as const, id, input_schema: {}, steps: [] });
     const rec = (run_id: string, p: ReturnType<typeof program>) => ({
@@ -195,14 +193,14 @@ describe('SqliteStore specifics', () => {
       status: 'running' as const,
       outcome: null,
     });
-    s.createRun(rec('r1', program('p1')));
+    await s.createRun(rec('r1', program('p1')));
     const p2 = program('p2');
-    expect(() => s.createRun(rec('r1', p2))).toThrow(expect.objectContaining({ code: 'E_STORE_DUPLICATE_RUN' }));
-    s.createRun(rec('r2', p2));
+    await expect(s.createRun(rec('r1', p2))).rejects.toMatchObject({ code: 'E_STORE_DUPLICATE_RUN' });
+    await s.createRun(rec('r2', p2));
     const fresh = new SqliteStore(s.path);
-    expect(fresh.getRun('r2')).toMatchObject({ program: { id: 'p2' } });
-    fresh.close();
-    s.close();
+    expect(await fresh.getRun('r2')).toMatchObject({ program: { id: 'p2' } });
+    await fresh.close();
+    await s.close();
   });
 
   it('group commit: a group that fails as a whole leaves no run behind, and its run ids never reach another run', async () => {
@@ -220,7 +218,7 @@ describe('SqliteStore specifics', () => {
     // The second write throws a TypeError (a BigInt cannot be stored): the whole group rolls back.
     const first = await Promise.allSettled([s.createRun(rec('a', {})), s.createRun(rec('bad', { n: 1n }))]);
     expect(first.map((r) => r.status)).toEqual(['rejected', 'rejected']);
-    expect(s.getRun('a')).toBeUndefined();
+    expect(await s.getRun('a')).toBeUndefined();
     // 'b' may get the rowid 'a' had; an append to 'a' must not land in 'b'.
     await s.createRun(rec('b', {}));
     const c = new TraceChain(nodeHasher);
@@ -238,10 +236,10 @@ describe('SqliteStore specifics', () => {
       '2026-01-01T00:00:00.000Z',
     );
     await expect(s.append('a', [genesis])).rejects.toMatchObject({ code: 'E_STORE_NO_RUN' });
-    expect(s.events('b')).toEqual([]);
+    expect(await s.events('b')).toEqual([]);
     // The program stored inside the failed group was rolled back with it and is stored again.
-    expect(s.getRun('b')).toMatchObject({ program: { id: 'p' } });
-    s.close();
+    expect(await s.getRun('b')).toMatchObject({ program: { id: 'p' } });
+    await s.close();
   });
 
   it('group commit: appends made together commit together, and a conflict fails only its own append', async () => {
@@ -264,7 +262,15 @@ describe('SqliteStore specifics', () => {
     const program = { format: 'nano-vm.program/v1' as const, id: 'p', input_schema: {}, steps: [] };
     const ids = ['g1', 'g2', 'g3'];
     for (const id of ids)
-      s.createRun({ run_id: id, program_id: 'p', program, policy: null, input: {}, status: 'running', outcome: null });
+      await s.createRun({
+        run_id: id,
+        program_id: 'p',
+        program,
+        policy: null,
+        input: {},
+        status: 'running',
+        outcome: null,
+      });
     const first = ids.map((id) => genesis(id));
     const results = await Promise.allSettled([
       ...ids.map((id, i) => s.append(id, [{ ...first[i]!, seq: 0 }])),
@@ -272,14 +278,14 @@ describe('SqliteStore specifics', () => {
     ]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected']);
     expect((results[3] as PromiseRejectedResult).reason).toMatchObject({ code: 'E_STORE_CONFLICT' });
-    for (const id of ids) expect(s.getRun(id)).toMatchObject({ event_count: 1 });
-    s.close();
+    for (const id of ids) expect(await s.getRun(id)).toMatchObject({ event_count: 1 });
+    await s.close();
   });
 
-  it('uses WAL and the requested synchronous level', () => {
+  it('uses WAL and the requested synchronous level', async () => {
     const s = new SqliteStore(join(dir, 'pragmas.db'), { synchronous: 'FULL' });
     expect(s.db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(s.db.pragma('synchronous', { simple: true })).toBe(2);
-    s.close();
+    await s.close();
   });
 });

@@ -127,7 +127,7 @@ describe('vault: sensitive KYC values', () => {
         expect(bundleText).not.toContain(v);
       }
       // The vault holds each value with the salt that opens its commitment.
-      const rows = store.vault(run.run_id);
+      const rows = await store.vault(run.run_id);
       expect(rows.map((r) => r.path)).toEqual(
         ['input.applicant.document_id', 'input.applicant.email', 'input.applicant.name'].filter(
           (p) => p.split('.')[2]! in input.applicant,
@@ -139,7 +139,7 @@ describe('vault: sensitive KYC values', () => {
       if (email !== undefined) expect(tables).not.toContain(nodeHasher.sha256Hex(email));
       for (const row of rows) {
         expect(row.subject).toMatch(/^keyed-sha256:[0-9a-f]{64}$/);
-        expect(row.subject).toBe(subjectKey(nodeHasher, email!, store.subjectSecret()));
+        expect(row.subject).toBe(subjectKey(nodeHasher, email!, await store.subjectSecret()));
         expect(commitValue(nodeHasher, row.salt!, row.value!)).toBe(row.commitment);
         expect((run.bundle.input as { applicant: Record<string, unknown> }).applicant[row.path.split('.')[2]!]).toBe(
           row.commitment,
@@ -155,7 +155,7 @@ describe('vault: sensitive KYC values', () => {
     });
     const docs = clean.events.find((e) => e.type === 'condition_evaluated' && e.step === 'check_documents');
     expect(JSON.stringify(docs)).toContain('"expr":"size(input.applicant.document_id)","value":9');
-    store.close();
+    await store.close();
   });
 
   it('runs of programs without sensitive paths keep their input and events as they were', async () => {
@@ -174,7 +174,7 @@ describe('vault: sensitive KYC values', () => {
       ids: new SeededIds(nodeHasher),
     });
     expect(r.bundle.input).toEqual(input);
-    expect(store.vault(r.run_id)).toEqual([]);
+    expect(await store.vault(r.run_id)).toEqual([]);
     expect(JSON.stringify(r.events)).toContain('Ingrid Larsen');
     expect(replayBundle(JSON.parse(serializeBundle(r.bundle)), { hasher: nodeHasher }).vault).toBeNull();
   });
@@ -198,8 +198,8 @@ describe('erase', () => {
       .run(subjectKey(nodeHasher, 'ingrid.larsen@example.com'), clean.run_id);
     const report = await eraseSubject({ store, subject: 'ingrid.larsen@example.com', hasher: nodeHasher });
     expect(report.erased).toMatchObject([{ run_id: clean.run_id }]);
-    expect(store.vault(clean.run_id).every((r) => r.erased)).toBe(true);
-    store.close();
+    expect((await store.vault(clean.run_id)).every((r) => r.erased)).toBe(true);
+    await store.close();
   });
 
   it("removes the subject's values from the SQLite file, leaves every chain verifying and changes nothing else", async () => {
@@ -207,11 +207,12 @@ describe('erase', () => {
     const store = new SqliteStore(path);
     const runs = await runKyc(store, noHoldPolicy);
     const [clean, ...others] = runs;
-    const othersBefore = others.map((o) => ({
-      run: store.getRun(o.run.run_id),
-      events: store.events(o.run.run_id),
-      vault: store.vault(o.run.run_id),
-    }));
+    const snapshot = async (o: (typeof others)[number]) => ({
+      run: await store.getRun(o.run.run_id),
+      events: await store.events(o.run.run_id),
+      vault: await store.vault(o.run.run_id),
+    });
+    const othersBefore = await Promise.all(others.map(snapshot));
     expect(fileBytes(path).includes('Ingrid Larsen')).toBe(true);
 
     const report = await eraseSubject({
@@ -254,18 +255,12 @@ describe('erase', () => {
     });
     expect(bundle.events.slice(0, -1)).toEqual(JSON.parse(JSON.stringify(clean!.run.events)));
     expect(
-      store
-        .vault(clean!.run.run_id)
-        .every((r) => r.erased && r.salt === null && r.value === null && r.commitment.startsWith('vault:sha256:')),
+      (await store.vault(clean!.run.run_id)).every(
+        (r) => r.erased && r.salt === null && r.value === null && r.commitment.startsWith('vault:sha256:'),
+      ),
     ).toBe(true);
     // Nothing else in the store changed.
-    expect(
-      others.map((o) => ({
-        run: store.getRun(o.run.run_id),
-        events: store.events(o.run.run_id),
-        vault: store.vault(o.run.run_id),
-      })),
-    ).toEqual(othersBefore);
+    expect(await Promise.all(others.map(snapshot))).toEqual(othersBefore);
 
     // Replay reports the tombstones and the decisions that read them, and is still identical.
     const r = replayBundle(bundle, { hasher: nodeHasher });
@@ -284,8 +279,8 @@ describe('erase', () => {
       erased: [],
       already_erased: [clean!.run.run_id],
     });
-    expect(store.events(clean!.run.run_id)).toHaveLength(clean!.run.events.length + 1);
-    store.close();
+    expect(await store.events(clean!.run.run_id)).toHaveLength(clean!.run.events.length + 1);
+    await store.close();
   });
 
   it('leaves no copy behind after many runs moved vault rows across pages', async () => {
@@ -314,7 +309,7 @@ describe('erase', () => {
     const bytes = fileBytes(path);
     for (const v of Object.values(person(77))) expect(bytes.includes(v), v).toBe(false);
     for (const v of Object.values(person(78))) expect(bytes.includes(v), v).toBe(true);
-    store.close();
+    await store.close();
   });
 
   it("a legal hold in the run's policy refuses erasure, and the refusal is an audited event", async () => {
@@ -342,8 +337,8 @@ describe('erase', () => {
       erased_paths: [],
       refused: [{ seq: clean!.run.events.length, hold: 'aml_record_retention' }],
     });
-    expect(store.vault(clean!.run.run_id).every((r) => !r.erased && r.value !== null)).toBe(true);
-    store.close();
+    expect((await store.vault(clean!.run.run_id)).every((r) => !r.erased && r.value !== null)).toBe(true);
+    await store.close();
   });
 
   it('a hold in an operator policy refuses too; unfinished runs are left pending', async () => {
@@ -357,7 +352,7 @@ describe('erase', () => {
     });
     expect(refused.refused.map((r) => r.hold)).toEqual(['aml_record_retention']);
 
-    store.createRun(
+    await store.createRun(
       {
         run_id: 'live',
         program_id: 'kyc-onboarding',
@@ -380,7 +375,7 @@ describe('erase', () => {
     const report = await eraseSubject({ store, subject: 'ingrid.larsen@example.com', hasher: nodeHasher });
     expect(report.erased.map((e) => e.run_id)).toEqual([clean!.run.run_id]);
     expect(report.pending).toEqual([{ run_id: 'live', status: 'running', paths: ['input.applicant.email'] }]);
-    expect(store.events('live')).toEqual([]);
+    expect(await store.events('live')).toEqual([]);
   });
 });
 
@@ -401,7 +396,7 @@ describe('replay with and without the vault', () => {
       sealed: ['input.applicant.document_id'],
       decisions: [{ step: 'check_documents' }],
     });
-    store.close();
+    await store.close();
   });
 
   it('a counterfactual that changes a guard on a sealed input reports it instead of guessing (E_REPLAY_SEALED)', async () => {
@@ -442,8 +437,8 @@ describe('recovery of a run with sensitive inputs', () => {
       store: before,
     });
     await new Promise((r) => setTimeout(r, 50));
-    const [run] = before.listRuns({ status: 'running' });
-    before.close();
+    const [run] = await before.listRuns({ status: 'running' });
+    await before.close();
     const after = new SqliteStore(path);
     const r = await recoverRun({
       store: after,
@@ -455,17 +450,17 @@ describe('recovery of a run with sensitive inputs', () => {
     });
     expect(r.status).toBe('completed');
     expect(seen).toEqual([{ who: 'Zoltan Kertesz' }]);
-    expect(JSON.stringify(after.events(run!.run_id))).not.toContain('Zoltan');
+    expect(JSON.stringify(await after.events(run!.run_id))).not.toContain('Zoltan');
     expect(r.events.find((e) => e.type === 'step_completed')).toMatchObject({
       output: { said: expect.stringMatching(/^hello vault:sha256:/) },
     });
     expect(verifyBundle(JSON.parse(JSON.stringify(r.bundle)), pureHasher)).toMatchObject({ ok: true });
-    after.close();
+    await after.close();
   });
 });
 
 describe('SQLite vault schema', () => {
-  it('migrates a version-1 file by adding the vault; its runs stay readable', () => {
+  it('migrates a version-1 file by adding the vault; its runs stay readable', async () => {
     const path = join(tmp(), 'v1.db');
     const db = new Database(path);
     db.exec(`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -476,9 +471,9 @@ describe('SQLite vault schema', () => {
     db.close();
     const s = new SqliteStore(path);
     expect(s.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get()).toEqual({ value: '4' });
-    expect(s.getRun('old')).toMatchObject({ input: { email: 'a@b.c' }, status: 'completed' });
-    expect(s.vault('old')).toEqual([]);
-    s.close();
+    expect(await s.getRun('old')).toMatchObject({ input: { email: 'a@b.c' }, status: 'completed' });
+    expect(await s.vault('old')).toEqual([]);
+    await s.close();
   });
 });
 
@@ -567,7 +562,9 @@ describe('property: no sensitive value ever appears in any event', () => {
             ids: new SeededIds(nodeHasher),
           });
           const text =
-            serializeBundle(r.bundle) + JSON.stringify(store.events(r.run_id)) + JSON.stringify(store.getRun(r.run_id));
+            serializeBundle(r.bundle) +
+            JSON.stringify(await store.events(r.run_id)) +
+            JSON.stringify(await store.getRun(r.run_id));
           expect(text).not.toContain(name);
           expect(text).not.toContain(email);
           const bundle = JSON.parse(serializeBundle(r.bundle)) as Bundle;
@@ -635,7 +632,7 @@ describe('a fallback chain whose failed member echoes a sensitive value', () => 
         message: expect.stringMatching(/^upstream failed while handling vault:sha256:/),
       },
     ]);
-    expect(serializeBundle(r.bundle) + JSON.stringify(store.events(r.run_id))).not.toContain(name);
+    expect(serializeBundle(r.bundle) + JSON.stringify(await store.events(r.run_id))).not.toContain(name);
     const bundle = JSON.parse(serializeBundle(r.bundle)) as Bundle;
     expect(verifyBundle(bundle, pureHasher)).toMatchObject({ ok: true });
     expect(replayBundle(bundle, { hasher: nodeHasher }).identical).toBe(true);

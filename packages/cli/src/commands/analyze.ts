@@ -55,7 +55,7 @@ export async function analyzeCommand(argv: string[]): Promise<number> {
     process.stdout.write(values.json ? `${JSON.stringify(analysis)}\n` : renderAnalysis(analysis));
     return analysis.alerts.length ? EXIT.FAILED : EXIT.OK;
   } finally {
-    sources.close();
+    await sources.close();
   }
 }
 
@@ -79,7 +79,7 @@ function parseThresholds(specs: string[]): Partial<AnalyzerThresholds> {
 
 /** Resolves what the operator named — bundles, program files, example directories, run ids — into runs. */
 class RunSources {
-  private store: (Store & { close?: () => void }) | undefined;
+  private store: Store | undefined;
   constructor(private readonly spec: string) {}
 
   /** Opened only when a program or a run id needs it, so analyzing bundles touches no store. */
@@ -87,8 +87,8 @@ class RunSources {
     return (this.store ??= openStore(this.spec));
   }
 
-  close(): void {
-    this.store?.close?.();
+  async close(): Promise<void> {
+    await this.store?.close();
   }
 
   /** Every run the specs name, each once, in the order named (a program's runs in store order). */

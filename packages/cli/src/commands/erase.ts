@@ -34,7 +34,7 @@ export async function eraseCommand(argv: string[]): Promise<number> {
   try {
     report = await eraseSubject({ store, subject: values.subject, hasher: nodeHasher, policies });
   } finally {
-    store.close?.();
+    await store.close();
   }
   if (values.json) process.stdout.write(JSON.stringify(report) + '\n');
   else {

@@ -91,7 +91,7 @@ export async function planCommand(argv: string[]): Promise<number> {
         : `cannot plan: ${e.message}`,
     );
   } finally {
-    store.close?.();
+    await store.close();
   }
 
   const { run } = plan;

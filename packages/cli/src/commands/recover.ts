@@ -94,6 +94,6 @@ export async function recoverCommand(argv: string[]): Promise<number> {
       );
     return failures ? EXIT.FAILED : EXIT.OK;
   } finally {
-    store.close?.();
+    await store.close();
   }
 }

@@ -71,7 +71,7 @@ export async function resumeCommand(argv: string[]): Promise<number> {
       ...(onEvent ? { onEvent } : {}),
     });
   } finally {
-    store.close?.();
+    await store.close();
   }
   if (values.out) writeFileSync(values.out, serializeBundle(r.bundle));
   if (r.resume === 'policy_blocked') {

@@ -143,7 +143,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       }
     }
   } finally {
-    store.close?.();
+    await store.close();
   }
   if (!values.json) {
     const warnings = loaded.issues.filter((i) => i.severity === 'warning');

@@ -1,24 +1,48 @@
 import { randomBytes } from 'node:crypto';
 import type { RunStatus, TraceEvent } from '@nano-vm/kernel';
+import { invocationUpserts, reinvocationUpsert, type InvocationUpsert } from './invocations.js';
 import { StoreError, type Invocation, type RunRecord, type Store, type VaultRow, type VaultValue } from './store.js';
 
 const NO_ROWS: VaultRow[] = [];
 
+interface MemoryRun {
+  rec: RunRecord;
+  events: TraceEvent[];
+  vault: VaultRow[];
+  /** Invocations by key, with the seq that orders them; made on a run's first tool start. */
+  calls?: Map<string, Invocation & { first_seq: number }>;
+}
+
+/**
+ * Runs kept in this process only, for as long as the store lives. Each method does its work when
+ * it is called (so a run's writes are in order without awaiting) and answers with a promise, as
+ * every store does; failures are rejections.
+ */
 export class MemoryStore implements Store {
   private secret: string | undefined;
+  private runs: Map<string, MemoryRun> | null = new Map();
+
+  /** The runs, or E_STORE_CLOSED once the store is closed. */
+  private liveRuns(): Map<string, MemoryRun> {
+    if (this.runs === null) throw new StoreError('E_STORE_CLOSED', 'the memory store is closed');
+    return this.runs;
+  }
+
+  private run(runId: string): MemoryRun {
+    const r = this.liveRuns().get(runId);
+    if (!r) throw new StoreError('E_STORE_NO_RUN', `no run ${runId}`);
+    return r;
+  }
 
   /** Random per store: a memory store's runs and vault live only as long as it does. */
-  subjectSecret(): string {
+  async subjectSecret(): Promise<string> {
+    this.liveRuns();
     return (this.secret ??= randomBytes(32).toString('hex'));
   }
 
-  private readonly runs = new Map<
-    string,
-    { rec: RunRecord; events: TraceEvent[]; vault: VaultRow[]; calls?: Map<string, Invocation> }
-  >();
-
-  createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>, vault: readonly VaultValue[] = []): void {
-    if (this.runs.has(run.run_id)) throw new StoreError('E_STORE_DUPLICATE_RUN', `run ${run.run_id} already exists`);
+  async createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>, vault: readonly VaultValue[] = []): Promise<void> {
+    const runs = this.liveRuns();
+    if (runs.has(run.run_id)) throw new StoreError('E_STORE_DUPLICATE_RUN', `run ${run.run_id} already exists`);
     // Most runs have no vault rows: they share one empty list (erasure only loops over rows).
     const rows =
       vault.length === 0
@@ -45,12 +69,15 @@ export class MemoryStore implements Store {
       head_hash: '',
       event_count: 0,
     };
-    this.runs.set(run.run_id, { rec, events: [], vault: rows });
+    runs.set(run.run_id, { rec, events: [], vault: rows });
   }
 
-  append(runId: string, events: readonly TraceEvent[]): void {
-    const r = this.runs.get(runId);
-    if (!r) throw new StoreError('E_STORE_NO_RUN', `no run ${runId}`);
+  async append(runId: string, events: readonly TraceEvent[]): Promise<void> {
+    this.appendNow(runId, events);
+  }
+
+  private appendNow(runId: string, events: readonly TraceEvent[]): void {
+    const r = this.run(runId);
     // Checked whole before anything is stored: all of the batch or none of it.
     for (let i = 0; i < events.length; i++) {
       if (events[i]!.seq !== r.events.length + i)
@@ -59,79 +86,61 @@ export class MemoryStore implements Store {
           `append of seq ${events[i]!.seq} to run ${runId} conflicts: the next seq is ${r.events.length + i}`,
         );
     }
-    for (const event of events) {
-      r.events.push(event);
-      if (event.type === 'step_started' && event.idempotency_key !== undefined) {
-        const calls = (r.calls ??= new Map());
-        const c = calls.get(event.idempotency_key);
-        if (c) {
-          c.invocations++;
-          c.attempt = event.attempt;
-        } else
-          calls.set(event.idempotency_key, {
-            key: event.idempotency_key,
-            run_id: runId,
-            step: event.step,
-            tool: event.tool ?? '',
-            attempt: event.attempt,
-            invocations: 1,
-          });
-      }
-    }
+    for (const event of events) r.events.push(event);
+    for (const u of invocationUpserts(events)) upsert(r, runId, u);
     if (events.length) {
       r.rec.head_hash = events[events.length - 1]!.hash;
       r.rec.event_count = r.events.length;
     }
   }
 
-  invocations(runId: string): Invocation[] {
-    return [...(this.runs.get(runId)?.calls?.values() ?? [])].map((c) => ({ ...c }));
+  async invocations(runId: string): Promise<Invocation[]> {
+    const calls = this.liveRuns().get(runId)?.calls;
+    if (!calls) return [];
+    // In first-invocation order; keys entered by a re-invocation (first_seq -1) come first, as in every store.
+    return [...calls.values()]
+      .sort((a, b) => a.first_seq - b.first_seq)
+      .map(({ key, run_id, step, tool, attempt, invocations }) => ({ key, run_id, step, tool, attempt, invocations }));
   }
 
-  reinvoked(runId: string, call: Omit<Invocation, 'run_id' | 'invocations'>): number {
-    const r = this.runs.get(runId);
-    if (!r) throw new StoreError('E_STORE_NO_RUN', `no run ${runId}`);
-    const calls = (r.calls ??= new Map());
-    const c = calls.get(call.key);
-    if (c) return ++c.invocations;
-    calls.set(call.key, { ...call, run_id: runId, invocations: 2 });
-    return 2;
+  async reinvoked(runId: string, call: Omit<Invocation, 'run_id' | 'invocations'>): Promise<number> {
+    return upsert(this.run(runId), runId, reinvocationUpsert(call));
   }
 
-  finish(runId: string, status: RunStatus | 'running', outcome: string | null): void {
-    const r = this.runs.get(runId);
-    if (!r) throw new StoreError('E_STORE_NO_RUN', `no run ${runId}`);
+  async finish(runId: string, status: RunStatus | 'running', outcome: string | null): Promise<void> {
+    const r = this.run(runId);
     r.rec.status = status;
     r.rec.outcome = outcome;
   }
 
-  getRun(runId: string): RunRecord | undefined {
-    const r = this.runs.get(runId);
+  async getRun(runId: string): Promise<RunRecord | undefined> {
+    const r = this.liveRuns().get(runId);
     return r && { ...r.rec };
   }
 
-  events(runId: string): TraceEvent[] {
-    return this.runs.get(runId)?.events.slice() ?? [];
+  async events(runId: string): Promise<TraceEvent[]> {
+    return this.liveRuns().get(runId)?.events.slice() ?? [];
   }
 
-  listRuns(filter: { status?: RunStatus | 'running' } = {}): RunRecord[] {
-    return [...this.runs.values()]
+  async listRuns(filter: { status?: RunStatus | 'running' } = {}): Promise<RunRecord[]> {
+    return [...this.liveRuns().values()]
       .map((r) => ({ ...r.rec }))
       .filter((r) => filter.status === undefined || r.status === filter.status);
   }
 
-  vault(runId: string): VaultRow[] {
-    return (this.runs.get(runId)?.vault ?? []).map((v) => ({ ...v }));
+  async vault(runId: string): Promise<VaultRow[]> {
+    return (this.liveRuns().get(runId)?.vault ?? []).map((v) => ({ ...v }));
   }
 
-  vaultBySubject(subject: string): VaultRow[] {
-    return [...this.runs.values()].flatMap((r) => r.vault.filter((v) => v.subject === subject).map((v) => ({ ...v })));
+  async vaultBySubject(subject: string): Promise<VaultRow[]> {
+    return [...this.liveRuns().values()].flatMap((r) =>
+      r.vault.filter((v) => v.subject === subject).map((v) => ({ ...v })),
+    );
   }
 
-  eraseValues(runId: string, subject: string, event: TraceEvent): number {
-    const r = this.runs.get(runId);
-    if (!r) throw new StoreError('E_STORE_NO_RUN', `no run ${runId}`);
-    this.append(runId, [event]);
+  async eraseValues(runId: string, subject: string, event: TraceEvent): Promise<number> {
+    const r = this.run(runId);
+    this.appendNow(runId, [event]);
     let n = 0;
     for (const v of r.vault) {
       if (v.subject !== subject || v.erased) continue;
@@ -142,4 +151,30 @@ export class MemoryStore implements Store {
     }
     return n;
   }
+
+  /** Drops every run: a memory store's data ends with it. */
+  async close(): Promise<void> {
+    this.runs = null;
+  }
+}
+
+/** Applies one invocation upsert to a run's table; returns the key's count. */
+function upsert(r: MemoryRun, runId: string, u: InvocationUpsert): number {
+  const calls = (r.calls ??= new Map());
+  const c = calls.get(u.key);
+  if (c) {
+    c.invocations += u.add;
+    c.attempt = u.attempt;
+    return c.invocations;
+  }
+  calls.set(u.key, {
+    key: u.key,
+    run_id: runId,
+    step: u.step,
+    tool: u.tool,
+    attempt: u.attempt,
+    invocations: u.enter,
+    first_seq: u.first_seq,
+  });
+  return u.enter;
 }

@@ -1,8 +1,9 @@
 /**
- * The embedded default store: one SQLite file in WAL mode. Every append is its own transaction,
- * committed before `append` returns — and the executor appends an event before it starts the
- * effect that follows it, so a process crash never loses a recorded decision (with
- * synchronous=NORMAL an OS crash may lose the last commits; use FULL where that matters).
+ * The embedded default store: one SQLite file in WAL mode. Every append is committed before its
+ * promise settles (without group commit, in its own transaction before `append` returns) — and
+ * the executor awaits an append before it starts the effect that follows it, so a process crash
+ * never loses a recorded decision (with synchronous=NORMAL an OS crash may lose the last commits;
+ * use FULL where that matters).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -17,6 +18,7 @@ import {
   type TraceEvent,
 } from '@nano-vm/kernel';
 import { nodeHasher } from '../nodeHasher.js';
+import { invocationUpserts, reinvocationUpsert, type InvocationUpsert } from './invocations.js';
 import { StoreError, type Invocation, type RunRecord, type Store, type VaultRow, type VaultValue } from './store.js';
 
 export interface SqliteStoreOptions {
@@ -26,9 +28,9 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
   /**
    * Group commit: appends made while a commit is pending share one transaction (one fsync under
-   * FULL), committed on the next turn of the event loop. `append` then returns a promise that
-   * settles when its event is durable, so the executor still starts no effect before the event
-   * that precedes it is stored. Worth it with many concurrent runs and `synchronous: 'FULL'`.
+   * FULL), committed on the next turn of the event loop. `append`'s promise settles when its
+   * event is durable, so the executor still starts no effect before the event that precedes it
+   * is stored. Worth it with many concurrent runs and `synchronous: 'FULL'`.
    */
   groupCommit?: boolean;
 }
@@ -204,10 +206,17 @@ export class SqliteStore implements Store {
     );
     this.insertProgram = this.db.prepare(`INSERT OR IGNORE INTO programs (hash, program) VALUES (?, ?)`);
     this.selectProgram = this.db.prepare(`SELECT program FROM programs WHERE hash = ?`);
-    this.countInvocation = this.db.prepare(
-      `INSERT INTO idempotency_keys (run_no, key, step, tool, attempt, invocations, first_seq) VALUES (?, ?, ?, ?, ?, 1, ?)
-       ON CONFLICT (run_no, key) DO UPDATE SET invocations = invocations + 1, attempt = excluded.attempt`,
+    // The upserts are decided in invocations.ts, for every store alike; this statement only applies one.
+    const upsertInvocation = this.db.prepare(
+      `INSERT INTO idempotency_keys (run_no, key, step, tool, attempt, invocations, first_seq) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (run_no, key) DO UPDATE SET invocations = invocations + ?, attempt = excluded.attempt RETURNING invocations`,
     );
+    this.upsertInvocation = (no: number, u: InvocationUpsert) =>
+      (
+        upsertInvocation.get(no, u.key, u.step, u.tool, u.attempt, u.enter, u.first_seq, u.add) as {
+          invocations: number;
+        }
+      ).invocations;
     this.insertEvent = this.db.prepare(`INSERT INTO events (run_no, seq, type, hash, body) VALUES (?, ?, ?, ?, ?)`);
     // Compare-and-swap, under the write lock (BEGIN IMMEDIATE): the batch's first seq must be the
     // one after the run's last stored event. The head is read from the events themselves (the
@@ -233,11 +242,8 @@ export class SqliteStore implements Store {
           'E_STORE_CONFLICT',
           `append of seq ${first} to run ${runId} conflicts: the next seq is ${next}`,
         );
-      for (const e of events) {
-        this.insertEvent.run(no, e.seq, e.type, e.hash, JSON.stringify(e));
-        if (e.type === 'step_started' && e.idempotency_key !== undefined)
-          this.countInvocation.run(no, e.idempotency_key, e.step, e.tool ?? '', e.attempt, e.seq);
-      }
+      for (const e of events) this.insertEvent.run(no, e.seq, e.type, e.hash, JSON.stringify(e));
+      for (const u of invocationUpserts(events)) this.upsertInvocation(no, u);
     };
     this.inTransaction = this.db.transaction((op: () => void) => op()).immediate;
     this.group = opts.groupCommit
@@ -323,10 +329,7 @@ export class SqliteStore implements Store {
     return no;
   }
 
-  createRun(
-    run: Omit<RunRecord, 'head_hash' | 'event_count'>,
-    vault: readonly VaultValue[] = [],
-  ): void | Promise<void> {
+  createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>, vault: readonly VaultValue[] = []): Promise<void> {
     const create = () => {
       const programHash = this.programHash(run.program);
       const insert = () =>
@@ -355,19 +358,36 @@ export class SqliteStore implements Store {
     return this.write(create);
   }
 
-  append(runId: string, events: readonly TraceEvent[]): void | Promise<void> {
+  append(runId: string, events: readonly TraceEvent[]): Promise<void> {
     return this.write(() => this.appendRows(runId, events));
   }
 
-  /** Runs `op` now in its own transaction, or, with group commit, in the next group transaction (the promise settles once it is durable). */
-  private write(op: () => void): void | Promise<void> {
+  private closed = false;
+
+  private closedError(): StoreError {
+    return new StoreError('E_STORE_CLOSED', `store ${this.path} is closed`);
+  }
+
+  /** Every public method asks first: a closed store refuses with E_STORE_CLOSED. */
+  private checkOpen(): void {
+    if (this.closed) throw this.closedError();
+  }
+
+  /**
+   * Runs `op` now in its own transaction, or, with group commit, in the next group transaction;
+   * the promise settles once it is durable. Not async: without group commit the write is done
+   * when this returns, and the caller awaits an already settled promise.
+   */
+  private write(op: () => void): Promise<void> {
+    if (this.closed) return Promise.reject(this.closedError());
     const g = this.group;
     if (!g) {
       try {
-        return this.inTransaction(op);
+        this.inTransaction(op);
+        return WRITTEN;
       } catch (e) {
         this.forgetCaches(); // the whole transaction was rolled back
-        throw e;
+        return Promise.reject(e as Error);
       }
     }
     return new Promise<void>((resolve, reject) => {
@@ -396,14 +416,15 @@ export class SqliteStore implements Store {
     batch.forEach((p, i) => (outcomes[i] ? p.reject(outcomes[i]!) : p.resolve()));
   }
 
-  finish(runId: string, status: RunStatus | 'running', outcome: string | null): void | Promise<void> {
+  finish(runId: string, status: RunStatus | 'running', outcome: string | null): Promise<void> {
     return this.write(() => {
       this.finishRun.run(status, outcome, this.runNo(runId));
       if (status !== 'running') this.runNos.delete(runId);
     });
   }
 
-  getRun(runId: string): RunRecord | undefined {
+  async getRun(runId: string): Promise<RunRecord | undefined> {
+    this.checkOpen();
     const row = this.selectRun.get(runId) as RunRow | undefined;
     return row && this.toRecord(row);
   }
@@ -411,7 +432,8 @@ export class SqliteStore implements Store {
   private secret: string | undefined;
 
   /** Created with the file (meta `subject_secret`, 32 random bytes), then read back on every open. */
-  subjectSecret(): string {
+  async subjectSecret(): Promise<string> {
+    this.checkOpen();
     if (this.secret !== undefined) return this.secret;
     const read = () =>
       (this.db.prepare(`SELECT value FROM meta WHERE key = 'subject_secret'`).get() as { value: string } | undefined)
@@ -426,38 +448,26 @@ export class SqliteStore implements Store {
     return (this.secret = s);
   }
 
-  invocations(runId: string): Invocation[] {
+  async invocations(runId: string): Promise<Invocation[]> {
+    this.checkOpen();
     return (this.selectInvocations.all(runId) as Invocation[]).map((r) => ({ ...r }));
   }
 
-  reinvoked(runId: string, call: Omit<Invocation, 'run_id' | 'invocations'>): number {
-    const row = this.bumpInvocation.get(this.runNo(runId), call.key, call.step, call.tool, call.attempt) as {
-      invocations: number;
-    };
-    return row.invocations;
+  /** One statement, committed on its own: the count is durable before the tool is called again. */
+  async reinvoked(runId: string, call: Omit<Invocation, 'run_id' | 'invocations'>): Promise<number> {
+    this.checkOpen();
+    return this.upsertInvocation(this.runNo(runId), reinvocationUpsert(call));
   }
 
   private readonly insertProgram: Database.Statement;
   private readonly selectProgram: Database.Statement;
-  private readonly countInvocation: Database.Statement;
+  /** Applies one upsert of invocations.ts to the run's key rows; returns the key's count. */
+  private readonly upsertInvocation: (runNo: number, u: InvocationUpsert) => number;
+  private selectInvocationsStatement?: Database.Statement;
   private get selectInvocations(): Database.Statement {
-    return (this.invocationStatements ??= this.prepareInvocationStatements()).select;
-  }
-  private get bumpInvocation(): Database.Statement {
-    return (this.invocationStatements ??= this.prepareInvocationStatements()).bump;
-  }
-  private invocationStatements?: { select: Database.Statement; bump: Database.Statement };
-  private prepareInvocationStatements() {
-    return {
-      select: this.db.prepare(
-        `SELECT key, run_id, step, tool, attempt, invocations FROM idempotency_keys JOIN runs USING (run_no) WHERE run_id = ? ORDER BY first_seq`,
-      ),
-      // A key missing from the table (a run stored before it existed) enters with 2: its stored step_started was the first call.
-      bump: this.db.prepare(
-        `INSERT INTO idempotency_keys (run_no, key, step, tool, attempt, invocations, first_seq) VALUES (?, ?, ?, ?, ?, 2, -1)
-         ON CONFLICT (run_no, key) DO UPDATE SET invocations = invocations + 1 RETURNING invocations`,
-      ),
-    };
+    return (this.selectInvocationsStatement ??= this.db.prepare(
+      `SELECT key, run_id, step, tool, attempt, invocations FROM idempotency_keys JOIN runs USING (run_no) WHERE run_id = ? ORDER BY first_seq`,
+    ));
   }
 
   /** Programs written by this handle, by object, and programs read, by hash: each is serialized and parsed once. */
@@ -505,26 +515,31 @@ export class SqliteStore implements Store {
     };
   }
 
-  events(runId: string): TraceEvent[] {
+  async events(runId: string): Promise<TraceEvent[]> {
+    this.checkOpen();
     return (this.selectEvents.all(runId) as string[]).map((body) => JSON.parse(body) as TraceEvent);
   }
 
-  listRuns(filter: { status?: RunStatus | 'running' } = {}): RunRecord[] {
+  async listRuns(filter: { status?: RunStatus | 'running' } = {}): Promise<RunRecord[]> {
+    this.checkOpen();
     const rows = (
       filter.status === undefined ? this.selectRuns.all() : this.selectRunsByStatus.all(filter.status)
     ) as RunRow[];
     return rows.map((r) => this.toRecord(r));
   }
 
-  vault(runId: string): VaultRow[] {
+  async vault(runId: string): Promise<VaultRow[]> {
+    this.checkOpen();
     return (this.vaultOps().byRun.all(runId) as VaultDbRow[]).map(toVaultRow);
   }
 
-  vaultBySubject(subject: string): VaultRow[] {
+  async vaultBySubject(subject: string): Promise<VaultRow[]> {
+    this.checkOpen();
     return (this.vaultOps().bySubject.all(subject) as VaultDbRow[]).map(toVaultRow);
   }
 
-  eraseValues(runId: string, subject: string, event: TraceEvent): number {
+  async eraseValues(runId: string, subject: string, event: TraceEvent): Promise<number> {
+    this.checkOpen();
     const n = this.vaultOps().erase(runId, subject, event);
     // The WAL still holds the pages written before the erasure: copy them back and truncate it,
     // so with secure_delete the erased bytes are in neither file. A reader holding an old snapshot
@@ -564,11 +579,17 @@ export class SqliteStore implements Store {
     return this.vaultStatements;
   }
 
-  close(): void {
+  /** Commits the writes still waiting for a group, then closes the file. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     if (this.group?.pending.length) this.commitGroup();
     this.db.close();
   }
 }
+
+/** What a write without group commit returns: it is durable by then. */
+const WRITTEN: Promise<void> = Promise.resolve();
 
 interface VaultOps {
   create: (insertRun: () => number, rows: readonly VaultValue[]) => number;

@@ -15,53 +15,64 @@ export interface RunRecord {
 /**
  * Where runs and their events live. Appends are compare-and-swap on (run_id, seq): an append whose
  * seq is not exactly the next one fails with E_STORE_CONFLICT and writes nothing.
- * Methods may be synchronous (memory, SQLite) or return promises (Postgres).
+ * Every method returns a promise, and a store reports every failure as a rejection (never a
+ * synchronous throw), so an embedded store and one across a network are called the same way.
+ * After `close()`, every call rejects with E_STORE_CLOSED.
  */
 export interface Store {
   /** Creates the run and, in the same transaction, its vault rows (docs/privacy.md). */
-  createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>, vault?: readonly VaultValue[]): void | Promise<void>;
+  createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>, vault?: readonly VaultValue[]): Promise<void>;
   /**
    * Appends consecutive events of one run, all in one transaction: all are stored or none. The
    * first event's seq must be the run's next one and the rest must follow it (E_STORE_CONFLICT
    * otherwise). The host appends everything the machine decided before it starts the next effect,
-   * so one call usually carries a step's result and the next step's start.
+   * so one call usually carries a step's result and the next step's start. The promise settles
+   * once the events are durable. The invocations the batch makes (`invocationUpserts`) are
+   * counted in the same transaction.
    */
-  append(runId: string, events: readonly TraceEvent[]): void | Promise<void>;
+  append(runId: string, events: readonly TraceEvent[]): Promise<void>;
   /** Record the run's status: a terminal one, 'suspended' at a wait, or 'running' again once resumed. */
-  finish(runId: string, status: RunStatus | 'running', outcome: string | null): void | Promise<void>;
-  getRun(runId: string): RunRecord | undefined | Promise<RunRecord | undefined>;
-  events(runId: string): TraceEvent[] | Promise<TraceEvent[]>;
-  listRuns(filter?: { status?: RunStatus | 'running' }): RunRecord[] | Promise<RunRecord[]>;
+  finish(runId: string, status: RunStatus | 'running', outcome: string | null): Promise<void>;
+  getRun(runId: string): Promise<RunRecord | undefined>;
+  events(runId: string): Promise<TraceEvent[]>;
+  listRuns(filter?: { status?: RunStatus | 'running' }): Promise<RunRecord[]>;
   /**
    * The store's own random secret for subject keys (created with the store, never exported):
    * vault rows and erasure events name a subject by a keyed hash, so a guessable id cannot be
    * confirmed from a bundle or a database dump.
    */
-  subjectSecret(): string | Promise<string>;
+  subjectSecret(): Promise<string>;
   /** The run's vault rows, tombstones included, in path order. */
-  vault(runId: string): VaultRow[] | Promise<VaultRow[]>;
+  vault(runId: string): Promise<VaultRow[]>;
   /** Every vault row of a subject (its `sha256:` key), tombstones included, by run creation then path. */
-  vaultBySubject(subject: string): VaultRow[] | Promise<VaultRow[]>;
+  vaultBySubject(subject: string): Promise<VaultRow[]>;
   /**
    * Erasure, atomically: deletes the value and salt of the run's live rows of `subject` (leaving
    * tombstones) and appends `event` (compare-and-swap on its seq, as `append`). Returns how many
    * rows were erased; on a conflict nothing changes. A store that keeps files scrubs the deleted
    * bytes from them before returning.
    */
-  eraseValues(runId: string, subject: string, event: TraceEvent): number | Promise<number>;
+  eraseValues(runId: string, subject: string, event: TraceEvent): Promise<number>;
   /**
-   * The run's tool invocations by idempotency key, in first-invocation order. A store counts an
-   * invocation when it appends a tool's `step_started` event (in the same transaction: every
-   * attempt of a visit shares its key), and `reinvoked` counts one more when a recovered run calls
-   * a tool again whose result was never stored.
+   * The run's tool invocations by idempotency key, in first-invocation order. What counts is
+   * decided in one place for every store (store/invocations.ts): a tool's `step_started` counts
+   * one invocation of its key, in the transaction that appends it (every attempt of a visit
+   * shares its key), and `reinvoked` counts one more when a recovered run calls a tool again
+   * whose result was never stored.
    */
-  invocations(runId: string): Invocation[] | Promise<Invocation[]>;
+  invocations(runId: string): Promise<Invocation[]>;
   /**
    * Counts one more invocation of `call.key` (recovery re-invoking a tool whose step_started is
    * stored); returns the new count. A key the table lacks (a run stored before it existed) is
    * entered with 2: the stored step_started is the first invocation.
    */
-  reinvoked(runId: string, call: Omit<Invocation, 'run_id' | 'invocations'>): number | Promise<number>;
+  reinvoked(runId: string, call: Omit<Invocation, 'run_id' | 'invocations'>): Promise<number>;
+  /**
+   * Releases the store (a file handle, a connection pool) once writes already accepted are
+   * durable. Idempotent: closing a closed store resolves. Any other call afterwards rejects with
+   * E_STORE_CLOSED.
+   */
+  close(): Promise<void>;
 }
 
 /** How often a tool was called under one idempotency key. */
