@@ -57,9 +57,11 @@ try {
     throw new NanoVmError('E_RUN_POOL_SETUP', `${moduleUrl} does not export a setup() function`);
   const s = await mod.setup();
   const setup = { ...s, store: s.store ?? new MemoryStore() };
-  port.on('message', async (msg: { type: 'run'; ids: number[]; inputs: unknown[] }) => {
-    const summaries = await Promise.all(msg.inputs.map((input) => summarize(setup, input)));
-    port.postMessage({ type: 'results', results: packSummaries(msg.ids, summaries) });
+  // Not awaited by the port: a batch that throws (a bug, not a refused run) is an unhandled rejection and ends the worker.
+  port.on('message', (msg: { type: 'run'; ids: number[]; inputs: unknown[] }) => {
+    void Promise.all(msg.inputs.map((input) => summarize(setup, input))).then((summaries) =>
+      port.postMessage({ type: 'results', results: packSummaries(msg.ids, summaries) }),
+    );
   });
   port.postMessage({ type: 'ready' });
 } catch (e) {
