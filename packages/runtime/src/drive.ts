@@ -58,7 +58,7 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
 
   let checked = 0;
   let persisted = stored.length;
-  /** Check re-derived events against the stored ones, persist new ones; a promise only for asynchronous stores. */
+  /** Check re-derived events against the stored ones, persist new ones; a promise only when there is something to write. */
   const sync = (): Promise<void> | undefined => {
     const evs = machine.events;
     for (const end = Math.min(evs.length, stored.length); checked < end; checked++) {
@@ -74,10 +74,7 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
     const from = persisted;
     const batch = evs.slice(from);
     persisted = evs.length;
-    const w = store.append(runId, batch);
-    if (w) return w.then(() => announce(from, batch.length));
-    announce(from, batch.length);
-    return undefined;
+    return store.append(runId, batch).then(() => announce(from, batch.length));
   };
   const announce = (from: number, n: number): void => {
     if (o.onEvent) for (let i = from; i < from + n; i++) o.onEvent(machine.events[i]!, runId);
@@ -110,8 +107,7 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
           const w = sync();
           if (w) await w;
           if (!machine.result) {
-            const f = store.finish(runId, 'running', null);
-            if (f) await f;
+            await store.finish(runId, 'running', null);
           }
         } else if (o.expireOn && cmd.deadline_ms !== undefined && o.expireOn.now() > cmd.deadline_ms) machine.expire();
         else return { waiting: cmd, resumed, reinvoked };
@@ -126,7 +122,8 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
         else machine.completeParallel(await fx.parallel(cmd, machine.compiled));
         break;
       }
-      default: {
+      case 'llm':
+      case 'tool': {
         const r = recorded?.take(cmd);
         if (r) machine.complete(r);
         else if (o.policyChangedTo !== undefined) machine.haltOnPolicyChange(o.policyChangedTo);
@@ -134,13 +131,12 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
           if (cmd.type === 'tool' && recorded?.started(cmd)) {
             // The store counts the second invocation of the key (its step_started counted the first).
             reinvoked.push(cmd.idempotency_key);
-            const n = store.reinvoked(runId, {
+            await store.reinvoked(runId, {
               key: cmd.idempotency_key,
               step: cmd.step,
               tool: cmd.tool,
               attempt: cmd.attempt,
             });
-            if (n instanceof Promise) await n;
           }
           machine.complete(await fx.perform(cmd));
         }
