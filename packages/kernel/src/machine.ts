@@ -40,7 +40,6 @@ export class Machine {
   readonly chain: TraceChain;
   private readonly env: SuccessorEnv;
   private state: RunState;
-  private finishedEvent: RunFinishedEvent | null = null;
 
   constructor(
     program: Program | CompiledProgram,
@@ -77,8 +76,9 @@ export class Machine {
     return this.chain.events;
   }
 
+  /** The run_finished event once the run has finished (chained: the successor's body, completed in place). */
   get result(): RunFinishedEvent | null {
-    return this.finishedEvent;
+    return this.state.finished;
   }
 
   /** The redactor events are written with (hosts reveal recorded results with it). */
@@ -130,16 +130,8 @@ export class Machine {
 
   private take(what: Happening): Transition {
     const t = successor(this.env, this.state, what);
-    for (const d of t.events) {
-      const e = this.append(d.body, d.ts, d.outputText);
-      if (e.type === 'run_finished') this.finishedEvent = e;
-    }
+    for (const d of t.events) this.append(d.body, d.ts, d.outputText);
     for (const u of t.sealedUses) this.opts.sealed?.used(u.seq, u.step, u.paths);
-    // The done command carries the event as chained (a redacted copy when the body was scrubbed).
-    if (t.command?.type === 'done' && this.finishedEvent !== null && t.command.event !== this.finishedEvent) {
-      t.command = { type: 'done', event: this.finishedEvent };
-      t.state = { ...t.state, pending: t.command };
-    }
     this.state = t.state;
     if (t.stuck) throw t.stuck;
     if (t.command === null) throw new NanoVmError('E_INTERNAL', 'the successor returned no command');

@@ -76,11 +76,6 @@ export function recordOf(cp: CompiledProgram, records: Slots<StepRecord>, id: st
   return (i === undefined ? undefined : records.get(i)) ?? NO_RECORD;
 }
 
-/** How many times each step was entered, by id. */
-export function visitsOf(cp: CompiledProgram, s: RunState, id: string): number {
-  return recordOf(cp, s.records, id).visits;
-}
-
 /**
  * The state as guards, projections and tool arguments read it — `{ input, steps, policy }` —
  * with exactly the step outputs `reads` names (all of them, in the order they appeared, for 'all').

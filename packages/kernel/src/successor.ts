@@ -268,7 +268,8 @@ class Deciding {
 
   // ------------------------------------------------------------------ events
 
-  private emit(body: TraceEvent, outputText?: string, atMs?: number): number {
+  /** Records an event (scrubbed of sensitive values when the run has any); returns its draft. */
+  private emit(body: TraceEvent, outputText?: string, atMs?: number): EventDraft {
     if (this.env.redact) {
       const scrubbed = scrubEvent(this.env.redact, body, (id) => this.argSources(id));
       if (scrubbed !== body) [body, outputText] = [scrubbed, undefined];
@@ -280,6 +281,11 @@ class Deciding {
         ? { body, ts: this.env.timestamp(ms) }
         : { body, ts: this.env.timestamp(ms), outputText };
     this.events.push(draft);
+    return draft;
+  }
+
+  /** The seq the last emitted event will have once chained. */
+  private lastSeq(): number {
     return this.from.seq + this.events.length - 1;
   }
 
@@ -289,8 +295,9 @@ class Deciding {
   }
 
   private finish(body: Omit<RunFinishedEvent, 'seq' | 'ts' | 'prev_hash' | 'hash' | 'type'>): DoneCommand {
-    const finished = ev.runFinished(body);
-    this.emit(finished);
+    // The event as recorded (a scrubbed copy when it quoted a sensitive value): the host chains
+    // this very object, so the state and the done command hold the chained event.
+    const finished = this.emit(ev.runFinished(body)).body as RunFinishedEvent;
     this.finished = finished;
     const cmd: DoneCommand = { type: 'done', event: finished };
     this.pending = cmd;
@@ -512,10 +519,8 @@ class Deciding {
         visit,
         `condition '${step.id}' (visit ${visit}) reads ${hit.join(', ')}, whose values are sealed in the vault or erased, and the trace records no decision of it to reuse`,
       );
-    const seq = this.emit(
-      ev.conditionEvaluated({ step: step.id, visit, guards: rec.guards, chosen: rec.chosen, next: rec.next }),
-    );
-    this.sealedUses.push({ seq, step: step.id, paths: hit });
+    this.emit(ev.conditionEvaluated({ step: step.id, visit, guards: rec.guards, chosen: rec.chosen, next: rec.next }));
+    this.sealedUses.push({ seq: this.lastSeq(), step: step.id, paths: hit });
     if (rec.next !== '') {
       this.at = rec.next;
       return true;
