@@ -75,20 +75,25 @@ export function errorText(r: Pick<ErrorReport, 'code' | 'message' | 'issues' | '
 }
 
 /** The `error` member of --json output. */
+/** An issue as every command's --json prints it: every member present, null where it has none. */
+export function issueJson(i: Issue): Record<string, unknown> {
+  return {
+    code: i.code,
+    severity: i.severity,
+    step: i.step ?? null,
+    message: i.message,
+    line: i.line ?? null,
+    col: i.col ?? null,
+    path: i.path ?? null,
+  };
+}
+
 export function errorJson(r: ErrorReport): Record<string, unknown> {
   return {
     code: r.code,
     message: r.message,
     ...(r.location ? { location: r.location } : {}),
-    issues: r.issues.map((i) => ({
-      code: i.code,
-      severity: i.severity,
-      step: i.step ?? null,
-      message: i.message,
-      line: i.line ?? null,
-      col: i.col ?? null,
-      path: i.path ?? null,
-    })),
+    issues: r.issues.map(issueJson),
   };
 }
 

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_MAX_PATHS, NanoVmError, pathsText, programPaths, type PathsReport } from '@nano-vm/kernel';
 import { readAnalysisTarget, type AnalysisTarget } from '../analysisTarget.js';
+import { issueJson } from '../errorExit.js';
 import { EXIT } from '../exitCodes.js';
 
 export const PATHS_USAGE =
@@ -57,14 +58,6 @@ function pathsJson(t: AnalysisTarget, r: PathsReport): unknown {
     paths: r.paths,
     outcomes: r.outcomes,
     findings: r.findings,
-    preflight: t.preflight.map((i) => ({
-      code: i.code,
-      severity: i.severity,
-      step: i.step ?? null,
-      message: i.message,
-      line: i.line ?? null,
-      col: i.col ?? null,
-      path: i.path ?? null,
-    })),
+    preflight: t.preflight.map(issueJson),
   };
 }
