@@ -1,5 +1,5 @@
 /** Human-readable rendering of runs, receipts and issues. Machines use --json instead. */
-import { canonicalJson, formatIssue, type Issue, type Receipt, type TraceEvent } from '@nano-vm/kernel';
+import { canonicalJson, formatIssue, NanoVmError, type Issue, type Receipt, type TraceEvent } from '@nano-vm/kernel';
 
 const clip = (s: string, n = 70) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 const show = (v: unknown) => clip(typeof v === 'string' ? JSON.stringify(v) : canonicalJson(v));
@@ -61,8 +61,17 @@ export function renderTrace(events: readonly TraceEvent[]): string {
           `  ■ ${(e.step ?? '').padEnd(20)} ${e.status}${e.outcome ? ` ${e.outcome}` : ''}${e.error ? `: ${e.error.code} ${clip(e.error.message, 90)}` : ''}${e.budget ? `: ${e.budget.name} ${e.budget.used}/${e.budget.limit}` : ''}`,
         );
         break;
-      default:
+      // Not a decision: the lines above already say what these record.
+      case 'run_started':
+      case 'step_started':
+      case 'policy_checked':
+      case 'values_erased':
+      case 'erasure_refused':
         break;
+      default: {
+        const _exhaustive: never = e;
+        throw new NanoVmError('E_INTERNAL', `renderTrace: unknown event type ${(_exhaustive as TraceEvent).type}`);
+      }
     }
   }
   return lines.join('\n');

@@ -78,7 +78,10 @@ function isCanonicalOrdered(v: unknown, depth: number): boolean {
       }
       return true;
     }
-    default:
+    case 'bigint':
+    case 'function':
+    case 'symbol':
+    case 'undefined':
       return false;
   }
 }
@@ -154,7 +157,10 @@ function encode(v: unknown): string {
       }
       return out + '}';
     }
-    default:
+    case 'bigint':
+    case 'function':
+    case 'symbol':
+    case 'undefined':
       throw new CanonicalJsonError(`${typeof v} is not valid JSON`, '');
   }
 }

@@ -12,6 +12,7 @@
  * (the machine's own ISO-8601 formatting) never need escaping and are written as they are.
  */
 import { canonicalJson, quote } from './canonicalJson.js';
+import { NanoVmError } from './errors.js';
 import { memoByString } from './memo.js';
 import type {
   ConditionEvaluatedEvent,
@@ -60,9 +61,22 @@ export function eventText(e: TraceEvent, outputText?: string): string {
       return stepFailed(e);
     case 'step_retry':
       return stepRetry(e);
-    default: {
+    // Rare events: the generic encoder.
+    case 'run_suspended':
+    case 'run_resumed':
+    case 'wait_timed_out':
+    case 'step_fallback':
+    case 'visits_exhausted':
+    case 'transition_rejected':
+    case 'policy_checked':
+    case 'values_erased':
+    case 'erasure_refused': {
       const { hash: _omit, ...rest } = e;
       return canonicalJson(rest);
+    }
+    default: {
+      const _exhaustive: never = e;
+      throw new NanoVmError('E_INTERNAL', `eventText: unknown event type ${(_exhaustive as TraceEvent).type}`);
     }
   }
 }

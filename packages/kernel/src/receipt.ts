@@ -209,8 +209,17 @@ export function computeReceipt(events: readonly TraceEvent[]): Receipt {
       case 'erasure_refused':
         (r.erasure ??= { erased_paths: [], refused: [] }).refused.push({ seq: e.seq, hold: e.hold });
         break;
-      default:
+      // Nothing here that a receipt counts (the genesis is read before the loop).
+      case 'run_started':
+      case 'visits_exhausted':
+      case 'policy_checked':
         break;
+      default: {
+        // Receipts are also computed for bundles not (yet) verified, whose events may be of any
+        // type: an unknown one is skipped, as verification reports it.
+        const _exhaustive: never = e;
+        break;
+      }
     }
   }
   h.repeated_tool_calls = repeatedToolCalls(toolStarts);

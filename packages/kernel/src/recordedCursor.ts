@@ -55,8 +55,24 @@ export class RecordedCursor {
           this.waits.push({ timed_out: false, event });
           break;
         }
-        default:
+        // Decisions the machine re-derives, and administration: no recorded result.
+        case 'run_started':
+        case 'run_suspended':
+        case 'step_retry':
+        case 'step_fallback':
+        case 'condition_evaluated':
+        case 'visits_exhausted':
+        case 'transition_rejected':
+        case 'policy_checked':
+        case 'run_finished':
+        case 'values_erased':
+        case 'erasure_refused':
           break;
+        default: {
+          // A replayed bundle may be unverified (replayBundle does not verify): an unknown event holds no result.
+          const _exhaustive: never = e;
+          break;
+        }
       }
     }
   }

@@ -332,12 +332,24 @@ export function scrubEvent(r: Redactor, e: TraceEvent, argsOf: (step: string) =>
       const error = msg(e.error);
       return error === e.error ? e : { ...e, error };
     }
-    default: {
+    case 'run_started':
+    case 'run_suspended':
+    case 'run_resumed':
+    case 'wait_timed_out':
+    case 'step_retry':
+    case 'visits_exhausted':
+    case 'policy_checked':
+    case 'values_erased':
+    case 'erasure_refused': {
       // Events that carry an external payload (a resume event) are redacted by value.
       const withEvent = e as TraceEvent & { event?: JsonValue };
       if (withEvent.event === undefined) return e;
       const event = r.value(withEvent.event);
       return event === withEvent.event ? e : ({ ...withEvent, event } as unknown as TraceEvent);
+    }
+    default: {
+      const _exhaustive: never = e;
+      throw new NanoVmError('E_INTERNAL', `scrubEvent: unknown event type ${(_exhaustive as TraceEvent).type}`);
     }
   }
 }

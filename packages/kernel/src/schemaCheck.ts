@@ -200,7 +200,10 @@ function accepts(a: Acceptor, v: unknown): boolean {
     case 'object':
       bit = v === null ? 1 : Array.isArray(v) ? 32 : 64;
       break;
-    default:
+    case 'bigint':
+    case 'function':
+    case 'symbol':
+    case 'undefined':
       return false;
   }
   if (a.types !== 0 && (a.types & bit) === 0) return false;

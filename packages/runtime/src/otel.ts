@@ -9,7 +9,7 @@
  * step has no step_started (docs/trace-format.md §4), so its span starts at the previous event.
  */
 import type { Attributes, Context, Span, Tracer } from '@opentelemetry/api';
-import type { TraceEvent } from '@nano-vm/kernel';
+import { NanoVmError, type TraceEvent } from '@nano-vm/kernel';
 import { RUNTIME_VERSION } from './version.js';
 
 export type OtelApi = typeof import('@opentelemetry/api');
@@ -268,8 +268,15 @@ export function stepSpans(api: OtelApi, opts: OtelOptions = {}): EventObserver {
         runs.delete(runId);
         return;
       }
-      default:
+      // No span or span event of their own.
+      case 'policy_checked':
+      case 'values_erased':
+      case 'erasure_refused':
         break;
+      default: {
+        const _exhaustive: never = e;
+        throw new NanoVmError('E_INTERNAL', `otel: unknown event type ${(_exhaustive as TraceEvent).type}`);
+      }
     }
     r.prevTs = e.ts;
   };

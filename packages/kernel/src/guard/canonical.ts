@@ -27,7 +27,14 @@ function precedence(node: GuardNode): number {
       return 5;
     case 'literal':
       return typeof node.value === 'number' && (node.value < 0 || Object.is(node.value, -0)) ? 5 : 6;
-    default:
+    case 'list':
+    case 'ident':
+    case 'field':
+    case 'index':
+    case 'size':
+    case 'has':
+    case 'stringTest':
+    case 'quantifier':
       return 6;
   }
 }

@@ -80,7 +80,11 @@ export function explainValue(v: unknown): unknown {
       return v;
     case 'number':
       return v === 0 ? 0 : Number.isFinite(v) ? v : String(v);
-    default: {
+    case 'object':
+    case 'bigint':
+    case 'function':
+    case 'symbol':
+    case 'undefined': {
       if (v === null) return v;
       const budget = { nodes: MAX_EXPLAIN_VALUE_NODES };
       const copy = boundedCopy(v, budget);

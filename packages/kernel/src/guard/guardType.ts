@@ -33,7 +33,11 @@ function typeKey(t: GuardType): string {
     }
     case 'union':
       return membersOf(t).map(typeKey).join('|');
-    default:
+    case 'string':
+    case 'number':
+    case 'bool':
+    case 'null':
+    case 'dyn':
       return t.kind;
   }
 }
@@ -59,7 +63,12 @@ export function formatGuardType(t: GuardType): string {
       return `list<${formatGuardType(t.elem)}>`;
     case 'union':
       return membersOf(t).map(formatGuardType).join(' | ');
-    default:
+    case 'map':
+    case 'string':
+    case 'number':
+    case 'bool':
+    case 'null':
+    case 'dyn':
       return t.kind;
   }
 }

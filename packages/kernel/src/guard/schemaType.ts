@@ -84,7 +84,6 @@ function arrayType(s: SchemaObject, depth: number): GuardType {
 /** Type of a JSON value given by `const`/`enum`: objects are closed maps of their fields. */
 function typeOfValue(v: unknown, depth: number): GuardType {
   if (depth > MAX_SCHEMA_DEPTH) return DYN;
-  if (v === null) return NULL;
   switch (typeof v) {
     case 'string':
       return STRING;
@@ -93,12 +92,16 @@ function typeOfValue(v: unknown, depth: number): GuardType {
     case 'boolean':
       return BOOL;
     case 'object': {
+      if (v === null) return NULL;
       if (Array.isArray(v)) return listOf(unionOf(v.map((e) => typeOfValue(e, depth + 1))));
       const o = v as Record<string, unknown>;
       const fields = Object.fromEntries(Object.keys(o).map((k) => [k, typeOfValue(o[k], depth + 1)] as const));
       return { kind: 'map', fields, open: false };
     }
-    default:
+    case 'bigint':
+    case 'function':
+    case 'symbol':
+    case 'undefined':
       return DYN;
   }
 }

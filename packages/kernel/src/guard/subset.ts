@@ -112,8 +112,24 @@ class SubsetTranslator {
         return this.call(ast, sub);
       case 'rcall':
         return this.methodCall(ast, scope, sub);
-      default:
+      case '==':
+      case '!=':
+      case '<':
+      case '<=':
+      case '>':
+      case '>=':
+      case 'in':
+      case '+':
+      case '-':
+      case '*':
+      case '/':
+      case '%':
         return this.binary(ast, sub);
+      default: {
+        // cel-js's types may lag its parser: an operator they do not name is reported as unsupported.
+        const _exhaustive: never = ast;
+        return this.binary(_exhaustive, sub);
+      }
     }
   }
 

@@ -9,7 +9,6 @@ export type ValueKind = 'null' | 'bool' | 'number' | 'string' | 'list' | 'map' |
 export type GuardMap = Record<string, unknown>;
 
 export function kindOf(v: unknown): ValueKind {
-  if (v === null) return 'null';
   switch (typeof v) {
     case 'boolean':
       return 'bool';
@@ -18,11 +17,15 @@ export function kindOf(v: unknown): ValueKind {
     case 'string':
       return 'string';
     case 'object': {
+      if (v === null) return 'null';
       if (Array.isArray(v)) return 'list';
       const proto: unknown = Object.getPrototypeOf(v);
       return proto === Object.prototype || proto === null ? 'map' : 'unsupported';
     }
-    default:
+    case 'bigint':
+    case 'function':
+    case 'symbol':
+    case 'undefined':
       return 'unsupported';
   }
 }
@@ -96,7 +99,10 @@ export function compareValues(a: unknown, b: unknown): number | undefined {
       return Number(a) - Number(b);
     case 'string':
       return compareCodePoints(a as string, b as string);
-    default:
+    case 'null':
+    case 'list':
+    case 'map':
+    case 'unsupported':
       return undefined;
   }
 }
