@@ -7,24 +7,31 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { Analysis, Receipt } from '@nano-vm/kernel';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const CLI = join(ROOT, 'packages/cli/dist/main.js');
 let dir: string;
 let store: string;
 
-function nanoVm(...args: string[]): { code: number; out: string; err: string; json: () => any } {
+/** What `--json` prints when a command fails. */
+interface ErrorOutput {
+  error: { code: string; message: string };
+}
+
+/** `json<T>()`: stdout parsed as the shape the command prints with `--json` (`Analysis` for analyze). */
+function nanoVm(...args: string[]): { code: number; out: string; err: string; json: <T = unknown>() => T } {
   const r = spawnSync(process.execPath, [CLI, ...args], {
     cwd: ROOT,
     encoding: 'utf8',
     env: { ...process.env, NANO_VM_STORE: 'memory:' },
   });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr, json: () => JSON.parse(r.stdout) };
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr, json: <T>() => JSON.parse(r.stdout) as T };
 }
 
 /** run_id by case, from `nano-vm run --json`. */
 const ids: Record<string, Record<string, string>> = {};
-const receipts: Record<string, any> = {};
+const receipts: Record<string, Receipt> = {};
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'nano-vm-analyze-'));
@@ -48,7 +55,7 @@ describe('nano-vm analyze', () => {
   it('by program file: every stored run of that program, the metrics of docs/analyzer.md and exit 1 on alerts', () => {
     const r = nanoVm('analyze', 'examples/refund/program.yaml', '--store', store, '--json');
     expect(r.code).toBe(1);
-    const a = r.json();
+    const a = r.json<Analysis>();
     expect(Object.keys(a)).toEqual([
       'format',
       'program',
@@ -61,7 +68,7 @@ describe('nano-vm analyze', () => {
     ]);
     expect(a.format).toBe('nano-vm.analysis/v1');
     expect(a.program.id).toBe('refund');
-    expect(a.runs.map((x: any) => x.run_id).sort()).toEqual(Object.values(ids.refund!).sort());
+    expect(a.runs.map((x) => x.run_id).sort()).toEqual(Object.values(ids.refund!).sort());
     expect(a.transitions.total).toBe(7);
     expect(a.transitions.entropy_bits).toBeCloseTo(H_REFUND, 12);
     expect(a.transitions.max_out_degree).toBe(3);
@@ -71,14 +78,14 @@ describe('nano-vm analyze', () => {
       modal_runs: 1,
       path_variance: 2 / 3,
     });
-    const injection = a.runs.find((x: any) => x.run_id === ids.refund!.injection);
+    const injection = a.runs.find((x) => x.run_id === ids.refund!.injection);
     expect(injection).toMatchObject({
       outcome: 'NEEDS_HUMAN_REVIEW',
       retries: 1,
       health: { visits: 2, retry_density: 0.5, rejected_outputs: 1, invariant_violation_rate: 0.5 },
       first_divergence: { index: 2, step: 'manual_review', expected: ['issue_refund'], against: 'modal' },
     });
-    expect(a.alerts.map((x: any) => [x.code, x.run_id])).toEqual([
+    expect(a.alerts.map((x) => [x.code, x.run_id])).toEqual([
       ['A_PATH_VARIANCE', null],
       ['A_RETRY_DENSITY', ids.refund!.injection],
       ['A_INVARIANT_VIOLATIONS', ids.refund!.injection],
@@ -98,12 +105,12 @@ describe('nano-vm analyze', () => {
     expect(r.out).toContain(`${ids.kyc!.clean}  completed  APPROVED`);
     expect(r.out).toMatch(/H\(next \| current\) = 0\.\d+ bits/);
     expect(r.out).toContain('A_INVARIANT_VIOLATIONS');
-    const a = nanoVm('analyze', 'examples/kyc', '--store', store, '--json').json();
+    const a = nanoVm('analyze', 'examples/kyc', '--store', store, '--json').json<Analysis>();
     expect(a.runs).toHaveLength(6);
     expect(a.transitions.max_out_degree).toBe(2);
     expect(a.transitions.entropy_bits).toBeGreaterThan(0);
     expect(a.transitions.entropy_bits).toBeLessThanOrEqual(1);
-    expect(a.runs.find((x: any) => x.run_id === ids.kyc!.missing_documents).first_divergence).toMatchObject({
+    expect(a.runs.find((x) => x.run_id === ids.kyc!.missing_documents)!.first_divergence).toMatchObject({
       index: 1,
       step: 'insufficient_data',
     });
@@ -112,8 +119,8 @@ describe('nano-vm analyze', () => {
   it('by run ids: exit 0 when no alert fires', () => {
     const r = nanoVm('analyze', ids.refund!.approve!, ids.refund!.deny!, '--store', store, '--json');
     expect(r.code).toBe(0);
-    const a = r.json();
-    expect(a.runs.map((x: any) => x.run_id)).toEqual([ids.refund!.approve, ids.refund!.deny]);
+    const a = r.json<Analysis>();
+    expect(a.runs.map((x) => x.run_id)).toEqual([ids.refund!.approve, ids.refund!.deny]);
     // classify → decide ×2, decide → issue_refund | rejected, issue_refund → refunded: 2/5 · 1 bit.
     expect(a.transitions.entropy_bits).toBe(0.4);
     expect(a.paths.path_variance).toBe(0.5);
@@ -131,7 +138,7 @@ describe('nano-vm analyze', () => {
       '--json',
     );
     expect(r.code).toBe(1);
-    const a = r.json();
+    const a = r.json<Analysis>();
     expect(a.baseline).toEqual({
       runs: 2,
       transitions: 5,
@@ -140,17 +147,13 @@ describe('nano-vm analyze', () => {
       runs_off_baseline: 1,
       novel: [{ from: 'decide', to: 'manual_review', count: 1 }],
     });
-    expect(a.runs[0].first_divergence).toEqual({
+    expect(a.runs[0]!.first_divergence).toEqual({
       index: 2,
       step: 'manual_review',
       expected: ['issue_refund', 'rejected'],
       against: 'baseline',
     });
-    expect(a.alerts.map((x: any) => x.code)).toEqual([
-      'A_NOVEL_TRANSITIONS',
-      'A_RETRY_DENSITY',
-      'A_INVARIANT_VIOLATIONS',
-    ]);
+    expect(a.alerts.map((x) => x.code)).toEqual(['A_NOVEL_TRANSITIONS', 'A_RETRY_DENSITY', 'A_INVARIANT_VIOLATIONS']);
     // A baseline given as run ids from the store, repeated option form.
     const s = nanoVm(
       'analyze',
@@ -164,7 +167,7 @@ describe('nano-vm analyze', () => {
       '--json',
     );
     expect(s.code).toBe(0);
-    expect(s.json().baseline).toMatchObject({ runs: 2, novel_transitions: 0, runs_off_baseline: 0 });
+    expect(s.json<Analysis>().baseline).toMatchObject({ runs: 2, novel_transitions: 0, runs_off_baseline: 0 });
   });
 
   it('thresholds are configurable; the ones in force are reported', () => {
@@ -182,7 +185,7 @@ describe('nano-vm analyze', () => {
       'invariant_violation_rate=1',
     );
     expect(r.code).toBe(0);
-    expect(r.json().thresholds).toMatchObject({
+    expect(r.json<Analysis>().thresholds).toMatchObject({
       path_variance: 0.7,
       retry_density: 0.5,
       invariant_violation_rate: 1,
@@ -197,7 +200,7 @@ describe('nano-vm analyze', () => {
       '--threshold',
       'transition_entropy_bits=0.5',
     );
-    expect(tight.json().alerts[0]).toMatchObject({
+    expect(tight.json<Analysis>().alerts[0]).toMatchObject({
       code: 'A_TRANSITION_ENTROPY',
       metric: 'transition_entropy_bits',
       threshold: 0.5,
@@ -206,7 +209,7 @@ describe('nano-vm analyze', () => {
   });
 
   it('each run’s receipt carries its health', () => {
-    expect(receipts['refund.injection'].health).toEqual({
+    expect(receipts['refund.injection']!.health).toEqual({
       visits: 2,
       retry_density: 0.5,
       repeated_tool_calls: 0,
@@ -216,7 +219,11 @@ describe('nano-vm analyze', () => {
       invariant_violations: 1,
       invariant_violation_rate: 0.5,
     });
-    expect(receipts['kyc.injection'].health).toMatchObject({ visits: 7, rejected_outputs: 2, invariant_violations: 2 });
+    expect(receipts['kyc.injection']!.health).toMatchObject({
+      visits: 7,
+      rejected_outputs: 2,
+      invariant_violations: 2,
+    });
     expect(nanoVm('verify', bundle('kyc', 'injection'), '--json').json()).toMatchObject({ valid: true });
   });
 
@@ -227,7 +234,7 @@ describe('nano-vm analyze', () => {
     writeFileSync(f, JSON.stringify(b));
     const r = nanoVm('analyze', f, '--json');
     expect(r.code).toBe(1);
-    expect(r.json().error).toMatchObject({
+    expect(r.json<ErrorOutput>().error).toMatchObject({
       code: 'E_RECEIPT_MISMATCH',
       message: expect.stringContaining('/health/retry_density'),
     });
@@ -236,7 +243,7 @@ describe('nano-vm analyze', () => {
   it('exit 2 for bad arguments, unknown runs, a program with no runs and runs of two programs', () => {
     const codeOf = (...args: string[]) => {
       const r = nanoVm(...args, '--json');
-      return [r.code, r.json().error.code];
+      return [r.code, r.json<ErrorOutput>().error.code];
     };
     expect(codeOf('analyze')).toEqual([2, 'E_USAGE']);
     expect(codeOf('analyze', 'examples/refund', '--threshold', 'entropy=1')).toEqual([2, 'E_USAGE']);

@@ -24,6 +24,7 @@ import {
   verifyBundle,
   type Bundle,
   type PolicySnapshot,
+  type ConditionStep,
   type Program,
   type TraceEvent,
 } from '@nano-vm/kernel';
@@ -45,18 +46,37 @@ const CLI = join(ROOT, 'packages/cli/dist/main.js');
 const KYC = join(ROOT, 'examples/kyc');
 let dir: string;
 
-function nanoVm(...args: string[]): { code: number; out: string; err: string; json: () => any } {
+// The shapes the commands print with --json, as far as these tests read them.
+interface IssueOutput {
+  code: string;
+  message: string;
+}
+interface ErrorOutput {
+  error: { code: string; message: string; issues: IssueOutput[] };
+}
+interface ValidateOutput {
+  valid: boolean;
+  issues: IssueOutput[];
+}
+
+/** `json<T>()`: stdout parsed as the shape the command prints with `--json`. */
+function nanoVm(...args: string[]): { code: number; out: string; err: string; json: <T = unknown>() => T } {
   const r = spawnSync(process.execPath, [CLI, ...args], {
     cwd: ROOT,
     encoding: 'utf8',
     env: { ...process.env, NANO_VM_STORE: 'memory:' },
   });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr, json: () => JSON.parse(r.stdout) };
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr, json: <T>() => JSON.parse(r.stdout) as T };
 }
 
 const kycProgram = (): Program => loadProgram(readFileSync(join(KYC, 'program.yaml'), 'utf8')).program!;
 const kycPolicy = (): PolicySnapshot => loadPolicy(readFileSync(join(KYC, 'policy.yaml'), 'utf8')).policy!;
-const step = (p: Program, id: string) => p.steps.find((s) => s.id === id) as any;
+/** The condition step `id` of `p`, to edit its routing. */
+const conditionStep = (p: Program, id: string): ConditionStep => {
+  const s = p.steps.find((x) => x.id === id);
+  if (s?.kind !== 'condition') throw new Error(`${id} is not a condition step`);
+  return s;
+};
 const writeJson = (name: string, v: unknown) => {
   const f = join(dir, name);
   writeFileSync(f, JSON.stringify(v, null, 2));
@@ -170,7 +190,7 @@ describe('1. tool injection — caught by the policy gate: transition_rejected, 
       outcome: 'POLICY_BLOCKED',
       recorded_outcome: 'APPROVED',
     });
-    expect(r.json().path).not.toContain('review');
+    expect(r.json<{ path: string[] }>().path).not.toContain('review');
   });
 });
 
@@ -203,14 +223,16 @@ describe('2. policy bypass — caught by verify, replay, the genesis pin and pre
       '--json',
     );
     expect(r.code).toBe(2);
-    expect(r.json().error.issues.map((i: { code: string }) => i.code)).toContain('E_GUARD_UNKNOWN_IDENT');
+    expect(r.json<ErrorOutput>().error.issues.map((i: { code: string }) => i.code)).toContain('E_GUARD_UNKNOWN_IDENT');
   });
 
   it('a policy pinned to another program version refuses this one (E_POLICY_PROGRAM_HASH)', () => {
     const pinned = { ...kycPolicy(), program_hash: 'a'.repeat(64) };
     const r = nanoVm('validate', 'examples/kyc', '--policy', writeJson('pinned.json', pinned), '--json');
     expect(r.code).toBe(1);
-    expect(r.json().issues).toMatchObject([{ code: 'E_POLICY_PROGRAM_HASH', line: expect.any(Number) }]);
+    expect(r.json<ValidateOutput>().issues).toMatchObject([
+      { code: 'E_POLICY_PROGRAM_HASH', line: expect.any(Number) },
+    ]);
   });
 
   it('a trace that continued under a swapped policy: verify names the first event with another policy hash (E_POLICY_CHANGED)', async () => {
@@ -285,7 +307,7 @@ describe('2b. policy bypass by swapping the policy file under a running run — 
 describe('3. skipped step — caught by pre-flight: E_POLICY_REQUIRED_STEP, the run is refused', () => {
   it('a program that lets applicants bypass sanctions screening', () => {
     const p = kycProgram();
-    step(p, 'check_documents').cases.push({ when: '!input.applicant.pep', next: 'score_risk' });
+    conditionStep(p, 'check_documents').cases.push({ when: '!input.applicant.pep', next: 'score_risk' });
     const file = writeJson('skip.json', p);
     const v = nanoVm(
       'validate',
@@ -297,8 +319,8 @@ describe('3. skipped step — caught by pre-flight: E_POLICY_REQUIRED_STEP, the 
       '--json',
     );
     expect(v.code).toBe(1);
-    const issue = v.json().issues.find((i: { code: string }) => i.code === 'E_POLICY_REQUIRED_STEP');
-    expect(issue.message).toContain(
+    const issue = v.json<ValidateOutput>().issues.find((i: { code: string }) => i.code === 'E_POLICY_REQUIRED_STEP');
+    expect(issue!.message).toContain(
       "success end 'escalated' can be reached without 'screen_sanctions': check_documents → score_risk → risk_guard → escalated",
     );
     expect(issue).toMatchObject({ line: expect.any(Number), col: expect.any(Number) });
@@ -316,7 +338,7 @@ describe('3. skipped step — caught by pre-flight: E_POLICY_REQUIRED_STEP, the 
       '--json',
     );
     expect(r.code).toBe(2);
-    expect(r.json().error.issues.map((i: { code: string }) => i.code)).toContain('E_POLICY_REQUIRED_STEP');
+    expect(r.json<ErrorOutput>().error.issues.map((i: { code: string }) => i.code)).toContain('E_POLICY_REQUIRED_STEP');
   });
 });
 
@@ -324,12 +346,14 @@ describe('4. reordered steps — caught by pre-flight: E_POLICY_PRECEDENCE, the 
   it('a program that has the model review the applicant before screening', async () => {
     const p = kycProgram();
     // check_documents → score_risk → risk_guard → review → decision → screen_sanctions → sanctions_gate → approved
-    step(p, 'check_documents').else = 'score_risk';
-    step(p, 'decision').cases[0].next = 'screen_sanctions';
-    step(p, 'sanctions_gate').else = 'approved';
+    conditionStep(p, 'check_documents').else = 'score_risk';
+    conditionStep(p, 'decision').cases[0]!.next = 'screen_sanctions';
+    conditionStep(p, 'sanctions_gate').else = 'approved';
     const v = nanoVm('validate', writeJson('reorder.json', p), '--policy', 'examples/kyc/policy.yaml', '--json');
     expect(v.code).toBe(1);
-    const precedence = v.json().issues.filter((i: { code: string }) => i.code === 'E_POLICY_PRECEDENCE');
+    const precedence = v
+      .json<ValidateOutput>()
+      .issues.filter((i: { code: string }) => i.code === 'E_POLICY_PRECEDENCE');
     expect(precedence.map((i: { message: string }) => i.message.split(':')[0])).toEqual([
       "rule 'sanctions_before_review'",
     ]);
@@ -356,7 +380,7 @@ describe('5. corrupted receipt — caught by verify: E_RECEIPT_MISMATCH', () => 
     const r = nanoVm('verify', writeJson('corrupt.json', bundle), '--json');
     expect(r.code).toBe(1);
     expect(r.json()).toMatchObject({ valid: false, code: 'E_RECEIPT_MISMATCH' });
-    expect(r.json().reason).toContain('/outcome');
+    expect(r.json<{ reason: string }>().reason).toContain('/outcome');
   });
 });
 

@@ -7,18 +7,57 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { Receipt } from '@nano-vm/kernel';
+import type { RunRecord } from '@nano-vm/runtime';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const CLI = join(ROOT, 'packages/cli/dist/main.js');
 let dir: string;
 
-function nanoVm(...args: string[]): { code: number; out: string; err: string; json: () => any } {
+// The shapes the commands print with --json, as far as these tests read them.
+interface IssueOutput {
+  code: string;
+  severity: string;
+  step: string | null;
+  message: string;
+  line: number | null;
+  col: number | null;
+  path: string | null;
+}
+interface ErrorOutput {
+  error: { code: string; message: string; issues: IssueOutput[] };
+}
+interface ValidateOutput {
+  valid: boolean;
+  issues: IssueOutput[];
+}
+interface ExamplesOutput {
+  runs: {
+    example: string;
+    case: string;
+    status: string;
+    outcome: string | null;
+    verified: boolean;
+    replay_identical: boolean;
+  }[];
+  failures: number;
+}
+interface ExprOutput {
+  value: unknown;
+  explain: { expr: string; value: unknown }[];
+}
+interface RunsOutput {
+  runs: Omit<RunRecord, 'program' | 'policy' | 'input'>[];
+}
+
+/** `json<T>()`: stdout parsed as the shape the command prints with `--json`. */
+function nanoVm(...args: string[]): { code: number; out: string; err: string; json: <T = unknown>() => T } {
   const r = spawnSync(process.execPath, [CLI, ...args], {
     cwd: ROOT,
     encoding: 'utf8',
     env: { ...process.env, NANO_VM_STORE: `sqlite:${join(dir, 'e2e.db')}` },
   });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr, json: () => JSON.parse(r.stdout) };
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr, json: <T>() => JSON.parse(r.stdout) as T };
 }
 
 beforeAll(() => {
@@ -86,9 +125,9 @@ describe('nano-vm run', () => {
     );
     const r = nanoVm('run', p, '--model', 'scripted:examples/refund/model.yaml', '--json');
     expect(r.code).toBe(2);
-    const codes = r.json().error.issues.map((i: { code: string }) => i.code);
+    const codes = r.json<ErrorOutput>().error.issues.map((i: { code: string }) => i.code);
     expect(codes).toContain('E_MISSING_TARGET');
-    const miss = r.json().error.issues.find((i: { code: string }) => i.code === 'E_MISSING_TARGET');
+    const miss = r.json<ErrorOutput>().error.issues.find((i: { code: string }) => i.code === 'E_MISSING_TARGET');
     expect(miss).toMatchObject({ step: 'a', line: 8 });
   });
 
@@ -100,12 +139,14 @@ describe('nano-vm run', () => {
     );
     const r = nanoVm('run', 'examples/refund', '--input', p, '--json');
     expect(r.code).toBe(2);
-    expect(r.json().error.code).toBe('E_INPUT_INVALID');
+    expect(r.json<ErrorOutput>().error.code).toBe('E_INPUT_INVALID');
   });
 
   it('exits 2 with a code for a missing model, bad model spec or unreadable input', () => {
-    expect(nanoVm('run', 'examples/refund/program.yaml', '--json').json().error.code).toBe('E_MODEL_SPEC');
-    expect(nanoVm('run', 'examples/refund', '--model', 'gpt:4', '--json').json().error.code).toBe('E_MODEL_SPEC');
+    expect(nanoVm('run', 'examples/refund/program.yaml', '--json').json<ErrorOutput>().error.code).toBe('E_MODEL_SPEC');
+    expect(nanoVm('run', 'examples/refund', '--model', 'gpt:4', '--json').json<ErrorOutput>().error.code).toBe(
+      'E_MODEL_SPEC',
+    );
     const r = nanoVm('run', 'examples/refund', '--input', join(dir, 'missing.json'));
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/E_FILE/);
@@ -119,7 +160,7 @@ describe('refusals carry stable codes (exit 2, no stack traces)', () => {
   const refused = (args: string[], code: string) => {
     const r = nanoVm(...args, '--json');
     expect(r.code, r.out + r.err).toBe(2);
-    expect(r.json().error.code).toBe(code);
+    expect(r.json<ErrorOutput>().error.code).toBe(code);
     expect(r.out).not.toMatch(/\n\s+at /);
   };
 
@@ -192,7 +233,7 @@ describe('nano-vm validate', () => {
     );
     const r = nanoVm('validate', p, '--json');
     expect(r.code).toBe(1);
-    const out = r.json();
+    const out = r.json<ValidateOutput>();
     expect(out.valid).toBe(false);
     for (const i of out.issues)
       expect(Object.keys(i).sort()).toEqual(['code', 'col', 'line', 'message', 'path', 'severity', 'step']);
@@ -220,7 +261,7 @@ describe('nano-vm verify and receipt', () => {
 
     const r = nanoVm('receipt', f, '--json');
     expect(r.code).toBe(0);
-    expect(r.json().receipt).toMatchObject({
+    expect(r.json<{ receipt: Receipt }>().receipt).toMatchObject({
       status: 'completed',
       outcome: 'ESCALATED_TO_HUMAN',
       counts: { fallbacks: 1, retries: 1 },
@@ -247,8 +288,8 @@ describe('nano-vm expr', () => {
       '--json',
     );
     expect(r.code).toBe(0);
-    expect(r.json().value).toBe(true);
-    expect(r.json().explain.length).toBeGreaterThan(0);
+    expect(r.json<ExprOutput>().value).toBe(true);
+    expect(r.json<ExprOutput>().explain.length).toBeGreaterThan(0);
   });
 
   it('rejects what is outside the subset with a code and a column', () => {
@@ -262,7 +303,7 @@ describe('npm start main job', () => {
   it('nano-vm examples runs and verifies every example', () => {
     const r = nanoVm('examples', 'examples', '--out', join(dir, 'bundles'), '--json');
     expect(r.code).toBe(0);
-    const out = r.json();
+    const out = r.json<ExamplesOutput>();
     expect(out.failures).toBe(0);
     expect(out.runs.length).toBe(13);
     // The approval example's large payments suspend at the human approval and are resumed with
@@ -287,22 +328,22 @@ describe('stores: run --store, runs, export', () => {
   it('runs land in the SQLite store; runs lists them; export gives a bundle that verifies and replays', () => {
     const db = `sqlite:${join(dir, 'runs.db')}`;
     expect(nanoVm('run', 'examples/refund', '--store', db).code).toBe(0);
-    const listed = nanoVm('runs', '--store', db, '--json').json().runs;
-    expect(listed.map((r: { outcome: string }) => r.outcome)).toEqual(['SUCCESS', 'REJECTED', 'NEEDS_HUMAN_REVIEW']);
-    expect(nanoVm('runs', '--store', db, '--status', 'completed', '--json').json().runs).toHaveLength(3);
-    expect(nanoVm('runs', '--store', db, '--status', 'failed', '--json').json().runs).toHaveLength(0);
+    const listed = nanoVm('runs', '--store', db, '--json').json<RunsOutput>().runs;
+    expect(listed.map((r) => r.outcome)).toEqual(['SUCCESS', 'REJECTED', 'NEEDS_HUMAN_REVIEW']);
+    expect(nanoVm('runs', '--store', db, '--status', 'completed', '--json').json<RunsOutput>().runs).toHaveLength(3);
+    expect(nanoVm('runs', '--store', db, '--status', 'failed', '--json').json<RunsOutput>().runs).toHaveLength(0);
     const out = join(dir, 'exported.json');
-    expect(nanoVm('export', listed[2].run_id, '--store', db, '-o', out).code).toBe(0);
-    expect(nanoVm('verify', out, '--json').json()).toMatchObject({ valid: true, head_hash: listed[2].head_hash });
+    expect(nanoVm('export', listed[2]!.run_id, '--store', db, '-o', out).code).toBe(0);
+    expect(nanoVm('verify', out, '--json').json()).toMatchObject({ valid: true, head_hash: listed[2]!.head_hash });
     expect(nanoVm('replay', out, '--json').json()).toMatchObject({ identical: true });
-    expect(nanoVm('export', 'run-nope', '--store', db, '--json').json().error.code).toBe('E_STORE_NO_RUN');
+    expect(nanoVm('export', 'run-nope', '--store', db, '--json').json<ErrorOutput>().error.code).toBe('E_STORE_NO_RUN');
   });
 
   it('a bad store spec or an unopenable store is refused with a code', () => {
     const r1 = nanoVm('runs', '--store', 'postgres://x', '--json');
-    expect([r1.code, r1.json().error.code]).toEqual([2, 'E_STORE_SPEC']);
+    expect([r1.code, r1.json<ErrorOutput>().error.code]).toEqual([2, 'E_STORE_SPEC']);
     const r2 = nanoVm('runs', '--store', `sqlite:${dir}`, '--json');
-    expect([r2.code, r2.json().error.code]).toEqual([2, 'E_STORE_OPEN']);
+    expect([r2.code, r2.json<ErrorOutput>().error.code]).toEqual([2, 'E_STORE_OPEN']);
   });
 });
 
@@ -353,9 +394,9 @@ export const tools = [{ name: 'charge', run: async (args, ctx) => {
     const db = `sqlite:${join(dir, 'crash.db')}`;
     const killed = nanoVm('run', ex, '--store', db);
     expect(killed.code).not.toBe(0); // killed by the signal, not an orderly exit
-    const running = nanoVm('runs', '--store', db, '--status', 'running', '--json').json().runs;
+    const running = nanoVm('runs', '--store', db, '--status', 'running', '--json').json<RunsOutput>().runs;
     expect(running).toHaveLength(1);
-    const runId = running[0].run_id;
+    const runId = running[0]!.run_id;
 
     const rec = nanoVm('recover', ex, '--store', db, '--json');
     expect(rec.code).toBe(0);
@@ -431,7 +472,7 @@ describe('nano-vm replay', () => {
     writeFileSync(t, JSON.stringify(tampered));
     const bad = nanoVm('replay', t, '--json');
     expect(bad.code).toBe(1);
-    expect(bad.json().error.code).toBe('E_CHAIN_HASH'); // not replayed: the recorded answers are not trustworthy
+    expect(bad.json<ErrorOutput>().error.code).toBe('E_CHAIN_HASH'); // not replayed: the recorded answers are not trustworthy
   });
 });
 

@@ -11,7 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadProgram } from '@nano-vm/kernel';
-import { fakeOpenAi, openaiCompletion, userText, type FakeServer } from '../packages/runtime/test/fakeProviders.js';
+import {
+  fakeOpenAi,
+  openaiCompletion,
+  userText,
+  type ChatRequestBody,
+  type FakeServer,
+} from '../packages/runtime/test/fakeProviders.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const CLI = join(ROOT, 'packages/cli/dist/main.js');
@@ -19,11 +25,24 @@ let dir: string;
 let store: string;
 let servers: FakeServer[] = [];
 
+/** What `nano-vm plan --json` prints, as far as these tests read it. */
+interface PlanOutput {
+  run_id: string;
+  head_hash: string;
+  error?: { code: string; message: string };
+  issues: { code: string; severity: string; step: string | null; message: string; path: string | null }[];
+}
+/** What `--json` prints when a command fails. */
+interface ErrorOutput {
+  error: { code: string; message: string };
+}
+
 interface Result {
   code: number;
   out: string;
   err: string;
-  json: () => any;
+  /** stdout parsed as the shape the command prints with `--json`. */
+  json: <T = unknown>() => T;
 }
 
 function nanoVm(args: string[], env: Record<string, string> = {}): Promise<Result> {
@@ -36,7 +55,7 @@ function nanoVm(args: string[], env: Record<string, string> = {}): Promise<Resul
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr.on('data', (c: Buffer) => (err += c.toString()));
   return new Promise((resolve) =>
-    child.on('close', (code) => resolve({ code: code ?? -1, out, err, json: () => JSON.parse(out) })),
+    child.on('close', (code) => resolve({ code: code ?? -1, out, err, json: <T>() => JSON.parse(out) as T })),
   );
 }
 
@@ -135,7 +154,7 @@ describe('nano-vm plan with the scripted model', () => {
       '--json',
     ]);
     expect(r.code).toBe(0);
-    const res = r.json();
+    const res = r.json<PlanOutput>();
     expect(res).toMatchObject({
       status: 'completed',
       outcome: 'DRAFTED',
@@ -155,9 +174,11 @@ describe('nano-vm plan with the scripted model', () => {
     expect(v.json()).toMatchObject({ valid: true, tools_checked: true, issues: [] });
 
     // The planner run is an ordinary run: listed, exported, verified, replayed identically.
-    expect((await nanoVm(['runs', '--json'])).json().runs.map((x: { run_id: string }) => x.run_id)).toContain(
-      res.run_id,
-    );
+    expect(
+      (await nanoVm(['runs', '--json']))
+        .json<{ runs: { run_id: string }[] }>()
+        .runs.map((x: { run_id: string }) => x.run_id),
+    ).toContain(res.run_id);
     const bundleFile = join(dir, 'plan.bundle.json');
     expect((await nanoVm(['export', res.run_id, '-o', bundleFile])).code).toBe(0);
     const verified = await nanoVm(['verify', bundleFile, '--json']);
@@ -172,7 +193,7 @@ describe('nano-vm plan with the scripted model', () => {
     expect(bundle.program.id).toBe('nano-vm.planner');
     expect(bundle.receipt.path).toEqual(['draft', 'check', 'accept', 'draft', 'check', 'accept', 'drafted']);
     const completed = (step: string) =>
-      bundle.events.filter((e: any) => e.type === 'step_completed' && e.step === step);
+      bundle.events.filter((e: { type: string; step?: string }) => e.type === 'step_completed' && e.step === step);
     const [d1, d2] = completed('draft');
     expect(d1.output).toEqual(INVALID);
     expect(d2.output).toEqual(VALID);
@@ -181,8 +202,8 @@ describe('nano-vm plan with the scripted model', () => {
     expect(c1.output.ok).toBe(false);
     expect(
       c1.output.issues
-        .filter((i: any) => i.severity === 'error')
-        .map((i: any) => i.code)
+        .filter((i: { severity: string }) => i.severity === 'error')
+        .map((i: { code: string }) => i.code)
         .sort(),
     ).toEqual(['E_MISSING_TARGET', 'E_UNKNOWN_TOOL']);
     expect(c2.output).toEqual({ ok: true, issues: [] });
@@ -228,7 +249,7 @@ describe('nano-vm plan with the scripted model', () => {
       program: null,
       error: { code: 'E_NO_VALID_DRAFT' },
     });
-    expect(j.json().issues.map((i: { code: string }) => i.code)).toContain('E_UNKNOWN_TOOL');
+    expect(j.json<PlanOutput>().issues.map((i: { code: string }) => i.code)).toContain('E_UNKNOWN_TOOL');
   });
 
   it('rejects a draft that violates the policy, feeds the violation back and accepts the compliant one', async () => {
@@ -258,13 +279,15 @@ describe('nano-vm plan with the scripted model', () => {
     ];
     const r = await nanoVm([...args, '--model', script('kyc', unscreened, kyc)]);
     expect(r.code).toBe(0);
-    const res = r.json();
+    const res = r.json<PlanOutput>();
     expect(res).toMatchObject({ outcome: 'DRAFTED', drafts: 2 });
     const bundleFile = join(dir, 'kyc-plan.bundle.json');
     expect((await nanoVm(['export', res.run_id, '-o', bundleFile])).code).toBe(0);
     const bundle = JSON.parse(readFileSync(bundleFile, 'utf8'));
     expect(bundle.input.policy.id).toBe('kyc-aml-policy');
-    const firstCheck = bundle.events.find((e: any) => e.type === 'step_completed' && e.step === 'check');
+    const firstCheck = bundle.events.find(
+      (e: { type: string; step?: string }) => e.type === 'step_completed' && e.step === 'check',
+    );
     expect(firstCheck.output.ok).toBe(false);
     expect(firstCheck.output.issues.map((i: { code: string }) => i.code)).toContain('E_POLICY_REQUIRED_STEP');
     expect(
@@ -363,7 +386,7 @@ describe('nano-vm plan with the scripted model', () => {
     for (const [args, code] of cases) {
       const r = await nanoVm([...args, '--json']);
       expect([args.join(' '), r.code]).toEqual([args.join(' '), 2]);
-      expect(r.json().error.code).toBe(code);
+      expect(r.json<ErrorOutput>().error.code).toBe(code);
     }
   });
 });
@@ -391,11 +414,12 @@ describe('nano-vm plan against an OpenAI-compatible server', () => {
     expect(loadProgram(readFileSync(out, 'utf8')).program).toEqual(VALID);
 
     expect(server.seen).toHaveLength(2);
-    const [first, second] = server.seen.map((s) => s.body);
+    // Two requests, as checked just above.
+    const [first, second] = server.seen.map((s) => s.body) as [ChatRequestBody, ChatRequestBody];
     expect(first.model).toBe('gpt-plan');
     // The program schema is not strict-compatible (optional fields, oneOf): sent as guidance, $refs inlined.
     expect(first.response_format).toMatchObject({ type: 'json_schema', json_schema: { name: 'draft', strict: false } });
-    const schema = first.response_format.json_schema.schema;
+    const schema = first.response_format!.json_schema.schema;
     expect(schema.required).toEqual(['format', 'id', 'input_schema', 'steps']);
     expect(JSON.stringify(schema)).not.toContain('$ref');
     expect(userText(first)).toContain(INTENT);

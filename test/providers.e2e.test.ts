@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Bundle, Receipt, StepCompletedEvent, StepFailedEvent } from '@nano-vm/kernel';
 import {
   anthropicMessage,
   closedPort,
@@ -18,6 +19,7 @@ import {
   openaiCompletion,
   openaiError,
   userText,
+  type ChatRequestBody,
   type FakeServer,
 } from '../packages/runtime/test/fakeProviders.js';
 
@@ -38,11 +40,26 @@ afterEach(async () => {
   servers = [];
 });
 
+/** A line of `nano-vm run --json`: one per case run. */
+interface RunOutput {
+  run_id: string;
+  case: string;
+  status: string;
+  outcome: string | null;
+  scripted_model: boolean;
+  receipt: Receipt;
+}
+/** The line `--json` prints when the command fails. */
+interface ErrorOutput {
+  error: { code: string; message: string };
+}
+
 interface Result {
   code: number;
   out: string;
   err: string;
-  lines: () => any[];
+  /** stdout's JSON lines, parsed as what the command prints with `--json`. */
+  lines: <T = RunOutput>() => T[];
 }
 
 /** Runs the CLI without any provider settings from the outer environment, plus `env`. */
@@ -64,18 +81,18 @@ function nanoVm(args: string[], env: Record<string, string>): Promise<Result> {
         code: code ?? -1,
         out,
         err,
-        lines: () =>
+        lines: <T>() =>
           out
             .trim()
             .split('\n')
-            .map((l) => JSON.parse(l)),
+            .map((l) => JSON.parse(l) as T),
       }),
     ),
   );
 }
 
 /** What a model would plausibly answer for each refund input; the injected one answers outside the enum. */
-function refundAnswer(body: unknown): string {
+function refundAnswer(body: ChatRequestBody): string {
   const text = userText(body);
   if (text.includes('cracked base')) return 'approve';
   if (text.includes('changed my mind')) return 'deny';
@@ -119,8 +136,8 @@ describe('nano-vm run against real provider wire formats', () => {
       [100, 1],
       [200, 2],
     ]);
-    expect(runs[0].receipt.model.cost_usd).toBeCloseTo((100 * 1 + 1 * 2) / 1e6, 12);
-    expect(runs[2].receipt.counts).toMatchObject({ model_calls: 2, retries: 1, fallbacks: 1 });
+    expect(runs[0]!.receipt.model.cost_usd).toBeCloseTo((100 * 1 + 1 * 2) / 1e6, 12);
+    expect(runs[2]!.receipt.counts).toMatchObject({ model_calls: 2, retries: 1, fallbacks: 1 });
     expect(server.seen).toHaveLength(4);
     expect(server.seen.every((s) => s.headers.authorization === 'Bearer sk-e2e')).toBe(true);
   });
@@ -159,11 +176,12 @@ describe('nano-vm run against real provider wire formats', () => {
     );
     expect(r.code, r.err).toBe(0);
     const [run] = r.lines();
+    if (!run) throw new Error(`no run line in ${r.out}`);
     expect([run.status, run.outcome, run.scripted_model]).toEqual(['completed', 'SUCCESS', false]);
     expect(run.receipt.model).toMatchObject({ id: 'anthropic:claude-e2e', input_tokens: 80, output_tokens: 2 });
     expect(run.receipt.model.cost_usd).toBeCloseTo((80 * 3 + 2 * 15) / 1e6, 12);
-    const done = JSON.parse(readFileSync(out, 'utf8')).events.find(
-      (e: any) => e.type === 'step_completed' && e.step === 'classify',
+    const done = (JSON.parse(readFileSync(out, 'utf8')) as Bundle).events.find(
+      (e): e is StepCompletedEvent => e.type === 'step_completed' && e.step === 'classify',
     );
     expect(done).toMatchObject({
       raw: 'approve',
@@ -200,11 +218,11 @@ describe('nano-vm run against real provider wire formats', () => {
     );
     expect(r.code, r.err).toBe(0);
     expect(r.lines()[0]).toMatchObject({ status: 'completed', outcome: 'REJECTED' });
-    const done = JSON.parse(readFileSync(out, 'utf8')).events.find(
-      (e: any) => e.type === 'step_completed' && e.step === 'classify',
+    const done = (JSON.parse(readFileSync(out, 'utf8')) as Bundle).events.find(
+      (e): e is StepCompletedEvent => e.type === 'step_completed' && e.step === 'classify',
     );
-    expect(done.model).toBe('anthropic:claude-test-20250101');
-    expect(done.fallbacks).toEqual([
+    expect(done!.model).toBe('anthropic:claude-test-20250101');
+    expect(done!.fallbacks).toEqual([
       { model: 'openai:gpt-e2e', code: 'E_MODEL_UNAVAILABLE', message: expect.stringContaining('HTTP 503') },
     ]);
     expect([a.seen.length, b.seen.length]).toEqual([1, 1]);
@@ -233,9 +251,11 @@ describe('nano-vm run against real provider wire formats', () => {
     );
     expect(r.code, r.err).toBe(0);
     expect(r.lines()[0]).toMatchObject({ status: 'completed', outcome: 'NEEDS_HUMAN_REVIEW' });
-    const failed = JSON.parse(readFileSync(out, 'utf8')).events.filter((e: any) => e.type === 'step_failed');
-    expect(failed.map((e: any) => e.error.code)).toEqual(['E_MODEL_UNREACHABLE', 'E_MODEL_UNREACHABLE']);
-    expect(failed[0].error.message).toContain('ECONNREFUSED');
+    const failed = (JSON.parse(readFileSync(out, 'utf8')) as Bundle).events.filter(
+      (e): e is StepFailedEvent => e.type === 'step_failed',
+    );
+    expect(failed.map((e) => e.error.code)).toEqual(['E_MODEL_UNREACHABLE', 'E_MODEL_UNREACHABLE']);
+    expect(failed[0]!.error.message).toContain('ECONNREFUSED');
   });
 });
 
@@ -247,7 +267,7 @@ describe('nano-vm run refuses a model it cannot configure (exit 2, before any ru
     expect(r.out).toBe('');
     const j = await nanoVm(['run', 'examples/refund', '--model', 'openai:gpt-e2e', '--json'], {});
     expect(j.code).toBe(2);
-    expect(j.lines()[0].error.code).toBe('E_MODEL_KEY_MISSING');
+    expect(j.lines<ErrorOutput>()[0]!.error.code).toBe('E_MODEL_KEY_MISSING');
   });
 
   it('an unknown provider, or a bad provider setting: E_MODEL_SPEC; an unreadable price table: E_MODEL_PRICES', async () => {
@@ -258,13 +278,13 @@ describe('nano-vm run refuses a model it cannot configure (exit 2, before any ru
     const badUrl = await nanoVm(['run', 'examples/refund', '--model', 'openai:x', '--json'], {
       OPENAI_BASE_URL: 'ftp://example.com',
     });
-    expect(badUrl.lines()[0].error.code).toBe('E_MODEL_SPEC');
+    expect(badUrl.lines<ErrorOutput>()[0]!.error.code).toBe('E_MODEL_SPEC');
     const prices = await nanoVm(['run', 'examples/refund', '--model', 'openai:x', '--json'], {
       OPENAI_API_KEY: 'k',
       NANO_VM_PRICES: join(dir, 'missing-prices.yaml'),
     });
     expect(prices.code).toBe(2);
-    expect(prices.lines()[0].error.code).toBe('E_MODEL_PRICES');
+    expect(prices.lines<ErrorOutput>()[0]!.error.code).toBe('E_MODEL_PRICES');
     for (const x of [unknown, badUrl, prices]) expect(x.out + x.err).not.toMatch(/\n\s+at /);
   });
 

@@ -15,6 +15,7 @@ import {
   verifyBundle,
   type Bundle,
   type Program,
+  type TraceEvent,
 } from '../src/index.js';
 
 // ---- the independent implementation, from docs/trace-format.md only --------------------------
@@ -29,31 +30,37 @@ function jcs(v: unknown): string {
     .map((k) => `${JSON.stringify(k)}:${jcs(o[k])}`)
     .join(',')}}`;
 }
-function independentVerify(b: any): { ok: boolean; seq?: number | null } {
+const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+function independentVerify(b: unknown): { ok: boolean; seq?: number | null } {
   const keys = ['events', 'format', 'input', 'policy', 'program', 'receipt'];
   if (
-    b?.format !== 'nano-vm.bundle/v1' ||
+    !isRecord(b) ||
+    b.format !== 'nano-vm.bundle/v1' ||
     jcs(Object.keys(b).sort()) !== jcs(keys) ||
     !Array.isArray(b.events) ||
     b.events.length === 0
   )
     return { ok: false, seq: null };
+  const events: unknown[] = b.events;
   let prev = '0'.repeat(64);
-  for (let i = 0; i < b.events.length; i++) {
-    const e = b.events[i];
-    if ((i === 0) !== (e.type === 'run_started') || e.seq !== i || e.prev_hash !== prev) return { ok: false, seq: i };
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i];
+    if (!isRecord(e) || (i === 0) !== (e.type === 'run_started') || e.seq !== i || e.prev_hash !== prev)
+      return { ok: false, seq: i };
     const { hash, ...rest } = e;
-    if (sha(prev + jcs(rest)) !== hash) return { ok: false, seq: i };
+    if (typeof hash !== 'string' || sha(prev + jcs(rest)) !== hash) return { ok: false, seq: i };
     prev = hash;
   }
-  const g = b.events[0];
+  // The loop above has checked every event is an object.
+  const g = events[0] as Record<string, unknown>;
   if (
     sha(jcs(b.program)) !== g.program_hash ||
     sha(jcs(b.policy)) !== g.policy_hash ||
     sha(jcs(b.input)) !== g.input_hash
   )
     return { ok: false, seq: 0 };
-  if (jcs(computeReceipt(b.events)) !== jcs(b.receipt)) return { ok: false, seq: null };
+  // The chain is intact, so these are the events the run wrote.
+  if (jcs(computeReceipt(events as TraceEvent[])) !== jcs(b.receipt)) return { ok: false, seq: null };
   return { ok: true };
 }
 // ------------------------------------------------------------------------------------------------

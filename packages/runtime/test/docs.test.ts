@@ -17,6 +17,7 @@ import {
   parseModelScript,
   resumeRun,
   runProgram,
+  type ResumeResult,
   type RunResult,
 } from '../src/index.js';
 
@@ -80,7 +81,7 @@ describe('docs/dsl.md run blocks', () => {
       const tools = stubTools(b.spec.tools);
       const store = new MemoryStore();
       const clock = new FixedClock();
-      let r: Pick<RunResult, 'status' | 'outcome' | 'receipt' | 'bundle' | 'run_id'> = await runProgram({
+      let r: RunResult | ResumeResult = await runProgram({
         program: b.program,
         input: b.spec.input,
         model,

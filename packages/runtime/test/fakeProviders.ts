@@ -16,12 +16,27 @@ export type Reply =
   /** Never answer: the request stays open until the client goes away. */
   | { hang: true };
 
+/** The request body fields the tests read; both wire formats carry `model` and `messages`. */
+export interface ChatRequestBody {
+  model?: string;
+  messages: { role: string; content: string }[];
+  /** Anthropic only. */
+  system?: string;
+  /** Required by Anthropic; optional for OpenAI. */
+  max_tokens?: number;
+  /** OpenAI only: structured output for a step with an object schema. */
+  response_format?: { type: string; json_schema: { name: string; strict: boolean; schema: Record<string, unknown> } };
+}
+
 export interface Seen {
   method: string;
   path: string;
   headers: IncomingHttpHeaders;
-  /** The parsed JSON request body. */
-  body: any;
+  /**
+   * The parsed JSON request body. The clients under test always send JSON; a body that is not
+   * JSON is kept as its text (so it fails the tests' expectations instead of the server).
+   */
+  body: ChatRequestBody;
   /** Resolves when the connection closes; `beforeReply` says whether it closed before a reply was sent. */
   closed: Promise<{ beforeReply: boolean }>;
 }
@@ -40,7 +55,7 @@ async function start(check: (s: Seen) => Reply | undefined, respond: Respond): P
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', async () => {
+    const answer = async (): Promise<void> => {
       const text = Buffer.concat(chunks).toString('utf8');
       let body: unknown;
       try {
@@ -51,7 +66,13 @@ async function start(check: (s: Seen) => Reply | undefined, respond: Respond): P
       const closed = new Promise<{ beforeReply: boolean }>((resolve) =>
         res.on('close', () => resolve({ beforeReply: !res.writableEnded })),
       );
-      const s: Seen = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body, closed };
+      const s: Seen = {
+        method: req.method ?? '',
+        path: req.url ?? '',
+        headers: req.headers,
+        body: body as ChatRequestBody,
+        closed,
+      };
       seen.push(s);
       const reply = check(s) ?? (await respond(s, seen.length));
       if ('hang' in reply) return;
@@ -61,7 +82,10 @@ async function start(check: (s: Seen) => Reply | undefined, respond: Respond): P
         ...reply.headers,
       });
       res.end(payload);
-    });
+    };
+    // The handler's promise is discarded on purpose: a throw in it still surfaces as an unhandled
+    // rejection, which fails the test run.
+    req.on('end', () => void answer());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -186,16 +210,15 @@ export async function closedPort(): Promise<number> {
 }
 
 /** The text of the user message a request carried (either wire format). */
-export function userText(body: any): string {
-  const msgs: { role: string; content: string }[] = body.messages;
-  return msgs
+export function userText(body: ChatRequestBody): string {
+  return body.messages
     .filter((m) => m.role === 'user')
     .map((m) => m.content)
     .join('\n');
 }
 
 /** Which refund/kyc step a request is for, from its prompt. */
-export function stepOf(body: any): string {
+export function stepOf(body: ChatRequestBody): string {
   const t = userText(body);
   if (t.includes('Classify this refund request')) return 'classify';
   if (t.includes('reviewing a KYC application')) return 'review';

@@ -83,6 +83,11 @@ const invalid = {
   ...valid,
   steps: [{ ...valid.steps[0], tool: 'lookup_orders' }, { ...valid.steps[1], else: 'larger' }, valid.steps[2]],
 };
+/** The planner's projected `steps`, as far as these tests read them: the draft and the check's issues. */
+interface PlannerStepsView {
+  draft: { output: unknown };
+  check: { output: { issues: { code: string; severity: string }[] } };
+}
 const errorCodes = (issues: { code: string; severity: string }[]) =>
   issues
     .filter((i) => i.severity === 'error')
@@ -169,8 +174,8 @@ describe('planProgram', () => {
         ],
       },
     });
-    expect((second!.projection.steps as any).draft.output).toEqual(invalid);
-    expect(errorCodes((second!.projection.steps as any).check.output.issues)).toEqual([
+    expect((second!.projection.steps as unknown as PlannerStepsView).draft.output).toEqual(invalid);
+    expect(errorCodes((second!.projection.steps as unknown as PlannerStepsView).check.output.issues)).toEqual([
       'E_MISSING_TARGET',
       'E_UNKNOWN_TOOL',
     ]);
@@ -211,9 +216,11 @@ describe('planProgram', () => {
     const model = answering(skipped, valid);
     const r = await planProgram({ intent: 'x', tools: registry, policy, model, ...det() });
     expect(r.run.outcome).toBe(DRAFTED);
-    expect((model.requests[0]!.projection.input as any).policy).toEqual(policy);
+    expect((model.requests[0]!.projection.input as { policy?: unknown }).policy).toEqual(policy);
     expect(
-      (model.requests[1]!.projection.steps as any).check.output.issues.map((i: { code: string }) => i.code),
+      (model.requests[1]!.projection.steps as unknown as PlannerStepsView).check.output.issues.map(
+        (i: { code: string }) => i.code,
+      ),
     ).toContain('E_POLICY_REQUIRED_STEP');
   });
 
@@ -230,7 +237,8 @@ describe('docs/planner.md', () => {
 
   it("shows the meta-program's steps as the code defines them (prompt and schemas abbreviated)", () => {
     const block = /```yaml planner\n([\s\S]*?)```/.exec(doc)![1]!;
-    const abbreviate = (steps: any[]) => steps.map(({ prompt: _p, output: _o, output_schema: _s, ...rest }) => rest);
+    const abbreviate = (steps: { id: string; prompt?: unknown; output?: unknown; output_schema?: unknown }[]) =>
+      steps.map(({ prompt: _p, output: _o, output_schema: _s, ...rest }) => rest);
     expect(abbreviate(parse(block))).toEqual(abbreviate(structuredClone(plannerProgram(3).steps)));
   });
 

@@ -31,13 +31,22 @@ import {
 
 const doc = readFileSync(new URL('../../../docs/policy.md', import.meta.url), 'utf8');
 
-interface Block {
-  kind: 'preflight' | 'run';
-  line: number;
-  program: Program;
-  policy: PolicySnapshot;
-  spec: any;
+/** A `preflight` block lists the codes the check must report. */
+interface PreflightSpec {
+  expect: string[];
 }
+
+/** A `run` block: the run's input, scripted answers and tool results, and what must come of it. */
+interface RunSpec {
+  input: unknown;
+  answers?: Record<string, unknown>;
+  tools?: Record<string, unknown[]>;
+  expect: { status: string; outcome?: string | null; path: string[]; rejected?: string };
+}
+
+type Block = { line: number; program: Program; policy: PolicySnapshot } & (
+  { kind: 'preflight'; spec: PreflightSpec } | { kind: 'run'; spec: RunSpec }
+);
 
 function blocks(): Block[] {
   const lines = doc.split('\n');

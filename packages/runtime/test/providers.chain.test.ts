@@ -84,7 +84,7 @@ describe('fallback chain', () => {
     expect(a.seen).toHaveLength(3);
     expect(b.seen).toHaveLength(1);
     // Both providers got the same prompt and projection.
-    expect(b.seen[0]!.body.messages[0].content).toBe(a.seen[0]!.body.messages[1].content);
+    expect(b.seen[0]!.body.messages[0]!.content).toBe(a.seen[0]!.body.messages[1]!.content);
   });
 
   it('falls through on rate limits, refused credentials and malformed bodies', async () => {

@@ -113,7 +113,7 @@ describe('openai: a real program end to end', () => {
     expect(seen.headers.authorization).toBe('Bearer sk-test');
     expect(seen.body.model).toBe('gpt-test');
     expect(seen.body.messages.map((m: { role: string }) => m.role)).toEqual(['system', 'user']);
-    expect(seen.body.messages[0].content).toContain('approve, deny, escalate');
+    expect(seen.body.messages[0]!.content).toContain('approve, deny, escalate');
     expect(userText(seen.body)).toContain('Reason given by the customer: The kettle arrived with a cracked base');
     expect(userText(seen.body)).toContain('"email":"[MASKED]"');
     expect(JSON.stringify(seen.body)).not.toContain('ana.silva@example.com');
@@ -175,7 +175,7 @@ describe('openai: structured output', () => {
       type: 'json_schema',
       json_schema: { name: 'extract', strict: true, schema: strictSchema },
     });
-    expect(server.seen[0]!.body.messages[0].content).toContain(JSON.stringify(strictSchema));
+    expect(server.seen[0]!.body.messages[0]!.content).toContain(JSON.stringify(strictSchema));
   });
 
   it('sends strict: false for a schema OpenAI strict mode would refuse, and no response_format for a non-object root', async () => {
@@ -188,7 +188,7 @@ describe('openai: structured output', () => {
     });
     await model.complete(request({ output: { schema: { type: 'string' } } as LlmOutput }));
     expect(server.seen[1]!.body.response_format).toBeUndefined();
-    expect(server.seen[1]!.body.messages[0].content).toContain('{"type":"string"}');
+    expect(server.seen[1]!.body.messages[0]!.content).toContain('{"type":"string"}');
   });
 });
 

@@ -24,6 +24,7 @@ import {
   resumeRun,
   runProgram,
   type ModelPort,
+  type ResumeResult,
   type RunResult,
 } from '../src/index.js';
 
@@ -167,7 +168,7 @@ describe('run properties', () => {
             const clock = new FixedClock();
             const model = modelFrom(answers);
             const tools = toolsFrom(toolResults);
-            let r: RunResult = await runProgram({
+            let r: RunResult | ResumeResult = await runProgram({
               program,
               input: { x },
               model,

@@ -14,6 +14,7 @@ import {
   recoverRun,
   resumeRun,
   runProgram,
+  type ResumeResult,
   type Store,
 } from '../src/index.js';
 import { program, scripted, tools } from './fixtures.js';
@@ -194,7 +195,7 @@ describe('wait steps: resume', () => {
       expect(paid).toHaveLength(1);
       expect(
         verifyBundle(
-          { ...r.bundle, events, receipt: (results[0] as PromiseFulfilledResult<{ receipt: never }>).value.receipt },
+          { ...r.bundle, events, receipt: (results[0] as PromiseFulfilledResult<ResumeResult>).value.receipt },
           pureHasher,
         ),
       ).toMatchObject({ ok: true });
