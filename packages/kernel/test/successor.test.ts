@@ -74,7 +74,14 @@ const programArb = fc.integer({ min: 1, max: 7 }).chain((n) =>
               kind,
               children: [
                 { id: `${id}a`, kind: 'tool', tool: 't', ...(oe && { on_error: oe }) },
-                { id: `${id}b`, kind: 'llm', prompt: 'y', projection: [], output: { enum: ['a', 'b'] }, ...(oe && { on_error: oe }) },
+                {
+                  id: `${id}b`,
+                  kind: 'llm',
+                  prompt: 'y',
+                  projection: [],
+                  output: { enum: ['a', 'b'] },
+                  ...(oe && { on_error: oe }),
+                },
               ],
               next: target(i, p1),
             };
