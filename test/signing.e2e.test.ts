@@ -255,4 +255,43 @@ describe('run --sign, verify --key', () => {
     expect(() => statSync(outFile)).toThrow();
     expect(nanoVm(...run, '--sign', open).err).toContain('chmod 600');
   });
+  it('a bundle changed after signing by erasure is re-signed by export --sign (and resume takes --sign too)', () => {
+    const store = `sqlite:${join(dir, 'erase.db')}`;
+    const first = join(dir, 'stored.json');
+    const r = nanoVm(
+      'run',
+      'examples/kyc',
+      '--input',
+      'examples/kyc/inputs/clean.json',
+      '--store',
+      store,
+      '--out',
+      first,
+      '--sign',
+      keyA.private_key,
+      '--json',
+    );
+    expect(r.code).toBe(0);
+    const runId = r.json<{ run_id: string }>().run_id;
+    // Erasure appends an event (here the policy's legal hold refuses it: erasure_refused): a new head.
+    nanoVm('erase', '--subject', 'ingrid.larsen@example.com', '--store', store);
+    const later = join(dir, 'later.json');
+    const ex = nanoVm('export', runId, '-o', later, '--store', store, '--sign', keyA.private_key);
+    expect(ex.code).toBe(0);
+    expect(ex.err).toContain(`signed by ${keyA.key_id}: ${later}.sig`);
+    expect(nanoVm('verify', later, '--key', keyA.public_key).code).toBe(0);
+    // The first signature is about the head before erasure.
+    copyFileSync(`${first}.sig`, `${later}.sig`);
+    const stale = nanoVm('verify', later, '--key', keyA.public_key, '--json');
+    expect([stale.code, stale.json<VerifyOutput>().code]).toEqual([1, 'E_SIGNATURE_MISMATCH']);
+    expect(stale.json<VerifyOutput>().reason).toContain('head_hash');
+    // export and resume refuse --sign without a file to sign, before touching the store.
+    for (const args of [
+      ['export', runId, '--store', store, '--sign', keyA.private_key, '--json'],
+      ['resume', runId, 'examples/kyc', '--event', 'x.json', '--store', store, '--sign', keyA.private_key, '--json'],
+    ]) {
+      const refused = nanoVm(...args);
+      expect([args[0], refused.code, errorCode(refused)]).toEqual([args[0], 2, 'E_USAGE']);
+    }
+  });
 });

@@ -3,10 +3,10 @@
  * the trusted public keys `verify --key` / `--keys` read, and where a bundle's signature lives.
  * Every failure is coded: E_FILE (cannot read), E_KEY_INVALID (not a usable key).
  */
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NanoVmError, parsePublicKeyPem, type TrustedKey } from '@nano-vm/kernel';
-import { signingKeyFromPem, type SigningKey } from '@nano-vm/runtime';
+import { nodeHasher, serializeSignature, signBundle, signingKeyFromPem, type SigningKey } from '@nano-vm/runtime';
 import { readText } from './inputs.js';
 
 /** A bundle's detached signature: `<bundle file>.sig`. */
@@ -27,6 +27,29 @@ export function readSigningKey(file: string): SigningKey {
       );
   }
   return signingKeyFromPem(text, `private key ${file}`);
+}
+
+/**
+ * The key of a command's `--sign` option, read before the command does anything (a key that
+ * cannot sign refuses the command, not a finished run). The signature is written beside the
+ * bundle, so `--sign` needs `--out`.
+ */
+export function signerOption(sign: string | undefined, out: string | undefined): SigningKey | undefined {
+  if (sign === undefined) return undefined;
+  if (!out)
+    throw new NanoVmError('E_USAGE', '--sign needs --out: the signature is written beside the bundle, as <bundle>.sig');
+  return readSigningKey(sign);
+}
+
+/** Signs the bundle just written to `bundleFile` and writes `<bundleFile>.sig`; returns its path. */
+export function writeSignature(
+  bundleFile: string,
+  bundle: Parameters<typeof signBundle>[0],
+  signer: SigningKey,
+): string {
+  const file = signatureFile(bundleFile);
+  writeFileSync(file, serializeSignature(signBundle(bundle, signer, nodeHasher)));
+  return file;
 }
 
 /** The trusted keys of `verify`: each `--key` file, and every `*.pub` file of each `--keys` directory. */

@@ -8,8 +8,6 @@ import {
   SeededIds,
   nodeHasher,
   runProgram,
-  serializeSignature,
-  signBundle,
   type IdSource,
   type RunResult,
 } from '@nano-vm/runtime';
@@ -17,7 +15,7 @@ import { EXIT } from '../exitCodes.js';
 import { loadProgramFile, loadTools, modelFromSpec, readJson } from '../inputs.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { modelLabel, renderIssues, renderTrace } from '../render.js';
-import { readSigningKey, signatureFile } from '../keys.js';
+import { signerOption, writeSignature } from '../keys.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
 import { resolveTarget } from '../target.js';
 import { cliTelemetry } from '../telemetry.js';
@@ -46,10 +44,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   });
   const target = positionals[0];
   if (!target || positionals.length > 1) throw new NanoVmError('E_USAGE', RUN_USAGE);
-  if (values.sign !== undefined && !values.out)
-    throw new NanoVmError('E_USAGE', '--sign needs --out: the signature is written beside the bundle, as <bundle>.sig');
-  // Read before anything runs: a key that cannot sign refuses the command, not a finished run.
-  const signer = values.sign !== undefined ? readSigningKey(values.sign) : undefined;
+  const signer = signerOption(values.sign, values.out);
 
   const { layout, programFile = target, modelSpec, toolsFile, policyFile } = resolveTarget(target, values);
   let cases: [string, string | undefined][] = [
@@ -123,10 +118,7 @@ export async function runCommand(argv: string[]): Promise<number> {
           ? join(values.out, `${basename(programFile).replace(/\.(ya?ml|json)$/, '')}.${caseName}.bundle.json`)
           : values.out;
         writeFileSync(outFile, serializeBundle(result.bundle));
-        if (signer) {
-          sigFile = signatureFile(outFile);
-          writeFileSync(sigFile, serializeSignature(signBundle(result.bundle, signer, nodeHasher)));
-        }
+        if (signer) sigFile = writeSignature(outFile, result.bundle, signer);
       }
       if (values.json) {
         process.stdout.write(
