@@ -2,7 +2,7 @@
  * Signed receipts (docs/trace-format.md §10): the statement, its Ed25519 signature, and what
  * verifySignedBundle refuses. Keys here are fixed seeds (Ed25519 signing is deterministic).
  */
-import { createHash, generateKeyPairSync, sign as nodeSign } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import fc from 'fast-check';
@@ -226,6 +226,56 @@ describe('signed receipts (kernel)', () => {
       expect(r).toMatchObject({ ok: false, code: 'E_SIGNATURE_INVALID' });
       if (!r.ok) expect(r.reason).toMatch(reason);
     }
+  });
+});
+
+describe('docs/trace-format.md §10, implemented independently', () => {
+  // From the document alone: node:crypto's Ed25519 and SHA-256, a JCS of its own.
+  const sha = (x: string | Uint8Array): string => createHash('sha256').update(x).digest('hex');
+  const jcs = (v: unknown): string =>
+    v === null || typeof v !== 'object'
+      ? JSON.stringify(v)
+      : Array.isArray(v)
+        ? `[${v.map(jcs).join(',')}]`
+        : `{${Object.keys(v)
+            .sort()
+            .map((k) => `${JSON.stringify(k)}:${jcs((v as Record<string, unknown>)[k])}`)
+            .join(',')}}`;
+
+  it('a signature the kernel accepts verifies there, and its statement is the bundle recomputed by the document', () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const raw = publicKey.export({ type: 'spki', format: 'der' }).subarray(-32);
+    const keyId = `ed25519:${sha(raw)}`;
+    const statement = {
+      format: 'nano-vm.statement/v1',
+      run_id: kyc.events[0]!.type === 'run_started' ? kyc.events[0]!.run_id : '',
+      program_hash: sha(jcs(kyc.program)),
+      policy_hash: sha(jcs(kyc.policy)),
+      input_hash: sha(jcs(kyc.input)),
+      head_hash: kyc.events[kyc.events.length - 1]!.hash,
+      receipt_hash: sha(jcs(kyc.receipt)),
+      key_id: keyId,
+    };
+    const doc = {
+      format: 'nano-vm.signature/v1',
+      algorithm: 'Ed25519',
+      statement,
+      signature: nodeSign(null, Buffer.from(jcs(statement), 'utf8'), privateKey).toString('hex'),
+    };
+    const trusted = parsePublicKeyPem(pem);
+    expect(trusted.key_id).toBe(keyId);
+    expect(verifySignedBundle(kyc, doc, [trusted], pureHasher)).toMatchObject({ ok: true });
+    expect(signingStatement(kyc, keyId, pureHasher)).toEqual(statement);
+    // And the other way: what the kernel checks, the independent verifier checks too.
+    expect(
+      nodeVerify(
+        null,
+        Buffer.from(jcs(doc.statement), 'utf8'),
+        createPublicKey(pem),
+        Buffer.from(doc.signature, 'hex'),
+      ),
+    ).toBe(true);
   });
 });
 
