@@ -3,6 +3,7 @@ import { NanoVmError, serializeBundle, type ExternalEvent } from '@nano-vm/kerne
 import { resumeRun, type ResumeResult } from '@nano-vm/runtime';
 import { writeFileSync } from 'node:fs';
 import { EXIT } from '../exitCodes.js';
+import { signerOption, writeSignature } from '../keys.js';
 import { loadTools, modelFromSpec, readJson } from '../inputs.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { renderTrace } from '../render.js';
@@ -12,7 +13,8 @@ import { cliTelemetry } from '../telemetry.js';
 import { suspendedHint, waitingInfo } from './run.js';
 
 export const RESUME_USAGE = `usage: nano-vm resume <run_id> [example dir] --event <payload.json> [--role <role>] [--event-id <id>]
-                  [--model <spec>] [--tools <module>] [--policy <file>] [--store sqlite:<path>] [--out bundle.json] [--json]`;
+                  [--model <spec>] [--tools <module>] [--policy <file>] [--store sqlite:<path>] [--out bundle.json] [--json]
+                  [--sign <private key file>]`;
 
 /**
  * Delivers the external event a suspended run waits for (a human approval, a webhook payload) and
@@ -39,10 +41,12 @@ export async function resumeCommand(argv: string[]): Promise<number> {
       store: { type: 'string', default: DEFAULT_STORE },
       out: { type: 'string', short: 'o' },
       json: { type: 'boolean', default: false },
+      sign: { type: 'string' },
     },
   });
   const [runId, dir, ...extra] = positionals;
   if (!runId || extra.length || values.event === undefined) throw new NanoVmError('E_USAGE', RESUME_USAGE);
+  const signer = signerOption(values.sign, values.out);
   const { modelSpec, toolsFile, policyFile } = resolveTarget(dir, values, RESUME_USAGE);
   if (!modelSpec)
     throw new NanoVmError(
@@ -74,6 +78,7 @@ export async function resumeCommand(argv: string[]): Promise<number> {
     await store.close();
   }
   if (values.out) writeFileSync(values.out, serializeBundle(r.bundle));
+  const sigFile = values.out && signer ? writeSignature(values.out, r.bundle, signer) : undefined;
   if (r.resume === 'policy_blocked') {
     throw new NanoVmError(
       'E_POLICY_BLOCKED',
@@ -96,6 +101,7 @@ export async function resumeCommand(argv: string[]): Promise<number> {
         outcome: r.outcome,
         head_hash: r.head_hash,
         resumed_from_seq: r.resumed_from_seq,
+        ...(sigFile ? { signature: sigFile, key_id: signer!.key_id } : {}),
         receipt: r.receipt,
       }) + '\n',
     );
@@ -107,7 +113,7 @@ export async function resumeCommand(argv: string[]): Promise<number> {
           ]
         : [`resumed ${runId}`, renderTrace(r.events.slice(r.resumed_from_seq))];
     lines.push(
-      `status ${r.status}${r.outcome ? `  outcome ${r.outcome}` : ''}  events ${r.receipt.event_count}  head ${r.head_hash.slice(0, 16)}…${values.out ? `  bundle ${values.out}` : ''}`,
+      `status ${r.status}${r.outcome ? `  outcome ${r.outcome}` : ''}  events ${r.receipt.event_count}  head ${r.head_hash.slice(0, 16)}…${values.out ? `  bundle ${values.out}` : ''}${sigFile ? `  signed by ${signer!.key_id}` : ''}`,
     );
     if (r.waiting) lines.push(suspendedHint(runId, r.waiting, false));
     process.stdout.write(lines.join('\n') + '\n');

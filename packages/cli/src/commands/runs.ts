@@ -3,11 +3,13 @@ import { parseArgs } from 'node:util';
 import { NanoVmError, serializeBundle, type RunStatus } from '@nano-vm/kernel';
 import { runResult } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
+import { signerOption, writeSignature } from '../keys.js';
 import { DEFAULT_STORE, withStore } from '../storeSpec.js';
 
 export const RUNS_USAGE =
   'usage: nano-vm runs [--status completed|failed|budget_exceeded|stalled|suspended|running] [--store sqlite:<path>] [--json]';
-export const EXPORT_USAGE = 'usage: nano-vm export <run_id> [-o bundle.json] [--store sqlite:<path>] [--json]';
+export const EXPORT_USAGE =
+  'usage: nano-vm export <run_id> [-o bundle.json] [--store sqlite:<path>] [--json] [--sign <private key file>]';
 
 const STATUSES = ['completed', 'failed', 'budget_exceeded', 'stalled', 'suspended', 'running'];
 
@@ -51,21 +53,25 @@ export async function exportCommand(argv: string[]): Promise<number> {
       out: { type: 'string', short: 'o' },
       store: { type: 'string', default: DEFAULT_STORE },
       json: { type: 'boolean', default: false },
+      sign: { type: 'string' },
     },
   });
   const runId = positionals[0];
   if (!runId || positionals.length > 1) throw new NanoVmError('E_USAGE', EXPORT_USAGE);
+  const signer = signerOption(values.sign, values.out);
   const { run, events } = await withStore(values.store, async (store) => {
     const run = await store.getRun(runId);
     return { run, events: run ? await store.events(runId) : [] };
   });
   if (!run) throw new NanoVmError('E_STORE_NO_RUN', `no run ${runId} in ${values.store}`);
   if (events.length === 0) throw new NanoVmError('E_NO_GENESIS', `run ${runId} has no events`);
-  const text = serializeBundle(runResult(run, run.status, events).bundle);
+  const bundle = runResult(run, run.status, events).bundle;
+  const text = serializeBundle(bundle);
   if (values.out) {
     writeFileSync(values.out, text);
+    const sigFile = signer ? writeSignature(values.out, bundle, signer) : undefined;
     process.stderr.write(
-      `wrote ${values.out} (${events.length} events, ${run.status}${run.outcome ? ` ${run.outcome}` : ''})\n`,
+      `wrote ${values.out} (${events.length} events, ${run.status}${run.outcome ? ` ${run.outcome}` : ''})${sigFile ? `, signed by ${signer!.key_id}: ${sigFile}` : ''}\n`,
     );
   } else process.stdout.write(text);
   return EXIT.OK;
