@@ -28,7 +28,7 @@ import {
   type SignedStatement,
   type TraceEvent,
   type TrustedKey,
-} from '../src/index.js';
+} from '../src/internal.js';
 
 const GOLDEN = new URL('../../../test/fixtures/golden/2026-12-02/', import.meta.url).pathname;
 const golden = (name: string): Bundle => JSON.parse(readFileSync(`${GOLDEN}${name}.bundle.json`, 'utf8')) as Bundle;
