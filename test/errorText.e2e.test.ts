@@ -97,4 +97,42 @@ describe('capped error output', () => {
     const json = JSON.parse(nanoVm('validate', f, '--json').out) as { issues: unknown[] };
     expect(json.issues.length).toBe(50);
   });
+
+  it('input-schema errors name the path and say what is wrong, in text mode too', () => {
+    const f = join(dir, 'schema.yaml');
+    writeFileSync(
+      f,
+      [
+        'format: nano-vm.program/v1',
+        'id: p',
+        'input_schema:',
+        '  type: object',
+        '  additionalProperties: false',
+        '  required: [code, name]',
+        '  properties:',
+        '    code: { type: string, pattern: "^[A-Z]{2}$" }',
+        '    name: { type: string }',
+        '    tags: { type: array, items: { type: string } }',
+        'steps:',
+        '  - id: done',
+        '    kind: end',
+        '    outcome: OK',
+        '',
+      ].join('\n'),
+    );
+    const input = join(dir, 'schema-input.json');
+    writeFileSync(input, JSON.stringify({ code: 'abc', extra: 1, tags: [1] }));
+    const m = join(dir, 'model.yaml');
+    writeFileSync(m, '{}\n');
+    const r = nanoVm('run', f, '--input', input, '--model', `scripted:${m}`, '--deterministic');
+    expect(r.code).toBe(2);
+    const issues = r.err.split('\n').filter((l) => l.includes('error E_INPUT_INVALID'));
+    expect(issues).toEqual([
+      expect.stringContaining("/: missing required property 'name'"),
+      expect.stringContaining('/code: "abc" does not match the pattern ^[A-Z]{2}$'),
+      expect.stringContaining('/tags/0: expected string, got integer 1'),
+      expect.stringContaining("/extra: unexpected property 'extra'"),
+    ]);
+    expect(r.err).not.toContain('False boolean schema');
+  });
 });

@@ -47,3 +47,4 @@ export {
 } from './paths.js';
 export { programGraph, GRAPH_FORMATS, type GraphFormat } from './graph.js';
 export { pathsText, type PathsTextSource } from './pathsText.js';
+export { checkInputSchema } from './schemaCheck.js';
