@@ -5,6 +5,7 @@
  * coded error and a column (`refused`) — never evaluated to something else. Texts CEL accepts but
  * the subset leaves out are refused too; docs/guards.md lists them.
  */
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { compileGuard, evaluateGuard } from '../src/guard/index.js';
 
@@ -158,6 +159,7 @@ const CASES: Case[] = [
   { text: '()', refused: 'E_GUARD_SYNTAX' },
   { text: '1 ==', refused: 'E_GUARD_SYNTAX' },
   { text: '!-x', refused: 'E_GUARD_UNSUPPORTED' },
+  { text: '"\uD800" == ""', refused: 'E_GUARD_SYNTAX', note: 'a lone surrogate in the text' },
   // Limits
   { text: '!'.repeat(10_000) + 'true', refused: 'E_GUARD_LIMIT' },
   { text: '-'.repeat(10_000) + '1', refused: 'E_GUARD_LIMIT' },
@@ -184,4 +186,26 @@ describe('CEL conformance of the guard subset', () => {
       expect(r.ok ? r.value : r.error).toEqual(c.value);
     },
   );
+});
+
+describe('the pre-scan on arbitrary text', () => {
+  const pieces = [
+    ...['"', "'", bs, 'r', 'R', 'b', '0', '1', 'x', 'X', 'e', 'u', '.', ' ', '\n', '\f', '\r', '/', '?', ':'],
+    ...[',', '!', '-', '(', ')', '[', ']', '{', '}', '==', '&&', 'in', 'if', 'true', 'size', 'exists'],
+    ...['"""', "'''", `${bs}u00e9`, `${bs}377`, '\uD83D', '\uDE00'],
+  ];
+  test('compiling is total: a guard or a coded error with a column inside the text', () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...pieces), { maxLength: 30 }), (parts) => {
+        const text = parts.join('');
+        const r = compileGuard(text);
+        if (!r.ok) {
+          expect(r.error.code).toMatch(/^E_GUARD_/);
+          expect(r.error.column).toBeGreaterThanOrEqual(1);
+          expect(r.error.column).toBeLessThanOrEqual(text.length + 1);
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
 });

@@ -21,6 +21,8 @@ import type { GuardError } from './types.js';
 /** Longest guard source, in UTF-16 code units. */
 export const MAX_GUARD_LENGTH = 65_536;
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 /** Reserved words: never an identifier, a selector or a function name (langdef.md, IDENT). */
 const RESERVED: ReadonlySet<string> = new Set([
   'true',
@@ -121,6 +123,8 @@ class Scanner {
         guardError('E_GUARD_LIMIT', `guard is ${s.length} characters long (at most ${MAX_GUARD_LENGTH})`, 1),
       );
     }
+    const lone = LONE_SURROGATE.exec(s);
+    if (lone !== null) throw syntax('a lone surrogate is not a Unicode character (CEL text is Unicode)', lone.index);
     let i = 0;
     let copied = 0;
     const replace = (start: number, end: number, text: string): void => {
