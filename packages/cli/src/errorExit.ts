@@ -6,7 +6,6 @@
  */
 import {
   ERROR_CODES,
-  formatIssue,
   formatLocation,
   isErrorCode,
   NanoVmError,
@@ -16,6 +15,7 @@ import {
   type Issue,
 } from '@nano-vm/kernel';
 import { EXIT } from './exitCodes.js';
+import { issueLines } from './render.js';
 
 const STATUS: Record<ExitClass, number> = {
   refused: EXIT.REFUSED,
@@ -70,7 +70,7 @@ const unexpected = (e: unknown): string =>
 export function errorText(r: Pick<ErrorReport, 'code' | 'message' | 'issues' | 'location'>): string {
   const lines = [`nano-vm: ${r.code}: ${r.message}`];
   if (r.location) lines.push(`  at ${formatLocation(r.location)}`);
-  for (const i of r.issues) lines.push(`  ${formatIssue(i)}`);
+  lines.push(...issueLines(r.issues));
   return lines.join('\n') + '\n';
 }
 

@@ -57,7 +57,7 @@ export {
   type SourcePosition,
 } from './load.js';
 export { validateProgram, VALIDATION_CODES, type ToolDescription, type ValidateOptions } from './validate.js';
-export { checkSchema, describeViolations, type SchemaViolation } from './schemaCheck.js';
+export { checkInputSchema, checkSchema, describeViolations, type SchemaViolation } from './schemaCheck.js';
 export { DEFAULT_BUDGETS, CompiledProgram } from './compiledProgram.js';
 
 // Policies.

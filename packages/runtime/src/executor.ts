@@ -8,10 +8,9 @@ import {
   Machine,
   NanoVmError,
   canonicalJson,
-  checkSchema,
+  checkInputSchema,
   canonicalForm,
   computeReceipt,
-  describeViolations,
   hashJson,
   validateProgram,
   type Bundle,
@@ -205,11 +204,12 @@ export function checkInput<T>(program: Program, input: T): { text: string; value
       { code: 'E_INPUT_INVALID', severity: 'error', message: (e as Error).message },
     ]);
   }
-  const vs = checkSchema(program.input_schema, input);
+  // Worded messages that name the path: a refused input is not recorded, so they may read better.
+  const vs = checkInputSchema(program.input_schema, input);
   if (vs.length)
     throw new NanoVmError(
       'E_INPUT_INVALID',
-      `run input does not match the program's input_schema: ${describeViolations(vs)}`,
+      `run input does not match the program's input_schema: ${vs.map((v) => v.message).join('; ')}`,
       vs.map((v) => ({ code: 'E_INPUT_INVALID', severity: 'error', path: v.at, message: v.message })),
     );
   return form;
