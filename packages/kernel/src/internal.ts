@@ -5,7 +5,7 @@
 export * from './errors.js';
 export * from './program.js';
 export * from './canonicalJson.js';
-export { eventText } from './eventText.js';
+export * from './eventText.js';
 export * from './hash.js';
 export * from './events.js';
 export * from './chain.js';
@@ -34,39 +34,11 @@ export * from './policy.js';
 export * from './policyLoad.js';
 export * from './policyGate.js';
 export * from './validatePolicy.js';
-export { edgeTable, type Edge, type EdgeTable, type EdgeVia } from './edges.js';
-export {
-  programPaths,
-  PATHS_FORMAT,
-  DEFAULT_MAX_PATHS,
-  ENTRIES_PER_PATH,
-  type OutcomeReach,
-  type PathEnd,
-  type PathFinding,
-  type PathGuard,
-  type PathPolicyCheck,
-  type PathsOptions,
-  type PathsReport,
-  type ProgramPath,
-} from './paths.js';
-export { programGraph, GRAPH_FORMATS, type GraphFormat } from './graph.js';
-export { pathsText, type PathsTextSource } from './pathsText.js';
-export {
-  keyIdOf,
-  parsePrivateKeyPem,
-  parsePublicKeyPem,
-  privateKeyPem,
-  publicKeyPem,
-  readSignature,
-  signingStatement,
-  statementBytes,
-  verifySignedBundle,
-  SIGNATURE_ALGORITHM,
-  SIGNATURE_FORMAT,
-  STATEMENT_FORMAT,
-  type SignatureCode,
-  type SignatureDocument,
-  type SignedStatement,
-  type SignedVerifyResult,
-  type TrustedKey,
-} from './signature.js';
+export * from './edges.js';
+export * from './paths.js';
+export * from './graph.js';
+export * from './pathsText.js';
+export * from './signature.js';
+export * from './excerpt.js';
+export * from './slots.js';
+export * from './memo.js';
