@@ -161,6 +161,7 @@ async function continueRun(
   const genesis = stored[0] as RunStartedEvent | undefined;
   if (genesis !== undefined && genesis.type !== 'run_started')
     throw new StoreError('E_NO_GENESIS', `run ${opts.runId} does not start with a genesis event`);
+  opts.model.checkProgram?.(run.program);
   // A process killed between creating the run and writing its genesis left nothing that happened:
   // the run starts from the beginning, with this runtime and this model.
   const hasher = opts.hasher ?? nodeHasher;

@@ -215,7 +215,7 @@ describe('wait steps: resume', () => {
 
   it('refuses an unknown run and a run that is not suspended', async () => {
     const store = new MemoryStore();
-    const h = harness(program([{ id: 'done', kind: 'end', outcome: 'OK' }]));
+    const h = { ...harness(program([{ id: 'done', kind: 'end', outcome: 'OK' }])), model: scripted('answers: {}') };
     const done = await runProgram({ program: h.p, input: {}, model: h.model, tools: h.reg, store });
     await expect(
       resumeRun({ store, runId: 'run-nope', event: approve, model: h.model, tools: h.reg }),
