@@ -73,5 +73,5 @@ main(args).then(
   (code) => {
     process.exitCode = code;
   },
-  (e: unknown) => exitWithError(e, args[0], args.includes('--json')),
+  (e: unknown) => exitWithError(e, args.includes('--json')),
 );

@@ -1,8 +1,7 @@
 import { parseArgs } from 'node:util';
-import { computeReceipt, NanoVmError, verifyBundle, type TraceEvent } from '@nano-vm/kernel';
-import { nodeHasher } from '@nano-vm/runtime';
+import { computeReceipt, NanoVmError, type TraceEvent } from '@nano-vm/kernel';
+import { readBundleChecked } from '../bundleFile.js';
 import { EXIT } from '../exitCodes.js';
-import { readJson } from '../inputs.js';
 import { renderReceipt } from '../render.js';
 
 export const RECEIPT_USAGE = 'usage: nano-vm receipt <bundle.json> [--json]';
@@ -16,11 +15,10 @@ export async function receiptCommand(argv: string[]): Promise<number> {
   });
   const file = positionals[0];
   if (!file || positionals.length > 1) throw new NanoVmError('E_USAGE', RECEIPT_USAGE);
-  const bundle = readJson(file, 'bundle') as { events?: unknown };
-  const v = verifyBundle(bundle, nodeHasher);
+  const { bundle, verified: v } = readBundleChecked(file);
   let receipt;
   try {
-    receipt = computeReceipt(Array.isArray(bundle?.events) ? (bundle.events as TraceEvent[]) : []);
+    receipt = computeReceipt(Array.isArray(bundle.events) ? (bundle.events as TraceEvent[]) : []);
   } catch (e) {
     throw new NanoVmError('E_NO_GENESIS', `${file}: cannot compute a receipt: ${(e as Error).message}`, { cause: e });
   }

@@ -41,6 +41,9 @@ export async function recoverCommand(argv: string[]): Promise<number> {
   const tools = await loadTools(toolsFile);
   const store = openStore(values.store);
   try {
+    // A run named by the operator must exist: that is a refusal (as in export, resume, analyze), not a run that failed to recover.
+    if (values.run !== undefined && !(await store.getRun(values.run)))
+      throw new NanoVmError('E_STORE_NO_RUN', `no run ${values.run} in ${values.store}`);
     // Interrupted runs, and suspended runs whose wait has timed out (they take their timeout edge).
     const runs =
       values.run !== undefined

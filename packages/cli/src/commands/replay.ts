@@ -4,14 +4,14 @@ import {
   POLICY_CODES,
   policyFromValue,
   replayBundle,
-  verifyBundle,
   type Bundle,
   type Issue,
   type Program,
 } from '@nano-vm/kernel';
 import { nodeHasher } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
-import { loadProgramFile, readJson } from '../inputs.js';
+import { readVerifiedBundle } from '../bundleFile.js';
+import { loadProgramFile } from '../inputs.js';
 import { loadPolicyFile, type LoadedPolicy } from '../policyFile.js';
 import { renderIssues } from '../render.js';
 import { missingText, renderVaultReport } from '../renderVault.js';
@@ -39,13 +39,8 @@ export async function replayCommand(argv: string[]): Promise<number> {
   });
   const file = positionals[0];
   if (!file || positionals.length > 1) throw new NanoVmError('E_USAGE', REPLAY_USAGE);
-  const bundle = readJson(file, 'bundle');
-  const v = verifyBundle(bundle, nodeHasher);
-  if (!v.ok)
-    throw new NanoVmError(
-      v.code,
-      `${file} does not verify, so its recorded answers cannot be trusted: ${v.reason}${v.first_bad_seq !== null ? ` (event seq ${v.first_bad_seq})` : ''}`,
-    );
+  // A bundle that does not verify is refused: its recorded answers cannot be trusted.
+  const bundle = readVerifiedBundle(file);
 
   const loadedPolicy = values.policy ? loadPolicyFile(values.policy) : undefined;
   const policy: unknown = loadedPolicy?.policy;
@@ -64,8 +59,8 @@ export async function replayCommand(argv: string[]): Promise<number> {
     warnings = loaded.issues.filter((i) => !refusing(i));
   }
   // With --store, the run's sensitive inputs come back from the vault and every decision is re-derived.
-  const vault = values.store ? await vaultFromStore(values.store, bundle as Bundle) : undefined;
-  const r = replayBundle(bundle as Bundle, {
+  const vault = values.store ? await vaultFromStore(values.store, bundle) : undefined;
+  const r = replayBundle(bundle, {
     hasher: nodeHasher,
     ...(program ? { program } : {}),
     ...(values.policy ? { policy } : {}),
@@ -98,8 +93,8 @@ export async function replayCommand(argv: string[]): Promise<number> {
 }
 
 /** The policy recorded in a (verified) bundle, when it has one. */
-function bundlePolicy(bundle: unknown, file: string): LoadedPolicy | undefined {
-  const value = (bundle as Bundle).policy;
+function bundlePolicy(bundle: Bundle, file: string): LoadedPolicy | undefined {
+  const value = bundle.policy;
   if (value === null || value === undefined) return undefined;
   const { policy } = policyFromValue(value);
   return policy ? { policy, file: `${file}#/policy` } : undefined;

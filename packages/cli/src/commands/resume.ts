@@ -20,8 +20,8 @@ export const RESUME_USAGE = `usage: nano-vm resume <run_id> [example dir] --even
  * example directory, as for `recover`.
  *
  * Exit 0: the event was taken (or had already been taken: resuming twice with the same event is a
- * no-op). Exit 1: the run is not waiting (E_RESUME_NOT_SUSPENDED), another event won a concurrent
- * resume (E_RESUME_CONFLICT), or the wait had timed out before the event (E_WAIT_EXPIRED: the run
+ * no-op). Exit 1: the run is not waiting (E_RESUME_NOT_SUSPENDED), another event took the wait
+ * first, concurrently or earlier (E_RESUME_CONFLICT), or the wait had timed out before the event (E_WAIT_EXPIRED: the run
  * took its timeout edge instead). Exit 2: refused: wrong role, payload outside the step's event
  * schema, unknown run, bad arguments.
  */

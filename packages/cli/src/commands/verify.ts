@@ -1,8 +1,7 @@
 import { parseArgs } from 'node:util';
-import { NanoVmError, verifyBundle } from '@nano-vm/kernel';
-import { nodeHasher } from '@nano-vm/runtime';
+import { NanoVmError, type VerifyResult } from '@nano-vm/kernel';
+import { readBundleChecked } from '../bundleFile.js';
 import { EXIT } from '../exitCodes.js';
-import { readJson } from '../inputs.js';
 
 export const VERIFY_USAGE = 'usage: nano-vm verify <bundle.json> [--json]';
 
@@ -14,18 +13,14 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   });
   const file = positionals[0];
   if (!file || positionals.length > 1) throw new NanoVmError('E_USAGE', VERIFY_USAGE);
-  let bundle: unknown;
+  let r: VerifyResult;
   try {
-    bundle = readJson(file, 'bundle');
+    r = readBundleChecked(file).verified;
   } catch (e) {
-    // A bundle that is not even JSON is a verification failure, not a usage error.
-    if (e instanceof NanoVmError && e.code === 'E_JSON') {
-      report(values.json, { valid: false, code: 'E_BUNDLE_FORMAT', first_bad_seq: null, reason: e.message });
-      return EXIT.FAILED;
-    }
-    throw e;
+    // A file that is not a bundle at all is a verification failure like any other, reported as one.
+    if (!(e instanceof NanoVmError) || e.code !== 'E_BUNDLE_FORMAT') throw e;
+    r = { ok: false, code: 'E_BUNDLE_FORMAT', first_bad_seq: null, reason: e.message };
   }
-  const r = verifyBundle(bundle, nodeHasher);
   if (r.ok) report(values.json, { valid: true, event_count: r.event_count, head_hash: r.head_hash }, file);
   else report(values.json, { valid: false, code: r.code, first_bad_seq: r.first_bad_seq, reason: r.reason }, file);
   return r.ok ? EXIT.OK : EXIT.FAILED;
