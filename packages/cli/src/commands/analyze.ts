@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import {
   firstErrorCode,
   THRESHOLD_NAMES,
@@ -18,9 +17,46 @@ import { EXIT } from '../exitCodes.js';
 import { isBundleText, readVerifiedBundle } from '../bundleFile.js';
 import { exampleLayout, isDirectory, loadProgramFile, readText } from '../inputs.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
+import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
-export const ANALYZE_USAGE = `usage: nano-vm analyze <program file | example dir | run id | bundle.json …> [--store sqlite:<path>|memory:]
-                  [--baseline <program file | run id | bundle.json>[,…]]… [--threshold <name>=<value>]… [--json]`;
+export const ANALYZE = defineCommand({
+  name: 'analyze',
+  summary:
+    'Metrics and alerts over the runs of one program (docs/analyzer.md): exit 0 with no alert, 1 when an alert fired.',
+  args: '<program file | example dir | run id | bundle.json …>',
+  options: {
+    store: {
+      type: 'string',
+      default: DEFAULT_STORE,
+      value: '<sqlite:path | memory:>',
+      defaultText: 'sqlite:./.nano-vm/nano-vm.db, or $NANO_VM_STORE',
+      description: 'where program files and run ids are looked up (bundles need no store)',
+    },
+    baseline: {
+      type: 'string',
+      multiple: true,
+      default: [],
+      value: '<runs>',
+      description:
+        'known-good runs to compare with: program files, run ids or bundles, comma-separated (repeatable). Adds the novel-transition rate and measures divergence against the baseline paths',
+    },
+    threshold: {
+      type: 'string',
+      multiple: true,
+      default: [],
+      value: '<name>=<value>',
+      description:
+        'override one alert threshold (repeatable): retry_density, tool_churn, invariant_violation_rate, blocked_actions, transition_entropy_bits, path_variance, novel_transition_rate',
+    },
+    json: {
+      type: 'boolean',
+      default: false,
+      description: 'one object: {format, program, thresholds, runs, transitions, paths, baseline, alerts}',
+    },
+  },
+  run: analyzeCommand,
+});
+export const ANALYZE_USAGE = usageText(ANALYZE);
 
 /** A program or bundle file name, as opposed to a run id. */
 const FILE_NAME = /\.(json|ya?ml)$/;
@@ -35,16 +71,7 @@ interface Run {
  * when an alert fired (a check that did not pass, like verify), 2 when refused.
  */
 export async function analyzeCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      store: { type: 'string', default: DEFAULT_STORE },
-      baseline: { type: 'string', multiple: true, default: [] },
-      threshold: { type: 'string', multiple: true, default: [] },
-      json: { type: 'boolean', default: false },
-    },
-  });
+  const { values, positionals } = parseCommandArgs(ANALYZE, argv);
   if (positionals.length === 0) throw new NanoVmError('E_USAGE', ANALYZE_USAGE);
   const thresholds = parseThresholds(values.threshold);
   const sources = new RunSources(values.store);

@@ -1,6 +1,5 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import {
   NanoVmError,
   pureHasher,
@@ -24,24 +23,32 @@ import { EXIT } from '../exitCodes.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { exampleLayout, isDirectory, loadProgramFile, loadTools, modelFromSpec, readJson } from '../inputs.js';
 import { renderIssues } from '../render.js';
+import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
-export const EXAMPLES_USAGE =
-  'usage: nano-vm examples [dir=examples] [--out dir=.nano-vm/bundles] [--deterministic] [--json]';
+export const EXAMPLES = defineCommand({
+  name: 'examples',
+  summary:
+    'Runs every example directory under dir (default examples) on every input, then verifies and replays each bundle from its file alone.',
+  args: '[dir]',
+  options: {
+    out: { type: 'string', default: '.nano-vm/bundles', value: '<dir>', description: 'where the bundles are written' },
+    deterministic: {
+      type: 'boolean',
+      default: false,
+      description: 'as for run: fixed clock and run ids derived from program and input',
+    },
+    json: { type: 'boolean', default: false, description: 'one object: {runs, failures}' },
+  },
+  run: examplesCommand,
+});
+export const EXAMPLES_USAGE = usageText(EXAMPLES);
 
 /**
  * The main job of `npm start`: run every example program on every input, write each bundle, and
  * verify each one independently (chain and receipt recomputed with the kernel's pure hasher).
  */
 export async function examplesCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      out: { type: 'string', default: '.nano-vm/bundles' },
-      deterministic: { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-    },
-  });
+  const { values, positionals } = parseCommandArgs(EXAMPLES, argv);
   const root = positionals[0] ?? 'examples';
   if (!isDirectory(root)) throw new NanoVmError('E_FILE', `${root} is not a directory of examples`);
   const dirs = readdirSync(root)

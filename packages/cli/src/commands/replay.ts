@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import {
   NanoVmError,
   POLICY_CODES,
@@ -16,9 +15,39 @@ import { loadPolicyFile, type LoadedPolicy } from '../policyFile.js';
 import { renderIssues } from '../render.js';
 import { missingText, renderVaultReport } from '../renderVault.js';
 import { vaultFromStore } from '../vaultOption.js';
+import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
-export const REPLAY_USAGE =
-  'usage: nano-vm replay <bundle.json> [--program other.yaml] [--policy other.yaml] [--store sqlite:<path>] [--json]';
+export const REPLAY = defineCommand({
+  name: 'replay',
+  summary:
+    "Re-derives a bundle's run from its recorded answers (no model or tool is called): exit 0 when identical, 1 at the first divergence; with --program or --policy, a counterfactual.",
+  args: '<bundle.json>',
+  options: {
+    program: {
+      type: 'string',
+      value: '<file>',
+      description: 'replay the recorded answers against this version of the program (counterfactual)',
+    },
+    policy: {
+      type: 'string',
+      value: '<file>',
+      description: "replay under this policy instead of the bundle's (counterfactual)",
+    },
+    store: {
+      type: 'string',
+      value: '<sqlite:path | memory:>',
+      description:
+        "read the run's sensitive input values from this store's vault, so that every decision is re-derived",
+    },
+    json: {
+      type: 'boolean',
+      default: false,
+      description: 'one object: the replay result (identical, first_divergence, path, outcome, missing, vault, …)',
+    },
+  },
+  run: replayCommand,
+});
+export const REPLAY_USAGE = usageText(REPLAY);
 
 /**
  * Re-runs the recorded decisions from a bundle with its recorded answers (no model or tool is
@@ -27,16 +56,7 @@ export const REPLAY_USAGE =
  * that was never recorded.
  */
 export async function replayCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      program: { type: 'string' },
-      policy: { type: 'string' },
-      store: { type: 'string' },
-      json: { type: 'boolean', default: false },
-    },
-  });
+  const { values, positionals } = parseCommandArgs(REPLAY, argv);
   const file = positionals[0];
   if (!file || positionals.length > 1) throw new NanoVmError('E_USAGE', REPLAY_USAGE);
   // A bundle that does not verify is refused: its recorded answers cannot be trusted.

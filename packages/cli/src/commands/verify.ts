@@ -1,16 +1,26 @@
-import { parseArgs } from 'node:util';
 import { NanoVmError, type VerifyResult } from '@nano-vm/kernel';
 import { readBundleChecked } from '../bundleFile.js';
 import { EXIT } from '../exitCodes.js';
+import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
-export const VERIFY_USAGE = 'usage: nano-vm verify <bundle.json> [--json]';
+export const VERIFY = defineCommand({
+  name: 'verify',
+  summary:
+    "Recomputes a bundle's hash chain, genesis commitments and receipt: exit 0 when it verifies, 1 with the first bad event and why.",
+  args: '<bundle.json>',
+  options: {
+    json: {
+      type: 'boolean',
+      default: false,
+      description: 'one object: {valid, event_count, head_hash} or {valid, code, first_bad_seq, reason}',
+    },
+  },
+  run: verifyCommand,
+});
+export const VERIFY_USAGE = usageText(VERIFY);
 
 export async function verifyCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { json: { type: 'boolean', default: false } },
-  });
+  const { values, positionals } = parseCommandArgs(VERIFY, argv);
   const file = positionals[0];
   if (!file || positionals.length > 1) throw new NanoVmError('E_USAGE', VERIFY_USAGE);
   let r: VerifyResult;
