@@ -69,6 +69,10 @@ describe('nano-vm --help, <command> --help, -V', () => {
     },
   );
 
+  it('help <command> prints what <command> --help prints', () => {
+    expect(nanoVm('help', 'verify')).toEqual(nanoVm('verify', '--help'));
+  });
+
   it('-V and --version print the version of packages/cli/package.json', () => {
     const { version } = JSON.parse(readFileSync(join(ROOT, 'packages/cli/package.json'), 'utf8')) as {
       version: string;

@@ -13,7 +13,7 @@ export function mainHelp(): string {
   return `nano-vm ${CLI_VERSION} — governed execution runtime for LLM workflows
 
 usage: nano-vm <command> [arguments] [options]
-       nano-vm <command> --help    the command's arguments and options
+       nano-vm <command> --help    the command's arguments and options (or nano-vm help <command>)
        nano-vm -V | --version      print the version
        nano-vm -h | --help         print this help
 

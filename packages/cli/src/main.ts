@@ -9,6 +9,11 @@ import { mainHelp } from './help.js';
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  const topic = cmd === 'help' && rest[0] !== undefined ? findCommand(rest[0]) : undefined;
+  if (topic) {
+    process.stdout.write(commandHelp(topic));
+    return EXIT.OK;
+  }
   if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {
     process.stdout.write(mainHelp());
     return cmd ? EXIT.OK : EXIT.REFUSED;
