@@ -71,6 +71,13 @@ describe('the same bad bundle gets the same code and exit status in every comman
       });
     });
 
+  it.each(BUNDLE_READERS)('truncated, text output: %s names E_BUNDLE_FORMAT and exits the same', (_name, args) => {
+    const r = nanoVm(...args(files.truncated!));
+    expect(r.code).toBe(exitOf('E_BUNDLE_FORMAT'));
+    expect(r.out + r.err).toMatch(/(nano-vm: |INVALID )E_BUNDLE_FORMAT/);
+    expect(r.out + r.err).not.toMatch(/\.js:\d+:\d+\)?\n/); // no stack
+  });
+
   it.each(BUNDLE_READERS)('a missing file: %s reports E_FILE with its table exit', (_name, args) => {
     const r = nanoVm(...args(join(dir, 'nosuch.bundle.json')), '--json');
     expect({ code: reportedCode(r.out), exit: r.code }).toEqual({ code: 'E_FILE', exit: exitOf('E_FILE') });

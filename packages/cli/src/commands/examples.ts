@@ -6,7 +6,6 @@ import {
   replayBundle,
   serializeBundle,
   verifyBundle,
-  type Bundle,
   type ExternalEvent,
 } from '@nano-vm/kernel';
 import {
@@ -23,6 +22,7 @@ import { EXIT } from '../exitCodes.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { exampleLayout, isDirectory, loadProgramFile, loadTools, modelFromSpec, readJson } from '../inputs.js';
 import { renderIssues } from '../render.js';
+import { readBundleFile } from '../bundleFile.js';
 import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
 export const EXAMPLES = defineCommand({
@@ -126,9 +126,9 @@ export async function examplesCommand(argv: string[]): Promise<number> {
       const bundleFile = join(values.out, `${layout.name}.${caseName}.bundle.json`);
       const text = serializeBundle(res.bundle);
       writeFileSync(bundleFile, text);
-      // Verify what was written, read back as a stranger would, with the browser-safe hasher,
-      // then replay it from the file alone: no model or tool is called.
-      const readBack = JSON.parse(text) as Bundle;
+      // Verify what was written, read back from the file as a stranger would (as verify reads it),
+      // with the browser-safe hasher, then replay it from the file alone: no model or tool is called.
+      const readBack = readBundleFile(bundleFile);
       const v = verifyBundle(readBack, pureHasher);
       const replay = replayBundle(readBack, { hasher: pureHasher });
       if (!v.ok || !replay.identical) failures++;
