@@ -8,6 +8,7 @@ import { ERASE } from './commands/erase.js';
 import { EXAMPLES } from './commands/examples.js';
 import { EXPR } from './commands/expr.js';
 import { GRAPH } from './commands/graph.js';
+import { KEYGEN } from './commands/keygen.js';
 import { PATHS } from './commands/paths.js';
 import { PLAN } from './commands/plan.js';
 import { RECEIPT } from './commands/receipt.js';
@@ -37,6 +38,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   PLAN,
   PATHS,
   GRAPH,
+  KEYGEN,
 ];
 
 export function findCommand(name: string): CommandSpec | undefined {

@@ -16,7 +16,7 @@ import {
   type Bundle,
   type Program,
   type TraceEvent,
-} from '../src/index.js';
+} from '../src/internal.js';
 
 // ---- the independent implementation, from docs/trace-format.md only --------------------------
 const sha = (s: string) => createHash('sha256').update(Buffer.from(s, 'utf8')).digest('hex');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { NanoVmError, verifyBundle, type Step } from '@nano-vm/kernel';
-import { MemoryStore, nodeHasher, runProgram } from '../src/index.js';
+import { MemoryStore, nodeHasher, runProgram } from '../src/internal.js';
 import { det, program, RecordingModel, scripted, tools } from './fixtures.js';
 
 const end = (id: string, outcome: string, failure = false): Step => ({

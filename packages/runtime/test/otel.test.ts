@@ -28,7 +28,7 @@ import {
   stepSpans,
   toolsFromModule,
   type RunOptions,
-} from '../src/index.js';
+} from '../src/internal.js';
 
 const root = new URL('../../../examples/refund/', import.meta.url);
 let program: Program;

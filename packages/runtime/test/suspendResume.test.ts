@@ -20,7 +20,7 @@ import {
   SqliteStore,
   type ResumeResult,
   type Store,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { program, scripted, tools } from './fixtures.js';
 
 const approvalSteps = (wait: Partial<Extract<Step, { kind: 'wait' }>> = {}): Step[] => [

@@ -2,6 +2,7 @@ import { NanoVmError, serializeBundle, type ExternalEvent } from '@nano-vm/kerne
 import { resumeRun, type ResumeResult } from '@nano-vm/runtime';
 import { writeFileSync } from 'node:fs';
 import { EXIT } from '../exitCodes.js';
+import { signerOption, writeSignature } from '../keys.js';
 import { loadTools, modelFromSpec, readJson } from '../inputs.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { renderTrace } from '../render.js';
@@ -60,7 +61,14 @@ export const RESUME = defineCommand({
     json: {
       type: 'boolean',
       default: false,
-      description: 'one object: {run_id, resume, status, waiting?, outcome, head_hash, resumed_from_seq, receipt}',
+      description:
+        'one object: {run_id, resume, status, waiting?, outcome, head_hash, resumed_from_seq, signature?, key_id?, receipt}',
+    },
+    sign: {
+      type: 'string',
+      value: '<private key file>',
+      description:
+        'sign the bundle written with --out (required with it): the Ed25519 signature goes beside it as <bundle>.sig (docs/trace-format.md §10). A key that is not an Ed25519 private key, or that others can read, is refused (E_KEY_INVALID)',
     },
   },
   run: resumeCommand,
@@ -82,6 +90,7 @@ export async function resumeCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(RESUME, argv);
   const [runId, dir, ...extra] = positionals;
   if (!runId || extra.length || values.event === undefined) throw new NanoVmError('E_USAGE', RESUME_USAGE);
+  const signer = signerOption(values.sign, values.out);
   const { modelSpec, toolsFile, policyFile } = resolveTarget(dir, values, RESUME_USAGE);
   if (!modelSpec)
     throw new NanoVmError(
@@ -113,6 +122,7 @@ export async function resumeCommand(argv: string[]): Promise<number> {
     await store.close();
   }
   if (values.out) writeFileSync(values.out, serializeBundle(r.bundle));
+  const sigFile = values.out && signer ? writeSignature(values.out, r.bundle, signer) : undefined;
   if (r.resume === 'policy_blocked') {
     throw new NanoVmError(
       'E_POLICY_BLOCKED',
@@ -135,6 +145,7 @@ export async function resumeCommand(argv: string[]): Promise<number> {
         outcome: r.outcome,
         head_hash: r.head_hash,
         resumed_from_seq: r.resumed_from_seq,
+        ...(sigFile ? { signature: sigFile, key_id: signer!.key_id } : {}),
         receipt: r.receipt,
       }) + '\n',
     );
@@ -146,7 +157,7 @@ export async function resumeCommand(argv: string[]): Promise<number> {
           ]
         : [`resumed ${runId}`, renderTrace(r.events.slice(r.resumed_from_seq))];
     lines.push(
-      `status ${r.status}${r.outcome ? `  outcome ${r.outcome}` : ''}  events ${r.receipt.event_count}  head ${r.head_hash.slice(0, 16)}…${values.out ? `  bundle ${values.out}` : ''}`,
+      `status ${r.status}${r.outcome ? `  outcome ${r.outcome}` : ''}  events ${r.receipt.event_count}  head ${r.head_hash.slice(0, 16)}…${values.out ? `  bundle ${values.out}` : ''}${sigFile ? `  signed by ${signer!.key_id}` : ''}`,
     );
     if (r.waiting) lines.push(suspendedHint(runId, r.waiting, false));
     process.stdout.write(lines.join('\n') + '\n');

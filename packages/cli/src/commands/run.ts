@@ -14,6 +14,7 @@ import { EXIT } from '../exitCodes.js';
 import { loadProgramFile, loadTools, modelFromSpec, readJson } from '../inputs.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { modelLabel, renderIssues, renderTrace } from '../render.js';
+import { signerOption, writeSignature } from '../keys.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
 import { resolveTarget } from '../target.js';
 import { cliTelemetry } from '../telemetry.js';
@@ -77,7 +78,13 @@ export const RUN = defineCommand({
       type: 'boolean',
       default: false,
       description:
-        'one line of JSON per run: {run_id, case, status, outcome, head_hash, scripted_model, bundle?, receipt}',
+        'one line of JSON per run: {run_id, case, status, outcome, head_hash, scripted_model, bundle?, signature?, key_id?, receipt}',
+    },
+    sign: {
+      type: 'string',
+      value: '<private key file>',
+      description:
+        'sign the bundle written with --out (required with it): the Ed25519 signature goes beside it as <bundle>.sig (docs/trace-format.md §10). A key that is not an Ed25519 private key, or that others can read, is refused (E_KEY_INVALID)',
     },
   },
   run: runCommand,
@@ -88,6 +95,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(RUN, argv);
   const target = positionals[0];
   if (!target || positionals.length > 1) throw new NanoVmError('E_USAGE', RUN_USAGE);
+  const signer = signerOption(values.sign, values.out);
 
   const { layout, programFile = target, modelSpec, toolsFile, policyFile } = resolveTarget(target, values);
   let cases: [string, string | undefined][] = [
@@ -155,11 +163,13 @@ export async function runCommand(argv: string[]): Promise<number> {
         throw e.withMessage(`${inputFile ?? 'input'}: ${e.message}${hint}`);
       }
       let outFile: string | undefined;
+      let sigFile: string | undefined;
       if (values.out) {
         outFile = multi
           ? join(values.out, `${basename(programFile).replace(/\.(ya?ml|json)$/, '')}.${caseName}.bundle.json`)
           : values.out;
         writeFileSync(outFile, serializeBundle(result.bundle));
+        if (signer) sigFile = writeSignature(outFile, result.bundle, signer);
       }
       if (values.json) {
         process.stdout.write(
@@ -172,6 +182,7 @@ export async function runCommand(argv: string[]): Promise<number> {
             head_hash: result.head_hash,
             scripted_model: result.receipt.model.scripted,
             ...(outFile ? { bundle: outFile } : {}),
+            ...(sigFile ? { signature: sigFile, key_id: signer!.key_id } : {}),
             receipt: result.receipt,
           }) + '\n',
         );
@@ -183,6 +194,7 @@ export async function runCommand(argv: string[]): Promise<number> {
             `  model ${modelLabel(r)}`,
             renderTrace(result.events),
             `status ${r.status}${r.outcome ? `  outcome ${r.outcome}` : ''}  steps ${r.counts.steps}  events ${r.event_count}  head ${r.head_hash.slice(0, 16)}…${outFile ? `  bundle ${outFile}` : ''}`,
+            ...(sigFile ? [`signed by ${signer!.key_id}  signature ${sigFile}`] : []),
             ...(result.waiting ? [suspendedHint(result.run_id, result.waiting, store instanceof MemoryStore)] : []),
             '',
           ].join('\n'),

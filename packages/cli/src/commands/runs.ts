@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { NanoVmError, serializeBundle, type RunStatus } from '@nano-vm/kernel';
 import { runResult } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
+import { signerOption, writeSignature } from '../keys.js';
 import { DEFAULT_STORE, withStore } from '../storeSpec.js';
 import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
@@ -47,6 +48,12 @@ export const EXPORT = defineCommand({
       description: 'the store the run is in',
     },
     json: { type: 'boolean', default: false, description: 'print errors as JSON (the bundle is JSON either way)' },
+    sign: {
+      type: 'string',
+      value: '<private key file>',
+      description:
+        'sign the bundle written with --out (required with it): the Ed25519 signature goes beside it as <bundle>.sig (docs/trace-format.md §10). A key that is not an Ed25519 private key, or that others can read, is refused (E_KEY_INVALID)',
+    },
   },
   run: exportCommand,
 });
@@ -82,17 +89,20 @@ export async function exportCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(EXPORT, argv);
   const runId = positionals[0];
   if (!runId || positionals.length > 1) throw new NanoVmError('E_USAGE', EXPORT_USAGE);
+  const signer = signerOption(values.sign, values.out);
   const { run, events } = await withStore(values.store, async (store) => {
     const run = await store.getRun(runId);
     return { run, events: run ? await store.events(runId) : [] };
   });
   if (!run) throw new NanoVmError('E_STORE_NO_RUN', `no run ${runId} in ${values.store}`);
   if (events.length === 0) throw new NanoVmError('E_NO_GENESIS', `run ${runId} has no events`);
-  const text = serializeBundle(runResult(run, run.status, events).bundle);
+  const bundle = runResult(run, run.status, events).bundle;
+  const text = serializeBundle(bundle);
   if (values.out) {
     writeFileSync(values.out, text);
+    const sigFile = signer ? writeSignature(values.out, bundle, signer) : undefined;
     process.stderr.write(
-      `wrote ${values.out} (${events.length} events, ${run.status}${run.outcome ? ` ${run.outcome}` : ''})\n`,
+      `wrote ${values.out} (${events.length} events, ${run.status}${run.outcome ? ` ${run.outcome}` : ''})${sigFile ? `, signed by ${signer!.key_id}: ${sigFile}` : ''}\n`,
     );
   } else process.stdout.write(text);
   return EXIT.OK;
