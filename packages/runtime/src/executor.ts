@@ -129,6 +129,7 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
     );
   // The machine works on the input in canonical member order (see canonicalJson's fast path).
   const { text: inputText, value: input } = checkInput(program, opts.input);
+  opts.model.checkProgram?.(program);
   // Sensitive values go to the vault; what is stored, hashed and exported holds their commitments.
   const store = opts.store ?? new MemoryStore();
   const sealed = cp.sensitive.length
