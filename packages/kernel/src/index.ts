@@ -47,3 +47,14 @@ export {
 } from './paths.js';
 export { programGraph, GRAPH_FORMATS, type GraphFormat } from './graph.js';
 export { pathsText, type PathsTextSource } from './pathsText.js';
+export { setMember, ownMember } from './dataMember.js';
+export { parseJsonText, decodeUtf8, JsonTextError, type JsonTextProblem, type JsonTextLimits } from './jsonText.js';
+export {
+  checkValueLimits,
+  LimitError,
+  MAX_JSON_DEPTH,
+  MAX_DOCUMENT_DEPTH,
+  MAX_VALUE_CHARS,
+  MAX_PROGRAM_BYTES,
+  MAX_BUNDLE_BYTES,
+} from './limits.js';
