@@ -48,6 +48,7 @@ import { recordOf, stateView, type RunState, type StepRecord } from './runState.
 import { checkSchema, describeViolations } from './schemaCheck.js';
 import type { Slots } from './slots.js';
 import { isUnder, readPath } from './statePath.js';
+import { setMember } from './dataMember.js';
 
 /** What the successor works with besides the state: all of it fixed for the whole run. */
 export interface SuccessorEnv {
@@ -594,8 +595,8 @@ class Deciding {
       const src = args[name]!;
       if (typeof src === 'string') {
         const v = readPath(state, src);
-        if (v !== undefined) out[name] = v as JsonValue;
-      } else out[name] = src.value;
+        if (v !== undefined) setMember(out, name, v as JsonValue);
+      } else setMember(out, name, src.value);
     }
     return out;
   }
@@ -683,7 +684,7 @@ class Deciding {
         this.account(res);
         const checked = checkEffectResult(child, res);
         if (checked.ok) {
-          outputs[child.id] = checked.output;
+          setMember(outputs, child.id, checked.output);
           this.emit(
             ev.stepCompleted(
               { step: child.id, kind: child.kind, parent: step.id, attempt, output: checked.output, changed: true },
@@ -710,7 +711,7 @@ class Deciding {
         if (attempt === attempts.length) {
           const fb = fallbackOf(child.on_error);
           if (fb !== undefined) {
-            outputs[child.id] = fb;
+            setMember(outputs, child.id, fb);
             this.emit(ev.stepFallback({ step: child.id, parent: step.id, output: fb, changed: true }));
             done = true;
           } else if (!failure)
