@@ -21,6 +21,8 @@ export class JsonTextError extends NanoVmError<'E_JSON' | 'E_TOO_DEEP' | 'E_TOO_
     /** Byte offset (UTF-8) in the text where reading stopped. */
     readonly offset: number,
     readonly detail: string,
+    /** The same place as a string index (UTF-16 code units). */
+    readonly index: number = offset,
   ) {
     super(
       problem === 'depth' ? 'E_TOO_DEEP' : problem === 'size' ? 'E_TOO_LARGE' : 'E_JSON',
@@ -44,7 +46,7 @@ const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
 export function parseJsonText(text: string, limits: JsonTextLimits = {}): unknown {
   const maxDepth = limits.maxDepth ?? MAX_JSON_DEPTH;
   const fail = (problem: JsonTextProblem, at: number, detail: string): never => {
-    throw new JsonTextError(problem, utf8Offset(text, at), detail);
+    throw new JsonTextError(problem, utf8Offset(text, at), detail, at);
   };
   if (limits.maxChars !== undefined && text.length > limits.maxChars)
     fail('size', limits.maxChars, `text longer than ${limits.maxChars} characters`);

@@ -49,6 +49,7 @@ import { checkSchema, describeViolations } from './schemaCheck.js';
 import type { Slots } from './slots.js';
 import { isUnder, readPath } from './statePath.js';
 import { setMember } from './dataMember.js';
+import { checkValueLimits } from './limits.js';
 
 /** What the successor works with besides the state: all of it fixed for the whole run. */
 export interface SuccessorEnv {
@@ -798,11 +799,12 @@ class Deciding {
     }
     let form: { text: string; value: JsonValue };
     try {
+      checkValueLimits(event.payload, 'the event');
       form = canonicalForm(event.payload as JsonValue);
     } catch (e) {
       throw new NanoVmError(
         'E_RESUME_EVENT_INVALID',
-        `the event for step '${step.id}' is not JSON: ${(e as Error).message}`,
+        `the event for step '${step.id}' is not JSON within the limits: ${(e as Error).message}`,
       );
     }
     const vs = checkSchema(step.event, event.payload);

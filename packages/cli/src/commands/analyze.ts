@@ -15,7 +15,7 @@ import {
 } from '@nano-vm/kernel';
 import { nodeHasher, type Store } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
-import { exampleLayout, isDirectory, loadProgramFile, readJson } from '../inputs.js';
+import { exampleLayout, isDirectory, loadProgramFile, readBundleJson } from '../inputs.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
 
 export const ANALYZE_USAGE = `usage: nano-vm analyze <program file | example dir | run id | bundle.json …> [--store sqlite:<path>|memory:]
@@ -108,7 +108,7 @@ class RunSources {
     if (isDirectory(spec)) return this.programRuns(exampleLayout(spec).programFile);
     if (!existsSync(spec)) return [await this.storedRun(spec)];
     if (spec.endsWith('.json')) {
-      const doc = readJson(spec, 'bundle or program');
+      const doc = readBundleJson(spec, 'bundle or program');
       if (typeof doc === 'object' && doc !== null && (doc as { format?: unknown }).format === BUNDLE_FORMAT)
         return [bundleRun(spec, doc)];
     }

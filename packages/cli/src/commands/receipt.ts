@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { computeReceipt, NanoVmError, verifyBundle, type TraceEvent } from '@nano-vm/kernel';
 import { nodeHasher } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
-import { readJson } from '../inputs.js';
+import { readBundleJson } from '../inputs.js';
 import { renderReceipt } from '../render.js';
 
 export const RECEIPT_USAGE = 'usage: nano-vm receipt <bundle.json> [--json]';
@@ -16,7 +16,7 @@ export async function receiptCommand(argv: string[]): Promise<number> {
   });
   const file = positionals[0];
   if (!file || positionals.length > 1) throw new NanoVmError('E_USAGE', RECEIPT_USAGE);
-  const bundle = readJson(file, 'bundle') as { events?: unknown };
+  const bundle = readBundleJson(file) as { events?: unknown };
   const v = verifyBundle(bundle, nodeHasher);
   let receipt;
   try {

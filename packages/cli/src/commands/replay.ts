@@ -11,7 +11,7 @@ import {
 } from '@nano-vm/kernel';
 import { nodeHasher } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
-import { loadProgramFile, readJson } from '../inputs.js';
+import { loadProgramFile, readBundleJson } from '../inputs.js';
 import { loadPolicyFile, type LoadedPolicy } from '../policyFile.js';
 import { renderIssues } from '../render.js';
 import { missingText, renderVaultReport } from '../renderVault.js';
@@ -39,7 +39,7 @@ export async function replayCommand(argv: string[]): Promise<number> {
   });
   const file = positionals[0];
   if (!file || positionals.length > 1) throw new NanoVmError('E_USAGE', REPLAY_USAGE);
-  const bundle = readJson(file, 'bundle');
+  const bundle = readBundleJson(file);
   const v = verifyBundle(bundle, nodeHasher);
   if (!v.ok)
     throw new NanoVmError(

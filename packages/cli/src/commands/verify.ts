@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { NanoVmError, verifyBundle } from '@nano-vm/kernel';
 import { nodeHasher } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
-import { readJson } from '../inputs.js';
+import { readBundleJson } from '../inputs.js';
 
 export const VERIFY_USAGE = 'usage: nano-vm verify <bundle.json> [--json]';
 
@@ -16,7 +16,7 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   if (!file || positionals.length > 1) throw new NanoVmError('E_USAGE', VERIFY_USAGE);
   let bundle: unknown;
   try {
-    bundle = readJson(file, 'bundle');
+    bundle = readBundleJson(file);
   } catch (e) {
     // A bundle that is not even JSON is a verification failure, not a usage error.
     if (e instanceof NanoVmError && e.code === 'E_JSON') {

@@ -49,6 +49,12 @@ export function compileGuard(source: string, env?: GuardTypeEnv): GuardCompileRe
   if (typeof source !== 'string') {
     return { ok: false, error: guardError('E_GUARD_SYNTAX', 'a guard must be a string', 1) };
   }
+  const prefixRun = longPrefixRun(source);
+  if (prefixRun >= 0)
+    return {
+      ok: false,
+      error: guardError('E_GUARD_LIMIT', `guard nests deeper than ${MAX_GUARD_DEPTH} levels`, prefixRun + 1),
+    };
   let ast;
   try {
     ast = cel.parse(source).ast;
@@ -72,6 +78,27 @@ export function compileGuard(source: string, env?: GuardTypeEnv): GuardCompileRe
     if (e instanceof GuardFailure) return { ok: false, error: e.error };
     throw e;
   }
+}
+
+/**
+ * Where more than MAX_GUARD_DEPTH prefix operators (`!`, `-`) follow one another outside string
+ * literals, or -1. The parser descends once per prefix operator, before its depth limit applies:
+ * 10,000 of them overflowed its stack (issue 11). Each one nests, so the guard is over the limit.
+ */
+function longPrefixRun(source: string): number {
+  let run = 0;
+  let start = 0;
+  for (let i = 0; i < source.length; i++) {
+    const ch = source[i];
+    if (ch === '"' || ch === "'") {
+      for (i++; i < source.length && source[i] !== ch; i++) if (source[i] === '\\') i++;
+      run = 0;
+    } else if (ch === '!' || ch === '-') {
+      if (run === 0) start = i;
+      if (++run > MAX_GUARD_DEPTH) return start;
+    } else if (ch !== ' ' && ch !== '\t' && ch !== '\n' && ch !== '\r') run = 0;
+  }
+  return -1;
 }
 
 /** The GuardNode tree of a compiled guard, recompiling (without types) when it came from elsewhere. */

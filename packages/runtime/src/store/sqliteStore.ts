@@ -11,6 +11,8 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import {
   canonicalJson,
+  MAX_DOCUMENT_DEPTH,
+  parseJsonText,
   hashJson,
   type JsonValue,
   type Program,
@@ -517,7 +519,17 @@ export class SqliteStore implements Store {
 
   async events(runId: string): Promise<TraceEvent[]> {
     this.checkOpen();
-    return (this.selectEvents.all(runId) as string[]).map((body) => JSON.parse(body) as TraceEvent);
+    // Read as strictly as a bundle: a row edited to hold duplicate names or to nest too deep is
+    // refused, not half-read (docs/limits.md).
+    return (this.selectEvents.all(runId) as string[]).map((body, i) => {
+      try {
+        return parseJsonText(body, { maxDepth: MAX_DOCUMENT_DEPTH }) as TraceEvent;
+      } catch (e) {
+        throw new StoreError('E_STORE_CORRUPT', `run ${runId}: stored event ${i + 1}: ${(e as Error).message}`, {
+          cause: e,
+        });
+      }
+    });
   }
 
   async listRuns(filter: { status?: RunStatus | 'running' } = {}): Promise<RunRecord[]> {
