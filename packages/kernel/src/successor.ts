@@ -902,6 +902,12 @@ function fallbackOf(oe: OnError | undefined): JsonValue | undefined {
 function rejectedOutput(step: LlmStep | ToolStep | ParallelChild, r: EffectResult): JsonValue | undefined {
   if (step.kind !== 'tool' || !r.ok) return undefined;
   const value = r.value === undefined ? null : r.value;
+  // Beyond the limits it is not recorded: events must stay within what a bundle may carry.
+  try {
+    checkValueLimits(value, 'the output');
+  } catch {
+    return undefined;
+  }
   return isJsonValue(value) ? (value as JsonValue) : undefined;
 }
 
