@@ -52,7 +52,7 @@ steps:
     failure: true
 `;
 
-const TOOLS = `export const tools = [{
+const TOOLS = `export const tools = [{ name: 'plain', run: async () => ({ ok: true }) }, {
   name: 'echo',
   run: async (a) => ({ ok: ({}).polluted === undefined, got: a.d, mail: a.e, ...JSON.parse('{"__proto__":{"polluted":"y"}}') }),
 }];
@@ -61,6 +61,7 @@ const TOOLS = `export const tools = [{
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'nano-vm-limits-'));
   writeFileSync(join(dir, 'program.yaml'), PROGRAM);
+  writeFileSync(join(dir, 'plain.yaml'), PROGRAM.replaceAll('__proto__', 'first').replace('tool: echo', 'tool: plain'));
   writeFileSync(join(dir, 'tools.mjs'), TOOLS);
   writeFileSync(join(dir, 'model.yaml'), 'model: none\nanswers: {}\n');
 });
@@ -152,7 +153,7 @@ describe('duplicate member names and non-UTF-8 bytes', () => {
   beforeAll(() => {
     const r = nanoVm(
       'run',
-      'program.yaml',
+      'plain.yaml',
       '--input',
       file('ok.json', '{"data":{"x":1},"email":"p@example.com"}'),
       '--tools',
@@ -180,7 +181,7 @@ describe('duplicate member names and non-UTF-8 bytes', () => {
   it('an input with a duplicate member name is refused with E_JSON and the byte offset', () => {
     const r = nanoVm(
       'run',
-      'program.yaml',
+      'plain.yaml',
       '--input',
       file('dup.json', '{"data":{},"data":{"x":1}}'),
       '--tools',
@@ -198,7 +199,7 @@ describe('duplicate member names and non-UTF-8 bytes', () => {
     const bad = Buffer.concat([Buffer.from('{"data":{"k":"a'), Buffer.from([0xff]), Buffer.from('"}}')]);
     const r = nanoVm(
       'run',
-      'program.yaml',
+      'plain.yaml',
       '--input',
       file('bad.json', bad),
       '--tools',
