@@ -12,6 +12,7 @@ import type { Program } from './program.js';
 import { checkProgramShape, escapePointer } from './validateShape.js';
 import { JsonTextError, parseJsonText } from './jsonText.js';
 import { yamlNestingBeyond } from './yamlNesting.js';
+import { MAX_PROGRAM_BYTES } from './limits.js';
 
 /** 1-based line and column. */
 export interface SourcePosition {
@@ -49,6 +50,7 @@ export const LOAD_CODES: Readonly<Record<string, string>> = {
   E_FORMAT: '`format` is missing or is not nano-vm.program/v1.',
   E_SCHEMA:
     'The program does not match program.schema.json: wrong type, unknown or missing property, bad step kind, bad id or path syntax.',
+  E_TOO_LARGE: 'The text is longer than 4 MiB (docs/limits.md).',
 };
 
 /** Alias expansions allowed per document (YAML "billion laughs" defence). */
@@ -103,6 +105,16 @@ export function parseSource(
     return issue;
   };
 
+  // Parsing YAML costs many times the text's size in time and memory: refuse what no program needs.
+  if (text.length > MAX_PROGRAM_BYTES) {
+    const issue: Issue = {
+      code: 'E_TOO_LARGE',
+      severity: 'error',
+      message: `the document is longer than ${MAX_PROGRAM_BYTES} characters (docs/limits.md)`,
+    };
+    if (opts.file !== undefined) issue.file = opts.file;
+    return { issues: [issue] };
+  }
   // The YAML library composes recursively: text nested far deeper than MAX_DEPTH is refused here,
   // in one linear pass, before it can overflow the stack there (docs/limits.md).
   const deepAt = format === 'json' ? jsonDepthBeyond(text, PRE_SCAN_DEPTH) : yamlNestingBeyond(text, PRE_SCAN_DEPTH);
