@@ -7,20 +7,22 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const CLI = join(ROOT, 'packages/cli/dist/main.js');
 let dir: string;
 
-function nanoVm(...args: string[]): { code: number; out: string; err: string } {
+function nanoVmWith(env: Record<string, string>, ...args: string[]): { code: number; out: string; err: string } {
   const r = spawnSync(process.execPath, [CLI, ...args], {
     cwd: dir,
     encoding: 'utf8',
-    env: { ...process.env, NANO_VM_STORE: `sqlite:${join(dir, 'limits.db')}` },
+    env: { ...process.env, NANO_VM_STORE: `sqlite:${join(dir, 'limits.db')}`, ...env },
   });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
+const nanoVm = (...args: string[]) => nanoVmWith({}, ...args);
 
 const PROGRAM = `format: nano-vm.program/v1
 id: limits
@@ -52,7 +54,11 @@ steps:
     failure: true
 `;
 
-const TOOLS = `export const tools = [{ name: 'plain', run: async () => ({ ok: true }) }, {
+const TOOLS = `export const tools = [{
+  name: 'plain',
+  // CRASH=1: the process dies inside the call, leaving the run \`running\` for recover.
+  run: async () => (process.env.CRASH === '1' ? process.exit(9) : { ok: true }),
+}, {
   name: 'echo',
   run: async (a) => ({ ok: ({}).polluted === undefined, got: a.d, mail: a.e, ...JSON.parse('{"__proto__":{"polluted":"y"}}') }),
 }];
@@ -247,5 +253,51 @@ describe('__proto__ is data through run, verify and replay --store', () => {
     const replay = nanoVm('replay', 'proto.bundle.json', '--store', `sqlite:${join(dir, 'limits.db')}`, '--json');
     expect(JSON.parse(replay.out)).toMatchObject({ identical: true });
     expect(replay.code).toBe(0);
+  });
+});
+
+describe('recover goes on past a run it cannot recover', () => {
+  it('a run whose stored event is not JSON is reported (E_STORE_CORRUPT) and the next one is recovered', () => {
+    const db = `sqlite:${join(dir, 'recover.db')}`;
+    for (const x of [1, 2]) {
+      const input = file(`r${x}.json`, `{"data":{"x":${x}},"email":"r${x}@example.com"}`);
+      const r = nanoVmWith(
+        { CRASH: '1' },
+        'run',
+        'plain.yaml',
+        '--input',
+        input,
+        '--tools',
+        'tools.mjs',
+        '--model',
+        'scripted:model.yaml',
+        '--store',
+        db,
+      );
+      expect(r.code).toBe(9);
+    }
+    const sql = new Database(join(dir, 'recover.db'));
+    const ids = (
+      sql.prepare("SELECT run_id FROM runs WHERE status = 'running' ORDER BY run_no").all() as { run_id: string }[]
+    ).map((r) => r.run_id);
+    expect(ids).toHaveLength(2);
+    sql
+      .prepare('UPDATE events SET body = ? WHERE seq = 0 AND run_no = (SELECT run_no FROM runs WHERE run_id = ?)')
+      .run('{"seq":', ids[0]);
+    sql.close();
+    const r = nanoVm('recover', '--tools', 'tools.mjs', '--model', 'scripted:model.yaml', '--store', db, '--json');
+    const lines = r.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { run_id: string; recovered: boolean; status?: string; error?: { code: string } });
+    expect(lines).toEqual([
+      expect.objectContaining({
+        run_id: ids[0],
+        recovered: false,
+        error: expect.objectContaining({ code: 'E_STORE_CORRUPT' }),
+      }),
+      expect.objectContaining({ run_id: ids[1], recovered: true, status: 'completed' }),
+    ]);
+    expect(r.code).toBe(1);
   });
 });
