@@ -4,11 +4,8 @@
  * crash. Runs complete, verify and replay identically, and Object.prototype stays clean.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { replayBundle, serializeBundle, verifyBundle, type Program } from '@nano-vm/kernel';
-import { MemoryStore, SqliteStore, nodeHasher, recoverRun, runProgram, type ModelPort } from '../src/index.js';
+import { MemoryStore, nodeHasher, runProgram, type ModelPort } from '../src/index.js';
 import { det, tools } from './fixtures.js';
 
 const polluted = () => ({}) as Record<string, unknown>;
@@ -191,37 +188,5 @@ describe('__proto__, constructor and prototype are data', () => {
     const { r } = await runAndCheck(p, {}, model('a'), { v: 1 });
     expect(r.status).toBe('completed');
     expect(r.outcome).toBe('OK');
-  });
-
-  it('a run left running with __proto__ data on SQLite is recovered', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'nano-vm-hostile-'));
-    const store = new SqliteStore(join(dir, 'runs.db'));
-    const p = program({ sensitive: ['input.email'] }, [
-      { id: 't', kind: 'tool', tool: 'echo', args: { d: 'input.data' }, next: 'done' },
-      { id: 'done', kind: 'end', outcome: 'OK' },
-    ]);
-    const input = json('{"data":{"__proto__":{"polluted":"x"}},"email":"z@example.com"}');
-    const out = json('{"__proto__":{"polluted":"x"},"w":"z@example.com"}');
-    let crash = true;
-    const reg = tools([
-      {
-        name: 'echo',
-        run: async () => {
-          if (crash) throw Object.assign(new Error('process died'), { crash: true });
-          return out;
-        },
-      },
-    ]);
-    // Simulate a crash mid-run: the first attempt throws out of the executor.
-    await runProgram({ program: p, input, model: model('a'), tools: reg, store, ...det() }).catch(() => undefined);
-    crash = false;
-    const runs = await store.listRuns({});
-    expect(runs).toHaveLength(1);
-    if (runs[0]!.status === 'running') {
-      const r = await recoverRun({ store, runId: runs[0]!.run_id, model: model('a'), tools: reg });
-      expect(r.status).toBe('completed');
-    }
-    expect(polluted()['polluted']).toBeUndefined();
-    await store.close();
   });
 });

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { compileGuard, evaluateGuard, NanoVmError } from '@nano-vm/kernel';
+import { compileGuard, evaluateGuard, NanoVmError, parseJsonText } from '@nano-vm/kernel';
 import { EXIT } from '../exitCodes.js';
 
 export const EXPR_USAGE = `usage: nano-vm expr '<guard>' [--vars '<json object>'] [--json]`;
@@ -16,7 +16,7 @@ export async function exprCommand(argv: string[]): Promise<number> {
   if (values.vars !== undefined) {
     let parsed: unknown;
     try {
-      parsed = JSON.parse(values.vars);
+      parsed = parseJsonText(values.vars);
     } catch (e) {
       throw new NanoVmError('E_JSON', `--vars is not valid JSON: ${(e as Error).message}`);
     }
