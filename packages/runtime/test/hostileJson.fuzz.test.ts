@@ -175,4 +175,20 @@ describe('hostile JSON through load, run, verify and replay', () => {
       { numRuns: 150 },
     );
   }, 120_000);
+
+  it('a bundle object nested 100,000 deep is refused by verify and replay with a code, not a stack overflow', async () => {
+    const r = await runProgram({
+      program: PROGRAM,
+      input: { data: 1, email: EMAIL },
+      model: { id: 'm', scripted: true, complete: async () => ({ raw: '{}', model: 'm' }) },
+      tools: new ToolRegistry([{ name: 'echo', run: async () => ({}) }]),
+      clock: new FixedClock(),
+      ids: new SeededIds(nodeHasher),
+    });
+    let deep: unknown = 1;
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    const bundle = { ...r.bundle, input: deep };
+    expect(verifyBundle(bundle, nodeHasher)).toMatchObject({ ok: false, code: 'E_BUNDLE_FORMAT' });
+    expect(() => replayBundle(bundle, { hasher: nodeHasher })).toThrow(expect.objectContaining({ code: 'E_TOO_DEEP' }));
+  });
 });
