@@ -20,6 +20,7 @@ import type { EffectResult } from './command.js';
 import { NanoVmError } from './errors.js';
 import type { Hasher } from './hash.js';
 import type { JsonValue } from './program.js';
+import { stripFence } from './outputCheck.js';
 import { isUnder, readPath, splitPath } from './statePath.js';
 
 export const COMMITMENT_PREFIX = 'vault:sha256:';
@@ -98,12 +99,38 @@ export interface Sealed {
   value?: JsonValue;
 }
 
-/** Replaces sensitive values by their commitments in what the machine writes into events. */
+/** A regular-expression source matching `s` literally (escaping the syntax characters of `u` mode). */
+const literal = (s: string): string => s.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
+/** A commitment already in a text: matched first and kept, so nothing inside its hex is replaced. */
+const COMMITMENT_SOURCE = `${literal(COMMITMENT_PREFIX)}[0-9a-f]{64}`;
+const byCodeUnits = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** A needle: a text form of a sensitive value, and the commitment that replaces it. */
+interface Needle {
+  text: string;
+  commitment: string;
+}
+
+/**
+ * Replaces sensitive values by their commitments in what the machine writes into events.
+ *
+ * The rules (docs/privacy.md, "What is caught"): a string or number equal to a sensitive string or
+ * number, compared as text in any letter case (simple Unicode case folding, the `iu` flags of a
+ * regular expression), becomes the commitment; a sensitive string or number of 4 or more
+ * characters (a number by its JSON text) is replaced where it occurs inside a longer string, in any
+ * case, and inside JSON text in its JSON-escaped form too; a number whose digits hold one becomes
+ * the commitment. Object keys follow the string rules; keys that redact to the same text are told
+ * apart by `#2`, `#3`, … in the code-unit order of the original keys (a key that needed no
+ * redaction keeps its name).
+ */
 export class Redactor {
   private readonly byPath = new Map<string, string>();
-  private readonly byValue = new Map<string, string>();
-  /** Strings replaced inside longer strings, longest first. */
-  private readonly inside: [string, string][] = [];
+  /** Every text form of a sensitive string or number, for whole-value matching. */
+  private readonly whole: Needle[] = [];
+  /** The forms replaced inside longer strings, longest first. */
+  private readonly inside: Needle[] = [];
+  private readonly wholeRe: RegExp | null;
+  private readonly insideRe: RegExp | null;
   /** Commitment -> value, for the values this redactor holds. */
   private readonly byCommitment = new Map<string, JsonValue>();
   readonly paths: string[];
@@ -115,24 +142,29 @@ export class Redactor {
       this.byCommitment.set(s.commitment, s.value);
       // Booleans and null carry no identity of their own and occur everywhere in events; they are
       // replaced where the machine knows their path only.
-      if (typeof s.value === 'string' || typeof s.value === 'number')
-        this.byValue.set(canonicalJson(s.value), s.commitment);
-      if (typeof s.value === 'string' && s.value.length >= MIN_SUBSTRING) this.inside.push([s.value, s.commitment]);
+      if (typeof s.value !== 'string' && typeof s.value !== 'number') continue;
+      const text = typeof s.value === 'string' ? s.value : canonicalJson(s.value);
+      this.whole.push({ text, commitment: s.commitment });
+      if (text.length < MIN_SUBSTRING) continue;
+      this.inside.push({ text, commitment: s.commitment });
+      // In raw JSON text (a model's answer) a string appears escaped: `"` as `\"`, a newline as `\n`.
+      const escaped = JSON.stringify(text).slice(1, -1);
+      if (escaped !== text) this.inside.push({ text: escaped, commitment: s.commitment });
     }
-    this.inside.sort((a, b) => b[0].length - a[0].length);
+    this.inside.sort((a, b) => b.text.length - a.text.length);
+    const groups = (ns: Needle[]): string => ns.map((n) => `(${literal(n.text)})`).join('|');
+    this.wholeRe = this.whole.length ? new RegExp(`^(?:${groups(this.whole)})$`, 'iu') : null;
+    this.insideRe = this.inside.length ? new RegExp(`(${COMMITMENT_SOURCE})|${groups(this.inside)}`, 'giu') : null;
     this.paths = [...this.byPath.keys()];
   }
 
   /** `v` with every sensitive sub-value replaced; the same object when nothing was. */
   value(v: JsonValue): JsonValue {
-    if (typeof v === 'string') {
-      const c = this.byValue.get(JSON.stringify(v));
-      return c ?? this.text(v);
-    }
-    if (typeof v === 'number') return this.byValue.get(canonicalJson(v)) ?? v;
+    if (typeof v === 'string') return this.string(v);
+    if (typeof v === 'number') return this.number(v);
     if (v === null || typeof v !== 'object') return v;
-    let changed = false;
     if (Array.isArray(v)) {
+      let changed = false;
       const out = v.map((e) => {
         const r = this.value(e);
         if (r !== e) changed = true;
@@ -140,13 +172,7 @@ export class Redactor {
       });
       return changed ? out : v;
     }
-    const out: { [k: string]: JsonValue } = {};
-    for (const k of Object.keys(v)) {
-      const r = this.value(v[k]!);
-      if (r !== v[k]) changed = true;
-      out[k] = r;
-    }
-    return changed ? out : v;
+    return this.object(v, (_k, x) => this.value(x));
   }
 
   /** The value read from state path `path`: leaves at sensitive paths by path, the rest by value. */
@@ -155,54 +181,147 @@ export class Redactor {
     if (c !== undefined) return c;
     if (v === null || typeof v !== 'object' || !this.paths.some((p) => isUnder(p, path))) return this.value(v);
     if (Array.isArray(v)) return v.map((e, i) => this.at(`${path}.${i}`, e));
-    const out: { [k: string]: JsonValue } = {};
-    for (const k of Object.keys(v)) out[k] = this.at(`${path}.${k}`, v[k]!);
-    return out;
+    return this.object(v, (k, x) => this.at(`${path}.${k}`, x));
   }
 
-  /** A string with every occurrence of a sensitive string (and a cut-off prefix of one, `…`) replaced. */
+  /** A string equal to a sensitive value (any case) becomes its commitment; else `text`. */
+  private string(s: string): string {
+    const m = this.wholeRe?.exec(s);
+    return m ? this.matched(m, 1, this.whole) : this.text(s);
+  }
+
+  /** A number equal to a sensitive value, or whose JSON text holds one, becomes its commitment. */
+  private number(n: number): JsonValue {
+    if (this.wholeRe === null) return n;
+    const t = canonicalJson(n);
+    const m = this.wholeRe.exec(t);
+    if (m) return this.matched(m, 1, this.whole);
+    if (this.insideRe === null) return n;
+    this.insideRe.lastIndex = 0;
+    const i = this.insideRe.exec(t);
+    return i && i[1] === undefined ? this.matched(i, 2, this.inside) : n;
+  }
+
+  /** The commitment of the needle whose capture group matched (groups start at `first`). */
+  private matched(m: RegExpExecArray, first: number, needles: readonly Needle[]): string {
+    for (let g = first; g < m.length; g++) if (m[g] !== undefined) return needles[g - first]!.commitment;
+    return m[0];
+  }
+
+  /**
+   * An object with its keys redacted like strings and its values by `child`; keys that redact to
+   * the same text get `#2`, `#3`, … (see the class comment). Built with `Object.fromEntries`, so a
+   * `__proto__` key stays an ordinary own property. The same object when nothing changed.
+   */
+  private object(v: { [k: string]: JsonValue }, child: (k: string, x: JsonValue) => JsonValue): JsonValue {
+    const keys = Object.keys(v);
+    const names = new Map<string, string>();
+    for (const k of keys) {
+      const r = this.string(k);
+      if (r !== k) names.set(k, r);
+    }
+    if (names.size > 0) {
+      const taken = new Set(keys.filter((k) => !names.has(k)));
+      for (const k of [...names.keys()].sort(byCodeUnits)) {
+        const base = names.get(k)!;
+        let name = base;
+        for (let i = 2; taken.has(name); i++) name = `${base}#${i}`;
+        taken.add(name);
+        names.set(k, name);
+      }
+    }
+    let changed = names.size > 0;
+    const entries = keys.map((k): [string, JsonValue] => {
+      const x = v[k]!;
+      const r = child(k, x);
+      if (r !== x) changed = true;
+      return [names.get(k) ?? k, r];
+    });
+    return changed ? (Object.fromEntries(entries) as JsonValue) : v;
+  }
+
+  /**
+   * A string with every occurrence of a sensitive string or number text (any case; see the class
+   * comment) replaced, and a cut-off prefix of one before a final `…`. Commitments already in the
+   * text are kept as they are.
+   */
   text(s: string): string {
-    let out = s;
-    for (const [needle, c] of this.inside) if (out.includes(needle)) out = out.split(needle).join(c);
+    if (this.insideRe === null) return s;
+    const out = s.replace(this.insideRe, (...m: unknown[]) => {
+      if (m[1] !== undefined) return m[0] as string;
+      for (let g = 2; g < this.inside.length + 2; g++) if (m[g] !== undefined) return this.inside[g - 2]!.commitment;
+      return m[0] as string;
+    });
     if (out.endsWith('…')) {
       const head = out.slice(0, -1);
-      for (const [needle, c] of this.inside) {
-        for (let n = Math.min(needle.length - 1, head.length); n >= MIN_SUBSTRING; n--)
-          if (head.endsWith(needle.slice(0, n))) return `${head.slice(0, head.length - n)}${c}…`;
+      for (const { text, commitment } of this.inside) {
+        for (let n = Math.min(text.length - 1, head.length); n >= MIN_SUBSTRING; n--)
+          if (head.slice(head.length - n).toLowerCase() === text.slice(0, n).toLowerCase())
+            return `${head.slice(0, head.length - n)}${commitment}…`;
       }
     }
     return out;
   }
 
   /**
+   * A model's raw answer: `text`, unless the answer is JSON whose redacted text would not parse to
+   * the redacted answer (two keys that redact alike would merge into one, a short value that `text`
+   * leaves in place, a match that spans JSON syntax); then the JSON text of the redacted answer
+   * (`value`). So the raw answer holds no more than the output, and a replay that parses the
+   * recorded raw answer gets the recorded output.
+   */
+  raw(s: string): string {
+    const t = this.text(s);
+    let parsed: JsonValue;
+    try {
+      parsed = JSON.parse(stripFence(s)) as JsonValue;
+    } catch {
+      return t;
+    }
+    const want = this.value(parsed);
+    if (want === parsed) return t;
+    try {
+      if (canonicalJson(JSON.parse(stripFence(t)) as JsonValue) === canonicalJson(want)) return t;
+    } catch {
+      // The redacted text is no JSON any more: fall through to the redacted answer's JSON text.
+    }
+    return JSON.stringify(want);
+  }
+
+  /**
    * The inverse of `value` for recorded results: commitments written in place of a value (whole,
-   * or inside a string) become the value again, so a replay or a recovery that holds the vault's
-   * values feeds the machine what the live run saw, and writes the same redacted events again.
+   * or inside a string or key) become the value again, so a replay or a recovery that holds the
+   * vault's values feeds the machine what the live run saw, and writes the same redacted events
+   * again. Lossy where the redaction was: a copy in another letter case comes back in the vault's
+   * spelling, and a key told apart by `#2` keeps its suffix.
    */
   reveal(v: JsonValue): JsonValue {
     if (this.byCommitment.size === 0) return v;
     if (typeof v === 'string') {
       const whole = this.byCommitment.get(v);
-      if (whole !== undefined) return whole;
-      if (!v.includes(COMMITMENT_PREFIX)) return v;
-      let out = v;
-      for (const [c, value] of this.byCommitment)
-        if (typeof value === 'string' && out.includes(c)) out = out.split(c).join(value);
-      return out;
+      return whole !== undefined ? whole : this.revealText(v);
     }
     if (v === null || typeof v !== 'object') return v;
     if (Array.isArray(v)) return v.map((e) => this.reveal(e));
-    const out: { [k: string]: JsonValue } = {};
-    for (const k of Object.keys(v)) out[k] = this.reveal(v[k]!);
+    return Object.fromEntries(Object.keys(v).map((k) => [this.revealText(k), this.reveal(v[k]!)])) as JsonValue;
+  }
+
+  /** Commitments inside a string turned back into the text of their string or number. */
+  private revealText(s: string): string {
+    if (!s.includes(COMMITMENT_PREFIX)) return s;
+    let out = s;
+    for (const [c, value] of this.byCommitment)
+      if ((typeof value === 'string' || typeof value === 'number') && out.includes(c))
+        out = out.split(c).join(typeof value === 'string' ? value : canonicalJson(value));
     return out;
   }
 
   /** A recorded effect result with its commitments revealed (see `reveal`). */
   revealResult(r: EffectResult): EffectResult {
     if (this.byCommitment.size === 0) return r;
-    if (!r.ok) return { ...r, error: { ...r.error, message: this.reveal(r.error.message) as string } };
+    if (!r.ok) return { ...r, error: { ...r.error, message: this.revealText(r.error.message) } };
     const out: EffectResult = { ...r };
-    if (r.raw !== undefined) out.raw = this.reveal(r.raw) as string;
+    if (r.raw !== undefined) out.raw = this.revealText(r.raw);
     if (r.value !== undefined) out.value = this.reveal(r.value as JsonValue);
     return out;
   }
@@ -295,12 +414,12 @@ export function scrubEvent(r: Redactor, e: TraceEvent, argsOf: (step: string) =>
     }
     case 'step_completed': {
       const output = r.value(e.output);
-      const raw = e.raw === undefined ? undefined : r.text(e.raw);
+      const raw = e.raw === undefined ? undefined : r.raw(e.raw);
       const fallbacks = msgs(e.fallbacks);
       return output === e.output && raw === e.raw && fallbacks === e.fallbacks ? e : { ...e, output, raw, fallbacks };
     }
     case 'step_failed': {
-      const raw = e.raw === undefined ? undefined : r.text(e.raw);
+      const raw = e.raw === undefined ? undefined : r.raw(e.raw);
       const rejected_output = e.rejected_output === undefined ? undefined : r.value(e.rejected_output);
       const error = msg(e.error);
       const fallbacks = msgs(e.fallbacks);
