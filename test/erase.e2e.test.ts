@@ -250,6 +250,34 @@ describe('nano-vm erase', () => {
     expect(nanoVm('verify', after, '--json').json()).toMatchObject({ valid: true });
   });
 
+  it('a copy in an input field not declared sensitive: erased from the vault, reported as residual, exit 1', () => {
+    const store = `sqlite:${join(dir, 'residual.db')}`;
+    const clean = JSON.parse(readFileSync('examples/kyc/inputs/clean.json', 'utf8'));
+    clean.applicant.occupation = 'assistant to INGRID LARSEN';
+    const input = join(dir, 'residual.json');
+    writeFileSync(input, JSON.stringify(clean));
+    const run = nanoVm(
+      'run',
+      'examples/kyc',
+      '--input',
+      input,
+      '--policy',
+      join(dir, 'nohold.yaml'),
+      '--store',
+      store,
+      '--json',
+    );
+    expect(run.code).toBe(0);
+    const { run_id } = run.json();
+    const erase = nanoVm('erase', '--subject', 'ingrid.larsen@example.com', '--store', store);
+    expect(erase.code).toBe(1);
+    expect(erase.out).toContain(`RESIDUAL ${run_id}  erased from the vault, but copies remain in the stored input`);
+    expect(nanoVm('erase', '--subject', 'ingrid.larsen@example.com', '--store', store, '--json').json()).toMatchObject({
+      already_erased: [run_id],
+      residual: [],
+    });
+  });
+
   it('refuses without a subject (E_USAGE, exit 2)', () => {
     const r = nanoVm('erase', '--store', `sqlite:${join(dir, 'x.db')}`, '--json');
     expect(r.code).toBe(2);
