@@ -130,6 +130,7 @@ export class Redactor {
   /** The forms replaced inside longer strings, longest first. */
   private readonly inside: Needle[] = [];
   private readonly wholeRe: RegExp | null;
+  private readonly wholeMax: number;
   private readonly insideRe: RegExp | null;
   /** Commitment -> value, for the values this redactor holds. */
   private readonly byCommitment = new Map<string, JsonValue>();
@@ -153,6 +154,7 @@ export class Redactor {
     }
     this.inside.sort((a, b) => b.text.length - a.text.length);
     const groups = (ns: Needle[]): string => ns.map((n) => `(${literal(n.text)})`).join('|');
+    this.wholeMax = 2 * this.whole.reduce((m, n) => Math.max(m, n.text.length), 0);
     this.wholeRe = this.whole.length ? new RegExp(`^(?:${groups(this.whole)})$`, 'iu') : null;
     this.insideRe = this.inside.length ? new RegExp(`(${COMMITMENT_SOURCE})|${groups(this.inside)}`, 'giu') : null;
     this.paths = [...this.byPath.keys()];
@@ -186,7 +188,8 @@ export class Redactor {
 
   /** A string equal to a sensitive value (any case) becomes its commitment; else `text`. */
   private string(s: string): string {
-    const m = this.wholeRe?.exec(s);
+    // Case folding keeps a text within twice its length: a longer string cannot equal a needle.
+    const m = s.length <= this.wholeMax ? this.wholeRe?.exec(s) : null;
     return m ? this.matched(m, 1, this.whole) : this.text(s);
   }
 
@@ -194,7 +197,7 @@ export class Redactor {
   private number(n: number): JsonValue {
     if (this.wholeRe === null) return n;
     const t = canonicalJson(n);
-    const m = this.wholeRe.exec(t);
+    const m = t.length <= this.wholeMax ? this.wholeRe.exec(t) : null;
     if (m) return this.matched(m, 1, this.whole);
     if (this.insideRe === null) return n;
     this.insideRe.lastIndex = 0;
