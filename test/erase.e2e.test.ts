@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -18,11 +19,9 @@ function nanoVm(...args: string[]) {
   const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8' });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr, json: () => JSON.parse(r.stdout) };
 }
-const fileBytes = (db: string): Buffer =>
-  Buffer.concat([db, `${db}-wal`].filter((p) => existsSync(p)).map((p) => readFileSync(p)));
 const INGRID = ['Ingrid Larsen', 'ingrid.larsen@example.com', 'NO8841207'];
 /** The database file, its WAL and its shared-memory index: every file SQLite keeps bytes in. */
-const rawBytes = (db: string): Buffer =>
+const fileBytes = (db: string): Buffer =>
   Buffer.concat([db, `${db}-wal`, `${db}-shm`].filter((p) => existsSync(p)).map((p) => readFileSync(p)));
 const LEAK_EMAIL = 'Leaky.Person@Example.com';
 // Eight digits: a random hex hash holds a given 8-digit run with odds of about 1 in 4e9 per place.
@@ -226,6 +225,17 @@ describe('nano-vm erase', () => {
     expect(nanoVm('export', run_id, '--store', store, '-o', before).code).toBe(0);
     const text = readFileSync(before, 'utf8');
     for (const v of leakForms()) expect(text.toLowerCase(), v).not.toContain(v.toLowerCase());
+    // The stored rows too: every event body and the run's input, read from the database itself.
+    const conn = new Database(db, { readonly: true });
+    const rows = conn
+      .prepare(
+        `SELECT body FROM events UNION ALL SELECT input FROM runs UNION ALL SELECT idempotency_keys.key FROM idempotency_keys`,
+      )
+      .pluck()
+      .all() as string[];
+    conn.close();
+    expect(rows.length).toBeGreaterThan(5);
+    for (const row of rows) for (const v of leakForms()) expect(row.toLowerCase(), v).not.toContain(v.toLowerCase());
     const bundle = JSON.parse(text);
     // The tool output's two email keys became two distinct keys, neither holding the email.
     const lookup = bundle.events.find(
@@ -241,7 +251,7 @@ describe('nano-vm erase', () => {
     const erase = nanoVm('erase', '--subject', LEAK_EMAIL, '--store', store, '--json');
     expect(erase.code).toBe(0);
     expect(erase.json()).toMatchObject({ erased: [{ run_id, paths: ['input.user.email', 'input.user.pin'] }] });
-    const raw = rawBytes(db).toString('latin1').toLowerCase();
+    const raw = fileBytes(db).toString('latin1').toLowerCase();
     for (const v of leakForms()) expect(raw, v).not.toContain(v.toLowerCase());
     const after = join(dir, 'leaky-after.json');
     expect(nanoVm('export', run_id, '--store', store, '-o', after).code).toBe(0);
