@@ -116,7 +116,7 @@ interface Needle {
  *
  * The rules (docs/privacy.md, "What is caught"): a string or number equal to a sensitive string or
  * number, compared as text in any letter case (simple Unicode case folding, the `iu` flags of a
- * regular expression), becomes the commitment; a sensitive string or number of 4 or more
+ * regular expression, and the value's full upper- and lower-case forms), becomes the commitment; a sensitive string or number of 4 or more
  * characters (a number by its JSON text) is replaced where it occurs inside a longer string, in any
  * case, and inside JSON text in its JSON-escaped form too; a number whose digits hold one becomes
  * the commitment. Object keys follow the string rules; keys that redact to the same text are told
@@ -145,12 +145,16 @@ export class Redactor {
       // replaced where the machine knows their path only.
       if (typeof s.value !== 'string' && typeof s.value !== 'number') continue;
       const text = typeof s.value === 'string' ? s.value : canonicalJson(s.value);
-      this.whole.push({ text, commitment: s.commitment });
-      if (text.length < MIN_SUBSTRING) continue;
-      this.inside.push({ text, commitment: s.commitment });
-      // In raw JSON text (a model's answer) a string appears escaped: `"` as `\"`, a newline as `\n`.
-      const escaped = JSON.stringify(text).slice(1, -1);
-      if (escaped !== text) this.inside.push({ text: escaped, commitment: s.commitment });
+      // Simple case folding (the regular expressions' `iu`) maps one character to one; the full
+      // upper- and lower-case forms also catch what `toUpperCase()` makes of `ß` (`SS`) or `ﬀ` (`FF`).
+      for (const form of new Set([text, text.toUpperCase(), text.toLowerCase()])) {
+        this.whole.push({ text: form, commitment: s.commitment });
+        if (text.length < MIN_SUBSTRING) continue;
+        this.inside.push({ text: form, commitment: s.commitment });
+        // In raw JSON text (a model's answer) a string appears escaped: `"` as `\"`, a newline as `\n`.
+        const escaped = JSON.stringify(form).slice(1, -1);
+        if (escaped !== form) this.inside.push({ text: escaped, commitment: s.commitment });
+      }
     }
     this.inside.sort((a, b) => b.text.length - a.text.length);
     const groups = (ns: Needle[]): string => ns.map((n) => `(${literal(n.text)})`).join('|');

@@ -118,6 +118,9 @@ describe('Redactor: keys, letter case, numbers inside text (issue 11)', () => {
     expect(r.value('INGRID.LARSEN@EXAMPLE.COM')).toBe(c(email));
     expect(r.value('mail ingrid.larsen@example.com now')).toBe(`mail ${c(email)} now`);
     expect(r.text('A cut-off INGRID.LARS…')).toBe(`A cut-off ${c(email)}…`);
+    // The full upper-case form too: toUpperCase() makes 'SS' of 'ß'.
+    const street = new Redactor([{ path: 'input.s', commitment: c('Straße 5'), value: 'Straße 5' }]);
+    expect(street.value('at STRASSE 5')).toBe(`at ${c('Straße 5')}`);
     // Short strings (under 4 characters) are replaced as whole values only, in any case.
     expect(r.value('AB')).toBe(c('ab'));
     expect(r.value('tab')).toBe('tab');
@@ -219,6 +222,24 @@ describe('Redactor properties (fast-check)', () => {
         }
       }),
       { numRuns: 400 },
+    );
+  });
+
+  it('any sensitive string (regex syntax, unicode, quotes) is caught whole, inside text and as a key', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 }),
+        fc.string({ maxLength: 6 }),
+        (secret, noise) => {
+          const q = new Redactor([{ path: 'input.s', commitment: c(secret), value: secret }]);
+          expect(q.value(secret)).toBe(c(secret));
+          expect(q.value(secret.toUpperCase())).toBe(c(secret));
+          const out = q.value({ [`${noise}${secret}${noise}`]: `${noise}${secret}` });
+          if (secret.length >= 4)
+            expect(withoutCommitments(JSON.stringify(out))).not.toContain(JSON.stringify(secret).slice(1, -1));
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 
