@@ -314,13 +314,30 @@ export class Redactor {
   }
 
   /** Commitments inside a string turned back into the text of their string or number. */
-  private revealText(s: string): string {
+  private revealText(s: string, escaped = false): string {
     if (!s.includes(COMMITMENT_PREFIX)) return s;
     let out = s;
-    for (const [c, value] of this.byCommitment)
-      if ((typeof value === 'string' || typeof value === 'number') && out.includes(c))
-        out = out.split(c).join(typeof value === 'string' ? value : canonicalJson(value));
+    for (const [c, value] of this.byCommitment) {
+      if ((typeof value !== 'string' && typeof value !== 'number') || !out.includes(c)) continue;
+      const text = typeof value === 'string' ? value : canonicalJson(value);
+      out = out.split(c).join(escaped ? JSON.stringify(text).slice(1, -1) : text);
+    }
     return out;
+  }
+
+  /**
+   * A recorded raw answer revealed: in an answer that is JSON, a commitment stands inside a JSON
+   * string, so the value goes back in its JSON-escaped form and the answer still parses. (A number
+   * that `raw` replaced comes back as a string of its digits: the commitment was a string.)
+   */
+  private revealRaw(s: string): string {
+    if (!s.includes(COMMITMENT_PREFIX)) return s;
+    try {
+      JSON.parse(stripFence(s));
+    } catch {
+      return this.revealText(s);
+    }
+    return this.revealText(s, true);
   }
 
   /** A recorded effect result with its commitments revealed (see `reveal`). */
@@ -328,7 +345,7 @@ export class Redactor {
     if (this.byCommitment.size === 0) return r;
     if (!r.ok) return { ...r, error: { ...r.error, message: this.revealText(r.error.message) } };
     const out: EffectResult = { ...r };
-    if (r.raw !== undefined) out.raw = this.revealText(r.raw);
+    if (r.raw !== undefined) out.raw = this.revealRaw(r.raw);
     if (r.value !== undefined) out.value = this.reveal(r.value as JsonValue);
     return out;
   }
