@@ -248,11 +248,20 @@ describe('nano-vm erase', () => {
     expect(nanoVm('replay', before, '--json').json()).toMatchObject({ identical: true });
     expect(nanoVm('replay', before, '--store', store, '--json').json()).toMatchObject({ identical: true });
 
+    // Another connection keeps the file open (idle) across the erasure, as a long-lived host would:
+    // the WAL and -shm files stay on disk, and must not hold the values either.
+    const idle = new Database(db);
+    idle.pragma('journal_mode = WAL');
+    expect(idle.prepare('SELECT count(*) FROM vault WHERE value IS NOT NULL').pluck().get()).toBe(2);
     const erase = nanoVm('erase', '--subject', LEAK_EMAIL, '--store', store, '--json');
     expect(erase.code).toBe(0);
     expect(erase.json()).toMatchObject({ erased: [{ run_id, paths: ['input.user.email', 'input.user.pin'] }] });
+    expect(existsSync(`${db}-shm`)).toBe(true);
     const raw = fileBytes(db).toString('latin1').toLowerCase();
     for (const v of leakForms()) expect(raw, v).not.toContain(v.toLowerCase());
+    idle.close();
+    const closed = fileBytes(db).toString('latin1').toLowerCase();
+    for (const v of leakForms()) expect(closed, v).not.toContain(v.toLowerCase());
     const after = join(dir, 'leaky-after.json');
     expect(nanoVm('export', run_id, '--store', store, '-o', after).code).toBe(0);
     const afterText = readFileSync(after, 'utf8');

@@ -127,6 +127,11 @@ export interface EraseReport {
    * declared `sensitive` paths. Their vault values were erased all the same.
    */
   residual: { run_id: string; seqs: number[]; input: boolean }[];
+  /**
+   * True when the erased bytes are still in the store's files because another connection holds
+   * an old snapshot (SQLite WAL): erase again once it has ended.
+   */
+  file_pending: boolean;
 }
 
 /**
@@ -162,7 +167,15 @@ export async function eraseSubject(o: EraseOptions): Promise<EraseReport> {
   // Rows written before stores had a secret are keyed by the plain hash: erase those too.
   const legacy = subjectKey(o.hasher, o.subject);
   const clock = o.clock ?? systemClock;
-  const report: EraseReport = { subject: key, erased: [], refused: [], pending: [], already_erased: [], residual: [] };
+  const report: EraseReport = {
+    subject: key,
+    erased: [],
+    refused: [],
+    pending: [],
+    already_erased: [],
+    residual: [],
+    file_pending: false,
+  };
   const byRun = new Map<string, VaultRow[]>();
   for (const row of [...(await o.store.vaultBySubject(key)), ...(await o.store.vaultBySubject(legacy))]) {
     let rows = byRun.get(row.run_id);
@@ -223,5 +236,8 @@ export async function eraseSubject(o: EraseOptions): Promise<EraseReport> {
     if (residual) report.residual.push({ run_id: runId, ...residual });
     report.erased.push({ run_id: runId, paths, seq: e.seq });
   }
+  // Also after an erasure found nothing left: erasing again finishes a flush a reader held up.
+  if ((report.erased.length || report.already_erased.length) && o.store.flushErased)
+    report.file_pending = !(await o.store.flushErased());
   return report;
 }

@@ -85,6 +85,10 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'nano-vm-vault-'));
 const fileBytes = (path: string): Buffer =>
   Buffer.concat([path, `${path}-wal`].filter((p) => existsSync(p)).map((p) => readFileSync(p)));
 
+/** The database file, its WAL and its -shm index. */
+const allFileBytes = (path: string): Buffer =>
+  Buffer.concat([path, `${path}-wal`, `${path}-shm`].filter((p) => existsSync(p)).map((p) => readFileSync(p)));
+
 async function exported(store: Store, runId: string): Promise<Bundle> {
   const run = (await store.getRun(runId))!;
   const events = await store.events(runId);
@@ -317,6 +321,24 @@ describe('erase', () => {
     expect(report.erased).toMatchObject([{ run_id: run.run_id, seq: last + 1 }]);
     expect(report.residual).toEqual([{ run_id: run.run_id, seqs: [seq], input: true }]);
     expect((await store.vault(run.run_id)).every((r) => r.erased)).toBe(true);
+    await store.close();
+  });
+
+  it('a reader holding an old snapshot keeps the bytes in the files: reported as file_pending; erasing again finishes', async () => {
+    const path = join(tmp(), 'snapshot.db');
+    const store = new SqliteStore(path, { busyTimeoutMs: 50 });
+    await runKyc(store, noHoldPolicy, 'clean');
+    const reader = new Database(path);
+    reader.exec('BEGIN');
+    reader.prepare('SELECT count(*) FROM vault').get();
+    const first = await eraseSubject({ store, subject: 'ingrid.larsen@example.com', hasher: nodeHasher });
+    expect(first).toMatchObject({ erased: [{}], file_pending: true });
+    expect(allFileBytes(path).includes('Ingrid Larsen')).toBe(true);
+    reader.exec('COMMIT');
+    const again = await eraseSubject({ store, subject: 'ingrid.larsen@example.com', hasher: nodeHasher });
+    expect(again).toMatchObject({ erased: [], already_erased: [first.erased[0]!.run_id], file_pending: false });
+    expect(allFileBytes(path).includes('Ingrid Larsen')).toBe(false);
+    reader.close();
     await store.close();
   });
 

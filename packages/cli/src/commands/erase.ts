@@ -55,8 +55,14 @@ export async function eraseCommand(argv: string[]): Promise<number> {
           ...(r.input ? ['the stored input (a field not declared sensitive)'] : []),
         ].join(' and ')}`,
       );
+    if (report.file_pending)
+      lines.push(
+        '  PENDING  the erased values are still in the database files: another connection holds an old snapshot; erase again when it has ended',
+      );
     if (lines.length === 1) lines.push('  no vault values of this subject in the store');
     process.stdout.write(lines.join('\n') + '\n');
   }
-  return report.refused.length || report.pending.length || report.residual.length ? EXIT.FAILED : EXIT.OK;
+  return report.refused.length || report.pending.length || report.residual.length || report.file_pending
+    ? EXIT.FAILED
+    : EXIT.OK;
 }
