@@ -24,7 +24,7 @@ import { stripFence } from './outputCheck.js';
 import { isUnder, readPath, splitPath } from './statePath.js';
 
 export const COMMITMENT_PREFIX = 'vault:sha256:';
-/** Strings at least this long are also replaced where they occur inside longer strings. */
+/** Sensitive texts (strings, numbers as JSON text) at least this long are also replaced inside longer strings and keys. */
 const MIN_SUBSTRING = 4;
 
 export function isCommitment(v: unknown): v is string {
@@ -116,12 +116,12 @@ interface Needle {
  *
  * The rules (docs/privacy.md, "What is caught"): a string or number equal to a sensitive string or
  * number, compared as text in any letter case (simple Unicode case folding, the `iu` flags of a
- * regular expression, and the value's full upper- and lower-case forms), becomes the commitment; a sensitive string or number of 4 or more
- * characters (a number by its JSON text) is replaced where it occurs inside a longer string, in any
- * case, and inside JSON text in its JSON-escaped form too; a number whose digits hold one becomes
- * the commitment. Object keys follow the string rules; keys that redact to the same text are told
- * apart by `#2`, `#3`, … in the code-unit order of the original keys (a key that needed no
- * redaction keeps its name).
+ * regular expression, and the value's full upper- and lower-case forms), becomes the commitment;
+ * a sensitive string or number of 4 or more characters (a number by its JSON text) is replaced
+ * where it occurs inside a longer string, in any case, and inside JSON text in its JSON-escaped
+ * form too; a number whose digits hold one becomes the commitment. Object keys follow the string
+ * rules; keys that redact to the same text are told apart by `#2`, `#3`, … in the code-unit order
+ * of the original keys (a key that needed no redaction keeps its name).
  */
 export class Redactor {
   private readonly byPath = new Map<string, string>();
