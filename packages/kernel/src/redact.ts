@@ -104,6 +104,19 @@ const literal = (s: string): string => s.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&')
 /** A commitment already in a text: matched first and kept, so nothing inside its hex is replaced. */
 const COMMITMENT_SOURCE = `${literal(COMMITMENT_PREFIX)}[0-9a-f]{64}`;
 const byCodeUnits = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+/** Where long text is clipped: an ellipsis or three dots. */
+const CUT_MARK = /…|\.\.\./g;
+
+/** KMP's prefix function: fail[i] = the length of the longest proper border of `s[0..i]`. */
+function prefixFunction(s: string): number[] {
+  const fail = new Array<number>(s.length).fill(0);
+  for (let i = 1, k = 0; i < s.length; i++) {
+    while (k > 0 && s[i] !== s[k]) k = fail[k - 1]!;
+    if (s[i] === s[k]) k++;
+    fail[i] = k;
+  }
+  return fail;
+}
 
 /** A needle: a text form of a sensitive value, and the commitment that replaces it. */
 interface Needle {
@@ -132,6 +145,8 @@ export class Redactor {
   private readonly wholeRe: RegExp | null;
   private readonly wholeMax: number;
   private readonly insideRe: RegExp | null;
+  /** The inside needles lower-cased, with their KMP prefix functions, for cut-off copies. */
+  private readonly prefixes: { lower: string; fail: number[]; commitment: string }[] = [];
   /** Commitment -> value, for the values this redactor holds. */
   private readonly byCommitment = new Map<string, JsonValue>();
   readonly paths: string[];
@@ -161,6 +176,10 @@ export class Redactor {
     this.wholeMax = 2 * this.whole.reduce((m, n) => Math.max(m, n.text.length), 0);
     this.wholeRe = this.whole.length ? new RegExp(`^(?:${groups(this.whole)})$`, 'iu') : null;
     this.insideRe = this.inside.length ? new RegExp(`(${COMMITMENT_SOURCE})|${groups(this.inside)}`, 'giu') : null;
+    for (const n of this.inside) {
+      const lower = n.text.toLowerCase();
+      this.prefixes.push({ lower, fail: prefixFunction(lower), commitment: n.commitment });
+    }
     this.paths = [...this.byPath.keys()];
   }
 
@@ -259,15 +278,44 @@ export class Redactor {
       for (let g = 2; g < this.inside.length + 2; g++) if (m[g] !== undefined) return this.inside[g - 2]!.commitment;
       return m[0] as string;
     });
-    if (out.endsWith('…')) {
-      const head = out.slice(0, -1);
-      for (const { text, commitment } of this.inside) {
-        for (let n = Math.min(text.length - 1, head.length); n >= MIN_SUBSTRING; n--)
-          if (head.slice(head.length - n).toLowerCase() === text.slice(0, n).toLowerCase())
-            return `${head.slice(0, head.length - n)}${commitment}…`;
-      }
+    return out.includes('…') || out.includes('...') ? this.cutOffs(out) : out;
+  }
+
+  /**
+   * Cut-off copies: before every `…` or `...` (how messages and explanations clip long text), the
+   * longest tail of 4 or more characters that is a prefix of a sensitive text (any case) becomes
+   * its commitment. Each needle is scanned with its prefix function (Knuth–Morris–Pratt), so a
+   * text costs its length times the number of needles.
+   */
+  private cutOffs(s: string): string {
+    let out = '';
+    let from = 0;
+    for (const m of s.matchAll(CUT_MARK)) {
+      const at = m.index;
+      out += this.cutTail(s.slice(from, at)) + m[0];
+      from = at + m[0].length;
     }
-    return out;
+    return out + s.slice(from);
+  }
+
+  private cutTail(head: string): string {
+    if (head.length < MIN_SUBSTRING) return head;
+    // A commitment (or the clipped start of one) at the end is not a copy of anything.
+    const open = head.lastIndexOf(COMMITMENT_PREFIX);
+    const fixedUpTo = open < 0 ? 0 : Math.min(head.length, open + COMMITMENT_PREFIX.length + 64);
+    let best: { k: number; commitment: string } | null = null;
+    for (const n of this.prefixes) {
+      const tail = head.slice(Math.max(fixedUpTo, head.length - n.lower.length + 1)).toLowerCase();
+      if (tail.length !== Math.min(head.length - fixedUpTo, n.lower.length - 1)) continue; // case mapping changed a length
+      let k = 0;
+      for (let i = 0; i < tail.length; i++) {
+        const ch = tail[i];
+        while (k > 0 && (k === n.lower.length || n.lower[k] !== ch)) k = n.fail[k - 1]!;
+        if (n.lower[k] === ch) k++;
+      }
+      if (k >= MIN_SUBSTRING && (best === null || k > best.k)) best = { k, commitment: n.commitment };
+    }
+    return best ? head.slice(0, head.length - best.k) + best.commitment : head;
   }
 
   /**

@@ -118,6 +118,14 @@ describe('Redactor: keys, letter case, numbers inside text (issue 11)', () => {
     expect(r.value('INGRID.LARSEN@EXAMPLE.COM')).toBe(c(email));
     expect(r.value('mail ingrid.larsen@example.com now')).toBe(`mail ${c(email)} now`);
     expect(r.text('A cut-off INGRID.LARS…')).toBe(`A cut-off ${c(email)}…`);
+    // A cut-off copy in the middle of a message, clipped with '…' or '...' (outputCheck's clip).
+    expect(r.text('answer "mail ingrid.lars..." is not one of a, b')).toBe(
+      `answer "mail ${c(email)}..." is not one of a, b`,
+    );
+    expect(r.text('body: Ingrid.Larsen@Exa… (truncated)')).toBe(`body: ${c(email)}… (truncated)`);
+    // Too short a prefix (under 4 characters) stays, and a commitment before a cut is left alone.
+    expect(r.text('Ing... and more')).toBe('Ing... and more');
+    expect(r.text(`${c(email)}...`)).toBe(`${c(email)}...`);
     // The full upper-case form too: toUpperCase() makes 'SS' of 'ß'.
     const street = new Redactor([{ path: 'input.s', commitment: c('Straße 5'), value: 'Straße 5' }]);
     expect(street.value('at STRASSE 5')).toBe(`at ${c('Straße 5')}`);
@@ -190,7 +198,14 @@ const PIN = 90817263;
 const pieceArb = fc.oneof(
   fc.constantFrom(...SECRETS, String(PIN), 'pin=', ' ', 'x', '@', '…'),
   fc.string({ maxLength: 4 }),
+  // A clipped copy: a prefix of a secret, then an ellipsis or three dots.
+  fc
+    .tuple(fc.constantFrom(...SECRETS, String(PIN)), fc.nat(), fc.constantFrom('…', '...'))
+    .map(([s, n, mark]) => s.slice(0, 4 + (n % (s.length - 4))) + mark),
 );
+/** The clipped forms of a secret that must not survive: each prefix of 4+ characters before a cut mark. */
+const clipped = (s: string): string[] =>
+  Array.from({ length: s.length - 4 }, (_, i) => s.slice(0, 4 + i).toLowerCase()).flatMap((p) => [`${p}…`, `${p}...`]);
 const caseArb = fc.constantFrom<(s: string) => string>(
   (s) => s,
   (s) => s.toUpperCase(),
@@ -224,6 +239,7 @@ describe('Redactor properties (fast-check)', () => {
         for (const s of [...SECRETS, String(PIN)]) {
           expect(text).not.toContain(s.toLowerCase());
           expect(raw).not.toContain(s.toLowerCase());
+          for (const cut of clipped(s)) expect(text).not.toContain(cut);
         }
       }),
       { numRuns: 400 },
