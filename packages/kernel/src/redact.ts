@@ -138,7 +138,9 @@ interface Needle {
  */
 export class Redactor {
   private readonly byPath = new Map<string, string>();
-  /** Every text form of a sensitive string or number, for whole-value matching. */
+  /** Sensitive texts shorter than MIN_SUBSTRING: replaced as whole values, in their own case. */
+  private readonly exact = new Map<string, string>();
+  /** Every text form of a longer sensitive string or number, for whole-value matching. */
   private readonly whole: Needle[] = [];
   /** The forms replaced inside longer strings, longest first. */
   private readonly inside: Needle[] = [];
@@ -160,11 +162,15 @@ export class Redactor {
       // replaced where the machine knows their path only.
       if (typeof s.value !== 'string' && typeof s.value !== 'number') continue;
       const text = typeof s.value === 'string' ? s.value : canonicalJson(s.value);
+      // A short value matches whole and in its own case only: `NO` in any case would take every "no".
+      if (text.length < MIN_SUBSTRING) {
+        if (!this.exact.has(text)) this.exact.set(text, s.commitment);
+        continue;
+      }
       // Simple case folding (the regular expressions' `iu`) maps one character to one; the full
       // upper- and lower-case forms also catch what `toUpperCase()` makes of `ß` (`SS`) or `ﬀ` (`FF`).
       for (const form of new Set([text, text.toUpperCase(), text.toLowerCase()])) {
         this.whole.push({ text: form, commitment: s.commitment });
-        if (text.length < MIN_SUBSTRING) continue;
         this.inside.push({ text: form, commitment: s.commitment });
         // In raw JSON text (a model's answer) a string appears escaped: `"` as `\"`, a newline as `\n`.
         const escaped = JSON.stringify(form).slice(1, -1);
@@ -211,6 +217,8 @@ export class Redactor {
 
   /** A string equal to a sensitive value (any case) becomes its commitment; else `text`. */
   private string(s: string): string {
+    const short = this.exact.get(s);
+    if (short !== undefined) return short;
     // Case folding keeps a text within twice its length: a longer string cannot equal a needle.
     const m = s.length <= this.wholeMax ? this.wholeRe?.exec(s) : null;
     return m ? this.matched(m, 1, this.whole) : this.text(s);
@@ -218,8 +226,11 @@ export class Redactor {
 
   /** A number equal to a sensitive value, or whose JSON text holds one, becomes its commitment. */
   private number(n: number): JsonValue {
-    if (this.wholeRe === null) return n;
+    if (this.wholeRe === null && this.exact.size === 0) return n;
     const t = canonicalJson(n);
+    const short = this.exact.get(t);
+    if (short !== undefined) return short;
+    if (this.wholeRe === null) return n;
     const m = t.length <= this.wholeMax ? this.wholeRe.exec(t) : null;
     if (m) return this.matched(m, 1, this.whole);
     if (this.insideRe === null) return n;

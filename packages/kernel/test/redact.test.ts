@@ -129,9 +129,12 @@ describe('Redactor: keys, letter case, numbers inside text (issue 11)', () => {
     // The full upper-case form too: toUpperCase() makes 'SS' of 'ß'.
     const street = new Redactor([{ path: 'input.s', commitment: c('Straße 5'), value: 'Straße 5' }]);
     expect(street.value('at STRASSE 5')).toBe(`at ${c('Straße 5')}`);
-    // Short strings (under 4 characters) are replaced as whole values only, in any case.
-    expect(r.value('AB')).toBe(c('ab'));
+    // Short strings (under 4 characters) are replaced as whole values only, in their own case:
+    // a short value in any case would take every "no" or "ok" of an output.
+    expect(r.value('ab')).toBe(c('ab'));
+    expect(r.value('AB')).toBe('AB');
     expect(r.value('tab')).toBe('tab');
+    expect(r.value({ ab: 1 })).toEqual({ [c('ab')]: 1 });
   });
 
   it('catches a sensitive number inside a string, and a number whose digits hold it', () => {
@@ -163,7 +166,7 @@ describe('Redactor: keys, letter case, numbers inside text (issue 11)', () => {
     expect(JSON.parse(out)).toEqual(r.value(JSON.parse(raw) as JsonValue));
     expect(Object.keys(JSON.parse(out))).toHaveLength(3);
     // A short sensitive value, which text leaves in place, leaves the raw answer too.
-    expect(JSON.parse(r.raw('{"c":"AB"}'))).toEqual({ c: c('ab') });
+    expect(JSON.parse(r.raw('{"c":"ab"}'))).toEqual({ c: c('ab') });
     // Without a collision the text keeps its form.
     expect(r.raw(`{ "a": "to ${email}" }`)).toBe(`{ "a": "to ${c(email)}" }`);
     expect(r.raw(out)).toBe(out);
@@ -254,7 +257,7 @@ describe('Redactor properties (fast-check)', () => {
         (secret, noise) => {
           const q = new Redactor([{ path: 'input.s', commitment: c(secret), value: secret }]);
           expect(q.value(secret)).toBe(c(secret));
-          expect(q.value(secret.toUpperCase())).toBe(c(secret));
+          if (secret.length >= 4) expect(q.value(secret.toUpperCase())).toBe(c(secret));
           const out = q.value({ [`${noise}${secret}${noise}`]: `${noise}${secret}` });
           if (secret.length >= 4)
             expect(withoutCommitments(JSON.stringify(out))).not.toContain(JSON.stringify(secret).slice(1, -1));
