@@ -75,7 +75,7 @@ describe('SqliteStore specifics', () => {
     const s = new SqliteStore(path);
     expect(await s.getRun('old')).toMatchObject({ program: { id: 'p' }, status: 'completed', outcome: 'OK' });
     expect(await s.invocations('old')).toEqual([]);
-    expect(s.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get()).toEqual({ value: '4' });
+    expect(s.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get()).toEqual({ value: '5' });
     await s.close();
   });
 
@@ -137,7 +137,7 @@ describe('SqliteStore specifics', () => {
     db.close();
 
     const s = new SqliteStore(path, { groupCommit: true });
-    expect(s.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get()).toEqual({ value: '4' });
+    expect(s.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get()).toEqual({ value: '5' });
     expect(s.db.prepare(`SELECT name FROM sqlite_master WHERE name LIKE 'old_%'`).all()).toEqual([]);
     expect((await s.listRuns()).map((r) => r.run_id)).toEqual(['zz', 'aa']);
     expect(await s.getRun('zz')).toMatchObject({
