@@ -181,6 +181,31 @@ describe('SqliteStore specifics', () => {
     await s.close();
   });
 
+  it('opens a version-4 file (no leases): adds the lease columns, and its running runs are unleased', async () => {
+    const path = join(dir, 'v4.db');
+    const s4 = new SqliteStore(path);
+    await s4.createRun({
+      run_id: 'old',
+      program_id: 'p',
+      program: { format: 'nano-vm.program/v1', id: 'p', input_schema: {}, steps: [] },
+      policy: null,
+      input: {},
+      status: 'running',
+      outcome: null,
+    });
+    await s4.close();
+    // The layout schema 4 had: runs without the lease columns.
+    const db = new Database(path);
+    db.exec(`ALTER TABLE runs DROP COLUMN lease_owner; ALTER TABLE runs DROP COLUMN lease_expires_at;
+      UPDATE meta SET value = '4' WHERE key = 'schema_version';`);
+    db.close();
+    const s = new SqliteStore(path);
+    expect(s.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get()).toEqual({ value: '5' });
+    expect(await s.getRun('old')).toMatchObject({ status: 'running' });
+    expect(await s.acquireLease('old', { owner: 'me', expires_at: 2 }, 1)).toEqual({ owner: 'me', expires_at: 2 });
+    await s.close();
+  });
+
   it('a refused run creation does not leave its program recorded as stored', async () => {
     const s = new SqliteStore(join(dir, 'dup-program.db'));
     const program = (id: string) => ({ format: 'nano-vm.program/v1' as const, id, input_schema: {}, steps: [] });
