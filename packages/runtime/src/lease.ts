@@ -43,9 +43,13 @@ const PROCESS_TABLE = (() => {
   return [hostname().replace(/[:/]/g, '_'), boot, ns].join('/');
 })();
 
-/** `<host>/<boot id>/<pid namespace>:<pid>:<random>`: unique per drive, and names the process for people. */
+/** Random per process (a pid may be reused), then counted per drive. */
+const PROCESS_NONCE = randomBytes(6).toString('hex');
+let drives = 0;
+
+/** `<host>/<boot id>/<pid namespace>:<pid>:<nonce>.<n>`: unique per drive, and names the process for people. */
 export function newLeaseOwner(): string {
-  return `${PROCESS_TABLE}:${process.pid}:${randomBytes(6).toString('hex')}`;
+  return `${PROCESS_TABLE}:${process.pid}:${PROCESS_NONCE}.${++drives}`;
 }
 
 /**
