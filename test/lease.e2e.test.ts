@@ -142,6 +142,10 @@ describe('leases: recover never drives a run another process is driving', () => 
     const run = start(['run', ex, '--store', db, '--json']);
     await until(() => lines(log).length === 1); // the run is inside its tool call
     const rec = nanoVm('recover', ex, '--store', db, '--json');
+    const runId = jsonLines(rec.out)[0]?.run_id ?? '';
+    // Named with --run, the leased run is reported the same way and fails the command.
+    const named = nanoVm('recover', ex, '--store', db, '--run', runId, '--lease-ms', '5000', '--json');
+    const badLease = nanoVm('recover', ex, '--store', db, '--lease-ms', '5', '--json');
     writeFileSync(gate, '');
     const ran = await run.done;
     expect(rec.err).toBe('');
@@ -149,6 +153,11 @@ describe('leases: recover never drives a run another process is driving', () => 
     const [line] = jsonLines(rec.out);
     expect(line).toMatchObject({ recovered: false, skipped: 'leased' });
     expect(line!.lease!.owner).toContain(`:${run.child.pid}:`);
+    expect([named.code, jsonLines(named.out)]).toEqual([
+      1,
+      [expect.objectContaining({ run_id: runId, skipped: 'leased' })],
+    ]);
+    expect([badLease.code, JSON.parse(badLease.out).error.code]).toEqual([2, 'E_USAGE']);
     expect(ran.code).toBe(0);
     expect(JSON.parse(ran.out)).toMatchObject({ run_id: line!.run_id, status: 'completed', outcome: 'DONE' });
     expect(lines(log)).toHaveLength(1);
