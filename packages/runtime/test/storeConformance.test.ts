@@ -307,6 +307,36 @@ describe('SqliteStore specifics', () => {
     await s.close();
   });
 
+  for (const groupCommit of [false, true])
+    it(`a busy write lock is retried with backoff, then E_STORE_BUSY${groupCommit ? ' (group commit)' : ''}`, async () => {
+      const path = join(dir, `busy-${groupCommit}.db`);
+      const s = new SqliteStore(path, { groupCommit, busyTimeoutMs: 20, busyRetries: 3 });
+      const program = { format: 'nano-vm.program/v1' as const, id: 'p', input_schema: {}, steps: [] };
+      const rec = (run_id: string) => ({
+        run_id,
+        program_id: 'p',
+        program,
+        policy: null,
+        input: {},
+        status: 'running' as const,
+        outcome: null,
+      });
+      const other = new Database(path);
+      // Held through a few retries, then released: the write goes through.
+      other.exec('BEGIN IMMEDIATE');
+      setTimeout(() => other.exec('COMMIT'), 250);
+      await s.createRun(rec('a'));
+      expect(await s.getRun('a')).toMatchObject({ status: 'running' });
+      // Held through every attempt: E_STORE_BUSY, nothing written; the store works once it is free.
+      other.exec('BEGIN IMMEDIATE');
+      await expect(s.createRun(rec('b'))).rejects.toMatchObject({ code: 'E_STORE_BUSY' });
+      other.exec('COMMIT');
+      expect(await s.getRun('b')).toBeUndefined();
+      await s.createRun(rec('b'));
+      other.close();
+      await s.close();
+    });
+
   it('uses WAL and the requested synchronous level', async () => {
     const s = new SqliteStore(join(dir, 'pragmas.db'), { synchronous: 'FULL' });
     expect(s.db.pragma('journal_mode', { simple: true })).toBe('wal');

@@ -558,9 +558,9 @@ export class SqliteStore implements Store {
         ?.value;
     let s = read();
     if (s === undefined) {
-      this.db
-        .prepare(`INSERT OR IGNORE INTO meta (key, value) VALUES ('subject_secret', ?)`)
-        .run(randomBytes(32).toString('hex'));
+      const insert = this.db.prepare(`INSERT OR IGNORE INTO meta (key, value) VALUES ('subject_secret', ?)`);
+      const secret = randomBytes(32).toString('hex');
+      await this.busyRetried(() => insert.run(secret), 'creating the subject secret');
       s = read()!; // another connection may have created it first
     }
     return (this.secret = s);
