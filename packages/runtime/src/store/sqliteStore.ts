@@ -608,9 +608,17 @@ export class SqliteStore implements Store {
     }
   }
 
+  /**
+   * One attempt, not retried: a drive releases its lease when it stops on an error, often this
+   * very busy store; a lease left behind expires, or is taken at once when its process is gone.
+   */
   async releaseLease(runId: string, owner: string): Promise<void> {
     this.checkOpen();
-    await this.busyRetried(() => this.releaseLeaseRow.run(runId, owner), `releasing the lease of run ${runId}`);
+    try {
+      this.releaseLeaseRow.run(runId, owner);
+    } catch (e) {
+      throw isBusy(e) ? this.busyError(`releasing the lease of run ${runId}`, this.busyWaitMs(), e) : e;
+    }
   }
 
   private readonly insertProgram: Database.Statement;
