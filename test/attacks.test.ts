@@ -296,6 +296,8 @@ describe('2b. policy bypass by swapping the policy file under a running run — 
       model: new ScriptedModel(script, 'clean'),
       tools,
       policy: loosened,
+      // The crashed drive lived in this process: recover as after its lease expired.
+      lease: { now: () => Date.now() + 3_600_000 },
     });
     expect(screened).toEqual([]);
     expect(r).toMatchObject({ status: 'failed', outcome: 'POLICY_BLOCKED' });

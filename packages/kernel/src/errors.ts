@@ -108,6 +108,9 @@ export const ERROR_CODES = {
   E_STORE_CORRUPT: 'failed',
   E_STORE_SCHEMA: 'refused',
   E_STORE_CLOSED: 'bug',
+  E_STORE_BUSY: 'failed',
+  E_RUN_LEASED: 'failed',
+  E_LEASE_LOST: 'failed',
   // Suspending and resuming
   E_RESUME_NOT_SUSPENDED: 'failed',
   E_RESUME_ROLE: 'refused',

@@ -39,6 +39,8 @@ export interface DriveOptions {
    * genesis: the run halts as POLICY_BLOCKED (rule policy.pinned) before anything live happens.
    */
   policyChangedTo?: string;
+  /** The run's lease (lease.ts): checked before each effect starts, so a drive whose lease was taken stops. */
+  lease?: { check(): void };
 }
 
 export interface DriveOutcome {
@@ -130,7 +132,10 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
         const allRecorded = recorded !== null && attempts.every((a) => a !== null);
         if (allRecorded) machine.completeParallel(attempts as NonNullable<(typeof attempts)[number]>[]);
         else if (o.policyChangedTo !== undefined) machine.haltOnPolicyChange(o.policyChangedTo);
-        else machine.completeParallel(await fx.parallel(cmd, machine.compiled));
+        else {
+          o.lease?.check();
+          machine.completeParallel(await fx.parallel(cmd, machine.compiled));
+        }
         break;
       }
       case 'llm':
@@ -139,6 +144,7 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
         if (r) machine.complete(r);
         else if (o.policyChangedTo !== undefined) machine.haltOnPolicyChange(o.policyChangedTo);
         else {
+          o.lease?.check();
           if (cmd.type === 'tool' && recorded?.started(cmd)) {
             // The store counts the second invocation of the key (its step_started counted the first).
             reinvoked.push(cmd.idempotency_key);

@@ -27,11 +27,12 @@ import {
 import { randomIds, systemClock, type IdSource } from './clock.js';
 import { drive } from './drive.js';
 import { Effects } from './effects.js';
+import { RunLease, type LeaseOptions } from './lease.js';
 import { policyPreflight } from './policyRun.js';
 import type { ModelPort } from './model/port.js';
 import { nodeHasher } from './nodeHasher.js';
 import { MemoryStore } from './store/memoryStore.js';
-import type { Store } from './store/store.js';
+import { StoreError, type Store } from './store/store.js';
 import type { ToolRegistry } from './toolRegistry.js';
 import { sealInput } from './vault.js';
 import { RUNTIME_VERSION } from './version.js';
@@ -54,6 +55,8 @@ export interface RunOptions {
   defaultTimeoutMs?: number;
   /** Called with each event once the store has it, in order (e.g. `await otelEventHook()`). */
   onEvent?: (event: TraceEvent, runId: string) => void;
+  /** The lease this process holds on the run while it drives it (lease.ts; docs/stores.md "Leases"). */
+  lease?: LeaseOptions;
 }
 
 export interface RunResult {
@@ -141,8 +144,19 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
   const clock = opts.clock ?? systemClock;
   const policy = opts.policy ?? null;
   const runId = (opts.ids ?? randomIds).runId({ programHash: cp.hash(hasher), inputHash });
+  // The run is created leased to this process: no recover ever sees it running and unleased.
+  const lease = RunLease.forNewRun(store, runId, opts.lease);
   await store.createRun(
-    { run_id: runId, program_id: program.id, program, policy, input: storedInput, status: 'running', outcome: null },
+    {
+      run_id: runId,
+      program_id: program.id,
+      program,
+      policy,
+      input: storedInput,
+      status: 'running',
+      outcome: null,
+      lease: lease.current(),
+    },
     sealed?.vault,
   );
 
@@ -158,8 +172,31 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
     ...(sealed && { redact: sealed.redactor }),
   });
   const fx = new Effects(opts.model, opts.tools, opts.defaultTimeoutMs ?? DEFAULT_EFFECT_TIMEOUT_MS);
-  const { waiting } = await drive({ machine, store, runId, fx, onEvent: opts.onEvent });
-  return settleRun(machine, waiting, store, { run_id: runId, program, policy, input: storedInput });
+  lease.startHeartbeat();
+  try {
+    const { waiting } = await drive({ machine, store, runId, fx, onEvent: opts.onEvent, lease });
+    const result = await settleRun(machine, waiting, store, { run_id: runId, program, policy, input: storedInput });
+    lease.markSettled();
+    return result;
+  } catch (e) {
+    throw unstoredResult(e, runId);
+  } finally {
+    await lease.end();
+  }
+}
+
+/**
+ * A store that stayed busy after a run started: what the run did since its last stored event is
+ * not stored (a tool may have returned), so the error says which run and who finishes it. The
+ * lease is released (RunLease.end) so recovery can take the run at once.
+ */
+export function unstoredResult(e: unknown, runId: string): unknown {
+  if (!(e instanceof StoreError) || e.code !== 'E_STORE_BUSY') return e;
+  return new StoreError(
+    'E_STORE_BUSY',
+    `run ${runId} stopped: ${e.message}. What it did since its last stored event is not stored; the run stays running and \`nano-vm recover\` (recoverRun) will finish it, invoking again with its idempotency key a tool whose result was not stored`,
+    { cause: e },
+  );
 }
 
 /**

@@ -27,6 +27,14 @@ export {
   type ResumeOptions,
   type ResumeResult,
 } from './recover.js';
+export {
+  leaseOwnerGone,
+  newLeaseOwner,
+  RunLease,
+  RunLeasedError,
+  DEFAULT_LEASE_MS,
+  type LeaseOptions,
+} from './lease.js';
 export { compilePolicy, issuesUnderPolicy, policyPreflight, type PolicyPreflight } from './policyRun.js';
 
 // Tools.
@@ -59,6 +67,8 @@ export type { HttpDeps } from './model/providerHttp.js';
 export {
   StoreError,
   type Invocation,
+  type Lease,
+  type NewRun,
   type RunRecord,
   type Store,
   type VaultRow,

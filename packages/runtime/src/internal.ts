@@ -16,6 +16,7 @@ export * from './runPool.js';
 export * from './store/sqliteStore.js';
 export * from './effects.js';
 export * from './recover.js';
+export * from './lease.js';
 export * from './vault.js';
 export * from './model/providers.js';
 export * from './otel.js';

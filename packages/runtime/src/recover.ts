@@ -6,6 +6,8 @@
  *
  * - recoverRun finishes a run whose process died (status running). A tool call that had started
  *   but has no stored result is invoked again with the same idempotency key.
+ * - Both first take the run's lease (lease.ts): a run another live process is driving is refused
+ *   with E_RUN_LEASED (recover) or E_RESUME_CONFLICT (resume) before anything of it runs.
  * - resumeRun delivers the external event a suspended run waits for. Delivering the same event
  *   twice is idempotent; of two concurrent resumes exactly one appends its event, the other loses
  *   with E_RESUME_CONFLICT before anything of it runs.
@@ -25,7 +27,8 @@ import {
 } from '@nano-vm/kernel';
 import { systemClock } from './clock.js';
 import { drive, type DriveOutcome } from './drive.js';
-import { DEFAULT_EFFECT_TIMEOUT_MS, runResult, settleRun, type RunResult } from './executor.js';
+import { DEFAULT_EFFECT_TIMEOUT_MS, runResult, settleRun, unstoredResult, type RunResult } from './executor.js';
+import { RunLease, RunLeasedError, type LeaseOptions } from './lease.js';
 import { Effects } from './effects.js';
 import type { ModelPort } from './model/port.js';
 import { nodeHasher } from './nodeHasher.js';
@@ -49,6 +52,8 @@ export interface RecoverOptions {
    * before anything live happens (docs/policy.md). Absent: the run's own stored policy is used.
    */
   policy?: unknown;
+  /** The lease this process takes on the run while it drives it (docs/stores.md "Leases"). */
+  lease?: LeaseOptions;
 }
 
 export interface RecoverResult extends RunResult {
@@ -75,16 +80,31 @@ export interface ResumeResult extends Omit<RecoverResult, 'status'> {
 }
 
 export async function recoverRun(opts: RecoverOptions): Promise<RecoverResult> {
-  const run = await loadRun(opts.store, opts.runId);
-  // Suspended runs are recovered too: one whose wait has timed out takes its timeout edge, and one
-  // whose resume died after storing its event continues from there.
+  recoverable(await loadRun(opts.store, opts.runId));
+  // Only a run no live process drives (E_RUN_LEASED otherwise); read again once leased: the
+  // process that held it may have finished it meanwhile.
+  const lease = await RunLease.take(opts.store, opts.runId, opts.lease);
+  try {
+    const run = recoverable(await loadRun(opts.store, opts.runId));
+    lease.startHeartbeat();
+    const { result } = await continueRun(opts, run, await opts.store.events(opts.runId), undefined, lease);
+    return result;
+  } finally {
+    await lease.end();
+  }
+}
+
+/**
+ * Suspended runs are recovered too: one whose wait has timed out takes its timeout edge, and one
+ * whose resume died after storing its event continues from there.
+ */
+function recoverable(run: RunRecord): RunRecord {
   if (run.status !== 'running' && run.status !== 'suspended')
     throw new StoreError(
       'E_RECOVERY_NOT_RUNNING',
-      `run ${opts.runId} is ${run.status}; only running or suspended runs are recovered`,
+      `run ${run.run_id} is ${run.status}; only running or suspended runs are recovered`,
     );
-  const { result } = await continueRun(opts, run, await opts.store.events(opts.runId));
-  return result;
+  return run;
 }
 
 export async function resumeRun(opts: ResumeOptions): Promise<ResumeResult> {
@@ -103,8 +123,11 @@ export async function resumeRun(opts: ResumeOptions): Promise<ResumeResult> {
       );
     throw new StoreError('E_RESUME_NOT_SUSPENDED', `run ${opts.runId} is ${run.status}, not waiting for an event`);
   }
+  let lease: RunLease | undefined;
   try {
-    const { result, outcome } = await continueRun(opts, run, stored, opts.event);
+    lease = await takeForResume(opts, stored.length);
+    lease.startHeartbeat();
+    const { result, outcome } = await continueRun(opts, run, stored, opts.event, lease);
     return { ...result, resume: outcome.resumed ?? 'policy_blocked' };
   } catch (e) {
     if (!(e instanceof StoreError) || e.code !== 'E_STORE_CONFLICT') throw e;
@@ -116,8 +139,39 @@ export async function resumeRun(opts: ResumeOptions): Promise<ResumeResult> {
     }
     throw new StoreError(
       'E_RESUME_CONFLICT',
-      `run ${opts.runId} was resumed concurrently with another event; this one was not applied`,
+      e.cause instanceof RunLeasedError
+        ? `${e.message}; this event was not applied`
+        : `run ${opts.runId} was resumed concurrently with another event; this one was not applied`,
     );
+  } finally {
+    await lease?.end();
+  }
+}
+
+/** How long a resume waits for another process that holds the run's lease to store what it resumes with. */
+const RESUME_LEASE_WAIT_MS = 2000;
+
+/**
+ * The run's lease for a resume. Another process holding it (a resume, a recover) stores its
+ * resume event or releases the lease first thing; until then, or RESUME_LEASE_WAIT_MS, this one
+ * waits. Once the stored events have grown, CAS in the append decides (duplicate or conflict).
+ */
+async function takeForResume(opts: ResumeOptions, storedCount: number): Promise<RunLease> {
+  const until = Date.now() + RESUME_LEASE_WAIT_MS;
+  for (;;) {
+    try {
+      return await RunLease.take(opts.store, opts.runId, opts.lease);
+    } catch (e) {
+      if (!(e instanceof RunLeasedError)) throw e;
+      if ((await opts.store.events(opts.runId)).length > storedCount || Date.now() > until)
+        // The append of a stale resume conflicts: the caller maps that to duplicate or conflict.
+        throw new StoreError(
+          'E_STORE_CONFLICT',
+          `run ${opts.runId} is being continued by another process (lease held by ${e.lease.owner})`,
+          { cause: e },
+        );
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 }
 
@@ -170,7 +224,8 @@ async function continueRun(
   opts: RecoverOptions,
   run: RunRecord,
   stored: TraceEvent[],
-  resume?: ExternalEvent,
+  resume: ExternalEvent | undefined,
+  lease: RunLease,
 ): Promise<{ result: RecoverResult; outcome: DriveOutcome }> {
   const genesis = stored[0] as RunStartedEvent | undefined;
   if (genesis !== undefined && genesis.type !== 'run_started')
@@ -203,18 +258,26 @@ async function continueRun(
   const offered = opts.policy === undefined ? undefined : hashJson(hasher, opts.policy ?? null);
   const pinned = genesis?.policy_hash ?? policyHash;
   const halt = offered !== undefined && offered !== pinned ? { policyChangedTo: offered } : {};
-  const outcome = await drive({
-    machine,
-    store: opts.store,
-    runId: run.run_id,
-    fx,
-    stored,
-    ...(resume ? { resume } : {}),
-    expireOn: live,
-    onEvent: opts.onEvent,
-    ...halt,
-  });
-  const settled = await settleRun(machine, outcome.waiting, opts.store, run);
+  let outcome: DriveOutcome;
+  let settled: RunResult;
+  try {
+    outcome = await drive({
+      machine,
+      store: opts.store,
+      runId: run.run_id,
+      fx,
+      stored,
+      ...(resume ? { resume } : {}),
+      expireOn: live,
+      onEvent: opts.onEvent,
+      lease,
+      ...halt,
+    });
+    settled = await settleRun(machine, outcome.waiting, opts.store, run);
+  } catch (e) {
+    throw unstoredResult(e, run.run_id);
+  }
+  lease.markSettled();
   return { outcome, result: { ...settled, resumed_from_seq: stored.length, reinvoked: outcome.reinvoked } };
 }
 

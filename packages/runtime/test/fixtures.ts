@@ -45,3 +45,10 @@ export function tools(defs: ToolDefinition[]): ToolRegistry {
 }
 
 export const det = () => ({ clock: new FixedClock(), ids: new SeededIds(nodeHasher) });
+
+/**
+ * Recovery options for a run whose process "died" inside this test process: the dead drive's lease
+ * is still held (this process lives), so the recovery looks at the lease an hour later, when it has
+ * expired, as a recover would after a real crash on another host.
+ */
+export const afterLeaseExpiry = () => ({ lease: { now: () => Date.now() + 3_600_000 } });

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { pureHasher, verifyBundle, type PolicySnapshot } from '@nano-vm/kernel';
 import { MemoryStore, nodeHasher, recoverRun, runProgram } from '../src/internal.js';
-import { program, scripted, tools } from './fixtures.js';
+import { afterLeaseExpiry, program, scripted, tools } from './fixtures.js';
 
 const prog = program([
   {
@@ -64,6 +64,7 @@ describe('a recovered run and its pinned policy', () => {
       tools: ok,
       hasher: nodeHasher,
       policy: v1,
+      ...afterLeaseExpiry(),
     });
     expect(r).toMatchObject({ status: 'completed', outcome: 'SUCCESS', resumed_from_seq: 5 });
     expect(charges).toEqual(['charged']);
@@ -80,6 +81,7 @@ describe('a recovered run and its pinned policy', () => {
       tools: ok,
       hasher: nodeHasher,
       policy: v2,
+      ...afterLeaseExpiry(),
     });
     expect(charges).toEqual([]);
     expect(r).toMatchObject({ status: 'failed', outcome: 'POLICY_BLOCKED', resumed_from_seq: 5 });

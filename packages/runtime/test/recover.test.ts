@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { pureHasher, verifyBundle } from '@nano-vm/kernel';
 import { SqliteStore, nodeHasher, recoverRun, runProgram } from '../src/internal.js';
-import { program, scripted, tools } from './fixtures.js';
+import { afterLeaseExpiry, program, scripted, tools } from './fixtures.js';
 
 const prog = program([
   {
@@ -73,6 +73,7 @@ describe('recoverRun', () => {
       model: scripted('answers: { ask: [charge] }'),
       tools: ok,
       hasher: nodeHasher,
+      ...afterLeaseExpiry(),
     });
     expect(r).toMatchObject({ status: 'completed', outcome: 'SUCCESS', resumed_from_seq: 3 });
     // The model was not asked again; the started charge was re-invoked with its original key, once.
@@ -112,7 +113,7 @@ describe('recoverRun', () => {
       )
       .run(run!.run_id);
     await expect(
-      recoverRun({ store: s, runId: run!.run_id, model: scripted('answers: {}'), tools: hung }),
+      recoverRun({ store: s, runId: run!.run_id, model: scripted('answers: {}'), tools: hung, ...afterLeaseExpiry() }),
     ).rejects.toMatchObject({ code: 'E_RECOVERY_DIVERGED' });
     await s.close();
   });
@@ -193,7 +194,13 @@ describe('recoverRun with a parallel step', () => {
         },
       },
     ]);
-    const r = await recoverRun({ store: s, runId: run!.run_id, model: scripted('answers: {}'), tools: ok });
+    const r = await recoverRun({
+      store: s,
+      runId: run!.run_id,
+      model: scripted('answers: {}'),
+      tools: ok,
+      ...afterLeaseExpiry(),
+    });
     expect(r).toMatchObject({ status: 'completed', outcome: 'SUCCESS', resumed_from_seq: 4 });
     expect(keys.sort()).toEqual([`${run!.run_id}/fan/x/1`, `${run!.run_id}/fan/x/1`, `${run!.run_id}/fan/y/1`].sort());
     expect(verifyBundle(JSON.parse(JSON.stringify(r.bundle)), pureHasher)).toMatchObject({ ok: true });

@@ -75,7 +75,7 @@ describe('SqliteStore specifics', () => {
     const s = new SqliteStore(path);
     expect(await s.getRun('old')).toMatchObject({ program: { id: 'p' }, status: 'completed', outcome: 'OK' });
     expect(await s.invocations('old')).toEqual([]);
-    expect(s.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get()).toEqual({ value: '4' });
+    expect(s.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get()).toEqual({ value: '5' });
     await s.close();
   });
 
@@ -137,7 +137,7 @@ describe('SqliteStore specifics', () => {
     db.close();
 
     const s = new SqliteStore(path, { groupCommit: true });
-    expect(s.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get()).toEqual({ value: '4' });
+    expect(s.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get()).toEqual({ value: '5' });
     expect(s.db.prepare(`SELECT name FROM sqlite_master WHERE name LIKE 'old_%'`).all()).toEqual([]);
     expect((await s.listRuns()).map((r) => r.run_id)).toEqual(['zz', 'aa']);
     expect(await s.getRun('zz')).toMatchObject({
@@ -178,6 +178,31 @@ describe('SqliteStore specifics', () => {
     expect((await s.listRuns()).map((r) => r.run_id)).toEqual(['zz', 'aa', 'new']);
     expect(await s.events('zz')).toHaveLength(3);
     expect(s.db.pragma('foreign_key_check')).toEqual([]);
+    await s.close();
+  });
+
+  it('opens a version-4 file (no leases): adds the lease columns, and its running runs are unleased', async () => {
+    const path = join(dir, 'v4.db');
+    const s4 = new SqliteStore(path);
+    await s4.createRun({
+      run_id: 'old',
+      program_id: 'p',
+      program: { format: 'nano-vm.program/v1', id: 'p', input_schema: {}, steps: [] },
+      policy: null,
+      input: {},
+      status: 'running',
+      outcome: null,
+    });
+    await s4.close();
+    // The layout schema 4 had: runs without the lease columns.
+    const db = new Database(path);
+    db.exec(`ALTER TABLE runs DROP COLUMN lease_owner; ALTER TABLE runs DROP COLUMN lease_expires_at;
+      UPDATE meta SET value = '4' WHERE key = 'schema_version';`);
+    db.close();
+    const s = new SqliteStore(path);
+    expect(s.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get()).toEqual({ value: '5' });
+    expect(await s.getRun('old')).toMatchObject({ status: 'running' });
+    expect(await s.acquireLease('old', { owner: 'me', expires_at: 2 }, 1)).toEqual({ owner: 'me', expires_at: 2 });
     await s.close();
   });
 
@@ -281,6 +306,36 @@ describe('SqliteStore specifics', () => {
     for (const id of ids) expect(await s.getRun(id)).toMatchObject({ event_count: 1 });
     await s.close();
   });
+
+  for (const groupCommit of [false, true])
+    it(`a busy write lock is retried with backoff, then E_STORE_BUSY${groupCommit ? ' (group commit)' : ''}`, async () => {
+      const path = join(dir, `busy-${groupCommit}.db`);
+      const s = new SqliteStore(path, { groupCommit, busyTimeoutMs: 20, busyRetries: 3 });
+      const program = { format: 'nano-vm.program/v1' as const, id: 'p', input_schema: {}, steps: [] };
+      const rec = (run_id: string) => ({
+        run_id,
+        program_id: 'p',
+        program,
+        policy: null,
+        input: {},
+        status: 'running' as const,
+        outcome: null,
+      });
+      const other = new Database(path);
+      // Held through a few retries, then released: the write goes through.
+      other.exec('BEGIN IMMEDIATE');
+      setTimeout(() => other.exec('COMMIT'), 250);
+      await s.createRun(rec('a'));
+      expect(await s.getRun('a')).toMatchObject({ status: 'running' });
+      // Held through every attempt: E_STORE_BUSY, nothing written; the store works once it is free.
+      other.exec('BEGIN IMMEDIATE');
+      await expect(s.createRun(rec('b'))).rejects.toMatchObject({ code: 'E_STORE_BUSY' });
+      other.exec('COMMIT');
+      expect(await s.getRun('b')).toBeUndefined();
+      await s.createRun(rec('b'));
+      other.close();
+      await s.close();
+    });
 
   it('uses WAL and the requested synchronous level', async () => {
     const s = new SqliteStore(join(dir, 'pragmas.db'), { synchronous: 'FULL' });

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { TraceChain, type TraceEvent } from '@nano-vm/kernel';
-import { nodeHasher, resumeRun, runProgram, type Store } from '../src/internal.js';
+import { RunLease, nodeHasher, recoverRun, resumeRun, runProgram, type Store } from '../src/internal.js';
 import { invocationUpserts } from '../src/store/invocations.js';
 import { det, program, scripted, tools } from './fixtures.js';
 
@@ -232,6 +232,141 @@ export function storeConformance(name: string, h: StoreHarness): void {
       await s.close();
     });
 
+    describe('leases', () => {
+      const T = 1_000_000;
+      it('a lease is taken when free or expired, kept by its owner, refused to others until it expires', async () => {
+        const s = await h.make();
+        await s.createRun({ ...runRec('r1'), lease: { owner: 'a', expires_at: T + 100 } });
+        // Held: another owner gets the holder back, and nothing changes.
+        expect(await s.acquireLease('r1', { owner: 'b', expires_at: T + 500 }, T)).toEqual({
+          owner: 'a',
+          expires_at: T + 100,
+        });
+        // The owner itself extends it.
+        expect(await s.acquireLease('r1', { owner: 'a', expires_at: T + 200 }, T)).toEqual({
+          owner: 'a',
+          expires_at: T + 200,
+        });
+        // Expired (expires_at <= now): another owner takes it.
+        expect(await s.acquireLease('r1', { owner: 'b', expires_at: T + 900 }, T + 200)).toEqual({
+          owner: 'b',
+          expires_at: T + 900,
+        });
+        // An owner the caller knows to be gone is replaced before expiry.
+        expect(await s.acquireLease('r1', { owner: 'c', expires_at: T + 950 }, T + 300, 'b')).toEqual({
+          owner: 'c',
+          expires_at: T + 950,
+        });
+        await expect(s.acquireLease('nope', { owner: 'a', expires_at: T }, T)).rejects.toMatchObject({
+          code: 'E_STORE_NO_RUN',
+        });
+        await s.close();
+      });
+
+      it('renew only by the holder; release only by the holder; a terminal or suspended status releases it', async () => {
+        const s = await h.make();
+        await s.createRun(runRec('r1'));
+        expect(await s.acquireLease('r1', { owner: 'a', expires_at: T + 100 }, T)).toMatchObject({ owner: 'a' });
+        expect(await s.renewLease('r1', { owner: 'a', expires_at: T + 400 })).toBe(true);
+        expect(await s.renewLease('r1', { owner: 'b', expires_at: T + 9999 })).toBe(false);
+        await s.releaseLease('r1', 'b'); // not b's: nothing changes
+        expect(await s.acquireLease('r1', { owner: 'b', expires_at: T + 500 }, T + 300)).toMatchObject({
+          owner: 'a',
+          expires_at: T + 400,
+        });
+        await s.releaseLease('r1', 'a');
+        expect(await s.acquireLease('r1', { owner: 'b', expires_at: T + 500 }, T)).toMatchObject({ owner: 'b' });
+        // Once taken over, the old holder's renewal says so.
+        expect(await s.renewLease('r1', { owner: 'a', expires_at: T + 600 })).toBe(false);
+        await s.finish('r1', 'running', null); // running again (a resume): the drive goes on
+        expect(await s.acquireLease('r1', { owner: 'c', expires_at: T + 500 }, T)).toMatchObject({ owner: 'b' });
+        await s.finish('r1', 'suspended', null);
+        expect(await s.acquireLease('r1', { owner: 'c', expires_at: T + 500 }, T)).toMatchObject({ owner: 'c' });
+        await s.finish('r1', 'completed', 'OK');
+        expect(await s.acquireLease('r1', { owner: 'd', expires_at: T + 500 }, T)).toMatchObject({ owner: 'd' });
+        await s.close();
+      });
+
+      it('of two handles acquiring at once, exactly one gets the lease', async () => {
+        const a = await h.make();
+        const b = h.reopen ? await h.reopen(a) : a;
+        for (let i = 0; i < 10; i++) await a.createRun(runRec(`r${i}`));
+        for (let i = 0; i < 10; i++) {
+          const got = await Promise.all([
+            a.acquireLease(`r${i}`, { owner: 'a', expires_at: T + 100 }, T),
+            b.acquireLease(`r${i}`, { owner: 'b', expires_at: T + 100 }, T),
+          ]);
+          expect(got[0]).toEqual(got[1]);
+        }
+        if (b !== a) await b.close();
+        await a.close();
+      });
+
+      it('recoverRun refuses a run another live owner holds (E_RUN_LEASED) and runs nothing; after expiry it recovers it', async () => {
+        const s = await h.make();
+        const calls: string[] = [];
+        const hang = tools([{ name: 'act', run: () => new Promise<never>(() => {}) }]);
+        const prog = program([
+          { id: 'act', kind: 'tool', tool: 'act', next: 'done' },
+          { id: 'done', kind: 'end', outcome: 'OK' },
+        ]);
+        void runProgram({ program: prog, input: {}, model: scripted('answers: {}'), tools: hang, store: s });
+        await new Promise((r) => setTimeout(r, 30));
+        const [run] = await s.listRuns({ status: 'running' });
+        const ok = tools([{ name: 'act', run: async (_a, ctx) => (calls.push(ctx.idempotencyKey), { ok: true }) }]);
+        const rec = (now?: number) =>
+          recoverRun({
+            store: s,
+            runId: run!.run_id,
+            model: scripted('answers: {}'),
+            tools: ok,
+            ...(now ? { lease: { now: () => now } } : {}),
+          });
+        await expect(rec()).rejects.toMatchObject({ code: 'E_RUN_LEASED', lease: { owner: expect.any(String) } });
+        expect(calls).toEqual([]);
+        const r = await rec(Date.now() + 3_600_000);
+        expect(r).toMatchObject({ status: 'completed', reinvoked: [`${run!.run_id}/act/1`] });
+        expect(calls).toEqual([`${run!.run_id}/act/1`]);
+        await s.close();
+      });
+
+      it('the heartbeat keeps the lease through a tool call longer than the lease; a drive whose lease was taken stops with E_LEASE_LOST', async () => {
+        const s = await h.make();
+        const prog = program([
+          { id: 'slow', kind: 'tool', tool: 'slow', next: 'after' },
+          { id: 'after', kind: 'tool', tool: 'after', next: 'done' },
+          { id: 'done', kind: 'end', outcome: 'OK' },
+        ]);
+        const after: string[] = [];
+        let release!: () => void;
+        const reg = tools([
+          { name: 'slow', run: () => new Promise((r) => (release = () => r({ ok: true }))) },
+          { name: 'after', run: async (_a, ctx) => (after.push(ctx.idempotencyKey), { ok: true }) },
+        ]);
+        const run = runProgram({
+          program: prog,
+          input: {},
+          model: scripted('answers: {}'),
+          tools: reg,
+          store: s,
+          lease: { ttlMs: 150 },
+        });
+        run.catch(() => {});
+        await new Promise((r) => setTimeout(r, 600)); // four lease durations: renewed all along
+        const [r] = await s.listRuns({ status: 'running' });
+        const other = RunLease.take(s, r!.run_id, { owner: 'other', ttlMs: 60_000 });
+        await expect(other).rejects.toMatchObject({ code: 'E_RUN_LEASED' });
+        // Another owner takes it over as if it had expired: the drive's next renewal finds it gone.
+        await s.acquireLease(r!.run_id, { owner: 'other', expires_at: Date.now() + 60_000 }, Date.now() + 3_600_000);
+        await new Promise((res) => setTimeout(res, 200));
+        release();
+        await expect(run).rejects.toMatchObject({ code: 'E_LEASE_LOST' });
+        expect(after).toEqual([]);
+        expect(await s.getRun(r!.run_id)).toMatchObject({ status: 'running' });
+        await s.close();
+      });
+    });
+
     describe('close', () => {
       it('is idempotent, and every other call after it rejects with E_STORE_CLOSED', async () => {
         const s = await h.make();
@@ -254,6 +389,9 @@ export function storeConformance(name: string, h: StoreHarness): void {
           flushErased: () => s.flushErased!(),
           invocations: () => s.invocations('r1'),
           reinvoked: () => s.reinvoked('r1', { key: 'k', step: 's', tool: 't', attempt: 1 }),
+          acquireLease: () => s.acquireLease('r1', { owner: 'a', expires_at: 2 }, 1),
+          renewLease: () => s.renewLease('r1', { owner: 'a', expires_at: 2 }),
+          releaseLease: () => s.releaseLease('r1', 'a'),
         };
         for (const [method, call] of Object.entries(calls))
           // Optional methods (flushErased: stores with files) are checked where the store has them.

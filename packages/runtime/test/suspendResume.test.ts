@@ -21,7 +21,7 @@ import {
   type ResumeResult,
   type Store,
 } from '../src/internal.js';
-import { program, scripted, tools } from './fixtures.js';
+import { afterLeaseExpiry, program, scripted, tools } from './fixtures.js';
 
 const approvalSteps = (wait: Partial<Extract<Step, { kind: 'wait' }>> = {}): Step[] => [
   {
@@ -352,6 +352,7 @@ describe('wait steps: recovery and replay', () => {
       runId: r.run_id,
       model,
       tools: tools([{ name: 'pay', run: async (_a, ctx) => (paid.push(ctx.idempotencyKey), { ok: true }) }]),
+      ...afterLeaseExpiry(),
     });
     expect(rec).toMatchObject({ status: 'completed', outcome: 'PAID', reinvoked: [`${r.run_id}/pay/1`] });
     expect(paid).toEqual([`${r.run_id}/pay/1`]);

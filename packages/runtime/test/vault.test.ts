@@ -43,7 +43,7 @@ import {
   vaultEntries,
   type Store,
 } from '../src/internal.js';
-import { scripted, tools } from './fixtures.js';
+import { afterLeaseExpiry, scripted, tools } from './fixtures.js';
 
 const KYC = new URL('../../../examples/kyc/', import.meta.url).pathname;
 const kycProgram = loadProgram(readFileSync(join(KYC, 'program.yaml'), 'utf8')).program!;
@@ -506,6 +506,7 @@ describe('recovery of a run with sensitive inputs', () => {
       tools: tools([
         { name: 'greet', run: async (a) => (seen.push(a), { said: `hello ${(a as { who: string }).who}` }) },
       ]),
+      ...afterLeaseExpiry(),
     });
     expect(r.status).toBe('completed');
     expect(seen).toEqual([{ who: 'Zoltan Kertesz' }]);
@@ -529,7 +530,7 @@ describe('SQLite vault schema', () => {
       INSERT INTO runs (run_id, program_id, program, policy, input, status, outcome) VALUES ('old', 'p', '{}', 'null', '{"email":"a@b.c"}', 'completed', 'OK');`);
     db.close();
     const s = new SqliteStore(path);
-    expect(s.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get()).toEqual({ value: '4' });
+    expect(s.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get()).toEqual({ value: '5' });
     expect(await s.getRun('old')).toMatchObject({ input: { email: 'a@b.c' }, status: 'completed' });
     expect(await s.vault('old')).toEqual([]);
     await s.close();

@@ -1,5 +1,5 @@
 import { NanoVmError } from '@nano-vm/kernel';
-import { overdueWaits, recoverRun } from '@nano-vm/runtime';
+import { RunLeasedError, overdueWaits, recoverRun } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
 import { loadProgramFile, loadTools, modelFromSpec } from '../inputs.js';
 import { loadPolicyFile } from '../policyFile.js';
@@ -31,6 +31,13 @@ export const RECOVER = defineCommand({
         'the policy in force now: a run whose genesis pinned another halts as POLICY_BLOCKED. An example directory defaults to its policy.yaml',
     },
     run: { type: 'string', value: '<run_id>', description: 'recover this run only' },
+    'lease-ms': {
+      type: 'string',
+      value: '<ms>',
+      defaultText: '30000',
+      description:
+        'how long the lease recover takes on each run lasts (renewed while it drives the run); at least 100 (docs/stores.md "Leases")',
+    },
     store: {
       type: 'string',
       default: DEFAULT_STORE,
@@ -41,7 +48,8 @@ export const RECOVER = defineCommand({
     json: {
       type: 'boolean',
       default: false,
-      description: 'one line per run: {run_id, recovered, status, outcome, resumed_from_seq, reinvoked, head_hash}',
+      description:
+        'one line per run: {run_id, recovered, status, outcome, resumed_from_seq, reinvoked, head_hash}, or {run_id, recovered: false, skipped, lease} for a run another process holds',
     },
   },
   run: recoverCommand,
@@ -53,10 +61,18 @@ export const RECOVER_USAGE = usageText(RECOVER);
  * from its stored events and continued live with the given model and tools (an example directory
  * supplies both). A tool call that had started is invoked again with its original idempotency key.
  * Suspended runs whose wait has timed out are continued too: they take the wait's timeout edge.
+ * A run another live process drives (it holds the run's lease) is skipped and reported, as is one
+ * that process finished meanwhile; only a skipped `--run` fails the command.
  */
 export async function recoverCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(RECOVER, argv);
   if (positionals.length > 1) throw new NanoVmError('E_USAGE', RECOVER_USAGE);
+  const leaseMs = values['lease-ms'] === undefined ? undefined : Number(values['lease-ms']);
+  if (leaseMs !== undefined && !(Number.isInteger(leaseMs) && leaseMs >= 100))
+    throw new NanoVmError(
+      'E_USAGE',
+      `--lease-ms must be a whole number of milliseconds, at least 100\n${RECOVER_USAGE}`,
+    );
   const { layout, modelSpec, toolsFile, policyFile } = resolveTarget(positionals[0], values, RECOVER_USAGE);
   /** With an example directory's policy.yaml, the program it governs: other programs' runs keep theirs. */
   const governs = !values.policy && layout?.policyFile ? loadProgramFile(layout.programFile).program?.id : undefined;
@@ -76,6 +92,8 @@ export async function recoverCommand(argv: string[]): Promise<number> {
         ? [values.run]
         : [...(await store.listRuns({ status: 'running' })).map((r) => r.run_id), ...(await overdueWaits(store))];
     let failures = 0;
+    let skipped = 0;
+    let recovered = 0;
     const onEvent = await cliTelemetry();
     const model = modelFromSpec(modelSpec);
     for (const runId of runs) {
@@ -85,11 +103,13 @@ export async function recoverCommand(argv: string[]): Promise<number> {
           runId,
           model,
           tools,
+          ...(leaseMs !== undefined ? { lease: { ttlMs: leaseMs } } : {}),
           ...(onEvent ? { onEvent } : {}),
           ...(policy && (governs === undefined || (await store.getRun(runId))?.program_id === governs)
             ? { policy }
             : {}),
         });
+        recovered++;
         if (values.json)
           process.stdout.write(
             JSON.stringify({
@@ -120,7 +140,7 @@ export async function recoverCommand(argv: string[]): Promise<number> {
     }
     if (!values.json)
       process.stdout.write(
-        `${runs.length - failures} of ${runs.length} run${runs.length === 1 ? '' : 's'} recovered\n`,
+        `${recovered} of ${runs.length} run${runs.length === 1 ? '' : 's'} recovered${skipped ? `, ${skipped} skipped` : ''}\n`,
       );
     return failures ? EXIT.FAILED : EXIT.OK;
   } finally {

@@ -1,7 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import type { RunStatus, TraceEvent } from '@nano-vm/kernel';
 import { invocationUpserts, reinvocationUpsert, type InvocationUpsert } from './invocations.js';
-import { StoreError, type Invocation, type RunRecord, type Store, type VaultRow, type VaultValue } from './store.js';
+import {
+  StoreError,
+  type Invocation,
+  type Lease,
+  type NewRun,
+  type RunRecord,
+  type Store,
+  type VaultRow,
+  type VaultValue,
+} from './store.js';
 
 const NO_ROWS: VaultRow[] = [];
 
@@ -17,6 +26,7 @@ interface MemoryRun {
    * run that nobody asks about (most in-memory runs) pays nothing per step for it.
    */
   counted: number;
+  lease: Lease | null;
 }
 
 /**
@@ -46,7 +56,7 @@ export class MemoryStore implements Store {
     return (this.secret ??= randomBytes(32).toString('hex'));
   }
 
-  async createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>, vault: readonly VaultValue[] = []): Promise<void> {
+  async createRun(run: NewRun, vault: readonly VaultValue[] = []): Promise<void> {
     const runs = this.liveRuns();
     if (runs.has(run.run_id)) throw new StoreError('E_STORE_DUPLICATE_RUN', `run ${run.run_id} already exists`);
     // Most runs have no vault rows: they share one empty list (erasure only loops over rows).
@@ -75,7 +85,13 @@ export class MemoryStore implements Store {
       head_hash: '',
       event_count: 0,
     };
-    runs.set(run.run_id, { rec, events: [], vault: rows, counted: 0 });
+    runs.set(run.run_id, {
+      rec,
+      events: [],
+      vault: rows,
+      counted: 0,
+      lease: run.lease ? { ...run.lease } : null,
+    });
   }
 
   async append(runId: string, events: readonly TraceEvent[]): Promise<void> {
@@ -117,6 +133,27 @@ export class MemoryStore implements Store {
     const r = this.run(runId);
     r.rec.status = status;
     r.rec.outcome = outcome;
+    if (status !== 'running') r.lease = null;
+  }
+
+  async acquireLease(runId: string, lease: Lease, now: number, replacing?: string): Promise<Lease> {
+    const r = this.run(runId);
+    const held = r.lease;
+    if (held === null || held.expires_at <= now || held.owner === lease.owner || held.owner === replacing)
+      r.lease = { owner: lease.owner, expires_at: lease.expires_at };
+    return { ...r.lease! };
+  }
+
+  async renewLease(runId: string, lease: Lease): Promise<boolean> {
+    const r = this.run(runId);
+    if (r.lease?.owner !== lease.owner) return false;
+    r.lease.expires_at = lease.expires_at;
+    return true;
+  }
+
+  async releaseLease(runId: string, owner: string): Promise<void> {
+    const r = this.run(runId);
+    if (r.lease?.owner === owner) r.lease = null;
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {

@@ -21,13 +21,30 @@ import {
 } from '@nano-vm/kernel';
 import { nodeHasher } from '../nodeHasher.js';
 import { invocationUpserts, reinvocationUpsert, type InvocationUpsert } from './invocations.js';
-import { StoreError, type Invocation, type RunRecord, type Store, type VaultRow, type VaultValue } from './store.js';
+import {
+  StoreError,
+  type Invocation,
+  type Lease,
+  type NewRun,
+  type RunRecord,
+  type Store,
+  type VaultRow,
+  type VaultValue,
+} from './store.js';
 
 export interface SqliteStoreOptions {
   /** `NORMAL` (default) survives process crashes; `FULL` also survives power loss. */
   synchronous?: 'NORMAL' | 'FULL';
-  /** Milliseconds to wait for another connection's write lock. */
+  /**
+   * Milliseconds SQLite itself waits for another connection's write lock, per attempt (default
+   * 1000). The wait blocks the process, so it is kept short and retried instead.
+   */
   busyTimeoutMs?: number;
+  /**
+   * How many more attempts a write gets after the lock stayed busy (default 6), with a backoff
+   * between them that doubles from 100 ms up to 2 s; then it fails with E_STORE_BUSY.
+   */
+  busyRetries?: number;
   /**
    * Group commit: appends made while a commit is pending share one transaction (one fsync under
    * FULL), committed on the next turn of the event loop. `append`'s promise settles when its
@@ -43,9 +60,10 @@ export interface SqliteStoreOptions {
  * keyed by the run's `run_no` (the runs table's rowid) instead of its random text id, so the rows
  * of the runs in flight share a few B-tree pages instead of each landing on a random one; events
  * are a rowid table, appended at its end, with the (run_no, seq) key a small index beside it.
+ * 5 leases: the owner and expiry of the process driving a run (docs/stores.md "Leases").
  * Older files are migrated on open, in one transaction.
  */
-const SCHEMA_VERSION = 4;
+const SCHEMA_VERSION = 5;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -58,7 +76,9 @@ CREATE TABLE IF NOT EXISTS runs (
   policy       TEXT NOT NULL,
   input        TEXT NOT NULL,
   status       TEXT NOT NULL,
-  outcome      TEXT
+  outcome      TEXT,
+  lease_owner  TEXT,
+  lease_expires_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status);
 CREATE TABLE IF NOT EXISTS events (
@@ -213,11 +233,14 @@ export class SqliteStore implements Store {
     } catch (e) {
       // Not a database, a newer schema, a failed migration: nothing stays open behind the error.
       this.db.close();
+      if (isBusy(e))
+        throw new StoreError('E_STORE_BUSY', `opening ${path}: another connection holds its write lock`, { cause: e });
       throw e;
     }
+    this.busyRetries = opts.busyRetries ?? 6;
 
     this.insertRun = this.db.prepare(
-      `INSERT INTO runs (run_id, program_id, program, program_hash, policy, input, status, outcome) VALUES (?, ?, '', ?, ?, ?, ?, ?)`,
+      `INSERT INTO runs (run_id, program_id, program, program_hash, policy, input, status, outcome, lease_owner, lease_expires_at) VALUES (?, ?, '', ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.insertProgram = this.db.prepare(`INSERT OR IGNORE INTO programs (hash, program) VALUES (?, ?)`);
     this.selectProgram = this.db.prepare(`SELECT program FROM programs WHERE hash = ?`);
@@ -279,7 +302,29 @@ export class SqliteStore implements Store {
           ).immediate,
         }
       : null;
-    this.finishRun = this.db.prepare(`UPDATE runs SET status = ?, outcome = ? WHERE run_no = ?`);
+    // A terminal or suspended status ends the drive: its lease goes with it.
+    this.finishRun = this.db.prepare(
+      `UPDATE runs SET status = @status, outcome = @outcome,
+         lease_owner = CASE WHEN @status = 'running' THEN lease_owner END,
+         lease_expires_at = CASE WHEN @status = 'running' THEN lease_expires_at END
+       WHERE run_no = @no`,
+    );
+    // One statement: of two processes acquiring at once, SQLite's write lock lets one change the row.
+    const takeLease = this.db.prepare(
+      `UPDATE runs SET lease_owner = @owner, lease_expires_at = @expires
+       WHERE run_id = @run AND (lease_owner IS NULL OR lease_expires_at <= @now OR lease_owner = @owner OR lease_owner = @replacing)`,
+    );
+    const selectLease = this.db.prepare(`SELECT lease_owner, lease_expires_at FROM runs WHERE run_id = ?`);
+    this.takeLease = this.db.transaction((runId: string, lease: Lease, now: number, replacing: string | null) => {
+      takeLease.run({ owner: lease.owner, expires: lease.expires_at, run: runId, now, replacing });
+      const row = selectLease.get(runId) as { lease_owner: string | null; lease_expires_at: number | null } | undefined;
+      if (!row) throw new StoreError('E_STORE_NO_RUN', `no run ${runId}`);
+      return { owner: row.lease_owner ?? '', expires_at: row.lease_expires_at ?? 0 };
+    }).immediate;
+    this.renewLeaseRow = this.db.prepare(`UPDATE runs SET lease_expires_at = ? WHERE run_id = ? AND lease_owner = ?`);
+    this.releaseLeaseRow = this.db.prepare(
+      `UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL WHERE run_id = ? AND lease_owner = ?`,
+    );
     this.selectRun = this.db.prepare(`${RUNS_WITH_HEAD} WHERE run_id = ?`);
     this.selectRunNo = this.db.prepare(`SELECT run_no FROM runs WHERE run_id = ?`).pluck();
     this.selectEvents = this.db
@@ -296,7 +341,7 @@ export class SqliteStore implements Store {
     this.db.pragma('page_size = 8192');
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
-    this.db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
+    this.db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 1000}`);
     this.db.pragma('foreign_keys = ON');
     // Erased vault values must leave the file: deleted content is overwritten with zeros.
     this.db.pragma('secure_delete = ON');
@@ -314,6 +359,21 @@ export class SqliteStore implements Store {
     if (hasTable('runs') && !columnsOf(this.db, 'runs').has('run_no')) {
       this.db.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID`);
       migrateToIntegerKeys(this.db);
+    } else if (hasTable('runs') && !columnsOf(this.db, 'runs').has('lease_owner')) {
+      // Schema 4: the lease columns are added (every run unleased), in one transaction.
+      this.db
+        .transaction(() => {
+          this.db.exec(SCHEMA);
+          this.db.exec(
+            `ALTER TABLE runs ADD COLUMN lease_owner TEXT; ALTER TABLE runs ADD COLUMN lease_expires_at INTEGER;`,
+          );
+          this.db
+            .prepare(
+              `INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+            )
+            .run(String(SCHEMA_VERSION));
+        })
+        .immediate();
     } else {
       this.db.exec(SCHEMA);
       if (version === undefined)
@@ -344,7 +404,7 @@ export class SqliteStore implements Store {
     return no;
   }
 
-  createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>, vault: readonly VaultValue[] = []): Promise<void> {
+  createRun(run: NewRun, vault: readonly VaultValue[] = []): Promise<void> {
     const create = () => {
       const programHash = this.programHash(run.program);
       const insert = () =>
@@ -357,6 +417,8 @@ export class SqliteStore implements Store {
             JSON.stringify(run.input),
             run.status,
             run.outcome,
+            run.lease?.owner ?? null,
+            run.lease?.expires_at ?? null,
           ).lastInsertRowid,
         );
       try {
@@ -402,6 +464,7 @@ export class SqliteStore implements Store {
         return WRITTEN;
       } catch (e) {
         this.forgetCaches(); // the whole transaction was rolled back
+        if (isBusy(e)) return this.retryBusy(() => this.inTransaction(op), 'a write', this.forgetCaches.bind(this));
         return Promise.reject(e as Error);
       }
     }
@@ -411,10 +474,56 @@ export class SqliteStore implements Store {
     });
   }
 
+  private readonly busyRetries: number;
+
+  /** The wait before retry `n` (1-based) of a write that found the store locked. */
+  private static backoff(n: number): number {
+    return Math.min(2000, 100 * 2 ** (n - 1));
+  }
+
+  /**
+   * Runs `op` (which found the write lock busy once already) again after a backoff, up to
+   * `busyRetries` times; then rejects with E_STORE_BUSY. SQLite's own busy timeout has waited
+   * within each attempt; the backoff lets the event loop (a lease heartbeat, other runs) go on.
+   */
+  private retryBusy<T>(op: () => T, what: string, onBusy?: () => void): Promise<T> {
+    const started = Date.now();
+    return new Promise<T>((resolve, reject) => {
+      const attempt = (n: number) => {
+        if (this.closed) return reject(this.closedError());
+        try {
+          resolve(op());
+        } catch (e) {
+          if (!isBusy(e)) return reject(e as Error);
+          onBusy?.();
+          if (n > this.busyRetries) return reject(this.busyError(what, Date.now() - started + this.busyWaitMs(), e));
+          setTimeout(() => attempt(n + 1), SqliteStore.backoff(n));
+        }
+      };
+      setTimeout(() => attempt(2), SqliteStore.backoff(1));
+    });
+  }
+
+  /** SQLite's own wait per attempt (the busy_timeout pragma). */
+  private busyWaitMs(): number {
+    return Number(this.db.pragma('busy_timeout', { simple: true }));
+  }
+
+  private busyError(what: string, waitedMs: number, cause: unknown): StoreError {
+    return new StoreError(
+      'E_STORE_BUSY',
+      `${what} to store ${this.path} did not get the write lock: another connection held it for ${Math.round(waitedMs / 100) / 10} s (${this.busyRetries + 1} attempts)`,
+      { cause },
+    );
+  }
+
   private readonly group: { pending: PendingWrite[]; commit: (batch: PendingWrite[]) => (Error | null)[] } | null;
 
-  /** Commits every pending write in one transaction; each is its own savepoint, so a conflict fails only that write. */
-  private commitGroup(): void {
+  /**
+   * Commits every pending write in one transaction; each is its own savepoint, so a conflict fails
+   * only that write. A busy write lock is retried (see retryBusy) with the writes that came meanwhile.
+   */
+  private commitGroup(busyAttempt = 1, busySince = 0): void {
     const g = this.group!;
     const batch = g.pending;
     g.pending = [];
@@ -425,7 +534,16 @@ export class SqliteStore implements Store {
     } catch (e) {
       // The whole group was rolled back (a refused write only fails itself and commits the rest).
       this.forgetCaches();
-      for (const p of batch) p.reject(e as Error);
+      if (isBusy(e) && busyAttempt <= this.busyRetries && !this.closed) {
+        g.pending = [...batch, ...g.pending];
+        const since = busySince || Date.now();
+        setTimeout(() => this.commitGroup(busyAttempt + 1, since), SqliteStore.backoff(busyAttempt));
+        return;
+      }
+      const err = isBusy(e)
+        ? this.busyError('a write', Date.now() - (busySince || Date.now()) + this.busyWaitMs(), e)
+        : (e as Error);
+      for (const p of batch) p.reject(err);
       return;
     }
     batch.forEach((p, i) => (outcomes[i] ? p.reject(outcomes[i]!) : p.resolve()));
@@ -433,7 +551,7 @@ export class SqliteStore implements Store {
 
   finish(runId: string, status: RunStatus | 'running', outcome: string | null): Promise<void> {
     return this.write(() => {
-      this.finishRun.run(status, outcome, this.runNo(runId));
+      this.finishRun.run({ status, outcome, no: this.runNo(runId) });
       if (status !== 'running') this.runNos.delete(runId);
     });
   }
@@ -455,9 +573,9 @@ export class SqliteStore implements Store {
         ?.value;
     let s = read();
     if (s === undefined) {
-      this.db
-        .prepare(`INSERT OR IGNORE INTO meta (key, value) VALUES ('subject_secret', ?)`)
-        .run(randomBytes(32).toString('hex'));
+      const insert = this.db.prepare(`INSERT OR IGNORE INTO meta (key, value) VALUES ('subject_secret', ?)`);
+      const secret = randomBytes(32).toString('hex');
+      await this.busyRetried(() => insert.run(secret), 'creating the subject secret');
       s = read()!; // another connection may have created it first
     }
     return (this.secret = s);
@@ -471,7 +589,51 @@ export class SqliteStore implements Store {
   /** One statement, committed on its own: the count is durable before the tool is called again. */
   async reinvoked(runId: string, call: Omit<Invocation, 'run_id' | 'invocations'>): Promise<number> {
     this.checkOpen();
-    return this.upsertInvocation(this.runNo(runId), reinvocationUpsert(call));
+    return this.busyRetried(() => this.upsertInvocation(this.runNo(runId), reinvocationUpsert(call)), 'a write');
+  }
+
+  /** `op` now, or retried while the write lock is busy (E_STORE_BUSY in the end). */
+  private busyRetried<T>(op: () => T, what: string): Promise<T> {
+    try {
+      return Promise.resolve(op());
+    } catch (e) {
+      return isBusy(e) ? this.retryBusy(op, what) : Promise.reject(e as Error);
+    }
+  }
+
+  private readonly takeLease: (runId: string, lease: Lease, now: number, replacing: string | null) => Lease;
+  private readonly renewLeaseRow: Database.Statement;
+  private readonly releaseLeaseRow: Database.Statement;
+
+  async acquireLease(runId: string, lease: Lease, now: number, replacing?: string): Promise<Lease> {
+    this.checkOpen();
+    return this.busyRetried(
+      () => this.takeLease(runId, lease, now, replacing ?? null),
+      `taking the lease of run ${runId}`,
+    );
+  }
+
+  /** One attempt, not retried: a heartbeat that finds the store busy tries again at its next beat. */
+  async renewLease(runId: string, lease: Lease): Promise<boolean> {
+    this.checkOpen();
+    try {
+      return this.renewLeaseRow.run(lease.expires_at, runId, lease.owner).changes === 1;
+    } catch (e) {
+      throw isBusy(e) ? this.busyError(`renewing the lease of run ${runId}`, this.busyWaitMs(), e) : e;
+    }
+  }
+
+  /**
+   * One attempt, not retried: a drive releases its lease when it stops on an error, often this
+   * very busy store; a lease left behind expires, or is taken at once when its process is gone.
+   */
+  async releaseLease(runId: string, owner: string): Promise<void> {
+    this.checkOpen();
+    try {
+      this.releaseLeaseRow.run(runId, owner);
+    } catch (e) {
+      throw isBusy(e) ? this.busyError(`releasing the lease of run ${runId}`, this.busyWaitMs(), e) : e;
+    }
   }
 
   private readonly insertProgram: Database.Statement;
@@ -557,7 +719,7 @@ export class SqliteStore implements Store {
 
   async eraseValues(runId: string, subject: string, event: TraceEvent): Promise<number> {
     this.checkOpen();
-    return this.vaultOps().erase(runId, subject, event);
+    return this.busyRetried(() => this.vaultOps().erase(runId, subject, event), 'an erasure');
   }
 
   async flushErased(): Promise<boolean> {
@@ -607,6 +769,12 @@ export class SqliteStore implements Store {
     if (this.group?.pending.length) this.commitGroup();
     this.db.close();
   }
+}
+
+/** SQLite could not get a lock another connection holds (after its own busy timeout). */
+function isBusy(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
 }
 
 /** What a write without group commit returns: it is durable by then. */

@@ -20,8 +20,11 @@ export interface RunRecord {
  * After `close()`, every call rejects with E_STORE_CLOSED.
  */
 export interface Store {
-  /** Creates the run and, in the same transaction, its vault rows (docs/privacy.md). */
-  createRun(run: Omit<RunRecord, 'head_hash' | 'event_count'>, vault?: readonly VaultValue[]): Promise<void>;
+  /**
+   * Creates the run and, in the same transaction, its vault rows (docs/privacy.md) and, when
+   * given, the lease of the process that is about to drive it (so no recover sees it unleased).
+   */
+  createRun(run: NewRun, vault?: readonly VaultValue[]): Promise<void>;
   /**
    * Appends consecutive events of one run, all in one transaction: all are stored or none. The
    * first event's seq must be the run's next one and the rest must follow it (E_STORE_CONFLICT
@@ -31,7 +34,11 @@ export interface Store {
    * counted in the same transaction.
    */
   append(runId: string, events: readonly TraceEvent[]): Promise<void>;
-  /** Record the run's status: a terminal one, 'suspended' at a wait, or 'running' again once resumed. */
+  /**
+   * Record the run's status: a terminal one, 'suspended' at a wait, or 'running' again once
+   * resumed. A terminal or suspended status also releases the run's lease, in the same write: the
+   * drive that held it has ended.
+   */
   finish(runId: string, status: RunStatus | 'running', outcome: string | null): Promise<void>;
   getRun(runId: string): Promise<RunRecord | undefined>;
   events(runId: string): Promise<TraceEvent[]>;
@@ -74,11 +81,33 @@ export interface Store {
    */
   reinvoked(runId: string, call: Omit<Invocation, 'run_id' | 'invocations'>): Promise<number>;
   /**
+   * Leases (docs/stores.md "Leases"): the process driving a run holds its lease, so no other
+   * process (a recover, a worker) drives it at the same time. Atomically: the run gets `lease`
+   * when it has none, its lease expired (`expires_at <= now`), it is already `lease.owner`'s, or
+   * it is held by `replacing` (an owner the caller knows to be gone). Returns the lease the run has
+   * afterwards: `lease` itself when acquired, the other holder's otherwise. `now` and `expires_at`
+   * are milliseconds since the epoch on the caller's clock. E_STORE_NO_RUN for an unknown run.
+   */
+  acquireLease(runId: string, lease: Lease, now: number, replacing?: string): Promise<Lease>;
+  /** Extends the run's lease to `lease.expires_at` if `lease.owner` still holds it; false when it does not. */
+  renewLease(runId: string, lease: Lease): Promise<boolean>;
+  /** Clears the run's lease if `owner` holds it (otherwise changes nothing). */
+  releaseLease(runId: string, owner: string): Promise<void>;
+  /**
    * Releases the store (a file handle, a connection pool) once writes already accepted are
    * durable. Idempotent: closing a closed store resolves. Any other call afterwards rejects with
    * E_STORE_CLOSED.
    */
   close(): Promise<void>;
+}
+
+/** A run as it is created; `lease` is taken in the same transaction. */
+export type NewRun = Omit<RunRecord, 'head_hash' | 'event_count'> & { lease?: Lease };
+
+/** Who drives a run, and until when (ms since the epoch) unless renewed. */
+export interface Lease {
+  owner: string;
+  expires_at: number;
 }
 
 /** How often a tool was called under one idempotency key. */
