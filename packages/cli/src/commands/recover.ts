@@ -127,6 +127,33 @@ export async function recoverCommand(argv: string[]): Promise<number> {
             `recovered ${runId}: ${r.status}${r.outcome ? ` ${r.outcome}` : ''} (re-derived ${r.resumed_from_seq} stored events${r.reinvoked.length ? `, re-invoked ${r.reinvoked.join(', ')}` : ''})\n`,
           );
       } catch (caught) {
+        // Another live process drives it, or finished it since the listing: not this recover's to do.
+        const leased = caught instanceof RunLeasedError ? caught.lease : undefined;
+        if (
+          leased ||
+          (caught instanceof NanoVmError && caught.code === 'E_RECOVERY_NOT_RUNNING' && values.run === undefined)
+        ) {
+          skipped++;
+          if (values.run !== undefined) failures++;
+          if (values.json)
+            process.stdout.write(
+              JSON.stringify({
+                run_id: runId,
+                recovered: false,
+                skipped: leased ? 'leased' : 'finished',
+                ...(leased
+                  ? { lease: { owner: leased.owner, expires_at: new Date(leased.expires_at).toISOString() } }
+                  : {}),
+              }) + '\n',
+            );
+          else
+            process.stdout.write(
+              leased
+                ? `skipped ${runId}: another process drives it (lease held by ${leased.owner} until ${new Date(leased.expires_at).toISOString()})\n`
+                : `skipped ${runId}: another process finished it meanwhile\n`,
+            );
+          continue;
+        }
         // A run that cannot be recovered is reported, and the others still are; even a bug stops
         // only the run it happened in (its stack goes to stderr).
         failures++;
