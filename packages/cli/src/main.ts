@@ -18,6 +18,7 @@ import { validateCommand, VALIDATE_USAGE } from './commands/validate.js';
 import { verifyCommand, VERIFY_USAGE } from './commands/verify.js';
 import { exitWithError } from './errorExit.js';
 import { EXIT } from './exitCodes.js';
+import { installExitGuard, track } from './exitGuard.js';
 
 /** Every command with its usage line, in the order `--help` lists them. */
 const COMMANDS: Record<string, [run: (argv: string[]) => Promise<number>, usage: string]> = {
@@ -68,10 +69,25 @@ async function main(argv: string[]): Promise<number> {
   return run(rest);
 }
 
+/**
+ * A reader that goes away (`nano-vm run … | head -c 100`) closes stdout: writes then fail with
+ * EPIPE. That is the reader's choice, not an error of the command: later output is dropped
+ * quietly and the command still finishes its work (a run is not left halfway), with its own exit
+ * status. Without a listener the 'error' event would crash the process with a stack.
+ */
+for (const stream of [process.stdout, process.stderr])
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') process.exitCode ||= EXIT.FAILED;
+  });
+
 const args = process.argv.slice(2);
-main(args).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => exitWithError(e, args[0], args.includes('--json')),
-);
+installExitGuard(args.includes('--json'));
+const command = track(`the command "nano-vm ${args.join(' ')}"`, undefined, true);
+main(args)
+  .then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => exitWithError(e, args[0], args.includes('--json')),
+  )
+  .finally(() => command.done());

@@ -101,6 +101,7 @@ export const ERROR_CODES = {
   E_STORE_CORRUPT: 'failed',
   E_STORE_SCHEMA: 'refused',
   E_STORE_CLOSED: 'bug',
+  E_STORE_MISSING: 'refused',
   // Suspending and resuming
   E_RESUME_NOT_SUSPENDED: 'failed',
   E_RESUME_ROLE: 'refused',
@@ -132,6 +133,8 @@ export const ERROR_CODES = {
   E_TOOL_DEFINITION: 'refused',
   E_STORE_SPEC: 'refused',
   E_STORE_OPEN: 'refused',
+  E_UNSETTLED: 'failed',
+  E_OUTPUT_WRITE: 'failed',
   E_INTERNAL: 'bug',
 } as const satisfies Record<string, ExitClass>;
 

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { NanoVmError } from '@nano-vm/kernel';
 import { overdueWaits, recoverRun } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
-import { loadProgramFile, loadTools, modelFromSpec } from '../inputs.js';
+import { loadProgramFile, loadTools, modelFromSpec, needsModel, NO_MODEL } from '../inputs.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
 import { resolveTarget } from '../target.js';
@@ -34,12 +34,10 @@ export async function recoverCommand(argv: string[]): Promise<number> {
   const { layout, modelSpec, toolsFile, policyFile } = resolveTarget(positionals[0], values, RECOVER_USAGE);
   /** With an example directory's policy.yaml, the program it governs: other programs' runs keep theirs. */
   const governs = !values.policy && layout?.policyFile ? loadProgramFile(layout.programFile).program?.id : undefined;
-  if (!modelSpec)
-    throw new NanoVmError('E_MODEL_SPEC', 'no model: pass --model scripted:<file> (or an example directory)');
   // The policy as it is now: a run whose pinned policy differs halts as POLICY_BLOCKED.
   const policy = policyFile ? loadPolicyFile(policyFile).policy : undefined;
   const tools = await loadTools(toolsFile);
-  const store = openStore(values.store);
+  const store = openStore(values.store, 'existing');
   try {
     // Interrupted runs, and suspended runs whose wait has timed out (they take their timeout edge).
     const runs =
@@ -48,13 +46,20 @@ export async function recoverCommand(argv: string[]): Promise<number> {
         : [...(await store.listRuns({ status: 'running' })).map((r) => r.run_id), ...(await overdueWaits(store))];
     let failures = 0;
     const onEvent = await cliTelemetry();
-    const model = modelFromSpec(modelSpec);
+    const model = modelSpec ? modelFromSpec(modelSpec) : undefined;
     for (const runId of runs) {
       try {
+        // A model is needed only for a run whose program calls one; without it that run is reported, not recovered.
+        const stored = model ? undefined : await store.getRun(runId);
+        if (stored && needsModel(stored.program))
+          throw new NanoVmError(
+            'E_MODEL_SPEC',
+            `no model: program ${stored.program_id} has llm steps; pass --model scripted:<file> (or an example directory)`,
+          );
         const r = await recoverRun({
           store,
           runId,
-          model,
+          model: model ?? NO_MODEL,
           tools,
           ...(onEvent ? { onEvent } : {}),
           ...(policy && (governs === undefined || (await store.getRun(runId))?.program_id === governs)

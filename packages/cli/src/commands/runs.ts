@@ -1,8 +1,8 @@
-import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { NanoVmError, serializeBundle, type RunStatus } from '@nano-vm/kernel';
 import { runResult } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
+import { checkOutputFile, writeFileAtomic } from '../outputFile.js';
 import { DEFAULT_STORE, withStore } from '../storeSpec.js';
 
 export const RUNS_USAGE =
@@ -24,8 +24,10 @@ export async function runsCommand(argv: string[]): Promise<number> {
   if (positionals.length) throw new NanoVmError('E_USAGE', RUNS_USAGE);
   if (values.status !== undefined && !STATUSES.includes(values.status))
     throw new NanoVmError('E_USAGE', `--status must be one of ${STATUSES.join(', ')}`);
-  const runs = await withStore(values.store, (store) =>
-    store.listRuns(values.status !== undefined ? { status: values.status as RunStatus } : {}),
+  const runs = await withStore(
+    values.store,
+    (store) => store.listRuns(values.status !== undefined ? { status: values.status as RunStatus } : {}),
+    'existing',
   );
   if (values.json)
     process.stdout.write(
@@ -55,15 +57,28 @@ export async function exportCommand(argv: string[]): Promise<number> {
   });
   const runId = positionals[0];
   if (!runId || positionals.length > 1) throw new NanoVmError('E_USAGE', EXPORT_USAGE);
-  const { run, events } = await withStore(values.store, async (store) => {
-    const run = await store.getRun(runId);
-    return { run, events: run ? await store.events(runId) : [] };
-  });
+  if (values.out) checkOutputFile(values.out);
+  const { run, events } = await withStore(
+    values.store,
+    async (store) => {
+      const run = await store.getRun(runId);
+      return { run, events: run ? await store.events(runId) : [] };
+    },
+    'existing',
+  );
   if (!run) throw new NanoVmError('E_STORE_NO_RUN', `no run ${runId} in ${values.store}`);
   if (events.length === 0) throw new NanoVmError('E_NO_GENESIS', `run ${runId} has no events`);
   const text = serializeBundle(runResult(run, run.status, events).bundle);
   if (values.out) {
-    writeFileSync(values.out, text);
+    try {
+      writeFileAtomic(values.out, text);
+    } catch (e) {
+      throw new NanoVmError(
+        'E_OUTPUT_WRITE',
+        `cannot write the bundle of run ${runId} to ${values.out}: ${(e as Error).message} (the run is unchanged in ${values.store})`,
+        { cause: e },
+      );
+    }
     process.stderr.write(
       `wrote ${values.out} (${events.length} events, ${run.status}${run.outcome ? ` ${run.outcome}` : ''})\n`,
     );
