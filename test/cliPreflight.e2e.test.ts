@@ -106,6 +106,18 @@ describe('run --out: checked before anything runs (E_FILE, exit 2)', () => {
   });
 });
 
+describe('an output directory below a regular file (E_FILE, exit 2, before anything runs)', () => {
+  it.each([
+    ['run <example dir>', ['run', join(ROOT, 'examples/kyc'), '--store', 'sqlite:dir-out.db']],
+    ['examples', ['examples', join(ROOT, 'examples')]],
+  ])('%s --out', (_what, args) => {
+    const r = nanoVm([...args, '--out', 'a-file/bundles']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/^nano-vm: E_FILE: cannot write the bundles to directory a-file\/bundles/);
+    expect(existsSync(join(dir, 'dir-out.db'))).toBe(false);
+  });
+});
+
 describe('run --out: written atomically, and a failed write loses no run', () => {
   it('replaces an existing file whole and leaves no temporary file behind', () => {
     const d = fresh('atomic');
