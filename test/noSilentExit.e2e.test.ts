@@ -201,6 +201,12 @@ describe('a process that would end with a run unfinished', () => {
     expect((JSON.parse(runs.out) as { runs: { run_id: string; status: string }[] }).runs).toEqual([
       expect.objectContaining({ run_id: m![1], status: 'running' }),
     ]);
+    // `recover` invokes the tool again, which ends that process too: reported the same way.
+    const again = nanoVm(['recover', 'exit', '--store', `sqlite:${db}`]);
+    expect(again.code).toBe(1);
+    expect(again.err).toContain(
+      `nano-vm: E_UNSETTLED: the process was ended (process.exit) before this was finished: run ${m![1]} (being recovered)`,
+    );
   });
 
   it('reports a command whose work can never finish (the event loop ran empty) with E_UNSETTLED', () => {

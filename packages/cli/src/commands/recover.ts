@@ -7,6 +7,8 @@ import { loadPolicyFile } from '../policyFile.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
 import { resolveTarget } from '../target.js';
 import { cliTelemetry } from '../telemetry.js';
+import { track } from '../exitGuard.js';
+import { commandLine, continueArgs } from './run.js';
 
 export const RECOVER_USAGE =
   'usage: nano-vm recover [example dir] [--model scripted:<file>] [--tools <module>] [--policy <file>] [--run <run_id>] [--store sqlite:<path>] [--json]';
@@ -48,6 +50,11 @@ export async function recoverCommand(argv: string[]): Promise<number> {
     const onEvent = await cliTelemetry();
     const model = modelSpec ? modelFromSpec(modelSpec) : undefined;
     for (const runId of runs) {
+      // Reported at exit if the process ends before this run is finished and reported.
+      const pending = track(
+        `run ${runId} (being recovered)`,
+        `it stays in ${values.store}; continue it with: ${commandLine(['recover', ...continueArgs(positionals[0], values), '--run', runId])}`,
+      );
       try {
         // A model is needed only for a run whose program calls one; without it that run is reported, not recovered.
         const stored = model ? undefined : await store.getRun(runId);
@@ -91,6 +98,8 @@ export async function recoverCommand(argv: string[]): Promise<number> {
             JSON.stringify({ run_id: runId, recovered: false, error: { code: e.code, message: e.message } }) + '\n',
           );
         else process.stdout.write(`NOT recovered ${runId}: ${e.code} ${e.message}\n`);
+      } finally {
+        pending.done();
       }
     }
     if (!values.json)

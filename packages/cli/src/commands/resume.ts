@@ -9,7 +9,8 @@ import { renderTrace } from '../render.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
 import { resolveTarget } from '../target.js';
 import { cliTelemetry } from '../telemetry.js';
-import { continueArgs, suspendedHint, waitingInfo } from './run.js';
+import { commandLine, continueArgs, suspendedHint, waitingInfo } from './run.js';
+import { track, type Tracked } from '../exitGuard.js';
 
 export const RESUME_USAGE = `usage: nano-vm resume <run_id> [example dir] --event <payload.json> [--role <role>] [--event-id <id>]
                   [--model <spec>] [--tools <module>] [--policy <file>] [--store sqlite:<path>] [--out bundle.json] [--json]`;
@@ -56,6 +57,7 @@ export async function resumeCommand(argv: string[]): Promise<number> {
   const store = openStore(storeSpec, 'existing');
 
   let r: ResumeResult;
+  let pending: Tracked | undefined;
   try {
     // A model is needed only when the run's program calls one.
     const run = await store.getRun(runId);
@@ -66,6 +68,11 @@ export async function resumeCommand(argv: string[]): Promise<number> {
       );
     const model = modelSpec ? modelFromSpec(modelSpec) : NO_MODEL;
     const onEvent = await cliTelemetry();
+    // Reported at exit if the process ends before the resumed run is finished and reported.
+    pending = track(
+      `run ${runId} (being resumed)`,
+      `if it took the event it is running in ${storeSpec}; continue it with: ${commandLine(['recover', ...continueArgs(dir, values), '--run', runId])}`,
+    );
     r = await resumeRun({
       store,
       runId,
@@ -76,6 +83,8 @@ export async function resumeCommand(argv: string[]): Promise<number> {
       ...(onEvent ? { onEvent } : {}),
     });
   } finally {
+    // Finished (or refused): what remains to report is the command's, which main.ts tracks.
+    pending?.done();
     await store.close();
   }
   if (values.out)
