@@ -21,7 +21,7 @@ import {
 } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
 import { track } from '../exitGuard.js';
-import { loadProgramFile, loadTools, modelFromSpec, needsModel, NO_MODEL, readJson } from '../inputs.js';
+import { loadProgramFile, loadTools, modelFromSpec, needsModel, NO_MODEL, readJson, readText } from '../inputs.js';
 import { checkOutputFile, prepareOutputDir, writeBundle } from '../outputFile.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { modelLabel, renderIssues, renderTrace } from '../render.js';
@@ -65,6 +65,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   // Everything is checked before anything runs or any file is created, in this order: the
   // program file, the program (with its tools and policy), every input, the model (only when the
   // program has an llm step), the output path; then the store is opened (and created).
+  readText(programFile, 'program'); // E_FILE first, before a tools module is even loaded
   const tools = await loadTools(toolsFile);
   const policy = policyFile ? loadPolicyFile(policyFile) : undefined;
   const loaded = loadProgramFile(programFile, tools, policy);
