@@ -23,6 +23,7 @@ const KERNEL_ALLOWED = [
   /^@cfworker\/json-schema$/,
   /^@marcbachmann\/cel-js$/,
   /^@noble\/hashes\/[a-z0-9]+\.js$/,
+  /^@noble\/curves\/ed25519\.js$/,
   /^yaml$/,
 ];
 

@@ -3,6 +3,7 @@
  * the browser platform must succeed with no Node built-in reachable — from our code or from any of
  * its dependencies — and the bundle must verify a real bundle when evaluated as a browser would.
  */
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,5 +59,30 @@ describe('kernel in the browser', () => {
     };
     expect(k.verifyBundle(JSON.parse(JSON.stringify(bundle)), k.pureHasher)).toMatchObject({ ok: true });
     expect(bundle.receipt.outcome).toBe('SUCCESS');
+
+    // Signed receipts (docs/trace-format.md §10): a signature made by the host (node:crypto, as
+    // `run --sign` does) verifies in the browser bundle against the PEM public key; a re-signed
+    // statement by another key, or a changed receipt, does not.
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const trusted = k.parsePublicKeyPem(publicKey.export({ type: 'spki', format: 'pem' }).toString(), 'k.pub');
+    const statement = k.signingStatement(bundle, trusted.key_id, k.pureHasher);
+    const signature = {
+      format: 'nano-vm.signature/v1',
+      algorithm: 'Ed25519',
+      statement,
+      signature: sign(null, k.statementBytes(statement), privateKey).toString('hex'),
+    };
+    const doc = JSON.parse(JSON.stringify(signature));
+    expect(k.verifySignedBundle(JSON.parse(JSON.stringify(bundle)), doc, [trusted], k.pureHasher)).toMatchObject({
+      ok: true,
+      key_id: trusted.key_id,
+    });
+    expect(k.verifySignedBundle(bundle, undefined, [trusted], k.pureHasher)).toMatchObject({
+      code: 'E_SIGNATURE_MISSING',
+    });
+    const forged = { ...doc, statement: { ...doc.statement, head_hash: '0'.repeat(64) } };
+    expect(k.verifySignedBundle(bundle, forged, [trusted], k.pureHasher)).toMatchObject({
+      code: 'E_SIGNATURE_INVALID',
+    });
   });
 });

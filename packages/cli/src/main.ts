@@ -6,6 +6,7 @@ import { eraseCommand, ERASE_USAGE } from './commands/erase.js';
 import { examplesCommand, EXAMPLES_USAGE } from './commands/examples.js';
 import { exprCommand, EXPR_USAGE } from './commands/expr.js';
 import { graphCommand, GRAPH_USAGE } from './commands/graph.js';
+import { keygenCommand, KEYGEN_USAGE } from './commands/keygen.js';
 import { pathsCommand, PATHS_USAGE } from './commands/paths.js';
 import { planCommand, PLAN_USAGE } from './commands/plan.js';
 import { receiptCommand, RECEIPT_USAGE } from './commands/receipt.js';
@@ -38,6 +39,7 @@ const COMMANDS: Record<string, [run: (argv: string[]) => Promise<number>, usage:
   plan: [planCommand, PLAN_USAGE],
   paths: [pathsCommand, PATHS_USAGE],
   graph: [graphCommand, GRAPH_USAGE],
+  keygen: [keygenCommand, KEYGEN_USAGE],
 };
 
 const HELP = `nano-vm ${RUNTIME_VERSION} — governed execution runtime for LLM workflows

@@ -16,7 +16,7 @@ export interface Clock {
 export interface LlmCommand {
   type: 'llm';
   step: string;
-  parent?: string;
+  parent?: string | undefined;
   visit: number;
   attempt: number;
   /** Hash of `projection`, recorded with the answer. */
@@ -26,18 +26,18 @@ export interface LlmCommand {
   prompt: string;
   projection: ProjectedView;
   output: LlmOutput;
-  timeout_ms?: number;
+  timeout_ms?: number | undefined;
 }
 
 export interface ToolCommand {
   type: 'tool';
   step: string;
-  parent?: string;
+  parent?: string | undefined;
   attempt: number;
   tool: string;
   args: Record<string, JsonValue>;
   idempotency_key: string;
-  timeout_ms?: number;
+  timeout_ms?: number | undefined;
 }
 
 export type EffectCommand = LlmCommand | ToolCommand;

@@ -8,7 +8,8 @@ import { compileGuard } from './guard/index.js';
 import { guardTree } from './guard/compile.js';
 import type { CompiledGuard } from './guard/types.js';
 import { hashJson, type Hasher } from './hash.js';
-import type { Budgets, ParallelChild, Program, Step } from './program.js';
+import type { Budgets, LlmStep, ParallelChild, Program, Step, ToolStep } from './program.js';
+import { sortKeys } from './canonicalJson.js';
 import { startOf } from './program.js';
 import { guardReadPaths } from './redact.js';
 import { edgeTable } from './edges.js';
@@ -35,6 +36,17 @@ export interface Exits {
 /** The step ids whose outputs a decision reads, or 'all' when it reads `steps` as a whole. */
 export type StepReads = readonly string[] | 'all';
 
+/** What an llm or tool step (or child) reads of the state, worked out once per program. */
+export interface EffectReads {
+  /** What the step's projection (llm) or argument paths (tool) read of `steps`. */
+  readonly reads: StepReads;
+  /** A tool's argument names in canonical member order (which keeps the event encodable natively). */
+  readonly argNames: readonly string[];
+}
+
+const NO_READS: readonly string[] = Object.freeze([]);
+const NO_ARGS: EffectReads = Object.freeze({ reads: NO_READS, argNames: NO_READS });
+
 export class CompiledProgram {
   readonly steps = new Map<string, Step>();
   /** Children of parallel steps, by id (ids are unique program-wide). */
@@ -46,20 +58,23 @@ export class CompiledProgram {
   readonly guards = new Map<string, CompiledGuard[]>();
   /** What each condition's guards read of `steps`. */
   readonly guardReads = new Map<string, StepReads>();
+  /** What every llm/tool step and child reads (its projection or argument paths). */
+  readonly effectReads = new Map<string, EffectReads>();
   readonly budgets: Required<Budgets>;
   readonly start: string;
   readonly sensitive: string[];
   private readonly programHashes = new WeakMap<Hasher, string>();
-  private readonly pathReads = new WeakMap<object, StepReads>();
 
   constructor(readonly program: Program) {
     for (const s of program.steps) {
       this.steps.set(s.id, s);
       this.slot.set(s.id, this.slot.size);
+      if (s.kind === 'llm' || s.kind === 'tool') this.effectReads.set(s.id, effectReadsOf(s));
       if (s.kind === 'parallel')
         for (const c of s.children) {
           this.children.set(c.id, c);
           this.slot.set(c.id, this.slot.size);
+          this.effectReads.set(c.id, effectReadsOf(c));
         }
     }
     const table = edgeTable(program);
@@ -101,20 +116,25 @@ export class CompiledProgram {
     }
     return h;
   }
+}
 
-  /** What a list of state paths (a projection, or a tool's argument sources) reads of `steps`. */
-  readsOf(key: object, paths: () => readonly string[]): StepReads {
-    let r = this.pathReads.get(key);
-    if (r === undefined) {
-      r = stepReads(paths());
-      this.pathReads.set(key, r);
-    }
-    return r;
+function effectReadsOf(s: LlmStep | ToolStep | ParallelChild): EffectReads {
+  if (s.kind === 'llm') return { reads: stepReads(s.projection), argNames: NO_READS };
+  const args = s.args;
+  if (!args) return NO_ARGS;
+  const argNames = Object.keys(args);
+  sortKeys(argNames);
+  const paths: string[] = [];
+  for (const n of argNames) {
+    const src = args[n];
+    if (typeof src === 'string') paths.push(src);
   }
+  return { reads: paths.length ? stepReads(paths) : NO_READS, argNames };
 }
 
 /** `steps.<id>...` paths name the outputs they read; a path that is `steps` itself reads them all. */
 export function stepReads(paths: readonly string[]): StepReads {
+  if (paths.length === 0) return NO_READS;
   const ids = new Set<string>();
   for (const p of paths) {
     if (p === 'steps') return 'all';

@@ -92,6 +92,13 @@ export const ERROR_CODES = {
   E_POLICY_CHANGED: 'failed',
   E_RECEIPT_MISMATCH: 'failed',
   E_NOT_JSON: 'failed',
+  // Signed receipts (verify --key, run --sign, keygen)
+  E_SIGNATURE_MISSING: 'failed',
+  E_SIGNATURE_INVALID: 'failed',
+  E_SIGNATURE_UNTRUSTED: 'failed',
+  E_SIGNATURE_MISMATCH: 'failed',
+  E_KEY_INVALID: 'refused',
+  E_KEY_EXISTS: 'refused',
   // Stores
   E_STORE_CONFLICT: 'failed',
   E_STORE_DUPLICATE_RUN: 'refused',

@@ -47,3 +47,22 @@ export {
 } from './paths.js';
 export { programGraph, GRAPH_FORMATS, type GraphFormat } from './graph.js';
 export { pathsText, type PathsTextSource } from './pathsText.js';
+export {
+  keyIdOf,
+  parsePrivateKeyPem,
+  parsePublicKeyPem,
+  privateKeyPem,
+  publicKeyPem,
+  readSignature,
+  signingStatement,
+  statementBytes,
+  verifySignedBundle,
+  SIGNATURE_ALGORITHM,
+  SIGNATURE_FORMAT,
+  STATEMENT_FORMAT,
+  type SignatureCode,
+  type SignatureDocument,
+  type SignedStatement,
+  type SignedVerifyResult,
+  type TrustedKey,
+} from './signature.js';

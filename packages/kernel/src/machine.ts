@@ -8,6 +8,7 @@ import { TraceChain } from './chain.js';
 import type { Clock, Command, EffectResult, ExternalEvent } from './command.js';
 import { CompiledProgram } from './compiledProgram.js';
 import { NanoVmError } from './errors.js';
+import { memoByString } from './memo.js';
 import * as ev from './eventBodies.js';
 import type { RunFinishedEvent, RunStartedEvent, TraceEvent } from './events.js';
 import { hashJson, type Hasher } from './hash.js';
@@ -54,9 +55,9 @@ export class Machine {
       hasher: opts.hasher,
       clock: opts.clock,
       timestamp: isoTimestamps(),
-      ...(opts.policy !== undefined ? { policy: opts.policy } : {}),
-      ...(opts.redact !== undefined ? { redact: opts.redact } : {}),
-      ...(opts.sealed !== undefined ? { sealed: opts.sealed } : {}),
+      policy: opts.policy,
+      redact: opts.redact,
+      sealed: opts.sealed,
     };
     const ms = opts.clock.now();
     const genesis = ev.runStarted({
@@ -146,8 +147,9 @@ export class Machine {
 }
 
 /**
- * An event's `ts` from a clock reading. Formatting a Date per event showed in profiles, so the
- * text of the last reading and the `YYYY-MM-DDTHH:MM:SS.` prefix of its second are kept (per run).
+ * An event's `ts` from a clock reading. Formatting a Date per event showed in profiles, so the text
+ * of the run's last reading is kept, and the `YYYY-MM-DDTHH:MM:SS.` prefix of a second is memoized
+ * (a pure function of the second, shared by every run: a new run does not format a Date again).
  */
 function isoTimestamps(): (ms: number) => string {
   let lastMs = Number.NaN;
@@ -159,7 +161,7 @@ function isoTimestamps(): (ms: number) => string {
       const s = ms - (((ms % 1000) + 1000) % 1000);
       if (s !== second) {
         second = s;
-        prefix = new Date(s).toISOString().slice(0, 20);
+        prefix = secondPrefix(String(s));
       }
       const milli = ms - s;
       lastText = `${prefix}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
@@ -168,3 +170,5 @@ function isoTimestamps(): (ms: number) => string {
     return lastText;
   };
 }
+
+const secondPrefix = memoByString(64, (s) => new Date(Number(s)).toISOString().slice(0, 20));

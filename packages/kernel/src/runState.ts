@@ -16,13 +16,27 @@ export interface StepRecord {
   /** Model calls made for this step id (llm steps and llm children). */
   readonly calls: number;
   /** The step's stored output (top-level steps that produce one), with its canonical text. */
-  readonly output?: { readonly value: JsonValue; readonly text: string; readonly order: number };
+  readonly output: StoredOutput | undefined;
+}
+
+export interface StoredOutput {
+  readonly value: JsonValue;
+  readonly text: string;
+  readonly order: number;
+}
+
+/**
+ * A step record. Always built here, with every member present, so every record has one shape:
+ * records are made on every step, and a spread of records of varying shapes showed in profiles.
+ */
+export function stepRecord(visits: number, calls: number, output: StoredOutput | undefined): StepRecord {
+  return { visits, calls, output };
 }
 
 export interface RunState {
   readonly input: unknown;
-  /** What guards see as `policy` (a policy's thresholds), when the run is under one. */
-  readonly policyView?: unknown;
+  /** What guards see as `policy` (a policy's thresholds) when the run is under one; else undefined. */
+  readonly policyView: unknown;
   readonly records: Slots<StepRecord>;
   /** The step the run is at (meaningful while no command is pending). */
   readonly at: string;
@@ -47,13 +61,13 @@ export interface RunState {
   readonly finished: RunFinishedEvent | null;
 }
 
-const NO_RECORD: StepRecord = { visits: 0, calls: 0 };
+const NO_RECORD: StepRecord = stepRecord(0, 0, undefined);
 
 /** The state right after genesis (seq 1): at the start step, nothing done. */
 export function initialState(cp: CompiledProgram, input: unknown, genesisMs: number, policyView: unknown): RunState {
   return {
     input,
-    ...(policyView !== undefined ? { policyView } : {}),
+    policyView,
     records: Slots.empty<StepRecord>(cp.slot.size),
     at: cp.start,
     attempt: 1,

@@ -44,7 +44,7 @@ import { POLICY_BLOCKED_CODE, POLICY_BLOCKED_OUTCOME, POLICY_PINNED_RULE } from 
 import type { CompiledPolicy, PolicyRejection } from './policyGate.js';
 import { project, renderPrompt, type ProjectedView } from './projection.js';
 import { guardReadPaths, scrubEvent, SealedDecisionError, type Redactor, type SealedDecisions } from './redact.js';
-import { recordOf, stateView, type RunState, type StepRecord } from './runState.js';
+import { recordOf, stateView, stepRecord, type RunState, type StepRecord } from './runState.js';
 import { checkSchema, describeViolations } from './schemaCheck.js';
 import type { Slots } from './slots.js';
 import { isUnder, readPath } from './statePath.js';
@@ -57,11 +57,11 @@ export interface SuccessorEnv {
   /** Read exactly once per event. */
   readonly clock: Clock;
   /** The policy the run is under: enforced before every step entry. */
-  readonly policy?: CompiledPolicy;
+  readonly policy?: CompiledPolicy | undefined;
   /** Sensitive values are written as their commitments (docs/privacy.md); the state keeps the values. */
-  readonly redact?: Redactor;
+  readonly redact?: Redactor | undefined;
   /** Replay without the vault: conditions reading these input paths take their recorded decision. */
-  readonly sealed?: SealedDecisions;
+  readonly sealed?: SealedDecisions | undefined;
   /** Turns a clock reading into an event's `ts`. */
   readonly timestamp: (ms: number) => string;
 }
@@ -86,7 +86,7 @@ export interface EventDraft {
   readonly body: TraceEvent;
   readonly ts: string;
   /** Canonical text of the body's `output`, when the successor already has it. */
-  readonly outputText?: string;
+  readonly outputText?: string | undefined;
 }
 
 /** A condition decided from its record because its guards read sealed inputs (replay reports these). */
@@ -99,7 +99,7 @@ export interface SealedUse {
 export interface Transition {
   state: RunState;
   events: EventDraft[];
-  sealedUses: SealedUse[];
+  sealedUses: readonly SealedUse[];
   /** The command the host performs next (the state's pending command); null when the run is stuck. */
   command: Command | null;
   /** A replayed condition needs a sealed decision the trace does not hold: the run cannot go on. */
@@ -139,7 +139,7 @@ export function successor(env: SuccessorEnv, state: RunState, what: Happening): 
         throw new NanoVmError('E_INTERNAL', `unknown happening ${JSON.stringify(unknown)}`);
       }
     }
-    const command = d.pending ?? d.advance();
+    const command = d.s.pending ?? d.advance();
     const t = d.done(command);
     if (resumed !== undefined) t.resumed = resumed;
     return t;
@@ -171,65 +171,51 @@ function effectStep(cp: CompiledProgram, id: string): LlmStep | ToolStep | Paral
   throw new NanoVmError('E_INTERNAL', `no llm/tool step '${id}'`);
 }
 
+/** The run state while one successor call builds it. */
+type Draft = { -readonly [K in keyof RunState]: RunState[K] };
+
+const NO_SEALED_USES: readonly SealedUse[] = Object.freeze([]);
+
 /** One successor call's working copy of the state; the state handed in is never changed. */
 class Deciding {
   private readonly cp: CompiledProgram;
-  records: Slots<StepRecord>;
-  at: string;
-  attempt: number;
-  stepsTaken: number;
-  tokens: number;
-  cost: number;
-  stalled: number;
-  startedAt: number;
-  suspendedAt: number;
-  lastMs: number;
-  stored: number;
-  pending: Command | null;
-  finished: RunFinishedEvent | null;
+  /**
+   * The next state, built in place during this one call (a copy of the state handed in, made once)
+   * and handed out by done(); nothing else ever holds it while it changes.
+   */
+  readonly s: Draft;
   readonly events: EventDraft[] = [];
-  readonly sealedUses: SealedUse[] = [];
+  sealedUses: readonly SealedUse[] = NO_SEALED_USES;
 
   constructor(
     private readonly env: SuccessorEnv,
     private readonly from: RunState,
   ) {
     this.cp = env.cp;
-    this.records = from.records;
-    this.at = from.at;
-    this.attempt = from.attempt;
-    this.stepsTaken = from.stepsTaken;
-    this.tokens = from.tokens;
-    this.cost = from.cost;
-    this.stalled = from.stalled;
-    this.startedAt = from.startedAt;
-    this.suspendedAt = from.suspendedAt;
-    this.lastMs = from.lastMs;
-    this.stored = from.stored;
-    this.pending = from.pending;
-    this.finished = from.finished;
+    this.s = {
+      input: from.input,
+      policyView: from.policyView,
+      records: from.records,
+      at: from.at,
+      attempt: from.attempt,
+      stepsTaken: from.stepsTaken,
+      tokens: from.tokens,
+      cost: from.cost,
+      stalled: from.stalled,
+      startedAt: from.startedAt,
+      suspendedAt: from.suspendedAt,
+      lastMs: from.lastMs,
+      seq: from.seq,
+      stored: from.stored,
+      pending: from.pending,
+      finished: from.finished,
+    };
   }
 
   done(command: Command | null): Transition {
-    const s = this.from;
-    const state: RunState = {
-      input: s.input,
-      ...(s.policyView !== undefined ? { policyView: s.policyView } : {}),
-      records: this.records,
-      at: this.at,
-      attempt: this.attempt,
-      stepsTaken: this.stepsTaken,
-      tokens: this.tokens,
-      cost: this.cost,
-      stalled: this.stalled,
-      startedAt: this.startedAt,
-      suspendedAt: this.suspendedAt,
-      lastMs: this.lastMs,
-      seq: s.seq + this.events.length,
-      stored: this.stored,
-      pending: command,
-      finished: this.finished,
-    };
+    const state = this.s;
+    state.seq = this.from.seq + this.events.length;
+    state.pending = command;
     return { state, events: this.events, sealedUses: this.sealedUses, command };
   }
 
@@ -240,15 +226,15 @@ class Deciding {
   }
 
   private record(id: string): StepRecord {
-    return recordOf(this.cp, this.records, id);
+    return recordOf(this.cp, this.s.records, id);
   }
 
   private put(id: string, r: StepRecord): void {
-    this.records = this.records.set(this.cp.slot.get(id)!, r);
+    this.s.records = this.s.records.set(this.cp.slot.get(id)!, r);
   }
 
   private view(reads: StepReads): ReturnType<typeof stateView> {
-    return stateView(this.cp, this.records, this.from.input, this.from.policyView, reads);
+    return stateView(this.cp, this.s.records, this.from.input, this.from.policyView, reads);
   }
 
   /** Stores a step's output; true when it differs from what the step stored before. */
@@ -256,13 +242,13 @@ class Deciding {
     const text = known ?? canonicalJson(output);
     const r = this.record(stepId);
     const prev = r.output;
-    this.put(stepId, { ...r, output: { value: output, text, order: prev?.order ?? this.stored++ } });
+    this.put(stepId, stepRecord(r.visits, r.calls, { value: output, text, order: prev?.order ?? this.s.stored++ }));
     return prev === undefined || prev.text !== text;
   }
 
   private nextCall(stepId: string): number {
     const r = this.record(stepId);
-    this.put(stepId, { ...r, calls: r.calls + 1 });
+    this.put(stepId, stepRecord(r.visits, r.calls + 1, r.output));
     return r.calls + 1;
   }
 
@@ -275,11 +261,8 @@ class Deciding {
       if (scrubbed !== body) [body, outputText] = [scrubbed, undefined];
     }
     const ms = atMs ?? this.env.clock.now();
-    this.lastMs = ms;
-    const draft: EventDraft =
-      outputText === undefined
-        ? { body, ts: this.env.timestamp(ms) }
-        : { body, ts: this.env.timestamp(ms), outputText };
+    this.s.lastMs = ms;
+    const draft: EventDraft = { body, ts: this.env.timestamp(ms), outputText };
     this.events.push(draft);
     return draft;
   }
@@ -298,9 +281,9 @@ class Deciding {
     // The event as recorded (a scrubbed copy when it quoted a sensitive value): the host chains
     // this very object, so the state and the done command hold the chained event.
     const finished = this.emit(ev.runFinished(body)).body as RunFinishedEvent;
-    this.finished = finished;
+    this.s.finished = finished;
     const cmd: DoneCommand = { type: 'done', event: finished };
-    this.pending = cmd;
+    this.s.pending = cmd;
     return cmd;
   }
 
@@ -309,33 +292,33 @@ class Deciding {
   /** The budget that has run out, if any. Checked before every step entry and every retry. */
   private exceeded(): DoneCommand | null {
     const b = this.cp.budgets;
-    if (this.stepsTaken >= b.max_steps)
+    if (this.s.stepsTaken >= b.max_steps)
       return this.finish({
         status: 'budget_exceeded',
-        budget: { limit: b.max_steps, name: 'max_steps', used: this.stepsTaken },
+        budget: { limit: b.max_steps, name: 'max_steps', used: this.s.stepsTaken },
       });
-    if (this.tokens > b.max_tokens)
+    if (this.s.tokens > b.max_tokens)
       return this.finish({
         status: 'budget_exceeded',
-        budget: { limit: b.max_tokens, name: 'max_tokens', used: this.tokens },
+        budget: { limit: b.max_tokens, name: 'max_tokens', used: this.s.tokens },
       });
-    if (this.cost > b.max_cost_usd)
+    if (this.s.cost > b.max_cost_usd)
       return this.finish({
         status: 'budget_exceeded',
-        budget: { limit: b.max_cost_usd, name: 'max_cost_usd', used: this.cost },
+        budget: { limit: b.max_cost_usd, name: 'max_cost_usd', used: this.s.cost },
       });
     // Elapsed time as of the last recorded event: the clock is read exactly once per event, so
     // every decision is a function of the trace and a replay reproduces it.
-    const wall = this.lastMs - this.startedAt;
+    const wall = this.s.lastMs - this.s.startedAt;
     if (wall > b.max_wall_ms)
       return this.finish({
         status: 'budget_exceeded',
         budget: { limit: b.max_wall_ms, name: 'max_wall_ms', used: wall },
       });
-    if (this.stalled >= b.max_stalled_steps)
+    if (this.s.stalled >= b.max_stalled_steps)
       return this.finish({
         status: 'stalled',
-        budget: { limit: b.max_stalled_steps, name: 'max_stalled_steps', used: this.stalled },
+        budget: { limit: b.max_stalled_steps, name: 'max_stalled_steps', used: this.s.stalled },
       });
     return null;
   }
@@ -345,12 +328,15 @@ class Deciding {
     for (;;) {
       const over = this.exceeded();
       if (over) return over;
-      const step = this.cp.steps.get(this.at);
+      const step = this.cp.steps.get(this.s.at);
       if (!step)
-        return this.finish({ status: 'failed', error: { code: 'E_MISSING_TARGET', message: `no step '${this.at}'` } });
+        return this.finish({
+          status: 'failed',
+          error: { code: 'E_MISSING_TARGET', message: `no step '${this.s.at}'` },
+        });
       const r = this.record(step.id);
       let visit = r.visits;
-      if (this.attempt === 1) {
+      if (this.s.attempt === 1) {
         visit++;
         if (step.max_visits !== undefined && visit > step.max_visits) {
           const onExhausted = this.exits(step.id).on_exhausted;
@@ -364,26 +350,26 @@ class Deciding {
                 step: step.id,
               },
             });
-          this.at = onExhausted;
+          this.s.at = onExhausted;
           continue;
         }
-        this.put(step.id, { ...r, visits: visit });
-        if (step.kind !== 'end') this.stepsTaken++;
-        if (this.env.policy !== undefined && !this.admit(step, visit, this.env.policy)) return this.pending!;
+        this.put(step.id, stepRecord(visit, r.calls, r.output));
+        if (step.kind !== 'end') this.s.stepsTaken++;
+        if (this.env.policy !== undefined && !this.admit(step, visit, this.env.policy)) return this.s.pending!;
       }
       switch (step.kind) {
         case 'end':
           return this.finish({ status: 'completed', outcome: step.outcome, step: step.id });
         case 'condition':
           if (this.evaluateCondition(step, visit)) continue;
-          return this.pending!;
+          return this.s.pending!;
         case 'llm':
         case 'tool':
-          return (this.pending = this.effect(step, visit, this.attempt));
+          return (this.s.pending = this.effect(step, visit, this.s.attempt));
         case 'parallel':
-          return (this.pending = this.startParallel(step, visit));
+          return (this.s.pending = this.startParallel(step, visit));
         case 'wait':
-          return (this.pending = this.suspend(step, visit));
+          return (this.s.pending = this.suspend(step, visit));
         default: {
           const unknown: never = step;
           throw new NanoVmError('E_INTERNAL', `unknown step kind in ${JSON.stringify(unknown)}`);
@@ -420,9 +406,9 @@ class Deciding {
 
   /** Nothing more runs under a policy other than the pinned one: the run halts as POLICY_BLOCKED. */
   haltOnPolicyChange(pinned: string, offered: string): void {
-    this.pending = null;
+    this.s.pending = null;
     this.blockOnPolicy({
-      step: this.at,
+      step: this.s.at,
       requested: `policy:${offered}`,
       rule: POLICY_PINNED_RULE,
       reason: `the policy changed after genesis (pinned ${pinned.slice(0, 12)}…, offered ${offered.slice(0, 12)}…); a run keeps the policy it started under`,
@@ -492,7 +478,7 @@ class Deciding {
     const exits = this.exits(step.id);
     const next = chosen === -1 ? exits.else! : exits.cases[chosen]!;
     this.emit(ev.conditionEvaluated({ step: step.id, visit, guards: results, chosen, next }));
-    this.at = next;
+    this.s.at = next;
     return true;
   }
 
@@ -520,9 +506,9 @@ class Deciding {
         `condition '${step.id}' (visit ${visit}) reads ${hit.join(', ')}, whose values are sealed in the vault or erased, and the trace records no decision of it to reuse`,
       );
     this.emit(ev.conditionEvaluated({ step: step.id, visit, guards: rec.guards, chosen: rec.chosen, next: rec.next }));
-    this.sealedUses.push({ seq: this.lastSeq(), step: step.id, paths: hit });
+    this.sealedUses = [...this.sealedUses, { seq: this.lastSeq(), step: step.id, paths: hit }];
     if (rec.next !== '') {
-      this.at = rec.next;
+      this.s.at = rec.next;
       return true;
     }
     const i = rec.guards.length - 1;
@@ -548,9 +534,9 @@ class Deciding {
     attempt: number,
     parent?: string,
   ): EffectCommand {
-    const p = parent !== undefined ? { parent } : {};
+    // Commands are literals with every member (absent ones undefined): one shape per command type.
     if (step.kind === 'llm') {
-      const state = this.view(this.cp.readsOf(step.projection, () => step.projection));
+      const state = this.view(this.cp.effectReads.get(step.id)!.reads);
       const masked = project(state, step.projection, this.cp.sensitive);
       // A sensitive value that reached the state another way (a tool echoing it) is shown as its commitment.
       const projection = this.env.redact ? (this.env.redact.value(masked) as ProjectedView) : masked;
@@ -558,7 +544,7 @@ class Deciding {
       const cmd: LlmCommand = {
         type: 'llm',
         step: step.id,
-        ...p,
+        parent,
         visit,
         attempt,
         projection_hash: hashJson(this.env.hasher, projection),
@@ -566,8 +552,8 @@ class Deciding {
         prompt,
         projection,
         output: step.output,
+        timeout_ms: step.timeout_ms,
       };
-      if (step.timeout_ms !== undefined) cmd.timeout_ms = step.timeout_ms;
       return cmd;
     }
     const args = this.resolveArgs(step);
@@ -576,8 +562,16 @@ class Deciding {
     const idempotency_key = (
       parent !== undefined ? [this.env.runId, parent, step.id, visit] : [this.env.runId, step.id, visit]
     ).join('/');
-    const cmd: ToolCommand = { type: 'tool', step: step.id, ...p, attempt, tool: step.tool, args, idempotency_key };
-    if (step.timeout_ms !== undefined) cmd.timeout_ms = step.timeout_ms;
+    const cmd: ToolCommand = {
+      type: 'tool',
+      step: step.id,
+      parent,
+      attempt,
+      tool: step.tool,
+      args,
+      idempotency_key,
+      timeout_ms: step.timeout_ms,
+    };
     this.emit(
       ev.stepStarted({ step: step.id, kind: 'tool', parent, visit, attempt, tool: step.tool, args, idempotency_key }),
     );
@@ -588,12 +582,13 @@ class Deciding {
     const out: Record<string, JsonValue> = {};
     if (!step.args) return out;
     const args = step.args;
-    const names = argNames(args);
-    const state = this.view(this.cp.readsOf(args, () => names.map((n) => args[n]).filter(isPath)));
+    const { argNames: names, reads } = this.cp.effectReads.get(step.id)!;
+    // The state view is made only for arguments read from the state (literals need none).
+    let state: ReturnType<typeof stateView> | undefined;
     for (const name of names) {
       const src = args[name]!;
       if (typeof src === 'string') {
-        const v = readPath(state, src);
+        const v = readPath((state ??= this.view(reads)), src);
         if (v !== undefined) out[name] = v as JsonValue;
       } else out[name] = src.value;
     }
@@ -612,16 +607,16 @@ class Deciding {
   }
 
   private account(r: EffectResult): void {
-    if (r.usage) this.tokens += r.usage.input_tokens + r.usage.output_tokens;
-    if (r.cost_usd) this.cost += r.cost_usd;
+    if (r.usage) this.s.tokens += r.usage.input_tokens + r.usage.output_tokens;
+    if (r.cost_usd) this.s.cost += r.cost_usd;
   }
 
   completeEffect(result: EffectResult): void {
-    const cmd = this.pending;
+    const cmd = this.s.pending;
     if (!cmd || (cmd.type !== 'llm' && cmd.type !== 'tool'))
       throw new NanoVmError('E_INTERNAL', 'an effect result arrived without a pending llm/tool command');
     const step = this.cp.steps.get(cmd.step) as LlmStep | ToolStep;
-    this.pending = null;
+    this.s.pending = null;
     this.account(result);
     const checked = checkEffectResult(step, result);
     const facts = callFacts(cmd, result);
@@ -656,11 +651,11 @@ class Deciding {
 
   /** Events are recorded in declared child order, so the hash does not depend on scheduling. */
   completeParallel(attemptsPerChild: readonly (readonly EffectResult[])[]): void {
-    const cmd = this.pending;
+    const cmd = this.s.pending;
     if (!cmd || cmd.type !== 'parallel')
       throw new NanoVmError('E_INTERNAL', 'children results arrived without a pending parallel command');
     const step = this.cp.steps.get(cmd.step) as ParallelStep;
-    this.pending = null;
+    this.s.pending = null;
     const outputs: { [k: string]: JsonValue } = {};
     let failure: ErrorInfo | null = null;
     step.children.forEach((child, i) => {
@@ -668,7 +663,7 @@ class Deciding {
       // Retries of children were numbered by the host as call + attempt - 1; keep the count in step.
       if (child.kind === 'llm' && attempts.length > 1) {
         const r = this.record(child.id);
-        this.put(child.id, { ...r, calls: r.calls + attempts.length - 1 });
+        this.put(child.id, stepRecord(r.visits, r.calls + attempts.length - 1, r.output));
       }
       let done = false;
       const first = cmd.children[i]!;
@@ -734,7 +729,7 @@ class Deciding {
     const oe = step.on_error;
     if (oe?.action === 'retry' && attempt < oe.max_attempts) {
       this.emit(ev.stepRetry({ step: step.id, attempt: attempt + 1, max_attempts: oe.max_attempts }));
-      this.attempt = attempt + 1;
+      this.s.attempt = attempt + 1;
       return;
     }
     const fb = fallbackOf(oe);
@@ -749,9 +744,9 @@ class Deciding {
   }
 
   private moveTo(next: string, changed: boolean): void {
-    this.stalled = changed ? 0 : this.stalled + 1;
-    this.attempt = 1;
-    this.at = next;
+    this.s.stalled = changed ? 0 : this.s.stalled + 1;
+    this.s.attempt = 1;
+    this.s.at = next;
   }
 
   // ------------------------------------------------------------------ waits
@@ -772,12 +767,12 @@ class Deciding {
       undefined,
       ms,
     );
-    this.suspendedAt = ms;
+    this.s.suspendedAt = ms;
     return cmd;
   }
 
   pendingWait(): { cmd: WaitCommand; step: WaitStep } {
-    const cmd = this.pending;
+    const cmd = this.s.pending;
     if (!cmd || cmd.type !== 'wait')
       throw new NanoVmError('E_RESUME_NOT_SUSPENDED', 'the run is not suspended at a wait step');
     return { cmd, step: this.cp.steps.get(cmd.step) as WaitStep };
@@ -823,9 +818,9 @@ class Deciding {
       this.timeOut(step, cmd, ms);
       return 'timed_out';
     }
-    this.pending = null;
+    this.s.pending = null;
     // Time spent suspended is not run time: max_wall_ms bounds the run's own work.
-    this.startedAt += ms - this.suspendedAt;
+    this.s.startedAt += ms - this.s.suspendedAt;
     const payload = form.value;
     const changed = this.store(step.id, payload, form.text);
     const next = this.exits(step.id).next!;
@@ -847,8 +842,8 @@ class Deciding {
   }
 
   timeOut(step: WaitStep, cmd: WaitCommand, ms: number): void {
-    this.pending = null;
-    this.startedAt += ms - this.suspendedAt;
+    this.s.pending = null;
+    this.s.startedAt += ms - this.s.suspendedAt;
     const onTimeout = this.exits(step.id).on_timeout;
     this.emit(ev.waitTimedOut({ step: step.id, visit: cmd.visit, next: onTimeout }), undefined, ms);
     if (onTimeout === undefined) {
@@ -862,19 +857,10 @@ class Deciding {
       });
       return;
     }
-    this.attempt = 1;
-    this.at = onTimeout;
+    this.s.attempt = 1;
+    this.s.at = onTimeout;
   }
 }
-
-const isPath = (src: unknown): src is string => typeof src === 'string';
-
-/** Argument names in canonical member order (which keeps the event encodable natively), sorted once per step. */
-const argNames = memoByObject((args: object): string[] => {
-  const names = Object.keys(args);
-  sortKeys(names);
-  return names;
-});
 
 /** What a policy's deny guards read of `steps`, once per compiled policy. */
 const policyReads = memoByObject((policy: CompiledPolicy): StepReads =>

@@ -158,6 +158,13 @@ function cyclicComponents(g: Graph, eligible: (v: number) => boolean): number[][
         low[parent] = Math.min(low[parent]!, low[v]!);
       }
       if (low[v] !== index[v]) continue;
+      if (component[component.length - 1] === v) {
+        // A component of one vertex (most of them): a cycle only through a self loop.
+        component.pop();
+        onStack[v] = 0;
+        if (hasSelfLoop(g, v)) found.push([v]);
+        continue;
+      }
       const members: number[] = [];
       let w: number;
       do {
@@ -320,6 +327,8 @@ function exhaustionCycles(n: number, table: EdgeTable, byId: Map<string, number>
   const state = new Uint8Array(n);
   const found: number[][] = [];
   for (let root = 0; root < n; root++) {
+    // Most steps declare no on_exhausted: nothing to walk (and no walk to allocate).
+    if (state[root] !== 0 || next[root] === -1) continue;
     const walk: number[] = [];
     let v = root;
     while (v !== -1 && state[v] === 0) {

@@ -215,26 +215,40 @@ describe('successor', () => {
 });
 
 describe('Slots (persistent vector)', () => {
-  it('set returns a new vector and leaves every older one as it was', () => {
+  it('set returns a new vector and leaves every older one as it was, whatever order versions are used in', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 3000 }),
-        fc.array(fc.tuple(fc.nat(), fc.integer()), { maxLength: 200 }),
-        (size, writes) => {
+        // Each write starts from any version made so far (a branch when it is not the newest).
+        fc.array(fc.tuple(fc.nat(), fc.nat(), fc.integer()), { maxLength: 200 }),
+        fc.array(fc.nat(), { maxLength: 100 }),
+        (size, writes, readOrder) => {
           const versions: Array<Slots<number>> = [Slots.empty<number>(size)];
           const models: Array<Map<number, number>> = [new Map()];
-          for (const [at, v] of writes) {
+          for (const [from, at, v] of writes) {
+            const k = from % versions.length;
             const i = at % size;
-            versions.push(versions.at(-1)!.set(i, v));
-            models.push(new Map(models.at(-1)!).set(i, v));
+            versions.push(versions[k]!.set(i, v));
+            models.push(new Map(models[k]!).set(i, v));
           }
-          versions.forEach((vec, k) => {
-            for (const [i, v] of models[k]!) expect(vec.get(i)).toBe(v);
-            expect(vec.get(size - 1)).toBe(models[k]!.get(size - 1));
-          });
+          const check = (k: number) => {
+            for (const [i, v] of models[k]!) expect(versions[k]!.get(i)).toBe(v);
+            expect(versions[k]!.get(size - 1)).toBe(models[k]!.get(size - 1));
+          };
+          for (const r of readOrder) check(r % versions.length);
+          versions.forEach((_, k) => check(k));
         },
       ),
     );
+  });
+
+  it('reads a version a long chain of writes back without deep recursion', () => {
+    const first = Slots.empty<number>(4).set(0, -1);
+    let v = first;
+    for (let k = 0; k < 200_000; k++) v = v.set(k % 4, k);
+    expect(first.get(0)).toBe(-1);
+    expect(v.get(3)).toBe(199_999);
+    expect(first.get(1)).toBeUndefined();
   });
 
   it('refuses an index outside the vector', () => {

@@ -58,7 +58,13 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
 
   let checked = 0;
   let persisted = stored.length;
-  /** Check re-derived events against the stored ones, persist new ones; a promise only when there is something to write. */
+  /**
+   * Check re-derived events against the stored ones, and persist the new ones: everything the
+   * machine decided since the last effect, in one append (one transaction). Returns the store's
+   * promise when there is something to write (else undefined, so a step with nothing to write
+   * awaits nothing); `announce` then reports the batch once it is stored.
+   */
+  let unannounced = persisted;
   const sync = (): Promise<void> | undefined => {
     const evs = machine.events;
     for (const end = Math.min(evs.length, stored.length); checked < end; checked++) {
@@ -70,14 +76,13 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
       }
     }
     if (persisted >= evs.length) return undefined;
-    // Everything the machine decided since the last effect, in one append (one transaction).
-    const from = persisted;
-    const batch = evs.slice(from);
+    const batch = evs.slice(persisted);
     persisted = evs.length;
-    return store.append(runId, batch).then(() => announce(from, batch.length));
+    return store.append(runId, batch);
   };
-  const announce = (from: number, n: number): void => {
-    if (o.onEvent) for (let i = from; i < from + n; i++) o.onEvent(machine.events[i]!, runId);
+  const announce = (): void => {
+    if (o.onEvent) for (let i = unannounced; i < persisted; i++) o.onEvent(machine.events[i]!, runId);
+    unannounced = persisted;
   };
 
   let resume = o.resume;
@@ -86,7 +91,10 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
   for (;;) {
     const cmd = machine.next();
     const written = sync();
-    if (written) await written;
+    if (written) {
+      await written;
+      announce();
+    }
     switch (cmd.type) {
       case 'done':
         return { waiting: null, resumed, reinvoked };
@@ -105,7 +113,10 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
           resumed = machine.resume(resume);
           resume = undefined;
           const w = sync();
-          if (w) await w;
+          if (w) {
+            await w;
+            announce();
+          }
           if (!machine.result) {
             await store.finish(runId, 'running', null);
           }

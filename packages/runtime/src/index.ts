@@ -17,3 +17,4 @@ export * from './model/providers.js';
 export * from './otel.js';
 export * from './policyRun.js';
 export * from './planner/index.js';
+export * from './signing.js';

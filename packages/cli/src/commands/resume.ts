@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { NanoVmError, serializeBundle, type ExternalEvent } from '@nano-vm/kernel';
 import { resumeRun, type ResumeResult } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
+import { signerOption, writeSignature } from '../keys.js';
 import { loadTools, modelFromSpec, needsModel, NO_MODEL, readJson } from '../inputs.js';
 import { checkOutputFile, writeBundle } from '../outputFile.js';
 import { loadPolicyFile } from '../policyFile.js';
@@ -13,7 +14,8 @@ import { commandLine, continueArgs, suspendedHint, waitingInfo } from './run.js'
 import { track, type Tracked } from '../exitGuard.js';
 
 export const RESUME_USAGE = `usage: nano-vm resume <run_id> [example dir] --event <payload.json> [--role <role>] [--event-id <id>]
-                  [--model <spec>] [--tools <module>] [--policy <file>] [--store sqlite:<path>] [--out bundle.json] [--json]`;
+                  [--model <spec>] [--tools <module>] [--policy <file>] [--store sqlite:<path>] [--out bundle.json] [--json]
+                  [--sign <private key file>]`;
 
 /**
  * Delivers the external event a suspended run waits for (a human approval, a webhook payload) and
@@ -40,10 +42,12 @@ export async function resumeCommand(argv: string[]): Promise<number> {
       store: { type: 'string' },
       out: { type: 'string', short: 'o' },
       json: { type: 'boolean', default: false },
+      sign: { type: 'string' },
     },
   });
   const [runId, dir, ...extra] = positionals;
   if (!runId || extra.length || values.event === undefined) throw new NanoVmError('E_USAGE', RESUME_USAGE);
+  const signer = signerOption(values.sign, values.out);
   const { modelSpec, toolsFile, policyFile } = resolveTarget(dir, values, RESUME_USAGE);
   const storeSpec = values.store ?? DEFAULT_STORE;
   const event: ExternalEvent = { payload: readJson(values.event, 'event') };
@@ -94,6 +98,7 @@ export async function resumeCommand(argv: string[]): Promise<number> {
       outcome: r.outcome,
       ...(storeSpec === 'memory:' ? {} : { store: storeSpec }),
     });
+  const sigFile = values.out && signer ? writeSignature(values.out, r.bundle, signer) : undefined;
   if (r.resume === 'policy_blocked') {
     throw new NanoVmError(
       'E_POLICY_BLOCKED',
@@ -116,6 +121,7 @@ export async function resumeCommand(argv: string[]): Promise<number> {
         outcome: r.outcome,
         head_hash: r.head_hash,
         resumed_from_seq: r.resumed_from_seq,
+        ...(sigFile ? { signature: sigFile, key_id: signer!.key_id } : {}),
         receipt: r.receipt,
       }) + '\n',
     );
@@ -127,7 +133,7 @@ export async function resumeCommand(argv: string[]): Promise<number> {
           ]
         : [`resumed ${runId}`, renderTrace(r.events.slice(r.resumed_from_seq))];
     lines.push(
-      `status ${r.status}${r.outcome ? `  outcome ${r.outcome}` : ''}  events ${r.receipt.event_count}  head ${r.head_hash.slice(0, 16)}…${values.out ? `  bundle ${values.out}` : ''}`,
+      `status ${r.status}${r.outcome ? `  outcome ${r.outcome}` : ''}  events ${r.receipt.event_count}  head ${r.head_hash.slice(0, 16)}…${values.out ? `  bundle ${values.out}` : ''}${sigFile ? `  signed by ${signer!.key_id}` : ''}`,
     );
     if (r.waiting) lines.push(suspendedHint(runId, r.waiting, false, continueArgs(dir, values)));
     process.stdout.write(lines.join('\n') + '\n');

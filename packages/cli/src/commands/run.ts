@@ -25,13 +25,15 @@ import { loadProgramFile, loadTools, modelFromSpec, needsModel, NO_MODEL, readJs
 import { checkOutputFile, prepareOutputDir, writeBundle } from '../outputFile.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { modelLabel, renderIssues, renderTrace } from '../render.js';
+import { signerOption, writeSignature } from '../keys.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
 import { resolveTarget } from '../target.js';
 import { cliTelemetry } from '../telemetry.js';
 
 export const RUN_USAGE = `usage: nano-vm run <program file | example dir> [--input file.json]
                   [--model scripted:<file> | openai:<model> | anthropic:<model> | <spec>,<spec>...]
-                  [--tools <module>] [--policy policy.yaml] [--subject <id>] [--deterministic] [--out bundle.json|dir] [--store sqlite:<path>|memory:] [--json]`;
+                  [--tools <module>] [--policy policy.yaml] [--subject <id>] [--deterministic] [--out bundle.json|dir] [--store sqlite:<path>|memory:] [--json]
+                  [--sign <private key file>]`;
 
 export async function runCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -47,10 +49,12 @@ export async function runCommand(argv: string[]): Promise<number> {
       out: { type: 'string', short: 'o' },
       store: { type: 'string' },
       json: { type: 'boolean', default: false },
+      sign: { type: 'string' },
     },
   });
   const target = positionals[0];
   if (!target || positionals.length > 1) throw new NanoVmError('E_USAGE', RUN_USAGE);
+  const signer = signerOption(values.sign, values.out);
 
   const { layout, programFile = target, modelSpec, toolsFile, policyFile } = resolveTarget(target, values);
   let cases: [string, string | undefined][] = [
@@ -156,6 +160,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       }
       let outFile: string | undefined;
       let writeError: unknown;
+      let sigFile: string | undefined;
       if (values.out) {
         outFile = multi
           ? join(values.out, `${basename(programFile).replace(/\.(ya?ml|json)$/, '')}.${caseName}.bundle.json`)
@@ -171,6 +176,16 @@ export async function runCommand(argv: string[]): Promise<number> {
           writeError = e;
           outFile = undefined;
         }
+        if (signer && outFile !== undefined)
+          try {
+            sigFile = writeSignature(outFile, result.bundle, signer);
+          } catch (e) {
+            writeError = new NanoVmError(
+              'E_OUTPUT_WRITE',
+              `run ${result.run_id}: its bundle was written to ${outFile}, but its signature could not be written: ${(e as Error).message}`,
+              { cause: e },
+            );
+          }
       }
       if (values.json) {
         process.stdout.write(
@@ -183,6 +198,7 @@ export async function runCommand(argv: string[]): Promise<number> {
             head_hash: result.head_hash,
             scripted_model: result.receipt.model.scripted,
             ...(outFile ? { bundle: outFile } : {}),
+            ...(sigFile ? { signature: sigFile, key_id: signer!.key_id } : {}),
             receipt: result.receipt,
           }) + '\n',
         );
@@ -194,6 +210,7 @@ export async function runCommand(argv: string[]): Promise<number> {
             `  model ${modelLabel(r)}`,
             renderTrace(result.events),
             `status ${r.status}${r.outcome ? `  outcome ${r.outcome}` : ''}  steps ${r.counts.steps}  events ${r.event_count}  head ${r.head_hash.slice(0, 16)}…${outFile ? `  bundle ${outFile}` : ''}`,
+            ...(sigFile ? [`signed by ${signer!.key_id}  signature ${sigFile}`] : []),
             ...(result.waiting ? [suspendedHint(result.run_id, result.waiting, inMemory, again)] : []),
             '',
           ].join('\n'),

@@ -2,12 +2,14 @@ import { parseArgs } from 'node:util';
 import { NanoVmError, serializeBundle, type RunStatus } from '@nano-vm/kernel';
 import { runResult } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
+import { signerOption, writeSignature } from '../keys.js';
 import { checkOutputFile, writeFileAtomic } from '../outputFile.js';
 import { DEFAULT_STORE, withStore } from '../storeSpec.js';
 
 export const RUNS_USAGE =
   'usage: nano-vm runs [--status completed|failed|budget_exceeded|stalled|suspended|running] [--store sqlite:<path>] [--json]';
-export const EXPORT_USAGE = 'usage: nano-vm export <run_id> [-o bundle.json] [--store sqlite:<path>] [--json]';
+export const EXPORT_USAGE =
+  'usage: nano-vm export <run_id> [-o bundle.json] [--store sqlite:<path>] [--json] [--sign <private key file>]';
 
 const STATUSES = ['completed', 'failed', 'budget_exceeded', 'stalled', 'suspended', 'running'];
 
@@ -53,10 +55,12 @@ export async function exportCommand(argv: string[]): Promise<number> {
       out: { type: 'string', short: 'o' },
       store: { type: 'string', default: DEFAULT_STORE },
       json: { type: 'boolean', default: false },
+      sign: { type: 'string' },
     },
   });
   const runId = positionals[0];
   if (!runId || positionals.length > 1) throw new NanoVmError('E_USAGE', EXPORT_USAGE);
+  const signer = signerOption(values.sign, values.out);
   if (values.out) checkOutputFile(values.out);
   const { run, events } = await withStore(
     values.store,
@@ -68,7 +72,8 @@ export async function exportCommand(argv: string[]): Promise<number> {
   );
   if (!run) throw new NanoVmError('E_STORE_NO_RUN', `no run ${runId} in ${values.store}`);
   if (events.length === 0) throw new NanoVmError('E_NO_GENESIS', `run ${runId} has no events`);
-  const text = serializeBundle(runResult(run, run.status, events).bundle);
+  const bundle = runResult(run, run.status, events).bundle;
+  const text = serializeBundle(bundle);
   if (values.out) {
     try {
       writeFileAtomic(values.out, text);
@@ -79,8 +84,9 @@ export async function exportCommand(argv: string[]): Promise<number> {
         { cause: e },
       );
     }
+    const sigFile = signer ? writeSignature(values.out, bundle, signer) : undefined;
     process.stderr.write(
-      `wrote ${values.out} (${events.length} events, ${run.status}${run.outcome ? ` ${run.outcome}` : ''})\n`,
+      `wrote ${values.out} (${events.length} events, ${run.status}${run.outcome ? ` ${run.outcome}` : ''})${sigFile ? `, signed by ${signer!.key_id}: ${sigFile}` : ''}\n`,
     );
   } else process.stdout.write(text);
   return EXIT.OK;

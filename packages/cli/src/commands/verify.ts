@@ -1,19 +1,30 @@
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { NanoVmError, verifyBundle } from '@nano-vm/kernel';
+import { NanoVmError, readSignature, verifyBundle, verifySignedBundle } from '@nano-vm/kernel';
 import { nodeHasher } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
-import { readJson } from '../inputs.js';
+import { readJson, readText } from '../inputs.js';
+import { readTrustedKeys, signatureFile } from '../keys.js';
 
-export const VERIFY_USAGE = 'usage: nano-vm verify <bundle.json> [--json]';
+export const VERIFY_USAGE =
+  'usage: nano-vm verify <bundle.json> [--key <public key file>]... [--keys <dir>]... [--sig <file>] [--json]';
 
 export async function verifyCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { json: { type: 'boolean', default: false } },
+    options: {
+      json: { type: 'boolean', default: false },
+      key: { type: 'string', multiple: true },
+      keys: { type: 'string', multiple: true },
+      sig: { type: 'string' },
+    },
   });
   const file = positionals[0];
   if (!file || positionals.length > 1) throw new NanoVmError('E_USAGE', VERIFY_USAGE);
+  // Trusted keys are read first: a bad key file refuses the command (E_KEY_INVALID, exit 2).
+  const trusted = readTrustedKeys(values.key ?? [], values.keys ?? []);
+  const checkSignature = values.key !== undefined || values.keys !== undefined;
   let bundle: unknown;
   try {
     bundle = readJson(file, 'bundle');
@@ -25,20 +36,95 @@ export async function verifyCommand(argv: string[]): Promise<number> {
     }
     throw e;
   }
+  // The detached signature: --sig names it (it must exist), else <bundle>.sig when there is one.
+  const sigFile = values.sig ?? signatureFile(file);
+  const signature = values.sig !== undefined || existsSync(sigFile) ? readSignatureFile(sigFile) : undefined;
+
+  if (checkSignature) {
+    const r = verifySignedBundle(bundle, signature, trusted, nodeHasher);
+    if (r.ok)
+      report(
+        values.json,
+        {
+          valid: true,
+          event_count: r.event_count,
+          head_hash: r.head_hash,
+          signature: { file: sigFile, key_id: r.key_id, checked: true },
+        },
+        file,
+      );
+    else
+      report(
+        values.json,
+        {
+          valid: false,
+          code: r.code,
+          first_bad_seq: r.first_bad_seq,
+          reason: r.code === 'E_SIGNATURE_MISSING' ? `${r.reason}: no ${sigFile}` : r.reason,
+          ...(r.key_id !== undefined ? { key_id: r.key_id } : {}),
+        },
+        file,
+      );
+    return r.ok ? EXIT.OK : EXIT.FAILED;
+  }
+
   const r = verifyBundle(bundle, nodeHasher);
-  if (r.ok) report(values.json, { valid: true, event_count: r.event_count, head_hash: r.head_hash }, file);
-  else report(values.json, { valid: false, code: r.code, first_bad_seq: r.first_bad_seq, reason: r.reason }, file);
+  // Without a trusted key the signature is only reported: who signed, not whether to believe it.
+  const info =
+    signature === undefined
+      ? {}
+      : {
+          signature: ((s) =>
+            s.ok
+              ? { file: sigFile, key_id: s.signature.statement.key_id, checked: false }
+              : { file: sigFile, key_id: null, checked: false, unreadable: s.reason })(readSignature(signature)),
+        };
+  if (r.ok) report(values.json, { valid: true, event_count: r.event_count, head_hash: r.head_hash, ...info }, file);
+  else
+    report(
+      values.json,
+      { valid: false, code: r.code, first_bad_seq: r.first_bad_seq, reason: r.reason, ...info },
+      file,
+    );
   return r.ok ? EXIT.OK : EXIT.FAILED;
 }
 
+/** The signature document, or its text when it is not JSON (verification then reports it invalid). */
+function readSignatureFile(sigFile: string): unknown {
+  const text = readText(sigFile, 'signature');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
+interface SignatureInfo {
+  file: string;
+  key_id: string | null;
+  checked: boolean;
+  unreadable?: string;
+}
+
 function report(json: boolean, o: Record<string, unknown>, file?: string): void {
-  if (json) process.stdout.write(JSON.stringify(o) + '\n');
-  else if (o.valid)
+  if (json) {
+    process.stdout.write(JSON.stringify(o) + '\n');
+    return;
+  }
+  const sig = o.signature as SignatureInfo | undefined;
+  const sigLine = !sig
+    ? ''
+    : sig.checked
+      ? `\n  signed by trusted key ${sig.key_id} (${sig.file})`
+      : sig.key_id
+        ? `\n  signed by key ${sig.key_id} (${sig.file}): not checked against a trusted key (pass --key or --keys)`
+        : `\n  signature ${sig.file} is unreadable (${sig.unreadable}): not checked`;
+  if (o.valid)
     process.stdout.write(
-      `${file}: valid — ${o.event_count} events, chain and receipt recomputed, head ${o.head_hash}\n`,
+      `${file}: valid — ${o.event_count} events, chain and receipt recomputed, head ${o.head_hash}${sigLine}\n`,
     );
   else
     process.stdout.write(
-      `${file ?? 'bundle'}: INVALID ${o.code}${o.first_bad_seq !== null ? ` at event seq ${o.first_bad_seq}` : ''}: ${o.reason}\n`,
+      `${file ?? 'bundle'}: INVALID ${o.code}${o.first_bad_seq !== null ? ` at event seq ${o.first_bad_seq}` : ''}: ${o.reason}${sigLine}\n`,
     );
 }

@@ -11,6 +11,12 @@ interface MemoryRun {
   vault: VaultRow[];
   /** Invocations by key, with the seq that orders them; made on a run's first tool start. */
   calls?: Map<string, Invocation & { first_seq: number }>;
+  /**
+   * How many of `events` the invocation table accounts for. The table is brought up to date when it
+   * is read or re-invoked — the same upserts, in the same order, as if applied at each append — so a
+   * run that nobody asks about (most in-memory runs) pays nothing per step for it.
+   */
+  counted: number;
 }
 
 /**
@@ -69,7 +75,7 @@ export class MemoryStore implements Store {
       head_hash: '',
       event_count: 0,
     };
-    runs.set(run.run_id, { rec, events: [], vault: rows });
+    runs.set(run.run_id, { rec, events: [], vault: rows, counted: 0 });
   }
 
   async append(runId: string, events: readonly TraceEvent[]): Promise<void> {
@@ -87,7 +93,6 @@ export class MemoryStore implements Store {
         );
     }
     for (const event of events) r.events.push(event);
-    for (const u of invocationUpserts(events)) upsert(r, runId, u);
     if (events.length) {
       r.rec.head_hash = events[events.length - 1]!.hash;
       r.rec.event_count = r.events.length;
@@ -95,7 +100,8 @@ export class MemoryStore implements Store {
   }
 
   async invocations(runId: string): Promise<Invocation[]> {
-    const calls = this.liveRuns().get(runId)?.calls;
+    const r = this.liveRuns().get(runId);
+    const calls = r && countInvocations(r, runId).calls;
     if (!calls) return [];
     // In first-invocation order; keys entered by a re-invocation (first_seq -1) come first, as in every store.
     return [...calls.values()]
@@ -104,7 +110,7 @@ export class MemoryStore implements Store {
   }
 
   async reinvoked(runId: string, call: Omit<Invocation, 'run_id' | 'invocations'>): Promise<number> {
-    return upsert(this.run(runId), runId, reinvocationUpsert(call));
+    return upsert(countInvocations(this.run(runId), runId), runId, reinvocationUpsert(call));
   }
 
   async finish(runId: string, status: RunStatus | 'running', outcome: string | null): Promise<void> {
@@ -156,6 +162,15 @@ export class MemoryStore implements Store {
   async close(): Promise<void> {
     this.runs = null;
   }
+}
+
+/** Applies the upserts of the events appended since the table was last brought up to date. */
+function countInvocations(r: MemoryRun, runId: string): MemoryRun {
+  if (r.counted < r.events.length) {
+    for (const u of invocationUpserts(r.events.slice(r.counted))) upsert(r, runId, u);
+    r.counted = r.events.length;
+  }
+  return r;
 }
 
 /** Applies one invocation upsert to a run's table; returns the key's count. */
