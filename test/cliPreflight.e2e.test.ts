@@ -213,7 +213,6 @@ describe('run: file, program, input, then model — a model only when one is nee
 
 describe('commands that read stores create none', () => {
   it.each([
-    ['runs', ['runs']],
     ['export', ['export', 'run-x']],
     ['resume', ['resume', 'run-x', '--event', 'n1.json']],
     ['recover', ['recover', '--run', 'run-x']],
@@ -225,6 +224,25 @@ describe('commands that read stores create none', () => {
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/^nano-vm: E_STORE_MISSING: no store sqlite:\.\/\.nano-vm\/nano-vm\.db/);
     expect(readdirSync(cwd)).toEqual(['n1.json']);
+  });
+
+  it('runs in a directory without a store lists none (exit 0) and creates none', () => {
+    const cwd = fresh('ro-runs');
+    const r = nanoVm(['runs'], cwd);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toBe('0 runs in sqlite:./.nano-vm/nano-vm.db (there is no store file yet)\n');
+    expect(nanoVm(['runs', '--json'], cwd).out).toBe('{"runs":[]}\n');
+    expect(readdirSync(cwd)).toEqual([]);
+  });
+
+  it('a bare recover in a directory without a store has nothing to recover (exit 0) and creates none', () => {
+    const cwd = fresh('ro-bare-recover');
+    const r = nanoVm(['recover'], cwd);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(
+      /^0 of 0 runs recovered \(there is no store file for sqlite:\.\/\.nano-vm\/nano-vm\.db yet\)/,
+    );
+    expect(readdirSync(cwd)).toEqual([]);
   });
 
   it('a refused run creates no store (bad input, missing model)', () => {

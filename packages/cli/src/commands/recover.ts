@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { NanoVmError } from '@nano-vm/kernel';
-import { overdueWaits, recoverRun } from '@nano-vm/runtime';
+import { overdueWaits, recoverRun, type Store } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
 import { loadProgramFile, loadTools, modelFromSpec, needsModel, NO_MODEL } from '../inputs.js';
 import { loadPolicyFile } from '../policyFile.js';
@@ -39,7 +39,17 @@ export async function recoverCommand(argv: string[]): Promise<number> {
   // The policy as it is now: a run whose pinned policy differs halts as POLICY_BLOCKED.
   const policy = policyFile ? loadPolicyFile(policyFile).policy : undefined;
   const tools = await loadTools(toolsFile);
-  const store = openStore(values.store, 'existing');
+  let store: Store;
+  try {
+    store = openStore(values.store, 'existing');
+  } catch (e) {
+    // A store file that does not exist yet holds no run to recover: a periodic `recover` (at
+    // start-up, before anything has run) finds nothing to do, and creates nothing. `--run` names
+    // a run, which is then missing (E_STORE_MISSING).
+    if (!(e instanceof NanoVmError) || e.code !== 'E_STORE_MISSING' || values.run !== undefined) throw e;
+    if (!values.json) process.stdout.write(`0 of 0 runs recovered (there is no store file for ${values.store} yet)\n`);
+    return EXIT.OK;
+  }
   try {
     // Interrupted runs, and suspended runs whose wait has timed out (they take their timeout edge).
     const runs =

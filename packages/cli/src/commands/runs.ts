@@ -26,11 +26,17 @@ export async function runsCommand(argv: string[]): Promise<number> {
   if (positionals.length) throw new NanoVmError('E_USAGE', RUNS_USAGE);
   if (values.status !== undefined && !STATUSES.includes(values.status))
     throw new NanoVmError('E_USAGE', `--status must be one of ${STATUSES.join(', ')}`);
+  // A store file that does not exist yet holds no runs: listed as none, and not created.
+  let missing = false;
   const runs = await withStore(
     values.store,
     (store) => store.listRuns(values.status !== undefined ? { status: values.status as RunStatus } : {}),
     'existing',
-  );
+  ).catch((e: unknown) => {
+    if (!(e instanceof NanoVmError) || e.code !== 'E_STORE_MISSING') throw e;
+    missing = true;
+    return [];
+  });
   if (values.json)
     process.stdout.write(
       JSON.stringify({ runs: runs.map(({ program: _p, policy: _q, input: _i, ...r }) => r) }) + '\n',
@@ -40,7 +46,9 @@ export async function runsCommand(argv: string[]): Promise<number> {
       process.stdout.write(
         `${r.run_id}  ${r.program_id.padEnd(16)} ${r.status.padEnd(16)} ${(r.outcome ?? '-').padEnd(20)} ${String(r.event_count).padStart(5)} events  ${r.head_hash.slice(0, 16)}…\n`,
       );
-    process.stdout.write(`${runs.length} run${runs.length === 1 ? '' : 's'} in ${values.store}\n`);
+    process.stdout.write(
+      `${runs.length} run${runs.length === 1 ? '' : 's'} in ${values.store}${missing ? ' (there is no store file yet)' : ''}\n`,
+    );
   }
   return EXIT.OK;
 }
