@@ -4,7 +4,7 @@
  * its dependencies — and the bundle must verify a real bundle when evaluated as a browser would.
  */
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -84,5 +84,32 @@ describe('kernel in the browser', () => {
     expect(k.verifySignedBundle(bundle, forged, [trusted], k.pureHasher)).toMatchObject({
       code: 'E_SIGNATURE_INVALID',
     });
+  });
+
+  it('@nano-vm/kernel/verify alone bundles for the browser, smaller than the whole kernel, and verifies a golden bundle', async () => {
+    const bundleOf = async (entry: string) =>
+      build({
+        entryPoints: [entry],
+        bundle: true,
+        platform: 'browser',
+        format: 'esm',
+        write: false,
+        logLevel: 'silent',
+      });
+    const verify = await bundleOf(`${ROOT}packages/kernel/src/api/verify.ts`);
+    const whole = await bundleOf(`${ROOT}packages/kernel/src/index.ts`);
+    const text = verify.outputFiles![0]!.text;
+    expect(text.length).toBeLessThan(whole.outputFiles![0]!.text.length);
+    const file = join(mkdtempSync(join(tmpdir(), 'nano-vm-browser-')), 'verify.browser.mjs');
+    writeFileSync(file, text);
+    const v = await import(pathToFileURL(file).href);
+    // The verifier entry holds no way to run a program.
+    expect(v.Machine).toBeUndefined();
+    expect(v.loadProgram).toBeUndefined();
+    const golden = `${ROOT}test/fixtures/golden/2026-12-02`;
+    const name = readdirSync(golden).find((f) => f.endsWith('.json'))!;
+    const bundle: unknown = JSON.parse(readFileSync(join(golden, name), 'utf8'));
+    expect(v.verifyBundle(bundle, v.pureHasher)).toMatchObject({ ok: true });
+    expect(v.serializeBundle(bundle)).toBe(readFileSync(join(golden, name), 'utf8'));
   });
 });

@@ -5,12 +5,12 @@
  * refuse, with a code, what it cannot read. Spawns the built CLI (`npm test` builds first).
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { computeReceipt, pureHasher, replayBundle, serializeBundle, verifyBundle, type Bundle } from '@nano-vm/kernel';
 import { describe, expect, it } from 'vitest';
+import { jcs, sha } from './support/independent.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const GOLDEN = join(ROOT, 'test/fixtures/golden');
@@ -30,17 +30,6 @@ const golden = (set: string, name: string): Bundle => JSON.parse(readFileSync(jo
 
 // The chain rule of docs/trace-format.md §2–3, written here from the document, to build bundles
 // that are consistent (every hash right) but hold something a v1 verifier must refuse.
-const sha = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
-function jcs(v: unknown): string {
-  if (v === null || typeof v !== 'object') return JSON.stringify(v);
-  if (Array.isArray(v)) return `[${v.map(jcs).join(',')}]`;
-  const o = v as Record<string, unknown>;
-  return `{${Object.keys(o)
-    .filter((k) => o[k] !== undefined)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${jcs(o[k])}`)
-    .join(',')}}`;
-}
 /** Re-commits the genesis to the bundle's program, policy and input, re-hashes the chain and recomputes the receipt. */
 function reseal(b: Bundle): Bundle {
   const g = b.events[0]!;

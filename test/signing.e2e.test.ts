@@ -8,16 +8,8 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, statSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  computeReceipt,
-  eventHash,
-  hashJson,
-  pureHasher,
-  serializeBundle,
-  ZERO_HASH,
-  type Bundle,
-  type TraceEvent,
-} from '@nano-vm/kernel';
+import { serializeBundle, type Bundle } from '@nano-vm/kernel';
+import { rechain } from './support/independent.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const CLI = join(ROOT, 'packages/cli/dist/main.js');
@@ -46,22 +38,6 @@ interface VerifyOutput {
 }
 
 /** What an attacker with the kernel does: edit, then recompute every commitment, the chain and the receipt. */
-function rechain(b: Bundle, edit: (b: Bundle) => void): Bundle {
-  const out = JSON.parse(JSON.stringify(b)) as Bundle;
-  edit(out);
-  const policyHash = hashJson(pureHasher, out.policy);
-  const g = out.events[0] as TraceEvent & Record<string, unknown>;
-  g.input_hash = hashJson(pureHasher, out.input);
-  let prev = ZERO_HASH;
-  for (const e of out.events as (TraceEvent & Record<string, unknown>)[]) {
-    if ('policy_hash' in e) e.policy_hash = policyHash;
-    e.prev_hash = prev;
-    e.hash = eventHash(pureHasher, e);
-    prev = e.hash;
-  }
-  out.receipt = computeReceipt(out.events);
-  return out;
-}
 
 const errorCode = (r: { out: string }): string => (JSON.parse(r.out) as { error: { code: string } }).error.code;
 

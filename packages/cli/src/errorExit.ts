@@ -6,16 +6,15 @@
  */
 import {
   ERROR_CODES,
-  formatIssue,
   formatLocation,
   isErrorCode,
   NanoVmError,
-  type ErrorCode,
   type ErrorLocation,
   type ExitClass,
   type Issue,
 } from '@nano-vm/kernel';
 import { EXIT } from './exitCodes.js';
+import { issueLines } from './render.js';
 
 const STATUS: Record<ExitClass, number> = {
   refused: EXIT.REFUSED,
@@ -23,15 +22,6 @@ const STATUS: Record<ExitClass, number> = {
   bug: EXIT.FAILED,
   // A warning never fails a command; one thrown anyway is a failure like any other.
   warning: EXIT.FAILED,
-};
-
-/**
- * Where a command exits otherwise than its code's class says. Kept as they were when the mapping
- * moved here (issue 11 decides them); a new command adds none.
- */
-const COMMAND_EXITS: Readonly<Record<string, Partial<Record<ErrorCode, number>>>> = {
-  export: { E_STORE_NO_RUN: EXIT.FAILED },
-  erase: { E_STORE_NO_RUN: EXIT.FAILED },
 };
 
 export interface ErrorReport {
@@ -42,19 +32,18 @@ export interface ErrorReport {
   exit: number;
 }
 
-/** What `command` reports for `e`, and its exit status. */
-export function errorReport(e: unknown, command?: string): ErrorReport {
+/** What every command reports for `e`, and its exit status: the code's class alone decides it. */
+export function errorReport(e: unknown): ErrorReport {
   if (e instanceof NanoVmError) {
     const code: string = e.code;
     // A code nano-vm does not document comes from an extension (a model adapter): the action failed.
     const exitClass: ExitClass = isErrorCode(code) ? ERROR_CODES[code] : 'failed';
-    const special = command !== undefined && isErrorCode(code) ? COMMAND_EXITS[command]?.[code] : undefined;
     return {
       code,
       message: exitClass === 'bug' ? unexpected(e) : e.message,
       issues: e.issues,
       ...(e.location ? { location: e.location } : {}),
-      exit: special ?? STATUS[exitClass],
+      exit: STATUS[exitClass],
     };
   }
   // node:util parseArgs refuses unknown options and missing values with ERR_PARSE_ARGS_* codes.
@@ -70,7 +59,7 @@ const unexpected = (e: unknown): string =>
 export function errorText(r: Pick<ErrorReport, 'code' | 'message' | 'issues' | 'location'>): string {
   const lines = [`nano-vm: ${r.code}: ${r.message}`];
   if (r.location) lines.push(`  at ${formatLocation(r.location)}`);
-  for (const i of r.issues) lines.push(`  ${formatIssue(i)}`);
+  lines.push(...issueLines(r.issues));
   return lines.join('\n') + '\n';
 }
 
@@ -98,8 +87,8 @@ export function errorJson(r: ErrorReport): Record<string, unknown> {
 }
 
 /** Prints the error and sets the process's exit status. */
-export function exitWithError(e: unknown, command: string | undefined, json: boolean): void {
-  const r = errorReport(e, command);
+export function exitWithError(e: unknown, json: boolean): void {
+  const r = errorReport(e);
   if (json) process.stdout.write(JSON.stringify({ error: errorJson(r) }) + '\n');
   else process.stderr.write(errorText(r));
   process.exitCode = r.exit;

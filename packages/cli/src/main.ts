@@ -1,74 +1,35 @@
 #!/usr/bin/env node
 import { NanoVmError } from '@nano-vm/kernel';
-import { RUNTIME_VERSION } from '@nano-vm/runtime';
-import { analyzeCommand, ANALYZE_USAGE } from './commands/analyze.js';
-import { eraseCommand, ERASE_USAGE } from './commands/erase.js';
-import { examplesCommand, EXAMPLES_USAGE } from './commands/examples.js';
-import { exprCommand, EXPR_USAGE } from './commands/expr.js';
-import { graphCommand, GRAPH_USAGE } from './commands/graph.js';
-import { keygenCommand, KEYGEN_USAGE } from './commands/keygen.js';
-import { pathsCommand, PATHS_USAGE } from './commands/paths.js';
-import { planCommand, PLAN_USAGE } from './commands/plan.js';
-import { receiptCommand, RECEIPT_USAGE } from './commands/receipt.js';
-import { recoverCommand, RECOVER_USAGE } from './commands/recover.js';
-import { replayCommand, REPLAY_USAGE } from './commands/replay.js';
-import { resumeCommand, RESUME_USAGE } from './commands/resume.js';
-import { runCommand, RUN_USAGE } from './commands/run.js';
-import { exportCommand, EXPORT_USAGE, runsCommand, RUNS_USAGE } from './commands/runs.js';
-import { validateCommand, VALIDATE_USAGE } from './commands/validate.js';
-import { verifyCommand, VERIFY_USAGE } from './commands/verify.js';
+import { CLI_VERSION } from './cliVersion.js';
+import { commandHelp } from './commandSpec.js';
+import { findCommand } from './commandTable.js';
 import { exitWithError } from './errorExit.js';
 import { EXIT } from './exitCodes.js';
 import { installExitGuard, track } from './exitGuard.js';
-
-/** Every command with its usage line, in the order `--help` lists them. */
-const COMMANDS: Record<string, [run: (argv: string[]) => Promise<number>, usage: string]> = {
-  run: [runCommand, RUN_USAGE],
-  validate: [validateCommand, VALIDATE_USAGE],
-  verify: [verifyCommand, VERIFY_USAGE],
-  receipt: [receiptCommand, RECEIPT_USAGE],
-  expr: [exprCommand, EXPR_USAGE],
-  erase: [eraseCommand, ERASE_USAGE],
-  examples: [examplesCommand, EXAMPLES_USAGE],
-  replay: [replayCommand, REPLAY_USAGE],
-  runs: [runsCommand, RUNS_USAGE],
-  export: [exportCommand, EXPORT_USAGE],
-  recover: [recoverCommand, RECOVER_USAGE],
-  resume: [resumeCommand, RESUME_USAGE],
-  analyze: [analyzeCommand, ANALYZE_USAGE],
-  plan: [planCommand, PLAN_USAGE],
-  paths: [pathsCommand, PATHS_USAGE],
-  graph: [graphCommand, GRAPH_USAGE],
-  keygen: [keygenCommand, KEYGEN_USAGE],
-};
-
-const HELP = `nano-vm ${RUNTIME_VERSION} — governed execution runtime for LLM workflows
-
-${Object.values(COMMANDS)
-  .map(([, usage]) => usage)
-  .join('\n')}
-
-Exit codes: 0 ok (run: reached a terminal state), 1 invalid/failed check, 2 refused (bad program, input or arguments).
-Docs: docs/cli.md, docs/dsl.md, docs/guards.md, docs/trace-format.md, docs/policy.md, docs/privacy.md, docs/models.md, docs/analyzer.md, docs/planner.md
-`;
+import { mainHelp } from './help.js';
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  const topic = cmd === 'help' && rest[0] !== undefined ? findCommand(rest[0]) : undefined;
+  if (topic) {
+    process.stdout.write(commandHelp(topic));
+    return EXIT.OK;
+  }
   if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {
-    process.stdout.write(HELP);
+    process.stdout.write(mainHelp());
     return cmd ? EXIT.OK : EXIT.REFUSED;
   }
-  if (cmd === '--version' || cmd === 'version') {
-    process.stdout.write(`${RUNTIME_VERSION}\n`);
+  if (cmd === '--version' || cmd === '-V' || cmd === 'version') {
+    process.stdout.write(`${CLI_VERSION}\n`);
     return EXIT.OK;
   }
-  if (!Object.hasOwn(COMMANDS, cmd)) throw new NanoVmError('E_USAGE', `unknown command "${cmd}"\n\n${HELP}`);
-  const [run, usage] = COMMANDS[cmd]!;
+  const command = findCommand(cmd);
+  if (!command) throw new NanoVmError('E_USAGE', `unknown command "${cmd}"\n\n${mainHelp()}`);
   if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(`${usage}\n`);
+    process.stdout.write(commandHelp(command));
     return EXIT.OK;
   }
-  return run(rest);
+  return command.run(rest);
 }
 
 /**
@@ -84,12 +45,12 @@ for (const stream of [process.stdout, process.stderr])
 
 const args = process.argv.slice(2);
 installExitGuard(args.includes('--json'));
-const command = track(`the command "nano-vm ${args.join(' ')}"`, undefined, true);
+const commandWork = track(`the command "nano-vm ${args.join(' ')}"`, undefined, true);
 main(args)
   .then(
     (code) => {
       process.exitCode = code;
     },
-    (e: unknown) => exitWithError(e, args[0], args.includes('--json')),
+    (e: unknown) => exitWithError(e, args.includes('--json')),
   )
-  .finally(() => command.done());
+  .finally(() => commandWork.done());

@@ -4,8 +4,19 @@ import { canonicalJson, formatIssue, NanoVmError, type Issue, type Receipt, type
 const clip = (s: string, n = 70) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 const show = (v: unknown) => clip(typeof v === 'string' ? JSON.stringify(v) : canonicalJson(v));
 
+/** Issues a text report shows; --json lists them all. */
+export const MAX_SHOWN_ISSUES = 20;
+
+/** The first MAX_SHOWN_ISSUES issues, one indented line each, then how many more there are. */
+export function issueLines(issues: readonly Issue[]): string[] {
+  const lines = issues.slice(0, MAX_SHOWN_ISSUES).map((i) => `  ${formatIssue(i)}`);
+  const more = issues.length - MAX_SHOWN_ISSUES;
+  if (more > 0) lines.push(`  … ${more} more (--json lists them all)`);
+  return lines;
+}
+
 export function renderIssues(issues: Issue[]): string {
-  return issues.map((i) => `  ${formatIssue(i)}`).join('\n');
+  return issueLines(issues).join('\n');
 }
 
 /** One line per decision the run made, in trace order. */

@@ -136,6 +136,7 @@ export const ERROR_CODES = {
   E_MODEL_KEY_MISSING: 'refused',
   E_MODEL_PRICES: 'refused',
   E_SCRIPT_FORMAT: 'refused',
+  E_SCRIPT_UNKNOWN_STEP: 'refused',
   E_TOOLS_MODULE: 'refused',
   E_TOOL_DEFINITION: 'refused',
   E_STORE_SPEC: 'refused',

@@ -1,68 +1,171 @@
-export * from './errors.js';
-export * from './program.js';
-export * from './canonicalJson.js';
-export { eventText } from './eventText.js';
-export * from './hash.js';
-export * from './events.js';
-export * from './chain.js';
-export * from './statePath.js';
-export * from './projection.js';
-export * from './schemaCheck.js';
-export * from './machine.js';
-export * from './command.js';
-export * from './compiledProgram.js';
-export * from './outputCheck.js';
-export * from './successor.js';
-export * from './runState.js';
-export * from './recordedCursor.js';
-export * from './receipt.js';
-export * from './bundle.js';
-export * from './verifyBundle.js';
-export * from './guard/index.js';
-export * from './load.js';
-export * from './validate.js';
-export * from './programSchema.js';
-export * from './replay.js';
-export * from './redact.js';
-export * from './replayVault.js';
-export * from './analyze.js';
-export * from './policy.js';
-export * from './policyLoad.js';
-export * from './policyGate.js';
-export * from './validatePolicy.js';
-export { edgeTable, type Edge, type EdgeTable, type EdgeVia } from './edges.js';
+/**
+ * `@nano-vm/kernel`: the public API of the pure core. Every name here is deliberate: the export
+ * list of each entry point is pinned by test/publicApi.test.ts, so adding or removing one shows in
+ * review. Focused entry points hold what users import separately and are also re-exported here:
+ * `@nano-vm/kernel/verify` (offline and browser verification), `/guard` (the guard language),
+ * `/replay` and `/analyze`. Everything else in src/ is internal (the kernel's tests reach it
+ * through internal.ts, which package.json does not export).
+ */
+
+// Errors: one family, one table of codes (docs/errors.md).
 export {
-  programPaths,
-  PATHS_FORMAT,
-  DEFAULT_MAX_PATHS,
-  ENTRIES_PER_PATH,
-  type OutcomeReach,
-  type PathEnd,
-  type PathFinding,
-  type PathGuard,
-  type PathPolicyCheck,
-  type PathsOptions,
-  type PathsReport,
-  type ProgramPath,
-} from './paths.js';
-export { programGraph, GRAPH_FORMATS, type GraphFormat } from './graph.js';
-export { pathsText, type PathsTextSource } from './pathsText.js';
+  ERROR_CODES,
+  firstErrorCode,
+  formatIssue,
+  formatLocation,
+  isErrorCode,
+  NanoVmError,
+  type ErrorCode,
+  type ErrorLocation,
+  type ExitClass,
+  type Issue,
+  type NanoVmErrorOptions,
+  type Severity,
+} from './errors.js';
+
+// Programs: the model, loading from YAML/JSON with source positions, validation.
 export {
-  keyIdOf,
-  parsePrivateKeyPem,
-  parsePublicKeyPem,
-  privateKeyPem,
-  publicKeyPem,
-  readSignature,
-  signingStatement,
-  statementBytes,
-  verifySignedBundle,
-  SIGNATURE_ALGORITHM,
-  SIGNATURE_FORMAT,
-  STATEMENT_FORMAT,
-  type SignatureCode,
-  type SignatureDocument,
-  type SignedStatement,
-  type SignedVerifyResult,
-  type TrustedKey,
-} from './signature.js';
+  outputSchemaOf,
+  startOf,
+  PROGRAM_FORMAT,
+  type Budgets,
+  type ConditionCase,
+  type ConditionStep,
+  type EndStep,
+  type JsonSchema,
+  type JsonValue,
+  type LlmOutput,
+  type LlmStep,
+  type OnError,
+  type ParallelChild,
+  type ParallelStep,
+  type Program,
+  type Step,
+  type StepKind,
+  type ToolStep,
+  type WaitStep,
+} from './program.js';
+export { PROGRAM_SCHEMA } from './programSchema.js';
+export {
+  loadProgram,
+  locateIssues,
+  programFromValue,
+  LOAD_CODES,
+  type LoadOptions,
+  type LoadResult,
+  type SourceMap,
+  type SourcePosition,
+} from './load.js';
+export { validateProgram, VALIDATION_CODES, type ToolDescription, type ValidateOptions } from './validate.js';
+export { checkInputSchema, checkSchema, describeViolations, type SchemaViolation } from './schemaCheck.js';
+export { DEFAULT_BUDGETS, CompiledProgram } from './compiledProgram.js';
+
+// Policies.
+export {
+  legalHoldFor,
+  policyRules,
+  DEFAULT_DENY_RULE,
+  POLICY_BLOCKED_CODE,
+  POLICY_BLOCKED_OUTCOME,
+  POLICY_FORMAT,
+  POLICY_PINNED_RULE,
+  POLICY_SCHEMA,
+  type DenyRule,
+  type GrantRule,
+  type LegalHold,
+  type PolicySnapshot,
+  type PrecedenceRule,
+  type RequiredStepRule,
+  type ThresholdValue,
+} from './policy.js';
+export { loadPolicy, policyFromValue, type PolicyLoadResult } from './policyLoad.js';
+export {
+  CompiledPolicy,
+  firstPolicyChange,
+  policyOption,
+  type PolicyDecision,
+  type PolicyRejection,
+} from './policyGate.js';
+export { policyGuardGlobals, validatePolicy, POLICY_CODES, type ValidatePolicyOptions } from './validatePolicy.js';
+
+// Running: the successor function, the machine that wraps it, and what a host performs.
+export {
+  retryOf,
+  successor,
+  type EventDraft,
+  type Happening,
+  type SealedUse,
+  type SuccessorEnv,
+  type Transition,
+} from './successor.js';
+export { initialState, type RunState, type StepRecord, type StoredOutput } from './runState.js';
+export { Machine, type MachineOptions } from './machine.js';
+export type {
+  Clock,
+  Command,
+  DoneCommand,
+  EffectCommand,
+  EffectResult,
+  ExternalEvent,
+  LlmCommand,
+  ParallelCommand,
+  ToolCommand,
+  WaitCommand,
+} from './command.js';
+export { checkModelAnswer, type Checked } from './outputCheck.js';
+export type { ProjectedView } from './projection.js';
+export { applyRecordedWait, RecordedCursor, type RecordedWait } from './recordedCursor.js';
+
+// The trace: events, the hash chain, canonical JSON.
+export {
+  ADMIN_EVENT_TYPES,
+  EVENT_TYPES,
+  type ConditionEvaluatedEvent,
+  type ErasureRefusedEvent,
+  type ErrorInfo,
+  type EventBody,
+  type EventType,
+  type GuardResult,
+  type ModelFallback,
+  type PolicyCheckedEvent,
+  type RunFinishedEvent,
+  type RunResumedEvent,
+  type RunStartedEvent,
+  type RunStatus,
+  type RunSuspendedEvent,
+  type StepCompletedEvent,
+  type StepFailedEvent,
+  type StepFallbackEvent,
+  type StepRetryEvent,
+  type StepStartedEvent,
+  type TransitionRejectedEvent,
+  type Usage,
+  type ValuesErasedEvent,
+  type VisitsExhaustedEvent,
+  type WaitTimedOutEvent,
+} from './events.js';
+export { TraceChain } from './chain.js';
+export { canonicalForm, CanonicalJsonError } from './canonicalJson.js';
+export type { ErasureSummary, RejectedTransition, RunCommitments, RunHealth } from './receipt.js';
+
+// Sensitive values: commitments, the vault, redaction (docs/privacy.md).
+export {
+  commitValue,
+  replaceAtPaths,
+  sensitiveLeaves,
+  subjectKey,
+  COMMITMENT_PREFIX,
+  Redactor,
+  SealedDecisionError,
+  type Sealed,
+  type SealedDecisions,
+  type SensitiveLeaf,
+} from './redact.js';
+
+// Signing keys (verification is in ./verify).
+export { parsePrivateKeyPem, privateKeyPem, publicKeyPem } from './signature.js';
+
+export * from './api/verify.js';
+export * from './api/guard.js';
+export * from './api/replay.js';
+export * from './api/analyze.js';

@@ -7,6 +7,7 @@
 import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, Scalar } from 'yaml';
 import type { Document } from 'yaml';
 import type { Issue } from './errors.js';
+import { clipMessage } from './excerpt.js';
 import { PROGRAM_FORMAT } from './program.js';
 import type { Program } from './program.js';
 import { checkProgramShape, escapePointer } from './validateShape.js';
@@ -76,7 +77,8 @@ export function parseSource(
   const lineCounter = new LineCounter();
   const parseIssue = (message: string, offset: number, path?: string): Issue => {
     const { line, col } = lineCounter.linePos(offset);
-    const issue: Issue = { code: 'E_PARSE', severity: 'error', message, line, col };
+    // Parser messages may quote the text (a whole line of a binary file): keep them short.
+    const issue: Issue = { code: 'E_PARSE', severity: 'error', message: clipMessage(message), line, col };
     if (path !== undefined) issue.path = path;
     if (opts.file !== undefined) issue.file = opts.file;
     return issue;
@@ -101,7 +103,7 @@ export function parseSource(
       e.code === 'DUPLICATE_KEY' ? `duplicate key '${keyAt(text, e.pos[0])}' (keys must be unique)` : e.message;
     return parseIssue(message, e.pos[0]);
   });
-  if (syntax.length > 0) return { issues: sortIssues(syntax) };
+  if (syntax.length > 0) return { issues: capParseIssues(sortIssues(syntax)) };
 
   const { sourceMap, aliases, issues: treeIssues } = mapDocument(doc, lineCounter, parseIssue);
   if (treeIssues.length > 0) return { issues: sortIssues(treeIssues), sourceMap };
@@ -226,6 +228,22 @@ export function locateIssues(issues: readonly Issue[], sourceMap?: SourceMap, fi
  * Deterministic order: by position in the file when known, then by JSON pointer (array indices
  * numerically; issues without a pointer first); ties keep the order of discovery (stable sort).
  */
+/** Syntax errors reported for one document; past this the text is likely not YAML or JSON at all. */
+export const MAX_PARSE_ISSUES = 20;
+
+function capParseIssues(issues: Issue[]): Issue[] {
+  if (issues.length <= MAX_PARSE_ISSUES) return issues;
+  const last = issues[MAX_PARSE_ISSUES - 1]!;
+  const rest = issues.length - MAX_PARSE_ISSUES;
+  const more: Issue = {
+    code: 'E_PARSE',
+    severity: 'error',
+    message: `… ${rest} more syntax error${rest === 1 ? '' : 's'} after line ${last.line ?? 1} (is this a YAML or JSON file?)`,
+  };
+  if (last.file !== undefined) more.file = last.file;
+  return [...issues.slice(0, MAX_PARSE_ISSUES), more];
+}
+
 export function sortIssues(issues: Issue[]): Issue[] {
   const keyed = issues.map((issue) => ({
     issue,

@@ -4,6 +4,7 @@
  * (E_POLICY_INVALID); how it fits a program is validatePolicy's job.
  */
 import type { Issue } from './errors.js';
+import { excerpt } from './excerpt.js';
 import { compileGuard } from './guard/index.js';
 import { locateIssues, parseSource, type LoadOptions, type SourceMap } from './load.js';
 import { POLICY_FORMAT, POLICY_SCHEMA, policyRules, type PolicySnapshot } from './policy.js';
@@ -97,7 +98,7 @@ function ruleProblems(p: PolicySnapshot): Issue[] {
         out.push(
           invalid(
             `/deny/${i}/when`,
-            `deny rule '${d.id}': ${r.error.code}: ${r.error.message} (guard column ${r.error.column}: ${d.when})`,
+            `deny rule '${d.id}': ${r.error.code}: ${r.error.message} (guard column ${r.error.column}: ${excerpt(d.when, r.error.column - 1)})`,
           ),
         );
     }

@@ -2,7 +2,8 @@
  * JSON Schema checks at the edges (run input, model answers, tool results) with an interpreting
  * validator: schemas from programs are data and never become code.
  */
-import { Validator, type Schema } from '@cfworker/json-schema';
+import { Validator, type OutputUnit, type Schema } from '@cfworker/json-schema';
+import { clipMessage } from './excerpt.js';
 import { memoByObject } from './memo.js';
 import type { JsonSchema } from './program.js';
 
@@ -16,8 +17,24 @@ export interface SchemaViolation {
   message: string;
 }
 
-/** Violations of `schema` by `value`; empty when valid. */
+/**
+ * Violations of `schema` by `value`; empty when valid. The messages are the validator's own: tool
+ * results and model answers that fail are recorded in events with them, so they must not change.
+ */
 export function checkSchema(schema: JsonSchema | undefined, value: unknown): SchemaViolation[] {
+  return violations(schema, value, false);
+}
+
+/**
+ * Violations of the run input: as checkSchema, but each message names the path and says in words
+ * what is wrong (`/code: "abc" does not match the pattern ^[A-Z]{2}$`, `unexpected property 'x'`).
+ * A refused input is never recorded, so these messages are free to change.
+ */
+export function checkInputSchema(schema: JsonSchema | undefined, value: unknown): SchemaViolation[] {
+  return violations(schema, value, true);
+}
+
+function violations(schema: JsonSchema | undefined, value: unknown, worded: boolean): SchemaViolation[] {
   if (schema === undefined || schema === true) return [];
   if (schema === false) return [{ at: '', message: 'no value is allowed here (schema is false)' }];
   const q = quickAcceptor(schema);
@@ -32,7 +49,85 @@ export function checkSchema(schema: JsonSchema | undefined, value: unknown): Sch
       res.errors.length === 1,
   );
   const chosen = (leaves.length ? leaves : res.errors).slice(0, 5);
-  return chosen.map((e) => ({ at: e.instanceLocation.replace(/^#/, ''), message: e.error }));
+  return chosen.map((e) => {
+    const at = e.instanceLocation.replace(/^#/, '');
+    return { at, message: worded ? `${at || '/'}: ${inWords(e, schema, value)}` : e.error };
+  });
+}
+
+/** What a validator error means, in words a person can act on. */
+function inWords(e: OutputUnit, schema: object, root: unknown): string {
+  const pointer = e.instanceLocation.replace(/^#/, '');
+  const value = at(root, pointer);
+  const keywordValue = at(schema, e.keywordLocation.replace(/^#/, ''), true);
+  const quoted = (v: unknown): string => clipMessage(JSON.stringify(v) ?? String(v), 60);
+  const named = /property "(.*)"/.exec(e.error)?.[1];
+  switch (e.keyword) {
+    case 'false': {
+      const name = unescapePointer(pointer.slice(pointer.lastIndexOf('/') + 1));
+      return pointer === ''
+        ? 'no value is allowed here'
+        : `unexpected property '${clipMessage(name, 60)}' (the schema allows no other properties here)`;
+    }
+    case 'required':
+      return named !== undefined ? `missing required property '${clipMessage(named, 60)}'` : e.error;
+    case 'pattern':
+      return typeof keywordValue === 'string'
+        ? `${quoted(value)} does not match the pattern ${clipMessage(keywordValue, 80)}`
+        : `${quoted(value)} does not match the schema's pattern`;
+    case 'type': {
+      const expected = /Expected (.*)\.$/.exec(e.error)?.[1]?.replace(/"/g, '') ?? String(keywordValue);
+      return `expected ${expected}, got ${jsonType(value)} ${quoted(value)}`;
+    }
+    case 'enum':
+      return Array.isArray(keywordValue)
+        ? `${quoted(value)} is not one of ${clipMessage(keywordValue.map((v) => JSON.stringify(v)).join(', '), 120)}`
+        : e.error;
+    case 'const':
+      return `must be ${quoted(keywordValue)}, got ${quoted(value)}`;
+    default:
+      return e.error.replace(/\.$/, '');
+  }
+}
+
+function jsonType(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  if (typeof v === 'number') return Number.isInteger(v) ? 'integer' : 'number';
+  return typeof v;
+}
+
+function unescapePointer(token: string): string {
+  let t = token;
+  try {
+    t = decodeURIComponent(token);
+  } catch {
+    // Not percent-encoded after all: take it as written.
+  }
+  return t.replace(/~1/g, '/').replace(/~0/g, '~');
+}
+
+/**
+ * The value at a JSON pointer (as the validator writes them), or undefined. With `followRefs` (a
+ * keyword location in a schema), a `$ref` step follows a local reference (`#/...`) from the root, up to 32 of them; any other
+ * reference gives undefined.
+ */
+function at(root: unknown, pointer: string, followRefs = false, hops = 0): unknown {
+  if (pointer === '') return root;
+  let v: unknown = root;
+  for (const token of pointer.slice(1).split('/')) {
+    if (v === null || typeof v !== 'object') return undefined;
+    const key = unescapePointer(token);
+    const ref = (v as { $ref?: unknown }).$ref;
+    if (followRefs && key === '$ref' && typeof ref === 'string') {
+      if (!ref.startsWith('#') || hops >= 32) return undefined;
+      v = at(root, ref.slice(1), true, hops + 1);
+      continue;
+    }
+    if (!Object.prototype.hasOwnProperty.call(v, key)) return undefined;
+    v = (v as Record<string, unknown>)[key];
+  }
+  return v;
 }
 
 export function describeViolations(vs: SchemaViolation[]): string {

@@ -5,6 +5,7 @@
  */
 import type { Issue } from './errors.js';
 import { guardTree } from './guard/compile.js';
+import { excerpt } from './excerpt.js';
 import { compileGuard, formatGuardType, guardTypeFromJsonSchema } from './guard/index.js';
 import { inferGuardType } from './guard/typecheck.js';
 import type { CompiledGuard, GuardCompileResult, GuardType, GuardTypeEnv } from './guard/index.js';
@@ -147,7 +148,7 @@ function checkGuards(
           severity: 'error',
           step: step.id,
           path,
-          message: `step '${step.id}' case ${k + 1}: ${message} (guard column ${column}: ${c.when})`,
+          message: `step '${step.id}' case ${k + 1}: ${message} (guard column ${column}: ${excerpt(c.when, column - 1)})`,
         };
         const at = sourceMap !== undefined ? locateInScalar(sourceMap, path, column) : undefined;
         if (at !== undefined) {
@@ -160,7 +161,7 @@ function checkGuards(
           severity: 'error',
           step: step.id,
           path,
-          message: `step '${step.id}' case ${k + 1}: the guard must be a bool, but ${c.when} is ${formatGuardType(entry.type)}`,
+          message: `step '${step.id}' case ${k + 1}: the guard must be a bool, but ${excerpt(c.when)} is ${formatGuardType(entry.type)}`,
         };
       }
       if (issue !== undefined) out.push(issue);

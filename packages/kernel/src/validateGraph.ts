@@ -256,7 +256,10 @@ export function checkGraph(program: Program, index: StepIndex, out: Issue[]): vo
   const startId = table.start!;
   const start = byId.get(startId);
   const fromStart = start !== undefined ? reachable(graph, [start]) : undefined;
-  if (fromStart !== undefined) {
+  // A reachable step with a missing target could lead anywhere once fixed: reporting the steps
+  // beyond it as unreachable would only bury the E_MISSING_TARGET under follow-ons.
+  const openEnded = fromStart !== undefined && dangling.some((i) => fromStart[i]);
+  if (fromStart !== undefined && !openEnded) {
     steps.forEach((step, i) => {
       if (!fromStart[i] && isFirst(i)) {
         out.push({

@@ -6,6 +6,7 @@
  * (a parallel child counts as its parent), so they stay linear in the program's size.
  */
 import type { Issue } from './errors.js';
+import { excerpt } from './excerpt.js';
 import { compileGuard } from './guard/index.js';
 import type { GuardType, GuardTypeEnv } from './guard/types.js';
 import { locateIssues, type SourceMap } from './load.js';
@@ -193,7 +194,7 @@ export function validatePolicy(program: Program, policy: PolicySnapshot, opts: V
         code: r.error.code,
         severity: 'error',
         path: at,
-        message: `deny rule '${d.id}': ${r.error.message} (guard column ${r.error.column}: ${d.when})`,
+        message: `deny rule '${d.id}': ${r.error.message} (guard column ${r.error.column}: ${excerpt(d.when, r.error.column - 1)})`,
       });
   });
 

@@ -16,7 +16,7 @@ import {
   verifyBundle,
   type Program,
   type TraceEvent,
-} from '../src/index.js';
+} from '../src/internal.js';
 
 let runNo = 0;
 

@@ -21,7 +21,7 @@ import {
   type PolicySnapshot,
   type Program,
   type Step,
-} from '../src/index.js';
+} from '../src/internal.js';
 
 const P = (rest: Partial<PolicySnapshot> = {}): PolicySnapshot => ({ format: 'nano-vm.policy/v1', id: 'p', ...rest });
 

@@ -20,7 +20,7 @@ import {
   type PolicySnapshot,
   type Program,
   type TraceEvent,
-} from '../src/index.js';
+} from '../src/internal.js';
 
 const program: Program = {
   format: 'nano-vm.program/v1',

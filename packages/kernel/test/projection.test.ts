@@ -13,7 +13,7 @@ import {
   pureHasher,
   renderPrompt,
   type Program,
-} from '../src/index.js';
+} from '../src/internal.js';
 
 type Tree = { [k: string]: Tree | string };
 

@@ -19,7 +19,7 @@ import {
   type Bundle,
   type Program,
   type TraceEvent,
-} from '../src/index.js';
+} from '../src/internal.js';
 
 const salt = 'a'.repeat(32);
 const c = (v: string | number) => commitValue(pureHasher, salt, v);

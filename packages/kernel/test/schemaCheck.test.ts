@@ -5,7 +5,7 @@
 import { Validator, type Schema } from '@cfworker/json-schema';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { checkSchema } from '../src/schemaCheck.js';
+import { checkInputSchema, checkSchema } from '../src/schemaCheck.js';
 
 const scalar = fc.oneof(
   fc.constant(null),
@@ -81,5 +81,40 @@ describe('checkSchema', () => {
     expect(checkSchema(s, { value: 2 })).toEqual([{ at: '/value', message: '2 is greater than 1.' }]);
     expect(checkSchema(s, { value: 0.5, x: 1 }).length).toBe(1);
     expect(checkSchema(s, {}).length).toBe(1);
+  });
+});
+
+describe('checkInputSchema: worded messages that name the path', () => {
+  const schema = {
+    type: 'object',
+    additionalProperties: false,
+    required: ['code'],
+    properties: {
+      code: { type: 'string', pattern: '^[A-Z]{2}$' },
+      kind: { enum: ['a', 'b'] },
+      v: { const: 3 },
+      o: { $ref: '#/$defs/o' },
+      'a/b': { type: 'number' },
+    },
+    $defs: { o: { type: 'object', properties: { p: { type: 'string', pattern: '^x' } } } },
+  };
+  it.each([
+    [{}, ["/: missing required property 'code'"]],
+    [
+      { code: 'AB', __proto__x: 1 },
+      ["/__proto__x: unexpected property '__proto__x' (the schema allows no other properties here)"],
+    ],
+    [{ code: 'abc' }, ['/code: "abc" does not match the pattern ^[A-Z]{2}$']],
+    [{ code: 'AB', kind: 'c' }, ['/kind: "c" is not one of "a", "b"']],
+    [{ code: 'AB', v: 4 }, ['/v: must be 3, got 4']],
+    [{ code: 'AB', 'a/b': 'x' }, ['/a~1b: expected number, got string "x"']],
+    [{ code: 'AB', o: { p: 'y' } }, ['/o/p: "y" does not match the pattern ^x']],
+    [{ code: 'AB', o: { $ref: '#/code', p: 1 } }, ['/o/p: expected string, got integer 1']],
+  ])('%j', (value, messages) => {
+    expect(checkInputSchema(schema, value).map((v) => v.message)).toEqual(messages);
+  });
+
+  it('leaves checkSchema (recorded in events) as it was', () => {
+    expect(checkSchema(schema, { code: 'AB', x: 1 }).map((v) => v.message)).toEqual(['False boolean schema.']);
   });
 });

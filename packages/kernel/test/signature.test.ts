@@ -8,8 +8,6 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  computeReceipt,
-  eventHash,
   hashJson,
   keyIdOf,
   NanoVmError,
@@ -22,13 +20,12 @@ import {
   statementBytes,
   verifyBundle,
   verifySignedBundle,
-  ZERO_HASH,
   type Bundle,
   type SignatureDocument,
   type SignedStatement,
-  type TraceEvent,
   type TrustedKey,
-} from '../src/index.js';
+} from '../src/internal.js';
+import { jcs, rechain, sha } from '../../../test/support/independent.js';
 
 const GOLDEN = new URL('../../../test/fixtures/golden/2026-12-02/', import.meta.url).pathname;
 const golden = (name: string): Bundle => JSON.parse(readFileSync(`${GOLDEN}${name}.bundle.json`, 'utf8')) as Bundle;
@@ -58,23 +55,6 @@ function signedBy(s: Uint8Array, bundle: Bundle, edit?: (st: SignedStatement) =>
  * way an attacker with the kernel would (genesis commitments, every policy_hash, the chain, the
  * receipt).
  */
-function rechain(b: Bundle, edit: (b: Bundle) => void): Bundle {
-  const out = clone(b);
-  edit(out);
-  const g = out.events[0] as TraceEvent & Record<string, unknown>;
-  const policyHash = hashJson(pureHasher, out.policy);
-  g.program_hash = hashJson(pureHasher, out.program);
-  g.input_hash = hashJson(pureHasher, out.input);
-  let prev = ZERO_HASH;
-  for (const e of out.events as (TraceEvent & Record<string, unknown>)[]) {
-    if ('policy_hash' in e) e.policy_hash = policyHash;
-    e.prev_hash = prev;
-    e.hash = eventHash(pureHasher, e);
-    prev = e.hash;
-  }
-  out.receipt = computeReceipt(out.events);
-  return out;
-}
 
 const A = seed(1);
 const B = seed(2);
@@ -230,17 +210,7 @@ describe('signed receipts (kernel)', () => {
 });
 
 describe('docs/trace-format.md §10, implemented independently', () => {
-  // From the document alone: node:crypto's Ed25519 and SHA-256, a JCS of its own.
-  const sha = (x: string | Uint8Array): string => createHash('sha256').update(x).digest('hex');
-  const jcs = (v: unknown): string =>
-    v === null || typeof v !== 'object'
-      ? JSON.stringify(v)
-      : Array.isArray(v)
-        ? `[${v.map(jcs).join(',')}]`
-        : `{${Object.keys(v)
-            .sort()
-            .map((k) => `${JSON.stringify(k)}:${jcs((v as Record<string, unknown>)[k])}`)
-            .join(',')}}`;
+  // From the document alone: node:crypto's Ed25519, SHA-256 and a JCS of the tests' own (test/support).
 
   it('a signature the kernel accepts verifies there, and its statement is the bundle recomputed by the document', () => {
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');

@@ -18,7 +18,7 @@ import {
   type RunState,
   type Step,
   type SuccessorEnv,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { Slots } from '../src/slots.js';
 
 const programArb = fc.integer({ min: 1, max: 7 }).chain((n) =>

@@ -3,7 +3,6 @@
  * document alone (node:crypto, its own canonicalizer) and checks it agrees with verifyBundle,
  * plus the property that changing any byte of a bundle is caught.
  */
-import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -16,20 +15,10 @@ import {
   type Bundle,
   type Program,
   type TraceEvent,
-} from '../src/index.js';
+} from '../src/internal.js';
+import { jcs, sha } from '../../../test/support/independent.js';
 
 // ---- the independent implementation, from docs/trace-format.md only --------------------------
-const sha = (s: string) => createHash('sha256').update(Buffer.from(s, 'utf8')).digest('hex');
-function jcs(v: unknown): string {
-  if (v === null || typeof v !== 'object') return JSON.stringify(v);
-  if (Array.isArray(v)) return `[${v.map(jcs).join(',')}]`;
-  const o = v as Record<string, unknown>;
-  return `{${Object.keys(o)
-    .filter((k) => o[k] !== undefined)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${jcs(o[k])}`)
-    .join(',')}}`;
-}
 const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 function independentVerify(b: unknown): { ok: boolean; seq?: number | null } {
   const keys = ['events', 'format', 'input', 'policy', 'program', 'receipt'];

@@ -8,10 +8,9 @@ import {
   Machine,
   NanoVmError,
   canonicalJson,
-  checkSchema,
+  checkInputSchema,
   canonicalForm,
   computeReceipt,
-  describeViolations,
   hashJson,
   validateProgram,
   type Bundle,
@@ -130,6 +129,7 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
     );
   // The machine works on the input in canonical member order (see canonicalJson's fast path).
   const { text: inputText, value: input } = checkInput(program, opts.input);
+  opts.model.checkProgram?.(program);
   // Sensitive values go to the vault; what is stored, hashed and exported holds their commitments.
   const store = opts.store ?? new MemoryStore();
   const sealed = cp.sensitive.length
@@ -205,11 +205,12 @@ export function checkInput<T>(program: Program, input: T): { text: string; value
       { code: 'E_INPUT_INVALID', severity: 'error', message: (e as Error).message },
     ]);
   }
-  const vs = checkSchema(program.input_schema, input);
+  // Worded messages that name the path: a refused input is not recorded, so they may read better.
+  const vs = checkInputSchema(program.input_schema, input);
   if (vs.length)
     throw new NanoVmError(
       'E_INPUT_INVALID',
-      `run input does not match the program's input_schema: ${describeViolations(vs)}`,
+      `run input does not match the program's input_schema: ${vs.map((v) => v.message).join('; ')}`,
       vs.map((v) => ({ code: 'E_INPUT_INVALID', severity: 'error', path: v.at, message: v.message })),
     );
   return form;

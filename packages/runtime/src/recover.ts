@@ -94,10 +94,14 @@ export async function resumeRun(opts: ResumeOptions): Promise<ResumeResult> {
     const dup = duplicateOf(stored, opts.event);
     if (dup)
       return { ...finishedResult(run, stored), resumed_from_seq: stored.length, reinvoked: [], resume: 'duplicate' };
-    throw new StoreError(
-      'E_RESUME_NOT_SUSPENDED',
-      `run ${opts.runId} is ${run.status}, not waiting for an event${stored.some((e) => e.type === 'run_resumed') ? ' (it was resumed with another event)' : ''}`,
-    );
+    // Its last wait was taken by another event: this resume lost to that one, whether it came a
+    // millisecond later (two resumes racing, the winner still running) or an hour later.
+    if (waitTakenByAnother(stored))
+      throw new StoreError(
+        'E_RESUME_CONFLICT',
+        `run ${opts.runId} was resumed with another event first (it is ${run.status} now); this one was not applied`,
+      );
+    throw new StoreError('E_RESUME_NOT_SUSPENDED', `run ${opts.runId} is ${run.status}, not waiting for an event`);
   }
   try {
     const { result, outcome } = await continueRun(opts, run, stored, opts.event);
@@ -135,6 +139,16 @@ async function loadRun(store: Store, runId: string): Promise<RunRecord> {
   return run;
 }
 
+/** Whether the run's last wait was ended by an event (a run_resumed after its last run_suspended). */
+function waitTakenByAnother(events: readonly TraceEvent[]): boolean {
+  for (let i = events.length - 1; i >= 0; i--) {
+    const type = events[i]!.type;
+    if (type === 'run_resumed') return true;
+    if (type === 'run_suspended' || type === 'wait_timed_out') return false;
+  }
+  return false;
+}
+
 /** The stored run_resumed event that carried exactly this event (payload, role and id), if any. */
 function duplicateOf(events: readonly TraceEvent[], ev: ExternalEvent): RunResumedEvent | undefined {
   let payload: string;
@@ -161,6 +175,7 @@ async function continueRun(
   const genesis = stored[0] as RunStartedEvent | undefined;
   if (genesis !== undefined && genesis.type !== 'run_started')
     throw new StoreError('E_NO_GENESIS', `run ${opts.runId} does not start with a genesis event`);
+  opts.model.checkProgram?.(run.program);
   // A process killed between creating the run and writing its genesis left nothing that happened:
   // the run starts from the beginning, with this runtime and this model.
   const hasher = opts.hasher ?? nodeHasher;

@@ -19,7 +19,7 @@ import {
   runProgram,
   type ResumeResult,
   type RunResult,
-} from '../src/index.js';
+} from '../src/internal.js';
 
 const doc = readFileSync(new URL('../../../docs/dsl.md', import.meta.url), 'utf8');
 

@@ -13,7 +13,7 @@ import {
   computeReceipt,
   isErrorCode,
 } from '@nano-vm/kernel';
-import * as runtime from '../src/index.js';
+import * as runtime from '../src/internal.js';
 import {
   MemoryStore,
   ModelError,
@@ -23,7 +23,7 @@ import {
   ToolRegistry,
   modelFromSpec,
   parseModelScript,
-} from '../src/index.js';
+} from '../src/internal.js';
 
 const errorClasses = (mod: Record<string, unknown>): [string, unknown][] =>
   Object.entries(mod).filter(([, v]) => typeof v === 'function' && v.prototype instanceof Error);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { NanoVmError, verifyBundle, type Step } from '@nano-vm/kernel';
-import { MemoryStore, nodeHasher, runProgram } from '../src/index.js';
+import { MemoryStore, nodeHasher, runProgram } from '../src/internal.js';
 import { det, program, RecordingModel, scripted, tools } from './fixtures.js';
 
 const end = (id: string, outcome: string, failure = false): Step => ({
@@ -178,6 +178,24 @@ describe('executor: llm → condition → tool → end', () => {
     expect((err as NanoVmError).issues.map((i) => i.code)).toContain('E_UNKNOWN_TOOL');
   });
 
+  it('refuses a scripted model whose answers name steps the program has no llm step for, before any event', async () => {
+    const store = new MemoryStore();
+    // `clasify` (a typo) and `route` (a condition) would never be asked: the run would silently fall back.
+    const script =
+      'answers: { clasify: [high], route: [x] }\ncases: { c1: { answers: { classify: [low], act: [y] } } }';
+    const err = await runProgram({
+      program: prog,
+      input: { value: 7 },
+      model: scripted(script),
+      tools: reg,
+      store,
+    }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'E_SCRIPT_UNKNOWN_STEP' });
+    expect((err as NanoVmError).message).toContain('answers.clasify, answers.route, cases.c1.answers.act');
+    expect((err as NanoVmError).message).toContain('llm steps: classify');
+    expect(await store.listRuns()).toEqual([]);
+  });
+
   it('persists every event to the store in order', async () => {
     const store = new MemoryStore();
     const r = await runProgram({
@@ -237,7 +255,7 @@ describe('executor: schema outputs, timeouts, errors', () => {
       'answers: { extract: [{ error: { code: E_MODEL_UNAVAILABLE, message: "503" } }] }',
       'E_MODEL_UNAVAILABLE',
     ],
-    ['missing script entry', 'answers: { other: [x] }', 'E_SCRIPT_MISSING'],
+    ['missing script entry', 'answers: {}', 'E_SCRIPT_MISSING'],
   ])('%s fails the step with %s', async (_name, yaml, code) => {
     const r = await run(yaml);
     expect(r.status).toBe('failed');

@@ -9,7 +9,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { loadProgram, type Program } from '@nano-vm/kernel';
-import { toolsFromModule, type ToolRegistry } from '../src/index.js';
+import { toolsFromModule, type ToolRegistry } from '../src/internal.js';
 
 export type Reply =
   | { status?: number; headers?: Record<string, string>; json?: unknown; text?: string }

@@ -1,4 +1,4 @@
-import type { ModelAnswer, ModelPort, ModelRequest } from '../src/index.js';
+import type { ModelAnswer, ModelPort, ModelRequest } from '../src/internal.js';
 import {
   FixedClock,
   SeededIds,
@@ -7,7 +7,7 @@ import {
   parseModelScript,
   ScriptedModel,
   type ToolDefinition,
-} from '../src/index.js';
+} from '../src/internal.js';
 import type { Program, Step } from '@nano-vm/kernel';
 
 export function program(steps: Step[], extra: Partial<Program> = {}): Program {

@@ -28,7 +28,7 @@ import {
   stepSpans,
   toolsFromModule,
   type RunOptions,
-} from '../src/index.js';
+} from '../src/internal.js';
 
 const root = new URL('../../../examples/refund/', import.meta.url);
 let program: Program;
@@ -194,7 +194,7 @@ describe('OpenTelemetry spans', () => {
     const payTools = new ToolRegistry([{ name: 'pay', run: async () => ({ ok: true }) }]);
     const store = new MemoryStore();
     const onEvent = stepSpans(api, { tracer: provider.getTracer('test') });
-    const model = new ScriptedModel(script, 'approve');
+    const model = new ScriptedModel(parseModelScript('answers: {}', 'none'));
     const first = await runProgram({
       program: waitProgram,
       input: {},

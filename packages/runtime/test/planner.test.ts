@@ -30,7 +30,7 @@ import {
   plannerProgram,
   programText,
   ScriptedModel,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { det, RecordingModel, tools } from './fixtures.js';
 
 const lookup = {

@@ -27,7 +27,7 @@ import {
   nodeHasher,
   parseModelScript,
   runProgram,
-} from '../src/index.js';
+} from '../src/internal.js';
 
 const doc = readFileSync(new URL('../../../docs/policy.md', import.meta.url), 'utf8');
 

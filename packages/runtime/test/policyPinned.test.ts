@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { pureHasher, verifyBundle, type PolicySnapshot } from '@nano-vm/kernel';
-import { MemoryStore, nodeHasher, recoverRun, runProgram } from '../src/index.js';
+import { MemoryStore, nodeHasher, recoverRun, runProgram } from '../src/internal.js';
 import { program, scripted, tools } from './fixtures.js';
 
 const prog = program([

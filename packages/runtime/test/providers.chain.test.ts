@@ -15,7 +15,7 @@ import {
   runProgram,
   type ModelPort,
   type ModelRequest,
-} from '../src/index.js';
+} from '../src/internal.js';
 import {
   anthropicMessage,
   fakeAnthropic,

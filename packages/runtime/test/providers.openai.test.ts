@@ -15,7 +15,7 @@ import {
   type ModelPort,
   type ModelRequest,
   type ModelSpecOptions,
-} from '../src/index.js';
+} from '../src/internal.js';
 import {
   closedPort,
   fakeOpenAi,

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { pureHasher, verifyBundle } from '@nano-vm/kernel';
-import { SqliteStore, nodeHasher, recoverRun, runProgram } from '../src/index.js';
+import { SqliteStore, nodeHasher, recoverRun, runProgram } from '../src/internal.js';
 import { program, scripted, tools } from './fixtures.js';
 
 const prog = program([

@@ -11,7 +11,7 @@ import {
   parseModelScript,
   runProgram,
   toolsFromModule,
-} from '../src/index.js';
+} from '../src/internal.js';
 
 const EXAMPLES = new URL('../../../examples/', import.meta.url).pathname;
 

@@ -26,7 +26,7 @@ import {
   type ModelPort,
   type ResumeResult,
   type RunResult,
-} from '../src/index.js';
+} from '../src/internal.js';
 
 /** A random layered DAG: each step's edges go to later steps, so every step reaches an end. */
 const programArb = fc.integer({ min: 1, max: 8 }).chain((n) =>

@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TraceChain } from '@nano-vm/kernel';
-import { MemoryStore, SqliteStore, nodeHasher, type Store } from '../src/index.js';
+import { MemoryStore, SqliteStore, nodeHasher, type Store } from '../src/internal.js';
 import { storeConformance } from './storeConformance.js';
 
 storeConformance('memory', { make: () => new MemoryStore() });

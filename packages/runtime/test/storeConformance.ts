@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { TraceChain, type TraceEvent } from '@nano-vm/kernel';
-import { nodeHasher, resumeRun, runProgram, type Store } from '../src/index.js';
+import { nodeHasher, resumeRun, runProgram, type Store } from '../src/internal.js';
 import { invocationUpserts } from '../src/store/invocations.js';
 import { det, program, scripted, tools } from './fixtures.js';
 

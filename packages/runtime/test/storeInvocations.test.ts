@@ -1,7 +1,7 @@
 /** The idempotency bookkeeping every store applies (store/invocations.ts), on its own. */
 import { describe, expect, it } from 'vitest';
 import { TraceChain, type TraceEvent } from '@nano-vm/kernel';
-import { nodeHasher } from '../src/index.js';
+import { nodeHasher } from '../src/internal.js';
 import { invocationUpserts, reinvocationUpsert } from '../src/store/invocations.js';
 
 const TS = '2026-01-01T00:00:00.000Z';

@@ -3,6 +3,9 @@
  * the declared role, times out onto its timeout edge, and replays, recovers and verifies like any
  * other run.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Machine, pureHasher, replayBundle, verifyBundle, type Clock, type Program, type Step } from '@nano-vm/kernel';
 import {
@@ -14,9 +17,10 @@ import {
   recoverRun,
   resumeRun,
   runProgram,
+  SqliteStore,
   type ResumeResult,
   type Store,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { program, scripted, tools } from './fixtures.js';
 
 const approvalSteps = (wait: Partial<Extract<Step, { kind: 'wait' }>> = {}): Step[] => [
@@ -150,7 +154,7 @@ describe('wait steps: resume', () => {
     expect((await store.getRun(r.run_id))?.status).toBe('suspended');
   });
 
-  it('is idempotent: the same event again is a no-op; a different event is refused', async () => {
+  it('is idempotent: the same event again is a no-op; a different event loses to the one taken (E_RESUME_CONFLICT)', async () => {
     const store = new MemoryStore();
     const { r, reg, model, paid } = await suspendedRun(store);
     const first = await resumeRun({ store, runId: r.run_id, event: approve, model, tools: reg });
@@ -169,7 +173,7 @@ describe('wait steps: resume', () => {
         model,
         tools: reg,
       }),
-    ).rejects.toMatchObject({ code: 'E_RESUME_NOT_SUSPENDED' });
+    ).rejects.toMatchObject({ code: 'E_RESUME_CONFLICT' });
     expect(paid).toHaveLength(1);
     expect(await store.events(r.run_id)).toHaveLength(first.events.length);
   });
@@ -202,6 +206,36 @@ describe('wait steps: resume', () => {
     }
   });
 
+  it('two processes on one SQLite file: the resume that comes while the winner is still running loses with E_RESUME_CONFLICT', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'nano-vm-race-')), 'runs.db');
+    const first = new SqliteStore(file);
+    const { r, model, paid } = await suspendedRun(first);
+    // The winner's tool call blocks until released, so the loser arrives while the run is `running`.
+    let release!: () => void;
+    const held = new Promise<void>((res) => (release = res));
+    const slow = tools([{ name: 'pay', run: async () => (await held, paid.push('slow'), { ok: true }) }]);
+    const winner = resumeRun({ store: first, runId: r.run_id, event: approve, model, tools: slow });
+    const second = new SqliteStore(file);
+    try {
+      while ((await second.events(r.run_id)).every((e) => e.type !== 'run_resumed'))
+        await new Promise((res) => setTimeout(res, 5));
+      const loser = { payload: { decision: 'reject' }, role: 'approver' };
+      await expect(
+        resumeRun({ store: second, runId: r.run_id, event: loser, model, tools: slow }),
+      ).rejects.toMatchObject({ code: 'E_RESUME_CONFLICT' });
+      release();
+      expect(await winner).toMatchObject({ resume: 'resumed', outcome: 'PAID' });
+      const events = await second.events(r.run_id);
+      expect(events.filter((e) => e.type === 'run_resumed')).toHaveLength(1);
+      expect(paid).toEqual(['slow']);
+    } finally {
+      release();
+      await winner.catch(() => undefined);
+      await second.close();
+      await first.close();
+    }
+  });
+
   it('a resume under another policy than the one pinned at genesis halts the run as POLICY_BLOCKED without taking the event', async () => {
     const store = new MemoryStore();
     const { r, reg, model, paid } = await suspendedRun(store);
@@ -215,7 +249,7 @@ describe('wait steps: resume', () => {
 
   it('refuses an unknown run and a run that is not suspended', async () => {
     const store = new MemoryStore();
-    const h = harness(program([{ id: 'done', kind: 'end', outcome: 'OK' }]));
+    const h = { ...harness(program([{ id: 'done', kind: 'end', outcome: 'OK' }])), model: scripted('answers: {}') };
     const done = await runProgram({ program: h.p, input: {}, model: h.model, tools: h.reg, store });
     await expect(
       resumeRun({ store, runId: 'run-nope', event: approve, model: h.model, tools: h.reg }),

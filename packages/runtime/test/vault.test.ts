@@ -42,7 +42,7 @@ import {
   toolsFromModule,
   vaultEntries,
   type Store,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { scripted, tools } from './fixtures.js';
 
 const KYC = new URL('../../../examples/kyc/', import.meta.url).pathname;

@@ -1,25 +1,65 @@
 import { existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import {
-  BUNDLE_FORMAT,
   firstErrorCode,
   THRESHOLD_NAMES,
   analyzeRuns,
   hashJson,
   NanoVmError,
-  verifyBundle,
   type Alert,
   type Analysis,
   type AnalyzerThresholds,
+  type Bundle,
+  type RunStartedEvent,
   type TraceEvent,
 } from '@nano-vm/kernel';
 import { nodeHasher, type Store } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
-import { exampleLayout, isDirectory, loadProgramFile, readJson } from '../inputs.js';
+import { isBundleText, readVerifiedBundle } from '../bundleFile.js';
+import { exampleLayout, isDirectory, loadProgramFile, readText } from '../inputs.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
+import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
-export const ANALYZE_USAGE = `usage: nano-vm analyze <program file | example dir | run id | bundle.json …> [--store sqlite:<path>|memory:]
-                  [--baseline <program file | run id | bundle.json>[,…]]… [--threshold <name>=<value>]… [--json]`;
+export const ANALYZE = defineCommand({
+  name: 'analyze',
+  summary:
+    'Metrics and alerts over the runs of one program (docs/analyzer.md): exit 0 with no alert, 1 when an alert fired.',
+  args: '<program file | example dir | run id | bundle.json …>',
+  options: {
+    store: {
+      type: 'string',
+      default: DEFAULT_STORE,
+      value: '<sqlite:path | memory:>',
+      defaultText: 'sqlite:./.nano-vm/nano-vm.db, or $NANO_VM_STORE',
+      description: 'where program files and run ids are looked up (bundles need no store)',
+    },
+    baseline: {
+      type: 'string',
+      multiple: true,
+      default: [],
+      value: '<runs>',
+      description:
+        'known-good runs to compare with: program files, run ids or bundles, comma-separated (repeatable). Adds the novel-transition rate and measures divergence against the baseline paths',
+    },
+    threshold: {
+      type: 'string',
+      multiple: true,
+      default: [],
+      value: '<name>=<value>',
+      description:
+        'override one alert threshold (repeatable): retry_density, tool_churn, invariant_violation_rate, blocked_actions, transition_entropy_bits, path_variance, novel_transition_rate',
+    },
+    json: {
+      type: 'boolean',
+      default: false,
+      description: 'one object: {format, program, thresholds, runs, transitions, paths, baseline, alerts}',
+    },
+  },
+  run: analyzeCommand,
+});
+export const ANALYZE_USAGE = usageText(ANALYZE);
+
+/** A program or bundle file name, as opposed to a run id. */
+const FILE_NAME = /\.(json|ya?ml)$/;
 
 interface Run {
   run_id: string;
@@ -31,16 +71,7 @@ interface Run {
  * when an alert fired (a check that did not pass, like verify), 2 when refused.
  */
 export async function analyzeCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      store: { type: 'string', default: DEFAULT_STORE },
-      baseline: { type: 'string', multiple: true, default: [] },
-      threshold: { type: 'string', multiple: true, default: [] },
-      json: { type: 'boolean', default: false },
-    },
-  });
+  const { values, positionals } = parseCommandArgs(ANALYZE, argv);
   if (positionals.length === 0) throw new NanoVmError('E_USAGE', ANALYZE_USAGE);
   const thresholds = parseThresholds(values.threshold);
   const sources = new RunSources(values.store);
@@ -106,11 +137,15 @@ class RunSources {
 
   private async resolve(spec: string): Promise<Run[]> {
     if (isDirectory(spec)) return this.programRuns(exampleLayout(spec).programFile);
-    if (!existsSync(spec)) return [await this.storedRun(spec)];
+    // A run id never names a file: a missing program or bundle file is reported as one.
+    if (!existsSync(spec)) {
+      if (FILE_NAME.test(spec)) throw new NanoVmError('E_FILE', `cannot read program or bundle ${spec}: no such file`);
+      return [await this.storedRun(spec)];
+    }
     if (spec.endsWith('.json')) {
-      const doc = readJson(spec, 'bundle or program');
-      if (typeof doc === 'object' && doc !== null && (doc as { format?: unknown }).format === BUNDLE_FORMAT)
-        return [bundleRun(spec, doc)];
+      const text = readText(spec, 'bundle or program');
+      // Read as every command reads a bundle, so a damaged one gets the code verify gives it.
+      if (isBundleText(text)) return [bundleRun(readVerifiedBundle(spec, text))];
     }
     return this.programRuns(spec);
   }
@@ -148,16 +183,9 @@ class RunSources {
   }
 }
 
-/** A bundle is analyzed only if it verifies: metrics of a tampered trace would be evidence of nothing. */
-function bundleRun(file: string, doc: unknown): Run {
-  const v = verifyBundle(doc, nodeHasher);
-  if (!v.ok)
-    throw new NanoVmError(
-      v.code,
-      `${file} does not verify${v.first_bad_seq !== null ? ` (event seq ${v.first_bad_seq})` : ''}: ${v.reason}`,
-    );
-  const events = (doc as { events: TraceEvent[] }).events;
-  return { run_id: (events[0] as { run_id: string }).run_id, events };
+/** A bundle is analyzed only if it verifies (readVerifiedBundle): metrics of a tampered trace would be evidence of nothing. */
+function bundleRun(bundle: Bundle): Run {
+  return { run_id: (bundle.events[0] as RunStartedEvent).run_id, events: bundle.events };
 }
 
 const num = (v: number): string => String(Number(v.toFixed(4)));

@@ -1,12 +1,38 @@
-import { parseArgs } from 'node:util';
 import { NanoVmError } from '@nano-vm/kernel';
 import { eraseSubject, nodeHasher } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
+import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
-export const ERASE_USAGE =
-  'usage: nano-vm erase --subject <id> [--policy policy.yaml] [--store sqlite:<path>] [--json]';
+export const ERASE = defineCommand({
+  name: 'erase',
+  summary:
+    "GDPR erasure: deletes the vault values of every finished run of a data subject, leaving tombstones and a values_erased event in each run's chain.",
+  args: '',
+  options: {
+    subject: { type: 'string', value: '<id>', required: true, description: 'the data subject whose values are erased' },
+    policy: {
+      type: 'string',
+      value: '<file>',
+      description: "a policy whose legal holds also refuse erasure (besides each run's own policy)",
+    },
+    store: {
+      type: 'string',
+      default: DEFAULT_STORE,
+      value: '<sqlite:path | memory:>',
+      defaultText: 'sqlite:./.nano-vm/nano-vm.db, or $NANO_VM_STORE',
+      description: 'the store to erase in',
+    },
+    json: {
+      type: 'boolean',
+      default: false,
+      description: 'one object: {subject, erased, refused, pending, already_erased}',
+    },
+  },
+  run: eraseCommand,
+});
+export const ERASE_USAGE = usageText(ERASE);
 
 /**
  * GDPR erasure (docs/privacy.md): deletes the vault values and salts of every finished run of a
@@ -16,16 +42,7 @@ export const ERASE_USAGE =
  * not finished yet (nothing of those was erased; the report names them).
  */
 export async function eraseCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      subject: { type: 'string' },
-      policy: { type: 'string' },
-      store: { type: 'string', default: DEFAULT_STORE },
-      json: { type: 'boolean', default: false },
-    },
-  });
+  const { values, positionals } = parseCommandArgs(ERASE, argv);
   if (positionals.length || values.subject === undefined || values.subject === '')
     throw new NanoVmError('E_USAGE', ERASE_USAGE);
   const policies = values.policy ? [loadPolicyFile(values.policy).policy] : [];

@@ -1,13 +1,11 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import {
   NanoVmError,
   pureHasher,
   replayBundle,
   serializeBundle,
   verifyBundle,
-  type Bundle,
   type ExternalEvent,
 } from '@nano-vm/kernel';
 import {
@@ -25,24 +23,33 @@ import { loadPolicyFile } from '../policyFile.js';
 import { exampleLayout, isDirectory, loadProgramFile, loadTools, modelFromSpec, readJson } from '../inputs.js';
 import { prepareOutputDir, writeBundle } from '../outputFile.js';
 import { renderIssues } from '../render.js';
+import { readBundleFile } from '../bundleFile.js';
+import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
-export const EXAMPLES_USAGE =
-  'usage: nano-vm examples [dir=examples] [--out dir=.nano-vm/bundles] [--deterministic] [--json]';
+export const EXAMPLES = defineCommand({
+  name: 'examples',
+  summary:
+    'Runs every example directory under dir (default examples) on every input, then verifies and replays each bundle from its file alone.',
+  args: '[dir]',
+  options: {
+    out: { type: 'string', default: '.nano-vm/bundles', value: '<dir>', description: 'where the bundles are written' },
+    deterministic: {
+      type: 'boolean',
+      default: false,
+      description: 'as for run: fixed clock and run ids derived from program and input',
+    },
+    json: { type: 'boolean', default: false, description: 'one object: {runs, failures}' },
+  },
+  run: examplesCommand,
+});
+export const EXAMPLES_USAGE = usageText(EXAMPLES);
 
 /**
  * The main job of `npm start`: run every example program on every input, write each bundle, and
  * verify each one independently (chain and receipt recomputed with the kernel's pure hasher).
  */
 export async function examplesCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      out: { type: 'string', default: '.nano-vm/bundles' },
-      deterministic: { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-    },
-  });
+  const { values, positionals } = parseCommandArgs(EXAMPLES, argv);
   const root = positionals[0] ?? 'examples';
   if (!isDirectory(root)) throw new NanoVmError('E_FILE', `${root} is not a directory of examples`);
   const dirs = readdirSync(root)
@@ -121,9 +128,9 @@ export async function examplesCommand(argv: string[]): Promise<number> {
       const text = serializeBundle(res.bundle);
       // Atomic; a failed write stops here and says where the bundle went instead (E_OUTPUT_WRITE).
       writeBundle(bundleFile, text, { run_id: res.run_id, status: res.status, outcome: res.outcome });
-      // Verify what was written, read back as a stranger would, with the browser-safe hasher,
-      // then replay it from the file alone: no model or tool is called.
-      const readBack = JSON.parse(text) as Bundle;
+      // Verify what was written, read back from the file as a stranger would (as verify reads it),
+      // with the browser-safe hasher, then replay it from the file alone: no model or tool is called.
+      const readBack = readBundleFile(bundleFile);
       const v = verifyBundle(readBack, pureHasher);
       const replay = replayBundle(readBack, { hasher: pureHasher });
       if (!v.ok || !replay.identical) failures++;

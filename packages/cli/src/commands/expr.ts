@@ -1,15 +1,21 @@
-import { parseArgs } from 'node:util';
 import { compileGuard, evaluateGuard, NanoVmError } from '@nano-vm/kernel';
 import { EXIT } from '../exitCodes.js';
+import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
-export const EXPR_USAGE = `usage: nano-vm expr '<guard>' [--vars '<json object>'] [--json]`;
+export const EXPR = defineCommand({
+  name: 'expr',
+  summary: 'Compiles and evaluates one guard (docs/guards.md) and explains its value.',
+  args: "'<guard>'",
+  options: {
+    vars: { type: 'string', value: "'<json object>'", description: 'the values the guard reads, as one JSON object' },
+    json: { type: 'boolean', default: false, description: 'one object: {value, cost, explain}, or {error}' },
+  },
+  run: exprCommand,
+});
+export const EXPR_USAGE = usageText(EXPR);
 
 export async function exprCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { vars: { type: 'string' }, json: { type: 'boolean', default: false } },
-  });
+  const { values, positionals } = parseCommandArgs(EXPR, argv);
   const source = positionals[0];
   if (source === undefined || positionals.length > 1) throw new NanoVmError('E_USAGE', EXPR_USAGE);
   let vars: Record<string, unknown> = {};

@@ -1,11 +1,29 @@
 import { existsSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { NanoVmError } from '@nano-vm/kernel';
 import { generateSigningKey } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
+import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
-export const KEYGEN_USAGE = 'usage: nano-vm keygen [--out <dir | file prefix>] [--json]';
+export const KEYGEN = defineCommand({
+  name: 'keygen',
+  summary:
+    'Writes a new Ed25519 key pair for signed receipts (docs/trace-format.md §10): <prefix>.key (mode 0600) and <prefix>.pub; never overwrites a file.',
+  args: '',
+  options: {
+    out: {
+      type: 'string',
+      short: 'o',
+      value: '<dir | file prefix>',
+      defaultText: '.',
+      description:
+        'where to write the keys: into a directory the prefix is nano-vm-<first 16 hex digits of the key id>',
+    },
+    json: { type: 'boolean', default: false, description: 'one object: {key_id, private_key, public_key}' },
+  },
+  run: keygenCommand,
+});
+export const KEYGEN_USAGE = usageText(KEYGEN);
 
 /**
  * Writes a new Ed25519 key pair for signed receipts (docs/trace-format.md §10): `<prefix>.key`
@@ -14,11 +32,7 @@ export const KEYGEN_USAGE = 'usage: nano-vm keygen [--out <dir | file prefix>] [
  * overwrites a file.
  */
 export async function keygenCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { out: { type: 'string', short: 'o' }, json: { type: 'boolean', default: false } },
-  });
+  const { values, positionals } = parseCommandArgs(KEYGEN, argv);
   if (positionals.length) throw new NanoVmError('E_USAGE', KEYGEN_USAGE);
   const out = values.out ?? '.';
   const pair = generateSigningKey();

@@ -1,25 +1,38 @@
-import { parseArgs } from 'node:util';
 import { DEFAULT_MAX_PATHS, NanoVmError, pathsText, programPaths, type PathsReport } from '@nano-vm/kernel';
 import { readAnalysisTarget, type AnalysisTarget } from '../analysisTarget.js';
 import { issueJson } from '../errorExit.js';
 import { EXIT } from '../exitCodes.js';
+import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
-export const PATHS_USAGE =
-  'usage: nano-vm paths <program file | example dir> [--policy policy.yaml] [--max-paths N] [--json]';
+export const PATHS = defineCommand({
+  name: 'paths',
+  summary:
+    'Lists every path a run can take from the start step to each way it can end, with the guards along it, and what cannot be reached.',
+  args: '<program file | example dir>',
+  options: {
+    policy: {
+      type: 'string',
+      value: '<file>',
+      description:
+        'also show the required steps each path passes and where the policy would block it. An example directory defaults to its policy.yaml',
+    },
+    'max-paths': {
+      type: 'string',
+      value: 'N',
+      defaultText: String(DEFAULT_MAX_PATHS),
+      description: 'stop the listing after N paths (at most 100000)',
+    },
+    json: { type: 'boolean', default: false, description: 'one nano-vm.paths/v1 object' },
+  },
+  run: pathsCommand,
+});
+export const PATHS_USAGE = usageText(PATHS);
 
 /** Upper bound for --max-paths: the listing is held in memory and printed whole. */
 const MAX_PATHS_LIMIT = 100_000;
 
 export async function pathsCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      policy: { type: 'string' },
-      'max-paths': { type: 'string' },
-      json: { type: 'boolean', default: false },
-    },
-  });
+  const { values, positionals } = parseCommandArgs(PATHS, argv);
   const target = positionals[0];
   if (target === undefined || positionals.length > 1) throw new NanoVmError('E_USAGE', PATHS_USAGE);
   const cap = values['max-paths'];

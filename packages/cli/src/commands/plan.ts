@@ -6,7 +6,6 @@
  */
 import { writeFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import { parseArgs } from 'node:util';
 import { NanoVmError, type Issue, type Program } from '@nano-vm/kernel';
 import {
   DEFAULT_PLAN_ATTEMPTS,
@@ -25,25 +24,65 @@ import { checkProgramText, loadTools, modelFromSpec } from '../inputs.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { modelLabel, renderIssues, renderTrace } from '../render.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
+import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
-export const PLAN_USAGE = `usage: nano-vm plan "<intent>" --tools <module> --model <spec> [--policy policy.yaml] [--attempts N]
-                  [-o program.yaml|program.json] [--store sqlite:<path>|memory:] [--deterministic] [--json]`;
+export const PLAN = defineCommand({
+  name: 'plan',
+  summary:
+    'A model drafts a program for the intent from the given tools; each draft is checked as validate checks it and its issues are fed back (docs/planner.md).',
+  args: '"<intent>"',
+  options: {
+    tools: {
+      type: 'string',
+      value: '<module>',
+      required: true,
+      description: 'the tools the drafted program may call (a tools module, as for run; none is called)',
+    },
+    policy: {
+      type: 'string',
+      value: '<file>',
+      description: "the drafted program must also pass this policy's pre-flight; the model is shown the policy",
+    },
+    model: {
+      type: 'string',
+      value: '<spec>',
+      required: true,
+      description:
+        'the model that drafts (scripted:<file> answers from answers.draft, openai:<model>, anthropic:<model>, a chain)',
+    },
+    attempts: {
+      type: 'string',
+      value: 'N',
+      defaultText: String(DEFAULT_PLAN_ATTEMPTS),
+      description: `how many drafts the model may make, 1 to ${MAX_PLAN_ATTEMPTS}`,
+    },
+    out: {
+      type: 'string',
+      short: 'o',
+      value: '<program.yaml>',
+      description:
+        'write the program there (YAML, or JSON for a .json name), only when a draft passes. Without it the program goes to stdout and the summary to stderr',
+    },
+    store: {
+      type: 'string',
+      value: '<sqlite:path | memory:>',
+      defaultText: 'as for run',
+      description: 'where the planner run is kept',
+    },
+    deterministic: { type: 'boolean', default: false, description: 'as for run: fixed clock and seeded run ids' },
+    json: {
+      type: 'boolean',
+      default: false,
+      description:
+        'one object: {run_id, head_hash, status, outcome, drafts, attempts, scripted_model, written, program, issues, error?}',
+    },
+  },
+  run: planCommand,
+});
+export const PLAN_USAGE = usageText(PLAN);
 
 export async function planCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      tools: { type: 'string' },
-      policy: { type: 'string' },
-      model: { type: 'string' },
-      attempts: { type: 'string' },
-      out: { type: 'string', short: 'o' },
-      store: { type: 'string' },
-      deterministic: { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-    },
-  });
+  const { values, positionals } = parseCommandArgs(PLAN, argv);
   const intent = positionals[0]?.trim();
   if (!intent || positionals.length > 1)
     throw new NanoVmError('E_USAGE', `${PLAN_USAGE}\n(give the intent as one quoted argument)`);

@@ -1,26 +1,30 @@
-import { parseArgs } from 'node:util';
-import { computeReceipt, NanoVmError, verifyBundle, type TraceEvent } from '@nano-vm/kernel';
-import { nodeHasher } from '@nano-vm/runtime';
+import { computeReceipt, NanoVmError, type TraceEvent } from '@nano-vm/kernel';
+import { readBundleChecked } from '../bundleFile.js';
 import { EXIT } from '../exitCodes.js';
-import { readJson } from '../inputs.js';
 import { renderReceipt } from '../render.js';
+import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
-export const RECEIPT_USAGE = 'usage: nano-vm receipt <bundle.json> [--json]';
+export const RECEIPT = defineCommand({
+  name: 'receipt',
+  summary:
+    "Prints the receipt recomputed from a bundle's events and whether the bundle verifies (exit 1 when it does not).",
+  args: '<bundle.json>',
+  options: {
+    json: { type: 'boolean', default: false, description: 'one object: {receipt, verified}' },
+  },
+  run: receiptCommand,
+});
+export const RECEIPT_USAGE = usageText(RECEIPT);
 
 /** Prints the receipt recomputed from the bundle's events, and whether the bundle verifies. */
 export async function receiptCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { json: { type: 'boolean', default: false } },
-  });
+  const { values, positionals } = parseCommandArgs(RECEIPT, argv);
   const file = positionals[0];
   if (!file || positionals.length > 1) throw new NanoVmError('E_USAGE', RECEIPT_USAGE);
-  const bundle = readJson(file, 'bundle') as { events?: unknown };
-  const v = verifyBundle(bundle, nodeHasher);
+  const { bundle, verified: v } = readBundleChecked(file);
   let receipt;
   try {
-    receipt = computeReceipt(Array.isArray(bundle?.events) ? (bundle.events as TraceEvent[]) : []);
+    receipt = computeReceipt(Array.isArray(bundle.events) ? (bundle.events as TraceEvent[]) : []);
   } catch (e) {
     throw new NanoVmError('E_NO_GENESIS', `${file}: cannot compute a receipt: ${(e as Error).message}`, { cause: e });
   }

@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { NanoVmError } from '@nano-vm/kernel';
 import { overdueWaits, recoverRun, type Store } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
@@ -9,9 +8,47 @@ import { resolveTarget } from '../target.js';
 import { cliTelemetry } from '../telemetry.js';
 import { track } from '../exitGuard.js';
 import { commandLine, continueArgs } from './run.js';
+import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
-export const RECOVER_USAGE =
-  'usage: nano-vm recover [example dir] [--model scripted:<file>] [--tools <module>] [--policy <file>] [--run <run_id>] [--store sqlite:<path>] [--json]';
+export const RECOVER = defineCommand({
+  name: 'recover',
+  summary:
+    'Finishes runs whose process died (still running) and suspended runs whose wait has timed out: re-derived from their stored events, then continued live.',
+  args: '[example dir]',
+  options: {
+    model: {
+      type: 'string',
+      value: '<spec>',
+      description: 'the model to continue with (as for run). An example directory defaults to its model.yaml',
+    },
+    tools: {
+      type: 'string',
+      value: '<module>',
+      description: 'the tools to continue with. An example directory defaults to its tools.mjs',
+    },
+    policy: {
+      type: 'string',
+      value: '<file>',
+      description:
+        'the policy in force now: a run whose genesis pinned another halts as POLICY_BLOCKED. An example directory defaults to its policy.yaml',
+    },
+    run: { type: 'string', value: '<run_id>', description: 'recover this run only' },
+    store: {
+      type: 'string',
+      default: DEFAULT_STORE,
+      value: '<sqlite:path | memory:>',
+      defaultText: 'sqlite:./.nano-vm/nano-vm.db, or $NANO_VM_STORE',
+      description: 'the store whose runs are recovered',
+    },
+    json: {
+      type: 'boolean',
+      default: false,
+      description: 'one line per run: {run_id, recovered, status, outcome, resumed_from_seq, reinvoked, head_hash}',
+    },
+  },
+  run: recoverCommand,
+});
+export const RECOVER_USAGE = usageText(RECOVER);
 
 /**
  * Finishes runs whose process died: every `running` run in the store (or just --run), re-derived
@@ -20,18 +57,7 @@ export const RECOVER_USAGE =
  * Suspended runs whose wait has timed out are continued too: they take the wait's timeout edge.
  */
 export async function recoverCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      model: { type: 'string' },
-      tools: { type: 'string' },
-      policy: { type: 'string' },
-      run: { type: 'string' },
-      store: { type: 'string', default: DEFAULT_STORE },
-      json: { type: 'boolean', default: false },
-    },
-  });
+  const { values, positionals } = parseCommandArgs(RECOVER, argv);
   if (positionals.length > 1) throw new NanoVmError('E_USAGE', RECOVER_USAGE);
   const { layout, modelSpec, toolsFile, policyFile } = resolveTarget(positionals[0], values, RECOVER_USAGE);
   /** With an example directory's policy.yaml, the program it governs: other programs' runs keep theirs. */
@@ -51,6 +77,9 @@ export async function recoverCommand(argv: string[]): Promise<number> {
     return EXIT.OK;
   }
   try {
+    // A run named by the operator must exist: that is a refusal (as in export, resume, analyze), not a run that failed to recover.
+    if (values.run !== undefined && !(await store.getRun(values.run)))
+      throw new NanoVmError('E_STORE_NO_RUN', `no run ${values.run} in ${values.store}`);
     // Interrupted runs, and suspended runs whose wait has timed out (they take their timeout edge).
     const runs =
       values.run !== undefined

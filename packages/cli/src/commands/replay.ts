@@ -1,24 +1,53 @@
-import { parseArgs } from 'node:util';
 import {
   NanoVmError,
   POLICY_CODES,
   policyFromValue,
   replayBundle,
-  verifyBundle,
   type Bundle,
   type Issue,
   type Program,
 } from '@nano-vm/kernel';
 import { nodeHasher } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
-import { loadProgramFile, readJson } from '../inputs.js';
+import { readVerifiedBundle } from '../bundleFile.js';
+import { loadProgramFile } from '../inputs.js';
 import { loadPolicyFile, type LoadedPolicy } from '../policyFile.js';
 import { renderIssues } from '../render.js';
 import { missingText, renderVaultReport } from '../renderVault.js';
 import { vaultFromStore } from '../vaultOption.js';
+import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
-export const REPLAY_USAGE =
-  'usage: nano-vm replay <bundle.json> [--program other.yaml] [--policy other.yaml] [--store sqlite:<path>] [--json]';
+export const REPLAY = defineCommand({
+  name: 'replay',
+  summary:
+    "Re-derives a bundle's run from its recorded answers (no model or tool is called): exit 0 when identical, 1 at the first divergence; with --program or --policy, a counterfactual.",
+  args: '<bundle.json>',
+  options: {
+    program: {
+      type: 'string',
+      value: '<file>',
+      description: 'replay the recorded answers against this version of the program (counterfactual)',
+    },
+    policy: {
+      type: 'string',
+      value: '<file>',
+      description: "replay under this policy instead of the bundle's (counterfactual)",
+    },
+    store: {
+      type: 'string',
+      value: '<sqlite:path | memory:>',
+      description:
+        "read the run's sensitive input values from this store's vault, so that every decision is re-derived",
+    },
+    json: {
+      type: 'boolean',
+      default: false,
+      description: 'one object: the replay result (identical, first_divergence, path, outcome, missing, vault, …)',
+    },
+  },
+  run: replayCommand,
+});
+export const REPLAY_USAGE = usageText(REPLAY);
 
 /**
  * Re-runs the recorded decisions from a bundle with its recorded answers (no model or tool is
@@ -27,25 +56,11 @@ export const REPLAY_USAGE =
  * that was never recorded.
  */
 export async function replayCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      program: { type: 'string' },
-      policy: { type: 'string' },
-      store: { type: 'string' },
-      json: { type: 'boolean', default: false },
-    },
-  });
+  const { values, positionals } = parseCommandArgs(REPLAY, argv);
   const file = positionals[0];
   if (!file || positionals.length > 1) throw new NanoVmError('E_USAGE', REPLAY_USAGE);
-  const bundle = readJson(file, 'bundle');
-  const v = verifyBundle(bundle, nodeHasher);
-  if (!v.ok)
-    throw new NanoVmError(
-      v.code,
-      `${file} does not verify, so its recorded answers cannot be trusted: ${v.reason}${v.first_bad_seq !== null ? ` (event seq ${v.first_bad_seq})` : ''}`,
-    );
+  // A bundle that does not verify is refused: its recorded answers cannot be trusted.
+  const bundle = readVerifiedBundle(file);
 
   const loadedPolicy = values.policy ? loadPolicyFile(values.policy) : undefined;
   const policy: unknown = loadedPolicy?.policy;
@@ -64,8 +79,8 @@ export async function replayCommand(argv: string[]): Promise<number> {
     warnings = loaded.issues.filter((i) => !refusing(i));
   }
   // With --store, the run's sensitive inputs come back from the vault and every decision is re-derived.
-  const vault = values.store ? await vaultFromStore(values.store, bundle as Bundle) : undefined;
-  const r = replayBundle(bundle as Bundle, {
+  const vault = values.store ? await vaultFromStore(values.store, bundle) : undefined;
+  const r = replayBundle(bundle, {
     hasher: nodeHasher,
     ...(program ? { program } : {}),
     ...(values.policy ? { policy } : {}),
@@ -98,8 +113,8 @@ export async function replayCommand(argv: string[]): Promise<number> {
 }
 
 /** The policy recorded in a (verified) bundle, when it has one. */
-function bundlePolicy(bundle: unknown, file: string): LoadedPolicy | undefined {
-  const value = (bundle as Bundle).policy;
+function bundlePolicy(bundle: Bundle, file: string): LoadedPolicy | undefined {
+  const value = bundle.policy;
   if (value === null || value === undefined) return undefined;
   const { policy } = policyFromValue(value);
   return policy ? { policy, file: `${file}#/policy` } : undefined;

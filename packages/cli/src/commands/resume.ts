@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { NanoVmError, serializeBundle, type ExternalEvent } from '@nano-vm/kernel';
 import { resumeRun, type ResumeResult } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
@@ -12,10 +11,70 @@ import { resolveTarget } from '../target.js';
 import { cliTelemetry } from '../telemetry.js';
 import { commandLine, continueArgs, suspendedHint, waitingInfo } from './run.js';
 import { track, type Tracked } from '../exitGuard.js';
+import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
-export const RESUME_USAGE = `usage: nano-vm resume <run_id> [example dir] --event <payload.json> [--role <role>] [--event-id <id>]
-                  [--model <spec>] [--tools <module>] [--policy <file>] [--store sqlite:<path>] [--out bundle.json] [--json]
-                  [--sign <private key file>]`;
+export const RESUME = defineCommand({
+  name: 'resume',
+  summary:
+    'Delivers the external event a suspended run waits for (an approval, a webhook payload) and continues the run live.',
+  args: '<run_id> [example dir]',
+  options: {
+    event: {
+      type: 'string',
+      value: '<payload.json>',
+      required: true,
+      description: "a file holding the event's payload (any JSON); it must satisfy the wait step's event schema",
+    },
+    role: {
+      type: 'string',
+      value: '<role>',
+      description: "the sender's role; must be the wait step's role when it declares one",
+    },
+    'event-id': {
+      type: 'string',
+      value: '<id>',
+      description: "the sender's id for the event (e.g. a webhook delivery id), recorded with it",
+    },
+    model: {
+      type: 'string',
+      value: '<spec>',
+      description: 'the model to continue with (as for run). An example directory defaults to its model.yaml',
+    },
+    tools: {
+      type: 'string',
+      value: '<module>',
+      description: 'the tools to continue with. An example directory defaults to its tools.mjs',
+    },
+    policy: {
+      type: 'string',
+      value: '<file>',
+      description:
+        'the policy in force now: a run whose genesis pinned another halts as POLICY_BLOCKED. An example directory defaults to its policy.yaml',
+    },
+    store: {
+      type: 'string',
+      default: DEFAULT_STORE,
+      value: '<sqlite:path | memory:>',
+      defaultText: 'sqlite:./.nano-vm/nano-vm.db, or $NANO_VM_STORE',
+      description: 'the store the run is in',
+    },
+    out: { type: 'string', short: 'o', value: '<bundle.json>', description: "write the run's bundle there" },
+    json: {
+      type: 'boolean',
+      default: false,
+      description:
+        'one object: {run_id, resume, status, waiting?, outcome, head_hash, resumed_from_seq, signature?, key_id?, receipt}',
+    },
+    sign: {
+      type: 'string',
+      value: '<private key file>',
+      description:
+        'sign the bundle written with --out (required with it): the Ed25519 signature goes beside it as <bundle>.sig (docs/trace-format.md §10). A key that is not an Ed25519 private key, or that others can read, is refused (E_KEY_INVALID)',
+    },
+  },
+  run: resumeCommand,
+});
+export const RESUME_USAGE = usageText(RESUME);
 
 /**
  * Delivers the external event a suspended run waits for (a human approval, a webhook payload) and
@@ -23,28 +82,13 @@ export const RESUME_USAGE = `usage: nano-vm resume <run_id> [example dir] --even
  * example directory, as for `recover`.
  *
  * Exit 0: the event was taken (or had already been taken: resuming twice with the same event is a
- * no-op). Exit 1: the run is not waiting (E_RESUME_NOT_SUSPENDED), another event won a concurrent
- * resume (E_RESUME_CONFLICT), or the wait had timed out before the event (E_WAIT_EXPIRED: the run
+ * no-op). Exit 1: the run is not waiting (E_RESUME_NOT_SUSPENDED), another event took the wait
+ * first, concurrently or earlier (E_RESUME_CONFLICT), or the wait had timed out before the event (E_WAIT_EXPIRED: the run
  * took its timeout edge instead). Exit 2: refused: wrong role, payload outside the step's event
  * schema, unknown run, bad arguments.
  */
 export async function resumeCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      event: { type: 'string' },
-      role: { type: 'string' },
-      'event-id': { type: 'string' },
-      model: { type: 'string' },
-      tools: { type: 'string' },
-      policy: { type: 'string' },
-      store: { type: 'string' },
-      out: { type: 'string', short: 'o' },
-      json: { type: 'boolean', default: false },
-      sign: { type: 'string' },
-    },
-  });
+  const { values, positionals } = parseCommandArgs(RESUME, argv);
   const [runId, dir, ...extra] = positionals;
   if (!runId || extra.length || values.event === undefined) throw new NanoVmError('E_USAGE', RESUME_USAGE);
   const signer = signerOption(values.sign, values.out);

@@ -1,5 +1,4 @@
 import { basename, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import {
   checkSchema,
   describeViolations,
@@ -29,29 +28,81 @@ import { signerOption, writeSignature } from '../keys.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
 import { resolveTarget } from '../target.js';
 import { cliTelemetry } from '../telemetry.js';
+import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
-export const RUN_USAGE = `usage: nano-vm run <program file | example dir> [--input file.json]
-                  [--model scripted:<file> | openai:<model> | anthropic:<model> | <spec>,<spec>...]
-                  [--tools <module>] [--policy policy.yaml] [--subject <id>] [--deterministic] [--out bundle.json|dir] [--store sqlite:<path>|memory:] [--json]
-                  [--sign <private key file>]`;
+export const RUN = defineCommand({
+  name: 'run',
+  summary:
+    'Runs a program (or every input of an example directory) to a terminal state or a wait, recording its hash-chained trace in the store.',
+  args: '<program file | example dir>',
+  options: {
+    input: {
+      type: 'string',
+      value: '<file.json>',
+      description:
+        "the run input, checked against the program's input_schema. Without it, an example directory runs each of its inputs; a program file runs on {} when its input_schema accepts {} (with a notice), and is refused (E_USAGE) when it does not",
+    },
+    model: {
+      type: 'string',
+      value: '<spec>',
+      description:
+        'the model: scripted:<file> | openai:<model> | anthropic:<model>, or a fallback chain <spec>,<spec>… (docs/models.md); a missing key or a bad spec is refused before any run. An example directory defaults to its model.yaml. Needed only when the program has an llm step; a run without one records the model none',
+    },
+    tools: {
+      type: 'string',
+      value: '<module>',
+      description: 'an ES module exporting `tools` (docs/cli.md). An example directory defaults to its tools.mjs',
+    },
+    policy: {
+      type: 'string',
+      value: '<file>',
+      description:
+        'run under this policy (YAML or JSON, docs/policy.md): the program is pre-flighted against it and its hash pinned in the genesis event. An example directory defaults to its policy.yaml',
+    },
+    subject: {
+      type: 'string',
+      value: '<id>',
+      description:
+        "the data subject of every run of this invocation, for nano-vm erase (docs/privacy.md); without it, the value at the program's subject path",
+    },
+    deterministic: {
+      type: 'boolean',
+      default: false,
+      description:
+        'fixed clock (2026-01-01T00:00:00.000Z, +1 ms per reading) and run ids derived from program and input: identical inputs give byte-identical bundles',
+    },
+    out: {
+      type: 'string',
+      short: 'o',
+      value: '<bundle.json | dir>',
+      description:
+        'write the bundle there, atomically. With several inputs it is a directory (created if needed) and each bundle is <program>.<case>.bundle.json. Checked before anything runs (E_FILE)',
+    },
+    store: {
+      type: 'string',
+      value: '<sqlite:path | memory:>',
+      defaultText: 'sqlite:./.nano-vm/nano-vm.db, or $NANO_VM_STORE; memory: with --deterministic',
+      description: 'where runs are kept',
+    },
+    json: {
+      type: 'boolean',
+      default: false,
+      description:
+        'one line of JSON per run: {run_id, case, status, outcome, head_hash, scripted_model, bundle?, signature?, key_id?, receipt}',
+    },
+    sign: {
+      type: 'string',
+      value: '<private key file>',
+      description:
+        'sign the bundle written with --out (required with it): the Ed25519 signature goes beside it as <bundle>.sig (docs/trace-format.md §10). A key that is not an Ed25519 private key, or that others can read, is refused (E_KEY_INVALID)',
+    },
+  },
+  run: runCommand,
+});
+export const RUN_USAGE = usageText(RUN);
 
 export async function runCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      input: { type: 'string' },
-      model: { type: 'string' },
-      tools: { type: 'string' },
-      policy: { type: 'string' },
-      subject: { type: 'string' },
-      deterministic: { type: 'boolean', default: false },
-      out: { type: 'string', short: 'o' },
-      store: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      sign: { type: 'string' },
-    },
-  });
+  const { values, positionals } = parseCommandArgs(RUN, argv);
   const target = positionals[0];
   if (!target || positionals.length > 1) throw new NanoVmError('E_USAGE', RUN_USAGE);
   const signer = signerOption(values.sign, values.out);

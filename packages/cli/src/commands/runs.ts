@@ -1,28 +1,68 @@
-import { parseArgs } from 'node:util';
 import { NanoVmError, serializeBundle, type RunStatus } from '@nano-vm/kernel';
 import { runResult } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
 import { signerOption, writeSignature } from '../keys.js';
 import { checkOutputFile, writeFileAtomic } from '../outputFile.js';
 import { DEFAULT_STORE, withStore } from '../storeSpec.js';
+import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
-export const RUNS_USAGE =
-  'usage: nano-vm runs [--status completed|failed|budget_exceeded|stalled|suspended|running] [--store sqlite:<path>] [--json]';
-export const EXPORT_USAGE =
-  'usage: nano-vm export <run_id> [-o bundle.json] [--store sqlite:<path>] [--json] [--sign <private key file>]';
+export const RUNS = defineCommand({
+  name: 'runs',
+  summary: 'Lists the runs in a store, in creation order.',
+  args: '',
+  options: {
+    status: {
+      type: 'string',
+      value: '<status>',
+      description: 'only runs with this status: completed, failed, budget_exceeded, stalled, suspended or running',
+    },
+    store: {
+      type: 'string',
+      default: DEFAULT_STORE,
+      value: '<sqlite:path | memory:>',
+      defaultText: 'sqlite:./.nano-vm/nano-vm.db, or $NANO_VM_STORE',
+      description: 'the store to list',
+    },
+    json: { type: 'boolean', default: false, description: 'one object: {runs}' },
+  },
+  run: runsCommand,
+});
+export const RUNS_USAGE = usageText(RUNS);
+export const EXPORT = defineCommand({
+  name: 'export',
+  summary:
+    "Writes a stored run's bundle (program, policy, input, events and receipt) to a file or stdout: everything verify and replay need, offline.",
+  args: '<run_id>',
+  options: {
+    out: {
+      type: 'string',
+      short: 'o',
+      value: '<bundle.json>',
+      description: 'write the bundle to this file instead of stdout',
+    },
+    store: {
+      type: 'string',
+      default: DEFAULT_STORE,
+      value: '<sqlite:path | memory:>',
+      defaultText: 'sqlite:./.nano-vm/nano-vm.db, or $NANO_VM_STORE',
+      description: 'the store the run is in',
+    },
+    json: { type: 'boolean', default: false, description: 'print errors as JSON (the bundle is JSON either way)' },
+    sign: {
+      type: 'string',
+      value: '<private key file>',
+      description:
+        'sign the bundle written with --out (required with it): the Ed25519 signature goes beside it as <bundle>.sig (docs/trace-format.md §10). A key that is not an Ed25519 private key, or that others can read, is refused (E_KEY_INVALID)',
+    },
+  },
+  run: exportCommand,
+});
+export const EXPORT_USAGE = usageText(EXPORT);
 
 const STATUSES = ['completed', 'failed', 'budget_exceeded', 'stalled', 'suspended', 'running'];
 
 export async function runsCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      status: { type: 'string' },
-      store: { type: 'string', default: DEFAULT_STORE },
-      json: { type: 'boolean', default: false },
-    },
-  });
+  const { values, positionals } = parseCommandArgs(RUNS, argv);
   if (positionals.length) throw new NanoVmError('E_USAGE', RUNS_USAGE);
   if (values.status !== undefined && !STATUSES.includes(values.status))
     throw new NanoVmError('E_USAGE', `--status must be one of ${STATUSES.join(', ')}`);
@@ -56,16 +96,7 @@ export async function runsCommand(argv: string[]): Promise<number> {
 /** Everything needed offline: program, policy, input, events and the receipt computed from them. */
 export async function exportCommand(argv: string[]): Promise<number> {
   // --json is accepted for symmetry (errors then print as JSON); the bundle is JSON either way.
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      out: { type: 'string', short: 'o' },
-      store: { type: 'string', default: DEFAULT_STORE },
-      json: { type: 'boolean', default: false },
-      sign: { type: 'string' },
-    },
-  });
+  const { values, positionals } = parseCommandArgs(EXPORT, argv);
   const runId = positionals[0];
   if (!runId || positionals.length > 1) throw new NanoVmError('E_USAGE', EXPORT_USAGE);
   const signer = signerOption(values.sign, values.out);

@@ -1,20 +1,37 @@
-import { parseArgs } from 'node:util';
 import { NanoVmError } from '@nano-vm/kernel';
 import { EXIT } from '../exitCodes.js';
 import { loadProgramFile, loadTools } from '../inputs.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { renderIssues } from '../render.js';
 import { resolveTarget } from '../target.js';
+import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
-export const VALIDATE_USAGE =
-  'usage: nano-vm validate <program file | example dir> [--tools <module>] [--policy policy.yaml] [--json]';
+export const VALIDATE = defineCommand({
+  name: 'validate',
+  summary:
+    'Checks a program before any run (schema, graph, guards, projections; under a policy, its pre-flight): exit 0 with no errors, 1 otherwise.',
+  args: '<program file | example dir>',
+  options: {
+    tools: {
+      type: 'string',
+      value: '<module>',
+      description:
+        'also check tool names and arguments against this tools module. An example directory defaults to its tools.mjs',
+    },
+    policy: {
+      type: 'string',
+      value: '<file>',
+      description:
+        'also check the program against this policy (docs/policy.md). An example directory defaults to its policy.yaml',
+    },
+    json: { type: 'boolean', default: false, description: 'one object: {file, valid, tools_checked, policy, issues}' },
+  },
+  run: validateCommand,
+});
+export const VALIDATE_USAGE = usageText(VALIDATE);
 
 export async function validateCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { tools: { type: 'string' }, policy: { type: 'string' }, json: { type: 'boolean', default: false } },
-  });
+  const { values, positionals } = parseCommandArgs(VALIDATE, argv);
   const target = positionals[0];
   if (!target || positionals.length > 1) throw new NanoVmError('E_USAGE', VALIDATE_USAGE);
   const { programFile: file = target, toolsFile, policyFile } = resolveTarget(target, values);

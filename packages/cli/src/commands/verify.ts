@@ -1,25 +1,49 @@
 import { existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { NanoVmError, readSignature, verifyBundle, verifySignedBundle } from '@nano-vm/kernel';
 import { nodeHasher } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
-import { readJson, readText } from '../inputs.js';
+import { readBundleFile } from '../bundleFile.js';
+import { readText } from '../inputs.js';
 import { readTrustedKeys, signatureFile } from '../keys.js';
+import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
-export const VERIFY_USAGE =
-  'usage: nano-vm verify <bundle.json> [--key <public key file>]... [--keys <dir>]... [--sig <file>] [--json]';
+export const VERIFY = defineCommand({
+  name: 'verify',
+  summary:
+    "Recomputes a bundle's hash chain, genesis commitments and receipt: exit 0 when it verifies, 1 with the first bad event and why.",
+  args: '<bundle.json>',
+  options: {
+    key: {
+      type: 'string',
+      multiple: true,
+      value: '<public key file>',
+      description:
+        'a trusted public key (.pub from nano-vm keygen; PEM), repeatable: the bundle must then carry a valid signature by a trusted key',
+    },
+    keys: {
+      type: 'string',
+      multiple: true,
+      value: '<dir>',
+      description: 'every *.pub file in the directory is a trusted key (other files are ignored); repeatable',
+    },
+    sig: {
+      type: 'string',
+      value: '<file>',
+      defaultText: '<bundle.json>.sig when it exists',
+      description: 'the signature document',
+    },
+    json: {
+      type: 'boolean',
+      default: false,
+      description: 'one object: {valid, event_count, head_hash} or {valid, code, first_bad_seq, reason}',
+    },
+  },
+  run: verifyCommand,
+});
+export const VERIFY_USAGE = usageText(VERIFY);
 
 export async function verifyCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      json: { type: 'boolean', default: false },
-      key: { type: 'string', multiple: true },
-      keys: { type: 'string', multiple: true },
-      sig: { type: 'string' },
-    },
-  });
+  const { values, positionals } = parseCommandArgs(VERIFY, argv);
   const file = positionals[0];
   if (!file || positionals.length > 1) throw new NanoVmError('E_USAGE', VERIFY_USAGE);
   // Trusted keys are read first: a bad key file refuses the command (E_KEY_INVALID, exit 2).
@@ -27,14 +51,13 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   const checkSignature = values.key !== undefined || values.keys !== undefined;
   let bundle: unknown;
   try {
-    bundle = readJson(file, 'bundle');
+    bundle = readBundleFile(file);
   } catch (e) {
-    // A bundle that is not even JSON is a verification failure, not a usage error.
-    if (e instanceof NanoVmError && e.code === 'E_JSON') {
-      report(values.json, { valid: false, code: 'E_BUNDLE_FORMAT', first_bad_seq: null, reason: e.message });
-      return EXIT.FAILED;
-    }
-    throw e;
+    // A file that is not a bundle at all (not JSON, not the format) is a verification failure like
+    // any other, reported as one; the other bundle readers report the same code as their error.
+    if (!(e instanceof NanoVmError) || e.code !== 'E_BUNDLE_FORMAT') throw e;
+    report(values.json, { valid: false, code: 'E_BUNDLE_FORMAT', first_bad_seq: null, reason: e.message }, file);
+    return EXIT.FAILED;
   }
   // The detached signature: --sig names it (it must exist), else <bundle>.sig when there is one.
   const sigFile = values.sig ?? signatureFile(file);

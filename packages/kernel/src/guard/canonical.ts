@@ -67,7 +67,8 @@ function render(node: GuardNode): string {
     case 'not':
       return `!${slot(node.operand, 5)}`;
     case 'cond':
-      return `${slot(node.test, 1)} ? ${slot(node.then, 0)} : ${slot(node.otherwise, 0)}`;
+      // CEL's grammar: ConditionalOr "?" ConditionalOr ":" Expr — the middle branch binds like `||`.
+      return `${slot(node.test, 1)} ? ${slot(node.then, 1)} : ${slot(node.otherwise, 0)}`;
     case 'size':
       return `size(${slot(node.operand, 0)})`;
     case 'has':

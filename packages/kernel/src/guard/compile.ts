@@ -7,6 +7,7 @@ import { Environment, ParseError } from '@marcbachmann/cel-js';
 import { canonicalText } from './canonical.js';
 import { GuardFailure, guardError } from './errorCodes.js';
 import { countNodes, type GuardNode } from './guardNode.js';
+import { prescanGuard } from './celLexer.js';
 import { SourceScan } from './sourceScan.js';
 import { MAX_GUARD_DEPTH, toGuardNode } from './subset.js';
 import { inferGuardType } from './typecheck.js';
@@ -49,9 +50,12 @@ export function compileGuard(source: string, env?: GuardTypeEnv): GuardCompileRe
   if (typeof source !== 'string') {
     return { ok: false, error: guardError('E_GUARD_SYNTAX', 'a guard must be a string', 1) };
   }
+  const pre = prescanGuard(source);
+  if (!pre.ok) return { ok: false, error: pre.error };
+  const text = pre.scan.text;
   let ast;
   try {
-    ast = cel.parse(source).ast;
+    ast = cel.parse(text).ast;
   } catch (e) {
     if (!(e instanceof ParseError)) {
       // Not expected from cel-js; still an error value, so compiling stays total.
@@ -65,7 +69,7 @@ export function compileGuard(source: string, env?: GuardTypeEnv): GuardCompileRe
   }
   try {
     const declared = env ? new Set(Object.keys(env)) : undefined;
-    const root = toGuardNode(ast, new SourceScan(source), declared);
+    const root = toGuardNode(ast, new SourceScan(text), declared, pre.scan.literals);
     inferGuardType(root, env);
     return { ok: true, guard: new Compiled(source, root) };
   } catch (e) {

@@ -8,7 +8,11 @@ export const GUARD_ERROR_CODES = [
     meaning:
       'Valid CEL outside the governed subset (arithmetic, regex, other functions or macros, map literals, optional syntax, shadowing, unparenthesized chained comparisons).',
   },
-  { code: 'E_GUARD_LIMIT', meaning: 'The guard has more than 1000 syntax nodes or nests deeper than 64 levels.' },
+  {
+    code: 'E_GUARD_LIMIT',
+    meaning:
+      'The guard has more than 1000 syntax nodes, nests deeper than 64 levels, has more than 64 unary operators in a row, or is longer than 65536 characters.',
+  },
   {
     code: 'E_GUARD_UNKNOWN_IDENT',
     meaning: 'An identifier is neither declared in the type environment nor bound by exists/all.',

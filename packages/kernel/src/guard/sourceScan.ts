@@ -1,8 +1,9 @@
 /**
  * Positions the cel-js AST does not record: where an infix operator or method name sits, and
- * whether a sub-expression was written in parentheses. The source has already parsed, so this
- * scanner only has to know what the CEL lexer treats as trivia (whitespace, `//` comments) and how
- * string literals end (a backslash always escapes the next character, as in cel-js).
+ * whether a sub-expression was written in parentheses. It reads the text cel-js parsed (the
+ * pre-scan's, ./celLexer.ts: every string literal there is a placeholder without backslashes), so
+ * it only has to know what the CEL lexer treats as trivia (whitespace, `//` comments) and where a
+ * string literal ends.
  */
 
 function isSpace(ch: string | undefined): boolean {

@@ -32,12 +32,44 @@ interface Scope {
   readonly bound: readonly string[];
 }
 
-export function toGuardNode(ast: ASTNode, scan: SourceScan, declared: ReadonlySet<string> | undefined): GuardNode {
-  return new SubsetTranslator(scan).translate(ast, { declared, bound: [] }, 1);
+/**
+ * `literals` holds the values the pre-scan (./celLexer.ts) decoded, by offset: cel-js saw only
+ * placeholders there.
+ */
+export function toGuardNode(
+  ast: ASTNode,
+  scan: SourceScan,
+  declared: ReadonlySet<string> | undefined,
+  literals: ReadonlyMap<number, string | number> = new Map(),
+): GuardNode {
+  return new SubsetTranslator(scan, literals).translate(ast, { declared, bound: [] }, 1);
 }
 
 class SubsetTranslator {
-  constructor(private readonly scan: SourceScan) {}
+  constructor(
+    private readonly scan: SourceScan,
+    private readonly literals: ReadonlyMap<number, string | number>,
+  ) {}
+
+  /** A literal node's value: the pre-scan's decoding where cel-js saw a placeholder. */
+  private valueOf(node: ASTNode & { op: 'value' }): unknown {
+    return this.literals.has(node.start) ? this.literals.get(node.start) : node.args;
+  }
+
+  /** The number a chain of unary minus signs over a number literal denotes (CEL: `--19` is 19). */
+  private negated(ast: ASTNode): number | undefined {
+    let sign = 1;
+    let node = ast;
+    while (node.op === '-_') {
+      sign = -sign;
+      node = node.args;
+    }
+    if (node.op !== 'value') return undefined;
+    const v = this.valueOf(node);
+    if (typeof v !== 'number' && typeof v !== 'bigint') return undefined;
+    const n = this.numberLiteral(v, node.start);
+    return sign < 0 ? -n : n;
+  }
 
   private fail(code: GuardErrorCode, message: string, offset: number): never {
     throw new GuardFailure(guardError(code, message, offset + 1));
@@ -60,7 +92,7 @@ class SubsetTranslator {
     const start = ast.start + 1;
     switch (ast.op) {
       case 'value':
-        return { kind: 'literal', value: this.literal(ast.args, ast.start), start, at: start };
+        return { kind: 'literal', value: this.literal(this.valueOf(ast), ast.start), start, at: start };
       case 'id': {
         const name = ast.args;
         if (scope.declared && !scope.declared.has(name) && !scope.bound.includes(name)) {
@@ -102,10 +134,8 @@ class SubsetTranslator {
       case '!_':
         return { kind: 'not', operand: sub(ast.args), start, at: start };
       case '-_': {
-        const operand = ast.args;
-        if (operand.op === 'value' && (typeof operand.args === 'number' || typeof operand.args === 'bigint')) {
-          return { kind: 'literal', value: -this.numberLiteral(operand.args, operand.start), start, at: start };
-        }
+        const value = this.negated(ast);
+        if (value !== undefined) return { kind: 'literal', value, start, at: start };
         return this.unsupported('arithmetic (unary `-` other than on a number literal)', ast.start);
       }
       case 'call':

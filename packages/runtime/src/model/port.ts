@@ -1,4 +1,11 @@
-import { NanoVmError, type LlmOutput, type ModelFallback, type ProjectedView, type Usage } from '@nano-vm/kernel';
+import {
+  NanoVmError,
+  type LlmOutput,
+  type ModelFallback,
+  type Program,
+  type ProjectedView,
+  type Usage,
+} from '@nano-vm/kernel';
 
 export interface ModelRequest {
   step: string;
@@ -27,6 +34,11 @@ export interface ModelPort {
   /** True for the scripted model: every output labels such runs as scripted. */
   readonly scripted: boolean;
   complete(req: ModelRequest): Promise<ModelAnswer>;
+  /**
+   * Refuses (throws a NanoVmError) a program this model cannot serve, before a run of it starts:
+   * the scripted model refuses a script with answers for steps the program has no llm step for.
+   */
+  checkProgram?(program: Program): void;
 }
 
 /**

@@ -16,7 +16,7 @@
  * A call beyond the listed answers repeats the last one (a script that needs "always X" lists X once).
  */
 import { parse } from 'yaml';
-import { NanoVmError, type Usage } from '@nano-vm/kernel';
+import { NanoVmError, type Program, type Usage } from '@nano-vm/kernel';
 import { ModelError, type ModelAnswer, type ModelPort, type ModelRequest } from './port.js';
 import { isObj } from './providerHttp.js';
 
@@ -112,14 +112,43 @@ export function parseModelScript(text: string, label = 'script'): ModelScript {
 
 const estimateTokens = (s: string): number => Math.max(1, Math.ceil(s.length / 4));
 
+/** Where the script names each step: `answers.<step>` and `cases.<case>.answers.<step>`. */
+function scriptedSteps(script: ModelScript): [step: string, where: string][] {
+  return [
+    ...Object.keys(script.answers).map((step): [string, string] => [step, `answers.${step}`]),
+    ...Object.entries(script.cases).flatMap(([name, answers]) =>
+      Object.keys(answers).map((step): [string, string] => [step, `cases.${name}.answers.${step}`]),
+    ),
+  ];
+}
+
 export class ScriptedModel implements ModelPort {
   readonly scripted = true;
   readonly id: string;
   private readonly answers: Record<string, ScriptEntry[]>;
+  private readonly named: [step: string, where: string][];
 
   constructor(script: ModelScript, caseName?: string) {
     this.id = `scripted:${script.label}`;
     this.answers = { ...script.answers, ...(caseName !== undefined ? script.cases[caseName] : undefined) };
+    this.named = scriptedSteps(script);
+  }
+
+  /**
+   * An answer for a step that is not an llm step of the program is never asked for: the script
+   * was written for another program (or has a typo), and the run would silently take its fallbacks.
+   */
+  checkProgram(program: Program): void {
+    const llm = program.steps
+      .flatMap((s): { id: string; kind: string }[] => (s.kind === 'parallel' ? s.children : [s]))
+      .filter((s) => s.kind === 'llm')
+      .map((s) => s.id);
+    const unknown = this.named.filter(([step]) => !llm.includes(step)).map(([, where]) => where);
+    if (unknown.length)
+      throw new NanoVmError(
+        'E_SCRIPT_UNKNOWN_STEP',
+        `the scripted model ${this.id} has answers for steps program '${program.id}' has no llm step for: ${unknown.join(', ')} (its llm steps: ${llm.length ? llm.join(', ') : 'none'})`,
+      );
   }
 
   complete(req: ModelRequest): Promise<ModelAnswer> {
