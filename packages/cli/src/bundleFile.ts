@@ -4,9 +4,22 @@
  * download), or not a nano-vm.bundle/v1 object with its six members — is E_BUNDLE_FORMAT, the code
  * `verify` reports for it, with that code's exit status (docs/errors.md).
  */
-import { BUNDLE_FORMAT, NanoVmError, verifyBundle, type Bundle, type VerifyResult } from '@nano-vm/kernel';
+import {
+  BUNDLE_FORMAT,
+  JsonTextError,
+  MAX_BUNDLE_BYTES,
+  MAX_DOCUMENT_DEPTH,
+  NanoVmError,
+  parseJsonText,
+  verifyBundle,
+  type Bundle,
+  type VerifyResult,
+} from '@nano-vm/kernel';
 import { nodeHasher } from '@nano-vm/runtime';
-import { readText } from './inputs.js';
+import { readText, type ReadLimits } from './inputs.js';
+
+/** A bundle file's text: up to the bundle size limit, UTF-8 (docs/limits.md). */
+export const BUNDLE_TEXT: ReadLimits = { maxBytes: MAX_BUNDLE_BYTES, notUtf8: 'E_BUNDLE_FORMAT' };
 
 /** Where a bundle (of any version) names its format; a program or an input never has this text. */
 const BUNDLE_FORMAT_MEMBER = /"format"\s*:\s*"nano-vm\.bundle\//;
@@ -17,12 +30,17 @@ export function isBundleText(text: string): boolean {
 }
 
 /** The file's bundle, checked for the format only (not the chain): E_FILE or E_BUNDLE_FORMAT otherwise. */
-export function readBundleFile(file: string, text: string = readText(file, 'bundle')): Bundle {
+export function readBundleFile(file: string, text: string = readText(file, 'bundle', BUNDLE_TEXT)): Bundle {
   let doc: unknown;
   try {
-    doc = JSON.parse(text);
+    // Strict: a member name given twice (two `outcome`s a lenient reader would pick between) is
+    // refused, and so is nesting past the document limit (docs/limits.md).
+    doc = parseJsonText(text, { maxDepth: MAX_DOCUMENT_DEPTH });
   } catch (e) {
-    throw new NanoVmError('E_BUNDLE_FORMAT', `${file} is not a bundle: not valid JSON (${(e as Error).message})`, {
+    if (!(e instanceof JsonTextError)) throw e;
+    if (e.code !== 'E_JSON')
+      throw new NanoVmError(e.code, `bundle ${file}: ${e.message} (docs/limits.md)`, { location: { file } });
+    throw new NanoVmError('E_BUNDLE_FORMAT', `${file} is not a bundle: not valid JSON (${e.message})`, {
       location: { file },
     });
   }

@@ -6,8 +6,16 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
+  decodeUtf8,
   hashJson,
+  JsonTextError,
   loadProgram,
+  MAX_BUNDLE_BYTES,
+  MAX_DOCUMENT_DEPTH,
+  MAX_JSON_DEPTH,
+  MAX_PROGRAM_BYTES,
+  MAX_VALUE_CHARS,
+  parseJsonText,
   NanoVmError,
   policyGuardGlobals,
   validatePolicy,
@@ -33,24 +41,69 @@ export interface LoadedProgram {
   issues: Issue[];
 }
 
-export function readText(file: string, what: string): string {
+/** How much of a file is read, and the code for text that is not UTF-8 (docs/limits.md). */
+export interface ReadLimits {
+  maxBytes: number;
+  /** The code for malformed UTF-8 (the reader's code for "cannot parse"). */
+  notUtf8: 'E_PARSE' | 'E_JSON' | 'E_BUNDLE_FORMAT';
+}
+
+const PROGRAM_TEXT: ReadLimits = { maxBytes: MAX_PROGRAM_BYTES, notUtf8: 'E_PARSE' };
+
+/**
+ * A file's text. Larger than `limits.maxBytes`: E_TOO_LARGE before anything is parsed. Bytes
+ * that are not UTF-8 are refused with their offset rather than read as U+FFFD.
+ */
+export function readText(file: string, what: string, limits: ReadLimits = PROGRAM_TEXT): string {
+  let bytes: Buffer;
   try {
-    return readFileSync(file, 'utf8');
+    const size = statSync(file).size;
+    if (size > limits.maxBytes)
+      throw new NanoVmError(
+        'E_TOO_LARGE',
+        `${what} ${file} is ${size} bytes, more than the ${limits.maxBytes} allowed (docs/limits.md)`,
+      );
+    bytes = readFileSync(file);
   } catch (e) {
+    if (e instanceof NanoVmError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new NanoVmError(
       'E_FILE',
       `cannot read ${what} ${file}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
     );
   }
+  if (bytes.length > limits.maxBytes)
+    throw new NanoVmError('E_TOO_LARGE', `${what} ${file} is more than ${limits.maxBytes} bytes (docs/limits.md)`);
+  const decoded = decodeUtf8(bytes);
+  if ('badOffset' in decoded)
+    throw new NanoVmError(
+      limits.notUtf8,
+      `${what} ${file} is not UTF-8: malformed byte at offset ${decoded.badOffset}`,
+      {
+        location: { file },
+      },
+    );
+  return decoded.text;
 }
 
-export function readJson(file: string, what: string): unknown {
-  const text = readText(file, what);
+/**
+ * A JSON file (input, event, bundle), read strictly: duplicate member names and text that is not
+ * UTF-8 are E_JSON, with the byte offset; nesting deeper than `maxDepth` is E_TOO_DEEP and a file
+ * larger than `maxBytes` E_TOO_LARGE (docs/limits.md).
+ */
+export function readJson(
+  file: string,
+  what: string,
+  { maxDepth = MAX_JSON_DEPTH, maxBytes = MAX_VALUE_CHARS }: { maxDepth?: number; maxBytes?: number } = {},
+): unknown {
+  const text = readText(file, what, { maxBytes, notUtf8: 'E_JSON' });
   try {
-    return JSON.parse(text);
+    return parseJsonText(text, { maxDepth });
   } catch (e) {
-    throw new NanoVmError('E_JSON', `${what} ${file} is not valid JSON: ${(e as Error).message}`);
+    if (!(e instanceof JsonTextError)) throw e;
+    if (e.code === 'E_JSON')
+      throw new NanoVmError('E_JSON', `${what} ${file} is not valid JSON: ${e.message}`, { location: { file } });
+    throw new NanoVmError(e.code, `${what} ${file}: ${e.message} (docs/limits.md)`, { location: { file } });
   }
 }
 

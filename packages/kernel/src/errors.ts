@@ -144,6 +144,9 @@ export const ERROR_CODES = {
   E_UNSETTLED: 'failed',
   E_OUTPUT_WRITE: 'failed',
   E_INTERNAL: 'bug',
+  // Limits (docs/limits.md)
+  E_TOO_DEEP: 'refused',
+  E_TOO_LARGE: 'refused',
 } as const satisfies Record<string, ExitClass>;
 
 /** A documented code (warnings, `W_…`, included: issues carry them). */

@@ -162,6 +162,20 @@ export {
   type SensitiveLeaf,
 } from './redact.js';
 
+// Reading untrusted JSON: strict text (no duplicate names, UTF-8 checked), limits on depth and size,
+// members named by data (`__proto__` is data). docs/limits.md.
+export { setMember, ownMember } from './dataMember.js';
+export { parseJsonText, decodeUtf8, JsonTextError, type JsonTextProblem, type JsonTextLimits } from './jsonText.js';
+export {
+  checkValueLimits,
+  LimitError,
+  MAX_JSON_DEPTH,
+  MAX_DOCUMENT_DEPTH,
+  MAX_VALUE_CHARS,
+  MAX_PROGRAM_BYTES,
+  MAX_BUNDLE_BYTES,
+} from './limits.js';
+
 // Signing keys (verification is in ./verify).
 export { parsePrivateKeyPem, privateKeyPem, publicKeyPem } from './signature.js';
 

@@ -40,5 +40,8 @@ export * from './graph.js';
 export * from './pathsText.js';
 export * from './signature.js';
 export * from './excerpt.js';
+export * from './dataMember.js';
+export * from './jsonText.js';
+export * from './limits.js';
 export * from './slots.js';
 export * from './memo.js';

@@ -11,6 +11,9 @@ import { clipMessage } from './excerpt.js';
 import { PROGRAM_FORMAT } from './program.js';
 import type { Program } from './program.js';
 import { checkProgramShape, escapePointer } from './validateShape.js';
+import { JsonTextError, parseJsonText } from './jsonText.js';
+import { yamlNestingBeyond } from './yamlNesting.js';
+import { MAX_PROGRAM_BYTES } from './limits.js';
 
 /** 1-based line and column. */
 export interface SourcePosition {
@@ -48,12 +51,32 @@ export const LOAD_CODES: Readonly<Record<string, string>> = {
   E_FORMAT: '`format` is missing or is not nano-vm.program/v1.',
   E_SCHEMA:
     'The program does not match program.schema.json: wrong type, unknown or missing property, bad step kind, bad id or path syntax.',
+  E_TOO_LARGE: 'The text is longer than 4 MiB (docs/limits.md).',
 };
 
 /** Alias expansions allowed per document (YAML "billion laughs" defence). */
 const MAX_ALIAS_COUNT = 50;
 /** Deeper documents are refused: later stages (schemas, guards, hashing) walk values recursively. */
 const MAX_DEPTH = 128;
+/** What the pre-scans let through to the YAML library: it over-estimates, the exact check follows. */
+const PRE_SCAN_DEPTH = 2 * MAX_DEPTH;
+
+/** 1-based line of string index `index`. */
+function countLines(text: string, index: number): number {
+  let line = 1;
+  for (let i = text.indexOf('\n'); i !== -1 && i < index; i = text.indexOf('\n', i + 1)) line++;
+  return line;
+}
+
+/** Index where JSON text nests deeper than `limit`, or -1 (other errors are the YAML reader's to report). */
+function jsonDepthBeyond(text: string, limit: number): number {
+  try {
+    parseJsonText(text, { maxDepth: limit });
+  } catch (e) {
+    if (e instanceof JsonTextError && e.problem === 'depth') return e.index;
+  }
+  return -1;
+}
 
 export function loadProgram(text: string, opts: LoadOptions = {}): LoadResult {
   const parsed = parseSource(text, opts);
@@ -83,6 +106,33 @@ export function parseSource(
     if (opts.file !== undefined) issue.file = opts.file;
     return issue;
   };
+
+  // Parsing YAML costs many times the text's size in time and memory: refuse what no program needs.
+  if (text.length > MAX_PROGRAM_BYTES) {
+    const issue: Issue = {
+      code: 'E_TOO_LARGE',
+      severity: 'error',
+      message: `the document is longer than ${MAX_PROGRAM_BYTES} characters (docs/limits.md)`,
+    };
+    if (opts.file !== undefined) issue.file = opts.file;
+    return { issues: [issue] };
+  }
+  // The YAML library composes recursively: text nested far deeper than MAX_DEPTH is refused here,
+  // in one linear pass, before it can overflow the stack there (docs/limits.md).
+  const deepAt = format === 'json' ? jsonDepthBeyond(text, PRE_SCAN_DEPTH) : yamlNestingBeyond(text, PRE_SCAN_DEPTH);
+  if (deepAt >= 0) {
+    // The line counter fills while the YAML library parses: count the lines here.
+    const line = countLines(text, deepAt);
+    const issue: Issue = {
+      code: 'E_PARSE',
+      severity: 'error',
+      message: `the document is nested deeper than ${MAX_DEPTH} levels`,
+      line,
+      col: deepAt - text.lastIndexOf('\n', deepAt - 1),
+    };
+    if (opts.file !== undefined) issue.file = opts.file;
+    return { issues: [issue] };
+  }
 
   let doc: Document.Parsed;
   try {

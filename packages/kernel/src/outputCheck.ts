@@ -7,6 +7,8 @@ import { canonicalForm } from './canonicalJson.js';
 import type { EffectResult } from './command.js';
 import type { ErrorInfo } from './events.js';
 import type { JsonSchema, JsonValue, LlmOutput, LlmStep, ParallelChild, ToolStep } from './program.js';
+import { parseJsonText, type JsonTextError } from './jsonText.js';
+import { checkValueLimits, MAX_VALUE_CHARS, type LimitError } from './limits.js';
 import { checkSchema, describeViolations } from './schemaCheck.js';
 
 /** `canonical`: the output's RFC 8785 text, which the check computes anyway (the event reuses it). */
@@ -21,6 +23,11 @@ export function checkEffectResult(step: LlmStep | ToolStep | ParallelChild, resu
   // Tool results enter the state in canonical member order (a copy when they were not), so the
   // tool cannot change them afterwards and every later encoding is native.
   let form: { text: string; value: JsonValue };
+  try {
+    checkValueLimits(value, `tool '${step.tool}' output`);
+  } catch (e) {
+    return { ok: false, error: { code: (e as LimitError).code, message: (e as Error).message } };
+  }
   try {
     form = canonicalForm(value as JsonValue);
   } catch (e) {
@@ -46,6 +53,11 @@ export function checkEffectResult(step: LlmStep | ToolStep | ParallelChild, resu
 
 /** A model answer must be one of the declared enum values, or JSON inside the declared schema. */
 export function checkModelAnswer(output: LlmOutput, raw: string): Checked {
+  if (raw.length > MAX_VALUE_CHARS)
+    return {
+      ok: false,
+      error: { code: 'E_TOO_LARGE', message: `answer is longer than ${MAX_VALUE_CHARS} characters (docs/limits.md)` },
+    };
   if ('enum' in output) {
     const answer = raw.trim();
     if (output.enum.includes(answer)) return { ok: true, output: answer, canonical: JSON.stringify(answer) };
@@ -59,11 +71,14 @@ export function checkModelAnswer(output: LlmOutput, raw: string): Checked {
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(stripFence(raw));
+    // Strict: an answer with a member named twice means two things to two readers.
+    parsed = parseJsonText(stripFence(raw));
   } catch (e) {
+    const err = e as JsonTextError;
+    if (err.code !== 'E_JSON') return { ok: false, error: { code: err.code, message: `answer ${err.message}` } };
     return {
       ok: false,
-      error: { code: 'E_OUTPUT_MALFORMED', message: `answer is not valid JSON (${(e as Error).message})` },
+      error: { code: 'E_OUTPUT_MALFORMED', message: `answer is not valid JSON (${err.message})` },
     };
   }
   const vs = checkSchema(output.schema as JsonSchema, parsed);

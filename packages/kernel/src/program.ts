@@ -7,6 +7,7 @@
  *   { input: <run input>, steps: { <step id>: { output: <that step's last output> } } }
  * A path such as `input.customer.country` or `steps.classify.output` names a value in that state.
  */
+import { setMember } from './dataMember.js';
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue };
 export type JsonSchema = { [k: string]: unknown } | boolean;
@@ -144,7 +145,7 @@ export function outputSchemaOf(step: Step | ParallelChild): JsonSchema | undefin
   if (step.kind === 'wait') return step.event;
   if (step.kind === 'parallel') {
     const properties: Record<string, JsonSchema> = {};
-    for (const c of step.children) properties[c.id] = outputSchemaOf(c) ?? true;
+    for (const c of step.children) setMember(properties, c.id, outputSchemaOf(c) ?? true);
     return { type: 'object', properties, required: step.children.map((c) => c.id) };
   }
   return undefined;

@@ -8,6 +8,7 @@ import { canonicalJson } from './canonicalJson.js';
 import { memoByString } from './memo.js';
 import type { JsonValue } from './program.js';
 import { isUnder, readPath, splitPath } from './statePath.js';
+import { ownMember, setMember } from './dataMember.js';
 
 export const MASK = '[MASKED]';
 
@@ -23,11 +24,12 @@ export function project(state: unknown, paths: readonly string[], sensitive: rea
     let node: ProjectedView = view;
     for (let i = 0; i < segs.length - 1; i++) {
       const seg = segs[i]!;
-      const child = node[seg];
-      if (child === undefined || child === null || typeof child !== 'object' || Array.isArray(child)) node[seg] = {};
+      const child = ownMember(node, seg);
+      if (child === undefined || child === null || typeof child !== 'object' || Array.isArray(child))
+        setMember(node, seg, {});
       node = node[seg] as ProjectedView;
     }
-    node[segs[segs.length - 1]!] = mask(value as JsonValue, path, sensitive);
+    setMember(node, segs[segs.length - 1]!, mask(value as JsonValue, path, sensitive));
   }
   return view;
 }
@@ -39,7 +41,7 @@ function mask(value: JsonValue, path: string, sensitive: readonly string[]): Jso
   if (!sensitive.some((s) => isUnder(s, path))) return structuredCloneJson(value);
   if (Array.isArray(value)) return value.map((v, i) => mask(v, `${path}.${i}`, sensitive));
   const out: { [k: string]: JsonValue } = {};
-  for (const [k, v] of Object.entries(value)) out[k] = mask(v, `${path}.${k}`, sensitive);
+  for (const [k, v] of Object.entries(value)) setMember(out, k, mask(v, `${path}.${k}`, sensitive));
   return out;
 }
 

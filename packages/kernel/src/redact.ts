@@ -21,6 +21,7 @@ import { NanoVmError } from './errors.js';
 import type { Hasher } from './hash.js';
 import type { JsonValue } from './program.js';
 import { isUnder, readPath, splitPath } from './statePath.js';
+import { ownMember, setMember } from './dataMember.js';
 
 export const COMMITMENT_PREFIX = 'vault:sha256:';
 /** Strings at least this long are also replaced where they occur inside longer strings. */
@@ -85,8 +86,8 @@ export function replaceAtPaths(input: unknown, values: ReadonlyMap<string, JsonV
     const segs = splitPath(path);
     let node = root as Record<string, unknown> | unknown[];
     for (let i = 0; i < segs.length - 1; i++)
-      node = (node as Record<string, unknown>)[segs[i]!] as Record<string, unknown>;
-    (node as Record<string, unknown>)[segs[segs.length - 1]!] = v;
+      node = ownMember(node as Record<string, unknown>, segs[i]!) as Record<string, unknown>;
+    setMember(node as Record<string, unknown>, segs[segs.length - 1]!, v);
   }
   return root.input;
 }
@@ -144,7 +145,7 @@ export class Redactor {
     for (const k of Object.keys(v)) {
       const r = this.value(v[k]!);
       if (r !== v[k]) changed = true;
-      out[k] = r;
+      setMember(out, k, r);
     }
     return changed ? out : v;
   }
@@ -156,7 +157,7 @@ export class Redactor {
     if (v === null || typeof v !== 'object' || !this.paths.some((p) => isUnder(p, path))) return this.value(v);
     if (Array.isArray(v)) return v.map((e, i) => this.at(`${path}.${i}`, e));
     const out: { [k: string]: JsonValue } = {};
-    for (const k of Object.keys(v)) out[k] = this.at(`${path}.${k}`, v[k]!);
+    for (const k of Object.keys(v)) setMember(out, k, this.at(`${path}.${k}`, v[k]!));
     return out;
   }
 
@@ -193,7 +194,7 @@ export class Redactor {
     if (v === null || typeof v !== 'object') return v;
     if (Array.isArray(v)) return v.map((e) => this.reveal(e));
     const out: { [k: string]: JsonValue } = {};
-    for (const k of Object.keys(v)) out[k] = this.reveal(v[k]!);
+    for (const k of Object.keys(v)) setMember(out, k, this.reveal(v[k]!));
     return out;
   }
 
@@ -286,10 +287,11 @@ export function scrubEvent(r: Redactor, e: TraceEvent, argsOf: (step: string) =>
       const args: Record<string, JsonValue> = {};
       let changed = false;
       for (const k of Object.keys(e.args)) {
-        const from = src?.[k];
+        const from = src === undefined ? undefined : ownMember(src, k);
         const v = e.args[k]!;
-        args[k] = typeof from === 'string' ? r.at(from, v) : r.value(v);
-        if (args[k] !== v) changed = true;
+        const redacted = typeof from === 'string' ? r.at(from, v) : r.value(v);
+        setMember(args, k, redacted);
+        if (redacted !== v) changed = true;
       }
       return changed ? { ...e, args } : e;
     }

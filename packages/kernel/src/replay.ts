@@ -22,6 +22,7 @@ import { computeReceipt, type Receipt } from './receipt.js';
 import { policyOption } from './policyGate.js';
 import { SealedDecisionError, type Redactor } from './redact.js';
 import { reportSealedToolCalls, vaultView, type VaultEntry, type VaultReport } from './replayVault.js';
+import { checkValueLimits, MAX_BUNDLE_BYTES, MAX_DOCUMENT_DEPTH } from './limits.js';
 
 export interface ReplayOptions {
   hasher: Hasher;
@@ -78,6 +79,7 @@ function replayClock(events: readonly TraceEvent[]): { now(): number } {
 }
 
 export function replayBundle(bundle: Bundle, opts: ReplayOptions): ReplayResult {
+  checkValueLimits(bundle, 'the bundle', MAX_DOCUMENT_DEPTH, MAX_BUNDLE_BYTES);
   const view = vaultView(bundle.events, bundle.input, opts.hasher, opts.vault);
   // Erasure events after run_finished are administration, not decisions: they are not re-derived.
   const recorded = view.runEvents;

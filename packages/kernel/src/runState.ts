@@ -9,6 +9,7 @@ import type { CompiledProgram, StepReads } from './compiledProgram.js';
 import type { RunFinishedEvent } from './events.js';
 import type { JsonValue } from './program.js';
 import { Slots } from './slots.js';
+import { setMember } from './dataMember.js';
 
 export interface StepRecord {
   /** Times the step was entered. */
@@ -109,11 +110,11 @@ export function stateView(
       if (o !== undefined) present.push({ id, order: o.order, value: o.value });
     }
     present.sort((a, b) => a.order - b.order);
-    for (const p of present) steps[p.id] = { output: p.value };
+    for (const p of present) setMember(steps, p.id, { output: p.value });
   } else
     for (const id of reads) {
       const o = recordOf(cp, records, id).output;
-      if (o !== undefined) steps[id] = { output: o.value };
+      if (o !== undefined) setMember(steps, id, { output: o.value });
     }
   return policyView !== undefined ? { input, steps, policy: policyView } : { input, steps };
 }

@@ -48,6 +48,8 @@ import { recordOf, stateView, stepRecord, type RunState, type StepRecord } from 
 import { checkSchema, describeViolations } from './schemaCheck.js';
 import type { Slots } from './slots.js';
 import { isUnder, readPath } from './statePath.js';
+import { setMember } from './dataMember.js';
+import { checkValueLimits } from './limits.js';
 
 /** What the successor works with besides the state: all of it fixed for the whole run. */
 export interface SuccessorEnv {
@@ -589,8 +591,8 @@ class Deciding {
       const src = args[name]!;
       if (typeof src === 'string') {
         const v = readPath((state ??= this.view(reads)), src);
-        if (v !== undefined) out[name] = v as JsonValue;
-      } else out[name] = src.value;
+        if (v !== undefined) setMember(out, name, v as JsonValue);
+      } else setMember(out, name, src.value);
     }
     return out;
   }
@@ -678,7 +680,7 @@ class Deciding {
         this.account(res);
         const checked = checkEffectResult(child, res);
         if (checked.ok) {
-          outputs[child.id] = checked.output;
+          setMember(outputs, child.id, checked.output);
           this.emit(
             ev.stepCompleted(
               { step: child.id, kind: child.kind, parent: step.id, attempt, output: checked.output, changed: true },
@@ -705,7 +707,7 @@ class Deciding {
         if (attempt === attempts.length) {
           const fb = fallbackOf(child.on_error);
           if (fb !== undefined) {
-            outputs[child.id] = fb;
+            setMember(outputs, child.id, fb);
             this.emit(ev.stepFallback({ step: child.id, parent: step.id, output: fb, changed: true }));
             done = true;
           } else if (!failure)
@@ -792,11 +794,12 @@ class Deciding {
     }
     let form: { text: string; value: JsonValue };
     try {
+      checkValueLimits(event.payload, 'the event');
       form = canonicalForm(event.payload as JsonValue);
     } catch (e) {
       throw new NanoVmError(
         'E_RESUME_EVENT_INVALID',
-        `the event for step '${step.id}' is not JSON: ${(e as Error).message}`,
+        `the event for step '${step.id}' is not JSON within the limits: ${(e as Error).message}`,
       );
     }
     const vs = checkSchema(step.event, event.payload);
@@ -885,6 +888,12 @@ function fallbackOf(oe: OnError | undefined): JsonValue | undefined {
 function rejectedOutput(step: LlmStep | ToolStep | ParallelChild, r: EffectResult): JsonValue | undefined {
   if (step.kind !== 'tool' || !r.ok) return undefined;
   const value = r.value === undefined ? null : r.value;
+  // Beyond the limits it is not recorded: events must stay within what a bundle may carry.
+  try {
+    checkValueLimits(value, 'the output');
+  } catch {
+    return undefined;
+  }
   return isJsonValue(value) ? (value as JsonValue) : undefined;
 }
 

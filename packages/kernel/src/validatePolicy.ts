@@ -5,6 +5,7 @@
  * The graph checks are one iterative breadth-first search per rule over the top-level steps
  * (a parallel child counts as its parent), so they stay linear in the program's size.
  */
+import { setMember } from './dataMember.js';
 import type { Issue } from './errors.js';
 import { excerpt } from './excerpt.js';
 import { compileGuard } from './guard/index.js';
@@ -45,7 +46,7 @@ export interface ValidatePolicyOptions {
 /** The type guards see for `policy` under this policy: `thresholds` with each declared value's type. */
 export function policyGuardGlobals(policy: PolicySnapshot): GuardTypeEnv {
   const fields: Record<string, GuardType> = {};
-  for (const [name, v] of Object.entries(policy.thresholds ?? {})) fields[name] = thresholdType(v);
+  for (const [name, v] of Object.entries(policy.thresholds ?? {})) setMember(fields, name, thresholdType(v));
   // Open: a read of an undeclared threshold is reported once, as E_POLICY_THRESHOLD, not also as a type error.
   return { policy: { kind: 'map', fields: { thresholds: { kind: 'map', fields, open: true } }, open: false } };
 }

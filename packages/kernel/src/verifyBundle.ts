@@ -14,6 +14,7 @@ import { POLICY_FORMAT } from './policy.js';
 import { firstPolicyChange } from './policyGate.js';
 import { PROGRAM_FORMAT } from './program.js';
 import { computeReceipt } from './receipt.js';
+import { checkValueLimits, MAX_BUNDLE_BYTES, MAX_DOCUMENT_DEPTH } from './limits.js';
 
 export type VerifyCode =
   | 'E_BUNDLE_FORMAT'
@@ -44,6 +45,12 @@ export function verifyBundle(bundle: unknown, hasher: Hasher): VerifyResult {
     reason,
   });
   if (!isObj(bundle)) return bad('E_BUNDLE_FORMAT', null, 'a bundle must be a JSON object');
+  // Before anything below walks it recursively (a file is held to the same limits when it is read).
+  try {
+    checkValueLimits(bundle, 'the bundle', MAX_DOCUMENT_DEPTH, MAX_BUNDLE_BYTES);
+  } catch (e) {
+    return bad('E_BUNDLE_FORMAT', null, (e as Error).message);
+  }
   if (bundle.format !== BUNDLE_FORMAT)
     return bad(
       'E_BUNDLE_FORMAT',

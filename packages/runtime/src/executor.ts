@@ -10,6 +10,7 @@ import {
   canonicalJson,
   checkInputSchema,
   canonicalForm,
+  checkValueLimits,
   computeReceipt,
   hashJson,
   validateProgram,
@@ -198,6 +199,8 @@ export function runResult<S extends string>(
 /** Checks the run input against the program's input_schema; returns its canonical text and the input in canonical member order. */
 export function checkInput<T>(program: Program, input: T): { text: string; value: T } {
   let form: { text: string; value: T };
+  // Before anything walks it recursively (E_TOO_DEEP, E_TOO_LARGE; docs/limits.md).
+  checkValueLimits(input, 'run input');
   try {
     form = canonicalForm(input);
   } catch (e) {

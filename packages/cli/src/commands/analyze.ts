@@ -14,7 +14,7 @@ import {
 } from '@nano-vm/kernel';
 import { nodeHasher, type Store } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
-import { isBundleText, readVerifiedBundle } from '../bundleFile.js';
+import { BUNDLE_TEXT, isBundleText, readVerifiedBundle } from '../bundleFile.js';
 import { exampleLayout, isDirectory, loadProgramFile, readText } from '../inputs.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
 import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
@@ -143,7 +143,7 @@ class RunSources {
       return [await this.storedRun(spec)];
     }
     if (spec.endsWith('.json')) {
-      const text = readText(spec, 'bundle or program');
+      const text = readText(spec, 'bundle or program', BUNDLE_TEXT);
       // Read as every command reads a bundle, so a damaged one gets the code verify gives it.
       if (isBundleText(text)) return [bundleRun(readVerifiedBundle(spec, text))];
     }

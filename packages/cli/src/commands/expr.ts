@@ -1,4 +1,4 @@
-import { compileGuard, evaluateGuard, NanoVmError } from '@nano-vm/kernel';
+import { compileGuard, evaluateGuard, NanoVmError, parseJsonText } from '@nano-vm/kernel';
 import { EXIT } from '../exitCodes.js';
 import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
@@ -22,7 +22,7 @@ export async function exprCommand(argv: string[]): Promise<number> {
   if (values.vars !== undefined) {
     let parsed: unknown;
     try {
-      parsed = JSON.parse(values.vars);
+      parsed = parseJsonText(values.vars);
     } catch (e) {
       throw new NanoVmError('E_JSON', `--vars is not valid JSON: ${(e as Error).message}`);
     }

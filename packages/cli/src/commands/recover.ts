@@ -128,10 +128,11 @@ export async function recoverCommand(argv: string[]): Promise<number> {
           process.stdout.write(
             `recovered ${runId}: ${r.status}${r.outcome ? ` ${r.outcome}` : ''} (re-derived ${r.resumed_from_seq} stored events${r.reinvoked.length ? `, re-invoked ${r.reinvoked.join(', ')}` : ''})\n`,
           );
-      } catch (e) {
-        // A run that cannot be recovered is reported, and the others still are; a bug stops here.
-        if (!(e instanceof NanoVmError)) throw e;
+      } catch (caught) {
+        // A run that cannot be recovered is reported, and the others still are; even a bug stops
+        // only the run it happened in (its stack goes to stderr).
         failures++;
+        const e = caught instanceof NanoVmError ? caught : bugIn(caught);
         if (values.json)
           process.stdout.write(
             JSON.stringify({ run_id: runId, recovered: false, error: { code: e.code, message: e.message } }) + '\n',
@@ -149,4 +150,9 @@ export async function recoverCommand(argv: string[]): Promise<number> {
   } finally {
     await store.close();
   }
+}
+
+function bugIn(e: unknown): NanoVmError {
+  process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
+  return new NanoVmError('E_INTERNAL', e instanceof Error ? e.message : String(e));
 }

@@ -11,6 +11,8 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import {
   canonicalJson,
+  MAX_DOCUMENT_DEPTH,
+  parseJsonText,
   hashJson,
   type JsonValue,
   type Program,
@@ -98,6 +100,19 @@ CREATE TABLE IF NOT EXISTS programs (
   program TEXT NOT NULL
 ) WITHOUT ROWID;
 `;
+
+/**
+ * A JSON column, read as strictly as a bundle: a row edited outside nano-vm to hold text that is
+ * not JSON, a duplicate member name or too deep a nesting is E_STORE_CORRUPT, not half-read and
+ * not a crash (docs/limits.md).
+ */
+function storedJson(text: string, what: string): unknown {
+  try {
+    return parseJsonText(text, { maxDepth: MAX_DOCUMENT_DEPTH });
+  } catch (e) {
+    throw new StoreError('E_STORE_CORRUPT', `${what} in the store is not JSON: ${(e as Error).message}`, { cause: e });
+  }
+}
 
 /** The column names of a table. */
 const columnsOf = (db: Database.Database, table: string): Set<string> =>
@@ -503,18 +518,18 @@ export class SqliteStore implements Store {
             'E_STORE_CORRUPT',
             `run ${r.run_id} names program ${r.program_hash}, which is not in the store`,
           );
-        p = JSON.parse(row.program) as Program;
+        p = storedJson(row.program, `run ${r.run_id}: program`) as Program;
         this.programsByHash.set(r.program_hash, p);
       }
       // Each record gets its own copy: callers may not change the store's cached program.
       program = structuredClone(p);
-    } else program = JSON.parse(r.program) as Program;
+    } else program = storedJson(r.program, `run ${r.run_id}: program`) as Program;
     return {
       run_id: r.run_id,
       program_id: r.program_id,
       program,
-      policy: JSON.parse(r.policy) as unknown,
-      input: JSON.parse(r.input) as unknown,
+      policy: storedJson(r.policy, `run ${r.run_id}: policy`),
+      input: storedJson(r.input, `run ${r.run_id}: input`),
       status: r.status as RunRecord['status'],
       outcome: r.outcome,
       head_hash: r.head_hash,
@@ -524,7 +539,9 @@ export class SqliteStore implements Store {
 
   async events(runId: string): Promise<TraceEvent[]> {
     this.checkOpen();
-    return (this.selectEvents.all(runId) as string[]).map((body) => JSON.parse(body) as TraceEvent);
+    return (this.selectEvents.all(runId) as string[]).map(
+      (body, i) => storedJson(body, `run ${runId}: stored event ${i + 1}`) as TraceEvent,
+    );
   }
 
   async listRuns(filter: { status?: RunStatus | 'running' } = {}): Promise<RunRecord[]> {
@@ -622,7 +639,7 @@ function toVaultRow(r: VaultDbRow): VaultRow {
     subject: r.subject,
     commitment: r.commitment,
     salt: r.salt,
-    value: r.value === null ? null : (JSON.parse(r.value) as JsonValue),
+    value: r.value === null ? null : (storedJson(r.value, `vault value of ${r.path}`) as JsonValue),
     erased: r.erased === 1,
   };
 }
