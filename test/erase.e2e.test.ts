@@ -5,9 +5,10 @@
  * and the example's AML legal hold refuses erasure with an audited event (exit 1).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -18,9 +19,15 @@ function nanoVm(...args: string[]) {
   const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8' });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr, json: () => JSON.parse(r.stdout) };
 }
-const fileBytes = (db: string): Buffer =>
-  Buffer.concat([db, `${db}-wal`].filter((p) => existsSync(p)).map((p) => readFileSync(p)));
 const INGRID = ['Ingrid Larsen', 'ingrid.larsen@example.com', 'NO8841207'];
+/** The database file, its WAL and its shared-memory index: every file SQLite keeps bytes in. */
+const fileBytes = (db: string): Buffer =>
+  Buffer.concat([db, `${db}-wal`, `${db}-shm`].filter((p) => existsSync(p)).map((p) => readFileSync(p)));
+const LEAK_EMAIL = 'Leaky.Person@Example.com';
+// Eight digits: a random hex hash holds a given 8-digit run with odds of about 1 in 4e9 per place.
+const LEAK_PIN = 42424242;
+/** The forms of the leaky run's values that must not survive (compared case-insensitively). */
+const leakForms = (): string[] => [LEAK_EMAIL, String(LEAK_PIN)];
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'nano-vm-erase-e2e-'));
@@ -150,6 +157,143 @@ describe('nano-vm erase', () => {
     expect(nanoVm('replay', out, '--store', store, '--json').json()).toMatchObject({
       identical: true,
       vault: { sealed: ['input.customer.email'] },
+    });
+  });
+
+  it('copies of a value as an object key, upper-cased, or inside text reach no event, bundle or file byte after erase', () => {
+    // A run whose tool and model echo the sensitive email and PIN in every shape the redactor must
+    // catch: as object keys (two of them redacting to the same commitment), upper-cased inside
+    // text, and the number inside a string.
+    const ex = join(dir, 'leaky');
+    mkdirSync(join(ex, 'inputs'), { recursive: true });
+    writeFileSync(
+      join(ex, 'program.yaml'),
+      [
+        'format: nano-vm.program/v1',
+        'id: leaky',
+        'version: "1"',
+        'input_schema:',
+        '  type: object',
+        '  required: [user]',
+        '  properties:',
+        '    user:',
+        '      type: object',
+        '      required: [email, pin]',
+        '      properties: { email: { type: string }, pin: { type: number } }',
+        'sensitive: [input.user.email, input.user.pin]',
+        'subject: input.user.email',
+        'steps:',
+        '  - id: lookup',
+        '    kind: tool',
+        '    tool: lookup',
+        '    args: { email: input.user.email, pin: input.user.pin }',
+        '    next: summarize',
+        '  - id: summarize',
+        '    kind: llm',
+        '    prompt: "Summarize {{steps.lookup.output}}"',
+        '    projection: [steps.lookup.output]',
+        '    output: { schema: { type: object } }',
+        '    next: done',
+        '  - id: done',
+        '    kind: end',
+        '    outcome: OK',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(
+      join(ex, 'tools.mjs'),
+      `export const tools = [{ name: 'lookup', run: async ({ email, pin }) => ({
+        [email]: 'x',
+        [email.toUpperCase()]: 'y',
+        shout: 'CONTACT ' + email.toUpperCase() + ' NOW',
+        note: 'pin=' + pin,
+        ['pin=' + pin]: 1,
+      }) }];\n`,
+    );
+    writeFileSync(
+      join(ex, 'model.yaml'),
+      `model: leaky\nanswers:\n  summarize:\n    - { raw: '{"k":1,"${LEAK_EMAIL.toUpperCase()}":1,"${LEAK_EMAIL}":2,"note":"Pin=${LEAK_PIN} for ${LEAK_EMAIL.toUpperCase()}"}' }\n`,
+    );
+    writeFileSync(join(ex, 'inputs', 'one.json'), JSON.stringify({ user: { email: LEAK_EMAIL, pin: LEAK_PIN } }));
+    const db = join(dir, 'leaky.db');
+    const store = `sqlite:${db}`;
+    const run = nanoVm('run', ex, '--store', store, '--json');
+    expect(run.err).toBe('');
+    expect(run.code).toBe(0);
+    const { run_id } = run.json();
+    const before = join(dir, 'leaky-before.json');
+    expect(nanoVm('export', run_id, '--store', store, '-o', before).code).toBe(0);
+    const text = readFileSync(before, 'utf8');
+    for (const v of leakForms()) expect(text.toLowerCase(), v).not.toContain(v.toLowerCase());
+    // The stored rows too: every event body and the run's input, read from the database itself.
+    const conn = new Database(db, { readonly: true });
+    const rows = conn
+      .prepare(
+        `SELECT body FROM events UNION ALL SELECT input FROM runs UNION ALL SELECT idempotency_keys.key FROM idempotency_keys`,
+      )
+      .pluck()
+      .all() as string[];
+    conn.close();
+    expect(rows.length).toBeGreaterThan(5);
+    for (const row of rows) for (const v of leakForms()) expect(row.toLowerCase(), v).not.toContain(v.toLowerCase());
+    const bundle = JSON.parse(text);
+    // The tool output's two email keys became two distinct keys, neither holding the email.
+    const lookup = bundle.events.find(
+      (e: { type: string; step?: string }) => e.type === 'step_completed' && e.step === 'lookup',
+    );
+    const keys = Object.keys(lookup.output).filter((k) => k.startsWith('vault:sha256:'));
+    expect(keys).toHaveLength(2);
+    expect(new Set(Object.values(lookup.output).filter((v) => v === 'x' || v === 'y'))).toEqual(new Set(['x', 'y']));
+    expect(nanoVm('verify', before, '--json').json()).toMatchObject({ valid: true });
+    expect(nanoVm('replay', before, '--json').json()).toMatchObject({ identical: true });
+    expect(nanoVm('replay', before, '--store', store, '--json').json()).toMatchObject({ identical: true });
+
+    // Another connection keeps the file open (idle) across the erasure, as a long-lived host would:
+    // the WAL and -shm files stay on disk, and must not hold the values either.
+    const idle = new Database(db);
+    idle.pragma('journal_mode = WAL');
+    expect(idle.prepare('SELECT count(*) FROM vault WHERE value IS NOT NULL').pluck().get()).toBe(2);
+    const erase = nanoVm('erase', '--subject', LEAK_EMAIL, '--store', store, '--json');
+    expect(erase.code).toBe(0);
+    expect(erase.json()).toMatchObject({ erased: [{ run_id, paths: ['input.user.email', 'input.user.pin'] }] });
+    expect(existsSync(`${db}-shm`)).toBe(true);
+    const raw = fileBytes(db).toString('latin1').toLowerCase();
+    for (const v of leakForms()) expect(raw, v).not.toContain(v.toLowerCase());
+    idle.close();
+    const closed = fileBytes(db).toString('latin1').toLowerCase();
+    for (const v of leakForms()) expect(closed, v).not.toContain(v.toLowerCase());
+    const after = join(dir, 'leaky-after.json');
+    expect(nanoVm('export', run_id, '--store', store, '-o', after).code).toBe(0);
+    const afterText = readFileSync(after, 'utf8');
+    for (const v of leakForms()) expect(afterText.toLowerCase(), v).not.toContain(v.toLowerCase());
+    expect(nanoVm('verify', after, '--json').json()).toMatchObject({ valid: true });
+  });
+
+  it('a copy in an input field not declared sensitive: erased from the vault, reported as residual, exit 1', () => {
+    const store = `sqlite:${join(dir, 'residual.db')}`;
+    const clean = JSON.parse(readFileSync('examples/kyc/inputs/clean.json', 'utf8'));
+    clean.applicant.occupation = 'assistant to INGRID LARSEN';
+    const input = join(dir, 'residual.json');
+    writeFileSync(input, JSON.stringify(clean));
+    const run = nanoVm(
+      'run',
+      'examples/kyc',
+      '--input',
+      input,
+      '--policy',
+      join(dir, 'nohold.yaml'),
+      '--store',
+      store,
+      '--json',
+    );
+    expect(run.code).toBe(0);
+    const { run_id } = run.json();
+    const erase = nanoVm('erase', '--subject', 'ingrid.larsen@example.com', '--store', store);
+    expect(erase.code).toBe(1);
+    expect(erase.out).toContain(`RESIDUAL ${run_id}  erased from the vault, but copies remain in the stored input`);
+    expect(nanoVm('erase', '--subject', 'ingrid.larsen@example.com', '--store', store, '--json').json()).toMatchObject({
+      already_erased: [run_id],
+      residual: [],
     });
   });
 

@@ -152,6 +152,7 @@ export type { ErasureSummary, RejectedTransition, RunCommitments, RunHealth } fr
 export {
   commitValue,
   replaceAtPaths,
+  scrubEvent,
   sensitiveLeaves,
   subjectKey,
   COMMITMENT_PREFIX,

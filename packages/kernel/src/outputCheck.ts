@@ -92,7 +92,7 @@ export function checkModelAnswer(output: LlmOutput, raw: string): Checked {
 }
 
 /** Models often wrap JSON in a ```json fence; accept exactly that wrapper and nothing looser. */
-function stripFence(raw: string): string {
+export function stripFence(raw: string): string {
   const m = /^\s*```(?:json)?\s*\n([\s\S]*?)\n\s*```\s*$/.exec(raw);
   return m ? m[1]! : raw;
 }

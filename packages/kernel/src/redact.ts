@@ -20,11 +20,13 @@ import type { EffectResult } from './command.js';
 import { NanoVmError } from './errors.js';
 import type { Hasher } from './hash.js';
 import type { JsonValue } from './program.js';
+import { stripFence } from './outputCheck.js';
+import { parseJsonText } from './jsonText.js';
 import { isUnder, readPath, splitPath } from './statePath.js';
 import { ownMember, setMember } from './dataMember.js';
 
 export const COMMITMENT_PREFIX = 'vault:sha256:';
-/** Strings at least this long are also replaced where they occur inside longer strings. */
+/** Sensitive texts (strings, numbers as JSON text) at least this long are also replaced inside longer strings and keys. */
 const MIN_SUBSTRING = 4;
 
 export function isCommitment(v: unknown): v is string {
@@ -99,12 +101,56 @@ export interface Sealed {
   value?: JsonValue;
 }
 
-/** Replaces sensitive values by their commitments in what the machine writes into events. */
+/** A regular-expression source matching `s` literally (escaping the syntax characters of `u` mode). */
+const literal = (s: string): string => s.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
+/** A commitment already in a text: matched first and kept, so nothing inside its hex is replaced. */
+const COMMITMENT_SOURCE = `${literal(COMMITMENT_PREFIX)}[0-9a-f]{64}`;
+const byCodeUnits = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+/** Where long text is clipped: an ellipsis or three dots. */
+const CUT_MARK = /…|\.\.\./g;
+
+/** KMP's prefix function: fail[i] = the length of the longest proper border of `s[0..i]`. */
+function prefixFunction(s: string): number[] {
+  const fail = new Array<number>(s.length).fill(0);
+  for (let i = 1, k = 0; i < s.length; i++) {
+    while (k > 0 && s[i] !== s[k]) k = fail[k - 1]!;
+    if (s[i] === s[k]) k++;
+    fail[i] = k;
+  }
+  return fail;
+}
+
+/** A needle: a text form of a sensitive value, and the commitment that replaces it. */
+interface Needle {
+  text: string;
+  commitment: string;
+}
+
+/**
+ * Replaces sensitive values by their commitments in what the machine writes into events.
+ *
+ * The rules (docs/privacy.md, "What is caught"): a string or number equal to a sensitive string or
+ * number, compared as text in any letter case (simple Unicode case folding, the `iu` flags of a
+ * regular expression, and the value's full upper- and lower-case forms), becomes the commitment;
+ * a sensitive string or number of 4 or more characters (a number by its JSON text) is replaced
+ * where it occurs inside a longer string, in any case, and inside JSON text in its JSON-escaped
+ * form too; a number whose digits hold one becomes the commitment. Object keys follow the string
+ * rules; keys that redact to the same text are told apart by `#2`, `#3`, … in the code-unit order
+ * of the original keys (a key that needed no redaction keeps its name).
+ */
 export class Redactor {
   private readonly byPath = new Map<string, string>();
-  private readonly byValue = new Map<string, string>();
-  /** Strings replaced inside longer strings, longest first. */
-  private readonly inside: [string, string][] = [];
+  /** Sensitive texts shorter than MIN_SUBSTRING: replaced as whole values, in their own case. */
+  private readonly exact = new Map<string, string>();
+  /** Every text form of a longer sensitive string or number, for whole-value matching. */
+  private readonly whole: Needle[] = [];
+  /** The forms replaced inside longer strings, longest first. */
+  private readonly inside: Needle[] = [];
+  private readonly wholeRe: RegExp | null;
+  private readonly wholeMax: number;
+  private readonly insideRe: RegExp | null;
+  /** The inside needles lower-cased, with their KMP prefix functions, for cut-off copies. */
+  private readonly prefixes: { lower: string; fail: number[]; commitment: string }[] = [];
   /** Commitment -> value, for the values this redactor holds. */
   private readonly byCommitment = new Map<string, JsonValue>();
   readonly paths: string[];
@@ -116,24 +162,42 @@ export class Redactor {
       this.byCommitment.set(s.commitment, s.value);
       // Booleans and null carry no identity of their own and occur everywhere in events; they are
       // replaced where the machine knows their path only.
-      if (typeof s.value === 'string' || typeof s.value === 'number')
-        this.byValue.set(canonicalJson(s.value), s.commitment);
-      if (typeof s.value === 'string' && s.value.length >= MIN_SUBSTRING) this.inside.push([s.value, s.commitment]);
+      if (typeof s.value !== 'string' && typeof s.value !== 'number') continue;
+      const text = typeof s.value === 'string' ? s.value : canonicalJson(s.value);
+      // A short value matches whole and in its own case only: `NO` in any case would take every "no".
+      if (text.length < MIN_SUBSTRING) {
+        if (!this.exact.has(text)) this.exact.set(text, s.commitment);
+        continue;
+      }
+      // Simple case folding (the regular expressions' `iu`) maps one character to one; the full
+      // upper- and lower-case forms also catch what `toUpperCase()` makes of `ß` (`SS`) or `ﬀ` (`FF`).
+      for (const form of new Set([text, text.toUpperCase(), text.toLowerCase()])) {
+        this.whole.push({ text: form, commitment: s.commitment });
+        this.inside.push({ text: form, commitment: s.commitment });
+        // In raw JSON text (a model's answer) a string appears escaped: `"` as `\"`, a newline as `\n`.
+        const escaped = JSON.stringify(form).slice(1, -1);
+        if (escaped !== form) this.inside.push({ text: escaped, commitment: s.commitment });
+      }
     }
-    this.inside.sort((a, b) => b[0].length - a[0].length);
+    this.inside.sort((a, b) => b.text.length - a.text.length);
+    const groups = (ns: Needle[]): string => ns.map((n) => `(${literal(n.text)})`).join('|');
+    this.wholeMax = 2 * this.whole.reduce((m, n) => Math.max(m, n.text.length), 0);
+    this.wholeRe = this.whole.length ? new RegExp(`^(?:${groups(this.whole)})$`, 'iu') : null;
+    this.insideRe = this.inside.length ? new RegExp(`(${COMMITMENT_SOURCE})|${groups(this.inside)}`, 'giu') : null;
+    for (const n of this.inside) {
+      const lower = n.text.toLowerCase();
+      this.prefixes.push({ lower, fail: prefixFunction(lower), commitment: n.commitment });
+    }
     this.paths = [...this.byPath.keys()];
   }
 
   /** `v` with every sensitive sub-value replaced; the same object when nothing was. */
   value(v: JsonValue): JsonValue {
-    if (typeof v === 'string') {
-      const c = this.byValue.get(JSON.stringify(v));
-      return c ?? this.text(v);
-    }
-    if (typeof v === 'number') return this.byValue.get(canonicalJson(v)) ?? v;
+    if (typeof v === 'string') return this.string(v);
+    if (typeof v === 'number') return this.number(v);
     if (v === null || typeof v !== 'object') return v;
-    let changed = false;
     if (Array.isArray(v)) {
+      let changed = false;
       const out = v.map((e) => {
         const r = this.value(e);
         if (r !== e) changed = true;
@@ -141,13 +205,7 @@ export class Redactor {
       });
       return changed ? out : v;
     }
-    const out: { [k: string]: JsonValue } = {};
-    for (const k of Object.keys(v)) {
-      const r = this.value(v[k]!);
-      if (r !== v[k]) changed = true;
-      setMember(out, k, r);
-    }
-    return changed ? out : v;
+    return this.object(v, (_k, x) => this.value(x));
   }
 
   /** The value read from state path `path`: leaves at sensitive paths by path, the rest by value. */
@@ -156,54 +214,200 @@ export class Redactor {
     if (c !== undefined) return c;
     if (v === null || typeof v !== 'object' || !this.paths.some((p) => isUnder(p, path))) return this.value(v);
     if (Array.isArray(v)) return v.map((e, i) => this.at(`${path}.${i}`, e));
-    const out: { [k: string]: JsonValue } = {};
-    for (const k of Object.keys(v)) setMember(out, k, this.at(`${path}.${k}`, v[k]!));
-    return out;
+    return this.object(v, (k, x) => this.at(`${path}.${k}`, x));
   }
 
-  /** A string with every occurrence of a sensitive string (and a cut-off prefix of one, `…`) replaced. */
-  text(s: string): string {
-    let out = s;
-    for (const [needle, c] of this.inside) if (out.includes(needle)) out = out.split(needle).join(c);
-    if (out.endsWith('…')) {
-      const head = out.slice(0, -1);
-      for (const [needle, c] of this.inside) {
-        for (let n = Math.min(needle.length - 1, head.length); n >= MIN_SUBSTRING; n--)
-          if (head.endsWith(needle.slice(0, n))) return `${head.slice(0, head.length - n)}${c}…`;
+  /** A string equal to a sensitive value (any case) becomes its commitment; else `text`. */
+  private string(s: string): string {
+    const short = this.exact.get(s);
+    if (short !== undefined) return short;
+    // Case folding keeps a text within twice its length: a longer string cannot equal a needle.
+    const m = s.length <= this.wholeMax ? this.wholeRe?.exec(s) : null;
+    return m ? this.matched(m, 1, this.whole) : this.text(s);
+  }
+
+  /** A number equal to a sensitive value, or whose JSON text holds one, becomes its commitment. */
+  private number(n: number): JsonValue {
+    if (this.wholeRe === null && this.exact.size === 0) return n;
+    const t = canonicalJson(n);
+    const short = this.exact.get(t);
+    if (short !== undefined) return short;
+    if (this.wholeRe === null) return n;
+    const m = t.length <= this.wholeMax ? this.wholeRe.exec(t) : null;
+    if (m) return this.matched(m, 1, this.whole);
+    if (this.insideRe === null) return n;
+    this.insideRe.lastIndex = 0;
+    const i = this.insideRe.exec(t);
+    return i && i[1] === undefined ? this.matched(i, 2, this.inside) : n;
+  }
+
+  /** The commitment of the needle whose capture group matched (groups start at `first`). */
+  private matched(m: RegExpExecArray, first: number, needles: readonly Needle[]): string {
+    for (let g = first; g < m.length; g++) if (m[g] !== undefined) return needles[g - first]!.commitment;
+    return m[0];
+  }
+
+  /**
+   * An object with its keys redacted like strings and its values by `child`; keys that redact to
+   * the same text get `#2`, `#3`, … (see the class comment). Built with `Object.fromEntries`, so a
+   * `__proto__` key stays an ordinary own property. The same object when nothing changed.
+   */
+  private object(v: { [k: string]: JsonValue }, child: (k: string, x: JsonValue) => JsonValue): JsonValue {
+    const keys = Object.keys(v);
+    const names = new Map<string, string>();
+    for (const k of keys) {
+      const r = this.string(k);
+      if (r !== k) names.set(k, r);
+    }
+    if (names.size > 0) {
+      const taken = new Set(keys.filter((k) => !names.has(k)));
+      for (const k of [...names.keys()].sort(byCodeUnits)) {
+        const base = names.get(k)!;
+        let name = base;
+        for (let i = 2; taken.has(name); i++) name = `${base}#${i}`;
+        taken.add(name);
+        names.set(k, name);
       }
     }
-    return out;
+    let changed = names.size > 0;
+    const entries = keys.map((k): [string, JsonValue] => {
+      const x = v[k]!;
+      const r = child(k, x);
+      if (r !== x) changed = true;
+      return [names.get(k) ?? k, r];
+    });
+    return changed ? (Object.fromEntries(entries) as JsonValue) : v;
+  }
+
+  /**
+   * A string with every occurrence of a sensitive string or number text (any case; see the class
+   * comment) replaced, and a cut-off prefix of one before a final `…`. Commitments already in the
+   * text are kept as they are.
+   */
+  text(s: string): string {
+    if (this.insideRe === null) return s;
+    const out = s.replace(this.insideRe, (...m: unknown[]) => {
+      if (m[1] !== undefined) return m[0] as string;
+      for (let g = 2; g < this.inside.length + 2; g++) if (m[g] !== undefined) return this.inside[g - 2]!.commitment;
+      return m[0] as string;
+    });
+    return out.includes('…') || out.includes('...') ? this.cutOffs(out) : out;
+  }
+
+  /**
+   * Cut-off copies: before every `…` or `...` (how messages and explanations clip long text), the
+   * longest tail of 4 or more characters that is a prefix of a sensitive text (any case) becomes
+   * its commitment. Each needle is scanned with its prefix function (Knuth–Morris–Pratt), so a
+   * text costs its length times the number of needles.
+   */
+  private cutOffs(s: string): string {
+    let out = '';
+    let from = 0;
+    for (const m of s.matchAll(CUT_MARK)) {
+      const at = m.index;
+      out += this.cutTail(s.slice(from, at)) + m[0];
+      from = at + m[0].length;
+    }
+    return out + s.slice(from);
+  }
+
+  private cutTail(head: string): string {
+    if (head.length < MIN_SUBSTRING) return head;
+    // A commitment (or the clipped start of one) at the end is not a copy of anything.
+    const open = head.lastIndexOf(COMMITMENT_PREFIX);
+    const fixedUpTo = open < 0 ? 0 : Math.min(head.length, open + COMMITMENT_PREFIX.length + 64);
+    let best: { k: number; commitment: string } | null = null;
+    for (const n of this.prefixes) {
+      const tail = head.slice(Math.max(fixedUpTo, head.length - n.lower.length + 1)).toLowerCase();
+      if (tail.length !== Math.min(head.length - fixedUpTo, n.lower.length - 1)) continue; // case mapping changed a length
+      let k = 0;
+      for (let i = 0; i < tail.length; i++) {
+        const ch = tail[i];
+        while (k > 0 && (k === n.lower.length || n.lower[k] !== ch)) k = n.fail[k - 1]!;
+        if (n.lower[k] === ch) k++;
+      }
+      if (k >= MIN_SUBSTRING && (best === null || k > best.k)) best = { k, commitment: n.commitment };
+    }
+    return best ? head.slice(0, head.length - best.k) + best.commitment : head;
+  }
+
+  /**
+   * A model's raw answer: `text`, unless the answer is JSON whose redacted text would not parse to
+   * the redacted answer (two keys that redact alike would merge into one, a short value that `text`
+   * leaves in place, a match that spans JSON syntax); then the JSON text of the redacted answer
+   * (`value`). So the raw answer holds no more than the output, and a replay that parses the
+   * recorded raw answer gets the recorded output.
+   */
+  raw(s: string): string {
+    const t = this.text(s);
+    let parsed: JsonValue;
+    try {
+      // The strict reader, as the output check reads answers (depth limit, no duplicate names).
+      parsed = parseJsonText(stripFence(s)) as JsonValue;
+    } catch {
+      return t;
+    }
+    const want = this.value(parsed);
+    if (want === parsed) return t;
+    try {
+      if (canonicalJson(parseJsonText(stripFence(t)) as JsonValue) === canonicalJson(want)) return t;
+    } catch {
+      // The redacted text is no JSON any more: fall through to the redacted answer's JSON text.
+    }
+    return JSON.stringify(want);
   }
 
   /**
    * The inverse of `value` for recorded results: commitments written in place of a value (whole,
-   * or inside a string) become the value again, so a replay or a recovery that holds the vault's
-   * values feeds the machine what the live run saw, and writes the same redacted events again.
+   * or inside a string or key) become the value again, so a replay or a recovery that holds the
+   * vault's values feeds the machine what the live run saw, and writes the same redacted events
+   * again. Lossy where the redaction was: a copy in another letter case comes back in the vault's
+   * spelling, and a key told apart by `#2` keeps its suffix.
    */
   reveal(v: JsonValue): JsonValue {
     if (this.byCommitment.size === 0) return v;
     if (typeof v === 'string') {
       const whole = this.byCommitment.get(v);
-      if (whole !== undefined) return whole;
-      if (!v.includes(COMMITMENT_PREFIX)) return v;
-      let out = v;
-      for (const [c, value] of this.byCommitment)
-        if (typeof value === 'string' && out.includes(c)) out = out.split(c).join(value);
-      return out;
+      return whole !== undefined ? whole : this.revealText(v);
     }
     if (v === null || typeof v !== 'object') return v;
     if (Array.isArray(v)) return v.map((e) => this.reveal(e));
-    const out: { [k: string]: JsonValue } = {};
-    for (const k of Object.keys(v)) setMember(out, k, this.reveal(v[k]!));
+    return Object.fromEntries(Object.keys(v).map((k) => [this.revealText(k), this.reveal(v[k]!)])) as JsonValue;
+  }
+
+  /** Commitments inside a string turned back into the text of their string or number. */
+  private revealText(s: string, escaped = false): string {
+    if (!s.includes(COMMITMENT_PREFIX)) return s;
+    let out = s;
+    for (const [c, value] of this.byCommitment) {
+      if ((typeof value !== 'string' && typeof value !== 'number') || !out.includes(c)) continue;
+      const text = typeof value === 'string' ? value : canonicalJson(value);
+      out = out.split(c).join(escaped ? JSON.stringify(text).slice(1, -1) : text);
+    }
     return out;
+  }
+
+  /**
+   * A recorded raw answer revealed: in an answer that is JSON, a commitment stands inside a JSON
+   * string, so the value goes back in its JSON-escaped form and the answer still parses. (A number
+   * that `raw` replaced comes back as a string of its digits: the commitment was a string.)
+   */
+  private revealRaw(s: string): string {
+    if (!s.includes(COMMITMENT_PREFIX)) return s;
+    try {
+      parseJsonText(stripFence(s));
+    } catch {
+      return this.revealText(s);
+    }
+    return this.revealText(s, true);
   }
 
   /** A recorded effect result with its commitments revealed (see `reveal`). */
   revealResult(r: EffectResult): EffectResult {
     if (this.byCommitment.size === 0) return r;
-    if (!r.ok) return { ...r, error: { ...r.error, message: this.reveal(r.error.message) as string } };
+    if (!r.ok) return { ...r, error: { ...r.error, message: this.revealText(r.error.message) } };
     const out: EffectResult = { ...r };
-    if (r.raw !== undefined) out.raw = this.reveal(r.raw) as string;
+    if (r.raw !== undefined) out.raw = this.revealRaw(r.raw);
     if (r.value !== undefined) out.value = this.reveal(r.value as JsonValue);
     return out;
   }
@@ -297,12 +501,12 @@ export function scrubEvent(r: Redactor, e: TraceEvent, argsOf: (step: string) =>
     }
     case 'step_completed': {
       const output = r.value(e.output);
-      const raw = e.raw === undefined ? undefined : r.text(e.raw);
+      const raw = e.raw === undefined ? undefined : r.raw(e.raw);
       const fallbacks = msgs(e.fallbacks);
       return output === e.output && raw === e.raw && fallbacks === e.fallbacks ? e : { ...e, output, raw, fallbacks };
     }
     case 'step_failed': {
-      const raw = e.raw === undefined ? undefined : r.text(e.raw);
+      const raw = e.raw === undefined ? undefined : r.raw(e.raw);
       const rejected_output = e.rejected_output === undefined ? undefined : r.value(e.rejected_output);
       const error = msg(e.error);
       const fallbacks = msgs(e.fallbacks);

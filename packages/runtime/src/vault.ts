@@ -11,6 +11,7 @@ import {
   commitValue,
   legalHoldFor,
   replaceAtPaths,
+  scrubEvent,
   sensitiveLeaves,
   subjectKey,
   type Clock,
@@ -119,6 +120,35 @@ export interface EraseReport {
   pending: { run_id: string; status: string; paths: string[] }[];
   /** Runs whose values of this subject were already erased. */
   already_erased: string[];
+  /**
+   * Erased runs that still hold a copy of an erased value where the redactor would replace it now:
+   * in the events of these seqs (written before the redaction caught keys, other letter cases and
+   * numbers inside text; they are in the hash chain and stay), or in the stored input outside the
+   * declared `sensitive` paths. Their vault values were erased all the same.
+   */
+  residual: { run_id: string; seqs: number[]; input: boolean }[];
+  /**
+   * True when the erased bytes are still in the store's files because another connection holds
+   * an old snapshot (SQLite WAL): erase again once it has ended.
+   */
+  file_pending: boolean;
+}
+
+/**
+ * Where a run's stored events and input still hold a copy of one of `rows`' values that today's
+ * redaction would replace (docs/privacy.md, "What is caught"). Null when there is none.
+ */
+export function residualCopies(
+  run: RunRecord,
+  events: readonly TraceEvent[],
+  rows: readonly VaultRow[],
+): { seqs: number[]; input: boolean } | null {
+  const r = new Redactor(
+    rows.filter((x) => !x.erased).map((x) => ({ path: x.path, commitment: x.commitment, value: x.value as JsonValue })),
+  );
+  const seqs = events.filter((e) => scrubEvent(r, e, () => undefined) !== e).map((e) => e.seq);
+  const input = run.input !== undefined && r.value(run.input as JsonValue) !== run.input;
+  return seqs.length || input ? { seqs, input } : null;
 }
 
 /** The legal hold that keeps a run's values: from its own stored policy, then from the given ones. */
@@ -137,7 +167,15 @@ export async function eraseSubject(o: EraseOptions): Promise<EraseReport> {
   // Rows written before stores had a secret are keyed by the plain hash: erase those too.
   const legacy = subjectKey(o.hasher, o.subject);
   const clock = o.clock ?? systemClock;
-  const report: EraseReport = { subject: key, erased: [], refused: [], pending: [], already_erased: [] };
+  const report: EraseReport = {
+    subject: key,
+    erased: [],
+    refused: [],
+    pending: [],
+    already_erased: [],
+    residual: [],
+    file_pending: false,
+  };
   const byRun = new Map<string, VaultRow[]>();
   for (const row of [...(await o.store.vaultBySubject(key)), ...(await o.store.vaultBySubject(legacy))]) {
     let rows = byRun.get(row.run_id);
@@ -191,9 +229,15 @@ export async function eraseSubject(o: EraseOptions): Promise<EraseReport> {
       ts: '',
       type: 'values_erased',
     };
+    // Checked while the values are still there to compare with.
+    const residual = residualCopies(run, events, live);
     const e: TraceEvent = chain.append(body, ts);
     await o.store.eraseValues(runId, rowKey, e);
+    if (residual) report.residual.push({ run_id: runId, ...residual });
     report.erased.push({ run_id: runId, paths, seq: e.seq });
   }
+  // Also after an erasure found nothing left: erasing again finishes a flush a reader held up.
+  if ((report.erased.length || report.already_erased.length) && o.store.flushErased)
+    report.file_pending = !(await o.store.flushErased());
   return report;
 }

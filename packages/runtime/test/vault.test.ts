@@ -85,6 +85,10 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'nano-vm-vault-'));
 const fileBytes = (path: string): Buffer =>
   Buffer.concat([path, `${path}-wal`].filter((p) => existsSync(p)).map((p) => readFileSync(p)));
 
+/** The database file, its WAL and its -shm index. */
+const allFileBytes = (path: string): Buffer =>
+  Buffer.concat([path, `${path}-wal`, `${path}-shm`].filter((p) => existsSync(p)).map((p) => readFileSync(p)));
+
 async function exported(store: Store, runId: string): Promise<Bundle> {
   const run = (await store.getRun(runId))!;
   const events = await store.events(runId);
@@ -280,6 +284,61 @@ describe('erase', () => {
       already_erased: [clean!.run.run_id],
     });
     expect(await store.events(clean!.run.run_id)).toHaveLength(clean!.run.events.length + 1);
+    await store.close();
+  });
+
+  it('reports (exit 1 in the CLI) a run that keeps a copy outside the vault: an old event, an undeclared input field', async () => {
+    const path = join(tmp(), 'residual.db');
+    const store = new SqliteStore(path);
+    const kycTools = toolsFromModule(await import(pathToFileURL(join(KYC, 'tools.mjs')).href), 'tools.mjs');
+    const clean = kycInputs.find((k) => k.caseName === 'clean')!.input;
+    // The occupation is not declared sensitive: the stored input keeps what it says.
+    const input = { ...clean, applicant: { ...clean.applicant, occupation: 'assistant to INGRID LARSEN' } };
+    const run = await runProgram({
+      program: kycProgram,
+      input,
+      model: new ScriptedModel(kycScript, 'clean'),
+      tools: kycTools,
+      store,
+      policy: noHoldPolicy,
+      clock: new FixedClock(),
+      ids: new SeededIds(nodeHasher),
+    });
+    // An event as a version before keys and letter cases were caught wrote it (a tool output key).
+    const last = run.events.length - 1;
+    const seq = run.events.findIndex((e) => e.type === 'step_completed');
+    const body = JSON.parse(
+      store.db
+        .prepare('SELECT body FROM events WHERE run_no = (SELECT run_no FROM runs WHERE run_id = ?) AND seq = ?')
+        .pluck()
+        .get(run.run_id, seq) as string,
+    ) as { output: Record<string, unknown> };
+    body.output = { ...body.output, 'INGRID.LARSEN@EXAMPLE.COM': true };
+    store.db
+      .prepare('UPDATE events SET body = ? WHERE run_no = (SELECT run_no FROM runs WHERE run_id = ?) AND seq = ?')
+      .run(JSON.stringify(body), run.run_id, seq);
+    const report = await eraseSubject({ store, subject: 'ingrid.larsen@example.com', hasher: nodeHasher });
+    expect(report.erased).toMatchObject([{ run_id: run.run_id, seq: last + 1 }]);
+    expect(report.residual).toEqual([{ run_id: run.run_id, seqs: [seq], input: true }]);
+    expect((await store.vault(run.run_id)).every((r) => r.erased)).toBe(true);
+    await store.close();
+  });
+
+  it('a reader holding an old snapshot keeps the bytes in the files: reported as file_pending; erasing again finishes', async () => {
+    const path = join(tmp(), 'snapshot.db');
+    const store = new SqliteStore(path, { busyTimeoutMs: 50 });
+    await runKyc(store, noHoldPolicy, 'clean');
+    const reader = new Database(path);
+    reader.exec('BEGIN');
+    reader.prepare('SELECT count(*) FROM vault').get();
+    const first = await eraseSubject({ store, subject: 'ingrid.larsen@example.com', hasher: nodeHasher });
+    expect(first).toMatchObject({ erased: [{}], file_pending: true });
+    expect(allFileBytes(path).includes('Ingrid Larsen')).toBe(true);
+    reader.exec('COMMIT');
+    const again = await eraseSubject({ store, subject: 'ingrid.larsen@example.com', hasher: nodeHasher });
+    expect(again).toMatchObject({ erased: [], already_erased: [first.erased[0]!.run_id], file_pending: false });
+    expect(allFileBytes(path).includes('Ingrid Larsen')).toBe(false);
+    reader.close();
     await store.close();
   });
 

@@ -39,7 +39,9 @@ export const ERASE_USAGE = usageText(ERASE);
  * data subject and appends `values_erased` to each run's chain. A legal hold in the run's own policy
  * (or in --policy) refuses it for that run, and the refusal is appended as `erasure_refused`.
  * Exit 0 when everything of the subject is erased; 1 when a hold refused some run or some run is
- * not finished yet (nothing of those was erased; the report names them).
+ * not finished yet (nothing of those was erased; the report names them), or when an erased run
+ * still holds a copy of a value outside the vault (`residual`: events written before redaction
+ * caught that copy, or an input field not declared sensitive).
  */
 export async function eraseCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(ERASE, argv);
@@ -63,8 +65,21 @@ export async function eraseCommand(argv: string[]): Promise<number> {
     for (const r of report.pending)
       lines.push(`  pending  ${r.run_id}  run is ${r.status}; erase again when it has finished`);
     for (const id of report.already_erased) lines.push(`  already erased  ${id}`);
+    for (const r of report.residual)
+      lines.push(
+        `  RESIDUAL ${r.run_id}  erased from the vault, but copies remain in ${[
+          ...(r.seqs.length ? [`events at seq ${r.seqs.join(', ')}`] : []),
+          ...(r.input ? ['the stored input (a field not declared sensitive)'] : []),
+        ].join(' and ')}`,
+      );
+    if (report.file_pending)
+      lines.push(
+        '  PENDING  the erased values are still in the database files: another connection holds an old snapshot; erase again when it has ended',
+      );
     if (lines.length === 1) lines.push('  no vault values of this subject in the store');
     process.stdout.write(lines.join('\n') + '\n');
   }
-  return report.refused.length || report.pending.length ? EXIT.FAILED : EXIT.OK;
+  return report.refused.length || report.pending.length || report.residual.length || report.file_pending
+    ? EXIT.FAILED
+    : EXIT.OK;
 }

@@ -564,12 +564,16 @@ export class SqliteStore implements Store {
 
   async eraseValues(runId: string, subject: string, event: TraceEvent): Promise<number> {
     this.checkOpen();
-    const n = this.vaultOps().erase(runId, subject, event);
-    // The WAL still holds the pages written before the erasure: copy them back and truncate it,
-    // so with secure_delete the erased bytes are in neither file. A reader holding an old snapshot
-    // can keep the WAL from truncating; the next erase or checkpoint finishes the job.
-    this.db.pragma('wal_checkpoint(TRUNCATE)');
-    return n;
+    return this.vaultOps().erase(runId, subject, event);
+  }
+
+  async flushErased(): Promise<boolean> {
+    this.checkOpen();
+    // The WAL still holds the pages written before the erasure: copy the latest back and truncate
+    // it, so with secure_delete the erased bytes are in neither file. A reader holding an old
+    // snapshot keeps the WAL from resetting (after busy_timeout): then say so.
+    const [r] = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
+    return r !== undefined && r.busy === 0 && r.log <= 0;
   }
 
   private vaultStatements?: VaultOps;

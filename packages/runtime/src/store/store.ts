@@ -50,9 +50,15 @@ export interface Store {
    * Erasure, atomically: deletes the value and salt of the run's live rows of `subject` (leaving
    * tombstones) and appends `event` (compare-and-swap on its seq, as `append`). Returns how many
    * rows were erased; on a conflict nothing changes. A store that keeps files scrubs the deleted
-   * bytes from them before returning.
+   * bytes from them in `flushErased`.
    */
   eraseValues(runId: string, subject: string, event: TraceEvent): Promise<number>;
+  /**
+   * Moves erased bytes out of the store's files (SQLite: checkpoint the WAL into the database
+   * file, where secure_delete zeroed them, and truncate it). False when another connection's open
+   * snapshot keeps them in a file for now. A store without files has no such method.
+   */
+  flushErased?(): Promise<boolean>;
   /**
    * The run's tool invocations by idempotency key, in first-invocation order. What counts is
    * decided in one place for every store (store/invocations.ts): a tool's `step_started` counts
