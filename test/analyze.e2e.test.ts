@@ -250,9 +250,11 @@ describe('nano-vm analyze', () => {
     expect(codeOf('analyze', 'examples/refund', '--threshold', 'path_variance=-1')).toEqual([2, 'E_USAGE']);
     expect(codeOf('analyze', 'examples/refund', '--bogus')).toEqual([2, 'E_USAGE']);
     expect(codeOf('analyze', 'run-does-not-exist', '--store', store)).toEqual([2, 'E_STORE_NO_RUN']);
+    expect(codeOf('analyze', 'examples/approval/program.yaml', '--store', store)).toEqual([2, 'E_NO_RUNS']);
+    // A store file that does not exist is not created (issue 11).
     expect(codeOf('analyze', 'examples/refund/program.yaml', '--store', `sqlite:${join(dir, 'empty.db')}`)).toEqual([
       2,
-      'E_NO_RUNS',
+      'E_STORE_MISSING',
     ]);
     expect(codeOf('analyze', 'examples/refund', 'examples/kyc', '--store', store)).toEqual([2, 'E_MIXED_PROGRAMS']);
   });

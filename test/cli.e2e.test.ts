@@ -143,7 +143,9 @@ describe('nano-vm run', () => {
   });
 
   it('exits 2 with a code for a missing model, bad model spec or unreadable input', () => {
-    expect(nanoVm('run', 'examples/refund/program.yaml', '--json').json<ErrorOutput>().error.code).toBe('E_MODEL_SPEC');
+    const refundFile = ['examples/refund/program.yaml', '--tools', 'examples/refund/tools.mjs'];
+    const refundInput = ['--input', 'examples/refund/inputs/approve.json'];
+    expect(nanoVm('run', ...refundFile, ...refundInput, '--json').json<ErrorOutput>().error.code).toBe('E_MODEL_SPEC');
     expect(nanoVm('run', 'examples/refund', '--model', 'gpt:4', '--json').json<ErrorOutput>().error.code).toBe(
       'E_MODEL_SPEC',
     );

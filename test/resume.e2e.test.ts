@@ -62,7 +62,9 @@ describe('nano-vm run: wait steps', () => {
     const r = nanoVm('list.db', 'run', EXAMPLE, '--input', `${EXAMPLE}/inputs/waiting.json`);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/⏸ approval .*waiting for an event from role payments_approver/);
-    expect(r.out).toMatch(/nano-vm resume run-[0-9a-f-]+ --event <file\.json> --role payments_approver/);
+    expect(r.out).toMatch(
+      /nano-vm resume run-[0-9a-f-]+ examples\/approval --store \S+ --event <file\.json> --role payments_approver/,
+    );
     const runs = nanoVm('list.db', 'runs', '--status', 'suspended', '--json').json();
     expect(runs.runs).toHaveLength(1);
   });

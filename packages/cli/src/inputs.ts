@@ -24,6 +24,7 @@ import {
   type Program,
 } from '@nano-vm/kernel';
 import {
+  ModelError,
   ToolRegistry,
   modelFromSpec as providerModelFromSpec,
   nodeHasher,
@@ -190,11 +191,30 @@ export async function loadTools(file: string | undefined): Promise<ToolRegistry>
   if (!file) return new ToolRegistry();
   const abs = resolve(file);
   if (!existsSync(abs)) throw new NanoVmError('E_TOOLS_MODULE', `tools module ${file} does not exist`);
+  const limit = toolsLoadTimeoutMs();
   let mod: Record<string, unknown>;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  // A module whose top-level await never settles would leave the import pending for ever (and,
+  // with nothing else to wait for, let the process end silently): it gets a bounded time to load.
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new NanoVmError(
+            'E_TOOLS_MODULE',
+            `tools module ${file} did not finish loading within ${limit} ms (a top-level await that does not settle?); nothing was run. Set NANO_VM_TOOLS_TIMEOUT_MS to allow more time`,
+          ),
+        ),
+      limit,
+    );
+  });
   try {
-    mod = (await import(pathToFileURL(abs).href)) as Record<string, unknown>;
+    mod = (await Promise.race([import(pathToFileURL(abs).href), timedOut])) as Record<string, unknown>;
   } catch (e) {
+    if (e instanceof NanoVmError) throw e;
     throw new NanoVmError('E_TOOLS_MODULE', `cannot load tools module ${file}: ${(e as Error).message}`);
+  } finally {
+    clearTimeout(timer);
   }
   try {
     return toolsFromModule(mod, file);
@@ -203,6 +223,38 @@ export async function loadTools(file: string | undefined): Promise<ToolRegistry>
     throw new NanoVmError('E_TOOLS_MODULE', (e as Error).message, { cause: e });
   }
 }
+
+/** How long a tools module may take to load: NANO_VM_TOOLS_TIMEOUT_MS, default 10 s. */
+export const DEFAULT_TOOLS_TIMEOUT_MS = 10_000;
+
+function toolsLoadTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.NANO_VM_TOOLS_TIMEOUT_MS;
+  if (v === undefined || v === '') return DEFAULT_TOOLS_TIMEOUT_MS;
+  const n = Number(v);
+  if (!/^[0-9]+$/.test(v) || !Number.isSafeInteger(n) || n < 1)
+    throw new NanoVmError(
+      'E_USAGE',
+      `NANO_VM_TOOLS_TIMEOUT_MS must be a positive whole number of milliseconds, not "${v}"`,
+    );
+  return n;
+}
+
+/** Whether any step of the program (a parallel step's children included) calls a model. */
+export function needsModel(program: Program): boolean {
+  return program.steps.some(
+    (s) => s.kind === 'llm' || (s.kind === 'parallel' && s.children.some((c) => c.kind === 'llm')),
+  );
+}
+
+/**
+ * The model of a run whose program has no llm step and was given no --model: never called. Its
+ * id, `none`, is what the genesis event and the receipt record.
+ */
+export const NO_MODEL: ModelPort = {
+  id: 'none',
+  scripted: false,
+  complete: () => Promise.reject(new ModelError('E_MODEL_SPEC', 'no model was given (pass --model)')),
+};
 
 /**
  * The model a spec names — `scripted:<file>`, `openai:<model>`, `anthropic:<model>`, a fallback

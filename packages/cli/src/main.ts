@@ -5,6 +5,7 @@ import { commandHelp } from './commandSpec.js';
 import { findCommand } from './commandTable.js';
 import { exitWithError } from './errorExit.js';
 import { EXIT } from './exitCodes.js';
+import { installExitGuard, track } from './exitGuard.js';
 import { mainHelp } from './help.js';
 
 async function main(argv: string[]): Promise<number> {
@@ -31,10 +32,25 @@ async function main(argv: string[]): Promise<number> {
   return command.run(rest);
 }
 
+/**
+ * A reader that goes away (`nano-vm run … | head -c 100`) closes stdout: writes then fail with
+ * EPIPE. That is the reader's choice, not an error of the command: later output is dropped
+ * quietly and the command still finishes its work (a run is not left halfway), with its own exit
+ * status. Without a listener the 'error' event would crash the process with a stack.
+ */
+for (const stream of [process.stdout, process.stderr])
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') process.exitCode ||= EXIT.FAILED;
+  });
+
 const args = process.argv.slice(2);
-main(args).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => exitWithError(e, args.includes('--json')),
-);
+installExitGuard(args.includes('--json'));
+const commandWork = track(`the command "nano-vm ${args.join(' ')}"`, undefined, true);
+main(args)
+  .then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => exitWithError(e, args.includes('--json')),
+  )
+  .finally(() => commandWork.done());

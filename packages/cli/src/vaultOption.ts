@@ -10,5 +10,5 @@ import { withStore } from './storeSpec.js';
 export async function vaultFromStore(spec: string, bundle: Bundle): Promise<VaultEntry[]> {
   const runId = (bundle.events[0] as { run_id?: unknown } | undefined)?.run_id;
   if (typeof runId !== 'string') return [];
-  return withStore(spec, (store) => vaultEntries(store, runId));
+  return withStore(spec, (store) => vaultEntries(store, runId), 'existing');
 }

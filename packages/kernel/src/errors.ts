@@ -111,6 +111,7 @@ export const ERROR_CODES = {
   E_STORE_BUSY: 'failed',
   E_RUN_LEASED: 'failed',
   E_LEASE_LOST: 'failed',
+  E_STORE_MISSING: 'refused',
   // Suspending and resuming
   E_RESUME_NOT_SUSPENDED: 'failed',
   E_RESUME_ROLE: 'refused',
@@ -143,6 +144,8 @@ export const ERROR_CODES = {
   E_TOOL_DEFINITION: 'refused',
   E_STORE_SPEC: 'refused',
   E_STORE_OPEN: 'refused',
+  E_UNSETTLED: 'failed',
+  E_OUTPUT_WRITE: 'failed',
   E_INTERNAL: 'bug',
   // Limits (docs/limits.md)
   E_TOO_DEEP: 'refused',

@@ -1,7 +1,12 @@
 /**
  * Effect timeouts without a timer per effect: in-flight effects register themselves here and one
- * shared, unref'd interval fires the expired ones. A timer pair per call was a visible share of a
- * fast step; this costs an array push. Resolution is TICK_MS.
+ * shared interval fires the expired ones. A timer pair per call was a visible share of a fast
+ * step; this costs an array push. Resolution is TICK_MS.
+ *
+ * The interval keeps the process alive while any deadline is pending (it is cleared once none
+ * is): an effect whose promise never settles and holds nothing else open (a scripted
+ * `{ timeout: true }`, a tool returning `new Promise(() => {})`) would otherwise let Node exit
+ * before its timeout fired, with the run left `running` and nothing reported (issue 11).
  *
  * The registered object is the effect's own in-flight record (effects.ts), not a closure, so a
  * deadline allocates nothing of its own.
@@ -65,6 +70,5 @@ export function watchDeadline(d: Deadline, ms: number): void {
   pending.push(d);
   if (interval === undefined) {
     interval = setInterval(sweep, Math.min(TICK_MS, Math.max(1, ms)));
-    interval.unref?.();
   }
 }

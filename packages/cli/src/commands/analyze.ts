@@ -115,7 +115,7 @@ class RunSources {
 
   /** Opened only when a program or a run id needs it, so analyzing bundles touches no store. */
   private open(): Store {
-    return (this.store ??= openStore(this.spec));
+    return (this.store ??= openStore(this.spec, 'existing'));
   }
 
   async close(): Promise<void> {

@@ -48,7 +48,7 @@ export async function eraseCommand(argv: string[]): Promise<number> {
   if (positionals.length || values.subject === undefined || values.subject === '')
     throw new NanoVmError('E_USAGE', ERASE_USAGE);
   const policies = values.policy ? [loadPolicyFile(values.policy).policy] : [];
-  const store = openStore(values.store);
+  const store = openStore(values.store, 'existing');
   let report;
   try {
     report = await eraseSubject({ store, subject: values.subject, hasher: nodeHasher, policies });

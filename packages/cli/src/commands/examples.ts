@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   NanoVmError,
@@ -21,6 +21,7 @@ import {
 import { EXIT } from '../exitCodes.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { exampleLayout, isDirectory, loadProgramFile, loadTools, modelFromSpec, readJson } from '../inputs.js';
+import { prepareOutputDir, writeBundle } from '../outputFile.js';
 import { renderIssues } from '../render.js';
 import { readBundleFile } from '../bundleFile.js';
 import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
@@ -55,7 +56,7 @@ export async function examplesCommand(argv: string[]): Promise<number> {
     .map((d) => join(root, d))
     .filter(isDirectory)
     .sort();
-  mkdirSync(values.out, { recursive: true });
+  prepareOutputDir(values.out);
   const rows: {
     example: string;
     case: string;
@@ -125,7 +126,8 @@ export async function examplesCommand(argv: string[]): Promise<number> {
       }
       const bundleFile = join(values.out, `${layout.name}.${caseName}.bundle.json`);
       const text = serializeBundle(res.bundle);
-      writeFileSync(bundleFile, text);
+      // Atomic; a failed write stops here and says where the bundle went instead (E_OUTPUT_WRITE).
+      writeBundle(bundleFile, text, { run_id: res.run_id, status: res.status, outcome: res.outcome });
       // Verify what was written, read back from the file as a stranger would (as verify reads it),
       // with the browser-safe hasher, then replay it from the file alone: no model or tool is called.
       const readBack = readBundleFile(bundleFile);

@@ -1,11 +1,13 @@
 import { NanoVmError } from '@nano-vm/kernel';
-import { RunLeasedError, overdueWaits, recoverRun } from '@nano-vm/runtime';
+import { RunLeasedError, overdueWaits, recoverRun, type Store } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
-import { loadProgramFile, loadTools, modelFromSpec } from '../inputs.js';
+import { loadProgramFile, loadTools, modelFromSpec, needsModel, NO_MODEL } from '../inputs.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
 import { resolveTarget } from '../target.js';
 import { cliTelemetry } from '../telemetry.js';
+import { track } from '../exitGuard.js';
+import { commandLine, continueArgs } from './run.js';
 import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
 export const RECOVER = defineCommand({
@@ -76,12 +78,20 @@ export async function recoverCommand(argv: string[]): Promise<number> {
   const { layout, modelSpec, toolsFile, policyFile } = resolveTarget(positionals[0], values, RECOVER_USAGE);
   /** With an example directory's policy.yaml, the program it governs: other programs' runs keep theirs. */
   const governs = !values.policy && layout?.policyFile ? loadProgramFile(layout.programFile).program?.id : undefined;
-  if (!modelSpec)
-    throw new NanoVmError('E_MODEL_SPEC', 'no model: pass --model scripted:<file> (or an example directory)');
   // The policy as it is now: a run whose pinned policy differs halts as POLICY_BLOCKED.
   const policy = policyFile ? loadPolicyFile(policyFile).policy : undefined;
   const tools = await loadTools(toolsFile);
-  const store = openStore(values.store);
+  let store: Store;
+  try {
+    store = openStore(values.store, 'existing');
+  } catch (e) {
+    // A store file that does not exist yet holds no run to recover: a periodic `recover` (at
+    // start-up, before anything has run) finds nothing to do, and creates nothing. `--run` names
+    // a run, which is then missing (E_STORE_MISSING).
+    if (!(e instanceof NanoVmError) || e.code !== 'E_STORE_MISSING' || values.run !== undefined) throw e;
+    if (!values.json) process.stdout.write(`0 of 0 runs recovered (there is no store file for ${values.store} yet)\n`);
+    return EXIT.OK;
+  }
   try {
     // A run named by the operator must exist: that is a refusal (as in export, resume, analyze), not a run that failed to recover.
     if (values.run !== undefined && !(await store.getRun(values.run)))
@@ -95,13 +105,25 @@ export async function recoverCommand(argv: string[]): Promise<number> {
     let skipped = 0;
     let recovered = 0;
     const onEvent = await cliTelemetry();
-    const model = modelFromSpec(modelSpec);
+    const model = modelSpec ? modelFromSpec(modelSpec) : undefined;
     for (const runId of runs) {
+      // Reported at exit if the process ends before this run is finished and reported.
+      const pending = track(
+        `run ${runId} (being recovered)`,
+        `it stays in ${values.store}; continue it with: ${commandLine(['recover', ...continueArgs(positionals[0], values), '--run', runId])}`,
+      );
       try {
+        // A model is needed only for a run whose program calls one; without it that run is reported, not recovered.
+        const stored = model ? undefined : await store.getRun(runId);
+        if (stored && needsModel(stored.program))
+          throw new NanoVmError(
+            'E_MODEL_SPEC',
+            `no model: program ${stored.program_id} has llm steps; pass --model scripted:<file> (or an example directory)`,
+          );
         const r = await recoverRun({
           store,
           runId,
-          model,
+          model: model ?? NO_MODEL,
           tools,
           ...(leaseMs !== undefined ? { lease: { ttlMs: leaseMs } } : {}),
           ...(onEvent ? { onEvent } : {}),
@@ -163,6 +185,8 @@ export async function recoverCommand(argv: string[]): Promise<number> {
             JSON.stringify({ run_id: runId, recovered: false, error: { code: e.code, message: e.message } }) + '\n',
           );
         else process.stdout.write(`NOT recovered ${runId}: ${e.code} ${e.message}\n`);
+      } finally {
+        pending.done();
       }
     }
     if (!values.json)

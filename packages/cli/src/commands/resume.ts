@@ -1,15 +1,16 @@
 import { NanoVmError, serializeBundle, type ExternalEvent } from '@nano-vm/kernel';
 import { resumeRun, type ResumeResult } from '@nano-vm/runtime';
-import { writeFileSync } from 'node:fs';
 import { EXIT } from '../exitCodes.js';
 import { signerOption, writeSignature } from '../keys.js';
-import { loadTools, modelFromSpec, readJson } from '../inputs.js';
+import { loadTools, modelFromSpec, needsModel, NO_MODEL, readJson } from '../inputs.js';
+import { checkOutputFile, writeBundle } from '../outputFile.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { renderTrace } from '../render.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
 import { resolveTarget } from '../target.js';
 import { cliTelemetry } from '../telemetry.js';
-import { suspendedHint, waitingInfo } from './run.js';
+import { commandLine, continueArgs, suspendedHint, waitingInfo } from './run.js';
+import { track, type Tracked } from '../exitGuard.js';
 import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
 export const RESUME = defineCommand({
@@ -92,23 +93,34 @@ export async function resumeCommand(argv: string[]): Promise<number> {
   if (!runId || extra.length || values.event === undefined) throw new NanoVmError('E_USAGE', RESUME_USAGE);
   const signer = signerOption(values.sign, values.out);
   const { modelSpec, toolsFile, policyFile } = resolveTarget(dir, values, RESUME_USAGE);
-  if (!modelSpec)
-    throw new NanoVmError(
-      'E_MODEL_SPEC',
-      'no model to continue the run with: pass --model <spec> (or an example directory)',
-    );
+  const storeSpec = values.store ?? DEFAULT_STORE;
   const event: ExternalEvent = { payload: readJson(values.event, 'event') };
   if (values.role !== undefined) event.role = values.role;
   if (values['event-id'] !== undefined) event.event_id = values['event-id'];
+  if (values.out) checkOutputFile(values.out);
   const tools = await loadTools(toolsFile);
-  const model = modelFromSpec(modelSpec);
-  const store = openStore(values.store);
   // The policy as it is now: a run whose pinned policy differs halts as POLICY_BLOCKED instead.
   const policy = policyFile ? loadPolicyFile(policyFile).policy : undefined;
+  // Only a store that exists: resuming in the wrong place creates nothing.
+  const store = openStore(storeSpec, 'existing');
 
   let r: ResumeResult;
+  let pending: Tracked | undefined;
   try {
+    // A model is needed only when the run's program calls one.
+    const run = await store.getRun(runId);
+    if (run && !modelSpec && needsModel(run.program))
+      throw new NanoVmError(
+        'E_MODEL_SPEC',
+        `no model to continue run ${runId} with (program ${run.program_id} has llm steps): pass --model <spec> (or an example directory)`,
+      );
+    const model = modelSpec ? modelFromSpec(modelSpec) : NO_MODEL;
     const onEvent = await cliTelemetry();
+    // Reported at exit if the process ends before the resumed run is finished and reported.
+    pending = track(
+      `run ${runId} (being resumed)`,
+      `if it took the event it is running in ${storeSpec}; continue it with: ${commandLine(['recover', ...continueArgs(dir, values), '--run', runId])}`,
+    );
     r = await resumeRun({
       store,
       runId,
@@ -119,9 +131,17 @@ export async function resumeCommand(argv: string[]): Promise<number> {
       ...(onEvent ? { onEvent } : {}),
     });
   } finally {
+    // Finished (or refused): what remains to report is the command's, which main.ts tracks.
+    pending?.done();
     await store.close();
   }
-  if (values.out) writeFileSync(values.out, serializeBundle(r.bundle));
+  if (values.out)
+    writeBundle(values.out, serializeBundle(r.bundle), {
+      run_id: r.run_id,
+      status: r.status,
+      outcome: r.outcome,
+      ...(storeSpec === 'memory:' ? {} : { store: storeSpec }),
+    });
   const sigFile = values.out && signer ? writeSignature(values.out, r.bundle, signer) : undefined;
   if (r.resume === 'policy_blocked') {
     throw new NanoVmError(
@@ -159,7 +179,7 @@ export async function resumeCommand(argv: string[]): Promise<number> {
     lines.push(
       `status ${r.status}${r.outcome ? `  outcome ${r.outcome}` : ''}  events ${r.receipt.event_count}  head ${r.head_hash.slice(0, 16)}…${values.out ? `  bundle ${values.out}` : ''}${sigFile ? `  signed by ${signer!.key_id}` : ''}`,
     );
-    if (r.waiting) lines.push(suspendedHint(runId, r.waiting, false));
+    if (r.waiting) lines.push(suspendedHint(runId, r.waiting, false, continueArgs(dir, values)));
     process.stdout.write(lines.join('\n') + '\n');
   }
   return EXIT.OK;

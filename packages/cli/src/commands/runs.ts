@@ -1,8 +1,8 @@
-import { writeFileSync } from 'node:fs';
 import { NanoVmError, serializeBundle, type RunStatus } from '@nano-vm/kernel';
 import { runResult } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
 import { signerOption, writeSignature } from '../keys.js';
+import { checkOutputFile, writeFileAtomic } from '../outputFile.js';
 import { DEFAULT_STORE, withStore } from '../storeSpec.js';
 import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
@@ -66,9 +66,17 @@ export async function runsCommand(argv: string[]): Promise<number> {
   if (positionals.length) throw new NanoVmError('E_USAGE', RUNS_USAGE);
   if (values.status !== undefined && !STATUSES.includes(values.status))
     throw new NanoVmError('E_USAGE', `--status must be one of ${STATUSES.join(', ')}`);
-  const runs = await withStore(values.store, (store) =>
-    store.listRuns(values.status !== undefined ? { status: values.status as RunStatus } : {}),
-  );
+  // A store file that does not exist yet holds no runs: listed as none, and not created.
+  let missing = false;
+  const runs = await withStore(
+    values.store,
+    (store) => store.listRuns(values.status !== undefined ? { status: values.status as RunStatus } : {}),
+    'existing',
+  ).catch((e: unknown) => {
+    if (!(e instanceof NanoVmError) || e.code !== 'E_STORE_MISSING') throw e;
+    missing = true;
+    return [];
+  });
   if (values.json)
     process.stdout.write(
       JSON.stringify({ runs: runs.map(({ program: _p, policy: _q, input: _i, ...r }) => r) }) + '\n',
@@ -78,7 +86,9 @@ export async function runsCommand(argv: string[]): Promise<number> {
       process.stdout.write(
         `${r.run_id}  ${r.program_id.padEnd(16)} ${r.status.padEnd(16)} ${(r.outcome ?? '-').padEnd(20)} ${String(r.event_count).padStart(5)} events  ${r.head_hash.slice(0, 16)}…\n`,
       );
-    process.stdout.write(`${runs.length} run${runs.length === 1 ? '' : 's'} in ${values.store}\n`);
+    process.stdout.write(
+      `${runs.length} run${runs.length === 1 ? '' : 's'} in ${values.store}${missing ? ' (there is no store file yet)' : ''}\n`,
+    );
   }
   return EXIT.OK;
 }
@@ -90,16 +100,29 @@ export async function exportCommand(argv: string[]): Promise<number> {
   const runId = positionals[0];
   if (!runId || positionals.length > 1) throw new NanoVmError('E_USAGE', EXPORT_USAGE);
   const signer = signerOption(values.sign, values.out);
-  const { run, events } = await withStore(values.store, async (store) => {
-    const run = await store.getRun(runId);
-    return { run, events: run ? await store.events(runId) : [] };
-  });
+  if (values.out) checkOutputFile(values.out);
+  const { run, events } = await withStore(
+    values.store,
+    async (store) => {
+      const run = await store.getRun(runId);
+      return { run, events: run ? await store.events(runId) : [] };
+    },
+    'existing',
+  );
   if (!run) throw new NanoVmError('E_STORE_NO_RUN', `no run ${runId} in ${values.store}`);
   if (events.length === 0) throw new NanoVmError('E_NO_GENESIS', `run ${runId} has no events`);
   const bundle = runResult(run, run.status, events).bundle;
   const text = serializeBundle(bundle);
   if (values.out) {
-    writeFileSync(values.out, text);
+    try {
+      writeFileAtomic(values.out, text);
+    } catch (e) {
+      throw new NanoVmError(
+        'E_OUTPUT_WRITE',
+        `cannot write the bundle of run ${runId} to ${values.out}: ${(e as Error).message} (the run is unchanged in ${values.store})`,
+        { cause: e },
+      );
+    }
     const sigFile = signer ? writeSignature(values.out, bundle, signer) : undefined;
     process.stderr.write(
       `wrote ${values.out} (${events.length} events, ${run.status}${run.outcome ? ` ${run.outcome}` : ''})${sigFile ? `, signed by ${signer!.key_id}: ${sigFile}` : ''}\n`,

@@ -6,7 +6,7 @@
  * use FULL where that matters).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import {
@@ -52,6 +52,11 @@ export interface SqliteStoreOptions {
    * is stored. Worth it with many concurrent runs and `synchronous: 'FULL'`.
    */
   groupCommit?: boolean;
+  /**
+   * Open only a file that exists (E_STORE_MISSING otherwise): what a command that reads or
+   * continues runs uses, so that pointing it at the wrong path creates nothing.
+   */
+  mustExist?: boolean;
 }
 
 /**
@@ -226,8 +231,10 @@ export class SqliteStore implements Store {
     readonly path: string,
     opts: SqliteStoreOptions = {},
   ) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path);
+    if (opts.mustExist && path !== ':memory:' && !existsSync(path))
+      throw new StoreError('E_STORE_MISSING', `there is no store file ${path}`);
+    if (path !== ':memory:' && !opts.mustExist) mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path, opts.mustExist ? { fileMustExist: true } : {});
     try {
       this.open(path, opts);
     } catch (e) {
