@@ -226,9 +226,12 @@ describe('structural checker', () => {
   it('reports each defect once: one issue per mutated value', () => {
     expect(checkProgramShape(RICH)).toEqual([]);
     const wrongKind = mutate(RICH, ['steps', 1, 'kind'], 'replace', 'tol', '');
-    expect(checkProgramShape(wrongKind).map((i) => i.message)).toEqual([
-      "steps/1/kind must be one of llm, tool, condition, parallel, wait, end (got 'tol'; did you mean 'tool'?)",
-    ]);
+    const kindIssues = checkProgramShape(wrongKind).map((i) => i.message);
+    expect(kindIssues).toHaveLength(1);
+    // A kind added later is listed after these, so adding one leaves this test as it is.
+    expect(kindIssues[0]).toMatch(
+      /^steps\/1\/kind must be one of llm, tool, condition, parallel, wait, end(, [a-z_]+)* \(got 'tol'; did you mean 'tool'\?\)$/,
+    );
     const wrongChild = mutate(RICH, ['steps', 2, 'children', 1, 'kind'], 'replace', 'end', '');
     expect(checkProgramShape(wrongChild)).toEqual([
       {
