@@ -26,7 +26,7 @@ export interface StepEnd {
 export interface StepKindRules<S extends Step> {
   /**
    * The edges the kind declares, in field order, without `on_exhausted` (every kind has it; the
-   * edge table adds it last). `at` is the step's JSON pointer, e.g. `/steps/3`.
+   * edge table adds it last), as a new array. `at` is the step's JSON pointer, e.g. `/steps/3`.
    */
   edges(step: S, at: string): Edge[];
   /** The label `graph` writes on the kind's `next` or `on_timeout` edge (none when undefined). */
@@ -34,12 +34,12 @@ export interface StepKindRules<S extends Step> {
   /** The step's node in `graph` (`id` is its node id; `visits` the max_visits line, if any). */
   node(step: S, id: string, visits: readonly string[]): GraphItem;
   /** The ends of a run at the step that belong to its kind (max_visits is common to all kinds). */
-  ends(step: S): StepEnd[];
+  ends(step: S): readonly StepEnd[];
 }
 
 type KindTable = { [K in StepKind]: StepKindRules<Extract<Step, { kind: K }>> };
 
-const NO_ENDS: StepEnd[] = [];
+const NO_ENDS: readonly StepEnd[] = [];
 
 const effect: StepKindRules<Extract<Step, { kind: 'llm' | 'tool' }>> = {
   edges: (step, at) => [nextEdge(step, at)],
