@@ -1,14 +1,14 @@
 /**
  * The program's edge table: every transition its steps declare, with the field that declares it.
- * It is the one place that reads `next`, `cases[].next`, `else`, `on_timeout` and `on_exhausted`
- * as edges; the successor, the validator, the policy pre-flight, `paths` and `graph` read edges
- * through it.
+ * Each kind's edges (`next`, `cases[].next`, `else`, `on_timeout`) are described in stepKinds.ts,
+ * `on_exhausted` here; the successor, the validator, the policy pre-flight, `paths` and `graph`
+ * read edges through this table.
  *
  * A program is an immutable input, so the table is built once per program object.
  */
-import { NanoVmError } from './errors.js';
 import { memoByObject } from './memo.js';
 import { startOf, type Program, type Step } from './program.js';
+import { kindRules } from './stepKinds.js';
 
 export type EdgeVia = 'next' | 'case' | 'else' | 'on_exhausted' | 'on_timeout';
 
@@ -57,40 +57,11 @@ function buildTable(program: Program): EdgeTable {
   };
 }
 
-/**
- * The edges `steps[index]` declares: its kind's own edges in field order (next; cases then else;
- * next then on_timeout), then on_exhausted.
- */
+/** The edges `steps[index]` declares: its kind's own edges in field order (stepKinds.ts), then on_exhausted. */
 function edgesOfStep(step: Step, index: number): Edge[] {
   const at = `/steps/${index}`;
-  const from = step.id;
-  const out: Edge[] = [];
-  switch (step.kind) {
-    case 'llm':
-    case 'tool':
-    case 'parallel':
-      out.push({ from, to: step.next, via: 'next', path: `${at}/next` });
-      break;
-    case 'condition':
-      step.cases.forEach((c, k) =>
-        out.push({ from, to: c.next, via: 'case', case: k, guard: c.when, path: `${at}/cases/${k}/next` }),
-      );
-      out.push({ from, to: step.else, via: 'else', path: `${at}/else` });
-      break;
-    case 'wait':
-      out.push({ from, to: step.next, via: 'next', path: `${at}/next` });
-      if (step.on_timeout !== undefined)
-        out.push({ from, to: step.on_timeout, via: 'on_timeout', path: `${at}/on_timeout` });
-      break;
-    case 'end':
-      break;
-    default: {
-      const _exhaustive: never = step;
-      // Unreachable (the switch is exhaustive): only a bug, or a value from JS that skipped the types, gets here.
-      throw new NanoVmError('E_INTERNAL', `edge table: unknown step kind in ${JSON.stringify(_exhaustive)}`);
-    }
-  }
+  const out = kindRules(step).edges(step, at);
   if (step.on_exhausted !== undefined)
-    out.push({ from, to: step.on_exhausted, via: 'on_exhausted', path: `${at}/on_exhausted` });
+    out.push({ from: step.id, to: step.on_exhausted, via: 'on_exhausted', path: `${at}/on_exhausted` });
   return out;
 }

@@ -1,6 +1,6 @@
 /**
  * A diagram of a program (`nano-vm graph`), as Mermaid (renders in GitHub markdown) or Graphviz
- * DOT, read from the edge table. Steps are drawn by kind, guards label their edges, end steps show
+ * DOT, read from the edge table. Steps are drawn by kind (stepKinds.ts), guards label their edges, end steps show
  * their outcome (failure ends in red), parallel children sit inside their parent, retries and
  * fallbacks are noted on their step, and the ways a run fails without an end step (an effect
  * without a fallback, max_visits without on_exhausted, a wait timeout without on_timeout) are
@@ -9,26 +9,25 @@
  * The output is a function of the program alone (declaration order, no hashing of maps), and every
  * text from the program is escaped for the format, so no guard, id or outcome can break the diagram.
  */
-import { canonicalJson } from './canonicalJson.js';
-import { durationText } from './durationText.js';
 import { edgeTable, type Edge } from './edges.js';
 import { NanoVmError } from './errors.js';
-import type { OnError, ParallelChild, Program, Step } from './program.js';
+import type { Program, Step } from './program.js';
+import { kindRules } from './stepKinds.js';
 import { stepsOnCycles } from './validateGraph.js';
 
 export type GraphFormat = 'mermaid' | 'dot';
 export const GRAPH_FORMATS: readonly GraphFormat[] = ['mermaid', 'dot'];
 
-type Shape = 'llm' | 'tool' | 'condition' | 'wait' | 'outcome' | 'failure' | 'start' | 'run_failed';
+export type Shape = 'llm' | 'tool' | 'condition' | 'wait' | 'outcome' | 'failure' | 'start' | 'run_failed';
 
-interface Node {
+export interface Node {
   id: string;
   shape: Shape;
   /** Lines of the label, plain text (escaped when written). */
   lines: string[];
 }
 
-interface Cluster {
+export interface Cluster {
   id: string;
   title: string;
   children: Node[];
@@ -42,10 +41,13 @@ interface Arrow {
   failure?: boolean;
 }
 
+/** A step's item in the diagram: a node, or a cluster of child nodes (a parallel step). */
+export type GraphItem = Node | Cluster;
+
 /** The diagram, independent of the format. */
 interface Diagram {
   title: string;
-  items: Array<Node | Cluster>;
+  items: GraphItem[];
   arrows: Arrow[];
 }
 
@@ -74,7 +76,7 @@ function diagramOf(program: Program): Diagram {
   program.steps.forEach((s, i) => {
     if (!nodeOf.has(s.id)) nodeOf.set(s.id, `s${i}`);
   });
-  const items: Array<Node | Cluster> = [{ id: START, shape: 'start', lines: ['start'] }];
+  const items: GraphItem[] = [{ id: START, shape: 'start', lines: ['start'] }];
   const arrows: Arrow[] = [];
   const start = table.start !== undefined ? nodeOf.get(table.start) : undefined;
   if (start !== undefined) arrows.push({ from: START, to: start });
@@ -96,80 +98,15 @@ function diagramOf(program: Program): Diagram {
     // Only a step on a loop can be entered more than once.
     if (step.max_visits !== undefined && step.on_exhausted === undefined && onCycle[i] === 1)
       failArrow(id, `entered more than ${step.max_visits} times`);
-    switch (step.kind) {
-      case 'llm':
-      case 'tool':
-        if (!hasFallback(step.on_error)) failArrow(id, errorLabel(step.on_error));
-        break;
-      case 'parallel': {
-        const failing = step.children.filter((c) => !hasFallback(c.on_error)).map((c) => c.id);
-        if (failing.length > 0) failArrow(id, `error in ${failing.join(', ')}`);
-        break;
-      }
-      case 'wait':
-        if (step.timeout_ms !== undefined && step.on_timeout === undefined)
-          failArrow(id, `no event within ${durationText(step.timeout_ms)}`);
-        break;
-      case 'condition':
-      case 'end':
-        break;
-      default: {
-        const _exhaustive: never = step;
-        // Unreachable (the switch is exhaustive): only a bug, or a value from JS that skipped the types, gets here.
-        throw new NanoVmError('E_INTERNAL', `graph: unknown step kind in ${JSON.stringify(_exhaustive)}`);
-      }
-    }
+    for (const end of kindRules(step).ends(step)) if (end.failsWith !== undefined) failArrow(id, end.failsWith);
   });
   if (fails) items.push({ id: RUN_FAILED, shape: 'run_failed', lines: ['run fails', 'status failed'] });
   return { title: program.id, items, arrows };
 }
 
-function itemOf(step: Step, id: string): Node | Cluster {
+function itemOf(step: Step, id: string): GraphItem {
   const visits = step.max_visits !== undefined ? [`at most ${step.max_visits} visits`] : [];
-  switch (step.kind) {
-    case 'llm':
-    case 'tool':
-      return { id, shape: step.kind, lines: [...effectLines(step), ...visits] };
-    case 'condition':
-      return { id, shape: 'condition', lines: [step.id, ...visits] };
-    case 'wait': {
-      const who = step.role !== undefined ? `wait for event from ${step.role}` : 'wait for event';
-      return { id, shape: 'wait', lines: [step.id, who, ...visits] };
-    }
-    case 'end':
-      return {
-        id,
-        shape: step.failure === true ? 'failure' : 'outcome',
-        lines: [step.outcome, step.failure === true ? `${step.id} (failure)` : step.id],
-      };
-    case 'parallel': {
-      const limit = step.max_concurrency !== undefined ? `, at most ${step.max_concurrency} at once` : '';
-      return {
-        id,
-        title: `${step.id}: parallel${limit}${visits.length > 0 ? `, ${visits[0]}` : ''}`,
-        children: step.children.map((c, j) => ({ id: `${id}_${j}`, shape: c.kind, lines: effectLines(c) })),
-      };
-    }
-    default: {
-      const _exhaustive: never = step;
-      // Unreachable (the switch is exhaustive): only a bug, or a value from JS that skipped the types, gets here.
-      throw new NanoVmError('E_INTERNAL', `graph: unknown step kind in ${JSON.stringify(_exhaustive)}`);
-    }
-  }
-}
-
-function effectLines(step: Extract<Step, { kind: 'llm' | 'tool' }> | ParallelChild): string[] {
-  const lines = [step.id];
-  if (step.kind === 'llm')
-    lines.push('output' in step && 'enum' in step.output ? `llm: ${step.output.enum.join(' | ')}` : 'llm: JSON');
-  else lines.push(`tool ${step.tool}`);
-  const oe = step.on_error;
-  if (oe?.action === 'retry')
-    lines.push(
-      `retry: ${oe.max_attempts} attempts${oe.then === 'fallback' ? `, then fallback ${clip(canonicalJson(oe.value ?? null))}` : ''}`,
-    );
-  else if (oe?.action === 'fallback') lines.push(`on error: fallback ${clip(canonicalJson(oe.value))}`);
-  return lines;
+  return kindRules(step).node(step, id, visits);
 }
 
 function edgeLabel(edge: Edge, step: Step): string | undefined {
@@ -181,29 +118,14 @@ function edgeLabel(edge: Edge, step: Step): string | undefined {
     case 'on_exhausted':
       return `after ${step.max_visits} visits`;
     case 'on_timeout':
-      return step.kind === 'wait' && step.timeout_ms !== undefined
-        ? `no event within ${durationText(step.timeout_ms)}`
-        : 'timeout';
     case 'next':
-      return step.kind === 'wait' ? 'event' : undefined;
+      return kindRules(step).edgeLabel(step, edge.via);
     default: {
       const _exhaustive: never = edge.via;
       // Unreachable (the switch is exhaustive): only a bug, or a value from JS that skipped the types, gets here.
       throw new NanoVmError('E_INTERNAL', `graph: unknown edge ${String(_exhaustive)}`);
     }
   }
-}
-
-function errorLabel(oe: OnError | undefined): string {
-  return oe?.action === 'retry' ? `error after ${oe.max_attempts} attempts` : 'error';
-}
-
-function hasFallback(oe: OnError | undefined): boolean {
-  return oe?.action === 'fallback' || (oe?.action === 'retry' && oe.then === 'fallback');
-}
-
-function clip(text: string): string {
-  return text.length > 40 ? `${text.slice(0, 39)}…` : text;
 }
 
 // ---- Mermaid ----

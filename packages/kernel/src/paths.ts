@@ -10,11 +10,11 @@
  * The count is capped (programs can have exponentially many paths); a capped report says so.
  * Guards are listed, not solved: a path whose guards contradict each other is still listed.
  */
-import { edgeTable, type Edge, type EdgeVia } from './edges.js';
-import { NanoVmError } from './errors.js';
+import { edgeTable, type Edge } from './edges.js';
 import type { PolicySnapshot } from './policy.js';
 import { CompiledPolicy } from './policyGate.js';
-import type { OnError, Program, Step } from './program.js';
+import type { Program, Step } from './program.js';
+import { kindRules } from './stepKinds.js';
 import { stepsOnCycles } from './validateGraph.js';
 
 export const PATHS_FORMAT = 'nano-vm.paths/v1';
@@ -258,52 +258,13 @@ function enumerate(
 
 const END_ORDER: Record<PathEnd['kind'], number> = { outcome: 0, max_visits: 1, step_failed: 2, wait_timeout: 3 };
 
-/** The ends a run can reach at `step` itself: its outcome, or the failures it leaves undeclared. */
+/** The ends a run can reach at `step` itself: its outcome, or the failures it leaves undeclared (stepKinds.ts). */
 function endsAt(step: Step, onLoop: boolean): PathEnd[] {
   const ends: PathEnd[] = [];
   if (step.max_visits !== undefined && step.on_exhausted === undefined && onLoop)
     ends.push({ kind: 'max_visits', step: step.id, max_visits: step.max_visits });
-  switch (step.kind) {
-    case 'end':
-      ends.push({ kind: 'outcome', step: step.id, outcome: step.outcome, failure: step.failure === true });
-      break;
-    case 'llm':
-    case 'tool':
-      if (!hasFallback(step.on_error))
-        ends.push({ kind: 'step_failed', step: step.id, attempts: attemptsOf(step.on_error) });
-      break;
-    case 'parallel': {
-      const failing = step.children.filter((c) => !hasFallback(c.on_error));
-      if (failing.length > 0)
-        ends.push({
-          kind: 'step_failed',
-          step: step.id,
-          attempts: Math.max(...failing.map((c) => attemptsOf(c.on_error))),
-          children: failing.map((c) => c.id),
-        });
-      break;
-    }
-    case 'wait':
-      if (step.timeout_ms !== undefined && step.on_timeout === undefined)
-        ends.push({ kind: 'wait_timeout', step: step.id, timeout_ms: step.timeout_ms });
-      break;
-    case 'condition':
-      break;
-    default: {
-      const _exhaustive: never = step;
-      // Unreachable (the switch is exhaustive): only a bug, or a value from JS that skipped the types, gets here.
-      throw new NanoVmError('E_INTERNAL', `paths: unknown step kind in ${JSON.stringify(_exhaustive)}`);
-    }
-  }
+  for (const e of kindRules(step).ends(step)) ends.push(e.end);
   return ends;
-}
-
-function hasFallback(oe: OnError | undefined): boolean {
-  return oe?.action === 'fallback' || (oe?.action === 'retry' && oe.then === 'fallback');
-}
-
-function attemptsOf(oe: OnError | undefined): number {
-  return oe?.action === 'retry' ? oe.max_attempts : 1;
 }
 
 function guardsOf(edges: readonly Edge[], steps: readonly Step[], byId: ReadonlyMap<string, number>): PathGuard[] {
@@ -326,16 +287,17 @@ function outcomesOf(
   reachable: () => ReadonlySet<string>,
 ): OutcomeReach[] {
   const byOutcome = new Map<string, OutcomeReach>();
-  for (const s of program.steps) {
-    if (s.kind !== 'end') continue;
-    let o = byOutcome.get(s.outcome);
-    if (o === undefined) {
-      o = { outcome: s.outcome, failure: true, steps: [], paths: [], reachable: false };
-      byOutcome.set(s.outcome, o);
+  for (const s of program.steps)
+    for (const { end } of kindRules(s).ends(s)) {
+      if (end.kind !== 'outcome') continue;
+      let o = byOutcome.get(end.outcome);
+      if (o === undefined) {
+        o = { outcome: end.outcome, failure: true, steps: [], paths: [], reachable: false };
+        byOutcome.set(end.outcome, o);
+      }
+      if (!o.steps.includes(end.step)) o.steps.push(end.step);
+      if (!end.failure) o.failure = false;
     }
-    if (!o.steps.includes(s.id)) o.steps.push(s.id);
-    if (s.failure !== true) o.failure = false;
-  }
   for (const p of paths)
     if (p.end.kind === 'outcome' && (p.policy?.blocked ?? null) === null) byOutcome.get(p.end.outcome)?.paths.push(p.n);
   let graphReach: ReadonlySet<string> | undefined;

@@ -2,7 +2,7 @@
  * The policy model (`nano-vm.policy/v1`, docs/policy.md): a snapshot of rules a program runs
  * under. It is data, like a program; its hash is pinned in the run's genesis event and carried by
  * every policy decision in the trace. `policy.schema.json` is the machine-readable form of these
- * types (a test keeps the file and POLICY_SCHEMA identical).
+ * types, written from POLICY_SCHEMA by `npm run build` (a test keeps the two identical).
  */
 
 export const POLICY_FORMAT = 'nano-vm.policy/v1';

@@ -1,6 +1,7 @@
 /**
  * JSON Schema (2020-12) of the program DSL v1. `packages/kernel/program.schema.json` is the same
- * document for editors (`# yaml-language-server: $schema=...`); a test keeps the two identical.
+ * document for editors (`# yaml-language-server: $schema=...`), written from this value by
+ * `npm run build` (packages/kernel/scripts/writeSchemas.mjs); a test keeps the two identical.
  * It lives here as a TS value so the kernel needs no JSON import and runs unchanged in a browser.
  *
  * The schema is the structural contract only. Graph rules (targets, reachability, cycles),

@@ -188,8 +188,9 @@ describe('loadProgram: E_SCHEMA', () => {
   it('gives one clear error for a bad kind instead of a cascade of union failures', () => {
     const i = only(loadProgram(edit({ 11: '    kind: lm' })));
     expect(i).toMatchObject({ code: 'E_SCHEMA', step: 'classify', path: '/steps/0/kind', line: 11, col: 5 });
-    expect(i.message).toBe(
-      "steps/0/kind must be one of llm, tool, condition, parallel, wait, end (got 'lm'; did you mean 'llm'?)",
+    // A kind added later is listed after these, so adding one leaves this test as it is.
+    expect(i.message).toMatch(
+      /^steps\/0\/kind must be one of llm, tool, condition, parallel, wait, end(, [a-z_]+)* \(got 'lm'; did you mean 'llm'\?\)$/,
     );
   });
 
