@@ -3,11 +3,12 @@
  * the trusted public keys `verify --key` / `--keys` read, and where a bundle's signature lives.
  * Every failure is coded: E_FILE (cannot read), E_KEY_INVALID (not a usable key).
  */
-import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { NanoVmError, parsePublicKeyPem, type TrustedKey } from '@nano-vm/kernel';
 import { nodeHasher, serializeSignature, signBundle, signingKeyFromPem, type SigningKey } from '@nano-vm/runtime';
 import { readText } from './inputs.js';
+import { writeFileAtomic } from './outputFile.js';
 
 /** A bundle's detached signature: `<bundle file>.sig`. */
 export const signatureFile = (bundleFile: string): string => `${bundleFile}.sig`;
@@ -48,7 +49,7 @@ export function writeSignature(
   signer: SigningKey,
 ): string {
   const file = signatureFile(bundleFile);
-  writeFileSync(file, serializeSignature(signBundle(bundle, signer, nodeHasher)));
+  writeFileAtomic(file, serializeSignature(signBundle(bundle, signer, nodeHasher)));
   return file;
 }
 

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { NanoVmError, readSignature, verifyBundle, verifySignedBundle } from '@nano-vm/kernel';
+import { NanoVmError, parseJsonText, readSignature, verifyBundle, verifySignedBundle } from '@nano-vm/kernel';
 import { nodeHasher } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
 import { readBundleFile } from '../bundleFile.js';
@@ -116,7 +116,8 @@ export async function verifyCommand(argv: string[]): Promise<number> {
 function readSignatureFile(sigFile: string): unknown {
   const text = readText(sigFile, 'signature');
   try {
-    return JSON.parse(text) as unknown;
+    // Strict, as bundles are read: a member given twice makes it no signature document at all.
+    return parseJsonText(text);
   } catch {
     return text;
   }
