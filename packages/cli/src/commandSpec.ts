@@ -126,3 +126,23 @@ export function commandHelp(spec: CommandSpec): string {
   );
   return `${usageText(spec)}\n\n${wrap(spec.summary, WIDTH, '')}\n\nOptions:\n${options.join('\n')}\n`;
 }
+
+/** The options of the commands that continue stored runs (resume, recover): what they continue with. */
+export const CONTINUE_OPTIONS = {
+  model: {
+    type: 'string',
+    value: '<spec>',
+    description: 'the model to continue with (as for run). An example directory defaults to its model.yaml',
+  },
+  tools: {
+    type: 'string',
+    value: '<module>',
+    description: 'the tools to continue with. An example directory defaults to its tools.mjs',
+  },
+  policy: {
+    type: 'string',
+    value: '<file>',
+    description:
+      'the policy in force now: a run whose genesis pinned another halts as POLICY_BLOCKED. An example directory defaults to its policy.yaml',
+  },
+} as const satisfies Record<string, OptionSpec>;

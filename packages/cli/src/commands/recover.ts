@@ -8,7 +8,7 @@ import { resolveTarget } from '../target.js';
 import { cliTelemetry } from '../telemetry.js';
 import { track } from '../exitGuard.js';
 import { commandLine, continueArgs } from './run.js';
-import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
+import { CONTINUE_OPTIONS, defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
 export const RECOVER = defineCommand({
   name: 'recover',
@@ -16,22 +16,7 @@ export const RECOVER = defineCommand({
     'Finishes runs whose process died (still running) and suspended runs whose wait has timed out: re-derived from their stored events, then continued live.',
   args: '[example dir]',
   options: {
-    model: {
-      type: 'string',
-      value: '<spec>',
-      description: 'the model to continue with (as for run). An example directory defaults to its model.yaml',
-    },
-    tools: {
-      type: 'string',
-      value: '<module>',
-      description: 'the tools to continue with. An example directory defaults to its tools.mjs',
-    },
-    policy: {
-      type: 'string',
-      value: '<file>',
-      description:
-        'the policy in force now: a run whose genesis pinned another halts as POLICY_BLOCKED. An example directory defaults to its policy.yaml',
-    },
+    ...CONTINUE_OPTIONS,
     run: { type: 'string', value: '<run_id>', description: 'recover this run only' },
     'lease-ms': {
       type: 'string',

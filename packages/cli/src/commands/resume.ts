@@ -11,7 +11,7 @@ import { resolveTarget } from '../target.js';
 import { cliTelemetry } from '../telemetry.js';
 import { commandLine, continueArgs, suspendedHint, waitingInfo } from './run.js';
 import { track, type Tracked } from '../exitGuard.js';
-import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
+import { CONTINUE_OPTIONS, defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
 export const RESUME = defineCommand({
   name: 'resume',
@@ -35,22 +35,7 @@ export const RESUME = defineCommand({
       value: '<id>',
       description: "the sender's id for the event (e.g. a webhook delivery id), recorded with it",
     },
-    model: {
-      type: 'string',
-      value: '<spec>',
-      description: 'the model to continue with (as for run). An example directory defaults to its model.yaml',
-    },
-    tools: {
-      type: 'string',
-      value: '<module>',
-      description: 'the tools to continue with. An example directory defaults to its tools.mjs',
-    },
-    policy: {
-      type: 'string',
-      value: '<file>',
-      description:
-        'the policy in force now: a run whose genesis pinned another halts as POLICY_BLOCKED. An example directory defaults to its policy.yaml',
-    },
+    ...CONTINUE_OPTIONS,
     store: {
       type: 'string',
       default: DEFAULT_STORE,
