@@ -269,7 +269,7 @@ describe('nano-vm erase', () => {
     expect(nanoVm('verify', after, '--json').json()).toMatchObject({ valid: true });
   });
 
-  it('a copy in an input field not declared sensitive: erased from the vault, reported as residual, exit 1', () => {
+  it('a copy in an input field not declared sensitive is stored as its commitment: erase leaves none, exit 0', () => {
     const store = `sqlite:${join(dir, 'residual.db')}`;
     const clean = JSON.parse(readFileSync('examples/kyc/inputs/clean.json', 'utf8'));
     clean.applicant.occupation = 'assistant to INGRID LARSEN';
@@ -285,16 +285,17 @@ describe('nano-vm erase', () => {
       '--store',
       store,
       '--json',
+      '--out',
+      join(dir, 'residual.bundle.json'),
     );
     expect(run.code).toBe(0);
     const { run_id } = run.json();
-    const erase = nanoVm('erase', '--subject', 'ingrid.larsen@example.com', '--store', store);
-    expect(erase.code).toBe(1);
-    expect(erase.out).toContain(`RESIDUAL ${run_id}  erased from the vault, but copies remain in the stored input`);
-    expect(nanoVm('erase', '--subject', 'ingrid.larsen@example.com', '--store', store, '--json').json()).toMatchObject({
-      already_erased: [run_id],
-      residual: [],
-    });
+    // Sealing stored the undeclared copy as its commitment: the bundle holds none, and it replays identically.
+    expect(readFileSync(join(dir, 'residual.bundle.json'), 'utf8').toLowerCase()).not.toContain('ingrid larsen');
+    expect(nanoVm('replay', join(dir, 'residual.bundle.json')).code).toBe(0);
+    const erase = nanoVm('erase', '--subject', 'ingrid.larsen@example.com', '--store', store, '--json');
+    expect(erase.code).toBe(0);
+    expect(erase.json()).toMatchObject({ erased: [expect.objectContaining({ run_id })], residual: [] });
   });
 
   it('refuses without a subject (E_USAGE, exit 2)', () => {

@@ -65,8 +65,14 @@ export function sealInput(
     const salt = ids?.salt?.() ?? randomSalt();
     return { path: l.path, subject: key, commitment: commitValue(hasher, salt, l.value), salt, value: l.value };
   });
-  const redacted = replaceAtPaths(input, new Map(vault.map((v) => [v.path, v.commitment as JsonValue])));
-  return { redacted, vault, redactor: new Redactor(vault) };
+  const redactor = new Redactor(vault);
+  // Every other copy of a sensitive value in the input (an undeclared field, a key, another letter
+  // case) is stored as its commitment too, as events write it: the bundle holds no copy, and a
+  // replay without the vault sees what the live run's projections and arguments recorded.
+  const redacted = redactor.value(
+    replaceAtPaths(input, new Map(vault.map((v) => [v.path, v.commitment as JsonValue]))) as JsonValue,
+  );
+  return { redacted, vault, redactor };
 }
 
 /**
@@ -78,17 +84,18 @@ export async function openRunInput(store: Store, run: RunRecord): Promise<{ inpu
   const rows = await store.vault(run.run_id);
   if (rows.length === 0) return { input: run.input };
   const live = rows.filter((r) => !r.erased);
-  const input = replaceAtPaths(run.input, new Map(live.map((r) => [r.path, r.value as JsonValue])));
-  return {
-    input,
-    redact: new Redactor(
-      rows.map((r) =>
-        r.erased
-          ? { path: r.path, commitment: r.commitment }
-          : { path: r.path, commitment: r.commitment, value: r.value as JsonValue },
-      ),
+  const redact = new Redactor(
+    rows.map((r) =>
+      r.erased
+        ? { path: r.path, commitment: r.commitment }
+        : { path: r.path, commitment: r.commitment, value: r.value as JsonValue },
     ),
-  };
+  );
+  // The values back at their paths, and every other copy the sealing replaced (sealInput) revealed.
+  const input = redact.reveal(
+    replaceAtPaths(run.input, new Map(live.map((r) => [r.path, r.value as JsonValue]))) as JsonValue,
+  );
+  return { input, redact };
 }
 
 /** The live vault rows of a run as replay takes them (`replayBundle(…, { vault })`). */

@@ -292,7 +292,8 @@ describe('erase', () => {
     const store = new SqliteStore(path);
     const kycTools = toolsFromModule(await import(pathToFileURL(join(KYC, 'tools.mjs')).href), 'tools.mjs');
     const clean = kycInputs.find((k) => k.caseName === 'clean')!.input;
-    // The occupation is not declared sensitive: the stored input keeps what it says.
+    // The occupation is not declared sensitive; sealing stores its copy as the commitment, so the
+    // stored input is edited below back to what a version before that stored.
     const input = { ...clean, applicant: { ...clean.applicant, occupation: 'assistant to INGRID LARSEN' } };
     const run = await runProgram({
       program: kycProgram,
@@ -317,6 +318,12 @@ describe('erase', () => {
     store.db
       .prepare('UPDATE events SET body = ? WHERE run_no = (SELECT run_no FROM runs WHERE run_id = ?) AND seq = ?')
       .run(JSON.stringify(body), run.run_id, seq);
+    const stored = JSON.parse(
+      store.db.prepare('SELECT input FROM runs WHERE run_id = ?').pluck().get(run.run_id) as string,
+    ) as { applicant: { occupation: string } };
+    expect(stored.applicant.occupation).not.toContain('INGRID');
+    stored.applicant.occupation = 'assistant to INGRID LARSEN';
+    store.db.prepare('UPDATE runs SET input = ? WHERE run_id = ?').run(JSON.stringify(stored), run.run_id);
     const report = await eraseSubject({ store, subject: 'ingrid.larsen@example.com', hasher: nodeHasher });
     expect(report.erased).toMatchObject([{ run_id: run.run_id, seq: last + 1 }]);
     expect(report.residual).toEqual([{ run_id: run.run_id, seqs: [seq], input: true }]);
