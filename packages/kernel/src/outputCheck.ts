@@ -74,11 +74,14 @@ export function checkModelAnswer(output: LlmOutput, raw: string): Checked {
     // Strict: an answer with a member named twice means two things to two readers.
     parsed = parseJsonText(stripFence(raw));
   } catch (e) {
+    // Without the byte offset: the answer is recorded with sensitive values as their (longer)
+    // commitments, so an offset in the real answer is not one in the recorded answer, and a replay
+    // that checks the recorded answer again must write the same message.
     const err = e as JsonTextError;
-    if (err.code !== 'E_JSON') return { ok: false, error: { code: err.code, message: `answer ${err.message}` } };
+    if (err.code !== 'E_JSON') return { ok: false, error: { code: err.code, message: `answer ${err.detail}` } };
     return {
       ok: false,
-      error: { code: 'E_OUTPUT_MALFORMED', message: `answer is not valid JSON (${err.message})` },
+      error: { code: 'E_OUTPUT_MALFORMED', message: `answer is not valid JSON (${err.detail})` },
     };
   }
   const vs = checkSchema(output.schema as JsonSchema, parsed);

@@ -101,7 +101,9 @@ describe('limits on values', () => {
     const out = { schema: { type: 'object' } } as const;
     const dup = checkModelAnswer(out, '{"decision":"reject","decision":"approve"}');
     expect(dup).toMatchObject({ ok: false, error: { code: 'E_OUTPUT_MALFORMED' } });
-    expect(!dup.ok && dup.error.message).toMatch(/duplicate member name "decision" at byte 21/);
+    // Named, without a byte offset: the recorded answer (sensitive values as commitments) has other
+    // offsets, and a replay checks the recorded answer again (hostileJson.fuzz.test.ts).
+    expect(!dup.ok && dup.error.message).toBe('answer is not valid JSON (duplicate member name "decision")');
     const deep = checkModelAnswer(out, `${'{"a":'.repeat(500)}1${'}'.repeat(500)}`);
     expect(deep).toMatchObject({ ok: false, error: { code: 'E_TOO_DEEP' } });
   });
