@@ -4,6 +4,7 @@
  * reference all read it.
  */
 import { ANALYZE } from './commands/analyze.js';
+import { DEV_AGENT } from './commands/devAgent.js';
 import { ERASE } from './commands/erase.js';
 import { EXAMPLES } from './commands/examples.js';
 import { EXPR } from './commands/expr.js';
@@ -39,6 +40,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   PATHS,
   GRAPH,
   KEYGEN,
+  DEV_AGENT,
 ];
 
 export function findCommand(name: string): CommandSpec | undefined {

@@ -126,6 +126,13 @@ export const ERROR_CODES = {
   E_MIXED_PROGRAMS: 'refused',
   // Planning
   E_NO_VALID_DRAFT: 'failed',
+  // The dev agent (docs/dev-agent.md)
+  E_DEV_NOT_A_REPO: 'refused',
+  E_DEV_DIRTY_TREE: 'refused',
+  E_DEV_CHECK_TOOL_MISSING: 'refused',
+  E_DEV_LOCKED: 'refused',
+  E_DEV_GIT: 'failed',
+  E_DEV_AUDIT_FAILED: 'failed',
   // Running many inputs in worker threads (RunPool)
   E_RUN_POOL_SETUP: 'refused',
   E_RUN_POOL_WORKER: 'failed',
