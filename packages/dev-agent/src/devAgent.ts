@@ -179,7 +179,8 @@ export async function runDevAgent(opts: DevAgentOptions): Promise<DevAgentResult
         const t = timers.get(e.step);
         if (t !== undefined) durations.push({ step: e.step, attempt: session.attempt, ms: performance.now() - t });
       }
-      say(progressLine(e, session.attempt));
+      const line = progressLine(e);
+      if (line !== null) say(line);
     };
     const run = await runProgram({
       program,
@@ -265,25 +266,45 @@ export function attemptSummaries(
   return out;
 }
 
-function progressLine(e: TraceEvent, attempt: number): string {
+/** A line for the things a person watching wants to see; null for the rest (policy checks, guards). */
+function progressLine(e: TraceEvent): string | null {
   switch (e.type) {
-    case 'step_started':
-      return `attempt ${attempt || 1}: ${e.step} …`;
     case 'step_completed': {
       const o = e.output as Record<string, unknown>;
-      if (e.step === 'stage')
-        return o.applied
-          ? `attempt ${o.attempt}: staged ${(o.files as string[]).length} file(s) in the worktree`
-          : `attempt ${o.attempt}: the patch could not be staged: ${String(o.error)}`;
-      if (e.step === 'typecheck' || e.step === 'test')
-        return `attempt ${o.attempt}: ${e.step} ${o.ok ? 'passed' : 'FAILED'}`;
-      return `${e.step} done`;
+      switch (e.step) {
+        case 'plan':
+          return `plan: ${String(o.summary).slice(0, 200)}`;
+        case 'read':
+          return `read ${(o.files as unknown[]).length} file(s)${(o.refused as unknown[]).length ? `, refused ${(o.refused as unknown[]).length}` : ''}`;
+        case 'propose':
+          return `proposal ${e.visit ?? ''}: ${o.diff !== undefined ? 'a unified diff' : `${(o.edits as unknown[]).length} edit(s)`}`;
+        case 'stage':
+          return o.applied
+            ? `attempt ${o.attempt}: staged ${(o.files as string[]).length} file(s) in the worktree`
+            : `attempt ${o.attempt}: the patch could not be staged: ${String(o.error)}`;
+        case 'typecheck':
+        case 'test': {
+          const results = o.results as { duration_ms: number }[];
+          const ms = results.reduce((t, r) => t + r.duration_ms, 0);
+          return `attempt ${o.attempt}: ${e.step} ${o.ok ? 'passed' : 'FAILED'} (${ms} ms)`;
+        }
+        case 'feedback':
+          return `attempt ${o.attempt}: ${o.failed} output fed back to the model`;
+        case 'commit':
+          return `committed ${o.commit} on ${o.branch}`;
+        case 'rollback':
+          return 'rolled back: the staging worktree is discarded';
+        default:
+          return null;
+      }
     }
+    case 'step_failed':
+      return `${e.step} failed: ${e.error.code} ${e.error.message}`;
     case 'transition_rejected':
       return `BLOCKED ${e.requested} in step ${e.step}: rule ${e.rule}: ${e.reason}`;
     case 'run_finished':
       return `run finished: ${e.status}${e.outcome ? ` ${e.outcome}` : ''}`;
     default:
-      return `${e.type}${'step' in e && e.step ? ` ${String(e.step)}` : ''}`;
+      return null;
   }
 }
