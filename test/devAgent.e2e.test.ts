@@ -75,7 +75,13 @@ describe('nano-vm dev-agent (the real CLI)', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const summary = JSON.parse(r.stdout);
-    expect(summary).toMatchObject({ status: 'completed', outcome: 'COMMITTED', noted: true, scripted_model: true, blocked: [] });
+    expect(summary).toMatchObject({
+      status: 'completed',
+      outcome: 'COMMITTED',
+      noted: true,
+      scripted_model: true,
+      blocked: [],
+    });
     expect(summary.attempts.map((a: { failed: string | null }) => a.failed)).toEqual(['typecheck', 'test', null]);
     const { branch, sha } = summary.commit;
     expect(fingerprint(repo)).toEqual(before);
@@ -86,9 +92,21 @@ describe('nano-vm dev-agent (the real CLI)', () => {
     expect(audit.code).toBe(0);
     expect(audit.stdout).toContain(`${sha.slice(0, 12)}  VERIFIED`);
     expect(audit.stdout).toContain('signed by');
-    const wrongKey = cli(['dev-agent', 'audit', `main..${branch}`, '--repo', repo, '--key', join(keys, 'other.pub'), '--json']);
+    const wrongKey = cli([
+      'dev-agent',
+      'audit',
+      `main..${branch}`,
+      '--repo',
+      repo,
+      '--key',
+      join(keys, 'other.pub'),
+      '--json',
+    ]);
     expect(wrongKey.code).toBe(1);
-    expect(JSON.parse(wrongKey.stdout).commits[0]).toMatchObject({ verdict: 'failed', problems: [expect.stringMatching(/^E_SIGNATURE/)] });
+    expect(JSON.parse(wrongKey.stdout).commits[0]).toMatchObject({
+      verdict: 'failed',
+      problems: [expect.stringMatching(/^E_SIGNATURE/)],
+    });
     expect(wrongKey.stderr).toContain('E_DEV_AUDIT_FAILED');
     // The whole history: the fixture's own commit has no bundle, and that is not a failure.
     const all = cli(['dev-agent', 'audit', branch, '--repo', repo]);
@@ -117,40 +135,46 @@ describe('nano-vm dev-agent (the real CLI)', () => {
   });
 
   it.each([
-    ['while staging', (marker: string) => ({ env: { NANO_VM_DEV_AGENT_PAUSE_WHILE_STAGING: marker }, args: ['--check', 'true'] })],
+    [
+      'while staging',
+      (marker: string) => ({ env: { NANO_VM_DEV_AGENT_PAUSE_WHILE_STAGING: marker }, args: ['--check', 'true'] }),
+    ],
     ['while a check runs', (marker: string) => ({ env: {}, args: ['--check', `touch ${marker} && sleep 5`] })],
-  ])('killed with SIGKILL %s: the repository is byte-identical, and the next run removes what was left and says so', async (_when, setup) => {
-    const repo = fixtureRepo();
-    const before = fingerprint(repo);
-    const marker = join(mkdtempSync(join(tmpdir(), 'dev-agent-marker-')), 'reached');
-    const { env, args } = setup(marker);
-    const child = spawn(process.execPath, [CLI, ...agentArgs(repo, FIX_SCRIPT, [...args, '--test', 'true'])], {
-      env: { ...ENV, ...env },
-      stdio: 'ignore',
-    });
-    const exited = new Promise((r) => child.on('exit', r));
-    await waitFor(marker);
-    child.kill('SIGKILL');
-    await exited;
+  ])(
+    'killed with SIGKILL %s: the repository is byte-identical, and the next run removes what was left and says so',
+    async (_when, setup) => {
+      const repo = fixtureRepo();
+      const before = fingerprint(repo);
+      const marker = join(mkdtempSync(join(tmpdir(), 'dev-agent-marker-')), 'reached');
+      const { env, args } = setup(marker);
+      const child = spawn(process.execPath, [CLI, ...agentArgs(repo, FIX_SCRIPT, [...args, '--test', 'true'])], {
+        env: { ...ENV, ...env },
+        stdio: 'ignore',
+      });
+      const exited = new Promise((r) => child.on('exit', r));
+      await waitFor(marker);
+      child.kill('SIGKILL');
+      await exited;
 
-    // What the killed run left: its lock, its registered worktree and temporary directory. The
-    // tracked tree, the index, the working tree, HEAD and the refs are as they were.
-    const after = fingerprint(repo);
-    expect({ ...after, worktrees: [], lock: false }).toEqual(before);
-    expect(after.lock).toBe(true);
-    expect(after.worktrees).toHaveLength(1);
-    const lock = JSON.parse(readFileSync(join(repo, '.git', 'nano-vm-dev-agent.lock'), 'utf8'));
-    expect(lock.pid).toBe(child.pid);
-    expect(existsSync(lock.temp)).toBe(true);
+      // What the killed run left: its lock, its registered worktree and temporary directory. The
+      // tracked tree, the index, the working tree, HEAD and the refs are as they were.
+      const after = fingerprint(repo);
+      expect({ ...after, worktrees: [], lock: false }).toEqual(before);
+      expect(after.lock).toBe(true);
+      expect(after.worktrees).toHaveLength(1);
+      const lock = JSON.parse(readFileSync(join(repo, '.git', 'nano-vm-dev-agent.lock'), 'utf8'));
+      expect(lock.pid).toBe(child.pid);
+      expect(existsSync(lock.temp)).toBe(true);
 
-    // The next run (one the policy blocks at once) cleans up first and says what it removed.
-    const next = cli(agentArgs(repo, ESCAPE_SCRIPT));
-    expect(next.code).toBe(1);
-    expect(next.stderr).toMatch(/cleaned up: removed the staging directory .* of an interrupted run \(pid \d+\)/);
-    expect(next.stderr).toMatch(/cleaned up: removed the lock of an interrupted run/);
-    expect(fingerprint(repo)).toEqual(before);
-    expect(existsSync(lock.temp)).toBe(false);
-    expect(gitIn(repo, 'worktree', 'list', '--porcelain').match(/^worktree /gm)).toHaveLength(1);
-    expect(stagingDirs(TMP)).toEqual([]);
-  });
+      // The next run (one the policy blocks at once) cleans up first and says what it removed.
+      const next = cli(agentArgs(repo, ESCAPE_SCRIPT));
+      expect(next.code).toBe(1);
+      expect(next.stderr).toMatch(/cleaned up: removed the staging directory .* of an interrupted run \(pid \d+\)/);
+      expect(next.stderr).toMatch(/cleaned up: removed the lock of an interrupted run/);
+      expect(fingerprint(repo)).toEqual(before);
+      expect(existsSync(lock.temp)).toBe(false);
+      expect(gitIn(repo, 'worktree', 'list', '--porcelain').match(/^worktree /gm)).toHaveLength(1);
+      expect(stagingDirs(TMP)).toEqual([]);
+    },
+  );
 });

@@ -19,7 +19,10 @@ const POLICY_FILE = new URL('../program/dev-agent.policy.yaml', import.meta.url)
 let baseProgram: Program | undefined;
 let basePolicy: PolicySnapshot | undefined;
 
-function shipped<T>(file: URL, load: (text: string, opts: { file: string }) => { issues: { message: string }[] } & T): T {
+function shipped<T>(
+  file: URL,
+  load: (text: string, opts: { file: string }) => { issues: { message: string }[] } & T,
+): T {
   const r = load(readFileSync(file, 'utf8'), { file: file.pathname });
   if (r.issues.length)
     throw new NanoVmError('E_INTERNAL', `${file.pathname} (shipped with nano-vm) is invalid: ${r.issues[0]!.message}`);

@@ -204,13 +204,18 @@ function stagePatch(s: AgentSession, patch: Patch, vetted: readonly VettedPath[]
       }
     }
   } else if (patch.diff !== undefined) {
-    const file = s.workspace.writeTemp(`attempt-${attempt}.diff`, patch.diff.endsWith('\n') ? patch.diff : `${patch.diff}\n`);
+    const file = s.workspace.writeTemp(
+      `attempt-${attempt}.diff`,
+      patch.diff.endsWith('\n') ? patch.diff : `${patch.diff}\n`,
+    );
     const r = gitRaw(wt, ['apply', '--binary', '-p1', '--whitespace=nowarn', file]);
     if (r.status !== 0) return fail(`the diff does not apply: ${r.stderr.trim()}`);
   }
   const exclude = s.linkedModules ? [':(exclude,top)node_modules'] : [];
   git(wt, ['add', '-A', '--', '.', ...exclude]);
-  const changed = git(wt, ['diff', '--cached', '--name-only', '-z', '--no-renames', s.base]).split('\0').filter(Boolean);
+  const changed = git(wt, ['diff', '--cached', '--name-only', '-z', '--no-renames', s.base])
+    .split('\0')
+    .filter(Boolean);
   if (changed.length === 0) return fail('the patch changes nothing');
   const unvetted = changed.filter((p) => !allowed.has(p));
   if (unvetted.length) return fail(`the patch changed paths it does not name: ${unvetted.join(', ')}`);

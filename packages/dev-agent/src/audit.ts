@@ -48,10 +48,17 @@ export interface AuditOptions {
 export function auditRange(repo: string, range: string, opts: AuditOptions = {}): AuditReport {
   const { root } = repositoryRoot(repo);
   if (!range || range.startsWith('-') || /\s/.test(range))
-    throw new NanoVmError('E_USAGE', `"${range}" is not a revision range (e.g. main..nano-vm/dev-agent/<run>, or HEAD~3..HEAD)`);
+    throw new NanoVmError(
+      'E_USAGE',
+      `"${range}" is not a revision range (e.g. main..nano-vm/dev-agent/<run>, or HEAD~3..HEAD)`,
+    );
   const list = gitRaw(root, ['rev-list', '--reverse', range, '--']);
-  if (list.status !== 0) throw new NanoVmError('E_USAGE', `"${range}" is not a revision range of ${root}: ${list.stderr.trim()}`);
-  const commits = list.stdout.split('\n').filter(Boolean).map((sha) => auditCommit(root, sha, opts));
+  if (list.status !== 0)
+    throw new NanoVmError('E_USAGE', `"${range}" is not a revision range of ${root}: ${list.stderr.trim()}`);
+  const commits = list.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((sha) => auditCommit(root, sha, opts));
   return { range, commits, ok: commits.every((c) => c.verdict !== 'failed') };
 }
 
@@ -98,14 +105,18 @@ function auditCommit(root: string, sha: string, opts: AuditOptions): AuditedComm
   }
   c.head_hash = bundle.receipt.head_hash;
   c.run_id = bundle.receipt.run_id;
-  if (bundle.program.id !== DEV_AGENT_PROGRAM_ID) problem(`the bundle is of program '${bundle.program.id}', not the dev agent`);
-  if (bundle.receipt.outcome !== COMMITTED) problem(`the run ended ${bundle.receipt.outcome ?? bundle.receipt.status}, not COMMITTED`);
+  if (bundle.program.id !== DEV_AGENT_PROGRAM_ID)
+    problem(`the bundle is of program '${bundle.program.id}', not the dev agent`);
+  if (bundle.receipt.outcome !== COMMITTED)
+    problem(`the run ended ${bundle.receipt.outcome ?? bundle.receipt.status}, not COMMITTED`);
   const done = (step: string) =>
     bundle.events.filter((e): e is StepCompletedEvent => e.type === 'step_completed' && e.step === step);
-  const commitOut = done('commit').at(-1)?.output as { commit?: string; parent?: string; trace_head?: string } | undefined;
+  const commitOut = done('commit').at(-1)?.output as
+    { commit?: string; parent?: string; trace_head?: string } | undefined;
   if (commitOut?.commit !== sha) problem(`the run committed ${commitOut?.commit ?? 'nothing'}, not this commit`);
   const parent = git(root, ['rev-parse', `${sha}^`]).trim();
-  if (commitOut?.parent !== parent) problem(`the run worked on ${commitOut?.parent ?? '?'}, but the commit's parent is ${parent}`);
+  if (commitOut?.parent !== parent)
+    problem(`the run worked on ${commitOut?.parent ?? '?'}, but the commit's parent is ${parent}`);
   const stage = done('stage').at(-1)?.output as { diff?: string; diff_sha256?: string; applied?: boolean } | undefined;
   const diff = git(root, [...DIFF_ARGS, parent, sha]);
   if (!stage?.applied || stage.diff !== diff)
@@ -115,7 +126,8 @@ function auditCommit(root: string, sha: string, opts: AuditOptions): AuditedComm
   const message = git(root, ['log', '-1', '--format=%B', sha]);
   const runTrailer = /^Nano-VM-Run: (.+)$/m.exec(message)?.[1];
   const headTrailer = /^Nano-VM-Trace-Head: (.+)$/m.exec(message)?.[1];
-  if (runTrailer !== c.run_id) problem(`the commit message names run ${runTrailer ?? 'none'}, the bundle is run ${c.run_id}`);
+  if (runTrailer !== c.run_id)
+    problem(`the commit message names run ${runTrailer ?? 'none'}, the bundle is run ${c.run_id}`);
   if (!headTrailer || !bundle.events.some((e) => e.hash === headTrailer) || headTrailer !== commitOut?.trace_head)
     problem(`the commit message's trace head ${headTrailer ?? 'none'} is not the run's trace at the commit`);
   if (c.problems.length === 0) c.verdict = 'verified';

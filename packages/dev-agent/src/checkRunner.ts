@@ -56,7 +56,8 @@ export function commandPrograms(command: string): string[] {
   for (const part of command.split(/&&|\|\||[;|]/)) {
     const words = part.trim().split(/\s+/).filter(Boolean);
     const first = words.find((w) => !/^[A-Za-z_][A-Za-z0-9_]*=/.test(w));
-    if (first !== undefined && !['(', ')', '!', 'exec', 'env', 'time'].includes(first)) programs.push(first.replace(/^['"]|['"]$/g, ''));
+    if (first !== undefined && !['(', ')', '!', 'exec', 'env', 'time'].includes(first))
+      programs.push(first.replace(/^['"]|['"]$/g, ''));
   }
   return programs;
 }
@@ -78,7 +79,8 @@ export function resolveProgram(program: string, path: string, cwd: string): stri
     const p = isAbsolute(program) ? program : join(cwd, program);
     return executable(p) ? p : null;
   }
-  for (const dir of path.split(delimiter).filter(Boolean)) if (executable(join(dir, program))) return join(dir, program);
+  for (const dir of path.split(delimiter).filter(Boolean))
+    if (executable(join(dir, program))) return join(dir, program);
   return null;
 }
 

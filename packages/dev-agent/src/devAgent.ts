@@ -28,7 +28,14 @@ import {
   type SigningKey,
   type Store,
 } from '@nano-vm/runtime';
-import { agentTools, DEFAULT_IDENTITY, DEFAULT_LIMITS, type AgentLimits, type AgentSession, type Identity } from './agentTools.js';
+import {
+  agentTools,
+  DEFAULT_IDENTITY,
+  DEFAULT_LIMITS,
+  type AgentLimits,
+  type AgentSession,
+  type Identity,
+} from './agentTools.js';
 import { COMMITTED, DEFAULT_MAX_ATTEMPTS, devAgentPolicy, devAgentProgram } from './agentProgram.js';
 import { cleanEnvironment, requireCommandTools, resolveProgram } from './checkRunner.js';
 import { git, gitRaw } from './git.js';
@@ -94,7 +101,10 @@ export function repositoryRoot(repo: string): { root: string; head: string } {
     throw new NanoVmError('E_DEV_NOT_A_REPO', `${repo} is not a directory`);
   const top = gitRaw(repo, ['rev-parse', '--show-toplevel']);
   if (top.status !== 0 || !top.stdout.trim())
-    throw new NanoVmError('E_DEV_NOT_A_REPO', `${repo} is not inside a git working tree (${top.stderr.trim() || 'no top level'})`);
+    throw new NanoVmError(
+      'E_DEV_NOT_A_REPO',
+      `${repo} is not inside a git working tree (${top.stderr.trim() || 'no top level'})`,
+    );
   const root = top.stdout.trim();
   const head = gitRaw(root, ['rev-parse', '--verify', '--quiet', 'HEAD^{commit}']);
   if (head.status !== 0) throw new NanoVmError('E_DEV_NOT_A_REPO', `${root} has no commit yet: commit something first`);
@@ -147,7 +157,9 @@ export async function runDevAgent(opts: DevAgentOptions): Promise<DevAgentResult
   try {
     if (tsc) {
       // `tsc` in a check runs nano-vm's own TypeScript when the repository has none installed.
-      writeFileSync(join(workspace.bin, 'tsc'), `#!/bin/sh\nexec "${process.execPath}" "${tsc}" "$@"\n`, { mode: 0o755 });
+      writeFileSync(join(workspace.bin, 'tsc'), `#!/bin/sh\nexec "${process.execPath}" "${tsc}" "$@"\n`, {
+        mode: 0o755,
+      });
     }
     const env = cleanEnvironment({ pathPrefix: [repoBin, workspace.bin], home: workspace.home });
     if (resolveProgram('sh', env.PATH!, root) === null)
@@ -268,43 +280,43 @@ export function attemptSummaries(
 
 /** A line for the things a person watching wants to see; null for the rest (policy checks, guards). */
 function progressLine(e: TraceEvent): string | null {
-  switch (e.type) {
-    case 'step_completed': {
-      const o = e.output as Record<string, unknown>;
-      switch (e.step) {
-        case 'plan':
-          return `plan: ${String(o.summary).slice(0, 200)}`;
-        case 'read':
-          return `read ${(o.files as unknown[]).length} file(s)${(o.refused as unknown[]).length ? `, refused ${(o.refused as unknown[]).length}` : ''}`;
-        case 'propose':
-          return `proposal ${e.visit ?? ''}: ${o.diff !== undefined ? 'a unified diff' : `${(o.edits as unknown[]).length} edit(s)`}`;
-        case 'stage':
-          return o.applied
-            ? `attempt ${o.attempt}: staged ${(o.files as string[]).length} file(s) in the worktree`
-            : `attempt ${o.attempt}: the patch could not be staged: ${String(o.error)}`;
-        case 'typecheck':
-        case 'test': {
-          const results = o.results as { duration_ms: number }[];
-          const ms = results.reduce((t, r) => t + r.duration_ms, 0);
-          return `attempt ${o.attempt}: ${e.step} ${o.ok ? 'passed' : 'FAILED'} (${ms} ms)`;
-        }
-        case 'feedback':
-          return `attempt ${o.attempt}: ${o.failed} output fed back to the model`;
-        case 'commit':
-          return `committed ${o.commit} on ${o.branch}`;
-        case 'rollback':
-          return 'rolled back: the staging worktree is discarded';
-        default:
-          return null;
+  if (e.type === 'step_completed') {
+    const o = e.output as Record<string, unknown>;
+    switch (e.step) {
+      case 'plan':
+        return `plan: ${String(o.summary).slice(0, 200)}`;
+      case 'read':
+        return `read ${(o.files as unknown[]).length} file(s)${(o.refused as unknown[]).length ? `, refused ${(o.refused as unknown[]).length}` : ''}`;
+      case 'propose':
+        return `proposal ${e.visit ?? ''}: ${o.diff !== undefined ? 'a unified diff' : `${(o.edits as unknown[]).length} edit(s)`}`;
+      case 'vet': {
+        const bad = (o.paths as { path: string; verdict: string }[]).filter((p) => p.verdict !== 'ok');
+        return bad.length
+          ? `paths outside the allow-list: ${bad.map((p) => `${p.path} (${p.verdict})`).join(', ')}`
+          : null;
       }
+      case 'stage':
+        return o.applied
+          ? `attempt ${o.attempt}: staged ${(o.files as string[]).length} file(s) in the worktree`
+          : `attempt ${o.attempt}: the patch could not be staged: ${String(o.error)}`;
+      case 'typecheck':
+      case 'test': {
+        const results = o.results as { duration_ms: number }[];
+        const ms = results.reduce((t, r) => t + r.duration_ms, 0);
+        return `attempt ${o.attempt}: ${e.step} ${o.ok ? 'passed' : 'FAILED'} (${ms} ms)`;
+      }
+      case 'feedback':
+        return `attempt ${o.attempt}: ${o.failed} output fed back to the model`;
+      case 'commit':
+        return `committed ${o.commit} on ${o.branch}`;
+      case 'rollback':
+        return 'rolled back: the staging worktree is discarded';
+      default:
+        return null;
     }
-    case 'step_failed':
-      return `${e.step} failed: ${e.error.code} ${e.error.message}`;
-    case 'transition_rejected':
-      return `BLOCKED ${e.requested} in step ${e.step}: rule ${e.rule}: ${e.reason}`;
-    case 'run_finished':
-      return `run finished: ${e.status}${e.outcome ? ` ${e.outcome}` : ''}`;
-    default:
-      return null;
   }
+  if (e.type === 'step_failed') return `${e.step} failed: ${e.error.code} ${e.error.message}`;
+  if (e.type === 'transition_rejected') return `BLOCKED ${e.requested} in step ${e.step}: rule ${e.rule}: ${e.reason}`;
+  if (e.type === 'run_finished') return `run finished: ${e.status}${e.outcome ? ` ${e.outcome}` : ''}`;
+  return null;
 }

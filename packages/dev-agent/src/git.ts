@@ -53,7 +53,10 @@ export function gitRaw(
   if (r.error) {
     const code = (r.error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT')
-      throw new NanoVmError('E_DEV_CHECK_TOOL_MISSING', 'git is not installed (or not on PATH); the dev agent needs it');
+      throw new NanoVmError(
+        'E_DEV_CHECK_TOOL_MISSING',
+        'git is not installed (or not on PATH); the dev agent needs it',
+      );
     throw r.error;
   }
   return { status: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };

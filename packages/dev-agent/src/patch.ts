@@ -29,7 +29,7 @@ export function touchedPaths(patch: Patch): TouchedPath[] {
   const out = new Map<string, TouchedPath>();
   const add = (path: string, special?: TouchedPath['special']): void => {
     const prev = out.get(path);
-    out.set(path, { path, ...(special ?? prev?.special ? { special: special ?? prev!.special! } : {}) });
+    out.set(path, { path, ...((special ?? prev?.special) ? { special: special ?? prev!.special! } : {}) });
   };
   for (const e of patch.edits ?? []) add(e.path);
   if (patch.diff !== undefined) {

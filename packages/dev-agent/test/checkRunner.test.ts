@@ -19,7 +19,11 @@ describe('check commands', () => {
       expect(r.output).not.toContain('must-not-leak');
       expect(r.output).not.toContain('OPENAI_API_KEY');
       expect(r.output).toContain(`HOME=${home}`);
-      const names = r.output.trim().split('\n').map((l) => l.split('=')[0]).filter((n) => n !== 'PWD' && n !== 'SHLVL' && n !== '_');
+      const names = r.output
+        .trim()
+        .split('\n')
+        .map((l) => l.split('=')[0])
+        .filter((n) => n !== 'PWD' && n !== 'SHLVL' && n !== '_');
       expect(names.sort()).toEqual(Object.keys(env).sort());
     } finally {
       delete process.env.OPENAI_API_KEY;
@@ -57,8 +61,25 @@ describe('check commands', () => {
     expect(commandPrograms('tsc --noEmit')).toEqual(['tsc']);
     expect(commandPrograms('CI=1 tsc && node --test x | tee out; npm test')).toEqual(['tsc', 'node', 'tee', 'npm']);
     expect(() => requireCommandTools(['node -v', 'no-such-checker-xyz --all'], env, home)).toThrow(
-      expect.objectContaining({ code: 'E_DEV_CHECK_TOOL_MISSING', message: expect.stringContaining("'no-such-checker-xyz'") }),
+      expect.objectContaining({
+        code: 'E_DEV_CHECK_TOOL_MISSING',
+        message: expect.stringContaining("'no-such-checker-xyz'"),
+      }),
     );
     expect(() => requireCommandTools(['tsc'], env, home, ['tsc'])).not.toThrow();
+  });
+});
+
+describe('git', () => {
+  it('a git command that fails is E_DEV_GIT with git’s own message', async () => {
+    const { git } = await import('../src/git.js');
+    const dir = mkdtempSync(join(tmpdir(), 'git-'));
+    git(dir, ['init', '-q']);
+    expect(() => git(dir, ['rev-parse', '--verify', 'no-such-revision'])).toThrow(
+      expect.objectContaining({
+        code: 'E_DEV_GIT',
+        message: expect.stringContaining('git rev-parse --verify no-such-revision failed'),
+      }),
+    );
   });
 });

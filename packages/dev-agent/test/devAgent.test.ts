@@ -76,10 +76,9 @@ describe('the three-attempt demo: type error, failing test, passing patch', () =
 
   it('leaves the working tree, the index, HEAD and every other ref exactly as they were', () => {
     expectUntouched(repo, before, true);
-    expect(gitIn(repo, 'for-each-ref', '--format=%(refname)', 'refs/heads/nano-vm', 'refs/notes').trim().split('\n')).toEqual([
-      `refs/heads/${result.commit!.branch}`,
-      'refs/notes/nano-vm',
-    ]);
+    expect(
+      gitIn(repo, 'for-each-ref', '--format=%(refname)', 'refs/heads/nano-vm', 'refs/notes').trim().split('\n'),
+    ).toEqual([`refs/heads/${result.commit!.branch}`, 'refs/notes/nano-vm']);
   });
 
   it('records all three attempts, with the checkers’ output fed back to the model', () => {
@@ -167,7 +166,9 @@ describe('the path allow-list: blocked actions, nothing written', () => {
     const outside = join(dirname(repo), 'outside');
     const r = await runDevAgent({ repo, task: TASK, model: scripted(ESCAPE_SCRIPT), checks: CHECKS, tests: TESTS });
     expect(r.run).toMatchObject({ status: 'failed', outcome: 'POLICY_BLOCKED' });
-    expect(r.blocked).toEqual([expect.objectContaining({ rule: 'dev_agent.path_outside_repo', requested: 'tool:stage_patch' })]);
+    expect(r.blocked).toEqual([
+      expect.objectContaining({ rule: 'dev_agent.path_outside_repo', requested: 'tool:stage_patch' }),
+    ]);
     expect(r.run.receipt.counts.blocked_actions).toBe(1);
     const vet = outputs(r.run.events, 'vet')[0]!;
     expect(vet.paths.map((p: { path: string; verdict: string }) => [p.path, p.verdict])).toEqual([
@@ -213,7 +214,9 @@ describe('the path allow-list: blocked actions, nothing written', () => {
         '    reason: the ledger changes only through review',
       ].join('\n'),
     );
-    const model = onePatch({ edits: [{ path: 'src/payments/ledger.ts', action: 'write', content: 'export const ledger = 2;\n' }] });
+    const model = onePatch({
+      edits: [{ path: 'src/payments/ledger.ts', action: 'write', content: 'export const ledger = 2;\n' }],
+    });
     const r = await runDevAgent({ repo, task: TASK, model, checks: CHECKS, tests: TESTS, policy: policy! });
     expect(r.blocked).toEqual([expect.objectContaining({ rule: 'payments.ledger_is_protected' })]);
     expect(r.run.bundle.policy).toMatchObject({ id: 'nano-vm.dev-agent+payments-team' });
@@ -228,7 +231,9 @@ describe('rollback', () => {
     const r = await runDevAgent({
       repo,
       task: TASK,
-      model: onePatch({ edits: [{ path: 'src/price.ts', action: 'write', content: 'export const x: number = "no";\n' }] }),
+      model: onePatch({
+        edits: [{ path: 'src/price.ts', action: 'write', content: 'export const x: number = "no";\n' }],
+      }),
       checks: CHECKS,
       tests: TESTS,
       maxAttempts: 2,
@@ -301,7 +306,10 @@ describe('refused before anything runs', () => {
     const before = fingerprint(clean);
     await expect(
       runDevAgent({ repo: clean, task: TASK, model, checks: ['eslint-that-is-not-installed .'], tests: TESTS }),
-    ).rejects.toMatchObject({ code: 'E_DEV_CHECK_TOOL_MISSING', message: expect.stringContaining('eslint-that-is-not-installed') });
+    ).rejects.toMatchObject({
+      code: 'E_DEV_CHECK_TOOL_MISSING',
+      message: expect.stringContaining('eslint-that-is-not-installed'),
+    });
     expectUntouched(clean, before);
 
     writeFileSync(

@@ -78,7 +78,14 @@ describe('the paths a patch touches', () => {
   });
 
   it('marks a diff that makes a symbolic link or a submodule', () => {
-    const link = ['diff --git a/l b/l', 'new file mode 120000', '--- /dev/null', '+++ b/l', '@@ -0,0 +1 @@', '+/etc'].join('\n');
+    const link = [
+      'diff --git a/l b/l',
+      'new file mode 120000',
+      '--- /dev/null',
+      '+++ b/l',
+      '@@ -0,0 +1 @@',
+      '+/etc',
+    ].join('\n');
     expect(touchedPaths({ message: 'm', diff: link })).toEqual([{ path: 'l', special: 'symlink' }]);
     const sub = ['diff --git a/m b/m', 'new file mode 160000', '--- /dev/null', '+++ b/m'].join('\n');
     expect(touchedPaths({ message: 'm', diff: sub })).toEqual([{ path: 'm', special: 'gitlink' }]);

@@ -21,12 +21,18 @@ export const DEV_AGENT = defineCommand({
     'A model changes a git repository: each patch is staged in a temporary worktree, type-checked and tested, and committed on a new branch with its bundle as a git note, or rolled back (docs/dev-agent.md). `dev-agent audit <rev-range>` verifies those notes.',
   args: '[audit <rev-range>]',
   options: {
-    repo: { type: 'string', value: '<path>', default: '.', description: 'the git repository (its working tree must be clean)' },
+    repo: {
+      type: 'string',
+      value: '<path>',
+      default: '.',
+      description: 'the git repository (its working tree must be clean)',
+    },
     task: { type: 'string', value: '"<text>"', description: 'what to change (required unless auditing)' },
     model: {
       type: 'string',
       value: '<spec>',
-      description: 'the model (scripted:<file> answers from answers.plan and answers.propose, openai:<model>, anthropic:<model>, a chain)',
+      description:
+        'the model (scripted:<file> answers from answers.plan and answers.propose, openai:<model>, anthropic:<model>, a chain)',
     },
     check: {
       type: 'string',
@@ -36,8 +42,19 @@ export const DEV_AGENT = defineCommand({
       description:
         "a type-check command, repeatable; run by /bin/sh in the staged worktree. `tsc` is the repository's own, else nano-vm's",
     },
-    test: { type: 'string', multiple: true, value: '"<cmd>"', defaultText: 'npm test', description: 'a test command, repeatable' },
-    'max-attempts': { type: 'string', value: 'N', defaultText: '3', description: 'how many patches the model may propose, 1 to 10' },
+    test: {
+      type: 'string',
+      multiple: true,
+      value: '"<cmd>"',
+      defaultText: 'npm test',
+      description: 'a test command, repeatable',
+    },
+    'max-attempts': {
+      type: 'string',
+      value: 'N',
+      defaultText: '3',
+      description: 'how many patches the model may propose, 1 to 10',
+    },
     timeout: {
       type: 'string',
       value: '<seconds>',
@@ -55,7 +72,11 @@ export const DEV_AGENT = defineCommand({
       defaultText: 'memory:',
       description: 'where the run is kept besides the note (a store inside the repository is refused)',
     },
-    out: { type: 'string', value: '<bundle.json>', description: 'also write the bundle there (outside the repository)' },
+    out: {
+      type: 'string',
+      value: '<bundle.json>',
+      description: 'also write the bundle there (outside the repository)',
+    },
     sign: {
       type: 'string',
       value: '<private key>',
@@ -82,7 +103,8 @@ export async function devAgentCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(DEV_AGENT, argv);
   const agent = await import('@nano-vm/dev-agent');
   if (positionals[0] === 'audit') {
-    if (positionals.length !== 2) throw new NanoVmError('E_USAGE', `${DEV_AGENT_USAGE}\n(audit takes one revision range)`);
+    if (positionals.length !== 2)
+      throw new NanoVmError('E_USAGE', `${DEV_AGENT_USAGE}\n(audit takes one revision range)`);
     const trusted = readTrustedKeys(values.key ?? [], []);
     const report = agent.auditRange(values.repo, positionals[1]!, { trusted });
     if (values.json) process.stdout.write(JSON.stringify(report) + '\n');
@@ -100,7 +122,11 @@ export async function devAgentCommand(argv: string[]): Promise<number> {
     if (report.ok) return EXIT.OK;
     const bad = report.commits.filter((c) => c.verdict === 'failed').length;
     process.stderr.write(
-      errorText({ code: 'E_DEV_AUDIT_FAILED', message: `${bad} commit(s) carry a bundle that does not vouch for them`, issues: [] }),
+      errorText({
+        code: 'E_DEV_AUDIT_FAILED',
+        message: `${bad} commit(s) carry a bundle that does not vouch for them`,
+        issues: [],
+      }),
     );
     return EXIT.FAILED;
   }
@@ -108,10 +134,16 @@ export async function devAgentCommand(argv: string[]): Promise<number> {
   const task = values.task?.trim();
   if (!task) throw new NanoVmError('E_USAGE', `--task "<text>" is required\n${DEV_AGENT_USAGE}`);
   if (!values.model)
-    throw new NanoVmError('E_MODEL_SPEC', 'no model: pass --model scripted:<file>, openai:<model> or anthropic:<model>');
+    throw new NanoVmError(
+      'E_MODEL_SPEC',
+      'no model: pass --model scripted:<file>, openai:<model> or anthropic:<model>',
+    );
   const attempts = Number(values['max-attempts'] ?? agent.DEFAULT_MAX_ATTEMPTS);
   if (!/^\d+$/.test(values['max-attempts'] ?? '3') || attempts < 1 || attempts > agent.MAX_ATTEMPTS_LIMIT)
-    throw new NanoVmError('E_USAGE', `--max-attempts must be an integer from 1 to ${agent.MAX_ATTEMPTS_LIMIT}, got "${values['max-attempts']}"`);
+    throw new NanoVmError(
+      'E_USAGE',
+      `--max-attempts must be an integer from 1 to ${agent.MAX_ATTEMPTS_LIMIT}, got "${values['max-attempts']}"`,
+    );
   const timeoutS = Number(values.timeout ?? 300);
   if (!/^\d+(\.\d+)?$/.test(values.timeout ?? '300') || timeoutS <= 0 || timeoutS > 86_400)
     throw new NanoVmError('E_USAGE', `--timeout must be a number of seconds from 1 to 86400, got "${values.timeout}"`);
@@ -172,7 +204,9 @@ export async function devAgentCommand(argv: string[]): Promise<number> {
   };
   if (values.json) process.stdout.write(JSON.stringify(summary) + '\n');
   else {
-    const lines = [`dev-agent run ${run.run_id}  status ${run.status}${run.outcome ? `  outcome ${run.outcome}` : ''}  head ${run.head_hash}`];
+    const lines = [
+      `dev-agent run ${run.run_id}  status ${run.status}${run.outcome ? `  outcome ${run.outcome}` : ''}  head ${run.head_hash}`,
+    ];
     for (const a of result.attempts)
       lines.push(
         `  attempt ${a.attempt}: ${a.failed ? `failed ${a.failed}` : 'passed every check'}  (${Object.entries(a.ms)

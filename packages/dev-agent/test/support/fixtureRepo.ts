@@ -7,7 +7,16 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  realpathSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -22,7 +31,13 @@ export const gitIn = (cwd: string, ...args: string[]): string =>
   execFileSync('git', args, {
     cwd,
     encoding: 'utf8',
-    env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' },
+    env: {
+      ...process.env,
+      GIT_AUTHOR_NAME: 't',
+      GIT_AUTHOR_EMAIL: 't@t',
+      GIT_COMMITTER_NAME: 't',
+      GIT_COMMITTER_EMAIL: 't@t',
+    },
   });
 
 /** A fresh fixture repository in a temporary directory (its real path), one commit on `main`. */
@@ -82,7 +97,8 @@ export function fingerprint(root: string): Fingerprint {
 }
 
 /** The agent's temporary directories that exist now under `dir` (a test's own TMPDIR). */
-export const stagingDirs = (dir: string): string[] => readdirSync(dir).filter((n) => n.startsWith('nano-vm-dev-agent-'));
+export const stagingDirs = (dir: string): string[] =>
+  readdirSync(dir).filter((n) => n.startsWith('nano-vm-dev-agent-'));
 
 /** A directory for a test's TMPDIR, so the agent's temporary directories can be counted. */
 export const scratchDir = (): string => realpathSync(mkdtempSync(join(tmpdir(), 'dev-agent-tmp-')));
