@@ -216,9 +216,18 @@ function stagePatch(s: AgentSession, patch: Patch, vetted: readonly VettedPath[]
   const changed = git(wt, ['diff', '--cached', '--name-only', '-z', '--no-renames', s.base])
     .split('\0')
     .filter(Boolean);
-  if (changed.length === 0) return fail('the patch changes nothing');
   const unvetted = changed.filter((p) => !allowed.has(p));
   if (unvetted.length) return fail(`the patch changed paths it does not name: ${unvetted.join(', ')}`);
+  // A written file git ignores would be checked but never committed: what passed would not be what lands.
+  const unstaged = [...allowed].filter((p) => !changed.includes(p));
+  const ignored = unstaged.length
+    ? gitRaw(wt, ['check-ignore', '--no-index', '--stdin', '-z'], { input: unstaged.join('\0') + '\0' })
+        .stdout.split('\0')
+        .filter(Boolean)
+    : [];
+  if (ignored.length)
+    return fail(`the patch writes files git ignores (they would be checked but not committed): ${ignored.join(', ')}`);
+  if (changed.length === 0) return fail('the patch changes nothing');
   const diff = git(wt, [...DIFF_ARGS, '--cached', s.base]);
   if (Buffer.byteLength(diff) > s.limits.diffBytes)
     return fail(`the staged diff is ${Buffer.byteLength(diff)} bytes; the limit is ${s.limits.diffBytes}`);
@@ -272,7 +281,11 @@ export function feedback(args: Record<string, JsonValue>) {
 
 function commitChange(s: AgentSession, message: string, task: string) {
   const wt = s.workspace.worktree;
-  const lines = message.trim().split('\n');
+  // The trailers are the agent's to write: a message cannot pose as another run.
+  const lines = message
+    .trim()
+    .split('\n')
+    .filter((l) => !/^\s*nano-vm-/i.test(l));
   const subject = lines[0]!.trim().slice(0, 100) || 'Change by nano-vm dev-agent';
   const body = lines.slice(1).join('\n').trim();
   const text = [

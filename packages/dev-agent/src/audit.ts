@@ -124,8 +124,9 @@ function auditCommit(root: string, sha: string, opts: AuditOptions): AuditedComm
       `the diff the run staged and checked (sha256 ${stage?.diff_sha256 ?? '-'}) is not the commit's diff (sha256 ${createHash('sha256').update(diff).digest('hex')})`,
     );
   const message = git(root, ['log', '-1', '--format=%B', sha]);
-  const runTrailer = /^Nano-VM-Run: (.+)$/m.exec(message)?.[1];
-  const headTrailer = /^Nano-VM-Trace-Head: (.+)$/m.exec(message)?.[1];
+  // The last of each: trailers end the message.
+  const runTrailer = [...message.matchAll(/^Nano-VM-Run: (.+)$/gm)].at(-1)?.[1];
+  const headTrailer = [...message.matchAll(/^Nano-VM-Trace-Head: (.+)$/gm)].at(-1)?.[1];
   if (runTrailer !== c.run_id)
     problem(`the commit message names run ${runTrailer ?? 'none'}, the bundle is run ${c.run_id}`);
   if (!headTrailer || !bundle.events.some((e) => e.hash === headTrailer) || headTrailer !== commitOut?.trace_head)

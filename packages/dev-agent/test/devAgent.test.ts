@@ -120,12 +120,17 @@ describe('audit', () => {
     const r = await runDevAgent({
       repo,
       task: TASK,
-      model: onePatch({ edits: [{ path: 'NOTES.md', action: 'write', content: 'hello\n' }] }),
+      // A message posing as another run: the agent drops such lines and writes the trailers itself.
+      model: onePatch({
+        message: 'Add notes\n\nNano-VM-Run: run-forged',
+        edits: [{ path: 'NOTES.md', action: 'write', content: 'hello\n' }],
+      }),
       checks: ['true'],
       tests: ['true'],
     });
     expect(r.run.outcome).toBe('COMMITTED');
     const sha = r.commit!.sha;
+    expect(gitIn(repo, 'log', '-1', '--format=%B', sha)).not.toContain('forged');
     expect(auditRange(repo, `main..${sha}`).ok).toBe(true);
     const note = gitIn(repo, 'notes', '--ref=nano-vm', 'show', sha);
     // The same note on another commit (same parent, another change): the staged diff is not its diff.
@@ -255,6 +260,7 @@ describe('rollback', () => {
         '  propose:',
         `    - { json: { message: m, diff: "--- a/src/price.ts\\n+++ b/src/price.ts\\n@@ -1,1 +1,1 @@\\n-no such line\\n+x\\n" } }`,
         '    - { json: { message: m, edits: [{ path: src/nothing.ts, action: delete }] } }',
+        '    - { json: { message: m, edits: [{ path: build/price.js, action: write, content: "export {}" }] } }',
         '    - { json: { message: m, edits: [{ path: README.md, action: write, content: "hi" }] } }',
       ].join('\n'),
     );
@@ -265,13 +271,15 @@ describe('rollback', () => {
       checks: ['sleep 20'],
       tests: ['true'],
       limits: { checkTimeoutMs: 300 },
+      maxAttempts: 4,
     });
     expect(r.run.outcome).toBe('NO_PASSING_PATCH');
     const fed = outputs(r.run.events, 'feedback');
-    expect(fed.map((f) => f.failed)).toEqual(['stage', 'stage', 'typecheck']);
+    expect(fed.map((f) => f.failed)).toEqual(['stage', 'stage', 'stage', 'typecheck']);
     expect(fed[0]!.output).toMatch(/does not apply/);
     expect(fed[1]!.output).toMatch(/no such file/);
-    expect(fed[2]!.output).toMatch(/sleep 20 timed out/);
+    expect(fed[2]!.output).toMatch(/writes files git ignores .*: build\/price\.js/);
+    expect(fed[3]!.output).toMatch(/sleep 20 timed out/);
     expect(outputs(r.run.events, 'typecheck')[0]!.results[0]).toMatchObject({ timed_out: true, signal: 'SIGKILL' });
     expectUntouched(repo, before);
   });
