@@ -7,9 +7,16 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFil
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadPolicy, verifyBundle, type StepCompletedEvent, type TraceEvent } from '@nano-vm/kernel';
+import {
+  loadPolicy,
+  replayBundle,
+  verifyBundle,
+  type Bundle,
+  type StepCompletedEvent,
+  type TraceEvent,
+} from '@nano-vm/kernel';
 import { nodeHasher, parseModelScript, ScriptedModel } from '@nano-vm/runtime';
-import { auditRange, runDevAgent, type DevAgentResult } from '@nano-vm/dev-agent';
+import { auditRange, devAgentPolicy, runDevAgent, type DevAgentResult } from '@nano-vm/dev-agent';
 import {
   CHECKS,
   ESCAPE_SCRIPT,
@@ -111,6 +118,23 @@ describe('the three-attempt demo: type error, failing test, passing patch', () =
       expect.objectContaining({ commit: result.commit!.sha, bundle: true, verdict: 'verified', problems: [] }),
     ]);
     expect(auditRange(repo, 'main').commits).toEqual([expect.objectContaining({ bundle: false, verdict: 'none' })]);
+  });
+
+  it('replays identically from the note, and a counterfactual policy protecting src/ would have blocked it', () => {
+    const bundle = JSON.parse(gitIn(repo, 'notes', '--ref=nano-vm', 'show', result.commit!.sha)) as Bundle;
+    expect(replayBundle(bundle, { hasher: nodeHasher })).toMatchObject({ identical: true, outcome: 'COMMITTED' });
+    const { policy } = loadPolicy(
+      [
+        'format: nano-vm.policy/v1',
+        'id: stricter',
+        'deny:',
+        '  - id: src_frozen',
+        '    step: stage',
+        `    when: 'args.paths.exists(p, p.path.startsWith("src/"))'`,
+      ].join('\n'),
+    );
+    const counterfactual = replayBundle(bundle, { hasher: nodeHasher, policy: devAgentPolicy(policy!) });
+    expect(counterfactual).toMatchObject({ identical: false, counterfactual: true, outcome: 'POLICY_BLOCKED' });
   });
 });
 
