@@ -177,4 +177,44 @@ describe('nano-vm dev-agent (the real CLI)', () => {
       expect(stagingDirs(TMP)).toEqual([]);
     },
   );
+
+  it('stopped with SIGTERM while a check runs: it ends the check’s process group and removes its workspace itself', async () => {
+    const repo = fixtureRepo();
+    const before = fingerprint(repo);
+    const dir = mkdtempSync(join(tmpdir(), 'dev-agent-marker-'));
+    const marker = join(dir, 'reached');
+    const pidFile = join(dir, 'check.pid');
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        ...agentArgs(repo, FIX_SCRIPT, [
+          '--check',
+          `echo $$ > ${pidFile} && touch ${marker} && sleep 30`,
+          '--test',
+          'true',
+        ]),
+      ],
+      { env: ENV, stdio: 'ignore' },
+    );
+    const exited = new Promise<NodeJS.Signals | null>((r) => child.on('exit', (_code, signal) => r(signal)));
+    await waitFor(marker);
+    child.kill('SIGTERM');
+    expect(await exited).toBe('SIGTERM');
+    expect(fingerprint(repo)).toEqual(before);
+    expect(stagingDirs(TMP)).toEqual([]);
+    const checkPid = Number(readFileSync(pidFile, 'utf8'));
+    const gone = async (): Promise<boolean> => {
+      for (let i = 0; i < 40; i++) {
+        try {
+          process.kill(checkPid, 0);
+        } catch {
+          return true;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return false;
+    };
+    expect(await gone()).toBe(true);
+  });
 });

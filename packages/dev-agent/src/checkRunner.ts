@@ -100,6 +100,21 @@ export function requireCommandTools(
         );
 }
 
+/** Process groups of the commands running now, so an interrupted agent can end them (they do not get the terminal's signals). */
+const running = new Set<number>();
+
+/** SIGKILLs every check command still running (with everything it started). */
+export function killRunningChecks(): void {
+  for (const pgid of running) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  running.clear();
+}
+
 /** Runs one command; never throws for the command's own failure (that is the result). */
 export function runCheck(
   command: string,
@@ -113,6 +128,7 @@ export function runCheck(
       detached: true, // its own process group: a timeout kills whatever it started
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    if (child.pid !== undefined) running.add(child.pid);
     const half = Math.floor(opts.outputLimit / 2);
     let head = Buffer.alloc(0);
     const tail: Buffer[] = [];
@@ -152,6 +168,7 @@ export function runCheck(
       reject(e);
     });
     child.on('close', (code, signal) => {
+      if (child.pid !== undefined) running.delete(child.pid);
       clearTimeout(timer);
       opts.signal?.removeEventListener('abort', onAbort);
       killGroup(); // anything it left running in the background

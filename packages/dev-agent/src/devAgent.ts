@@ -37,7 +37,7 @@ import {
   type Identity,
 } from './agentTools.js';
 import { COMMITTED, DEFAULT_MAX_ATTEMPTS, devAgentPolicy, devAgentProgram } from './agentProgram.js';
-import { cleanEnvironment, requireCommandTools, resolveProgram } from './checkRunner.js';
+import { cleanEnvironment, killRunningChecks, requireCommandTools, resolveProgram } from './checkRunner.js';
 import { git, gitRaw } from './git.js';
 import { cleanUpInterrupted, Workspace } from './workspace.js';
 
@@ -154,6 +154,17 @@ export async function runDevAgent(opts: DevAgentOptions): Promise<DevAgentResult
   const files = git(root, ['ls-files', '-z']).split('\0').filter(Boolean).slice(0, 5000);
 
   const workspace = Workspace.open(root, head);
+  // Ctrl-C or a TERM: the checks run in their own process groups, so end them, then remove the
+  // workspace and die of the same signal. (SIGKILL cannot be caught: the next run cleans up.)
+  const onSignal = (signal: NodeJS.Signals): void => {
+    killRunningChecks();
+    workspace.close();
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    process.kill(process.pid, signal);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     if (tsc) {
       // `tsc` in a check runs nano-vm's own TypeScript when the repository has none installed.
@@ -225,6 +236,8 @@ export async function runDevAgent(opts: DevAgentOptions): Promise<DevAgentResult
       durationMs: Math.round(performance.now() - started),
     };
   } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
     workspace.close();
   }
 }
