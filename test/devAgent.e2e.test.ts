@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   ESCAPE_SCRIPT,
   FIX_SCRIPT,
@@ -18,6 +18,7 @@ import {
   fixtureRepo,
   gitIn,
   scratchDir,
+  removeFixtures,
   stagingDirs,
 } from '../packages/dev-agent/test/support/fixtureRepo.js';
 
@@ -50,6 +51,8 @@ async function waitFor(file: string, ms = 30_000): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+afterAll(removeFixtures);
 
 describe('nano-vm dev-agent (the real CLI)', () => {
   it('commits the demo’s third patch with a signed bundle note; audit --key verifies it; no provider key reaches the checks', () => {

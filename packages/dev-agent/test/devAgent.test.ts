@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   loadPolicy,
   replayBundle,
@@ -27,6 +27,7 @@ import {
   fixtureRepo,
   gitIn,
   scratchDir,
+  removeFixtures,
   stagingDirs,
   type Fingerprint,
 } from './support/fixtureRepo.js';
@@ -56,6 +57,8 @@ function expectUntouched(root: string, before: Fingerprint, committed = false): 
   if (!committed) expect(gitIn(root, 'branch', '--list', 'nano-vm/*')).toBe('');
   expect(stagingDirs(TMP)).toEqual([]);
 }
+
+afterAll(removeFixtures);
 
 describe('the three-attempt demo: type error, failing test, passing patch', () => {
   let repo: string;

@@ -16,6 +16,7 @@ import {
   readdirSync,
   readlinkSync,
   realpathSync,
+  rmSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,9 +41,17 @@ export const gitIn = (cwd: string, ...args: string[]): string =>
     },
   });
 
+const made: string[] = [];
+
+/** Removes every fixture repository and scratch directory this test file made (call in afterAll). */
+export function removeFixtures(): void {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
 /** A fresh fixture repository in a temporary directory (its real path), one commit on `main`. */
 export function fixtureRepo(extra: (dir: string) => void = () => undefined): string {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'dev-agent-fixture-')));
+  made.push(dir);
   cpSync(join(DEMO, 'repo'), dir, { recursive: true });
   extra(dir);
   gitIn(dir, 'init', '-q', '-b', 'main');
@@ -101,4 +110,8 @@ export const stagingDirs = (dir: string): string[] =>
   readdirSync(dir).filter((n) => n.startsWith('nano-vm-dev-agent-'));
 
 /** A directory for a test's TMPDIR, so the agent's temporary directories can be counted. */
-export const scratchDir = (): string => realpathSync(mkdtempSync(join(tmpdir(), 'dev-agent-tmp-')));
+export const scratchDir = (): string => {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'dev-agent-tmp-')));
+  made.push(dir);
+  return dir;
+};
