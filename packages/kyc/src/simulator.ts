@@ -569,6 +569,11 @@ export class Simulator {
       governed: laneSummary(governed),
       ungoverned: { ...ungoverned, damage: damageOf(ungoverned, inj?.id ?? null, baseline) },
       divergence: divergence(paths),
+      paths,
+      first_divergence: {
+        ungoverned_vs_baseline: firstDifference(paths.baseline, paths.ungoverned),
+        governed_vs_baseline: firstDifference(paths.baseline, paths.governed),
+      },
     };
   }
 
@@ -713,6 +718,12 @@ export interface LanesResult {
   governed: LaneSummary;
   ungoverned: NaiveResult & { damage: string[] };
   divergence: { index: number; step: { baseline: string | null; ungoverned: string | null; governed: string | null } } | null;
+  paths: { baseline: string[]; ungoverned: string[]; governed: string[] };
+  /** Pairwise: where each lane first left the baseline's path (null: the same path). */
+  first_divergence: {
+    ungoverned_vs_baseline: { index: number; baseline: string | null; other: string | null } | null;
+    governed_vs_baseline: { index: number; baseline: string | null; other: string | null } | null;
+  };
 }
 
 export interface LaneSummary {
@@ -935,6 +946,12 @@ export function divergence(paths: { baseline: string[]; ungoverned: string[]; go
   return null;
 }
 
+export function firstDifference(a: readonly string[], b: readonly string[]): { index: number; baseline: string | null; other: string | null } | null {
+  for (let i = 0; i < Math.max(a.length, b.length); i++)
+    if (a[i] !== b[i]) return { index: i, baseline: a[i] ?? null, other: b[i] ?? null };
+  return null;
+}
+
 /** What went wrong in the ungoverned lane, read from its records (compared with the governed baseline). */
 function damageOf(r: NaiveResult, inj: InjectorId | null, baseline: RunView): string[] {
   const d: string[] = [];
@@ -943,6 +960,8 @@ function damageOf(r: NaiveResult, inj: InjectorId | null, baseline: RunView): st
   if (!r.path.includes('screen_sanctions')) d.push(r.outcome === 'APPROVED' ? 'approved without screening' : 'no sanctions screening ran');
   else if (r.path.indexOf('review') >= 0 && r.path.indexOf('review') < r.path.indexOf('screen_sanctions'))
     d.push("the model saw the customer's data before the screening ran");
+  const screened = r.records.find((x) => x.step === 'screen_sanctions' && x.kind === 'tool')?.output as { match?: string } | undefined;
+  if (screened?.match === 'confirmed' && r.outcome === 'APPROVED') d.push('a confirmed sanctions match was approved');
   if (r.pii_sent_to_model.length) d.push(`raw PII sent to the model: ${r.pii_sent_to_model.join(', ')}`);
   const review = r.records.find((x) => x.step === 'review' && x.kind === 'llm');
   if (review && typeof review.output === 'string' && !['CLEAR', 'ESCALATE', 'INSUFFICIENT_DATA'].includes(review.output))
