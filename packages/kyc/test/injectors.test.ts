@@ -43,6 +43,8 @@ const EXPECT: Record<string, { kase: string; check: (v: RunView) => void | Promi
     check: (v) => {
       expect(v).toMatchObject({ status: 'refused', events: [], preflight: { ok: false, code: 'E_PROGRAM_INVALID' } });
       expect(codes(v)).toContain('E_GUARD_TYPE');
+      // Without the pre-flight, the machine fails the run at the gate instead of reading the typo as false.
+      expect(codes(v)).toContain('E_GUARD_RUNTIME');
       expect(v.rejected).toContainEqual(expect.objectContaining({ source: 'preflight', code: 'E_GUARD_TYPE', path: '/steps/3/cases/0/when' }));
     },
   },
@@ -50,7 +52,7 @@ const EXPECT: Record<string, { kase: string; check: (v: RunView) => void | Promi
     kase: 'sanctions_exact',
     check: (v) => {
       expect(v.status).toBe('refused');
-      expect(codes(v)).toEqual(['E_POLICY_REQUIRED_STEP']);
+      expect(codes(v)[0]).toBe('E_POLICY_REQUIRED_STEP');
       expect(v.detector!.evidence[0]!.detail).toContain("without 'screen_sanctions'");
     },
   },
@@ -66,8 +68,12 @@ const EXPECT: Record<string, { kase: string; check: (v: RunView) => void | Promi
     kase: 'media_injection',
     check: (v) => {
       expect(v.status).toBe('refused');
-      expect(codes(v)).toEqual(['E_POLICY_GRANT']);
+      expect(codes(v)[0]).toBe('E_POLICY_GRANT');
       expect(String(v.detector!.evidence[0]!.detail)).toContain("capability 'onboarding.approve'");
+      // The machine's own gate refuses it too when the recorded run is replayed against the injected program.
+      expect(v.rejected).toContainEqual(
+        expect.objectContaining({ source: 'counterfactual', step: 'execute_model_action', requested: 'tool:approve_customer', rule: 'policy.default_deny', granting_step: 'record_approval' }),
+      );
     },
   },
   policy_bypass: {
