@@ -194,6 +194,7 @@ export class Simulator {
   private observer(docRef: { doc: SimDoc }) {
     return (e: TraceEvent, runId: string) => {
       docRef.doc.witness.push(JSON.parse(JSON.stringify(e)) as TraceEvent);
+      if (e.type === 'run_started') this.emit({ type: 'status', data: { run_id: runId, status: 'running', outcome: null } });
       this.emit({
         type: 'trace',
         data: { run_id: runId, seq: e.seq, kind: e.type, step: 'step' in e ? (e.step ?? null) : null, hash: e.hash },
@@ -468,8 +469,10 @@ export class Simulator {
         store: this.store,
         runId,
         model: this.model,
+        // The run continues under the policy it started with (pinned at genesis; another one would
+        // halt it as POLICY_BLOCKED — that is the policy_bypass injector, not an approval).
         tools: this.kyc.toolsFor(rec.policy as PolicySnapshot),
-        policy: this.kyc.policy,
+        policy: rec.policy,
         event: { payload, role: 'kyc_reviewer' },
         onEvent: this.observer(ref),
       });

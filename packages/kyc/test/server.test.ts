@@ -151,6 +151,17 @@ describe('the six seeded cases', () => {
     expect((approval!.body as { output: unknown }).output).toMatchObject({ reviewers: ['alice', 'bob'] });
   });
 
+  it('a four-eyes case the first reviewer escalates ends ESCALATED; one the second reviewer rejects ends REJECTED', async () => {
+    const a = (await post({ case: 'fuzzy_match' })).body;
+    const escalated = (await call<RunView>(base, 'POST', `/api/runs/${a.run_id}/approve`, { reviewer: 'alice', decision: 'escalate', note: 'needs EDD' })).body;
+    expect(escalated).toMatchObject({ status: 'completed', outcome: 'ESCALATED' });
+    const b = (await post({ case: 'domestic_pep' })).body;
+    await call(base, 'POST', `/api/runs/${b.run_id}/approve`, { reviewer: 'alice', decision: 'approve' });
+    const rejected = (await call<RunView>(base, 'POST', `/api/runs/${b.run_id}/approve`, { reviewer: 'bob', decision: 'reject' })).body;
+    expect(rejected).toMatchObject({ status: 'completed', outcome: 'REJECTED' });
+    expect(rejected.counters.approve_customer_calls).toBe(0);
+  });
+
   it('missing ID document: INSUFFICIENT_DATA at the completeness gate, before screening', async () => {
     const v = (await post({ case: 'missing_id' })).body;
     expect(v).toMatchObject({ status: 'completed', outcome: 'INSUFFICIENT_DATA' });
@@ -265,8 +276,7 @@ describe('GET /api/stream', () => {
     const decoder = new TextDecoder();
     let text = '';
     while (!text.includes('event: hello')) text += decoder.decode((await reader.read()).value);
-    const run = post({ case: 'sanctions_exact' });
-    const v = (await run).body;
+    const v = (await post({ case: 'sanctions_exact' })).body;
     while (!text.includes(`"run_id":"${v.run_id}","status"`)) text += decoder.decode((await reader.read()).value);
     ac.abort();
     const traces = text
@@ -275,6 +285,11 @@ describe('GET /api/stream', () => {
       .map((b) => JSON.parse(b.slice(b.indexOf('data: ') + 6)) as { run_id: string; seq: number; hash: string; kind: string })
       .filter((t) => t.run_id === v.run_id);
     expect(traces.map((t) => [t.seq, t.hash, t.kind])).toEqual(v.events.map((e) => [e.seq, e.hash, e.kind]));
+    const statuses = text
+      .split('\n\n')
+      .filter((b) => b.startsWith('event: status') && b.includes(v.run_id))
+      .map((b) => (JSON.parse(b.slice(b.indexOf('data: ') + 6)) as { status: string }).status);
+    expect(statuses).toEqual(['running', 'completed']);
   });
 });
 
