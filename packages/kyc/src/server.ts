@@ -20,6 +20,8 @@ import { RequestError, REVIEWERS, Simulator, type SimEvent } from './simulator.j
 export const MAX_BODY_BYTES = 64 * 1024;
 export const DEFAULT_PORT = 4173;
 export const MAX_ANALYTICS_RUNS = 500;
+/** Events queued for one stream client before it is dropped as not reading. */
+const MAX_SSE_BACKLOG = 10_000;
 
 const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url));
 
@@ -221,8 +223,12 @@ export function createApp(sim: Simulator, o: { webDir: string; assetsDir: string
     streamSSE(c, async (stream) => {
       const queue: SimEvent[] = [];
       let wake: (() => void) | null = null;
+      // A client that stops reading is dropped rather than buffered without bound.
       const off = sim.subscribe((e) => {
-        queue.push(e);
+        if (queue.length >= MAX_SSE_BACKLOG) {
+          off();
+          stream.abort();
+        } else queue.push(e);
         wake?.();
       });
       stream.onAbort(() => {
