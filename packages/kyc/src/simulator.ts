@@ -1161,7 +1161,9 @@ export function detect(
     reached,
     caught,
     summary: !reached
-      ? `not reached: this case ended before ${inj.point}`
+      ? inj.id === 'gdpr_erase'
+        ? 'not reached: the runs are waiting for approval, and erasure waits until a run has ended'
+        : `not reached: this case never got to ${inj.point}`
       : caught
         ? `caught by ${inj.detector}`
         : `NOT caught by ${inj.detector}`,
