@@ -29,7 +29,7 @@ function entries(pkg: string): Entry[] {
   );
 }
 
-const ALL = ['kernel', 'runtime', 'dev-agent', 'cli'].flatMap(entries);
+const ALL = ['kernel', 'runtime', 'store-postgres', 'mcp', 'kyc', 'dev-agent', 'cli'].flatMap(entries);
 
 function exportList(program: ts.Program, file: string): string {
   const checker = program.getTypeChecker();
@@ -69,6 +69,9 @@ describe('public API', () => {
       '@nano-vm/kernel/replay',
       '@nano-vm/kernel/analyze',
       '@nano-vm/runtime',
+      '@nano-vm/store-postgres',
+      '@nano-vm/mcp',
+      '@nano-vm/kyc',
       '@nano-vm/dev-agent',
       '@nano-vm/cli',
     ]);

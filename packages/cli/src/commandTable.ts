@@ -10,6 +10,7 @@ import { EXAMPLES } from './commands/examples.js';
 import { EXPR } from './commands/expr.js';
 import { GRAPH } from './commands/graph.js';
 import { KEYGEN } from './commands/keygen.js';
+import { KYC } from './commands/kyc.js';
 import { PATHS } from './commands/paths.js';
 import { PLAN } from './commands/plan.js';
 import { RECEIPT } from './commands/receipt.js';
@@ -41,6 +42,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   GRAPH,
   KEYGEN,
   DEV_AGENT,
+  KYC,
 ];
 
 export function findCommand(name: string): CommandSpec | undefined {
