@@ -8,6 +8,7 @@ import { ERASE } from './commands/erase.js';
 import { EXAMPLES } from './commands/examples.js';
 import { EXPR } from './commands/expr.js';
 import { GRAPH } from './commands/graph.js';
+import { IMPORT } from './commands/import.js';
 import { KEYGEN } from './commands/keygen.js';
 import { PATHS } from './commands/paths.js';
 import { PLAN } from './commands/plan.js';
@@ -39,6 +40,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   PATHS,
   GRAPH,
   KEYGEN,
+  IMPORT,
 ];
 
 export function findCommand(name: string): CommandSpec | undefined {

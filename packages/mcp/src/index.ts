@@ -13,3 +13,6 @@ export {
   type Gateway,
   type GatewayServerConfig,
 } from './gateway/index.js';
+
+// Importing llm-nano-vm v0.8 programs (docs/import.md).
+export { importV08, type ImportResult, type ImportWarning } from './import/importV08.js';
