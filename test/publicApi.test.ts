@@ -29,7 +29,7 @@ function entries(pkg: string): Entry[] {
   );
 }
 
-const ALL = ['kernel', 'runtime', 'cli'].flatMap(entries);
+const ALL = ['kernel', 'runtime', 'cli', 'mcp'].flatMap(entries);
 
 function exportList(program: ts.Program, file: string): string {
   const checker = program.getTypeChecker();
@@ -70,6 +70,7 @@ describe('public API', () => {
       '@nano-vm/kernel/analyze',
       '@nano-vm/runtime',
       '@nano-vm/cli',
+      '@nano-vm/mcp',
     ]);
     for (const e of ALL) expect(e.file).not.toMatch(/internal\.ts$/);
   });
