@@ -132,7 +132,18 @@ describe('nano-vm run --gateway: a remote tool is a tool like any other', () => 
     const log = join(dir, 'stdio.log');
     const gw = stdioGateway('stdio.yaml', log);
     const program = file('refund.yaml', REFUND);
-    const remote = nanoVm('run', program, '--gateway', gw, '--input', 'in.json', '--deterministic', '--out', 'remote.json', '--json');
+    const remote = nanoVm(
+      'run',
+      program,
+      '--gateway',
+      gw,
+      '--input',
+      'in.json',
+      '--deterministic',
+      '--out',
+      'remote.json',
+      '--json',
+    );
     expect(remote.err).toBe('');
     expect(remote.code).toBe(0);
     expect(remote.json()).toMatchObject({ status: 'completed', outcome: 'REFUNDED' });
@@ -147,11 +158,24 @@ describe('nano-vm run --gateway: a remote tool is a tool like any other', () => 
       started.map((e: { idempotency_key: string }) => e.idempotency_key),
     );
     expect(seen[1]!.args).toEqual({ order_id: 'o_1', amount: 42.5 });
-    const refunded = bundle.events.find((e: { type: string; step: string }) => e.type === 'step_completed' && e.step === 'refund');
+    const refunded = bundle.events.find(
+      (e: { type: string; step: string }) => e.type === 'step_completed' && e.step === 'refund',
+    );
     expect(refunded.output.idempotency_key).toBe(started[1].idempotency_key);
 
     const tools = file('tools.mjs', LOCAL_TOOLS);
-    const local = nanoVm('run', program, '--tools', tools, '--input', 'in.json', '--deterministic', '--out', 'local.json', '--json');
+    const local = nanoVm(
+      'run',
+      program,
+      '--tools',
+      tools,
+      '--input',
+      'in.json',
+      '--deterministic',
+      '--out',
+      'local.json',
+      '--json',
+    );
     expect(local.code).toBe(0);
     expect(readFileSync(join(dir, 'remote.json'), 'utf8')).toBe(readFileSync(join(dir, 'local.json'), 'utf8'));
     expect(nanoVm('verify', 'remote.json').code).toBe(0);
@@ -160,7 +184,18 @@ describe('nano-vm run --gateway: a remote tool is a tool like any other', () => 
   it('over Streamable HTTP: the same run, the same bundle', () => {
     const gw = file('http.yaml', `- name: orders\n  url: ${httpUrl}\n  timeout_ms: 10000\n`);
     const program = file('refund.yaml', REFUND);
-    const r = nanoVm('run', program, '--gateway', gw, '--input', 'in.json', '--deterministic', '--out', 'http.json', '--json');
+    const r = nanoVm(
+      'run',
+      program,
+      '--gateway',
+      gw,
+      '--input',
+      'in.json',
+      '--deterministic',
+      '--out',
+      'http.json',
+      '--json',
+    );
     expect(r.err).toBe('');
     expect(r.json()).toMatchObject({ status: 'completed', outcome: 'REFUNDED' });
     if (!existsSync(join(dir, 'local.json'))) return; // the stdio case wrote the reference
@@ -174,7 +209,18 @@ describe('nano-vm run --gateway: a remote tool is a tool like any other', () => 
       'policy.yaml',
       `format: nano-vm.policy/v1\nid: refunds\ngrants:\n  - { id: lookup_reads, step: lookup, tools: [orders.lookup_order] }\n`,
     );
-    const r = nanoVm('run', file('refund.yaml', REFUND), '--gateway', gw, '--policy', policy, '--input', 'in.json', '--store', 'memory:');
+    const r = nanoVm(
+      'run',
+      file('refund.yaml', REFUND),
+      '--gateway',
+      gw,
+      '--policy',
+      policy,
+      '--input',
+      'in.json',
+      '--store',
+      'memory:',
+    );
     expect(r.code).toBe(2);
     expect(r.err).toContain('E_POLICY_GRANT');
     expect(r.err).toContain('orders.issue_refund');
@@ -201,11 +247,24 @@ describe('nano-vm run --gateway: a remote tool is a tool like any other', () => 
 describe('nano-vm run --gateway: a remote server that misbehaves fails the step, never the runtime', () => {
   const gateway = () => stdioGateway('faults.yaml', join(dir, 'faults.log'));
   const run = (program: string) =>
-    nanoVm('run', file('fault.yaml', program), '--gateway', gateway(), '--input', 'empty.json', '--store', 'memory:', '--json');
+    nanoVm(
+      'run',
+      file('fault.yaml', program),
+      '--gateway',
+      gateway(),
+      '--input',
+      'empty.json',
+      '--store',
+      'memory:',
+      '--json',
+    );
 
   it("a result that breaks the tool's declared outputSchema is rejected (E_TOOL_OUTPUT_SCHEMA)", () => {
     const r = run(oneCall('orders.bad_quote', '{ order_id: { value: o_1 } }'));
-    expect(r.json()).toMatchObject({ status: 'failed', receipt: { error: { code: 'E_TOOL_OUTPUT_SCHEMA', step: 'call' } } });
+    expect(r.json()).toMatchObject({
+      status: 'failed',
+      receipt: { error: { code: 'E_TOOL_OUTPUT_SCHEMA', step: 'call' } },
+    });
     expect(r.json().receipt.error.message).toContain('/price');
   });
 
@@ -239,7 +298,9 @@ describe('nano-vm run --gateway: a remote server that misbehaves fails the step,
   });
 
   it('a remote isError result is an ordinary tool error, and on_error retry applies to it', () => {
-    const r = run(oneCall('orders.refuse', '{ order_id: { value: o_404 } }', '    on_error: { action: retry, max_attempts: 2 }\n'));
+    const r = run(
+      oneCall('orders.refuse', '{ order_id: { value: o_404 } }', '    on_error: { action: retry, max_attempts: 2 }\n'),
+    );
     const j = r.json();
     expect(j.receipt.error).toMatchObject({ code: 'E_TOOL_ERROR' });
     expect(j.receipt.error.message).toContain('order o_404 not found');
@@ -264,11 +325,16 @@ describe('nano-vm run --gateway: a remote server that misbehaves fails the step,
     );
     expect(r.code).toBe(0);
     const bundle = JSON.parse(readFileSync(join(dir, 'note.json'), 'utf8'));
-    expect(bundle.events.find((e: { type: string }) => e.type === 'step_completed').output).toBe('order o_7 looks fine');
+    expect(bundle.events.find((e: { type: string }) => e.type === 'step_completed').output).toBe(
+      'order o_7 looks fine',
+    );
   });
 
   it('a server that cannot be started is refused before any run (E_GATEWAY_CONNECT)', () => {
-    const gw = file('nostart.yaml', `- name: ghost\n  command: ${JSON.stringify(join(dir, 'no-such-server'))}\n  timeout_ms: 5000\n`);
+    const gw = file(
+      'nostart.yaml',
+      `- name: ghost\n  command: ${JSON.stringify(join(dir, 'no-such-server'))}\n  timeout_ms: 5000\n`,
+    );
     const r = nanoVm('run', file('refund.yaml', REFUND), '--gateway', gw, '--input', 'in.json', '--store', 'memory:');
     expect(r.code).toBe(1);
     expect(r.err).toContain('E_GATEWAY_CONNECT');

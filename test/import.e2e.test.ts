@@ -86,13 +86,22 @@ describe('nano-vm import: realistic v0.8 programs convert, validate and run', ()
     const j = imported('customer_refund');
     expect(j.program).toMatchObject({ id: 'customer_refund', version: '1.2' });
     const interp = j.warnings.find((w: { path: string }) => w.path === '/steps/3/args/reason');
-    expect(interp).toMatchObject({ code: 'W_IMPORT_LOSSY', step: 'reject', line: expect.any(Number), col: expect.any(Number) });
+    expect(interp).toMatchObject({
+      code: 'W_IMPORT_LOSSY',
+      step: 'reject',
+      line: expect.any(Number),
+      col: expect.any(Number),
+    });
     expect(interp.message).toContain('interpolates');
 
     const yes = runImported('customer_refund', { user_input: 'charged twice', order_id: 'o_1' }, { analyze: ['yes'] });
     expect(yes).toMatchObject({ status: 'completed', outcome: 'SUCCESS' });
     expect(yes.path).toEqual(['analyze', 'guardrail', 'process_refund', 'done']);
-    const no = runImported('customer_refund', { user_input: 'want free stuff', order_id: 'o_2' }, { analyze: ['maybe', 'no'] });
+    const no = runImported(
+      'customer_refund',
+      { user_input: 'want free stuff', order_id: 'o_2' },
+      { analyze: ['maybe', 'no'] },
+    );
     // 'maybe' is outside allowed_outputs: retried (max_retries 2), then 'no' routes to the rejection.
     expect(no.path).toEqual(['analyze', 'guardrail', 'reject', 'done']);
     expect(no.receipt.counts.retries).toBe(1);
@@ -106,7 +115,11 @@ describe('nano-vm import: realistic v0.8 programs convert, validate and run', ()
       { classify: ['refund'], verify_eligibility: ['yes'] },
     );
     expect(refund.path).toEqual(['classify', 'route', 'verify_eligibility', 'final_guard', 'issue_refund', 'done']);
-    const info = runImported('refund_with_verification', { user_input: 'hours?', order_id: 'o_4' }, { classify: ['info'], verify_eligibility: ['yes'] });
+    const info = runImported(
+      'refund_with_verification',
+      { user_input: 'hours?', order_id: 'o_4' },
+      { classify: ['info'], verify_eligibility: ['yes'] },
+    );
     expect(info.path).toEqual(['classify', 'route', 'handle_other', 'done']);
   });
 
@@ -164,8 +177,19 @@ describe('nano-vm import: realistic v0.8 programs convert, validate and run', ()
     expect(r.code).toBe(0);
     const j = r.json();
     // In sequence `audit` goes on to `gate`; as gate's branch target v0.8 runs it and ends the run.
-    expect(j.program.steps.map((s: { id: string }) => s.id)).toEqual(['first', 'audit', 'audit_branch', 'gate', 'finish', 'done']);
-    expect(j.warnings.some((w: { path: string; message: string }) => w.path === '/steps/4' && w.message.includes('never reached'))).toBe(true);
+    expect(j.program.steps.map((s: { id: string }) => s.id)).toEqual([
+      'first',
+      'audit',
+      'audit_branch',
+      'gate',
+      'finish',
+      'done',
+    ]);
+    expect(
+      j.warnings.some(
+        (w: { path: string; message: string }) => w.path === '/steps/4' && w.message.includes('never reached'),
+      ),
+    ).toBe(true);
     expect(runImported('twice', { flag: true }).path).toEqual(['first', 'audit', 'gate', 'audit_branch', 'done']);
     expect(runImported('twice', { flag: false, doc: 'd' }).path).toEqual(['first', 'audit', 'gate', 'finish', 'done']);
   });
@@ -182,7 +206,10 @@ describe('nano-vm import: bad inputs', () => {
   });
 
   it('a nano-vm program is E_IMPORT_VERSION (nothing to import)', () => {
-    const r = refused('ours.json', JSON.stringify({ format: 'nano-vm.program/v1', id: 'x', input_schema: {}, steps: [] }));
+    const r = refused(
+      'ours.json',
+      JSON.stringify({ format: 'nano-vm.program/v1', id: 'x', input_schema: {}, steps: [] }),
+    );
     expect(r.code).toBe(2);
     expect(r.err).toContain('E_IMPORT_VERSION');
     expect(r.err).toContain('already a nano-vm program');
@@ -204,7 +231,11 @@ describe('nano-vm import: bad inputs', () => {
   it('a condition inside parallel_steps is E_IMPORT_STEP_TYPE', () => {
     const r = refused(
       'par.json',
-      JSON.stringify({ steps: [{ id: 'p', type: 'parallel', parallel_steps: [{ id: 'c', type: 'condition', condition: 'True', then: 'p' }] }] }),
+      JSON.stringify({
+        steps: [
+          { id: 'p', type: 'parallel', parallel_steps: [{ id: 'c', type: 'condition', condition: 'True', then: 'p' }] },
+        ],
+      }),
     );
     expect(r.err).toContain('E_IMPORT_STEP_TYPE');
   });
@@ -214,7 +245,15 @@ describe('nano-vm import: bad inputs', () => {
     expect(noPrompt.code).toBe(2);
     expect(noPrompt.err).toContain('E_IMPORT_INVALID');
     expect(noPrompt.err).toContain('/steps/0/prompt');
-    const dup = refused('dup.json', JSON.stringify({ steps: [{ id: 'a', type: 'tool', tool: 't' }, { id: 'a', type: 'tool', tool: 't' }] }));
+    const dup = refused(
+      'dup.json',
+      JSON.stringify({
+        steps: [
+          { id: 'a', type: 'tool', tool: 't' },
+          { id: 'a', type: 'tool', tool: 't' },
+        ],
+      }),
+    );
     expect(dup.err).toContain("step id 'a' is used twice");
     const nowhere = refused(
       'nowhere.json',
@@ -236,7 +275,10 @@ describe('nano-vm import: bad inputs', () => {
   it('a member named __proto__ stays data', () => {
     const r = nanoVm(
       'import',
-      file('proto.json', '{"steps":[{"id":"a","type":"tool","tool":"t","args":{"x":{"__proto__":{"polluted":true}}}}]}'),
+      file(
+        'proto.json',
+        '{"steps":[{"id":"a","type":"tool","tool":"t","args":{"x":{"__proto__":{"polluted":true}}}}]}',
+      ),
       '--json',
     );
     expect(r.code).toBe(0);

@@ -111,7 +111,12 @@ describe('gateway config', () => {
     expect(refused([{ name: 'a' }])).toContain('exactly one of command');
     expect(refused([{ name: 'a', command: 'x', url: 'http://h/' }])).toContain('exactly one of command');
     expect(refused([{ name: 'a', url: 'file:///etc/passwd' }])).toContain('http: or https:');
-    expect(refused([{ name: 'a', command: 'x' }, { name: 'a', command: 'y' }])).toContain('given twice');
+    expect(
+      refused([
+        { name: 'a', command: 'x' },
+        { name: 'a', command: 'y' },
+      ]),
+    ).toContain('given twice');
     expect(refused([{ name: 'a', command: 'x', tools: ['bad name'] }])).toContain('not a tool name');
     expect(refused([{ name: 'a', command: 'x', timeout_ms: 0 }])).toContain('timeout_ms');
     expect(refused([{ name: 'a', command: 'x', headers: {} }])).toContain('url server only');
@@ -120,7 +125,9 @@ describe('gateway config', () => {
   });
 
   it('refuses a file that is not strict YAML/JSON', () => {
-    expect(() => parseGatewayFile('[{"name":"a","name":"b"}]', 'gw.json')).toThrow(/E_GATEWAY_CONFIG|not a readable JSON/);
+    expect(() => parseGatewayFile('[{"name":"a","name":"b"}]', 'gw.json')).toThrow(
+      /E_GATEWAY_CONFIG|not a readable JSON/,
+    );
     expect(() => parseGatewayFile('- name: a\n  name: b\n', 'gw.yaml')).toThrow(/not a readable YAML/);
   });
 });

@@ -30,7 +30,10 @@ describe('importV08', () => {
     expect(files.length).toBeGreaterThanOrEqual(5);
     for (const f of files) {
       const { program } = importV08(JSON.parse(readFileSync(join(V08, f), 'utf8')));
-      expect(validateProgram(program).filter((i) => i.severity === 'error'), f).toEqual([]);
+      expect(
+        validateProgram(program).filter((i) => i.severity === 'error'),
+        f,
+      ).toEqual([]);
     }
   });
 
@@ -88,7 +91,10 @@ describe('importV08', () => {
     expect(code('steps')).toEqual(['E_IMPORT_INVALID', '']);
     expect(code({ format: 'nano-vm.program/v1' })).toEqual(['E_IMPORT_VERSION', '/format']);
     expect(code({ steps: [{ id: 'a', type: 'human' }] })).toEqual(['E_IMPORT_STEP_TYPE', '/steps/0/type']);
-    expect(code({ steps: [{ id: 'a', type: 'tool', tool: 't', on_error: 'ignore' }] })).toEqual(['E_IMPORT_INVALID', '/steps/0/on_error']);
+    expect(code({ steps: [{ id: 'a', type: 'tool', tool: 't', on_error: 'ignore' }] })).toEqual([
+      'E_IMPORT_INVALID',
+      '/steps/0/on_error',
+    ]);
     expect(code({ steps: [{ id: 'a', type: 'tool', tool: 't', allowed_outputs: ['x'] }] })).toEqual([
       'E_IMPORT_INVALID',
       '/steps/0/allowed_outputs',

@@ -31,7 +31,8 @@ export const IMPORT = defineCommand({
     json: {
       type: 'boolean',
       default: false,
-      description: 'one object: {file, program, warnings, issues, valid, out?} (warnings and issues with code, path, line, col, message)',
+      description:
+        'one object: {file, program, warnings, issues, valid, out?} (warnings and issues with code, path, line, col, message)',
     },
   },
   run: importCommand,
@@ -49,7 +50,10 @@ export async function importCommand(argv: string[]): Promise<number> {
     doc = parseJsonText(text);
   } catch (e) {
     if (e instanceof JsonTextError)
-      throw new NanoVmError(e.code, `${file} is not JSON: ${e.detail} at byte ${e.offset} (an llm-nano-vm v0.8 program is a JSON document)`);
+      throw new NanoVmError(
+        e.code,
+        `${file} is not JSON: ${e.detail} at byte ${e.offset} (an llm-nano-vm v0.8 program is a JSON document)`,
+      );
     throw e;
   }
   // Positions (line:col) for the JSON pointers the converter reports.
@@ -61,16 +65,24 @@ export async function importCommand(argv: string[]): Promise<number> {
     converted = importV08(doc);
   } catch (e) {
     if (e instanceof NanoVmError && e.location?.path !== undefined) {
-      const [placed] = locateIssues([{ code: e.code, severity: 'error', message: e.message, path: e.location.path }], sourceMap, file);
+      const [placed] = locateIssues(
+        [{ code: e.code, severity: 'error', message: e.message, path: e.location.path }],
+        sourceMap,
+        file,
+      );
       const where = placed?.line !== undefined ? `${file}:${placed.line}:${placed.col}` : file;
       throw new NanoVmError(e.code, `${where}: ${e.message}`, { location: { ...e.location, file } });
     }
     throw e;
   }
   const warnings = locateIssues(
-    converted.warnings.map(
-      (w): Issue => ({ code: w.code, severity: 'warning', message: w.message, path: w.path, ...(w.step ? { step: w.step } : {}) }),
-    ),
+    converted.warnings.map((w): Issue => ({
+      code: w.code,
+      severity: 'warning',
+      message: w.message,
+      path: w.path,
+      ...(w.step ? { step: w.step } : {}),
+    })),
     sourceMap,
     file,
   );
@@ -79,7 +91,9 @@ export async function importCommand(argv: string[]): Promise<number> {
   const valid = issues.length === 0;
   const outText = programText(converted.program, {
     format: values.out && extname(values.out).toLowerCase() === '.json' ? 'json' : 'yaml',
-    header: [`Imported from ${file} (llm-nano-vm v0.8) by nano-vm import: ${warnings.length} warning(s), see docs/import.md`],
+    header: [
+      `Imported from ${file} (llm-nano-vm v0.8) by nano-vm import: ${warnings.length} warning(s), see docs/import.md`,
+    ],
   });
   if (values.out) writeFileAtomic(values.out, outText);
   if (values.json) {
@@ -88,7 +102,8 @@ export async function importCommand(argv: string[]): Promise<number> {
     );
   } else {
     if (!values.out) process.stdout.write(outText);
-    if (warnings.length) process.stderr.write(`warnings (what was not carried over as it was):\n${renderIssues(warnings)}\n`);
+    if (warnings.length)
+      process.stderr.write(`warnings (what was not carried over as it was):\n${renderIssues(warnings)}\n`);
     if (!valid) process.stderr.write(`the converted program does not pass the validator:\n${renderIssues(issues)}\n`);
     else if (values.out) process.stderr.write(`wrote ${values.out}\n`);
   }

@@ -54,7 +54,10 @@ export async function openGateway(
   }
 }
 
-function offeredTools(conn: ServerConnection, listed: Awaited<ReturnType<ServerConnection['listTools']>>): ToolDefinition[] {
+function offeredTools(
+  conn: ServerConnection,
+  listed: Awaited<ReturnType<ServerConnection['listTools']>>,
+): ToolDefinition[] {
   const { name, tools: allow } = conn.config;
   const byName = new Map(listed.map((t) => [t.name, t]));
   if (allow === undefined)

@@ -31,7 +31,8 @@ const MAX_DESCRIPTION_CHARS = 2000;
 export function remoteToolDefinition(conn: ServerConnection, tool: Tool): ToolDefinition {
   const name = `${conn.config.name}.${tool.name}`;
   const input_schema = usableSchema(tool.inputSchema, `${name}: inputSchema`);
-  const output_schema = tool.outputSchema === undefined ? undefined : usableSchema(tool.outputSchema, `${name}: outputSchema`);
+  const output_schema =
+    tool.outputSchema === undefined ? undefined : usableSchema(tool.outputSchema, `${name}: outputSchema`);
   const description = tool.description ?? tool.title;
   return {
     name,
@@ -63,7 +64,11 @@ async function callRemote(
         params: {
           name: remoteName,
           arguments: args,
-          _meta: { [IDEMPOTENCY_META_KEY]: ctx.idempotencyKey, [STEP_META_KEY]: ctx.step, [ATTEMPT_META_KEY]: ctx.attempt },
+          _meta: {
+            [IDEMPOTENCY_META_KEY]: ctx.idempotencyKey,
+            [STEP_META_KEY]: ctx.step,
+            [ATTEMPT_META_KEY]: ctx.attempt,
+          },
         },
       },
       CallToolResultSchema,
@@ -81,12 +86,21 @@ function callError(conn: ServerConnection, name: string, e: unknown): ToolError 
   const message = e instanceof Error ? e.message : String(e);
   const server = `MCP server '${conn.config.name}' (${conn.describe()})`;
   if (e instanceof McpError && e.code === ErrorCode.RequestTimeout)
-    return new ToolError('E_TIMEOUT', `remote tool '${name}' timed out after the server's timeout_ms (${conn.config.timeout_ms} ms)`);
+    return new ToolError(
+      'E_TIMEOUT',
+      `remote tool '${name}' timed out after the server's timeout_ms (${conn.config.timeout_ms} ms)`,
+    );
   if (e instanceof McpError && e.code !== ErrorCode.ConnectionClosed)
     // A JSON-RPC error answer: the server is there and refused or failed the call.
-    return new ToolError('E_TOOL_ERROR', `remote tool '${name}': ${server} answered with error ${e.code}: ${clip(message)}`);
+    return new ToolError(
+      'E_TOOL_ERROR',
+      `remote tool '${name}': ${server} answered with error ${e.code}: ${clip(message)}`,
+    );
   if (e instanceof Error && e.name === 'ZodError')
-    return new ToolError('E_GATEWAY_RESULT', `remote tool '${name}': ${server} sent a result that is not an MCP tool result: ${clip(message)}`);
+    return new ToolError(
+      'E_GATEWAY_RESULT',
+      `remote tool '${name}': ${server} sent a result that is not an MCP tool result: ${clip(message)}`,
+    );
   const why = e instanceof StreamableHTTPError ? `HTTP ${e.code ?? '?'}: ${message}` : message;
   return new ToolError(
     'E_GATEWAY_UNAVAILABLE',
@@ -96,12 +110,19 @@ function callError(conn: ServerConnection, name: string, e: unknown): ToolError 
 
 /** What the step's output becomes: `structuredContent`, else the text of the content blocks. */
 function resultValue(
-  result: { isError?: boolean | undefined; content: unknown[]; structuredContent?: Record<string, unknown> | undefined },
+  result: {
+    isError?: boolean | undefined;
+    content: unknown[];
+    structuredContent?: Record<string, unknown> | undefined;
+  },
   name: string,
   outputSchema: JsonSchema | undefined,
 ): JsonValue {
   if (result.isError === true)
-    throw new ToolError('E_TOOL_ERROR', `remote tool '${name}' reported an error: ${clip(textOf(result.content, name)) || '(no message)'}`);
+    throw new ToolError(
+      'E_TOOL_ERROR',
+      `remote tool '${name}' reported an error: ${clip(textOf(result.content, name)) || '(no message)'}`,
+    );
   if (result.structuredContent !== undefined) {
     const value = plainJson(result.structuredContent, `remote tool '${name}' structuredContent`);
     if (outputSchema !== undefined) {
@@ -115,7 +136,10 @@ function resultValue(
     return value;
   }
   if (outputSchema !== undefined)
-    throw new ToolError('E_TOOL_OUTPUT_SCHEMA', `remote tool '${name}' declares an outputSchema but returned no structuredContent`);
+    throw new ToolError(
+      'E_TOOL_OUTPUT_SCHEMA',
+      `remote tool '${name}' declares an outputSchema but returned no structuredContent`,
+    );
   return textOf(result.content, name);
 }
 

@@ -64,7 +64,9 @@ function expr(s: string, resolve: ResolveVar, notes: string[], depth: number): s
 
 function binary(op: string, l: Atom, r: Atom, notes: string[]): string {
   if (op === '>=' || op === '<=')
-    throw new Untranslatable(`v0.8 refuses the operator '${op}' (its ASTEngine allows ==, !=, >, <, in, not in, contains)`);
+    throw new Untranslatable(
+      `v0.8 refuses the operator '${op}' (its ASTEngine allows ==, !=, >, <, in, not in, contains)`,
+    );
   const L = cel(l);
   const R = cel(r);
   switch (op) {
@@ -75,7 +77,8 @@ function binary(op: string, l: Atom, r: Atom, notes: string[]): string {
       return `${L} ${op} ${R}`;
     case 'in':
     case 'not in': {
-      if (r.kind !== 'var' && r.kind !== 'string') throw new Untranslatable(`'${op}' needs a string or a variable on its right`);
+      if (r.kind !== 'var' && r.kind !== 'string')
+        throw new Untranslatable(`'${op}' needs a string or a variable on its right`);
       if (l.kind !== 'string')
         notes.push(`'${op}' is read as substring containment (${R}.contains(${L})); v0.8 also allowed list membership`);
       return `${op === 'not in' ? '!' : ''}${R}.contains(${L})`;

@@ -40,7 +40,15 @@ export interface ImportResult {
 
 const STEP_TYPES = ['llm', 'tool', 'condition', 'parallel'] as const;
 type StepType = (typeof STEP_TYPES)[number];
-const PROGRAM_KEYS = new Set(['name', 'description', 'version', 'steps', 'max_steps', 'max_stalled_steps', 'max_tokens']);
+const PROGRAM_KEYS = new Set([
+  'name',
+  'description',
+  'version',
+  'steps',
+  'max_steps',
+  'max_stalled_steps',
+  'max_tokens',
+]);
 const STEP_KEYS = new Set([
   'id',
   'type',
@@ -116,13 +124,16 @@ class Importer {
     const reachable = this.reachableNodes();
     this.assignIds(reachable);
     const steps: Step[] = reachable.map((n) => this.convert(n));
-    for (const end of ['success', 'no_branch', 'untranslated'] as const) if (this.ends.has(end)) steps.push(endStep(end, this.endId(end)));
+    for (const end of ['success', 'no_branch', 'untranslated'] as const)
+      if (this.ends.has(end)) steps.push(endStep(end, this.endId(end)));
     this.boundLoops(steps);
     const program: Program = {
       format: PROGRAM_FORMAT,
       id: typeof this.doc.name === 'string' && this.doc.name !== '' ? this.doc.name.slice(0, 256) : 'unnamed',
       ...(typeof this.doc.version === 'string' ? { version: this.doc.version } : {}),
-      ...(typeof this.doc.description === 'string' && this.doc.description !== '' ? { description: this.doc.description } : {}),
+      ...(typeof this.doc.description === 'string' && this.doc.description !== ''
+        ? { description: this.doc.description }
+        : {}),
       input_schema: {
         type: 'object',
         properties: Object.fromEntries([...this.inputKeys].sort().map((k) => [k, {}])),
@@ -149,9 +160,13 @@ class Importer {
       if (!PROGRAM_KEYS.has(k)) this.warn(`/${esc(k)}`, `unknown member '${k}' is ignored (as v0.8 ignored it)`);
     if (d.name !== undefined && typeof d.name !== 'string') throw invalid('/name', 'name must be a string');
     if (d.version !== undefined && typeof d.version !== 'string')
-      throw new NanoVmError('E_IMPORT_VERSION', 'version must be a string (the program\'s own version label, e.g. "1.0")', {
-        location: { path: '/version' },
-      });
+      throw new NanoVmError(
+        'E_IMPORT_VERSION',
+        'version must be a string (the program\'s own version label, e.g. "1.0")',
+        {
+          location: { path: '/version' },
+        },
+      );
     for (const b of ['max_steps', 'max_stalled_steps', 'max_tokens'])
       if (d[b] !== undefined && d[b] !== null && !(Number.isInteger(d[b]) && (d[b] as number) >= 1))
         throw invalid(`/${b}`, `${b} must be a whole number of at least 1`);
@@ -175,7 +190,10 @@ class Importer {
       for (const f of ['then', 'otherwise', 'next_step'] as const) {
         const t = s.raw[f];
         if (t !== undefined && t !== null && !this.byId.has(t as string))
-          throw invalid(`${s.at}/${f}`, `step '${s.id}': ${f} names step '${String(t)}', which the program does not have`);
+          throw invalid(
+            `${s.at}/${f}`,
+            `step '${s.id}': ${f} names step '${String(t)}', which the program does not have`,
+          );
       }
   }
 
@@ -195,11 +213,16 @@ class Importer {
         { location: { path: `${at}/type`, step: id } },
       );
     if (child && (type === 'condition' || type === 'parallel'))
-      throw new NanoVmError('E_IMPORT_STEP_TYPE', `step '${id}': a parallel sub-step must be llm or tool, not ${type}`, {
-        location: { path: `${at}/type`, step: id },
-      });
+      throw new NanoVmError(
+        'E_IMPORT_STEP_TYPE',
+        `step '${id}': a parallel sub-step must be llm or tool, not ${type}`,
+        {
+          location: { path: `${at}/type`, step: id },
+        },
+      );
     for (const k of Object.keys(s))
-      if (!STEP_KEYS.has(k)) this.warn(`${at}/${esc(k)}`, `step '${id}': unknown member '${k}' is ignored (as v0.8 ignored it)`, id);
+      if (!STEP_KEYS.has(k))
+        this.warn(`${at}/${esc(k)}`, `step '${id}': unknown member '${k}' is ignored (as v0.8 ignored it)`, id);
     const need = (field: string, ok: boolean, what: string) => {
       if (!ok) throw invalid(`${at}/${field}`, `step '${id}': a ${type} step needs ${what}`, id);
     };
@@ -216,22 +239,44 @@ class Importer {
       need('then', str(s.then) || str(s.otherwise), 'at least one of then, otherwise');
     }
     if (type === 'parallel') {
-      need('parallel_steps', Array.isArray(s.parallel_steps) && s.parallel_steps.length > 0, 'a non-empty parallel_steps list');
+      need(
+        'parallel_steps',
+        Array.isArray(s.parallel_steps) && s.parallel_steps.length > 0,
+        'a non-empty parallel_steps list',
+      );
       (s.parallel_steps as unknown[]).forEach((c, j) => this.checkStep(c, `${at}/parallel_steps/${j}`, true));
     }
-    if (s.args !== undefined && !isObject(s.args)) throw invalid(`${at}/args`, `step '${id}': args must be an object`, id);
+    if (s.args !== undefined && !isObject(s.args))
+      throw invalid(`${at}/args`, `step '${id}': args must be an object`, id);
     if (s.on_error !== undefined && !['fail', 'skip', 'retry'].includes(s.on_error as string))
       throw invalid(`${at}/on_error`, `step '${id}': on_error must be fail, skip or retry`, id);
     if (s.max_retries !== undefined && !(Number.isInteger(s.max_retries) && (s.max_retries as number) >= 1))
       throw invalid(`${at}/max_retries`, `step '${id}': max_retries must be a whole number of at least 1`, id);
-    if (s.max_concurrency !== undefined && s.max_concurrency !== null && !(Number.isInteger(s.max_concurrency) && (s.max_concurrency as number) >= 1))
+    if (
+      s.max_concurrency !== undefined &&
+      s.max_concurrency !== null &&
+      !(Number.isInteger(s.max_concurrency) && (s.max_concurrency as number) >= 1)
+    )
       throw invalid(`${at}/max_concurrency`, `step '${id}': max_concurrency must be a whole number of at least 1`, id);
     if (s.allowed_outputs !== undefined && s.allowed_outputs !== null) {
-      if (type !== 'llm') throw invalid(`${at}/allowed_outputs`, `step '${id}': allowed_outputs is valid on llm steps only (as in v0.8)`, id);
+      if (type !== 'llm')
+        throw invalid(
+          `${at}/allowed_outputs`,
+          `step '${id}': allowed_outputs is valid on llm steps only (as in v0.8)`,
+          id,
+        );
       if (!Array.isArray(s.allowed_outputs) || s.allowed_outputs.length === 0 || s.allowed_outputs.some((o) => !str(o)))
-        throw invalid(`${at}/allowed_outputs`, `step '${id}': allowed_outputs must be a non-empty list of non-empty strings`, id);
+        throw invalid(
+          `${at}/allowed_outputs`,
+          `step '${id}': allowed_outputs must be a non-empty list of non-empty strings`,
+          id,
+        );
     }
-    if (s.timeout_seconds !== undefined && s.timeout_seconds !== null && !(typeof s.timeout_seconds === 'number' && s.timeout_seconds > 0))
+    if (
+      s.timeout_seconds !== undefined &&
+      s.timeout_seconds !== null &&
+      !(typeof s.timeout_seconds === 'number' && s.timeout_seconds > 0)
+    )
       throw invalid(`${at}/timeout_seconds`, `step '${id}': timeout_seconds must be a positive number`, id);
     if (s.on_timeout !== undefined && !['fail', 'fallback'].includes(s.on_timeout as string))
       throw invalid(`${at}/on_timeout`, `step '${id}': on_timeout must be fail or fallback`, id);
@@ -274,7 +319,11 @@ class Importer {
   }
 
   private assignIds(nodes: Node[]): void {
-    const both = new Set(nodes.filter((n) => n.mode === 'branch' && nodes.some((m) => m.index === n.index && m.mode === 'seq')).map((n) => n.index));
+    const both = new Set(
+      nodes
+        .filter((n) => n.mode === 'branch' && nodes.some((m) => m.index === n.index && m.mode === 'seq'))
+        .map((n) => n.index),
+    );
     for (const n of nodes) {
       const s = this.steps[n.index]!;
       const base = n.mode === 'branch' && both.has(n.index) ? `${s.id}_branch` : s.id;
@@ -333,10 +382,18 @@ class Importer {
     if (s.type === 'condition') return this.condition(s, id, next);
     if (s.raw.next_step !== undefined && n.mode === 'seq' && !this.warnedTwice.has(-n.index - 1)) {
       this.warnedTwice.add(-n.index - 1);
-      this.warn(`${s.at}/next_step`, `step '${s.id}': next_step applies only when the step runs as a branch target (as in v0.8)`, s.id);
+      this.warn(
+        `${s.at}/next_step`,
+        `step '${s.id}': next_step applies only when the step runs as a branch target (as in v0.8)`,
+        s.id,
+      );
     }
     if (s.raw.is_terminal === true && n.mode === 'branch')
-      this.warn(`${s.at}/is_terminal`, `step '${s.id}': is_terminal has no effect on a branch target (as in v0.8)`, s.id);
+      this.warn(
+        `${s.at}/is_terminal`,
+        `step '${s.id}': is_terminal has no effect on a branch target (as in v0.8)`,
+        s.id,
+      );
     const to = this.idOf(next[0]!);
     if (s.type === 'parallel') {
       const children = (s.raw.parallel_steps as Record<string, unknown>[]).map((c, j) =>
@@ -362,9 +419,17 @@ class Importer {
     const r = s.raw;
     const errorSource = parent ?? s;
     if (parent && (r.on_error !== undefined || r.max_retries !== undefined))
-      this.warn(`${s.at}/on_error`, `step '${s.id}': a parallel sub-step's own on_error/max_retries is ignored (as in v0.8: the parallel step's applies)`, s.id);
+      this.warn(
+        `${s.at}/on_error`,
+        `step '${s.id}': a parallel sub-step's own on_error/max_retries is ignored (as in v0.8: the parallel step's applies)`,
+        s.id,
+      );
     if (r.output_key !== undefined && parent)
-      this.warn(`${s.at}/output_key`, `step '${s.id}': output_key of a parallel sub-step is ignored (as in v0.8)`, s.id);
+      this.warn(
+        `${s.at}/output_key`,
+        `step '${s.id}': output_key of a parallel sub-step is ignored (as in v0.8)`,
+        s.id,
+      );
     if (s.type === 'llm') {
       const allowed = Array.isArray(r.allowed_outputs) ? [...new Set(r.allowed_outputs as string[])] : undefined;
       const output: LlmOutput = allowed ? { enum: allowed } : { schema: { type: 'string' } };
@@ -377,7 +442,11 @@ class Importer {
       let prompt = r.prompt as string;
       if (typeof r.system === 'string' && r.system !== '') {
         prompt = `${r.system}\n\n${prompt}`;
-        this.warn(`${s.at}/system`, `step '${s.id}': nano-vm has no system prompt: it is put before the prompt, separated by a blank line`, s.id);
+        this.warn(
+          `${s.at}/system`,
+          `step '${s.id}': nano-vm has no system prompt: it is put before the prompt, separated by a blank line`,
+          s.id,
+        );
       }
       const { text, projection } = this.template(prompt, `${s.at}/prompt`, s.id);
       const step: ParallelChild = { id, kind: 'llm', prompt: text, projection, output };
@@ -403,8 +472,17 @@ class Importer {
       args[name] = { value: jsonValue(v, at) };
     }
     if (r.timeout_seconds !== undefined && r.timeout_seconds !== null)
-      this.warn(`${s.at}/timeout_seconds`, `step '${s.id}': timeout_seconds is ignored on a tool step (as in v0.8, where it applies to llm calls only)`, s.id);
-    const step: ParallelChild = { id, kind: 'tool', tool: r.tool as string, ...(Object.keys(args).length ? { args } : {}) };
+      this.warn(
+        `${s.at}/timeout_seconds`,
+        `step '${s.id}': timeout_seconds is ignored on a tool step (as in v0.8, where it applies to llm calls only)`,
+        s.id,
+      );
+    const step: ParallelChild = {
+      id,
+      kind: 'tool',
+      tool: r.tool as string,
+      ...(Object.keys(args).length ? { args } : {}),
+    };
     this.onError(errorSource, step, null, s);
     return step;
   }
@@ -428,7 +506,11 @@ class Importer {
     if (mode === 'retry') {
       const attempts = Math.min(100, (src.raw.max_retries as number | undefined) ?? V08_MAX_RETRIES);
       step.on_error = { action: 'retry', max_attempts: attempts } satisfies OnError;
-      this.warn(`${src.at}/on_error`, `step '${s.id}': retried up to ${attempts} attempts in all, at once: v0.8's exponential backoff (1 s, 2 s, 4 s…) is not carried over`, s.id);
+      this.warn(
+        `${src.at}/on_error`,
+        `step '${s.id}': retried up to ${attempts} attempts in all, at once: v0.8's exponential backoff (1 s, 2 s, 4 s…) is not carried over`,
+        s.id,
+      );
     } else if (mode === 'skip') {
       step.on_error = { action: 'fallback', value: fallback };
       this.warn(
@@ -441,20 +523,36 @@ class Importer {
 
   private condition(s: V08Step, id: string, next: Target[]): ConditionStep {
     const [thenT, elseT] = next as [Target, Target];
-    const tr = translateCondition(s.raw.condition as string, (name) => this.refOrUndefined(name, `${s.at}/condition`, s.id));
+    const tr = translateCondition(s.raw.condition as string, (name) =>
+      this.refOrUndefined(name, `${s.at}/condition`, s.id),
+    );
     if (!tr.ok) {
       this.warn(
         `${s.at}/condition`,
         `step '${s.id}': the condition "${clip(s.raw.condition as string)}" could not be translated (${tr.reason}); the converted step ends the run as UNTRANSLATED_CONDITION (a failure outcome) until you write its guard`,
         s.id,
       );
-      const cases = [...new Set([thenT, elseT].filter((t) => typeof t === 'object').map((t) => this.idOf(t)))].map((to) => ({ when: 'false', next: to }));
-      return { id, kind: 'condition', cases: cases.length ? cases : [{ when: 'false', next: this.endId('untranslated') }], else: this.endId('untranslated') };
+      const cases = [...new Set([thenT, elseT].filter((t) => typeof t === 'object').map((t) => this.idOf(t)))].map(
+        (to) => ({ when: 'false', next: to }),
+      );
+      return {
+        id,
+        kind: 'condition',
+        cases: cases.length ? cases : [{ when: 'false', next: this.endId('untranslated') }],
+        else: this.endId('untranslated'),
+      };
     }
     for (const note of tr.notes) this.warn(`${s.at}/condition`, `step '${s.id}': ${note}`, s.id);
-    for (const [t, f] of [[thenT, 'then'], [elseT, 'otherwise']] as const)
+    for (const [t, f] of [
+      [thenT, 'then'],
+      [elseT, 'otherwise'],
+    ] as const)
       if (t === 'no_branch')
-        this.warn(`${s.at}/${f}`, `step '${s.id}': without ${f}, that outcome ends the run as NO_BRANCH_TARGET (a failure outcome; v0.8 failed the run)`, s.id);
+        this.warn(
+          `${s.at}/${f}`,
+          `step '${s.id}': without ${f}, that outcome ends the run as NO_BRANCH_TARGET (a failure outcome; v0.8 failed the run)`,
+          s.id,
+        );
     return { id, kind: 'condition', cases: [{ when: tr.cel, next: this.idOf(thenT) }], else: this.idOf(elseT) };
   }
 
@@ -495,7 +593,11 @@ class Importer {
     const writers = this.outputKeys.get(root!);
     if (writers) {
       if (writers.length > 1)
-        this.warn(at, `step '${step}': $${root} is the output_key of several steps; it reads the last of them in the list, '${this.steps[writers.at(-1)!]!.id}'`, step);
+        this.warn(
+          at,
+          `step '${step}': $${root} is the output_key of several steps; it reads the last of them in the list, '${this.steps[writers.at(-1)!]!.id}'`,
+          step,
+        );
       return [`steps.${this.stepPath(writers.at(-1)!, at, step)}.output`, ...rest].join('.');
     }
     this.inputKeys.add(root!);
@@ -508,7 +610,11 @@ class Importer {
     const branch = this.ids.get(`branch:${index}`);
     if (seq !== undefined && branch !== undefined && !this.warnedTwice.has(index)) {
       this.warnedTwice.add(index);
-      this.warn(at, `step '${step}': a reference to '${this.steps[index]!.id}' reads the in-sequence copy '${seq}', not '${branch}'`, step);
+      this.warn(
+        at,
+        `step '${step}': a reference to '${this.steps[index]!.id}' reads the in-sequence copy '${seq}', not '${branch}'`,
+        step,
+      );
     }
     return seq ?? branch ?? this.steps[index]!.id;
   }
@@ -522,7 +628,10 @@ class Importer {
       if (typeof v === 'number') b[k] = v;
     }
     if (typeof this.doc.max_stalled_steps === 'number')
-      this.warn('/max_stalled_steps', 'max_stalled_steps counts consecutive effect steps that leave the state unchanged (v0.8 compared a fingerprint of every step\'s output)');
+      this.warn(
+        '/max_stalled_steps',
+        "max_stalled_steps counts consecutive effect steps that leave the state unchanged (v0.8 compared a fingerprint of every step's output)",
+      );
     return Object.keys(b).length ? { budgets: b } : {};
   }
 
@@ -540,7 +649,10 @@ class Importer {
           const target = byId.get(t)!;
           if (target.kind !== 'end' && target.max_visits === undefined) {
             target.max_visits = visits;
-            this.warn('/steps', `the program loops back to '${t}': it may be entered at most ${visits} times (max_visits), then the run fails (E_MAX_VISITS); v0.8 bounded loops by max_steps only`);
+            this.warn(
+              '/steps',
+              `the program loops back to '${t}': it may be entered at most ${visits} times (max_visits), then the run fails (E_MAX_VISITS); v0.8 bounded loops by max_steps only`,
+            );
           }
         } else if (!state.has(t)) walk(t);
       }
@@ -556,7 +668,12 @@ class Importer {
 
 function endStep(end: 'success' | 'no_branch' | 'untranslated', id: string): EndStep {
   if (end === 'success') return { id, kind: 'end', outcome: 'SUCCESS' };
-  return { id, kind: 'end', outcome: end === 'no_branch' ? 'NO_BRANCH_TARGET' : 'UNTRANSLATED_CONDITION', failure: true };
+  return {
+    id,
+    kind: 'end',
+    outcome: end === 'no_branch' ? 'NO_BRANCH_TARGET' : 'UNTRANSLATED_CONDITION',
+    failure: true,
+  };
 }
 
 const key = (n: Node) => `${n.mode}:${n.index}`;
@@ -580,12 +697,20 @@ function jsonValue(v: unknown, at: string): JsonValue {
   if (Array.isArray(v)) return v.map((x, i) => jsonValue(x, `${at}/${i}`));
   if (isObject(v)) {
     const out: Record<string, JsonValue> = {};
-    for (const [k, x] of Object.entries(v)) Object.defineProperty(out, k, { value: jsonValue(x, `${at}/${esc(k)}`), enumerable: true, writable: true, configurable: true });
+    for (const [k, x] of Object.entries(v))
+      Object.defineProperty(out, k, {
+        value: jsonValue(x, `${at}/${esc(k)}`),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     return out;
   }
   throw invalid(at, 'not a JSON value');
 }
 
 function invalid(path: string, message: string, step?: string): NanoVmError {
-  return new NanoVmError('E_IMPORT_INVALID', `${path || '/'}: ${message}`, { location: { path, ...(step !== undefined ? { step } : {}) } });
+  return new NanoVmError('E_IMPORT_INVALID', `${path || '/'}: ${message}`, {
+    location: { path, ...(step !== undefined ? { step } : {}) },
+  });
 }
