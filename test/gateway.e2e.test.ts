@@ -100,7 +100,7 @@ steps:
     kind: tool
     tool: ${tool}
     args: ${args}
-    timeout_ms: 1500
+    timeout_ms: 3000
 ${extra}    next: done
   - id: done
     kind: end
@@ -200,6 +200,22 @@ describe('nano-vm run --gateway: a remote tool is a tool like any other', () => 
     expect(r.json()).toMatchObject({ status: 'completed', outcome: 'REFUNDED' });
     if (!existsSync(join(dir, 'local.json'))) return; // the stdio case wrote the reference
     expect(readFileSync(join(dir, 'http.json'), 'utf8')).toBe(readFileSync(join(dir, 'local.json'), 'utf8'));
+  });
+
+  it('an HTTP response longer than a run accepts is cut off (E_TOO_LARGE), not read into memory', () => {
+    const gw = file('http-huge.yaml', `- name: orders\n  url: ${httpUrl}\n`);
+    const r = nanoVm(
+      'run',
+      file('huge.yaml', oneCall('orders.huge')),
+      '--gateway',
+      gw,
+      '--input',
+      'empty.json',
+      '--store',
+      'memory:',
+      '--json',
+    );
+    expect(r.json().receipt.error).toMatchObject({ code: 'E_TOO_LARGE', step: 'call' });
   });
 
   it('a remote tool no grant covers is refused by the policy before anything is called', () => {

@@ -124,6 +124,20 @@ describe('gateway config', () => {
     expect(refused([{ name: 'a', command: 'x', env: { K: 1 } }])).toContain('K must be a string');
   });
 
+  it('takes ${env:NAME} in env and headers from the environment, and refuses an unset one', () => {
+    process.env.GATEWAY_TEST_TOKEN = 's3cret';
+    expect(
+      parseGatewayServers([
+        { name: 'a', url: 'http://h/mcp', headers: { Authorization: 'Bearer ${env:GATEWAY_TEST_TOKEN}' } },
+      ])[0]!.headers,
+    ).toEqual({
+      Authorization: 'Bearer s3cret',
+    });
+    expect(refused([{ name: 'a', command: 'x', env: { K: '${env:GATEWAY_TEST_UNSET_VAR}' } }])).toContain(
+      'GATEWAY_TEST_UNSET_VAR, which is not set',
+    );
+  });
+
   it('refuses a file that is not strict YAML/JSON', () => {
     expect(() => parseGatewayFile('[{"name":"a","name":"b"}]', 'gw.json')).toThrow(
       /E_GATEWAY_CONFIG|not a readable JSON/,

@@ -6,7 +6,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { FetchLike, Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ListToolsResultSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { jsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/types.js';
 import { checkSchema, describeViolations, MAX_VALUE_CHARS, NanoVmError } from '@nano-vm/kernel';
@@ -19,6 +19,34 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
 const STDERR_TAIL_CHARS = 2000;
 /** At most this many pages of tools/list: a server that pages for ever is not waited for. */
 const MAX_TOOL_PAGES = 50;
+/** The most one message (stdio) or one HTTP response body may hold: the largest value a run accepts, and a little more. */
+export const MAX_MESSAGE_BYTES = MAX_VALUE_CHARS + 1024 * 1024;
+
+/** A remote server sent more than MAX_MESSAGE_BYTES in one response. */
+export class MessageTooLarge extends Error {
+  override readonly name = 'MessageTooLarge';
+}
+
+/**
+ * fetch, with every response body cut off past MAX_MESSAGE_BYTES: the SDK reads a JSON response
+ * whole, so without a cap a hostile HTTP server could fill the memory with one answer.
+ */
+const cappedFetch: FetchLike = async (url, init) => {
+  const res = await fetch(url, init);
+  if (!res.body) return res;
+  let seen = 0;
+  const body = res.body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, ctl) {
+        seen += chunk.byteLength;
+        if (seen > MAX_MESSAGE_BYTES)
+          ctl.error(new MessageTooLarge(`the server's response is longer than ${MAX_MESSAGE_BYTES} bytes`));
+        else ctl.enqueue(chunk);
+      },
+    }),
+  );
+  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+};
 
 /**
  * The SDK validates only what this client never asks for (elicitation), but builds a validator
@@ -41,6 +69,7 @@ export class ServerConnection {
   closedBecause: string | undefined;
   #stderr = '';
   #closing = false;
+  #lastError: string | undefined;
 
   private constructor(
     readonly config: GatewayServerConfig,
@@ -50,8 +79,13 @@ export class ServerConnection {
       { name: 'nano-vm-gateway', version: RUNTIME_VERSION },
       { capabilities: {}, jsonSchemaValidator: KERNEL_VALIDATOR },
     );
+    this.client.onerror = (e) => {
+      this.#lastError = e.message;
+    };
     this.client.onclose = () => {
-      this.closedBecause ??= this.#closing ? 'the gateway closed it' : 'the connection closed';
+      this.closedBecause ??= this.#closing
+        ? 'the gateway closed it'
+        : `the connection closed${this.#lastError !== undefined ? ` after: ${this.#lastError}` : ''}`;
     };
   }
 
@@ -65,8 +99,7 @@ export class ServerConnection {
         ...(config.env ? { env: { ...config.env } } : {}),
         ...(config.cwd !== undefined ? { cwd: config.cwd } : {}),
         stderr: 'pipe',
-        // One message may hold a tool result of the largest value a run accepts, and a little more.
-        maxBufferSize: MAX_VALUE_CHARS + 1024 * 1024,
+        maxBufferSize: MAX_MESSAGE_BYTES,
       });
       transport = stdio;
       const conn = new ServerConnection(config, transport);
@@ -74,6 +107,7 @@ export class ServerConnection {
       return conn.#connect(signal);
     }
     transport = new StreamableHTTPClientTransport(new URL(config.url!), {
+      fetch: cappedFetch,
       ...(config.headers ? { requestInit: { headers: { ...config.headers } } } : {}),
     });
     return new ServerConnection(config, transport).#connect(signal);

@@ -96,6 +96,14 @@ function callError(conn: ServerConnection, name: string, e: unknown): ToolError 
       'E_TOOL_ERROR',
       `remote tool '${name}': ${server} answered with error ${e.code}: ${clip(message)}`,
     );
+  if (
+    e instanceof Error &&
+    (e.name === 'MessageTooLarge' || (e.cause instanceof Error && e.cause.name === 'MessageTooLarge'))
+  )
+    return new ToolError(
+      'E_TOO_LARGE',
+      `remote tool '${name}': ${server}: ${e.cause instanceof Error ? e.cause.message : message} (docs/limits.md)`,
+    );
   if (e instanceof Error && e.name === 'ZodError')
     return new ToolError(
       'E_GATEWAY_RESULT',
