@@ -243,6 +243,16 @@ describe('nano-vm run --gateway: a remote tool is a tool like any other', () => 
     expect(calls(log)).toEqual([]);
   });
 
+  it('validate --gateway checks tool names and arguments against the remote tools', () => {
+    const gw = stdioGateway('validate.yaml', join(dir, 'validate.log'));
+    const typo = file('typo.yaml', REFUND.replace('tool: orders.issue_refund', 'tool: orders.issue_refnd'));
+    const r = nanoVm('validate', typo, '--gateway', gw);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain("unknown tool 'orders.issue_refnd' (did you mean 'orders.issue_refund'?)");
+    expect(nanoVm('validate', file('refund.yaml', REFUND), '--gateway', gw).code).toBe(0);
+    expect(calls(join(dir, 'validate.log'))).toEqual([]);
+  });
+
   it("a tool outside the server's allow-list does not exist for the program (E_UNKNOWN_TOOL)", () => {
     const gw = stdioGateway('allow.yaml', join(dir, 'allow.log'), '  tools: [lookup_order]\n');
     const r = nanoVm('run', file('refund.yaml', REFUND), '--gateway', gw, '--input', 'in.json', '--store', 'memory:');
