@@ -4,6 +4,8 @@
  * never reaches a prototype, what the tool definitions look like, that close() and an aborted open
  * leave no server behind, and each config refusal.
  */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NanoVmError, type Program } from '@nano-vm/kernel';
 import { MemoryStore, ModelError, runProgram, ToolRegistry, type ModelPort } from '@nano-vm/runtime';
@@ -78,6 +80,32 @@ describe('openGateway', () => {
     expect(r2.receipt.error!.message).toContain('the gateway closed it');
   });
 
+  it('takes ${env:NAME} in env (and headers) from the environment when it opens; an unset one is E_GATEWAY_CONFIG', async () => {
+    const log = join(mkdtempSync(join(tmpdir(), 'gw-env-')), 'calls.log');
+    process.env.GATEWAY_TEST_LOG = log;
+    const config = {
+      ...SERVER,
+      env: { REMOTE_CALL_LOG: '${env:GATEWAY_TEST_LOG}' },
+    };
+    expect(parseGatewayServers([config])[0]!.env).toEqual(config.env);
+    const own = await openGateway([config]);
+    try {
+      await runProgram({
+        program: oneCall('orders.proto'),
+        input: {},
+        model: NO_MODEL,
+        tools: new ToolRegistry(own.tools),
+        store: new MemoryStore(),
+      });
+    } finally {
+      await own.close();
+    }
+    expect(readFileSync(log, 'utf8')).toContain('"tool":"proto"');
+    await expect(openGateway([{ ...SERVER, env: { K: '${env:GATEWAY_TEST_UNSET_VAR}' } }])).rejects.toThrow(
+      /GATEWAY_TEST_UNSET_VAR, which is not set/,
+    );
+  });
+
   it('an open aborted by its signal starts nothing and throws E_GATEWAY_CONNECT', async () => {
     const ac = new AbortController();
     ac.abort(new Error('operator cancelled'));
@@ -122,20 +150,6 @@ describe('gateway config', () => {
     expect(refused([{ name: 'a', command: 'x', headers: {} }])).toContain('url server only');
     expect(refused([{ name: 'a', command: 'x', comand: 'y' }])).toContain("unknown property 'comand'");
     expect(refused([{ name: 'a', command: 'x', env: { K: 1 } }])).toContain('K must be a string');
-  });
-
-  it('takes ${env:NAME} in env and headers from the environment, and refuses an unset one', () => {
-    process.env.GATEWAY_TEST_TOKEN = 's3cret';
-    expect(
-      parseGatewayServers([
-        { name: 'a', url: 'http://h/mcp', headers: { Authorization: 'Bearer ${env:GATEWAY_TEST_TOKEN}' } },
-      ])[0]!.headers,
-    ).toEqual({
-      Authorization: 'Bearer s3cret',
-    });
-    expect(refused([{ name: 'a', command: 'x', env: { K: '${env:GATEWAY_TEST_UNSET_VAR}' } }])).toContain(
-      'GATEWAY_TEST_UNSET_VAR, which is not set',
-    );
   });
 
   it('refuses a file that is not strict YAML/JSON', () => {

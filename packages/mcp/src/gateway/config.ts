@@ -136,22 +136,40 @@ function stringList(v: unknown, what: string): string[] {
   return [...(v as string[])];
 }
 
-/** `${env:NAME}`: a value taken from nano-vm's environment, so a token need not be written in the file. */
-const ENV_REF = /\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}/g;
-
 function stringMap(v: unknown, what: string): Record<string, string> {
   if (!isObject(v)) throw bad(`${what} must be a mapping of strings`);
   // A null-prototype copy: a member named __proto__ stays a name.
   const out = Object.create(null) as Record<string, string>;
   for (const [k, x] of Object.entries(v)) {
     if (typeof x !== 'string') throw bad(`${what}: ${k} must be a string`);
-    out[k] = x.replace(ENV_REF, (_m, name: string) => {
-      const value = process.env[name];
-      if (value === undefined) throw bad(`${what}: ${k} names the environment variable ${name}, which is not set`);
-      return value;
-    });
+    out[k] = x;
   }
   return out;
+}
+
+/** `${env:NAME}`: a value taken from nano-vm's environment, so a token need not be written in a file. */
+const ENV_REF = /\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+/**
+ * The config with `${env:NAME}` in `env` and `headers` values replaced, once (a value that comes
+ * from the environment is not read again): E_GATEWAY_CONFIG for a variable that is not set.
+ */
+export function withEnvValues(config: GatewayServerConfig, env: NodeJS.ProcessEnv = process.env): GatewayServerConfig {
+  const expand = (m: Record<string, string> | undefined, what: string) => {
+    if (m === undefined) return undefined;
+    const out = Object.create(null) as Record<string, string>;
+    for (const [k, x] of Object.entries(m))
+      out[k] = x.replace(ENV_REF, (_m, name: string) => {
+        const value = env[name];
+        if (value === undefined)
+          throw bad(`server '${config.name}': ${what}: ${k} names the environment variable ${name}, which is not set`);
+        return value;
+      });
+    return out;
+  };
+  const envValues = expand(config.env, 'env');
+  const headers = expand(config.headers, 'headers');
+  return { ...config, ...(envValues ? { env: envValues } : {}), ...(headers ? { headers } : {}) };
 }
 
 function bad(message: string): NanoVmError {

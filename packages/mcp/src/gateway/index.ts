@@ -6,7 +6,7 @@
  */
 import { NanoVmError } from '@nano-vm/kernel';
 import type { ToolDefinition } from '@nano-vm/runtime';
-import { REMOTE_TOOL_NAME, type GatewayServerConfig, parseGatewayServers } from './config.js';
+import { REMOTE_TOOL_NAME, type GatewayServerConfig, parseGatewayServers, withEnvValues } from './config.js';
 import { ServerConnection } from './connection.js';
 import { remoteToolDefinition } from './remoteTool.js';
 
@@ -31,7 +31,7 @@ export async function openGateway(
   servers: readonly GatewayServerConfig[],
   opts: { signal?: AbortSignal } = {},
 ): Promise<Gateway> {
-  const checked = parseGatewayServers(servers);
+  const checked = parseGatewayServers(servers).map((s) => withEnvValues(s));
   const opened: ServerConnection[] = [];
   const close = async () => {
     await Promise.all(opened.splice(0).map((c) => c.close()));
