@@ -127,6 +127,14 @@ export function commandHelp(spec: CommandSpec): string {
   return `${usageText(spec)}\n\n${wrap(spec.summary, WIDTH, '')}\n\nOptions:\n${options.join('\n')}\n`;
 }
 
+/** `--gateway <file>`: tools of other MCP servers (run, and what continues its runs). */
+export const GATEWAY_OPTION = {
+  type: 'string',
+  value: '<file>',
+  description:
+    'MCP servers whose tools a tool step may name as <server>.<tool>: a YAML or JSON list of {name, command | url, args?, env?, cwd?, headers?, tools?, timeout_ms?} (docs/gateway.md). Each is started or reached before the run and stopped after it',
+} as const satisfies OptionSpec;
+
 /** The options of the commands that continue stored runs (resume, recover): what they continue with. */
 export const CONTINUE_OPTIONS = {
   model: {
@@ -145,4 +153,5 @@ export const CONTINUE_OPTIONS = {
     description:
       'the policy in force now: a run whose genesis pinned another halts as POLICY_BLOCKED. An example directory defaults to its policy.yaml',
   },
+  gateway: GATEWAY_OPTION,
 } as const satisfies Record<string, OptionSpec>;

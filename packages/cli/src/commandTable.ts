@@ -9,6 +9,7 @@ import { ERASE } from './commands/erase.js';
 import { EXAMPLES } from './commands/examples.js';
 import { EXPR } from './commands/expr.js';
 import { GRAPH } from './commands/graph.js';
+import { IMPORT } from './commands/import.js';
 import { KEYGEN } from './commands/keygen.js';
 import { KYC } from './commands/kyc.js';
 import { PATHS } from './commands/paths.js';
@@ -43,6 +44,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   KEYGEN,
   DEV_AGENT,
   KYC,
+  IMPORT,
 ];
 
 export function findCommand(name: string): CommandSpec | undefined {

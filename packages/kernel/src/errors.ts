@@ -137,6 +137,16 @@ export const ERROR_CODES = {
   E_RUN_POOL_SETUP: 'refused',
   E_RUN_POOL_WORKER: 'failed',
   E_RUN_POOL_CLOSED: 'failed',
+  // The MCP gateway: tools of other MCP servers (docs/gateway.md)
+  E_GATEWAY_CONFIG: 'refused',
+  E_GATEWAY_CONNECT: 'failed',
+  E_GATEWAY_UNAVAILABLE: 'failed',
+  E_GATEWAY_RESULT: 'failed',
+  // Importing llm-nano-vm v0.8 programs (docs/import.md)
+  E_IMPORT_INVALID: 'refused',
+  E_IMPORT_VERSION: 'refused',
+  E_IMPORT_STEP_TYPE: 'refused',
+  W_IMPORT_LOSSY: 'warning',
   // The command line
   E_USAGE: 'refused',
   E_FILE: 'refused',

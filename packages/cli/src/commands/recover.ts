@@ -1,7 +1,7 @@
 import { NanoVmError } from '@nano-vm/kernel';
 import { RunLeasedError, overdueWaits, recoverRun, type Store } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
-import { loadProgramFile, loadTools, modelFromSpec, needsModel, NO_MODEL } from '../inputs.js';
+import { loadProgramFile, modelFromSpec, needsModel, NO_MODEL } from '../inputs.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
 import { resolveTarget } from '../target.js';
@@ -9,6 +9,7 @@ import { cliTelemetry } from '../telemetry.js';
 import { track } from '../exitGuard.js';
 import { commandLine, continueArgs } from './run.js';
 import { CONTINUE_OPTIONS, defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
+import { loadRunTools, withCleanup, type Cleanup } from '../gatewayOption.js';
 
 export const RECOVER = defineCommand({
   name: 'recover',
@@ -51,7 +52,11 @@ export const RECOVER_USAGE = usageText(RECOVER);
  * A run another live process drives (it holds the run's lease) is skipped and reported, as is one
  * that process finished meanwhile; only a skipped `--run` fails the command.
  */
-export async function recoverCommand(argv: string[]): Promise<number> {
+export function recoverCommand(argv: string[]): Promise<number> {
+  return withCleanup((cleanup) => recoverCommandWith(argv, cleanup));
+}
+
+async function recoverCommandWith(argv: string[], cleanup: Cleanup): Promise<number> {
   const { values, positionals } = parseCommandArgs(RECOVER, argv);
   if (positionals.length > 1) throw new NanoVmError('E_USAGE', RECOVER_USAGE);
   const leaseMs = values['lease-ms'] === undefined ? undefined : Number(values['lease-ms']);
@@ -65,7 +70,7 @@ export async function recoverCommand(argv: string[]): Promise<number> {
   const governs = !values.policy && layout?.policyFile ? loadProgramFile(layout.programFile).program?.id : undefined;
   // The policy as it is now: a run whose pinned policy differs halts as POLICY_BLOCKED.
   const policy = policyFile ? loadPolicyFile(policyFile).policy : undefined;
-  const tools = await loadTools(toolsFile);
+  const tools = await loadRunTools(toolsFile, values.gateway, cleanup);
   let store: Store;
   try {
     store = openStore(values.store, 'existing');

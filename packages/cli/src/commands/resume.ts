@@ -2,7 +2,7 @@ import { NanoVmError, serializeBundle, type ExternalEvent } from '@nano-vm/kerne
 import { resumeRun, type ResumeResult } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
 import { signerOption, writeSignature } from '../keys.js';
-import { loadTools, modelFromSpec, needsModel, NO_MODEL, readJson } from '../inputs.js';
+import { modelFromSpec, needsModel, NO_MODEL, readJson } from '../inputs.js';
 import { checkOutputFile, writeBundle } from '../outputFile.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { renderTrace } from '../render.js';
@@ -12,6 +12,7 @@ import { cliTelemetry } from '../telemetry.js';
 import { commandLine, continueArgs, suspendedHint, waitingInfo } from './run.js';
 import { track, type Tracked } from '../exitGuard.js';
 import { CONTINUE_OPTIONS, defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
+import { loadRunTools, withCleanup, type Cleanup } from '../gatewayOption.js';
 
 export const RESUME = defineCommand({
   name: 'resume',
@@ -72,7 +73,11 @@ export const RESUME_USAGE = usageText(RESUME);
  * took its timeout edge instead). Exit 2: refused: wrong role, payload outside the step's event
  * schema, unknown run, bad arguments.
  */
-export async function resumeCommand(argv: string[]): Promise<number> {
+export function resumeCommand(argv: string[]): Promise<number> {
+  return withCleanup((cleanup) => resumeCommandWith(argv, cleanup));
+}
+
+async function resumeCommandWith(argv: string[], cleanup: Cleanup): Promise<number> {
   const { values, positionals } = parseCommandArgs(RESUME, argv);
   const [runId, dir, ...extra] = positionals;
   if (!runId || extra.length || values.event === undefined) throw new NanoVmError('E_USAGE', RESUME_USAGE);
@@ -83,7 +88,7 @@ export async function resumeCommand(argv: string[]): Promise<number> {
   if (values.role !== undefined) event.role = values.role;
   if (values['event-id'] !== undefined) event.event_id = values['event-id'];
   if (values.out) checkOutputFile(values.out);
-  const tools = await loadTools(toolsFile);
+  const tools = await loadRunTools(toolsFile, values.gateway, cleanup);
   // The policy as it is now: a run whose pinned policy differs halts as POLICY_BLOCKED instead.
   const policy = policyFile ? loadPolicyFile(policyFile).policy : undefined;
   // Only a store that exists: resuming in the wrong place creates nothing.

@@ -20,7 +20,7 @@ import {
 } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
 import { track } from '../exitGuard.js';
-import { loadProgramFile, loadTools, modelFromSpec, needsModel, NO_MODEL, readJson, readText } from '../inputs.js';
+import { loadProgramFile, modelFromSpec, needsModel, NO_MODEL, readJson, readText } from '../inputs.js';
 import { checkOutputFile, prepareOutputDir, writeBundle } from '../outputFile.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { modelLabel, renderIssues, renderTrace } from '../render.js';
@@ -28,7 +28,8 @@ import { signerOption, writeSignature } from '../keys.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
 import { resolveTarget } from '../target.js';
 import { cliTelemetry } from '../telemetry.js';
-import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
+import { defineCommand, GATEWAY_OPTION, parseCommandArgs, usageText } from '../commandSpec.js';
+import { loadRunTools, withCleanup, type Cleanup } from '../gatewayOption.js';
 
 export const RUN = defineCommand({
   name: 'run',
@@ -53,6 +54,7 @@ export const RUN = defineCommand({
       value: '<module>',
       description: 'an ES module exporting `tools` (docs/cli.md). An example directory defaults to its tools.mjs',
     },
+    gateway: GATEWAY_OPTION,
     policy: {
       type: 'string',
       value: '<file>',
@@ -101,7 +103,11 @@ export const RUN = defineCommand({
 });
 export const RUN_USAGE = usageText(RUN);
 
-export async function runCommand(argv: string[]): Promise<number> {
+export function runCommand(argv: string[]): Promise<number> {
+  return withCleanup((cleanup) => runWith(argv, cleanup));
+}
+
+async function runWith(argv: string[], cleanup: Cleanup): Promise<number> {
   const { values, positionals } = parseCommandArgs(RUN, argv);
   const target = positionals[0];
   if (!target || positionals.length > 1) throw new NanoVmError('E_USAGE', RUN_USAGE);
@@ -121,7 +127,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   // program file, the program (with its tools and policy), every input, the model (only when the
   // program has an llm step), the output path; then the store is opened (and created).
   readText(programFile, 'program'); // E_FILE first, before a tools module is even loaded
-  const tools = await loadTools(toolsFile);
+  const tools = await loadRunTools(toolsFile, values.gateway, cleanup);
   const policy = policyFile ? loadPolicyFile(policyFile) : undefined;
   const loaded = loadProgramFile(programFile, tools, policy);
   const errors = loaded.issues.filter((i) => i.severity === 'error');
@@ -304,6 +310,7 @@ export function continueArgs(
     model?: string | undefined;
     tools?: string | undefined;
     policy?: string | undefined;
+    gateway?: string | undefined;
     store?: string | undefined;
   },
 ): string[] {
@@ -312,6 +319,7 @@ export function continueArgs(
     ...(o.model !== undefined ? ['--model', o.model] : []),
     ...(o.tools !== undefined ? ['--tools', o.tools] : []),
     ...(o.policy !== undefined ? ['--policy', o.policy] : []),
+    ...(o.gateway !== undefined ? ['--gateway', o.gateway] : []),
     ...(o.store !== undefined ? ['--store', o.store] : []),
   ];
 }

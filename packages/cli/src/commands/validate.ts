@@ -1,10 +1,11 @@
 import { NanoVmError } from '@nano-vm/kernel';
 import { EXIT } from '../exitCodes.js';
-import { loadProgramFile, loadTools } from '../inputs.js';
+import { loadProgramFile } from '../inputs.js';
+import { loadRunTools, withCleanup, type Cleanup } from '../gatewayOption.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { renderIssues } from '../render.js';
 import { resolveTarget } from '../target.js';
-import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
+import { defineCommand, GATEWAY_OPTION, parseCommandArgs, usageText } from '../commandSpec.js';
 
 export const VALIDATE = defineCommand({
   name: 'validate',
@@ -18,6 +19,7 @@ export const VALIDATE = defineCommand({
       description:
         'also check tool names and arguments against this tools module. An example directory defaults to its tools.mjs',
     },
+    gateway: GATEWAY_OPTION,
     policy: {
       type: 'string',
       value: '<file>',
@@ -30,12 +32,16 @@ export const VALIDATE = defineCommand({
 });
 export const VALIDATE_USAGE = usageText(VALIDATE);
 
-export async function validateCommand(argv: string[]): Promise<number> {
+export function validateCommand(argv: string[]): Promise<number> {
+  return withCleanup((cleanup) => validateWith(argv, cleanup));
+}
+
+async function validateWith(argv: string[], cleanup: Cleanup): Promise<number> {
   const { values, positionals } = parseCommandArgs(VALIDATE, argv);
   const target = positionals[0];
   if (!target || positionals.length > 1) throw new NanoVmError('E_USAGE', VALIDATE_USAGE);
   const { programFile: file = target, toolsFile, policyFile } = resolveTarget(target, values);
-  const tools = toolsFile ? await loadTools(toolsFile) : undefined;
+  const tools = toolsFile || values.gateway ? await loadRunTools(toolsFile, values.gateway, cleanup) : undefined;
   const policy = policyFile ? loadPolicyFile(policyFile) : undefined;
   const { program, issues } = loadProgramFile(file, tools, policy);
   const valid = !!program && !issues.some((i) => i.severity === 'error');
