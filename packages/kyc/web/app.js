@@ -1,0 +1,552 @@
+// KYC Governance Simulator — the page. Everything it shows comes from the server's real runs
+// (packages/kyc/API.md) or is recomputed here from them (the verification, the step states, the
+// running path variance); nothing is canned.
+import { html, render, useEffect, useRef, useState } from '/assets/vendor.js';
+import { api, subscribe } from './api.js';
+import { Diagram, stepStates } from './diagram.js';
+import { EntropyChart, HealthChart, VarianceChart } from './charts.js';
+import { compareVerdicts, verifyInBrowser } from './audit.js';
+
+const RUNNING = new Set(['running', 'pending', 'queued', 'started']);
+const short = (h) => (typeof h === 'string' && h.length > 16 ? `${h.slice(0, 12)}…` : (h ?? '—'));
+const word = (v) => (v === null || v === undefined || v === '' ? '—' : String(v));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function Hash({ value, label }) {
+  return html`<code class="hash" title=${value ?? ''} aria-label=${label ? `${label} ${value ?? 'none'}` : undefined}
+    >${short(value)}</code
+  >`;
+}
+
+function Panel({ id, title, children, wide, testid }) {
+  return html`<section class=${`panel${wide ? ' wide' : ''}`} aria-labelledby=${`${id}-h`} data-testid=${testid ?? id}>
+    <h2 id=${`${id}-h`}>${title}</h2>
+    ${children}
+  </section>`;
+}
+
+function Badges({ meta }) {
+  const m = meta.model ?? {};
+  const f = meta.fixtures ?? {};
+  return html`<ul class="badges" aria-label="What this simulator runs on">
+    <li class=${`badge ${m.scripted ? 'warn' : 'info'}`} data-testid="badge-model">
+      ${m.scripted ? 'Scripted model' : 'Model'}: ${m.label ?? m.kind ?? 'unknown'}
+      ${m.scripted ? ' — deterministic recorded answers, no LLM is called' : ''}
+    </li>
+    ${f.sanctions
+      ? html`<li class="badge warn" data-testid="badge-fixtures">
+          Illustrative fixtures: sanctions list ${f.sanctions.version} <${Hash} value=${f.sanctions.hash} />
+          ${f.media ? html`, media corpus ${f.media.version} <${Hash} value=${f.media.hash} />` : null} — not real lists
+        </li>`
+      : null}
+    <li class="badge warn">Risk weights and bands are illustrative, not regulatory guidance</li>
+  </ul>`;
+}
+
+function CasePicker({ meta, choice, setChoice, customText, setCustomText, disabled }) {
+  const selected = meta.cases.find((c) => c.id === choice);
+  return html`<fieldset class="choices" disabled=${disabled}>
+      <legend>Seeded cases</legend>
+      ${meta.cases.map(
+        (c) => html`<label class="choice" key=${c.id}>
+          <input type="radio" name="case" value=${c.id} checked=${choice === c.id} onChange=${() => setChoice(c.id)} />
+          <span><strong>${c.title}</strong> <small>(${c.id})</small></span>
+        </label>`,
+      )}
+      <label class="choice">
+        <input type="radio" name="case" value="__custom" checked=${choice === '__custom'} onChange=${() => setChoice('__custom')} />
+        <span><strong>Your own case</strong> <small>(JSON, checked against the program's input schema)</small></span>
+      </label>
+    </fieldset>
+    ${choice === '__custom'
+      ? html`<label class="block" for="custom-input">Applicant input (JSON)</label>
+          <textarea id="custom-input" rows="10" spellcheck="false" value=${customText} onInput=${(e) => setCustomText(e.currentTarget.value)}></textarea>
+          <details><summary>Input schema</summary><pre class="json">${JSON.stringify(meta.input_schema, null, 2)}</pre></details>`
+      : selected
+        ? html`<div class="case-details" data-testid="case-details">
+            <p>${selected.summary}</p>
+            <details><summary>Input of this case</summary><pre class="json">${JSON.stringify(selected.input, null, 2)}</pre></details>
+          </div>`
+        : null}`;
+}
+
+function InjectorControls({ meta, injector, setInjector, disabled }) {
+  const chosen = meta.injectors.find((i) => i.id === injector);
+  return html`<fieldset class="choices" disabled=${disabled}>
+      <legend>Injector (a real mutation of this run)</legend>
+      <label class="choice">
+        <input type="radio" name="injector" value="" checked=${injector === ''} onChange=${() => setInjector('')} />
+        <span><strong>None</strong> <small>(the case as it is)</small></span>
+      </label>
+      ${meta.injectors.map(
+        (i) => html`<label class="choice" key=${i.id}>
+          <input type="radio" name="injector" value=${i.id} checked=${injector === i.id} onChange=${() => setInjector(i.id)} />
+          <span><strong>${i.title}</strong> <small>(${i.id})</small></span>
+        </label>`,
+      )}
+    </fieldset>
+    ${chosen
+      ? html`<div class="injector-details" data-testid="injector-details">
+          <p>${chosen.description}</p>
+          <dl class="kv">
+            <dt>Injected at</dt><dd>${word(chosen.point)}</dd>
+            <dt>Caught by</dt><dd>${word(chosen.detector)}</dd>
+          </dl>
+        </div>`
+      : null}`;
+}
+
+function Counters({ counters }) {
+  if (!counters) return null;
+  return html`<dl class="counters" data-testid="counters">
+    ${Object.entries(counters).map(
+      ([k, v]) => html`<div key=${k} data-counter=${k}><dt>${k.replaceAll('_', ' ')}</dt><dd>${typeof v === 'object' ? JSON.stringify(v) : String(v)}</dd></div>`,
+    )}
+  </dl>`;
+}
+
+function detectorText(d) {
+  if (!d) return null;
+  if (typeof d === 'string') return d;
+  return [d.component ?? d.name ?? d.id, d.rule ? `rule ${d.rule}` : null, d.code ?? null].filter(Boolean).join(' · ');
+}
+
+function Evidence({ record }) {
+  const ev = record.evidence;
+  const rejected = record.rejected ?? [];
+  return html`<div data-testid="evidence">
+    ${rejected.length > 0
+      ? html`<table class="nums" data-testid="rejected">
+          <caption>Rejected transitions (the blocked actions, as recorded in the trace)</caption>
+          <thead><tr><th scope="col">seq</th><th scope="col">step</th><th scope="col">rule</th><th scope="col">requested</th><th scope="col">reason</th></tr></thead>
+          <tbody>
+            ${rejected.map(
+              (r, i) => html`<tr key=${i}>
+                <td>${word(r.seq)}</td><td>${word(r.step)}</td><td><code>${word(r.rule)}</code></td>
+                <td>${word(r.requested ?? r.capability)}</td><td>${word(r.reason)}</td>
+              </tr>`,
+            )}
+          </tbody>
+        </table>`
+      : html`<p data-testid="no-rejected">No rejected transitions in this run.</p>`}
+    ${ev === undefined || ev === null
+      ? null
+      : typeof ev === 'string'
+        ? html`<p class="evidence-text">${ev}</p>`
+        : Array.isArray(ev)
+          ? html`<ul class="evidence-list">${ev.map((x, i) => html`<li key=${i}>${typeof x === 'string' ? x : JSON.stringify(x)}</li>`)}</ul>`
+          : html`<pre class="json evidence-json">${JSON.stringify(ev, null, 2)}</pre>`}
+  </div>`;
+}
+
+function RunResult({ run, meta }) {
+  if (!run) return html`<p>Pick a case (and an injector) and press <strong>Run</strong>.</p>`;
+  if (run.error)
+    return html`<div role="alert" class="error" data-testid="run-error">
+      <strong>${run.error.code}</strong>: ${run.error.message}${run.error.path ? html` (at <code>${run.error.path}</code>)` : null}
+    </div>`;
+  const r = run.record;
+  const status = r?.status ?? run.status ?? 'running';
+  const final = !!r && !RUNNING.has(status);
+  const injector = meta.injectors.find((i) => i.id === (r?.injector ?? run.injector));
+  return html`<div class="result">
+    <dl class="kv big">
+      <dt>Run</dt><dd><code data-testid="run-id">${run.id ?? '…'}</code></dd>
+      <dt>Status</dt><dd><span class=${`status status-${status}`} data-testid="run-status" data-final=${final ? 'true' : 'false'}>${status}</span></dd>
+      <dt>Outcome</dt><dd data-testid="run-outcome">${word(r?.outcome)}</dd>
+      <dt>Detector</dt><dd data-testid="detector">${word(detectorText(r?.detector) ?? (injector ? injector.detector : null))}</dd>
+      ${run.elapsedMs !== undefined ? html`<dt>Click to final status</dt><dd data-testid="elapsed">${Math.round(run.elapsedMs)} ms</dd>` : null}
+    </dl>
+    ${r ? html`<${Counters} counters=${r.counters} /><${Evidence} record=${r} />` : html`<p aria-busy="true">Running…</p>`}
+  </div>`;
+}
+
+function Preflight({ run }) {
+  const p = run?.record?.preflight ?? run?.preflight;
+  if (!p) return html`<p>Pre-flight runs before every run: the validator checks the program and the policy.</p>`;
+  const issues = p.issues ?? p.errors ?? [];
+  return html`<div data-testid="preflight" data-ok=${p.ok ? 'true' : 'false'}>
+    <p class=${p.ok ? 'good' : 'bad'}><strong>${p.ok ? 'Passed' : 'Refused'}</strong>${p.checked ? ` — ${p.checked}` : ''}</p>
+    ${issues.length
+      ? html`<ul>${issues.map((i, k) => html`<li key=${k}><code>${i.code}</code> ${i.message}${i.location ? html` <small>${JSON.stringify(i.location)}</small>` : null}</li>`)}</ul>`
+      : null}
+  </div>`;
+}
+
+function Stream({ frames, conn, onlyRun, setOnlyRun, runId }) {
+  const shown = onlyRun && runId ? frames.filter((f) => f.run_id === runId) : frames;
+  return html`<p class="small">Connection: <span data-testid="stream-state">${conn}</span>
+      <label class="inline"><input type="checkbox" checked=${onlyRun} onChange=${(e) => setOnlyRun(e.currentTarget.checked)} /> this run only</label>
+    </p>
+    <ol class="stream" role="log" aria-live="polite" aria-relevant="additions" aria-label="Governance events as they are appended" data-testid="stream">
+      ${shown.slice(-120).map(
+        (f) => html`<li key=${f.key} class=${`frame frame-${f.type}`}>
+          ${f.type === 'status'
+            ? html`<span class="tag">status</span> <code>${short(f.run_id)}</code> → <strong>${f.status}</strong>${f.outcome ? ` (${f.outcome})` : ''}`
+            : html`<span class="seq">#${f.seq}</span> <span class="kind">${f.kind}</span>${f.step ? html` <span class="step">${f.step}</span>` : null}
+                <${Hash} value=${f.hash} label="hash" />`}
+        </li>`,
+      )}
+    </ol>`;
+}
+
+function Audit({ run, audit, onVerify }) {
+  if (!run?.id || !run.record) return html`<p>The audit of a run appears here when it finishes.</p>`;
+  const b = audit?.browser;
+  const s = audit?.server;
+  const verdict = (v) =>
+    !v ? '…' : (v.ok ?? v.valid) ? `valid — ${v.event_count ?? '?'} events, head ${short(v.head_hash)}` : `INVALID — ${v.code} at seq ${v.first_bad_seq ?? '—'}: ${v.reason ?? ''}`;
+  return html`<div>
+    <dl class="kv">
+      <dt>In this browser (kernel verifier${b?.signature_checked ? ' + Ed25519 signature' : ''})</dt>
+      <dd data-testid="verify-browser" data-ok=${b ? String(b.ok) : ''} data-code=${b?.code ?? ''} data-head=${b?.head_hash ?? ''} data-first-bad=${b?.first_bad_seq ?? ''}>${verdict(b)}</dd>
+      <dt>Server (<code>/api/runs/:id/verify</code>)</dt>
+      <dd data-testid="verify-server" data-ok=${s ? String(s.ok ?? s.valid) : ''}>${verdict(s)}</dd>
+      <dt>Agreement</dt>
+      <dd data-testid="verify-agree" data-agree=${audit?.compare ? String(audit.compare.agree) : ''} class=${audit?.compare ? (audit.compare.agree ? 'good' : 'bad') : ''}>
+        ${audit?.compare ? (audit.compare.agree ? 'The browser and the server agree' : `They DISAGREE on ${audit.compare.differing.join(', ')}`) : audit?.error ? `Could not verify: ${audit.error}` : '…'}
+      </dd>
+    </dl>
+    ${s?.diff ? html`<p>First bad event, field by field:</p><pre class="json" data-testid="verify-diff">${JSON.stringify(s.diff, null, 2)}</pre>` : null}
+    <p>
+      <a class="button" href=${api.bundleUrl(run.id)} download=${`${run.id}.bundle.json`} data-testid="bundle-download">Download the bundle</a>
+      <button type="button" onClick=${onVerify}>Verify again</button>
+    </p>
+    <p class="small">Check it yourself, offline: <code>nano-vm verify ${run.id}.bundle.json</code></p>
+  </div>`;
+}
+
+function HumanReceipt({ receipt }) {
+  if (!receipt) return html`<p>The receipt of a finished run appears here.</p>`;
+  const list = (xs) => (xs && xs.length ? xs.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join(', ') : '—');
+  return html`<div data-testid="human-receipt">
+    <dl class="kv">
+      <dt>Decision</dt><dd data-testid="receipt-decision"><strong>${word(receipt.decision)}</strong></dd>
+      <dt>Rules fired</dt><dd>${list(receipt.rules_fired)}</dd>
+      <dt>List versions</dt><dd>${receipt.list_versions && typeof receipt.list_versions === 'object' && !Array.isArray(receipt.list_versions)
+        ? Object.entries(receipt.list_versions).map(([k, v]) => `${k} ${typeof v === 'object' ? (v.version ?? JSON.stringify(v)) : v}`).join(', ')
+        : list(receipt.list_versions)}</dd>
+      <dt>Reviewers</dt><dd data-testid="receipt-reviewers">${list(receipt.reviewers)}</dd>
+      <dt>Policy hash</dt><dd><${Hash} value=${receipt.policy_hash} /></dd>
+      <dt>Head hash</dt><dd><${Hash} value=${receipt.head_hash} /></dd>
+    </dl>
+    ${receipt.factors && receipt.factors.length
+      ? html`<table class="nums"><caption>Risk factors</caption>
+          <thead><tr><th scope="col">rule</th><th scope="col">points</th></tr></thead>
+          <tbody>${receipt.factors.map((f, i) => html`<tr key=${i}><td><code>${f.rule}</code>${f.label ? ` ${f.label}` : ''}</td><td>${f.points}</td></tr>`)}</tbody>
+        </table>`
+      : html`<p>No risk factors scored.</p>`}
+  </div>`;
+}
+
+function Inbox({ items, reviewers, onDecide, notice }) {
+  return html`<div>
+    <p class="small">Four-eyes: HIGH risk, PEP or a potential sanctions match needs two distinct reviewers. Reviewer identities: ${reviewers.join(' and ')}.</p>
+    ${notice ? html`<p role="status" class=${notice.ok ? 'good' : 'bad'} data-testid="inbox-notice">${notice.text}</p>` : null}
+    ${items.length === 0
+      ? html`<p data-testid="inbox-empty">No run is waiting for approval.</p>`
+      : html`<ul class="inbox" data-testid="inbox">
+          ${items.map(
+            (it) => html`<li key=${it.run_id} data-run=${it.run_id}>
+              <p><code>${short(it.run_id)}</code> ${it.case ? html`<strong>${it.case}</strong>` : null}
+                ${it.reason ? ` — ${it.reason}` : ''}
+                · needs ${word(it.needs ?? it.required ?? it.approvals_needed)}
+                ${it.approvals?.length ? html` · approved by ${it.approvals.map((a) => a.reviewer ?? a).join(', ')}` : null}</p>
+              <div class="row">
+                ${reviewers.map(
+                  (rv) => html`<button type="button" key=${`a${rv}`} onClick=${() => onDecide(it.run_id, rv, 'approve')} data-action="approve" data-reviewer=${rv}>Approve as ${rv}</button>
+                    <button type="button" key=${`r${rv}`} class="secondary" onClick=${() => onDecide(it.run_id, rv, 'reject')} data-action="reject" data-reviewer=${rv}>Reject as ${rv}</button>`,
+                )}
+              </div>
+            </li>`,
+          )}
+        </ul>`}
+  </div>`;
+}
+
+function Lanes({ lanes }) {
+  if (!lanes) return html`<p>Run the three lanes to see the same case without the attack, through a naive executor, and governed.</p>`;
+  if (lanes.error) return html`<p role="alert" class="error">${lanes.error.code}: ${lanes.error.message}</p>`;
+  const d = lanes.divergence ?? {};
+  const names = ['baseline', 'ungoverned', 'governed'];
+  return html`<div>
+    <p data-testid="divergence"><strong>First point of divergence:</strong>
+      ${d.step !== undefined || d.seq !== undefined ? html` ${d.step !== undefined ? html`step <code>${d.step}</code>` : null}${d.seq !== undefined ? ` (seq ${d.seq})` : ''}` : ' none — the lanes agree'}</p>
+    <div class="lanes">
+      ${names.map((n) => {
+        const l = lanes[n] ?? {};
+        const path = l.path ?? l.steps ?? [];
+        return html`<div class=${`lane lane-${n}`} key=${n} data-testid=${`lane-${n}`}>
+          <h3>${n}${n === 'ungoverned' ? html` <small class="badge bad">naive executor</small>` : null}</h3>
+          <dl class="kv">
+            <dt>Status</dt><dd data-testid=${`lane-${n}-status`}>${word(l.status)}</dd>
+            <dt>Outcome</dt><dd data-testid=${`lane-${n}-outcome`}>${word(l.outcome)}</dd>
+            ${d[n] !== undefined ? html`<dt>At divergence</dt><dd>${typeof d[n] === 'object' ? JSON.stringify(d[n]) : String(d[n])}</dd>` : null}
+          </dl>
+          ${l.damage && l.damage.length ? html`<ul class="damage">${l.damage.map((x, i) => html`<li key=${i}>${x}</li>`)}</ul>` : null}
+          <ol class="path">${path.map((s, i) => html`<li key=${i} class=${d.step !== undefined && (s === d.step || s.step === d.step) ? 'diverges' : ''}>${typeof s === 'string' ? s : (s.step ?? JSON.stringify(s))}</li>`)}</ol>
+        </div>`;
+      })}
+    </div>
+  </div>`;
+}
+
+function Analytics({ analytics, runs, setRuns, onAnalyse, busy }) {
+  const a = analytics?.analysis ?? analytics;
+  return html`<div>
+    <form class="row" onSubmit=${(e) => { e.preventDefault(); onAnalyse(); }}>
+      <label for="analytics-runs">Seeded runs</label>
+      <input id="analytics-runs" type="number" min="2" max="500" value=${runs} onInput=${(e) => setRuns(e.currentTarget.value)} />
+      <button type="submit" disabled=${busy}>${busy ? 'Analysing…' : 'Analyse'}</button>
+    </form>
+    ${a?.transitions
+      ? html`<p data-testid="analytics-summary">${a.runs?.length ?? '?'} runs · transition entropy ${Number(a.transitions.entropy_bits).toFixed(3)} bits
+          (threshold ${a.thresholds?.transition_entropy_bits}) · path variance ${Number(a.paths?.path_variance).toFixed(3)}
+          (threshold ${a.thresholds?.path_variance}) · ${a.paths?.distinct} distinct paths</p>
+        <div class="charts">
+          <figure><figcaption>Entropy of the next step, per step (bits)</figcaption><${EntropyChart} states=${a.transitions.states} threshold=${a.thresholds?.transition_entropy_bits} /></figure>
+          <figure><figcaption>Path variance as runs accumulate</figcaption><${VarianceChart} paths=${(a.runs ?? []).map((r) => r.path)} threshold=${a.thresholds?.path_variance} /></figure>
+        </div>
+        ${a.alerts?.length ? html`<ul>${a.alerts.map((al, i) => html`<li key=${i}><code>${al.code}</code> ${al.message}</li>`)}</ul>` : null}`
+      : analytics?.error
+        ? html`<p role="alert" class="error">${analytics.error}</p>`
+        : null}
+  </div>`;
+}
+
+function PolicyPanel({ meta }) {
+  return html`<dl class="kv">
+      <dt>Program</dt><dd><code>${meta.program.id}</code> <${Hash} value=${meta.program.hash} label="program hash" /></dd>
+      <dt>Policy hash</dt><dd data-testid="policy-hash"><code class="hash wrap">${meta.policy.hash}</code></dd>
+    </dl>
+    <details><summary>The policy in force (YAML)</summary><pre class="policy">${meta.policy.text}</pre></details>`;
+}
+
+function App() {
+  const [meta, setMeta] = useState(null);
+  const [loadError, setLoadError] = useState(null);
+  const [choice, setChoice] = useState('');
+  const [customText, setCustomText] = useState('');
+  const [injector, setInjector] = useState('');
+  const [run, setRun] = useState(null);
+  const [audit, setAudit] = useState(null);
+  const [frames, setFrames] = useState([]);
+  const [conn, setConn] = useState('connecting');
+  const [onlyRun, setOnlyRun] = useState(false);
+  const [inbox, setInbox] = useState([]);
+  const [notice, setNotice] = useState(null);
+  const [lanes, setLanes] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const [analytics, setAnalytics] = useState(null);
+  const [aRuns, setARuns] = useState('30');
+  const [aBusy, setABusy] = useState(false);
+  const runRef = useRef(null);
+  const waiters = useRef(new Set());
+  runRef.current = run;
+
+  useEffect(() => {
+    api.meta().then(
+      (m) => {
+        setMeta(m);
+        if (m.cases[0]) {
+          setChoice(m.cases[0].id);
+          setCustomText(JSON.stringify(m.cases[0].input, null, 2));
+        }
+      },
+      (e) => setLoadError(e.message),
+    );
+    refreshInbox();
+    let n = 0;
+    return subscribe(
+      (t) => {
+        setFrames((fs) => [...fs.slice(-400), { ...t, type: 'trace', key: `t${n++}` }]);
+        const cur = runRef.current;
+        if (cur && cur.id === t.run_id) setRun((r) => (r && r.id === t.run_id ? { ...r, live: [...(r.live ?? []), t] } : r));
+      },
+      (s) => {
+        setFrames((fs) => [...fs.slice(-400), { ...s, type: 'status', key: `s${n++}` }]);
+        for (const w of waiters.current) w(s);
+        if (!RUNNING.has(s.status)) refreshInbox();
+      },
+      setConn,
+    );
+  }, []);
+
+  function refreshInbox() {
+    api.inbox().then(
+      (x) => setInbox(Array.isArray(x) ? x : (x?.runs ?? x?.items ?? [])),
+      () => {},
+    );
+  }
+
+  /** Waits for a status frame of the run or a short poll, whichever comes first. */
+  function nextStatus(id, ms) {
+    return new Promise((resolve) => {
+      const w = (s) => {
+        if (s.run_id === id) done();
+      };
+      const t = setTimeout(() => done(), ms);
+      function done() {
+        clearTimeout(t);
+        waiters.current.delete(w);
+        resolve();
+      }
+      waiters.current.add(w);
+    });
+  }
+
+  async function doVerify(id) {
+    setAudit(null);
+    try {
+      const [bundle, server] = await Promise.all([api.bundle(id), api.verify(id)]);
+      // A signed run: the bundle route serves {bundle, signature} or the meta names the key.
+      const b = bundle && bundle.bundle && bundle.format === undefined ? bundle.bundle : bundle;
+      const sig = bundle && bundle.signature && bundle.format === undefined ? bundle.signature : undefined;
+      const browser = verifyInBrowser(b, sig, meta?.signing?.public_key_pem ?? meta?.signing?.public_key);
+      setAudit({ browser, server, compare: compareVerdicts(browser, server) });
+    } catch (e) {
+      setAudit({ error: e.message });
+    }
+  }
+
+  async function start() {
+    let body;
+    if (choice === '__custom') {
+      let input;
+      try {
+        input = JSON.parse(customText);
+      } catch (e) {
+        setRun({ error: { code: 'E_JSON', message: `the input is not JSON: ${e.message}` } });
+        return;
+      }
+      body = { input };
+    } else body = { case: choice };
+    if (injector) body.injector = injector;
+    setBusy(true);
+    setAudit(null);
+    const t0 = performance.now();
+    setRun({ status: 'running', injector, live: [] });
+    try {
+      const res = await api.start(body);
+      const id = res.run_id;
+      setRun((r) => ({ ...r, id, status: res.status }));
+      let record = await api.run(id);
+      while (RUNNING.has(record.status)) {
+        await nextStatus(id, 300);
+        record = await api.run(id);
+      }
+      const elapsedMs = performance.now() - t0;
+      setRun((r) => ({ ...r, id, record, status: record.status, elapsedMs }));
+      refreshInbox();
+      await doVerify(id);
+    } catch (e) {
+      setRun({ error: { code: e.code ?? 'E_CLIENT', message: e.message, path: e.path } });
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  async function startLanes() {
+    if (choice === '__custom') {
+      setLanes({ error: { code: 'E_USAGE', message: 'lanes run on a seeded case' } });
+      return;
+    }
+    setBusy(true);
+    setLanes(null);
+    try {
+      setLanes(await api.start({ case: choice, lanes: true, ...(injector ? { injector } : {}) }));
+    } catch (e) {
+      setLanes({ error: { code: e.code, message: e.message } });
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  async function decide(id, reviewer, decision) {
+    try {
+      const res = await api.approve(id, reviewer, decision);
+      setNotice({ ok: true, text: `${reviewer}: ${decision} recorded for ${short(id)}${res?.status ? ` — run is ${res.status}${res.outcome ? ` (${res.outcome})` : ''}` : ''}` });
+      if (runRef.current?.id === id) {
+        const record = await api.run(id);
+        setRun((r) => ({ ...r, record, status: record.status }));
+        await doVerify(id);
+      }
+    } catch (e) {
+      setNotice({ ok: false, text: `${reviewer}: refused — ${e.message}` });
+    }
+    refreshInbox();
+  }
+
+  async function analyse() {
+    setABusy(true);
+    try {
+      setAnalytics(await api.analytics(Number(aRuns) || 30));
+    } catch (e) {
+      setAnalytics({ error: e.message });
+    } finally {
+      setABusy(false);
+    }
+  }
+
+  if (loadError) return html`<main id="main"><p role="alert" class="error">The server did not answer /api/meta: ${loadError}</p></main>`;
+  if (!meta) return html`<main id="main"><p aria-busy="true">Loading…</p></main>`;
+
+  const events = run?.record?.events ?? run?.live ?? [];
+  const states = stepStates(events, meta.program.graph);
+  const health = run?.record?.health ?? run?.record?.receipt?.health;
+  const thresholds = analytics?.thresholds ?? analytics?.analysis?.thresholds ?? meta.thresholds;
+  const reviewers = meta.reviewers ?? ['reviewer.ada', 'reviewer.grace'];
+
+  return html`<header class="top">
+      <h1>KYC Governance Simulator</h1>
+      <p class="tag">Real attacks on a real KYC pipeline, caught with evidence — every number below comes from a real run of nano-vm.</p>
+      <${Badges} meta=${meta} />
+    </header>
+    <main id="main" class="grid">
+      <${Panel} id="controls" title="Case and injector">
+        <${CasePicker} meta=${meta} choice=${choice} setChoice=${(c) => { setChoice(c); }} customText=${customText} setCustomText=${setCustomText} disabled=${busy} />
+        <${InjectorControls} meta=${meta} injector=${injector} setInjector=${setInjector} disabled=${busy} />
+        <div class="row">
+          <button type="button" class="primary" onClick=${start} disabled=${busy} data-testid="run">Run</button>
+          <button type="button" onClick=${startLanes} disabled=${busy} data-testid="run-lanes">Compare three lanes</button>
+        </div>
+      <//>
+      <${Panel} id="program" title="The program, step by step">
+        <${Diagram} graph=${meta.program.graph} states=${states} />
+      <//>
+      <${Panel} id="result" title="Run result">
+        <${RunResult} run=${run} meta=${meta} />
+      <//>
+      <${Panel} id="preflight" title="Pre-flight" testid="preflight-panel">
+        <${Preflight} run=${run} />
+      <//>
+      <${Panel} id="stream" title="Live governance stream">
+        <${Stream} frames=${frames} conn=${conn} onlyRun=${onlyRun} setOnlyRun=${setOnlyRun} runId=${run?.id} />
+      <//>
+      <${Panel} id="audit" title="Audit: verified in this browser">
+        <${Audit} run=${run} audit=${audit} onVerify=${() => run?.id && doVerify(run.id)} />
+      <//>
+      <${Panel} id="receipt" title="Receipt (human-readable)">
+        <${HumanReceipt} receipt=${run?.record?.human_receipt} />
+      <//>
+      <${Panel} id="health" title="Trace health of this run">
+        ${health ? html`<${HealthChart} health=${health} thresholds=${thresholds} />` : html`<p>Health is computed from a finished run's trace.</p>`}
+      <//>
+      <${Panel} id="inbox" title="Approval inbox">
+        <${Inbox} items=${inbox} reviewers=${reviewers} onDecide=${decide} notice=${notice} />
+      <//>
+      <${Panel} id="policy" title="Policy in force">
+        <${PolicyPanel} meta=${meta} />
+      <//>
+      <${Panel} id="lanes" title="Three lanes: baseline, ungoverned, governed" wide=${true}>
+        <${Lanes} lanes=${lanes} />
+      <//>
+      <${Panel} id="analytics" title="Across runs: entropy and path variance" wide=${true}>
+        <${Analytics} analytics=${analytics} runs=${aRuns} setRuns=${setARuns} onAnalyse=${analyse} busy=${aBusy} />
+      <//>
+    </main>`;
+}
+
+const root = document.getElementById('root');
+root.textContent = '';
+render(html`<${App} />`, root);
