@@ -18,8 +18,8 @@ function Hash({ value, label }) {
   >`;
 }
 
-function Panel({ id, title, children, wide, testid }) {
-  return html`<section class=${`panel${wide ? ' wide' : ''}`} aria-labelledby=${`${id}-h`} data-testid=${testid ?? id}>
+function Panel({ id, title, children, span = 4, testid }) {
+  return html`<section class=${`panel span-${span}`} aria-labelledby=${`${id}-h`} data-testid=${testid ?? id}>
     <h2 id=${`${id}-h`}>${title}</h2>
     ${children}
   </section>`;
@@ -503,7 +503,7 @@ function App() {
       <${Badges} meta=${meta} />
     </header>
     <main id="main" class="grid">
-      <${Panel} id="controls" title="Case and injector">
+      <${Panel} id="controls" span=${3} title="Case and injector">
         <${CasePicker} meta=${meta} choice=${choice} setChoice=${(c) => { setChoice(c); }} customText=${customText} setCustomText=${setCustomText} disabled=${busy} />
         <${InjectorControls} meta=${meta} injector=${injector} setInjector=${setInjector} disabled=${busy} />
         <div class="row">
@@ -511,37 +511,37 @@ function App() {
           <button type="button" onClick=${startLanes} disabled=${busy} data-testid="run-lanes">Compare three lanes</button>
         </div>
       <//>
-      <${Panel} id="program" title="The program, step by step">
+      <${Panel} id="program" span=${5} title="The program, step by step">
         <${Diagram} graph=${meta.program.graph} states=${states} />
       <//>
-      <${Panel} id="result" title="Run result">
+      <${Panel} id="result" span=${4} title="Run result">
         <${RunResult} run=${run} meta=${meta} />
       <//>
-      <${Panel} id="preflight" title="Pre-flight" testid="preflight-panel">
-        <${Preflight} run=${run} />
-      <//>
-      <${Panel} id="stream" title="Live governance stream">
+      <${Panel} id="stream" span=${4} title="Live governance stream">
         <${Stream} frames=${frames} conn=${conn} onlyRun=${onlyRun} setOnlyRun=${setOnlyRun} runId=${run?.id} />
       <//>
-      <${Panel} id="audit" title="Audit: verified in this browser">
+      <${Panel} id="audit" span=${4} title="Audit: verified in this browser">
         <${Audit} run=${run} audit=${audit} onVerify=${() => run?.id && doVerify(run.id)} />
       <//>
-      <${Panel} id="receipt" title="Receipt (human-readable)">
+      <${Panel} id="receipt" span=${4} title="Receipt (human-readable)">
         <${HumanReceipt} receipt=${run?.record?.human_receipt} />
       <//>
-      <${Panel} id="health" title="Trace health of this run">
+      <${Panel} id="preflight" span=${3} title="Pre-flight" testid="preflight-panel">
+        <${Preflight} run=${run} />
+      <//>
+      <${Panel} id="health" span=${3} title="Trace health of this run">
         ${health ? html`<${HealthChart} health=${health} thresholds=${thresholds} />` : html`<p>Health is computed from a finished run's trace.</p>`}
       <//>
-      <${Panel} id="inbox" title="Approval inbox">
+      <${Panel} id="inbox" span=${3} title="Approval inbox">
         <${Inbox} items=${inbox} reviewers=${reviewers} onDecide=${decide} notice=${notice} />
       <//>
-      <${Panel} id="policy" title="Policy in force">
+      <${Panel} id="policy" span=${3} title="Policy in force">
         <${PolicyPanel} meta=${meta} />
       <//>
-      <${Panel} id="lanes" title="Three lanes: baseline, ungoverned, governed" wide=${true}>
+      <${Panel} id="lanes" title="Three lanes: baseline, ungoverned, governed" span=${12}>
         <${Lanes} lanes=${lanes} />
       <//>
-      <${Panel} id="analytics" title="Across runs: entropy and path variance" wide=${true}>
+      <${Panel} id="analytics" title="Across runs: entropy and path variance" span=${12}>
         <${Analytics} analytics=${analytics} runs=${aRuns} setRuns=${setARuns} onAnalyse=${analyse} busy=${aBusy} />
       <//>
     </main>`;
