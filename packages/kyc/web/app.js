@@ -218,24 +218,39 @@ function Audit({ run, audit, onVerify }) {
 
 function HumanReceipt({ receipt }) {
   if (!receipt) return html`<p>The receipt of a finished run appears here.</p>`;
-  const list = (xs) => (xs && xs.length ? xs.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join(', ') : '—');
+  const lv = receipt.list_versions ?? {};
+  const rules = receipt.rules_fired ?? [];
+  const reviewers = receipt.reviewers ?? [];
   return html`<div data-testid="human-receipt">
     <dl class="kv">
       <dt>Decision</dt><dd data-testid="receipt-decision"><strong>${word(receipt.decision)}</strong></dd>
-      <dt>Rules fired</dt><dd>${list(receipt.rules_fired)}</dd>
-      <dt>List versions</dt><dd>${receipt.list_versions && typeof receipt.list_versions === 'object' && !Array.isArray(receipt.list_versions)
-        ? Object.entries(receipt.list_versions).map(([k, v]) => `${k} ${typeof v === 'object' ? (v.version ?? JSON.stringify(v)) : v}`).join(', ')
-        : list(receipt.list_versions)}</dd>
-      <dt>Reviewers</dt><dd data-testid="receipt-reviewers">${list(receipt.reviewers)}</dd>
+      ${receipt.risk ? html`<dt>Risk</dt><dd data-testid="receipt-risk">${receipt.risk.band} (${receipt.risk.score} points, ${receipt.risk.policy})</dd>` : null}
+      ${receipt.screening
+        ? html`<dt>Screening</dt><dd>match ${receipt.screening.match}, score ${receipt.screening.score}${receipt.screening.matched_id ? `, ${receipt.screening.matched_id}` : ''}${receipt.screening.pep ? ', PEP' : ''}</dd>`
+        : null}
+      ${receipt.review
+        ? html`<dt>Model review</dt><dd>${word(receipt.review.answer)}${receipt.review.fallback ? ' (declared fallback)' : ''}${receipt.review.rejected_answers?.length ? html` — rejected answers: ${receipt.review.rejected_answers.map((a, i) => html`<code key=${i}>${a.length > 60 ? `${a.slice(0, 60)}…` : a}</code> `)}` : null}</dd>`
+        : null}
+      <dt>List versions</dt>
+      <dd data-testid="receipt-lists">${lv.screening ? html`screening ${lv.screening.version} <${Hash} value=${lv.screening.hash} />` : '—'}${lv.media ? html`; media ${lv.media.version} <${Hash} value=${lv.media.hash} />` : null}</dd>
+      <dt>Reviewers</dt>
+      <dd data-testid="receipt-reviewers">${reviewers.length ? reviewers.map((r) => (typeof r === 'string' ? r : `${r.reviewer} (${r.decision} at ${r.step}, seq ${r.seq})`)).join('; ') : '—'}</dd>
       <dt>Policy hash</dt><dd><${Hash} value=${receipt.policy_hash} /></dd>
       <dt>Head hash</dt><dd><${Hash} value=${receipt.head_hash} /></dd>
+      ${receipt.model ? html`<dt>Model</dt><dd>${receipt.model.id}${receipt.model.scripted ? ' (scripted)' : ''}, ${receipt.model.calls} calls</dd>` : null}
     </dl>
     ${receipt.factors && receipt.factors.length
-      ? html`<table class="nums"><caption>Risk factors</caption>
-          <thead><tr><th scope="col">rule</th><th scope="col">points</th></tr></thead>
-          <tbody>${receipt.factors.map((f, i) => html`<tr key=${i}><td><code>${f.rule}</code>${f.label ? ` ${f.label}` : ''}</td><td>${f.points}</td></tr>`)}</tbody>
+      ? html`<table class="nums" data-testid="receipt-factors"><caption>Risk factors</caption>
+          <thead><tr><th scope="col">rule</th><th scope="col">points</th><th scope="col">detail</th></tr></thead>
+          <tbody>${receipt.factors.map((f, i) => html`<tr key=${i}><td><code>${f.rule}</code></td><td>${f.points}</td><td>${word(f.detail)}</td></tr>`)}</tbody>
         </table>`
       : html`<p>No risk factors scored.</p>`}
+    ${rules.length
+      ? html`<details><summary>Rules fired (${rules.length})</summary>
+          <table class="nums"><thead><tr><th scope="col">seq</th><th scope="col">kind</th><th scope="col">step</th><th scope="col">rule</th></tr></thead>
+            <tbody>${rules.map((r, i) => (typeof r === 'string' ? html`<tr key=${i}><td colspan="4">${r}</td></tr>` : html`<tr key=${i}><td>${r.seq}</td><td>${r.kind}</td><td>${r.step}</td><td><code>${r.rule}</code></td></tr>`))}</tbody>
+          </table></details>`
+      : null}
   </div>`;
 }
 
