@@ -4,10 +4,11 @@
 import { html, render, useEffect, useRef, useState } from '/assets/vendor.js';
 import { api, subscribe } from './api.js';
 import { Diagram, stepStates } from './diagram.js';
-import { EntropyChart, HealthChart, VarianceChart } from './charts.js';
+import { EntropyChart, HealthChart, SeriesChart } from './charts.js';
 import { compareVerdicts, verifyInBrowser } from './audit.js';
 
 const RUNNING = new Set(['running', 'pending', 'queued', 'started']);
+
 const short = (h) => (typeof h === 'string' && h.length > 16 ? `${h.slice(0, 12)}…` : (h ?? '—'));
 const word = (v) => (v === null || v === undefined || v === '' ? '—' : String(v));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -108,34 +109,59 @@ function Counters({ counters }) {
 function detectorText(d) {
   if (!d) return null;
   if (typeof d === 'string') return d;
-  return [d.component ?? d.name ?? d.id, d.rule ? `rule ${d.rule}` : null, d.code ?? null].filter(Boolean).join(' · ');
+  return d.component ?? d.name ?? d.id ?? null;
+}
+
+function Detector({ d, fallback }) {
+  if (!d) return html`<span data-testid="detector">${word(fallback)}</span>`;
+  return html`<span data-testid="detector" data-caught=${String(!!d.caught)} data-reached=${String(!!d.reached)}>${detectorText(d)}</span>
+    <span class=${`badge ${d.caught ? 'good-badge' : d.reached ? 'bad' : 'warn'}`} data-testid="caught">${d.caught ? 'caught' : d.reached ? 'NOT caught' : 'not reached'}</span>
+    ${d.summary ? html`<div class="small" data-testid="detector-summary">${d.summary}</div>` : null}`;
 }
 
 function Evidence({ record }) {
-  const ev = record.evidence;
+  const d = record.detector;
   const rejected = record.rejected ?? [];
+  const related = record.related ?? [];
   return html`<div data-testid="evidence">
+    ${d && d.evidence && d.evidence.length
+      ? html`<h3 class="sub">Evidence</h3>
+          <ul class="evidence-list">
+            ${d.evidence.map(
+              (x, i) => html`<li key=${i}>
+                ${x.code ? html`<code>${x.code}</code> ` : null}${x.what}${x.seq !== undefined ? html` <small>(event #${x.seq})</small>` : null}
+                ${x.detail !== undefined ? html`<pre class="json small">${typeof x.detail === 'string' ? x.detail : JSON.stringify(x.detail, null, 2)}</pre>` : null}
+              </li>`,
+            )}
+          </ul>`
+      : null}
     ${rejected.length > 0
       ? html`<table class="nums" data-testid="rejected">
-          <caption>Rejected transitions (the blocked actions, as recorded in the trace)</caption>
-          <thead><tr><th scope="col">seq</th><th scope="col">step</th><th scope="col">rule</th><th scope="col">requested</th><th scope="col">reason</th></tr></thead>
+          <caption>Rejected transitions and refusals (from the trace or the pre-flight)</caption>
+          <thead><tr><th scope="col">where</th><th scope="col">step / location</th><th scope="col">rule / code</th><th scope="col">requested</th><th scope="col">reason</th></tr></thead>
           <tbody>
-            ${rejected.map(
-              (r, i) => html`<tr key=${i}>
-                <td>${word(r.seq)}</td><td>${word(r.step)}</td><td><code>${word(r.rule)}</code></td>
-                <td>${word(r.requested ?? r.capability)}</td><td>${word(r.reason)}</td>
-              </tr>`,
+            ${rejected.map((r, i) =>
+              r.source === 'preflight'
+                ? html`<tr key=${i}><td>pre-flight</td><td>${word(r.path)}${r.line ? ` (${r.line}:${r.col ?? 0})` : ''}</td><td><code>${r.code}</code></td><td>—</td><td>${r.message}</td></tr>`
+                : html`<tr key=${i}>
+                    <td>event #${word(r.seq)}</td><td>${word(r.step)}</td><td><code>${word(r.rule)}</code></td>
+                    <td>${word(r.requested)}${r.capability ? html` <small>(${r.capability})</small>` : null}</td><td>${word(r.reason)}</td>
+                  </tr>`,
             )}
           </tbody>
         </table>`
       : html`<p data-testid="no-rejected">No rejected transitions in this run.</p>`}
-    ${ev === undefined || ev === null
-      ? null
-      : typeof ev === 'string'
-        ? html`<p class="evidence-text">${ev}</p>`
-        : Array.isArray(ev)
-          ? html`<ul class="evidence-list">${ev.map((x, i) => html`<li key=${i}>${typeof x === 'string' ? x : JSON.stringify(x)}</li>`)}</ul>`
-          : html`<pre class="json evidence-json">${JSON.stringify(ev, null, 2)}</pre>`}
+    ${record.tampered
+      ? html`<p class="bad" data-testid="tampered">Edited in storage: event #${record.tampered.seq}, <code>${record.tampered.path}</code>
+          from <code>${JSON.stringify(record.tampered.from)}</code> to <code>${JSON.stringify(record.tampered.to)}</code></p>`
+      : null}
+    ${related.length
+      ? html`<table class="nums" data-testid="related"><caption>Related runs</caption>
+          <thead><tr><th scope="col">role</th><th scope="col">run</th><th scope="col">status</th><th scope="col">verify</th></tr></thead>
+          <tbody>${related.map((x) => html`<tr key=${x.run_id}><td>${x.role}</td><td><code>${short(x.run_id)}</code></td><td>${x.status}${x.outcome ? ` (${x.outcome})` : ''}</td>
+            <td>${x.verify ? (x.verify.ok ? 'valid' : `${x.verify.code} at #${x.verify.first_bad_seq}`) : '—'}</td></tr>`)}</tbody></table>`
+      : null}
+    ${record.notes && record.notes.length ? html`<ul class="small notes">${record.notes.map((n, i) => html`<li key=${i}>${n}</li>`)}</ul>` : null}
   </div>`;
 }
 
@@ -154,7 +180,7 @@ function RunResult({ run, meta }) {
       <dt>Run</dt><dd><code data-testid="run-id">${run.id ?? '…'}</code></dd>
       <dt>Status</dt><dd><span class=${`status status-${status}`} data-testid="run-status" data-final=${final ? 'true' : 'false'}>${status}</span></dd>
       <dt>Outcome</dt><dd data-testid="run-outcome">${word(r?.outcome)}</dd>
-      <dt>Detector</dt><dd data-testid="detector">${word(detectorText(r?.detector) ?? (injector ? injector.detector : null))}</dd>
+      <dt>Detector</dt><dd><${Detector} d=${r?.detector} fallback=${r ? (injector ? injector.detector : null) : null} /></dd>
       ${run.elapsedMs !== undefined ? html`<dt>Click to final status</dt><dd data-testid="elapsed">${Math.round(run.elapsedMs)} ms</dd>` : null}
     </dl>
     ${r ? html`<${Counters} counters=${r.counters} /><${Evidence} record=${r} />` : html`<p aria-busy="true">Running…</p>`}
@@ -162,14 +188,14 @@ function RunResult({ run, meta }) {
 }
 
 function Preflight({ run }) {
-  const p = run?.record?.preflight ?? run?.preflight;
+  const p = run?.record?.preflight;
   if (!p) return html`<p>Pre-flight runs before every run: the validator checks the program and the policy.</p>`;
-  const issues = p.issues ?? p.errors ?? [];
+  const issues = p.issues ?? [];
   return html`<div data-testid="preflight" data-ok=${p.ok ? 'true' : 'false'}>
-    <p class=${p.ok ? 'good' : 'bad'}><strong>${p.ok ? 'Passed' : 'Refused'}</strong>${p.checked ? ` — ${p.checked}` : ''}</p>
+    <p class=${p.ok ? 'good' : 'bad'}><strong>${p.ok ? 'Passed' : 'Refused'}</strong>${p.code ? html` <code>${p.code}</code>` : ''}${p.message ? ` — ${p.message}` : ''}</p>
     ${issues.length
-      ? html`<ul>${issues.map((i, k) => html`<li key=${k}><code>${i.code}</code> ${i.message}${i.location ? html` <small>${JSON.stringify(i.location)}</small>` : null}</li>`)}</ul>`
-      : null}
+      ? html`<ul>${issues.map((i, k) => html`<li key=${k}><code>${i.code}</code> ${i.message}${i.location ? html` <small>${[i.location.path, i.location.step, i.location.line ? `${i.location.line}:${i.location.col}` : null].filter(Boolean).join(' ')}</small>` : null}</li>`)}</ul>`
+      : p.ok ? html`<p class="small">The program and the policy passed the validator; the run was allowed to start.</p>` : null}
   </div>`;
 }
 
@@ -256,20 +282,21 @@ function HumanReceipt({ receipt }) {
 
 function Inbox({ items, reviewers, onDecide, notice }) {
   return html`<div>
-    <p class="small">Four-eyes: HIGH risk, PEP or a potential sanctions match needs two distinct reviewers. Reviewer identities: ${reviewers.join(' and ')}.</p>
+    <p class="small">Four-eyes: HIGH risk, PEP or a potential sanctions match needs two distinct reviewers. Reviewers: ${reviewers.join(' and ')}.</p>
     ${notice ? html`<p role="status" class=${notice.ok ? 'good' : 'bad'} data-testid="inbox-notice">${notice.text}</p>` : null}
     ${items.length === 0
       ? html`<p data-testid="inbox-empty">No run is waiting for approval.</p>`
       : html`<ul class="inbox" data-testid="inbox">
           ${items.map(
             (it) => html`<li key=${it.run_id} data-run=${it.run_id}>
-              <p><code>${short(it.run_id)}</code> ${it.case ? html`<strong>${it.case}</strong>` : null}
-                ${it.reason ? ` — ${it.reason}` : ''}
-                · needs ${word(it.needs ?? it.required ?? it.approvals_needed)}
-                ${it.approvals?.length ? html` · approved by ${it.approvals.map((a) => a.reviewer ?? a).join(', ')}` : null}</p>
-              <div class="row">
+              <p><code title=${it.run_id}>${short(it.run_id)}</code> ${it.case ? html`<strong>${it.case}</strong>` : null} waits at <code>${it.step}</code>
+                ${it.four_eyes ? html` <span class="badge warn">four-eyes</span>` : null}
+                · needs ${word(it.approvals_needed)} more
+                ${it.approvals_given?.length ? html` · given: ${it.approvals_given.map((a) => `${a.reviewer} (${a.decision})`).join(', ')}` : null}</p>
+              <div class="row" role="group" aria-label=${`Decide run ${it.run_id}`}>
                 ${reviewers.map(
-                  (rv) => html`<button type="button" key=${`a${rv}`} onClick=${() => onDecide(it.run_id, rv, 'approve')} data-action="approve" data-reviewer=${rv}>Approve as ${rv}</button>
+                  (rv) => html`<button type="button" key=${`a${rv}`} onClick=${() => onDecide(it.run_id, rv, 'approve')} data-action="approve" data-reviewer=${rv}
+                      title=${it.excluded_reviewer === rv ? `${rv} already approved: four-eyes will refuse a second approval by the same person` : ''}>Approve as ${rv}</button>
                     <button type="button" key=${`r${rv}`} class="secondary" onClick=${() => onDecide(it.run_id, rv, 'reject')} data-action="reject" data-reviewer=${rv}>Reject as ${rv}</button>`,
                 )}
               </div>
@@ -280,26 +307,28 @@ function Inbox({ items, reviewers, onDecide, notice }) {
 }
 
 function Lanes({ lanes }) {
-  if (!lanes) return html`<p>Run the three lanes to see the same case without the attack, through a naive executor, and governed.</p>`;
+  if (!lanes) return html`<p>Run the three lanes to see the same case without the attack, through a naive executor with the attack, and governed with the attack.</p>`;
   if (lanes.error) return html`<p role="alert" class="error">${lanes.error.code}: ${lanes.error.message}</p>`;
-  const d = lanes.divergence ?? {};
+  const d = lanes.divergence;
   const names = ['baseline', 'ungoverned', 'governed'];
   return html`<div>
-    <p data-testid="divergence"><strong>First point of divergence:</strong>
-      ${d.step !== undefined || d.seq !== undefined ? html` ${d.step !== undefined ? html`step <code>${d.step}</code>` : null}${d.seq !== undefined ? ` (seq ${d.seq})` : ''}` : ' none — the lanes agree'}</p>
+    <p data-testid="divergence" data-index=${d ? String(d.index) : ''}><strong>First point of divergence:</strong>
+      ${d ? html` step ${d.index + 1} of the paths — ${names.map((n, i) => html`${i ? '; ' : ' '}${n}: <code>${word(d.step?.[n])}</code>`)}` : ' none — the three paths are the same'}</p>
     <div class="lanes">
       ${names.map((n) => {
         const l = lanes[n] ?? {};
-        const path = l.path ?? l.steps ?? [];
+        const path = l.path ?? [];
         return html`<div class=${`lane lane-${n}`} key=${n} data-testid=${`lane-${n}`}>
-          <h3>${n}${n === 'ungoverned' ? html` <small class="badge bad">naive executor</small>` : null}</h3>
+          <h3>${n}${n === 'ungoverned' ? html` <small class="badge bad">naive executor: the model's answer and the mutation drive</small>` : null}</h3>
           <dl class="kv">
             <dt>Status</dt><dd data-testid=${`lane-${n}-status`}>${word(l.status)}</dd>
             <dt>Outcome</dt><dd data-testid=${`lane-${n}-outcome`}>${word(l.outcome)}</dd>
-            ${d[n] !== undefined ? html`<dt>At divergence</dt><dd>${typeof d[n] === 'object' ? JSON.stringify(d[n]) : String(d[n])}</dd>` : null}
+            ${l.run_id ? html`<dt>Run</dt><dd><code title=${l.run_id}>${short(l.run_id)}</code></dd>` : null}
+            ${l.detector ? html`<dt>Detector</dt><dd>${detectorText(l.detector)} — ${l.detector.caught ? 'caught' : l.detector.reached ? 'NOT caught' : 'not reached'}</dd>` : null}
+            ${l.error ? html`<dt>Error</dt><dd>${l.error}</dd>` : null}
           </dl>
-          ${l.damage && l.damage.length ? html`<ul class="damage">${l.damage.map((x, i) => html`<li key=${i}>${x}</li>`)}</ul>` : null}
-          <ol class="path">${path.map((s, i) => html`<li key=${i} class=${d.step !== undefined && (s === d.step || s.step === d.step) ? 'diverges' : ''}>${typeof s === 'string' ? s : (s.step ?? JSON.stringify(s))}</li>`)}</ol>
+          ${l.damage && l.damage.length ? html`<ul class="damage" data-testid="damage">${l.damage.map((x, i) => html`<li key=${i}>${x}</li>`)}</ul>` : null}
+          <ol class="path">${path.map((s, i) => html`<li key=${i} class=${d && i === d.index ? 'diverges' : ''}>${s}${d && i === d.index ? ' ← diverges here' : ''}</li>`)}</ol>
         </div>`;
       })}
     </div>
@@ -307,22 +336,29 @@ function Lanes({ lanes }) {
 }
 
 function Analytics({ analytics, runs, setRuns, onAnalyse, busy }) {
-  const a = analytics?.analysis ?? analytics;
+  const a = analytics?.analysis;
+  const series = analytics?.series ?? [];
   return html`<div>
-    <form class="row" onSubmit=${(e) => { e.preventDefault(); onAnalyse(); }}>
-      <label for="analytics-runs">Seeded runs</label>
-      <input id="analytics-runs" type="number" min="2" max="500" value=${runs} onInput=${(e) => setRuns(e.currentTarget.value)} />
-      <button type="submit" disabled=${busy}>${busy ? 'Analysing…' : 'Analyse'}</button>
+    <form class="row" onSubmit=${(e) => {
+      e.preventDefault();
+      onAnalyse();
+    }}>
+      <label for="analytics-runs">Seeded runs to analyse</label>
+      <input id="analytics-runs" type="number" min="2" max="200" value=${runs} onInput=${(e) => setRuns(e.currentTarget.value)} />
+      <button type="submit" disabled=${busy} data-testid="analyse">${busy ? 'Analysing…' : 'Analyse'}</button>
     </form>
     ${a?.transitions
-      ? html`<p data-testid="analytics-summary">${a.runs?.length ?? '?'} runs · transition entropy ${Number(a.transitions.entropy_bits).toFixed(3)} bits
+      ? html`<p data-testid="analytics-summary">${analytics.runs} runs (seed ${analytics.seed}) · transition entropy ${Number(a.transitions.entropy_bits).toFixed(3)} bits
           (threshold ${a.thresholds?.transition_entropy_bits}) · path variance ${Number(a.paths?.path_variance).toFixed(3)}
-          (threshold ${a.thresholds?.path_variance}) · ${a.paths?.distinct} distinct paths</p>
+          (threshold ${a.thresholds?.path_variance}) · ${a.paths?.distinct} distinct paths · computed by the kernel's analyzer</p>
         <div class="charts">
-          <figure><figcaption>Entropy of the next step, per step (bits)</figcaption><${EntropyChart} states=${a.transitions.states} threshold=${a.thresholds?.transition_entropy_bits} /></figure>
-          <figure><figcaption>Path variance as runs accumulate</figcaption><${VarianceChart} paths=${(a.runs ?? []).map((r) => r.path)} threshold=${a.thresholds?.path_variance} /></figure>
+          <figure><figcaption>Transition entropy H(next | step) as runs accumulate (bits)</figcaption>
+            <${SeriesChart} xs=${series.map((x) => x.runs)} ys=${series.map((x) => x.entropy_bits)} threshold=${a.thresholds?.transition_entropy_bits} name="entropy (bits)" colour="#6d28d9" /></figure>
+          <figure><figcaption>Path variance as runs accumulate</figcaption>
+            <${SeriesChart} xs=${series.map((x) => x.runs)} ys=${series.map((x) => x.path_variance)} threshold=${a.thresholds?.path_variance} name="path variance" colour="#047857" /></figure>
+          <figure><figcaption>Entropy of the next step, per step</figcaption><${EntropyChart} states=${a.transitions.states} threshold=${a.thresholds?.transition_entropy_bits} /></figure>
         </div>
-        ${a.alerts?.length ? html`<ul>${a.alerts.map((al, i) => html`<li key=${i}><code>${al.code}</code> ${al.message}</li>`)}</ul>` : null}`
+        ${a.alerts?.length ? html`<ul>${a.alerts.map((al, i) => html`<li key=${i}><code>${al.code}</code> ${al.message}</li>`)}</ul>` : html`<p>No cross-run alert.</p>`}`
       : analytics?.error
         ? html`<p role="alert" class="error">${analytics.error}</p>`
         : null}
@@ -508,9 +544,9 @@ function App() {
 
   const events = run?.record?.events ?? run?.live ?? [];
   const states = stepStates(events, meta.program.graph);
-  const health = run?.record?.health ?? run?.record?.receipt?.health;
-  const thresholds = analytics?.thresholds ?? analytics?.analysis?.thresholds ?? meta.thresholds;
-  const reviewers = meta.reviewers ?? ['reviewer.ada', 'reviewer.grace'];
+  const health = run?.record?.health?.metrics ?? run?.record?.receipt?.health;
+  const thresholds = run?.record?.health?.thresholds ?? analytics?.analysis?.thresholds ?? meta.thresholds;
+  const reviewers = meta.reviewers ?? ['alice', 'bob'];
 
   return html`<header class="top">
       <h1>KYC Governance Simulator</h1>

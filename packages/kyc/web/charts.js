@@ -113,39 +113,20 @@ export function EntropyChart({ states, threshold }) {
   />`;
 }
 
-/** Path variance of the first k runs, for every k: (k − runs on the modal path) / k. */
-export function runningPathVariance(paths) {
-  const counts = new Map();
-  const out = [];
-  let best = 0;
-  paths.forEach((p, i) => {
-    const key = JSON.stringify(p);
-    const n = (counts.get(key) ?? 0) + 1;
-    counts.set(key, n);
-    best = Math.max(best, n);
-    out.push((i + 1 - best) / (i + 1));
-  });
-  return out;
-}
-
-export function VarianceChart({ paths, threshold }) {
-  if (!paths || paths.length === 0) return html`<p>No runs analysed yet.</p>`;
-  const ys = runningPathVariance(paths);
-  const xs = ys.map((_, i) => i + 1);
+/** A metric over a growing number of runs, with its threshold as a dashed line. */
+export function SeriesChart({ xs, ys, threshold, name, colour }) {
+  if (!xs || xs.length === 0) return html`<p>No runs analysed yet.</p>`;
+  const top = Math.max(0.1, ...ys, threshold ?? 0) * 1.15;
   const opts = {
     height: 200,
     legend: { show: true },
-    scales: { x: { time: false }, y: { range: [0, 1] } },
-    axes: [{ label: 'runs' }, { label: 'share off the modal path' }],
+    scales: { x: { time: false }, y: { range: [0, top] } },
+    axes: [{ label: 'runs' }, {}],
     series: [
-      {},
-      { label: 'path variance', stroke: '#047857', width: 2 },
+      { label: 'runs' },
+      { label: name, stroke: colour, width: 2 },
       { label: 'threshold', stroke: '#b91c1c', dash: [6, 4], width: 2, points: { show: false } },
     ],
   };
-  return html`<${UChart}
-    opts=${opts}
-    data=${[xs, ys, xs.map(() => threshold ?? null)]}
-    label="Path variance over the runs analysed, with the threshold line"
-  />`;
+  return html`<${UChart} opts=${opts} data=${[xs, ys, xs.map(() => threshold ?? null)]} label=${`${name} over runs, last value ${fix(ys[ys.length - 1])}, threshold ${threshold}`} />`;
 }
