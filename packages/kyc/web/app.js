@@ -218,6 +218,7 @@ function Stream({ frames, conn, onlyRun, setOnlyRun, runId }) {
 
 function Audit({ run, audit, onVerify }) {
   if (!run?.id || !run.record) return html`<p>The audit of a run appears here when it finishes.</p>`;
+  if (audit?.none) return html`<p data-testid="verify-agree" data-agree="none">${audit.none}</p>`;
   const b = audit?.browser;
   const s = audit?.server;
   const verdict = (v) =>
@@ -446,8 +447,12 @@ function App() {
     });
   }
 
-  async function doVerify(id) {
+  async function doVerify(id, record) {
     setAudit(null);
+    if (record && record.status === 'refused') {
+      setAudit({ none: 'The run was refused at pre-flight, before its first event: nothing was stored and there is no bundle to verify.' });
+      return;
+    }
     try {
       const [bundle, server] = await Promise.all([api.bundle(id), api.verify(id)]);
       // A signed run: the bundle route serves {bundle, signature} or the meta names the key.
@@ -489,7 +494,7 @@ function App() {
       const elapsedMs = performance.now() - t0;
       setRun((r) => ({ ...r, id, record, status: record.status, elapsedMs }));
       refreshInbox();
-      await doVerify(id);
+      await doVerify(id, record);
     } catch (e) {
       setRun({ error: { code: e.code ?? 'E_CLIENT', message: e.message, path: e.path } });
     } finally {
@@ -520,7 +525,7 @@ function App() {
       if (runRef.current?.id === id) {
         const record = await api.run(id);
         setRun((r) => ({ ...r, record, status: record.status }));
-        await doVerify(id);
+        await doVerify(id, record);
       }
     } catch (e) {
       setNotice({ ok: false, text: `${reviewer}: refused — ${e.message}` });
@@ -572,7 +577,7 @@ function App() {
         <${Stream} frames=${frames} conn=${conn} onlyRun=${onlyRun} setOnlyRun=${setOnlyRun} runId=${run?.id} />
       <//>
       <${Panel} id="audit" span=${4} title="Audit: verified in this browser">
-        <${Audit} run=${run} audit=${audit} onVerify=${() => run?.id && doVerify(run.id)} />
+        <${Audit} run=${run} audit=${audit} onVerify=${() => run?.id && doVerify(run.id, run.record)} />
       <//>
       <${Panel} id="receipt" span=${4} title="Receipt (human-readable)">
         <${HumanReceipt} receipt=${run?.record?.human_receipt} />
