@@ -9,6 +9,7 @@ import { EXAMPLES } from './commands/examples.js';
 import { EXPR } from './commands/expr.js';
 import { GRAPH } from './commands/graph.js';
 import { KEYGEN } from './commands/keygen.js';
+import { KYC } from './commands/kyc.js';
 import { PATHS } from './commands/paths.js';
 import { PLAN } from './commands/plan.js';
 import { RECEIPT } from './commands/receipt.js';
@@ -39,6 +40,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   PATHS,
   GRAPH,
   KEYGEN,
+  KYC,
 ];
 
 export function findCommand(name: string): CommandSpec | undefined {

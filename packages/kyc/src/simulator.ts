@@ -238,7 +238,7 @@ export class Simulator {
     } catch (e) {
       if (e instanceof NanoVmError) {
         const first = e.issues[0];
-        throw new RequestError(e.code, e.message, e.code === 'E_INPUT_INVALID' ? 422 : 400, first?.path ?? '/input');
+        throw new RequestError(e.code, e.message, e.code === 'E_INPUT_INVALID' ? 422 : 400, `/input${first?.path ?? ''}`);
       }
       throw e;
     }
