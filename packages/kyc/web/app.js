@@ -178,7 +178,7 @@ function RunResult({ run, meta }) {
   return html`<div class="result">
     <dl class="kv big">
       <dt>Run</dt><dd><code data-testid="run-id">${run.id ?? '…'}</code></dd>
-      <dt>Status</dt><dd><span class=${`status status-${status}`} data-testid="run-status" data-final=${final ? 'true' : 'false'}>${status}</span></dd>
+      <dt>Status</dt><dd><span class=${`status status-${status}`} data-testid="run-status" data-final=${final ? 'true' : 'false'} data-run-no=${run.no ?? ''}>${status}</span></dd>
       <dt>Outcome</dt><dd data-testid="run-outcome">${word(r?.outcome)}</dd>
       <dt>Detector</dt><dd><${Detector} d=${r?.detector} fallback=${r ? (injector ? injector.detector : null) : null} /></dd>
       ${run.elapsedMs !== undefined ? html`<dt>Click to final status</dt><dd data-testid="elapsed">${Math.round(run.elapsedMs)} ms</dd>` : null}
@@ -389,6 +389,7 @@ function App() {
   const [notice, setNotice] = useState(null);
   const [lanes, setLanes] = useState(null);
   const [busy, setBusy] = useState(false);
+  const clicks = useRef(0);
   const [analytics, setAnalytics] = useState(null);
   const [aRuns, setARuns] = useState('30');
   const [aBusy, setABusy] = useState(false);
@@ -426,7 +427,7 @@ function App() {
 
   function refreshInbox() {
     api.inbox().then(
-      (x) => setInbox(Array.isArray(x) ? x : (x?.runs ?? x?.items ?? [])),
+      (x) => setInbox(x?.waiting ?? []),
       () => {},
     );
   }
@@ -481,12 +482,14 @@ function App() {
     setBusy(true);
     setAudit(null);
     const t0 = performance.now();
-    setRun({ status: 'running', injector, live: [] });
+    clicks.current += 1;
+    setRun({ status: 'running', injector, live: [], no: clicks.current });
     try {
+      // The server answers once the run has settled (ended, waiting, refused); a run still going is polled.
       const res = await api.start(body);
       const id = res.run_id;
       setRun((r) => ({ ...r, id, status: res.status }));
-      let record = await api.run(id);
+      let record = res.events ? res : await api.run(id);
       while (RUNNING.has(record.status)) {
         await nextStatus(id, 300);
         record = await api.run(id);
@@ -521,9 +524,10 @@ function App() {
   async function decide(id, reviewer, decision) {
     try {
       const res = await api.approve(id, reviewer, decision);
-      setNotice({ ok: true, text: `${reviewer}: ${decision} recorded for ${short(id)}${res?.status ? ` — run is ${res.status}${res.outcome ? ` (${res.outcome})` : ''}` : ''}` });
+      const blocked = res?.outcome === 'POLICY_BLOCKED';
+      setNotice({ ok: !blocked, text: `${reviewer}: ${decision} recorded for ${short(id)}${res?.status ? ` — run is ${res.status}${res.outcome ? ` (${res.outcome})` : ''}` : ''}` });
       if (runRef.current?.id === id) {
-        const record = await api.run(id);
+        const record = res?.events ? res : await api.run(id);
         setRun((r) => ({ ...r, record, status: record.status }));
         await doVerify(id, record);
       }
@@ -563,7 +567,7 @@ function App() {
         <${CasePicker} meta=${meta} choice=${choice} setChoice=${(c) => { setChoice(c); }} customText=${customText} setCustomText=${setCustomText} disabled=${busy} />
         <${InjectorControls} meta=${meta} injector=${injector} setInjector=${setInjector} disabled=${busy} />
         <div class="row">
-          <button type="button" class="primary" onClick=${start} disabled=${busy} data-testid="run">Run</button>
+          <button type="button" class="primary" onClick=${start} disabled=${busy} data-testid="run" data-presses=${clicks.current}>Run</button>
           <button type="button" onClick=${startLanes} disabled=${busy} data-testid="run-lanes">Compare three lanes</button>
         </div>
       <//>

@@ -59,12 +59,19 @@ export interface Shown {
 export async function runFromPage(page: Page, caseId: string, injector = ''): Promise<Shown> {
   await page.locator(`input[name=case][value="${caseId}"]`).check();
   await page.locator(`input[name=injector][value="${injector}"]`).check();
+  // Each press of Run is numbered on the page, so a stale status of the previous run never passes for this one's.
   const t0 = Date.now();
-  await page.getByTestId('run').click();
-  await page.locator('[data-testid=run-status][data-final=true]').waitFor();
+  await pressRun(page, () => page.getByTestId('run').click());
   const clickToFinalMs = Date.now() - t0;
   await page.locator('[data-testid=verify-agree]:not([data-agree=""])').waitFor();
   return readShown(page, clickToFinalMs);
+}
+
+/** Presses Run (by `press`) and waits for this press's final status. */
+export async function pressRun(page: Page, press: () => Promise<void>): Promise<void> {
+  const previous = Number(await page.getByTestId('run').getAttribute('data-presses'));
+  await press();
+  await page.locator(`[data-testid=run-status][data-final=true][data-run-no="${previous + 1}"]`).waitFor();
 }
 
 export async function readShown(page: Page, clickToFinalMs = 0): Promise<Shown> {
@@ -75,6 +82,8 @@ export async function readShown(page: Page, clickToFinalMs = 0): Promise<Shown> 
     if (k) counters[k] = (await el.locator('dd').innerText()).trim();
   }
   const vb = page.getByTestId('verify-browser');
+  const audited = (await vb.count()) > 0;
+  const attr = async (name: string): Promise<string> => (audited ? ((await vb.getAttribute(name)) ?? '') : '');
   return {
     runId: await text('run-id'),
     status: await text('run-status'),
@@ -84,10 +93,10 @@ export async function readShown(page: Page, clickToFinalMs = 0): Promise<Shown> 
     evidence: await text('evidence'),
     rejectedRows: await page.locator('[data-testid=rejected] tbody tr').count(),
     browser: {
-      ok: (await vb.getAttribute('data-ok')) ?? '',
-      code: (await vb.getAttribute('data-code')) ?? '',
-      head: (await vb.getAttribute('data-head')) ?? '',
-      firstBad: (await vb.getAttribute('data-first-bad')) ?? '',
+      ok: await attr('data-ok'),
+      code: await attr('data-code'),
+      head: await attr('data-head'),
+      firstBad: await attr('data-first-bad'),
     },
     agree: (await page.getByTestId('verify-agree').getAttribute('data-agree')) ?? '',
     clickToFinalMs,
@@ -116,4 +125,17 @@ export function cliVerify(file: string): CliVerdict {
   const r = spawnSync(process.execPath, [CLI, 'verify', file, '--json'], { encoding: 'utf8' });
   const out = JSON.parse(r.stdout) as Omit<CliVerdict, 'exit'>;
   return { ...out, exit: r.status };
+}
+
+export interface Kyc {
+  /** With a trailing slash. */
+  url: string;
+  close(): Promise<void>;
+}
+
+/** The real server, in this process, on a free port, with a SQLite store in `dir`. */
+export async function startKyc(dir: string): Promise<Kyc> {
+  const { startServer } = await import('@nano-vm/kyc');
+  const s = await startServer({ store: `${dir}/kyc.db`, port: 0 });
+  return { url: `${s.url}/`, close: () => s.close() };
 }
