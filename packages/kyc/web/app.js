@@ -20,7 +20,7 @@ function Hash({ value, label }) {
 }
 
 function Panel({ id, title, children, span = 4, testid }) {
-  return html`<section class=${`panel span-${span}`} aria-labelledby=${`${id}-h`} data-testid=${testid ?? id}>
+  return html`<section class=${`panel span-${span}`} aria-labelledby=${`${id}-h`} data-testid=${testid ?? `panel-${id}`}>
     <h2 id=${`${id}-h`}>${title}</h2>
     ${children}
   </section>`;
@@ -77,12 +77,12 @@ function InjectorControls({ meta, injector, setInjector, disabled }) {
       <legend>Injector (a real mutation of this run)</legend>
       <label class="choice">
         <input type="radio" name="injector" value="" checked=${injector === ''} onChange=${() => setInjector('')} />
-        <span><strong>None</strong> <small>(the case as it is)</small></span>
+        <span>None <small>(the case as it is)</small></span>
       </label>
       ${meta.injectors.map(
         (i) => html`<label class="choice" key=${i.id}>
           <input type="radio" name="injector" value=${i.id} checked=${injector === i.id} onChange=${() => setInjector(i.id)} />
-          <span><strong>${i.title}</strong> <small>(${i.id})</small></span>
+          <span title=${i.id}>${i.title}</span>
         </label>`,
       )}
     </fieldset>
@@ -586,7 +586,7 @@ function App() {
       <${Panel} id="receipt" span=${4} title="Receipt (human-readable)">
         <${HumanReceipt} receipt=${run?.record?.human_receipt} />
       <//>
-      <${Panel} id="preflight" span=${3} title="Pre-flight" testid="preflight-panel">
+      <${Panel} id="preflight" span=${3} title="Pre-flight">
         <${Preflight} run=${run} />
       <//>
       <${Panel} id="health" span=${3} title="Trace health of this run">
