@@ -526,11 +526,10 @@ function App() {
       const res = await api.approve(id, reviewer, decision);
       const blocked = res?.outcome === 'POLICY_BLOCKED';
       setNotice({ ok: !blocked, text: `${reviewer}: ${decision} recorded for ${short(id)}${res?.status ? ` — run is ${res.status}${res.outcome ? ` (${res.outcome})` : ''}` : ''}` });
-      if (runRef.current?.id === id) {
-        const record = res?.events ? res : await api.run(id);
-        setRun((r) => ({ ...r, record, status: record.status }));
-        await doVerify(id, record);
-      }
+      // The decided run becomes the one shown: its new status, receipt (with the reviewers) and audit.
+      const record = res?.events ? res : await api.run(id);
+      setRun((r) => ({ no: r?.no, live: [], ...(r?.id === id ? r : {}), id, record, status: record.status }));
+      await doVerify(id, record);
     } catch (e) {
       setNotice({ ok: false, text: `${reviewer}: refused — ${e.message}` });
     }
