@@ -307,7 +307,7 @@ describe('npm start main job', () => {
     expect(r.code).toBe(0);
     const out = r.json<ExamplesOutput>();
     expect(out.failures).toBe(0);
-    expect(out.runs.length).toBe(13);
+    expect(out.runs.length).toBe(19);
     // The approval example's large payments suspend at the human approval and are resumed with
     // the example's events/<case>.json; the one without an event stays suspended.
     expect(

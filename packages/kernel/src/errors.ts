@@ -150,6 +150,11 @@ export const ERROR_CODES = {
   // Limits (docs/limits.md)
   E_TOO_DEEP: 'refused',
   E_TOO_LARGE: 'refused',
+  // The KYC simulator's HTTP API (packages/kyc/API.md): 4xx answers, nothing changed
+  E_KYC_REQUEST: 'refused',
+  E_KYC_UNKNOWN_CASE: 'refused',
+  E_KYC_UNKNOWN_INJECTOR: 'refused',
+  E_KYC_NOT_FOUND: 'refused',
 } as const satisfies Record<string, ExitClass>;
 
 /** A documented code (warnings, `W_…`, included: issues carry them). */

@@ -11,6 +11,7 @@ import {
   NanoVmError,
   analyzeRuns,
   computeReceipt,
+  replayBundle,
   verifyBundle,
   type Bundle,
   type Issue,
@@ -25,6 +26,7 @@ import {
   MemoryStore,
   SqliteStore,
   eraseSubject,
+  vaultEntries,
   nodeHasher,
   recoverRun,
   resumeRun,
@@ -78,6 +80,19 @@ interface SimDoc {
   notes: string[];
   /** corrupt_receipt: what was edited in storage. */
   tampered?: { seq: number; path: string; from: JsonValue; to: JsonValue };
+  /**
+   * Program injectors: the unmutated case's recorded run replayed (counterfactual, kernel replay)
+   * against the mutated program, as a host that skipped the pre-flight would drive it: what the
+   * machine's own runtime checks do with the mutation.
+   */
+  counterfactual?: {
+    status: string;
+    outcome: string | null;
+    path: string[];
+    rejected: TraceEvent[];
+    missing: unknown;
+    error: { code: string; message: string } | null;
+  };
   /** gdpr_erase: the erasure reports. */
   erasure?: { refused: number; erased: number; pending: number };
   input_source: 'seeded' | 'user';
@@ -270,7 +285,8 @@ export class Simulator {
       } catch (e) {
         if (!(e instanceof NanoVmError) || e.code !== 'E_PROGRAM_INVALID') throw e;
         const id = `refused_${randomUUID()}`;
-        ref.doc.refused = { code: e.code, message: e.message, issues: e.issues };
+        ref.doc.refused = { code: e.code, message: e.code === 'E_PROGRAM_INVALID' ? e.message : String(e), issues: e.issues };
+        ref.doc.counterfactual = await this.counterfactual(base, mutated);
         return settle(id, 'refused', null);
       }
     }
@@ -338,6 +354,32 @@ export class Simulator {
         const r = await runProgram(base);
         return settle(r.run_id, r.status, r.outcome);
       }
+    }
+  }
+
+  /** Runs the unmutated case in memory and replays its recorded outputs against `mutated` (kernel replayBundle). */
+  private async counterfactual(base: Parameters<typeof runProgram>[0], mutated: Program): Promise<SimDoc['counterfactual']> {
+    const store = new MemoryStore();
+    try {
+      const r = await runProgram({ ...base, store, onEvent: undefined });
+      const vault = await vaultEntries(store, r.run_id);
+      const cf = replayBundle(r.bundle, { hasher: nodeHasher, program: mutated, vault });
+      return {
+        status: cf.status,
+        outcome: cf.outcome,
+        path: cf.path,
+        rejected: cf.events.filter((e) => e.type === 'transition_rejected'),
+        missing: cf.missing,
+        error: (() => {
+          const fin = cf.events.find((e) => e.type === 'run_finished');
+          return fin?.type === 'run_finished' && fin.error ? { code: fin.error.code, message: fin.error.message } : null;
+        })(),
+      };
+    } catch (e) {
+      // A mutation the replay itself refuses (an invalid guard cannot even be compiled) has no runtime record.
+      return { status: 'refused', outcome: null, path: [], rejected: [], missing: null, error: { code: (e as NanoVmError).code ?? 'E_INTERNAL', message: (e as Error).message } };
+    } finally {
+      await store.close();
     }
   }
 
@@ -569,6 +611,11 @@ export class Simulator {
       governed: laneSummary(governed),
       ungoverned: { ...ungoverned, damage: damageOf(ungoverned, inj?.id ?? null, baseline) },
       divergence: divergence(paths),
+      paths,
+      first_divergence: {
+        ungoverned_vs_baseline: firstDifference(paths.baseline, paths.ungoverned),
+        governed_vs_baseline: firstDifference(paths.baseline, paths.governed),
+      },
     };
   }
 
@@ -704,7 +751,8 @@ export interface Detection {
 
 export type Rejected =
   | { source: 'trace'; seq: number; step: string; requested: string; rule: string; reason: string; capability?: string; granting_step?: string; policy_hash?: string; offered_policy_hash?: string }
-  | { source: 'preflight'; code: string; message: string; path?: string; line?: number; col?: number };
+  | { source: 'preflight'; code: string; message: string; path?: string; line?: number; col?: number }
+  | { source: 'counterfactual'; seq: number; step: string; requested: string; rule: string; reason: string; capability?: string; granting_step?: string };
 
 export interface LanesResult {
   case: string | null;
@@ -713,6 +761,12 @@ export interface LanesResult {
   governed: LaneSummary;
   ungoverned: NaiveResult & { damage: string[] };
   divergence: { index: number; step: { baseline: string | null; ungoverned: string | null; governed: string | null } } | null;
+  paths: { baseline: string[]; ungoverned: string[]; governed: string[] };
+  /** Pairwise: where each lane first left the baseline's path (null: the same path). */
+  first_divergence: {
+    ungoverned_vs_baseline: { index: number; baseline: string | null; other: string | null } | null;
+    governed_vs_baseline: { index: number; baseline: string | null; other: string | null } | null;
+  };
 }
 
 export interface LaneSummary {
@@ -781,6 +835,18 @@ function rejectedOf(doc: SimDoc, events: readonly TraceEvent[]): Rejected[] {
       ...(i.line !== undefined && { line: i.line }),
       ...(i.col !== undefined && { col: i.col }),
     });
+  for (const e of doc.counterfactual?.rejected ?? [])
+    if (e.type === 'transition_rejected')
+      out.push({
+        source: 'counterfactual',
+        seq: e.seq,
+        step: e.step,
+        requested: e.requested,
+        rule: e.rule,
+        reason: e.reason,
+        ...(e.capability !== undefined && { capability: e.capability }),
+        ...(e.granting_step !== undefined && { granting_step: e.granting_step }),
+      });
   for (const e of events)
     if (e.type === 'transition_rejected')
       out.push({
@@ -816,6 +882,22 @@ export function detect(
     for (const i of doc.refused?.issues ?? [])
       if (codes.includes(i.code)) ev.push({ what: `pre-flight issue ${i.code}`, code: i.code, detail: i.message });
     caught = ev.length > 0 && events.length === 0;
+    const cf = doc.counterfactual;
+    if (cf) {
+      for (const e of cf.rejected)
+        if (e.type === 'transition_rejected')
+          ev.push({
+            what: `runtime check too (counterfactual replay without pre-flight): transition_rejected ${e.requested} by rule ${e.rule}`,
+            seq: e.seq,
+            code: 'E_POLICY_BLOCKED',
+            detail: e.reason,
+          });
+      ev.push({
+        what: `counterfactual replay without pre-flight: ${cf.status}${cf.outcome ? ` ${cf.outcome}` : ''}${cf.error ? ` (${cf.error.code})` : ''}${cf.missing ? ' (stopped: the recorded results do not follow the rewired order)' : ''}`,
+        ...(cf.error && { code: cf.error.code }),
+        detail: { path: cf.path, missing: cf.missing, error: cf.error },
+      });
+    }
   };
   switch (inj.id) {
     case 'invalid_program':
@@ -935,6 +1017,12 @@ export function divergence(paths: { baseline: string[]; ungoverned: string[]; go
   return null;
 }
 
+export function firstDifference(a: readonly string[], b: readonly string[]): { index: number; baseline: string | null; other: string | null } | null {
+  for (let i = 0; i < Math.max(a.length, b.length); i++)
+    if (a[i] !== b[i]) return { index: i, baseline: a[i] ?? null, other: b[i] ?? null };
+  return null;
+}
+
 /** What went wrong in the ungoverned lane, read from its records (compared with the governed baseline). */
 function damageOf(r: NaiveResult, inj: InjectorId | null, baseline: RunView): string[] {
   const d: string[] = [];
@@ -943,6 +1031,8 @@ function damageOf(r: NaiveResult, inj: InjectorId | null, baseline: RunView): st
   if (!r.path.includes('screen_sanctions')) d.push(r.outcome === 'APPROVED' ? 'approved without screening' : 'no sanctions screening ran');
   else if (r.path.indexOf('review') >= 0 && r.path.indexOf('review') < r.path.indexOf('screen_sanctions'))
     d.push("the model saw the customer's data before the screening ran");
+  const screened = r.records.find((x) => x.step === 'screen_sanctions' && x.kind === 'tool')?.output as { match?: string } | undefined;
+  if (screened?.match === 'confirmed' && r.outcome === 'APPROVED') d.push('a confirmed sanctions match was approved');
   if (r.pii_sent_to_model.length) d.push(`raw PII sent to the model: ${r.pii_sent_to_model.join(', ')}`);
   const review = r.records.find((x) => x.step === 'review' && x.kind === 'llm');
   if (review && typeof review.output === 'string' && !['CLEAR', 'ESCALATE', 'INSUFFICIENT_DATA'].includes(review.output))
