@@ -312,6 +312,12 @@ function Lanes({ lanes }) {
   if (lanes.error) return html`<p role="alert" class="error">${lanes.error.code}: ${lanes.error.message}</p>`;
   const d = lanes.divergence;
   const names = ['baseline', 'ungoverned', 'governed'];
+  // Where each lane first leaves the baseline's path (a refused lane has no path at all).
+  const leaves = (p) => {
+    const b = lanes.baseline?.path ?? [];
+    for (let i = 0; i < Math.max(b.length, p.length); i++) if (b[i] !== p[i]) return i;
+    return -1;
+  };
   return html`<div>
     <p data-testid="divergence" data-index=${d ? String(d.index) : ''}><strong>First point of divergence:</strong>
       ${d ? html` step ${d.index + 1} of the paths — ${names.map((n, i) => html`${i ? '; ' : ' '}${n}: <code>${word(d.step?.[n])}</code>`)}` : ' none — the three paths are the same'}</p>
@@ -319,6 +325,7 @@ function Lanes({ lanes }) {
       ${names.map((n) => {
         const l = lanes[n] ?? {};
         const path = l.path ?? [];
+        const at = n === 'baseline' ? -1 : leaves(path);
         return html`<div class=${`lane lane-${n}`} key=${n} data-testid=${`lane-${n}`}>
           <h3>${n}${n === 'ungoverned' ? html` <small class="badge bad">naive executor: the model's answer and the mutation drive</small>` : null}</h3>
           <dl class="kv">
@@ -329,7 +336,9 @@ function Lanes({ lanes }) {
             ${l.error ? html`<dt>Error</dt><dd>${l.error}</dd>` : null}
           </dl>
           ${l.damage && l.damage.length ? html`<ul class="damage" data-testid="damage">${l.damage.map((x, i) => html`<li key=${i}>${x}</li>`)}</ul>` : null}
-          <ol class="path">${path.map((s, i) => html`<li key=${i} class=${d && i === d.index ? 'diverges' : ''}>${s}${d && i === d.index ? ' ← diverges here' : ''}</li>`)}</ol>
+          ${n !== 'baseline' && path.length === 0 ? html`<p class="small" data-testid=${`lane-${n}-nopath`}>No step ran: ${l.status === 'refused' ? 'refused at pre-flight' : 'nothing executed'}.</p>` : null}
+          ${at >= 0 && path.length ? html`<p class="small" data-testid=${`lane-${n}-leaves`}>Leaves the baseline's path at step ${at + 1}: <code>${word(path[at])}</code> instead of <code>${word(lanes.baseline?.path?.[at])}</code></p>` : null}
+          <ol class="path">${path.map((s, i) => html`<li key=${i} class=${i === at ? 'diverges' : ''}>${s}${i === at ? ' ← leaves the baseline here' : ''}</li>`)}</ol>
         </div>`;
       })}
     </div>
@@ -353,16 +362,31 @@ function Analytics({ analytics, runs, setRuns, onAnalyse, busy }) {
           (threshold ${a.thresholds?.transition_entropy_bits}) · path variance ${Number(a.paths?.path_variance).toFixed(3)}
           (threshold ${a.thresholds?.path_variance}) · ${a.paths?.distinct} distinct paths · computed by the kernel's analyzer</p>
         <div class="charts">
-          <figure><figcaption>Transition entropy H(next | step) as runs accumulate (bits)</figcaption>
+          <figure><figcaption>Transition entropy H(next | step) as runs accumulate, bits (dashed: threshold ${a.thresholds?.transition_entropy_bits})</figcaption>
             <${SeriesChart} xs=${series.map((x) => x.runs)} ys=${series.map((x) => x.entropy_bits)} threshold=${a.thresholds?.transition_entropy_bits} name="entropy (bits)" colour="#6d28d9" /></figure>
-          <figure><figcaption>Path variance as runs accumulate</figcaption>
+          <figure><figcaption>Path variance as runs accumulate (dashed: threshold ${a.thresholds?.path_variance})</figcaption>
             <${SeriesChart} xs=${series.map((x) => x.runs)} ys=${series.map((x) => x.path_variance)} threshold=${a.thresholds?.path_variance} name="path variance" colour="#047857" /></figure>
-          <figure><figcaption>Entropy of the next step, per step</figcaption><${EntropyChart} states=${a.transitions.states} threshold=${a.thresholds?.transition_entropy_bits} /></figure>
+          <figure><figcaption>Entropy of the next step, for the steps with a choice (bits)</figcaption><${EntropyChart} states=${a.transitions.states} threshold=${a.thresholds?.transition_entropy_bits} /></figure>
         </div>
-        ${a.alerts?.length ? html`<ul>${a.alerts.map((al, i) => html`<li key=${i}><code>${al.code}</code> ${al.message}</li>`)}</ul>` : html`<p>No cross-run alert.</p>`}`
+        <${Alerts} alerts=${a.alerts ?? []} />`
       : analytics?.error
         ? html`<p role="alert" class="error">${analytics.error}</p>`
         : null}
+  </div>`;
+}
+
+function Alerts({ alerts }) {
+  if (alerts.length === 0) return html`<p>No alert: every metric is within its threshold.</p>`;
+  const byCode = new Map();
+  for (const al of alerts) byCode.set(al.code, [...(byCode.get(al.code) ?? []), al]);
+  return html`<div data-testid="alerts">
+    <p><strong>Alerts</strong> (the analyzer's, against its thresholds):</p>
+    <ul>
+      ${[...byCode].map(
+        ([code, list]) => html`<li key=${code}><code>${code}</code> ${list.length === 1 ? list[0].message : html`${list.length} runs`}
+          ${list.length > 1 ? html`<details><summary>show them</summary><ul class="small">${list.map((al, i) => html`<li key=${i}>${al.message}</li>`)}</ul></details>` : null}</li>`,
+      )}
+    </ul>
   </div>`;
 }
 

@@ -82,8 +82,9 @@ export function HealthChart({ health, thresholds }) {
 }
 
 export function EntropyChart({ states, threshold }) {
-  const rows = (states ?? []).filter((s) => s.transitions > 0);
-  if (rows.length === 0) return html`<p>No transitions recorded yet.</p>`;
+  // Only the steps with a choice: the others have one successor and zero entropy.
+  const rows = (states ?? []).filter((s) => s.next && s.next.length > 1);
+  if (rows.length === 0) return html`<p>No step had a choice in these runs.</p>`;
   const xs = rows.map((_, i) => i);
   const ys = rows.map((s) => s.entropy_bits);
   const top = Math.max(0.5, ...ys, threshold ?? 0) * 1.2;
@@ -93,10 +94,8 @@ export function EntropyChart({ states, threshold }) {
     scales: { x: { time: false, range: [-0.5, rows.length - 0.5] }, y: { range: [0, top] } },
     axes: [
       {
-        values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) && rows[t] ? rows[t].step.slice(0, 12) : '')),
+        values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) && rows[t] ? rows[t].step : '')),
         splits: () => xs,
-        rotate: -30,
-        size: 60,
       },
       { label: 'bits' },
     ],
@@ -119,7 +118,7 @@ export function SeriesChart({ xs, ys, threshold, name, colour }) {
   const top = Math.max(0.1, ...ys, threshold ?? 0) * 1.15;
   const opts = {
     height: 200,
-    legend: { show: true },
+    legend: { show: false },
     scales: { x: { time: false }, y: { range: [0, top] } },
     axes: [{ label: 'runs' }, {}],
     series: [

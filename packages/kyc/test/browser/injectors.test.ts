@@ -122,8 +122,9 @@ describe.skipIf(SKIP !== null)('KYC simulator in Chromium: injectors', () => {
     await page.locator('input[name=injector][value="skip_step"]').check();
     await page.getByTestId('run-lanes').click();
     await page.getByTestId('lane-baseline-outcome').filter({ hasText: 'POLICY_BLOCKED' }).waitFor();
-    const ungoverned = await page.getByTestId('lane-ungoverned').innerText();
-    expect(ungoverned).not.toMatch(/screen_sanctions/);
+    expect(await page.getByTestId('lane-ungoverned-leaves').innerText()).toMatch(/adverse_media instead of screen_sanctions/);
+    expect(await page.getByTestId('lane-ungoverned-outcome').innerText()).toBe('APPROVED');
+    expect(await page.getByTestId('lane-governed-nopath').innerText()).toMatch(/refused at pre-flight/);
     expect(await page.getByTestId('lane-governed-status').innerText()).toBe('refused');
     expect(errors).toEqual([]);
   });
