@@ -5,7 +5,7 @@ import { html, render, useEffect, useRef, useState } from '/assets/vendor.js';
 import { api, subscribe } from './api.js';
 import { Diagram, stepStates } from './diagram.js';
 import { EntropyChart, HealthChart, SeriesChart } from './charts.js';
-import { compareVerdicts, verifyInBrowser } from './audit.js';
+import { compareVerdicts, verifyFiles, verifyInBrowser } from './audit.js';
 
 const RUNNING = new Set(['running', 'pending', 'queued', 'started']);
 
@@ -225,7 +225,7 @@ function Audit({ run, audit, onVerify }) {
     !v ? '…' : (v.ok ?? v.valid) ? `valid — ${v.event_count ?? '?'} events, head ${short(v.head_hash)}` : `INVALID — ${v.code} at seq ${v.first_bad_seq ?? '—'}: ${v.reason ?? ''}`;
   return html`<div>
     <dl class="kv">
-      <dt>In this browser (kernel verifier${b?.signature_checked ? ' + Ed25519 signature' : ''})</dt>
+      <dt>In this browser (the kernel's verifier)</dt>
       <dd data-testid="verify-browser" data-ok=${b ? String(b.ok) : ''} data-code=${b?.code ?? ''} data-head=${b?.head_hash ?? ''} data-first-bad=${b?.first_bad_seq ?? ''}>${verdict(b)}</dd>
       <dt>Server (<code>/api/runs/:id/verify</code>)</dt>
       <dd data-testid="verify-server" data-ok=${s ? String(s.ok ?? s.valid) : ''}>${verdict(s)}</dd>
@@ -241,6 +241,46 @@ function Audit({ run, audit, onVerify }) {
     </p>
     <p class="small">Check it yourself, offline: <code>nano-vm verify ${run.id}.bundle.json</code></p>
   </div>`;
+}
+
+function FileVerify() {
+  const [result, setResult] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const bundle = useRef(null);
+  const sig = useRef(null);
+  const key = useRef(null);
+  async function check(e) {
+    e.preventDefault();
+    const b = bundle.current?.files?.[0];
+    if (!b) {
+      setResult({ ok: false, code: 'E_USAGE', reason: 'choose a bundle file first' });
+      return;
+    }
+    setBusy(true);
+    setResult(await verifyFiles(b, sig.current?.files?.[0], key.current?.files?.[0]));
+    setBusy(false);
+  }
+  return html`<details class="file-verify">
+    <summary>Verify a bundle file here (with its signature and a trusted key)</summary>
+    <form onSubmit=${check}>
+      <p class="small">Nothing is uploaded: the files are read and checked in this page, as <code>nano-vm verify &lt;bundle&gt; --key &lt;pub&gt;</code> does. With a key, the bundle must carry a valid signature by it.</p>
+      <label class="block" for="fv-bundle">Bundle (.json)</label>
+      <input id="fv-bundle" type="file" accept=".json,application/json" ref=${bundle} />
+      <label class="block" for="fv-sig">Signature (.sig, optional)</label>
+      <input id="fv-sig" type="file" ref=${sig} />
+      <label class="block" for="fv-key">Trusted public key (.pub, optional)</label>
+      <input id="fv-key" type="file" ref=${key} />
+      <div class="row"><button type="submit" disabled=${busy} data-testid="file-verify-run">Verify the file</button></div>
+    </form>
+    ${result
+      ? html`<p role="status" data-testid="file-verify" data-ok=${String(result.ok)} data-code=${result.code ?? ''} data-key=${result.key_id ?? ''} data-head=${result.head_hash ?? ''}
+          class=${result.ok ? 'good' : 'bad'}>
+          ${result.ok
+            ? `valid — ${result.event_count} events, head ${short(result.head_hash)}${result.signature_checked ? `, signed by ${result.key_id}` : ', signature not checked (no key given)'}`
+            : `INVALID — ${result.code}${result.first_bad_seq !== null && result.first_bad_seq !== undefined ? ` at seq ${result.first_bad_seq}` : ''}: ${result.reason}`}
+        </p>`
+      : null}
+  </details>`;
 }
 
 function HumanReceipt({ receipt }) {
@@ -480,10 +520,7 @@ function App() {
     }
     try {
       const [bundle, server] = await Promise.all([api.bundle(id), api.verify(id)]);
-      // A signed run: the bundle route serves {bundle, signature} or the meta names the key.
-      const b = bundle && bundle.bundle && bundle.format === undefined ? bundle.bundle : bundle;
-      const sig = bundle && bundle.signature && bundle.format === undefined ? bundle.signature : undefined;
-      const browser = verifyInBrowser(b, sig, meta?.signing?.public_key_pem ?? meta?.signing?.public_key);
+      const browser = verifyInBrowser(bundle);
       setAudit({ browser, server, compare: compareVerdicts(browser, server) });
     } catch (e) {
       setAudit({ error: e.message });
@@ -605,6 +642,7 @@ function App() {
       <//>
       <${Panel} id="audit" span=${4} title="Audit: verified in this browser">
         <${Audit} run=${run} audit=${audit} onVerify=${() => run?.id && doVerify(run.id, run.record)} />
+        <${FileVerify} />
       <//>
       <${Panel} id="receipt" span=${4} title="Receipt (human-readable)">
         <${HumanReceipt} receipt=${run?.record?.human_receipt} />

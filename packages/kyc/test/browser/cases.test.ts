@@ -4,12 +4,14 @@
  * page offers for download, and the page's in-browser verification against `nano-vm verify` run
  * by the real CLI on that file. Click-to-final-status times are logged (not asserted).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeReceipt, type Bundle } from '@nano-vm/kernel';
-import { SKIP, cliVerify, downloadBundle, launch, openApp, pressRun, runFromPage, startKyc, type Kyc } from './support.js';
+import { rechain } from '../../../../test/support/independent.js';
+import { CLI, SKIP, cliVerify, downloadBundle, launch, openApp, pressRun, runFromPage, startKyc, type Kyc } from './support.js';
 
 /** What the issue asks of each case (examples/kyc-aml/inputs); `null` outcome: the run waits. */
 const EXPECTED: Record<string, { status: string; outcome: string | null; modelCalls?: number; fourEyes?: boolean; rejectedOutputs?: boolean }> = {
@@ -100,6 +102,52 @@ describe.skipIf(SKIP !== null)('KYC simulator in Chromium: seeded cases', () => 
       await page.locator('[data-testid=stream] li', { hasText: receipt.head_hash.slice(0, 12) }).first().waitFor();
     });
   }
+
+  it('a bundle exported and signed by the CLI verifies in the page with its signature, as nano-vm verify --key says', async () => {
+    const shown = await runFromPage(page, 'clean_retail');
+    const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+    expect(cli('keygen', '--out', `${dir}/operator`).status).toBe(0);
+    expect(cli('keygen', '--out', `${dir}/stranger`).status).toBe(0);
+    const file = `${dir}/signed.bundle.json`;
+    const exported = cli('export', shown.runId, '--store', `sqlite:${dir}/kyc.db`, '--out', file, '--sign', `${dir}/operator.key`);
+    expect(exported.status, exported.stderr).toBe(0);
+
+    const check = async (bundle: string, key: string) => {
+      const details = page.locator('details.file-verify');
+      if ((await details.getAttribute('open')) === null) await details.locator('summary').click();
+      await page.getByLabel('Bundle (.json)').setInputFiles(bundle);
+      await page.getByLabel('Signature (.sig, optional)').setInputFiles(`${file}.sig`);
+      await page.getByLabel('Trusted public key (.pub, optional)').setInputFiles(key);
+      const previous = await page.getByTestId('file-verify').count() ? await page.getByTestId('file-verify').innerText() : '';
+      await page.getByTestId('file-verify-run').click();
+      await expect.poll(async () => (await page.getByTestId('file-verify').count() ? await page.getByTestId('file-verify').innerText() : previous)).not.toBe(previous);
+      const el = page.getByTestId('file-verify');
+      const verdict = JSON.parse(cli('verify', bundle, '--key', key, '--sig', `${file}.sig`, '--json').stdout) as { valid: boolean; code?: string; signature?: { key_id: string } };
+      return { ok: await el.getAttribute('data-ok'), code: await el.getAttribute('data-code'), text: await el.innerText(), cli: verdict };
+    };
+
+    const good = await check(file, `${dir}/operator.pub`);
+    expect(good.ok).toBe('true');
+    expect(good.cli.valid).toBe(true);
+    expect(good.text).toContain(good.cli.signature!.key_id);
+
+    const stranger = await check(file, `${dir}/stranger.pub`);
+    expect(stranger.ok).toBe('false');
+    expect(stranger.cli.valid).toBe(false);
+    expect(stranger.code).toBe('E_SIGNATURE_UNTRUSTED');
+    expect(stranger.cli.code).toBe('E_SIGNATURE_UNTRUSTED');
+
+    // The outcome edited and everything re-chained: the chain holds, the signature does not.
+    const edited = `${dir}/edited.bundle.json`;
+    writeFileSync(edited, JSON.stringify(rechain(JSON.parse(readFileSync(file, 'utf8')) as Bundle, (b) => {
+      const last = b.events[b.events.length - 1] as unknown as Record<string, unknown>;
+      last.outcome = 'REJECTED';
+    })));
+    const rechained = await check(edited, `${dir}/operator.pub`);
+    expect(rechained.ok).toBe('false');
+    expect(rechained.code).toBe(rechained.cli.code);
+    expect(rechained.code).toBe('E_SIGNATURE_MISMATCH');
+  });
 
   it('a custom case that does not fit the input schema is refused with its path, and nothing is stored', async () => {
     const count = async () => ((await (await fetch(`${kyc.url}api/runs`)).json()) as { runs: unknown[] }).runs.length;
