@@ -31,8 +31,7 @@ function Badges({ meta }) {
   const f = meta.fixtures ?? {};
   return html`<ul class="badges" aria-label="What this simulator runs on">
     <li class=${`badge ${m.scripted ? 'warn' : 'info'}`} data-testid="badge-model">
-      ${m.scripted ? 'Scripted model' : 'Model'}: ${m.label ?? m.kind ?? 'unknown'}
-      ${m.scripted ? ' — deterministic recorded answers, no LLM is called' : ''}
+      Model: ${m.label ?? m.kind ?? 'unknown'}${m.scripted ? ' — scripted, no LLM is called' : ''}
     </li>
     ${f.sanctions
       ? html`<li class="badge warn" data-testid="badge-fixtures">
@@ -66,6 +65,7 @@ function CasePicker({ meta, choice, setChoice, customText, setCustomText, disabl
       : selected
         ? html`<div class="case-details" data-testid="case-details">
             <p>${selected.summary}</p>
+            ${selected.expect ? html`<p class="small">What the program should do: ${selected.expect}</p>` : null}
             <details><summary>Input of this case</summary><pre class="json">${JSON.stringify(selected.input, null, 2)}</pre></details>
           </div>`
         : null}`;
@@ -92,6 +92,8 @@ function InjectorControls({ meta, injector, setInjector, disabled }) {
           <dl class="kv">
             <dt>Injected at</dt><dd>${word(chosen.point)}</dd>
             <dt>Caught by</dt><dd>${word(chosen.detector)}</dd>
+            ${chosen.evidence ? html`<dt>Evidence</dt><dd>${chosen.evidence}</dd>` : null}
+            ${chosen.default_case ? html`<dt>Shown best on</dt><dd><code>${chosen.default_case}</code></dd>` : null}
           </dl>
         </div>`
       : null}`;
@@ -116,7 +118,7 @@ function Detector({ d, fallback }) {
   if (!d) return html`<span data-testid="detector">${word(fallback)}</span>`;
   return html`<span data-testid="detector" data-caught=${String(!!d.caught)} data-reached=${String(!!d.reached)}>${detectorText(d)}</span>
     <span class=${`badge ${d.caught ? 'good-badge' : d.reached ? 'bad' : 'warn'}`} data-testid="caught">${d.caught ? 'caught' : d.reached ? 'NOT caught' : 'not reached'}</span>
-    ${d.summary ? html`<div class="small" data-testid="detector-summary">${d.summary}</div>` : null}`;
+    ${d.summary && d.summary !== `caught by ${d.component}` ? html`<div class="small" data-testid="detector-summary">${d.summary}</div>` : null}`;
 }
 
 function Evidence({ record }) {
@@ -136,20 +138,16 @@ function Evidence({ record }) {
           </ul>`
       : null}
     ${rejected.length > 0
-      ? html`<table class="nums" data-testid="rejected">
-          <caption>Rejected transitions and refusals (from the trace or the pre-flight)</caption>
-          <thead><tr><th scope="col">where</th><th scope="col">step / location</th><th scope="col">rule / code</th><th scope="col">requested</th><th scope="col">reason</th></tr></thead>
-          <tbody>
+      ? html`<h3 class="sub">Rejected transitions and refusals</h3>
+          <ul class="rejected" data-testid="rejected">
             ${rejected.map((r, i) =>
               r.source === 'preflight'
-                ? html`<tr key=${i}><td>pre-flight</td><td>${word(r.path)}${r.line ? ` (${r.line}:${r.col ?? 0})` : ''}</td><td><code>${r.code}</code></td><td>—</td><td>${r.message}</td></tr>`
-                : html`<tr key=${i}>
-                    <td>event #${word(r.seq)}</td><td>${word(r.step)}</td><td><code>${word(r.rule)}</code></td>
-                    <td>${word(r.requested)}${r.capability ? html` <small>(${r.capability})</small>` : null}</td><td>${word(r.reason)}</td>
-                  </tr>`,
+                ? html`<li key=${i}><span class="tag">pre-flight</span> <code>${r.code}</code>${r.path ? html` at <code>${r.path}</code>` : null}${r.line ? ` (line ${r.line}:${r.col ?? 0})` : ''}
+                    <div>${r.message}</div></li>`
+                : html`<li key=${i}><span class="tag">event #${word(r.seq)}</span> step <code>${word(r.step)}</code> asked for <code>${word(r.requested)}</code>${r.capability ? html` (capability <code>${r.capability}</code>)` : null};
+                    refused by rule <code>${word(r.rule)}</code><div>${word(r.reason)}</div></li>`,
             )}
-          </tbody>
-        </table>`
+          </ul>`
       : html`<p data-testid="no-rejected">No rejected transitions in this run.</p>`}
     ${record.tampered
       ? html`<p class="bad" data-testid="tampered">Edited in storage: event #${record.tampered.seq}, <code>${record.tampered.path}</code>

@@ -91,7 +91,7 @@ export async function readShown(page: Page, clickToFinalMs = 0): Promise<Shown> 
     detector: await text('detector'),
     counters,
     evidence: await text('evidence'),
-    rejectedRows: await page.locator('[data-testid=rejected] tbody tr').count(),
+    rejectedRows: await page.locator('[data-testid=rejected] > li').count(),
     browser: {
       ok: await attr('data-ok'),
       code: await attr('data-code'),
