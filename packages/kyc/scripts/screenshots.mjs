@@ -26,8 +26,7 @@ try {
 
   // 2. An injection caught at pre-flight: the injector, its detector and the refusal.
   await runFromPage(page, 'media_injection', 'tool_injection');
-  await 
-  await shot('kyc-tool-injection.png', panel('result'));
+  await await shot('kyc-tool-injection.png', panel('result'));
 
   // 3. Storage tampering: the browser's verifier and the server's agree the chain is broken, and where.
   await runFromPage(page, 'sanctions_exact', 'corrupt_receipt');

@@ -3,12 +3,7 @@
 // download link serves it, its chain, genesis commitments and receipt recomputed here, and the
 // result set beside the server's own verdict. A bundle file with its detached signature and a
 // trusted public key can be checked here too (verifyFiles), as `nano-vm verify --key` does.
-import {
-  parsePublicKeyPem,
-  pureHasher,
-  verifyBundle,
-  verifySignedBundle,
-} from '/assets/verify.js';
+import { parsePublicKeyPem, pureHasher, verifyBundle, verifySignedBundle } from '/assets/verify.js';
 
 /** The verdict of the kernel's verifier on a run's bundle, as fetched from the download link. */
 export function verifyInBrowser(bundle) {

@@ -96,9 +96,11 @@ export function Diagram({ graph, states }) {
       return html`<g key=${`e${i}`} class=${`edge${isBack ? ' back' : ''}${taken ? ' taken' : ''}`}>
         <title>${e.from} → ${e.to}${label ? `: ${label}` : ''}</title>
         <path d=${d} marker-end="url(#arrow)" />
-        ${label && label.length <= 22 && !isBack
-          ? html`<text x=${(x1 + x2) / 2 + 4} y=${(y1 + y2) / 2} class="edge-label">${label}</text>`
-          : null}
+        ${
+          label && label.length <= 22 && !isBack
+            ? html`<text x=${(x1 + x2) / 2 + 4} y=${(y1 + y2) / 2} class="edge-label">${label}</text>`
+            : null
+        }
       </g>`;
     })}
     ${graph.nodes.map((n) => {

@@ -11,10 +11,24 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeReceipt, type Bundle } from '@nano-vm/kernel';
 import { rechain } from '../../../../test/support/independent.js';
-import { CLI, SKIP, cliVerify, downloadBundle, launch, openApp, pressRun, runFromPage, startKyc, type Kyc } from './support.js';
+import {
+  CLI,
+  SKIP,
+  cliVerify,
+  downloadBundle,
+  launch,
+  openApp,
+  pressRun,
+  runFromPage,
+  startKyc,
+  type Kyc,
+} from './support.js';
 
 /** What the issue asks of each case (examples/kyc-aml/inputs); `null` outcome: the run waits. */
-const EXPECTED: Record<string, { status: string; outcome: string | null; modelCalls?: number; fourEyes?: boolean; rejectedOutputs?: boolean }> = {
+const EXPECTED: Record<
+  string,
+  { status: string; outcome: string | null; modelCalls?: number; fourEyes?: boolean; rejectedOutputs?: boolean }
+> = {
   clean_retail: { status: 'completed', outcome: 'APPROVED' },
   sanctions_exact: { status: 'completed', outcome: 'POLICY_BLOCKED', modelCalls: 0 },
   fuzzy_match: { status: 'suspended', outcome: null, fourEyes: true },
@@ -89,9 +103,9 @@ describe.skipIf(SKIP !== null)('KYC simulator in Chromium: seeded cases', () => 
 
       // The diagram shows the end step reached, or the step the run waits at.
       const last = receipt.path[receipt.path.length - 1]!;
-      await expect.poll(() => page.locator(`[data-testid=diagram] [data-step="${last}"]`).getAttribute('data-state')).toBe(
-        want.status === 'suspended' ? 'waiting' : 'reached',
-      );
+      await expect
+        .poll(() => page.locator(`[data-testid=diagram] [data-step="${last}"]`).getAttribute('data-state'))
+        .toBe(want.status === 'suspended' ? 'waiting' : 'reached');
 
       if (want.status === 'suspended') {
         const item = page.locator(`[data-testid=inbox] li[data-run="${shown.runId}"]`);
@@ -99,7 +113,10 @@ describe.skipIf(SKIP !== null)('KYC simulator in Chromium: seeded cases', () => 
         if (want.fourEyes) expect(await item.innerText()).toMatch(/four-eyes/);
       }
       // Every trace event of the run came through the live stream, with its hash.
-      await page.locator('[data-testid=stream] li', { hasText: receipt.head_hash.slice(0, 12) }).first().waitFor();
+      await page
+        .locator('[data-testid=stream] li', { hasText: receipt.head_hash.slice(0, 12) })
+        .first()
+        .waitFor();
     });
   }
 
@@ -109,7 +126,16 @@ describe.skipIf(SKIP !== null)('KYC simulator in Chromium: seeded cases', () => 
     expect(cli('keygen', '--out', `${dir}/operator`).status).toBe(0);
     expect(cli('keygen', '--out', `${dir}/stranger`).status).toBe(0);
     const file = `${dir}/signed.bundle.json`;
-    const exported = cli('export', shown.runId, '--store', `sqlite:${dir}/kyc.db`, '--out', file, '--sign', `${dir}/operator.key`);
+    const exported = cli(
+      'export',
+      shown.runId,
+      '--store',
+      `sqlite:${dir}/kyc.db`,
+      '--out',
+      file,
+      '--sign',
+      `${dir}/operator.key`,
+    );
     expect(exported.status, exported.stderr).toBe(0);
 
     const check = async (bundle: string, key: string) => {
@@ -118,12 +144,29 @@ describe.skipIf(SKIP !== null)('KYC simulator in Chromium: seeded cases', () => 
       await page.getByLabel('Bundle (.json)').setInputFiles(bundle);
       await page.getByLabel('Signature (.sig, optional)').setInputFiles(`${file}.sig`);
       await page.getByLabel('Trusted public key (.pub, optional)').setInputFiles(key);
-      const previous = await page.getByTestId('file-verify').count() ? await page.getByTestId('file-verify').innerText() : '';
+      const previous = (await page.getByTestId('file-verify').count())
+        ? await page.getByTestId('file-verify').innerText()
+        : '';
       await page.getByTestId('file-verify-run').click();
-      await expect.poll(async () => (await page.getByTestId('file-verify').count() ? await page.getByTestId('file-verify').innerText() : previous)).not.toBe(previous);
+      await expect
+        .poll(async () =>
+          (await page.getByTestId('file-verify').count())
+            ? await page.getByTestId('file-verify').innerText()
+            : previous,
+        )
+        .not.toBe(previous);
       const el = page.getByTestId('file-verify');
-      const verdict = JSON.parse(cli('verify', bundle, '--key', key, '--sig', `${file}.sig`, '--json').stdout) as { valid: boolean; code?: string; signature?: { key_id: string } };
-      return { ok: await el.getAttribute('data-ok'), code: await el.getAttribute('data-code'), text: await el.innerText(), cli: verdict };
+      const verdict = JSON.parse(cli('verify', bundle, '--key', key, '--sig', `${file}.sig`, '--json').stdout) as {
+        valid: boolean;
+        code?: string;
+        signature?: { key_id: string };
+      };
+      return {
+        ok: await el.getAttribute('data-ok'),
+        code: await el.getAttribute('data-code'),
+        text: await el.innerText(),
+        cli: verdict,
+      };
     };
 
     const good = await check(file, `${dir}/operator.pub`);
@@ -139,10 +182,15 @@ describe.skipIf(SKIP !== null)('KYC simulator in Chromium: seeded cases', () => 
 
     // The outcome edited and everything re-chained: the chain holds, the signature does not.
     const edited = `${dir}/edited.bundle.json`;
-    writeFileSync(edited, JSON.stringify(rechain(JSON.parse(readFileSync(file, 'utf8')) as Bundle, (b) => {
-      const last = b.events[b.events.length - 1] as unknown as Record<string, unknown>;
-      last.outcome = 'REJECTED';
-    })));
+    writeFileSync(
+      edited,
+      JSON.stringify(
+        rechain(JSON.parse(readFileSync(file, 'utf8')) as Bundle, (b) => {
+          const last = b.events[b.events.length - 1] as unknown as Record<string, unknown>;
+          last.outcome = 'REJECTED';
+        }),
+      ),
+    );
     const rechained = await check(edited, `${dir}/operator.pub`);
     expect(rechained.ok).toBe('false');
     expect(rechained.code).toBe(rechained.cli.code);

@@ -30,11 +30,31 @@ const EXPECTED: Record<string, Want> = {
   tool_injection: { status: 'refused', preflight: /E_POLICY_GRANT/ },
   policy_bypass: { status: 'failed', outcome: 'POLICY_BLOCKED', rule: 'policy.pinned', verify: { ok: true } },
   corrupt_receipt: { status: 'completed', verify: { ok: false, code: 'E_CHAIN_HASH' }, evidence: /E_CHAIN_HASH/ },
-  gdpr_erase: { status: 'completed', outcome: 'APPROVED', verify: { ok: true }, evidence: /erasure_refused|values_erased/ },
-  llm_out_of_enum: { status: 'suspended', verify: { ok: true }, counter: ['rejected_outputs', (n) => n > 0], evidence: /E_OUTPUT_NOT_IN_ENUM/ },
-  double_approval: { status: 'failed', outcome: 'POLICY_BLOCKED', rule: 'four_eyes_distinct_reviewers', verify: { ok: true } },
+  gdpr_erase: {
+    status: 'completed',
+    outcome: 'APPROVED',
+    verify: { ok: true },
+    evidence: /erasure_refused|values_erased/,
+  },
+  llm_out_of_enum: {
+    status: 'suspended',
+    verify: { ok: true },
+    counter: ['rejected_outputs', (n) => n > 0],
+    evidence: /E_OUTPUT_NOT_IN_ENUM/,
+  },
+  double_approval: {
+    status: 'failed',
+    outcome: 'POLICY_BLOCKED',
+    rule: 'four_eyes_distinct_reviewers',
+    verify: { ok: true },
+  },
   budget_exhaust: { status: 'budget_exceeded', verify: { ok: true } },
-  provider_outage: { status: 'suspended', verify: { ok: true }, counter: ['fallbacks', (n) => n === 1], evidence: /E_MODEL_UNAVAILABLE/ },
+  provider_outage: {
+    status: 'suspended',
+    verify: { ok: true },
+    counter: ['fallbacks', (n) => n === 1],
+    evidence: /E_MODEL_UNAVAILABLE/,
+  },
 };
 
 interface InjectorMeta {
@@ -122,7 +142,9 @@ describe.skipIf(SKIP !== null)('KYC simulator in Chromium: injectors', () => {
     await page.locator('input[name=injector][value="skip_step"]').check();
     await page.getByTestId('run-lanes').click();
     await page.getByTestId('lane-baseline-outcome').filter({ hasText: 'POLICY_BLOCKED' }).waitFor();
-    expect(await page.getByTestId('lane-ungoverned-leaves').innerText()).toMatch(/adverse_media instead of screen_sanctions/);
+    expect(await page.getByTestId('lane-ungoverned-leaves').innerText()).toMatch(
+      /adverse_media instead of screen_sanctions/,
+    );
     expect(await page.getByTestId('lane-ungoverned-outcome').innerText()).toBe('APPROVED');
     expect(await page.getByTestId('lane-governed-nopath').innerText()).toMatch(/refused at pre-flight/);
     expect(await page.getByTestId('lane-governed-status').innerText()).toBe('refused');
