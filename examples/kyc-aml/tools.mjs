@@ -65,7 +65,13 @@ const num = (t, k) => {
   if (typeof v !== 'number') throw new Error(`policy threshold ${k} must be a number`);
   return v;
 };
-const list = (t, k) => new Set(String(t[k] ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+const list = (t, k) =>
+  new Set(
+    String(t[k] ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
 
 /** The tools, configured by the policy in force (its thresholds hold the weights and bands). */
 export function createTools(policy) {
@@ -138,7 +144,13 @@ export function createTools(policy) {
           corpus_hash: media.hash,
           hits: found.length,
           max_severity: max,
-          articles: found.map(({ id, source, severity, headline, excerpt }) => ({ id, source, severity, headline, excerpt })),
+          articles: found.map(({ id, source, severity, headline, excerpt }) => ({
+            id,
+            source,
+            severity,
+            headline,
+            excerpt,
+          })),
         };
       },
     },
@@ -148,7 +160,15 @@ export function createTools(policy) {
       input_schema: {
         type: 'object',
         additionalProperties: false,
-        required: ['nationality', 'residence_country', 'pep_declared', 'pep_listed', 'match', 'media_severity', 'account'],
+        required: [
+          'nationality',
+          'residence_country',
+          'pep_declared',
+          'pep_listed',
+          'match',
+          'media_severity',
+          'account',
+        ],
         properties: {
           nationality: { type: 'string' },
           residence_country: { type: 'string' },
@@ -165,25 +185,31 @@ export function createTools(policy) {
         add('base', 'risk_base_points', 'every customer');
         const high = list(t, 'risk_countries_high');
         const medium = list(t, 'risk_countries_medium');
-        if (high.has(a.residence_country)) add('residence_high', 'risk_weight_residence_high', `resides in ${a.residence_country}`);
+        if (high.has(a.residence_country))
+          add('residence_high', 'risk_weight_residence_high', `resides in ${a.residence_country}`);
         else if (medium.has(a.residence_country))
           add('residence_medium', 'risk_weight_residence_medium', `resides in ${a.residence_country}`);
-        if (high.has(a.nationality)) add('nationality_high', 'risk_weight_nationality_high', `national of ${a.nationality}`);
+        if (high.has(a.nationality))
+          add('nationality_high', 'risk_weight_nationality_high', `national of ${a.nationality}`);
         if (a.pep_declared || a.pep_listed)
           add('pep', 'risk_weight_pep', a.pep_listed ? 'on the PEP list' : 'declared a political exposure');
         if (a.match === 'potential') add('potential_match', 'risk_weight_potential_match', 'potential sanctions match');
         if (a.media_severity === 'high') add('media_high', 'risk_weight_media_high', 'high-severity adverse media');
-        else if (a.media_severity === 'medium') add('media_medium', 'risk_weight_media_medium', 'medium-severity adverse media');
+        else if (a.media_severity === 'medium')
+          add('media_medium', 'risk_weight_media_medium', 'medium-severity adverse media');
         else if (a.media_severity === 'low') add('media_low', 'risk_weight_media_low', 'low-severity adverse media');
         const volume = a.account.expected_monthly_volume_eur;
         if (volume > num(t, 'risk_volume_very_high_eur'))
           add('volume_very_high', 'risk_weight_volume_very_high', `expects ${volume} EUR a month`);
         else if (volume > num(t, 'risk_volume_high_eur'))
           add('volume_high', 'risk_weight_volume_high', `expects ${volume} EUR a month`);
-        if (a.account.product === 'business_current') add('business_product', 'risk_weight_business_product', 'business account');
-        if (a.account.source_of_funds === 'other') add('source_other', 'risk_weight_source_other', 'source of funds: other');
+        if (a.account.product === 'business_current')
+          add('business_product', 'risk_weight_business_product', 'business account');
+        if (a.account.source_of_funds === 'other')
+          add('source_other', 'risk_weight_source_other', 'source of funds: other');
         const score = factors.reduce((s, f) => s + f.points, 0);
-        const band = score >= num(t, 'risk_band_high_min') ? 'HIGH' : score >= num(t, 'risk_band_medium_min') ? 'MEDIUM' : 'LOW';
+        const band =
+          score >= num(t, 'risk_band_high_min') ? 'HIGH' : score >= num(t, 'risk_band_medium_min') ? 'MEDIUM' : 'LOW';
         return { score, band, factors, policy: policyLabel };
       },
     },
@@ -194,7 +220,11 @@ export function createTools(policy) {
         type: 'object',
         additionalProperties: false,
         required: ['reviewer', 'first_reviewer', 'four_eyes'],
-        properties: { reviewer: { type: 'string' }, first_reviewer: { type: 'string' }, four_eyes: { type: 'boolean' } },
+        properties: {
+          reviewer: { type: 'string' },
+          first_reviewer: { type: 'string' },
+          four_eyes: { type: 'boolean' },
+        },
       },
       run: async ({ reviewer, first_reviewer, four_eyes }, ctx) => ({
         approval_id: `apr_${String(ctx?.idempotencyKey ?? '').slice(0, 12)}`,

@@ -29,7 +29,8 @@ const isObj = (v: unknown): v is Record<string, JsonValue> => typeof v === 'obje
 function outputOf(events: readonly TraceEvent[], step: string): JsonValue | undefined {
   let out: JsonValue | undefined;
   for (const e of events)
-    if ((e.type === 'step_completed' || e.type === 'step_fallback') && e.step === step && e.parent === undefined) out = e.output;
+    if ((e.type === 'step_completed' || e.type === 'step_fallback') && e.step === step && e.parent === undefined)
+      out = e.output;
   return out;
 }
 
@@ -51,7 +52,12 @@ export function humanReceipt(events: readonly TraceEvent[]): HumanReceipt {
     } else if (e.type === 'transition_rejected') {
       rules.push({ seq: e.seq, kind: 'rejected', step: e.step, rule: e.rule });
     } else if (e.type === 'run_resumed' && isObj(e.event)) {
-      reviewers.push({ step: e.step, reviewer: String(e.event.reviewer), decision: String(e.event.decision), seq: e.seq });
+      reviewers.push({
+        step: e.step,
+        reviewer: String(e.event.reviewer),
+        decision: String(e.event.decision),
+        seq: e.seq,
+      });
     } else if (e.type === 'step_failed' && e.step === 'review' && e.raw !== undefined) {
       rejectedAnswers.push(e.raw);
     } else if (e.type === 'step_fallback' && e.step === 'review') fallback = true;
@@ -68,10 +74,17 @@ export function humanReceipt(events: readonly TraceEvent[]): HumanReceipt {
       ...(isObj(media) && { media: { version: String(media.corpus_version), hash: String(media.corpus_hash) } }),
     },
     screening: isObj(screen)
-      ? { match: String(screen.match), score: Number(screen.score), matched_id: String(screen.matched_id), pep: screen.pep === true }
+      ? {
+          match: String(screen.match),
+          score: Number(screen.score),
+          matched_id: String(screen.matched_id),
+          pep: screen.pep === true,
+        }
       : null,
     review:
-      review === undefined && !rejectedAnswers.length ? null : { answer: String(review ?? ''), fallback, rejected_answers: rejectedAnswers },
+      review === undefined && !rejectedAnswers.length
+        ? null
+        : { answer: String(review ?? ''), fallback, rejected_answers: rejectedAnswers },
     reviewers,
     policy_hash: r.policy_hash,
     program_hash: r.program_hash,

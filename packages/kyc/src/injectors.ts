@@ -3,13 +3,7 @@
  * the runtime that catches it. What each one changes is code here; whether it was caught is read
  * back from the run's events (or the pre-flight's issues, or verify), never asserted.
  */
-import {
-  NanoVmError,
-  type ConditionStep,
-  type PolicySnapshot,
-  type Program,
-  type Step,
-} from '@nano-vm/kernel';
+import { NanoVmError, type ConditionStep, type PolicySnapshot, type Program, type Step } from '@nano-vm/kernel';
 import { ModelError, type ModelAnswer, type ModelPort, type ModelRequest } from '@nano-vm/runtime';
 
 export type InjectorId =
@@ -43,16 +37,19 @@ export const INJECTORS: readonly InjectorInfo[] = [
   {
     id: 'invalid_program',
     title: 'Invalid program',
-    description: 'The sanctions gate is edited to read a field the screening never returns (`matched` for `match`): glue code reads it as false and lets a confirmed hit through.',
+    description:
+      'The sanctions gate is edited to read a field the screening never returns (`matched` for `match`): glue code reads it as false and lets a confirmed hit through.',
     point: 'pre-flight: the program handed to the runtime',
     detector: 'validator (guard type check against the declared output schema)',
-    evidence: 'E_GUARD_TYPE / E_GUARD_UNKNOWN_IDENT issue at the sanctions_gate; the run is refused before its first event',
+    evidence:
+      'E_GUARD_TYPE / E_GUARD_UNKNOWN_IDENT issue at the sanctions_gate; the run is refused before its first event',
     default_case: 'sanctions_exact',
   },
   {
     id: 'skip_step',
     title: 'Skip sanctions screening',
-    description: 'The completeness gate is rewired to go straight to adverse media, skipping the sanctions & PEP screening.',
+    description:
+      'The completeness gate is rewired to go straight to adverse media, skipping the sanctions & PEP screening.',
     point: 'pre-flight: the program graph (completeness_gate.else → adverse_media)',
     detector: 'policy pre-flight (required step `screening_required`)',
     evidence: 'E_POLICY_REQUIRED_STEP with a path to a success end that avoids screen_sanctions; the run is refused',
@@ -70,7 +67,8 @@ export const INJECTORS: readonly InjectorInfo[] = [
   {
     id: 'tool_injection',
     title: 'Tool injection',
-    description: 'A step that executes the tool the model asks for (approve_customer) is inserted after the review, as an agent framework would.',
+    description:
+      'A step that executes the tool the model asks for (approve_customer) is inserted after the review, as an agent framework would.',
     point: 'the program: a tool step `execute_model_action` after review',
     detector: 'step-scoped capability gate (onboarding.approve is granted only to the approval steps)',
     evidence: 'E_POLICY_GRANT naming the step and the capability; nothing runs',
@@ -79,28 +77,34 @@ export const INJECTORS: readonly InjectorInfo[] = [
   {
     id: 'policy_bypass',
     title: 'Policy bypass',
-    description: 'The worker crashes after the first step and is restarted with a loosened policy file (sanctions threshold off, risk bands raised, deny rules dropped).',
+    description:
+      'The worker crashes after the first step and is restarted with a loosened policy file (sanctions threshold off, risk bands raised, deny rules dropped).',
     point: 'between steps: the process restarts under a swapped policy',
     detector: 'genesis policy pin (the policy hash recorded in run_started)',
-    evidence: 'transition_rejected rule policy.pinned with the offered policy hash; POLICY_BLOCKED before any further tool runs',
+    evidence:
+      'transition_rejected rule policy.pinned with the offered policy hash; POLICY_BLOCKED before any further tool runs',
     default_case: 'sanctions_exact',
   },
   {
     id: 'corrupt_receipt',
     title: 'Corrupt the stored record',
-    description: 'After the run, a decisive event is edited in the SQLite store (the screening result, or the completeness check) without re-hashing.',
+    description:
+      'After the run, a decisive event is edited in the SQLite store (the screening result, or the completeness check) without re-hashing.',
     point: 'after the run, in storage',
     detector: 'verify (hash chain and receipt recomputation)',
-    evidence: 'verify names the first bad event (E_CHAIN_HASH) and the field diff against the copy witnessed when it was appended',
+    evidence:
+      'verify names the first bad event (E_CHAIN_HASH) and the field diff against the copy witnessed when it was appended',
     default_case: 'sanctions_exact',
   },
   {
     id: 'gdpr_erase',
     title: 'GDPR erasure vs AML legal hold',
-    description: 'The data subject asks for erasure. Under the AML retention hold it is refused (and recorded); under a policy version with the hold lifted the values are erased and the chain still verifies. Both paths run.',
+    description:
+      'The data subject asks for erasure. Under the AML retention hold it is refused (and recorded); under a policy version with the hold lifted the values are erased and the chain still verifies. Both paths run.',
     point: 'after the run: eraseSubject on the store',
     detector: 'legal hold of the pinned policy (aml_record_retention) and the vault',
-    evidence: 'erasure_refused event on the held run; values_erased on the lifted run, its vault values gone, verify still ok',
+    evidence:
+      'erasure_refused event on the held run; values_erased on the lifted run, its vault values gone, verify still ok',
     default_case: 'clean_retail',
   },
   {
@@ -182,8 +186,18 @@ export function mutateProgram(id: InjectorId, original: Program): Program | null
       });
       return p;
     }
-    default:
+    case 'policy_bypass':
+    case 'corrupt_receipt':
+    case 'gdpr_erase':
+    case 'llm_out_of_enum':
+    case 'double_approval':
+    case 'budget_exhaust':
+    case 'provider_outage':
       return null;
+    default: {
+      const never: never = id;
+      throw new NanoVmError('E_INTERNAL', `unknown injector ${String(never)}`);
+    }
   }
 }
 
@@ -200,7 +214,8 @@ export function loosenedPolicy(policy: PolicySnapshot): PolicySnapshot {
 export function holdLiftedPolicy(policy: PolicySnapshot): PolicySnapshot {
   const p = clone(policy);
   p.id = `${policy.id}-hold-lifted`;
-  p.description = `${policy.description ?? ''} The AML retention hold is lifted: the business relationship ended more than five years ago.`.trim();
+  p.description =
+    `${policy.description ?? ''} The AML retention hold is lifted: the business relationship ended more than five years ago.`.trim();
   delete p.legal_holds;
   return p;
 }

@@ -88,7 +88,11 @@ export interface KycProgram {
   toolsFor(policy: PolicySnapshot): ToolRegistry;
   fixtures: { sanctions: Fixture; media: Fixture };
   cases: SeededCase[];
-  graph: { nodes: { id: string; kind: string; outcome?: string }[]; edges: { from: string; to: string; label?: string }[]; mermaid: string };
+  graph: {
+    nodes: { id: string; kind: string; outcome?: string }[];
+    edges: { from: string; to: string; label?: string }[];
+    mermaid: string;
+  };
 }
 
 interface ToolsModule {
@@ -138,7 +142,11 @@ export async function loadKycProgram(dir: string = DEFAULT_EXAMPLE_DIR): Promise
     fixtures: { sanctions: fx('./fixtures/sanctions-pep.json'), media: fx('./fixtures/adverse-media.json') },
     cases,
     graph: {
-      nodes: program.steps.map((s) => ({ id: s.id, kind: s.kind, ...(s.kind === 'end' ? { outcome: s.outcome } : {}) })),
+      nodes: program.steps.map((s) => ({
+        id: s.id,
+        kind: s.kind,
+        ...(s.kind === 'end' ? { outcome: s.outcome } : {}),
+      })),
       edges,
       mermaid: programGraph(program, 'mermaid'),
     },

@@ -5,7 +5,14 @@
  * model as the governed lane, so the damage it shows is what those steps really do without governance.
  * Its log is plain records: nothing in it can be verified.
  */
-import { compileGuard, evaluateGuard, type JsonValue, type PolicySnapshot, type Program, type Step } from '@nano-vm/kernel';
+import {
+  compileGuard,
+  evaluateGuard,
+  type JsonValue,
+  type PolicySnapshot,
+  type Program,
+  type Step,
+} from '@nano-vm/kernel';
 import type { ModelPort, ToolRegistry } from '@nano-vm/runtime';
 
 export interface NaiveApproval {
@@ -106,7 +113,12 @@ export async function runNaive(o: NaiveOptions): Promise<NaiveResult> {
     const def = o.tools.get(tool);
     if (!def) throw new Error(`no tool ${tool}`);
     res.tool_calls.push({ step, tool, args, requested_by_model: byModel });
-    const ctx = { signal: new AbortController().signal, idempotencyKey: `naive-${step}-${res.tool_calls.length}`, step, attempt: 1 };
+    const ctx = {
+      signal: new AbortController().signal,
+      idempotencyKey: `naive-${step}-${res.tool_calls.length}`,
+      step,
+      attempt: 1,
+    };
     return (await def.run(args, ctx)) as JsonValue;
   };
   let id: string | undefined = o.program.start ?? o.program.steps[0]?.id;
@@ -128,9 +140,14 @@ export async function runNaive(o: NaiveOptions): Promise<NaiveResult> {
         }
         case 'llm': {
           // The whole record goes into the prompt: glue code rarely builds a projection.
-          const view = JSON.parse(JSON.stringify({ input: state.input, steps: state.steps })) as Record<string, JsonValue>;
+          const view = JSON.parse(JSON.stringify({ input: state.input, steps: state.steps })) as Record<
+            string,
+            JsonValue
+          >;
           const customer = readPath(state.input, 'customer');
-          if (isObj(customer)) for (const k of ['full_name', 'date_of_birth', 'email', 'document_number']) if (k in customer) res.pii_sent_to_model.push(k);
+          if (isObj(customer))
+            for (const k of ['full_name', 'date_of_birth', 'email', 'document_number'])
+              if (k in customer) res.pii_sent_to_model.push(k);
           const prompt = `${step.prompt}\n\nFull record: ${JSON.stringify(view)}`;
           const answer = await o.model.complete({
             step: step.id,
@@ -146,12 +163,27 @@ export async function runNaive(o: NaiveOptions): Promise<NaiveResult> {
           const choices = 'enum' in step.output ? step.output.enum : [];
           const output = lenient(answer.raw, choices);
           state.steps[step.id] = { output };
-          res.records.push({ step: step.id, kind: 'llm', detail: `model answered ${JSON.stringify(answer.raw)}`, output });
+          res.records.push({
+            step: step.id,
+            kind: 'llm',
+            detail: `model answered ${JSON.stringify(answer.raw)}`,
+            output,
+          });
           const call = requestedToolCall(answer.raw);
           if (call && o.tools.get(call.name)) {
-            const args: Record<string, JsonValue> = { reviewer: call.args.reviewer ?? 'model', first_reviewer: call.args.reviewer ?? 'model', four_eyes: false, ...call.args };
+            const args: Record<string, JsonValue> = {
+              reviewer: call.args.reviewer ?? 'model',
+              first_reviewer: call.args.reviewer ?? 'model',
+              four_eyes: false,
+              ...call.args,
+            };
             const out = await callTool(step.id, call.name, args, true);
-            res.records.push({ step: step.id, kind: 'tool', detail: `executed ${call.name} as the model's answer asked`, output: out });
+            res.records.push({
+              step: step.id,
+              kind: 'tool',
+              detail: `executed ${call.name} as the model's answer asked`,
+              output: out,
+            });
           }
           id = step.next;
           break;
@@ -179,7 +211,11 @@ export async function runNaive(o: NaiveOptions): Promise<NaiveResult> {
             return res;
           }
           state.steps[step.id] = { output: { ...a } };
-          res.records.push({ step: step.id, kind: 'wait', detail: `${a.reviewer} chose ${a.decision} (accepted as given)` });
+          res.records.push({
+            step: step.id,
+            kind: 'wait',
+            detail: `${a.reviewer} chose ${a.decision} (accepted as given)`,
+          });
           id = step.next;
           break;
         }

@@ -41,7 +41,8 @@ export function reviewAnswer(view: JsonValue): string {
   const match = at(view, 'steps.screen_sanctions.output.match');
   const pep = at(view, 'steps.screen_sanctions.output.pep');
   const articles = at(view, 'steps.adverse_media.output.articles');
-  const seriousMedia = Array.isArray(articles) && articles.some((a) => isObj(a) && (a.severity === 'medium' || a.severity === 'high'));
+  const seriousMedia =
+    Array.isArray(articles) && articles.some((a) => isObj(a) && (a.severity === 'medium' || a.severity === 'high'));
   if (band === 'HIGH' || match === 'potential' || pep === true || seriousMedia) return 'ESCALATE';
   return 'CLEAR';
 }

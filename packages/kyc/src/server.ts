@@ -20,6 +20,8 @@ import { RequestError, REVIEWERS, Simulator, type SimEvent } from './simulator.j
 export const MAX_BODY_BYTES = 64 * 1024;
 export const DEFAULT_PORT = 4173;
 export const MAX_ANALYTICS_RUNS = 500;
+/** Events queued for one stream client before it is dropped as not reading. */
+const MAX_SSE_BACKLOG = 10_000;
 
 const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url));
 
@@ -59,7 +61,8 @@ async function jsonBody(c: Context): Promise<Record<string, unknown>> {
   try {
     v = parseJsonText(text, { maxChars: MAX_BODY_BYTES, maxDepth: 32 });
   } catch (e) {
-    if (e instanceof JsonTextError) throw new RequestError('E_JSON', `the body is not valid JSON: ${e.message}`, 400, '/');
+    if (e instanceof JsonTextError)
+      throw new RequestError('E_JSON', `the body is not valid JSON: ${e.message}`, 400, '/');
     throw e;
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v))
@@ -110,7 +113,10 @@ export function createApp(sim: Simulator, o: { webDir: string; assetsDir: string
     const host = (c.req.header('host') ?? '').toLowerCase();
     const hostname = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
     if (!hosts.has(hostname))
-      return c.json(errorBody('E_KYC_REQUEST', `refused Host '${host}': the simulator answers only to ${[...hosts].join(', ')}`), 421);
+      return c.json(
+        errorBody('E_KYC_REQUEST', `refused Host '${host}': the simulator answers only to ${[...hosts].join(', ')}`),
+        421,
+      );
     if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
       const origin = c.req.header('origin');
       if (origin !== undefined && origin !== 'null') {
@@ -129,7 +135,8 @@ export function createApp(sim: Simulator, o: { webDir: string; assetsDir: string
   app.onError((e, c) => {
     if (e instanceof RequestError) return c.json(errorBody(e.code, e.message, e.path), e.status);
     if (e instanceof NanoVmError) {
-      const status: ErrorStatus = e.code === 'E_INPUT_INVALID' ? 422 : e.code === 'E_TOO_LARGE' ? 413 : e.code === 'E_TOO_DEEP' ? 400 : 500;
+      const status: ErrorStatus =
+        e.code === 'E_INPUT_INVALID' ? 422 : e.code === 'E_TOO_LARGE' ? 413 : e.code === 'E_TOO_DEEP' ? 400 : 500;
       return c.json(errorBody(e.code, e.message, e.issues[0]?.path), status);
     }
     console.error(e);
@@ -163,7 +170,11 @@ export function createApp(sim: Simulator, o: { webDir: string; assetsDir: string
     onlyKeys(body, ['case', 'input', 'injector', 'lanes']);
     if (body.lanes !== undefined && typeof body.lanes !== 'boolean')
       throw new RequestError('E_KYC_REQUEST', '"lanes" must be true or false', 400, '/lanes');
-    const req = { case: body.case as string | undefined, input: body.input, injector: body.injector as string | undefined };
+    const req = {
+      case: body.case as string | undefined,
+      input: body.input,
+      injector: body.injector as string | undefined,
+    };
     if (body.lanes === true) return c.json(await sim.lanes(req), 201);
     const id = await sim.start(req);
     const view = await sim.view(id);
@@ -212,8 +223,12 @@ export function createApp(sim: Simulator, o: { webDir: string; assetsDir: string
     streamSSE(c, async (stream) => {
       const queue: SimEvent[] = [];
       let wake: (() => void) | null = null;
+      // A client that stops reading is dropped rather than buffered without bound.
       const off = sim.subscribe((e) => {
-        queue.push(e);
+        if (queue.length >= MAX_SSE_BACKLOG) {
+          off();
+          stream.abort();
+        } else queue.push(e);
         wake?.();
       });
       stream.onAbort(() => {
@@ -238,12 +253,17 @@ export function createApp(sim: Simulator, o: { webDir: string; assetsDir: string
     }),
   );
 
-  app.all('/api/*', (c) => c.json(errorBody('E_KYC_NOT_FOUND', `no API route ${c.req.method} ${c.req.path} (see packages/kyc/API.md)`), 404));
+  app.all('/api/*', (c) =>
+    c.json(errorBody('E_KYC_NOT_FOUND', `no API route ${c.req.method} ${c.req.path} (see packages/kyc/API.md)`), 404),
+  );
 
   const serve = (root: string, rel: string, c: Context, what: string) => {
     if (!existsSync(root))
       return c.json(
-        errorBody('E_KYC_NOT_FOUND', `${what} is not built: ${root} does not exist (run \`npm run build\`; the API is at /api/meta)`),
+        errorBody(
+          'E_KYC_NOT_FOUND',
+          `${what} is not built: ${root} does not exist (run \`npm run build\`; the API is at /api/meta)`,
+        ),
         404,
       );
     const file = staticFile(root, rel);
@@ -261,7 +281,11 @@ export function createApp(sim: Simulator, o: { webDir: string; assetsDir: string
 
 /** Opens the store, starts listening and resolves once the port is bound. */
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
-  const sim = await Simulator.open({ store: o.store, ...(o.model && { model: o.model }), ...(o.exampleDir && { exampleDir: o.exampleDir }) });
+  const sim = await Simulator.open({
+    store: o.store,
+    ...(o.model && { model: o.model }),
+    ...(o.exampleDir && { exampleDir: o.exampleDir }),
+  });
   const host = o.host ?? '127.0.0.1';
   let port = o.port ?? DEFAULT_PORT;
   const app = createApp(sim, {

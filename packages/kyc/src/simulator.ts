@@ -119,6 +119,7 @@ export const REVIEWERS = ['alice', 'bob'] as const;
 
 export class Simulator {
   private listeners = new Set<(e: SimEvent) => void>();
+  private readonly analyticsCache = new Map<string, AnalyticsResult>();
   private readonly model: ModelPort;
   private constructor(
     readonly kyc: KycProgram,
@@ -169,12 +170,15 @@ export class Simulator {
 
   private saveDoc(id: string, doc: SimDoc): void {
     this.store.db
-      .prepare(`INSERT INTO kyc_sim_runs (id, created_at, doc) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc`)
+      .prepare(
+        `INSERT INTO kyc_sim_runs (id, created_at, doc) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc`,
+      )
       .run(id, doc.created_at, JSON.stringify(doc));
   }
 
   private doc(id: string): SimDoc | undefined {
-    const row = this.store.db.prepare(`SELECT doc FROM kyc_sim_runs WHERE id = ?`).get(id) as { doc: string } | undefined;
+    const row = this.store.db.prepare(`SELECT doc FROM kyc_sim_runs WHERE id = ?`).get(id) as
+      { doc: string } | undefined;
     return row ? (JSON.parse(row.doc) as SimDoc) : undefined;
   }
 
@@ -194,6 +198,8 @@ export class Simulator {
   private observer(docRef: { doc: SimDoc }) {
     return (e: TraceEvent, runId: string) => {
       docRef.doc.witness.push(JSON.parse(JSON.stringify(e)) as TraceEvent);
+      if (e.type === 'run_started')
+        this.emit({ type: 'status', data: { run_id: runId, status: 'running', outcome: null } });
       this.emit({
         type: 'trace',
         data: { run_id: runId, seq: e.seq, kind: e.type, step: 'step' in e ? (e.step ?? null) : null, hash: e.hash },
@@ -208,7 +214,8 @@ export class Simulator {
     if (req.case !== undefined && req.input !== undefined)
       throw new RequestError('E_KYC_REQUEST', 'give either "case" or "input", not both', 400, '/case');
     if (req.case !== undefined) {
-      if (typeof req.case !== 'string') throw new RequestError('E_KYC_REQUEST', '"case" must be a string', 400, '/case');
+      if (typeof req.case !== 'string')
+        throw new RequestError('E_KYC_REQUEST', '"case" must be a string', 400, '/case');
       const c = this.kyc.cases.find((x) => x.id === req.case);
       if (!c)
         throw new RequestError(
@@ -225,7 +232,8 @@ export class Simulator {
 
   resolveInjector(id: unknown): InjectorInfo | null {
     if (id === undefined || id === null) return null;
-    if (typeof id !== 'string') throw new RequestError('E_KYC_REQUEST', '"injector" must be a string', 400, '/injector');
+    if (typeof id !== 'string')
+      throw new RequestError('E_KYC_REQUEST', '"injector" must be a string', 400, '/injector');
     const inj = injectorInfo(id);
     if (!inj)
       throw new RequestError(
@@ -253,13 +261,24 @@ export class Simulator {
     } catch (e) {
       if (e instanceof NanoVmError) {
         const first = e.issues[0];
-        throw new RequestError(e.code, e.message, e.code === 'E_INPUT_INVALID' ? 422 : 400, `/input${first?.path ?? ''}`);
+        throw new RequestError(
+          e.code,
+          e.message,
+          e.code === 'E_INPUT_INVALID' ? 422 : 400,
+          `/input${first?.path ?? ''}`,
+        );
       }
       throw e;
     }
   }
 
-  private async governed(caseId: string | null, input: unknown, inj: InjectorId | null, lane: Lane, user: boolean): Promise<string> {
+  private async governed(
+    caseId: string | null,
+    input: unknown,
+    inj: InjectorId | null,
+    lane: Lane,
+    user: boolean,
+  ): Promise<string> {
     const ref = { doc: this.newDoc(caseId, inj, lane, user) };
     const onEvent = this.observer(ref);
     const base = {
@@ -285,7 +304,11 @@ export class Simulator {
       } catch (e) {
         if (!(e instanceof NanoVmError) || e.code !== 'E_PROGRAM_INVALID') throw e;
         const id = `refused_${randomUUID()}`;
-        ref.doc.refused = { code: e.code, message: e.code === 'E_PROGRAM_INVALID' ? e.message : String(e), issues: e.issues };
+        ref.doc.refused = {
+          code: e.code,
+          message: e.code === 'E_PROGRAM_INVALID' ? e.message : String(e),
+          issues: e.issues,
+        };
         ref.doc.counterfactual = await this.counterfactual(base, mutated);
         return settle(id, 'refused', null);
       }
@@ -295,7 +318,11 @@ export class Simulator {
       case 'budget_exhaust':
       case 'provider_outage': {
         const model =
-          inj === 'llm_out_of_enum' ? new OutOfEnumModel(this.model) : inj === 'budget_exhaust' ? new RunawayModel(this.model) : new OutageModel(this.model);
+          inj === 'llm_out_of_enum'
+            ? new OutOfEnumModel(this.model)
+            : inj === 'budget_exhaust'
+              ? new RunawayModel(this.model)
+              : new OutageModel(this.model);
         const r = await runProgram({ ...base, model });
         return settle(r.run_id, r.status, r.outcome);
       }
@@ -349,8 +376,12 @@ export class Simulator {
       }
       case 'gdpr_erase':
         return this.gdpr(caseId, input, ref, base);
-      case null:
-      default: {
+      case 'invalid_program':
+      case 'skip_step':
+      case 'reorder_steps':
+      case 'tool_injection':
+      // Program mutations are handled above (mutateProgram); they never get here.
+      case null: {
         const r = await runProgram(base);
         return settle(r.run_id, r.status, r.outcome);
       }
@@ -358,7 +389,10 @@ export class Simulator {
   }
 
   /** Runs the unmutated case in memory and replays its recorded outputs against `mutated` (kernel replayBundle). */
-  private async counterfactual(base: Parameters<typeof runProgram>[0], mutated: Program): Promise<SimDoc['counterfactual']> {
+  private async counterfactual(
+    base: Parameters<typeof runProgram>[0],
+    mutated: Program,
+  ): Promise<SimDoc['counterfactual']> {
     const store = new MemoryStore();
     try {
       const r = await runProgram({ ...base, store, onEvent: undefined });
@@ -372,12 +406,21 @@ export class Simulator {
         missing: cf.missing,
         error: (() => {
           const fin = cf.events.find((e) => e.type === 'run_finished');
-          return fin?.type === 'run_finished' && fin.error ? { code: fin.error.code, message: fin.error.message } : null;
+          return fin?.type === 'run_finished' && fin.error
+            ? { code: fin.error.code, message: fin.error.message }
+            : null;
         })(),
       };
     } catch (e) {
       // A mutation the replay itself refuses (an invalid guard cannot even be compiled) has no runtime record.
-      return { status: 'refused', outcome: null, path: [], rejected: [], missing: null, error: { code: (e as NanoVmError).code ?? 'E_INTERNAL', message: (e as Error).message } };
+      return {
+        status: 'refused',
+        outcome: null,
+        path: [],
+        rejected: [],
+        missing: null,
+        error: { code: (e as NanoVmError).code ?? 'E_INTERNAL', message: (e as Error).message },
+      };
     } finally {
       await store.close();
     }
@@ -392,7 +435,11 @@ export class Simulator {
     const body = JSON.parse(JSON.stringify(pick)) as { output: Record<string, JsonValue> };
     let change: { path: string; from: JsonValue; to: JsonValue };
     if (pick.step === 'screen_sanctions') {
-      change = { path: '/output/match', from: body.output.match!, to: body.output.match === 'none' ? 'confirmed' : 'none' };
+      change = {
+        path: '/output/match',
+        from: body.output.match!,
+        to: body.output.match === 'none' ? 'confirmed' : 'none',
+      };
       body.output.match = change.to;
     } else {
       change = { path: '/output/complete', from: body.output.complete!, to: !body.output.complete };
@@ -443,7 +490,9 @@ export class Simulator {
     }
     ref.doc.related.push({ run_id: lifted.run_id, role: 'hold_lifted' });
     liftedRef.doc.related.push({ run_id: held.run_id, role: 'hold_in_force' });
-    ref.doc.notes.push(`erasure requested for a fresh subject; policy '${liftedPolicy.id}' lifts the hold for the second run`);
+    ref.doc.notes.push(
+      `erasure requested for a fresh subject; policy '${liftedPolicy.id}' lifts the hold for the second run`,
+    );
     this.saveDoc(lifted.run_id, liftedRef.doc);
     this.emit({ type: 'status', data: { run_id: lifted.run_id, status: lifted.status, outcome: lifted.outcome } });
     this.saveDoc(held.run_id, ref.doc);
@@ -458,7 +507,11 @@ export class Simulator {
     const rec = await this.store.getRun(runId);
     if (!rec) throw new RequestError('E_STORE_NO_RUN', `no run ${runId}`, 404, '/run_id');
     if (rec.status !== 'suspended')
-      throw new RequestError('E_RESUME_NOT_SUSPENDED', `run ${runId} is ${rec.status}, not waiting for an approval`, 409);
+      throw new RequestError(
+        'E_RESUME_NOT_SUSPENDED',
+        `run ${runId} is ${rec.status}, not waiting for an approval`,
+        409,
+      );
     const doc = this.doc(runId) ?? this.newDoc(null, null, 'single', false);
     const ref = { doc };
     const payload: Record<string, unknown> = { decision, reviewer };
@@ -468,8 +521,10 @@ export class Simulator {
         store: this.store,
         runId,
         model: this.model,
+        // The run continues under the policy it started with (pinned at genesis; another one would
+        // halt it as POLICY_BLOCKED — that is the policy_bypass injector, not an approval).
         tools: this.kyc.toolsFor(rec.policy as PolicySnapshot),
-        policy: this.kyc.policy,
+        policy: rec.policy,
         event: { payload, role: 'kyc_reviewer' },
         onEvent: this.observer(ref),
       });
@@ -478,7 +533,10 @@ export class Simulator {
     } catch (e) {
       if (e instanceof NanoVmError && (e.code === 'E_RESUME_EVENT_INVALID' || e.code === 'E_RESUME_ROLE'))
         throw new RequestError(e.code, e.message, 400, e.issues[0]?.path ?? '/');
-      if (e instanceof NanoVmError && (e.code === 'E_RESUME_NOT_SUSPENDED' || e.code === 'E_RESUME_CONFLICT' || e.code === 'E_RUN_LEASED'))
+      if (
+        e instanceof NanoVmError &&
+        (e.code === 'E_RESUME_NOT_SUSPENDED' || e.code === 'E_RESUME_CONFLICT' || e.code === 'E_RUN_LEASED')
+      )
         throw new RequestError(e.code, e.message, 409);
       throw e;
     }
@@ -555,7 +613,13 @@ export class Simulator {
     for (const r of d.related) {
       const rr = await this.store.getRun(r.run_id);
       const ev = rr ? await this.store.events(r.run_id) : [];
-      related.push({ ...r, status: rr?.status ?? 'unknown', outcome: rr?.outcome ?? null, verify: rr ? await this.verify(r.run_id) : null, events: ev.map(eventRow) });
+      related.push({
+        ...r,
+        status: rr?.status ?? 'unknown',
+        outcome: rr?.outcome ?? null,
+        verify: rr ? await this.verify(r.run_id) : null,
+        events: ev.map(eventRow),
+      });
     }
     const inj = d.injector ? injectorInfo(d.injector)! : null;
     const analysis = events.length && receipt ? analyzeRuns([events]) : null;
@@ -570,13 +634,17 @@ export class Simulator {
       outcome: rec?.outcome ?? null,
       program_hash: receipt?.program_hash ?? null,
       policy_hash: receipt?.policy_hash ?? null,
-      preflight: d.refused ? { ok: false, code: d.refused.code, message: d.refused.message, issues: d.refused.issues } : { ok: true, issues: [] },
+      preflight: d.refused
+        ? { ok: false, code: d.refused.code, message: d.refused.message, issues: d.refused.issues }
+        : { ok: true, issues: [] },
       events: events.map(eventRow),
       detector: inj ? detect(inj, d, events, verify, related) : null,
       rejected: rejectedOf(d, events),
       counters: countersOf(events),
       receipt,
-      human_receipt: events.length ? humanReceipt(events.length && verify?.ok === false && d.witness.length ? d.witness : events) : null,
+      human_receipt: events.length
+        ? humanReceipt(events.length && verify?.ok === false && d.witness.length ? d.witness : events)
+        : null,
       health: receipt
         ? { metrics: receipt.health, thresholds: { ...DEFAULT_THRESHOLDS }, alerts: analysis?.alerts ?? [] }
         : null,
@@ -640,10 +708,16 @@ export class Simulator {
         : [];
     const r = await runNaive({ program, policy, input, model, tools, approvals });
     if (inj === 'corrupt_receipt') {
-      const rec = r.records.find((x) => x.step === 'screen_sanctions') ?? r.records.find((x) => x.step === 'collect_customer');
+      const rec =
+        r.records.find((x) => x.step === 'screen_sanctions') ?? r.records.find((x) => x.step === 'collect_customer');
       if (rec) rec.detail += ' — then edited in the log; nothing can tell';
     }
-    if (inj === 'gdpr_erase') r.records.push({ step: '(erase)', kind: 'admin', detail: 'record deleted outright: the AML retention hold is not known to the code' });
+    if (inj === 'gdpr_erase')
+      r.records.push({
+        step: '(erase)',
+        kind: 'admin',
+        detail: 'record deleted outright: the AML retention hold is not known to the code',
+      });
     return r;
   }
 
@@ -651,31 +725,64 @@ export class Simulator {
 
   /** Cross-run analysis by the kernel's analyzer over `n` seeded runs (in memory, not stored), with a series for charts. */
   async analytics(n: number, seed = 1): Promise<AnalyticsResult> {
+    // Seeded runs describe the program, not a provider: always the scripted reviewer (a real model
+    // would be called n times), so the same (n, seed) gives the same analysis, kept once computed.
+    const key = `${n}:${seed}`;
+    const hit = this.analyticsCache.get(key);
+    if (hit) return hit;
+    const reviewer = new ReviewerModel();
     const store = new MemoryStore();
     const runs: TraceEvent[][] = [];
     let x = seed >>> 0 || 1;
     const rnd = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0), x / 2 ** 32);
-    const mix: (InjectorId | null)[] = [null, null, null, null, 'llm_out_of_enum', 'provider_outage', 'double_approval'];
+    const mix: (InjectorId | null)[] = [
+      null,
+      null,
+      null,
+      null,
+      'llm_out_of_enum',
+      'provider_outage',
+      'double_approval',
+    ];
     for (let i = 0; i < n; i++) {
       const c = this.kyc.cases[Math.floor(rnd() * this.kyc.cases.length)]!;
       const inj = mix[Math.floor(rnd() * mix.length)]!;
-      const model = inj === 'llm_out_of_enum' ? new OutOfEnumModel(this.model) : inj === 'provider_outage' ? new OutageModel(this.model) : this.model;
+      const model =
+        inj === 'llm_out_of_enum'
+          ? new OutOfEnumModel(this.model)
+          : inj === 'provider_outage'
+            ? new OutageModel(this.model)
+            : this.model;
       const base = { program: this.kyc.program, policy: this.kyc.policy, tools: this.kyc.tools, store, model };
       let r: { status: string; run_id: string; events: TraceEvent[] } = await runProgram({ ...base, input: c.input });
       const reviewers = inj === 'double_approval' ? ['alice', 'alice'] : [...REVIEWERS];
       for (let k = 0; r.status === 'suspended' && k < 2; k++)
-        r = await resumeRun({ ...base, runId: r.run_id, event: { payload: { decision: 'approve', reviewer: reviewers[k]! }, role: 'kyc_reviewer' } });
+        r = await resumeRun({
+          ...base,
+          runId: r.run_id,
+          event: { payload: { decision: 'approve', reviewer: reviewers[k]! }, role: 'kyc_reviewer' },
+        });
       runs.push(r.events);
+      // Let the server answer other requests (and the stream) between runs.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
     const analysis = analyzeRuns(runs);
     const series: AnalyticsResult['series'] = [];
     const every = Math.max(1, Math.floor(n / 25));
     for (let k = every; k <= n; k += every) {
       const a = analyzeRuns(runs.slice(0, k));
-      series.push({ runs: k, entropy_bits: a.transitions.entropy_bits, path_variance: a.paths.path_variance, distinct_paths: a.paths.distinct });
+      series.push({
+        runs: k,
+        entropy_bits: a.transitions.entropy_bits,
+        path_variance: a.paths.path_variance,
+        distinct_paths: a.paths.distinct,
+      });
     }
     await store.close();
-    return { runs: n, seed, analysis, series };
+    const result = { runs: n, seed, model: reviewer.id, analysis, series };
+    if (this.analyticsCache.size > 32) this.analyticsCache.clear();
+    this.analyticsCache.set(key, result);
+    return result;
   }
 }
 
@@ -732,7 +839,14 @@ export interface RunView {
   health: { metrics: Receipt['health']; thresholds: Record<string, number>; alerts: unknown[] } | null;
   verify: VerifyResult | null;
   waiting: InboxItem | null;
-  related: { run_id: string; role: string; status: string; outcome: string | null; verify: VerifyResult | null; events: EventRow[] }[];
+  related: {
+    run_id: string;
+    role: string;
+    status: string;
+    outcome: string | null;
+    verify: VerifyResult | null;
+    events: EventRow[];
+  }[];
   notes: string[];
   tampered: SimDoc['tampered'] | null;
 }
@@ -750,9 +864,29 @@ export interface Detection {
 }
 
 export type Rejected =
-  | { source: 'trace'; seq: number; step: string; requested: string; rule: string; reason: string; capability?: string; granting_step?: string; policy_hash?: string; offered_policy_hash?: string }
+  | {
+      source: 'trace';
+      seq: number;
+      step: string;
+      requested: string;
+      rule: string;
+      reason: string;
+      capability?: string;
+      granting_step?: string;
+      policy_hash?: string;
+      offered_policy_hash?: string;
+    }
   | { source: 'preflight'; code: string; message: string; path?: string; line?: number; col?: number }
-  | { source: 'counterfactual'; seq: number; step: string; requested: string; rule: string; reason: string; capability?: string; granting_step?: string };
+  | {
+      source: 'counterfactual';
+      seq: number;
+      step: string;
+      requested: string;
+      rule: string;
+      reason: string;
+      capability?: string;
+      granting_step?: string;
+    };
 
 export interface LanesResult {
   case: string | null;
@@ -760,7 +894,10 @@ export interface LanesResult {
   baseline: LaneSummary;
   governed: LaneSummary;
   ungoverned: NaiveResult & { damage: string[] };
-  divergence: { index: number; step: { baseline: string | null; ungoverned: string | null; governed: string | null } } | null;
+  divergence: {
+    index: number;
+    step: { baseline: string | null; ungoverned: string | null; governed: string | null };
+  } | null;
   paths: { baseline: string[]; ungoverned: string[]; governed: string[] };
   /** Pairwise: where each lane first left the baseline's path (null: the same path). */
   first_divergence: {
@@ -781,6 +918,8 @@ export interface LaneSummary {
 export interface AnalyticsResult {
   runs: number;
   seed: number;
+  /** The model of the seeded runs (always the scripted reviewer). */
+  model: string;
   analysis: ReturnType<typeof analyzeRuns>;
   series: { runs: number; entropy_bits: number; path_variance: number; distinct_paths: number }[];
 }
@@ -809,7 +948,11 @@ function inboxItem(runId: string, doc: SimDoc | undefined, events: readonly Trac
     .filter((e) => e.type === 'run_resumed')
     .map((e) => {
       const ev = (e.type === 'run_resumed' ? e.event : {}) as { reviewer?: string; decision?: string };
-      return { reviewer: String(ev.reviewer), decision: String(ev.decision), step: e.type === 'run_resumed' ? e.step : '' };
+      return {
+        reviewer: String(ev.reviewer),
+        decision: String(ev.decision),
+        step: e.type === 'run_resumed' ? e.step : '',
+      };
     });
   const fourEyes = step === 'first_approval' || step === 'second_approval';
   return {
@@ -819,7 +962,8 @@ function inboxItem(runId: string, doc: SimDoc | undefined, events: readonly Trac
     four_eyes: fourEyes,
     approvals_given: given,
     approvals_needed: step === 'first_approval' ? 2 : 1,
-    excluded_reviewer: step === 'second_approval' ? (given.find((g) => g.step === 'first_approval')?.reviewer ?? null) : null,
+    excluded_reviewer:
+      step === 'second_approval' ? (given.find((g) => g.step === 'first_approval')?.reviewer ?? null) : null,
     deadline: susp && susp.type === 'run_suspended' ? (susp.deadline ?? null) : null,
   };
 }
@@ -865,7 +1009,15 @@ function rejectedOf(doc: SimDoc, events: readonly TraceEvent[]): Rejected[] {
 }
 
 const entered = (events: readonly TraceEvent[], step: string) =>
-  events.some((e) => (e.type === 'policy_checked' || e.type === 'step_started' || e.type === 'step_completed' || e.type === 'step_failed' || e.type === 'run_suspended') && e.step === step);
+  events.some(
+    (e) =>
+      (e.type === 'policy_checked' ||
+        e.type === 'step_started' ||
+        e.type === 'step_completed' ||
+        e.type === 'step_failed' ||
+        e.type === 'run_suspended') &&
+      e.step === step,
+  );
 
 /** Reads from the run's own record whether the injector was caught, and by what. */
 export function detect(
@@ -918,7 +1070,12 @@ export function detect(
       reached = inj.id === 'policy_bypass' ? events.length > 0 : entered(events, 'second_approval');
       for (const e of events)
         if (e.type === 'transition_rejected' && e.rule === rule)
-          ev.push({ what: `transition_rejected ${e.requested} by rule ${e.rule}`, seq: e.seq, code: 'E_POLICY_BLOCKED', detail: e.reason });
+          ev.push({
+            what: `transition_rejected ${e.requested} by rule ${e.rule}`,
+            seq: e.seq,
+            code: 'E_POLICY_BLOCKED',
+            detail: e.reason,
+          });
       const calls = events.filter((e) => e.type === 'step_started' && e.tool === 'approve_customer').length;
       caught = ev.length > 0 && calls === 0;
       ev.push({ what: `approve_customer calls: ${calls}` });
@@ -927,11 +1084,21 @@ export function detect(
     case 'corrupt_receipt': {
       reached = doc.tampered !== undefined;
       if (verify && !verify.ok) {
-        ev.push({ what: `verify: ${verify.code} at event ${verify.first_bad_seq}`, seq: verify.first_bad_seq ?? undefined, code: verify.code, detail: verify.reason });
+        ev.push({
+          what: `verify: ${verify.code} at event ${verify.first_bad_seq}`,
+          seq: verify.first_bad_seq ?? undefined,
+          code: verify.code,
+          detail: verify.reason,
+        });
         const seq = verify.first_bad_seq;
         const stored = events.find((e) => e.seq === seq);
         const seen = doc.witness.find((e) => e.seq === seq);
-        if (stored && seen) ev.push({ what: 'field diff against the witnessed event', seq: seq ?? undefined, detail: jsonDiff(seen, stored) });
+        if (stored && seen)
+          ev.push({
+            what: 'field diff against the witnessed event',
+            seq: seq ?? undefined,
+            detail: jsonDiff(seen, stored),
+          });
         caught = seq === doc.tampered?.seq;
       }
       break;
@@ -942,7 +1109,12 @@ export function detect(
         ev.push({ what: `erasure_refused by hold ${refused.hold}`, seq: refused.seq, detail: refused.reason });
       const lifted = related.find((r) => r.role === 'hold_lifted');
       const erased = lifted?.events.find((e) => e.kind === 'values_erased');
-      if (erased) ev.push({ what: `values_erased on run ${lifted!.run_id} (hold lifted)`, seq: erased.seq, detail: (erased.body as { paths: string[] }).paths });
+      if (erased)
+        ev.push({
+          what: `values_erased on run ${lifted!.run_id} (hold lifted)`,
+          seq: erased.seq,
+          detail: (erased.body as { paths: string[] }).paths,
+        });
       if (lifted?.verify) ev.push({ what: `verify after erasure: ${lifted.verify.ok ? 'ok' : lifted.verify.code}` });
       reached = (doc.erasure?.pending ?? 0) === 0;
       caught = !!refused && !!erased && lifted?.verify?.ok === true && verify?.ok === true;
@@ -955,8 +1127,10 @@ export function detect(
       for (const e of events) {
         if (e.type === 'step_failed' && e.step === 'review' && e.error.code === code)
           ev.push({ what: `step_failed ${code}`, seq: e.seq, code, detail: e.raw ?? e.error.message });
-        if (e.type === 'step_retry' && e.step === 'review') ev.push({ what: `step_retry attempt ${e.attempt} of ${e.max_attempts}`, seq: e.seq });
-        if (e.type === 'step_fallback' && e.step === 'review') ev.push({ what: `step_fallback ${JSON.stringify(e.output)}`, seq: e.seq });
+        if (e.type === 'step_retry' && e.step === 'review')
+          ev.push({ what: `step_retry attempt ${e.attempt} of ${e.max_attempts}`, seq: e.seq });
+        if (e.type === 'step_fallback' && e.step === 'review')
+          ev.push({ what: `step_fallback ${JSON.stringify(e.output)}`, seq: e.seq });
       }
       caught = ev.some((x) => x.code === code) && events.some((e) => e.type === 'step_fallback' && e.step === 'review');
       break;
@@ -965,7 +1139,11 @@ export function detect(
       reached = entered(events, 'review');
       const fin = events.find((e) => e.type === 'run_finished');
       if (fin && fin.type === 'run_finished' && fin.status === 'budget_exceeded') {
-        ev.push({ what: `run_finished budget_exceeded: ${fin.budget?.name} ${fin.budget?.used} > ${fin.budget?.limit}`, seq: fin.seq, detail: fin.budget });
+        ev.push({
+          what: `run_finished budget_exceeded: ${fin.budget?.name} ${fin.budget?.used} > ${fin.budget?.limit}`,
+          seq: fin.seq,
+          detail: fin.budget,
+        });
         caught = true;
       }
       break;
@@ -983,7 +1161,9 @@ export function detect(
     reached,
     caught,
     summary: !reached
-      ? `not reached: this case ended before ${inj.point}`
+      ? inj.id === 'gdpr_erase'
+        ? 'not reached: the runs are waiting for approval, and erasure waits until a run has ended'
+        : `not reached: this case never got to ${inj.point}`
       : caught
         ? `caught by ${inj.detector}`
         : `NOT caught by ${inj.detector}`,
@@ -995,7 +1175,8 @@ export function detect(
 export function jsonDiff(a: unknown, b: unknown, path = ''): { path: string; witnessed: unknown; stored: unknown }[] {
   if (JSON.stringify(a) === JSON.stringify(b)) return [];
   const obj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
-  if (!obj(a) || !obj(b) || Array.isArray(a) !== Array.isArray(b)) return [{ path: path || '/', witnessed: a, stored: b }];
+  if (!obj(a) || !obj(b) || Array.isArray(a) !== Array.isArray(b))
+    return [{ path: path || '/', witnessed: a, stored: b }];
   const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
   return keys.flatMap((k) => jsonDiff(a[k], b[k], `${path}/${k}`));
 }
@@ -1003,10 +1184,21 @@ export function jsonDiff(a: unknown, b: unknown, path = ''): { path: string; wit
 const pathOf = (v: RunView): string[] => (v.receipt ? v.receipt.path : []);
 
 function laneSummary(v: RunView): LaneSummary {
-  return { run_id: v.run_id, status: v.status, outcome: v.outcome, path: pathOf(v), counters: v.counters, detector: v.detector };
+  return {
+    run_id: v.run_id,
+    status: v.status,
+    outcome: v.outcome,
+    path: pathOf(v),
+    counters: v.counters,
+    detector: v.detector,
+  };
 }
 
-export function divergence(paths: { baseline: string[]; ungoverned: string[]; governed: string[] }): LanesResult['divergence'] {
+export function divergence(paths: {
+  baseline: string[];
+  ungoverned: string[];
+  governed: string[];
+}): LanesResult['divergence'] {
   const n = Math.max(paths.baseline.length, paths.ungoverned.length, paths.governed.length);
   for (let i = 0; i < n; i++) {
     const b = paths.baseline[i] ?? null;
@@ -1017,7 +1209,10 @@ export function divergence(paths: { baseline: string[]; ungoverned: string[]; go
   return null;
 }
 
-export function firstDifference(a: readonly string[], b: readonly string[]): { index: number; baseline: string | null; other: string | null } | null {
+export function firstDifference(
+  a: readonly string[],
+  b: readonly string[],
+): { index: number; baseline: string | null; other: string | null } | null {
   for (let i = 0; i < Math.max(a.length, b.length); i++)
     if (a[i] !== b[i]) return { index: i, baseline: a[i] ?? null, other: b[i] ?? null };
   return null;
@@ -1028,20 +1223,28 @@ function damageOf(r: NaiveResult, inj: InjectorId | null, baseline: RunView): st
   const d: string[] = [];
   const byModel = r.tool_calls.filter((c) => c.requested_by_model);
   for (const c of byModel) d.push(`${c.tool} called because the model's answer asked for it`);
-  if (!r.path.includes('screen_sanctions')) d.push(r.outcome === 'APPROVED' ? 'approved without screening' : 'no sanctions screening ran');
+  if (!r.path.includes('screen_sanctions'))
+    d.push(r.outcome === 'APPROVED' ? 'approved without screening' : 'no sanctions screening ran');
   else if (r.path.indexOf('review') >= 0 && r.path.indexOf('review') < r.path.indexOf('screen_sanctions'))
     d.push("the model saw the customer's data before the screening ran");
-  const screened = r.records.find((x) => x.step === 'screen_sanctions' && x.kind === 'tool')?.output as { match?: string } | undefined;
+  const screened = r.records.find((x) => x.step === 'screen_sanctions' && x.kind === 'tool')?.output as
+    { match?: string } | undefined;
   if (screened?.match === 'confirmed' && r.outcome === 'APPROVED') d.push('a confirmed sanctions match was approved');
   if (r.pii_sent_to_model.length) d.push(`raw PII sent to the model: ${r.pii_sent_to_model.join(', ')}`);
   const review = r.records.find((x) => x.step === 'review' && x.kind === 'llm');
-  if (review && typeof review.output === 'string' && !['CLEAR', 'ESCALATE', 'INSUFFICIENT_DATA'].includes(review.output))
+  if (
+    review &&
+    typeof review.output === 'string' &&
+    !['CLEAR', 'ESCALATE', 'INSUFFICIENT_DATA'].includes(review.output)
+  )
     d.push(`an answer outside the enum drove the decision: ${JSON.stringify(review.output)}`);
   if (inj === 'budget_exhaust') d.push(`${r.tokens} tokens spent with no budget to stop them`);
   if (inj === 'double_approval' && r.outcome === 'APPROVED') d.push('approved by one person acting as both reviewers');
   if (inj === 'corrupt_receipt') d.push('the edited record is accepted: there is no chain to verify it against');
-  if (inj === 'gdpr_erase') d.push('the AML record was deleted despite the retention hold, and nothing records the request');
+  if (inj === 'gdpr_erase')
+    d.push('the AML record was deleted despite the retention hold, and nothing records the request');
   if (r.status === 'crashed') d.push(`crashed: ${r.error}; no decision and no record of why`);
-  if (r.outcome && baseline.outcome && r.outcome !== baseline.outcome) d.push(`outcome ${r.outcome} where the baseline is ${baseline.outcome}`);
+  if (r.outcome && baseline.outcome && r.outcome !== baseline.outcome)
+    d.push(`outcome ${r.outcome} where the baseline is ${baseline.outcome}`);
   return d;
 }

@@ -45,7 +45,9 @@ const EXPECT: Record<string, { kase: string; check: (v: RunView) => void | Promi
       expect(codes(v)).toContain('E_GUARD_TYPE');
       // Without the pre-flight, the machine fails the run at the gate instead of reading the typo as false.
       expect(codes(v)).toContain('E_GUARD_RUNTIME');
-      expect(v.rejected).toContainEqual(expect.objectContaining({ source: 'preflight', code: 'E_GUARD_TYPE', path: '/steps/3/cases/0/when' }));
+      expect(v.rejected).toContainEqual(
+        expect.objectContaining({ source: 'preflight', code: 'E_GUARD_TYPE', path: '/steps/3/cases/0/when' }),
+      );
     },
   },
   skip_step: {
@@ -72,7 +74,13 @@ const EXPECT: Record<string, { kase: string; check: (v: RunView) => void | Promi
       expect(String(v.detector!.evidence[0]!.detail)).toContain("capability 'onboarding.approve'");
       // The machine's own gate refuses it too when the recorded run is replayed against the injected program.
       expect(v.rejected).toContainEqual(
-        expect.objectContaining({ source: 'counterfactual', step: 'execute_model_action', requested: 'tool:approve_customer', rule: 'policy.default_deny', granting_step: 'record_approval' }),
+        expect.objectContaining({
+          source: 'counterfactual',
+          step: 'execute_model_action',
+          requested: 'tool:approve_customer',
+          rule: 'policy.default_deny',
+          granting_step: 'record_approval',
+        }),
       );
     },
   },
@@ -100,7 +108,11 @@ const EXPECT: Record<string, { kase: string; check: (v: RunView) => void | Promi
       writeFileSync(f, (await call(base, 'GET', `/api/runs/${v.run_id}/bundle`)).text);
       const r = spawnSync(process.execPath, [CLI, 'verify', f, '--json'], { encoding: 'utf8' });
       expect(r.status).toBe(1);
-      expect(JSON.parse(r.stdout)).toMatchObject({ valid: false, code: 'E_CHAIN_HASH', first_bad_seq: v.tampered!.seq });
+      expect(JSON.parse(r.stdout)).toMatchObject({
+        valid: false,
+        code: 'E_CHAIN_HASH',
+        first_bad_seq: v.tampered!.seq,
+      });
       const server = (await call(base, 'GET', `/api/runs/${v.run_id}/verify`)).body;
       expect(server).toEqual(v.verify);
     },
@@ -133,7 +145,14 @@ const EXPECT: Record<string, { kase: string; check: (v: RunView) => void | Promi
     kase: 'domestic_pep',
     check: (v) => {
       expect(v).toMatchObject({ status: 'failed', outcome: 'POLICY_BLOCKED', verify: { ok: true } });
-      expect(v.rejected).toEqual([expect.objectContaining({ source: 'trace', rule: 'four_eyes_distinct_reviewers', requested: 'tool:approve_customer', step: 'record_four_eyes_approval' })]);
+      expect(v.rejected).toEqual([
+        expect.objectContaining({
+          source: 'trace',
+          rule: 'four_eyes_distinct_reviewers',
+          requested: 'tool:approve_customer',
+          step: 'record_four_eyes_approval',
+        }),
+      ]);
       expect(v.human_receipt!.reviewers.map((r) => r.reviewer)).toEqual(['alice', 'alice']);
       expect(v.counters.approve_customer_calls).toBe(0);
     },
@@ -183,7 +202,11 @@ describe('every injector is caught by its named component', () => {
 
 describe('comparison lanes', () => {
   const lanes = async (injector: string | undefined, kase: string) => {
-    const r = await call<LanesResult>(base, 'POST', '/api/runs', { case: kase, ...(injector && { injector }), lanes: true });
+    const r = await call<LanesResult>(base, 'POST', '/api/runs', {
+      case: kase,
+      ...(injector && { injector }),
+      lanes: true,
+    });
     expect(r.status, r.text).toBe(201);
     return r.body;
   };
@@ -195,25 +218,34 @@ describe('comparison lanes', () => {
     expect(l.ungoverned.path).not.toContain('screen_sanctions');
     expect(l.ungoverned.damage).toContain('approved without screening');
     expect(l.governed).toMatchObject({ status: 'refused', path: [] });
-    expect(l.first_divergence.ungoverned_vs_baseline).toEqual({ index: 2, baseline: 'screen_sanctions', other: 'adverse_media' });
+    expect(l.first_divergence.ungoverned_vs_baseline).toEqual({
+      index: 2,
+      baseline: 'screen_sanctions',
+      other: 'adverse_media',
+    });
   });
 
   it('the prompt-injection case: ungoverned calls approve_customer because the answer asked; governed never does', async () => {
     const l = await lanes(undefined, 'media_injection');
-    expect(l.ungoverned.tool_calls).toContainEqual(expect.objectContaining({ tool: 'approve_customer', requested_by_model: true }));
+    expect(l.ungoverned.tool_calls).toContainEqual(
+      expect.objectContaining({ tool: 'approve_customer', requested_by_model: true }),
+    );
     expect(l.ungoverned.outcome).toBe('APPROVED');
     expect(l.governed).toMatchObject({ status: 'suspended' });
     expect(l.governed.counters.approve_customer_calls).toBe(0);
     expect(l.ungoverned.pii_sent_to_model).toEqual(['full_name', 'date_of_birth', 'email', 'document_number']);
   });
 
-  it.each(Object.entries(EXPECT))('%s: three lanes, the governed one caught, the ungoverned one damaged', async (id, { kase }) => {
-    const l = await lanes(id, kase);
-    expect(l.governed.detector).toMatchObject({ caught: true });
-    expect(l.baseline.detector).toBeNull();
-    expect(l.ungoverned.damage.length).toBeGreaterThan(0);
-    const runs = (await call<{ runs: { run_id: string; lane: string }[] }>(base, 'GET', '/api/runs')).body.runs;
-    expect(runs.find((r) => r.run_id === l.baseline.run_id)!.lane).toBe('baseline');
-    expect(runs.find((r) => r.run_id === l.governed.run_id)!.lane).toBe('governed');
-  });
+  it.each(Object.entries(EXPECT))(
+    '%s: three lanes, the governed one caught, the ungoverned one damaged',
+    async (id, { kase }) => {
+      const l = await lanes(id, kase);
+      expect(l.governed.detector).toMatchObject({ caught: true });
+      expect(l.baseline.detector).toBeNull();
+      expect(l.ungoverned.damage.length).toBeGreaterThan(0);
+      const runs = (await call<{ runs: { run_id: string; lane: string }[] }>(base, 'GET', '/api/runs')).body.runs;
+      expect(runs.find((r) => r.run_id === l.baseline.run_id)!.lane).toBe('baseline');
+      expect(runs.find((r) => r.run_id === l.governed.run_id)!.lane).toBe('governed');
+    },
+  );
 });

@@ -64,8 +64,18 @@ describe('a waiting case survives a restart', () => {
           approvals_given: [{ reviewer: 'alice', decision: 'approve', step: 'first_approval' }],
         }),
       ]);
-      const done = (await call<RunView>(second.url, 'POST', `/api/runs/${v.run_id}/approve`, { reviewer: 'bob', decision: 'approve' })).body;
-      expect(done).toMatchObject({ status: 'completed', outcome: 'APPROVED', case: 'fuzzy_match', verify: { ok: true } });
+      const done = (
+        await call<RunView>(second.url, 'POST', `/api/runs/${v.run_id}/approve`, {
+          reviewer: 'bob',
+          decision: 'approve',
+        })
+      ).body;
+      expect(done).toMatchObject({
+        status: 'completed',
+        outcome: 'APPROVED',
+        case: 'fuzzy_match',
+        verify: { ok: true },
+      });
       expect(done.human_receipt!.reviewers.map((r) => [r.step, r.reviewer])).toEqual([
         ['first_approval', 'alice'],
         ['second_approval', 'bob'],

@@ -71,7 +71,11 @@ afterAll(async () => {
 describe('GET /api/meta', () => {
   it('describes the program, policy, model, pinned fixtures (hashes of the files), cases and injectors', async () => {
     const r = await call<{
-      program: { id: string; hash: string; graph: { nodes: { id: string; kind: string }[]; edges: unknown[]; mermaid: string } };
+      program: {
+        id: string;
+        hash: string;
+        graph: { nodes: { id: string; kind: string }[]; edges: unknown[]; mermaid: string };
+      };
       policy: { hash: string; text: string };
       model: { scripted: boolean; id: string };
       fixtures: Record<string, { version: string; hash: string; illustrative: boolean }>;
@@ -87,10 +91,24 @@ describe('GET /api/meta', () => {
     expect(m.program.graph.mermaid).toContain('flowchart');
     expect(m.policy.text).toBe(readFileSync(join(EXAMPLE, 'policy.yaml'), 'utf8'));
     expect(m.model).toMatchObject({ scripted: true, id: 'scripted:spy' });
-    const sha = (f: string) => `sha256:${createHash('sha256').update(readFileSync(join(EXAMPLE, 'fixtures', f))).digest('hex')}`;
-    expect(m.fixtures.sanctions).toEqual({ version: '2026-11-30.1', hash: sha('sanctions-pep.json'), illustrative: true });
+    const sha = (f: string) =>
+      `sha256:${createHash('sha256')
+        .update(readFileSync(join(EXAMPLE, 'fixtures', f)))
+        .digest('hex')}`;
+    expect(m.fixtures.sanctions).toEqual({
+      version: '2026-11-30.1',
+      hash: sha('sanctions-pep.json'),
+      illustrative: true,
+    });
     expect(m.fixtures.media).toMatchObject({ hash: sha('adverse-media.json'), illustrative: true });
-    expect(m.cases.map((c) => c.id)).toEqual(['clean_retail', 'sanctions_exact', 'fuzzy_match', 'domestic_pep', 'missing_id', 'media_injection']);
+    expect(m.cases.map((c) => c.id)).toEqual([
+      'clean_retail',
+      'sanctions_exact',
+      'fuzzy_match',
+      'domestic_pep',
+      'missing_id',
+      'media_injection',
+    ]);
     expect(m.injectors).toHaveLength(11);
     expect(m.input_schema.required).toEqual(['customer', 'account']);
   });
@@ -110,7 +128,10 @@ describe('the six seeded cases', () => {
     expect(v.events[0]!.prev_hash).toBe('0'.repeat(64));
     const b = await call(base, 'GET', `/api/runs/${v.run_id}/bundle`);
     expect(b.headers.get('content-disposition')).toBe(`attachment; filename="${v.run_id}.bundle.json"`);
-    expect(verifyBundle(JSON.parse(b.text) as Bundle, nodeHasher)).toMatchObject({ ok: true, head_hash: v.human_receipt!.head_hash });
+    expect(verifyBundle(JSON.parse(b.text) as Bundle, nodeHasher)).toMatchObject({
+      ok: true,
+      head_hash: v.human_receipt!.head_hash,
+    });
     expect(cliVerify(b.text)).toMatchObject({ code: 0, json: { valid: true } });
   });
 
@@ -118,7 +139,13 @@ describe('the six seeded cases', () => {
     const v = (await post({ case: 'sanctions_exact' })).body;
     expect(v).toMatchObject({ status: 'completed', outcome: 'POLICY_BLOCKED' });
     expect(v.counters.model_calls).toBe(0);
-    expect(v.receipt!.path).toEqual(['collect_customer', 'completeness_gate', 'screen_sanctions', 'sanctions_gate', 'blocked_sanctions']);
+    expect(v.receipt!.path).toEqual([
+      'collect_customer',
+      'completeness_gate',
+      'screen_sanctions',
+      'sanctions_gate',
+      'blocked_sanctions',
+    ]);
     expect(v.human_receipt!.screening).toMatchObject({ match: 'confirmed', score: 1, matched_id: 'SAN-0001' });
   });
 
@@ -138,17 +165,47 @@ describe('the six seeded cases', () => {
     expect(v.human_receipt!.factors).toContainEqual({ rule: 'risk.pep', points: 55, detail: 'on the PEP list' });
     expect(v.human_receipt!.factors.reduce((s, f) => s + f.points, 0)).toBe(v.human_receipt!.risk!.score);
     expect(v.waiting).toMatchObject({ step: 'first_approval', four_eyes: true });
-    const one = await call<RunView>(base, 'POST', `/api/runs/${v.run_id}/approve`, { reviewer: 'alice', decision: 'approve' });
+    const one = await call<RunView>(base, 'POST', `/api/runs/${v.run_id}/approve`, {
+      reviewer: 'alice',
+      decision: 'approve',
+    });
     expect(one.status).toBe(200);
-    expect(one.body.waiting).toMatchObject({ step: 'second_approval', excluded_reviewer: 'alice', approvals_needed: 1 });
+    expect(one.body.waiting).toMatchObject({
+      step: 'second_approval',
+      excluded_reviewer: 'alice',
+      approvals_needed: 1,
+    });
     const inbox = (await call<{ waiting: InboxItem[] }>(base, 'GET', '/api/inbox')).body.waiting;
-    expect(inbox.find((w) => w.run_id === v.run_id)).toMatchObject({ approvals_given: [{ reviewer: 'alice', decision: 'approve' }] });
-    const two = (await call<RunView>(base, 'POST', `/api/runs/${v.run_id}/approve`, { reviewer: 'bob', decision: 'approve' })).body;
+    expect(inbox.find((w) => w.run_id === v.run_id)).toMatchObject({
+      approvals_given: [{ reviewer: 'alice', decision: 'approve' }],
+    });
+    const two = (
+      await call<RunView>(base, 'POST', `/api/runs/${v.run_id}/approve`, { reviewer: 'bob', decision: 'approve' })
+    ).body;
     expect(two).toMatchObject({ status: 'completed', outcome: 'APPROVED', verify: { ok: true } });
     expect(two.human_receipt!.reviewers.map((r) => r.reviewer)).toEqual(['alice', 'bob']);
     expect(two.counters.approve_customer_calls).toBe(1);
     const approval = two.events.find((e) => e.kind === 'step_completed' && e.step === 'record_four_eyes_approval');
     expect((approval!.body as { output: unknown }).output).toMatchObject({ reviewers: ['alice', 'bob'] });
+  });
+
+  it('a four-eyes case the first reviewer escalates ends ESCALATED; one the second reviewer rejects ends REJECTED', async () => {
+    const a = (await post({ case: 'fuzzy_match' })).body;
+    const escalated = (
+      await call<RunView>(base, 'POST', `/api/runs/${a.run_id}/approve`, {
+        reviewer: 'alice',
+        decision: 'escalate',
+        note: 'needs EDD',
+      })
+    ).body;
+    expect(escalated).toMatchObject({ status: 'completed', outcome: 'ESCALATED' });
+    const b = (await post({ case: 'domestic_pep' })).body;
+    await call(base, 'POST', `/api/runs/${b.run_id}/approve`, { reviewer: 'alice', decision: 'approve' });
+    const rejected = (
+      await call<RunView>(base, 'POST', `/api/runs/${b.run_id}/approve`, { reviewer: 'bob', decision: 'reject' })
+    ).body;
+    expect(rejected).toMatchObject({ status: 'completed', outcome: 'REJECTED' });
+    expect(rejected.counters.approve_customer_calls).toBe(0);
   });
 
   it('missing ID document: INSUFFICIENT_DATA at the completeness gate, before screening', async () => {
@@ -163,12 +220,17 @@ describe('the six seeded cases', () => {
     expect(v.status).toBe('suspended');
     expect(v.waiting!.step).toBe('single_approval');
     const failed = v.events.filter((e) => e.kind === 'step_failed');
-    expect(failed.map((e) => (e.body as { error: { code: string } }).error.code)).toEqual(['E_OUTPUT_NOT_IN_ENUM', 'E_OUTPUT_NOT_IN_ENUM']);
+    expect(failed.map((e) => (e.body as { error: { code: string } }).error.code)).toEqual([
+      'E_OUTPUT_NOT_IN_ENUM',
+      'E_OUTPUT_NOT_IN_ENUM',
+    ]);
     expect((failed[0]!.body as { raw: string }).raw).toContain('approve_customer');
     expect(v.human_receipt!.review).toMatchObject({ answer: 'ESCALATE', fallback: true });
     expect(v.counters).toMatchObject({ rejected_outputs: 2, approve_customer_calls: 0, fallbacks: 1 });
     // A single reviewer may reject it.
-    const done = (await call<RunView>(base, 'POST', `/api/runs/${v.run_id}/approve`, { reviewer: 'bob', decision: 'reject' })).body;
+    const done = (
+      await call<RunView>(base, 'POST', `/api/runs/${v.run_id}/approve`, { reviewer: 'bob', decision: 'reject' })
+    ).body;
     expect(done).toMatchObject({ status: 'completed', outcome: 'REJECTED' });
     expect(done.counters.approve_customer_calls).toBe(0);
   });
@@ -177,15 +239,23 @@ describe('the six seeded cases', () => {
     expect(spy.prompts.length).toBeGreaterThan(0);
     const seen = spy.prompts.join('\n');
     for (const c of ['clean_retail', 'fuzzy_match', 'domestic_pep', 'media_injection']) {
-      const input = JSON.parse(readFileSync(join(EXAMPLE, 'inputs', `${c}.json`), 'utf8')) as { customer: Record<string, string> };
-      for (const k of ['full_name', 'email', 'date_of_birth', 'document_number']) expect(seen).not.toContain(input.customer[k]);
+      const input = JSON.parse(readFileSync(join(EXAMPLE, 'inputs', `${c}.json`), 'utf8')) as {
+        customer: Record<string, string>;
+      };
+      for (const k of ['full_name', 'email', 'date_of_birth', 'document_number'])
+        expect(seen).not.toContain(input.customer[k]);
     }
-    for (const word of ['run-', 'policy_hash', 'kyc-aml-policy', 'list_hash', 'sha256:']) expect(seen).not.toContain(word);
+    for (const word of ['run-', 'policy_hash', 'kyc-aml-policy', 'list_hash', 'sha256:'])
+      expect(seen).not.toContain(word);
   });
 });
 
 describe('user-entered cases', () => {
-  const input = () => JSON.parse(readFileSync(join(EXAMPLE, 'inputs/clean_retail.json'), 'utf8')) as { customer: Record<string, unknown>; account: Record<string, unknown> };
+  const input = () =>
+    JSON.parse(readFileSync(join(EXAMPLE, 'inputs/clean_retail.json'), 'utf8')) as {
+      customer: Record<string, unknown>;
+      account: Record<string, unknown>;
+    };
 
   it('a valid case runs like a seeded one', async () => {
     const i = input();
@@ -210,19 +280,59 @@ describe('user-entered cases', () => {
 describe('bad requests get a clear 4xx and change nothing', () => {
   const cases: [string, () => Promise<{ status: number; body: unknown }>, number, string][] = [
     ['unknown case', () => call(base, 'POST', '/api/runs', { case: 'nobody' }), 404, 'E_KYC_UNKNOWN_CASE'],
-    ['unknown injector', () => call(base, 'POST', '/api/runs', { case: 'clean_retail', injector: 'rm_rf' }), 404, 'E_KYC_UNKNOWN_INJECTOR'],
+    [
+      'unknown injector',
+      () => call(base, 'POST', '/api/runs', { case: 'clean_retail', injector: 'rm_rf' }),
+      404,
+      'E_KYC_UNKNOWN_INJECTOR',
+    ],
     ['malformed JSON', () => call(base, 'POST', '/api/runs', '{"case": '), 400, 'E_JSON'],
-    ['duplicate member names', () => call(base, 'POST', '/api/runs', '{"case":"clean_retail","case":"sanctions_exact"}'), 400, 'E_JSON'],
+    [
+      'duplicate member names',
+      () => call(base, 'POST', '/api/runs', '{"case":"clean_retail","case":"sanctions_exact"}'),
+      400,
+      'E_JSON',
+    ],
     ['not an object', () => call(base, 'POST', '/api/runs', '["clean_retail"]'), 400, 'E_KYC_REQUEST'],
-    ['unknown field', () => call(base, 'POST', '/api/runs', { case: 'clean_retail', __proto__x: 1 }), 400, 'E_KYC_REQUEST'],
-    ['case and input', () => call(base, 'POST', '/api/runs', { case: 'clean_retail', input: {} }), 400, 'E_KYC_REQUEST'],
-    ['wrong content type', () => call(base, 'POST', '/api/runs', '{"case":"clean_retail"}', { 'content-type': 'text/plain' }), 400, 'E_KYC_REQUEST'],
-    ['oversized body', () => call(base, 'POST', '/api/runs', JSON.stringify({ input: { pad: 'x'.repeat(70_000) } })), 413, 'E_TOO_LARGE'],
+    [
+      'unknown field',
+      () => call(base, 'POST', '/api/runs', { case: 'clean_retail', __proto__x: 1 }),
+      400,
+      'E_KYC_REQUEST',
+    ],
+    [
+      'case and input',
+      () => call(base, 'POST', '/api/runs', { case: 'clean_retail', input: {} }),
+      400,
+      'E_KYC_REQUEST',
+    ],
+    [
+      'wrong content type',
+      () => call(base, 'POST', '/api/runs', '{"case":"clean_retail"}', { 'content-type': 'text/plain' }),
+      400,
+      'E_KYC_REQUEST',
+    ],
+    [
+      'oversized body',
+      () => call(base, 'POST', '/api/runs', JSON.stringify({ input: { pad: 'x'.repeat(70_000) } })),
+      413,
+      'E_TOO_LARGE',
+    ],
     ['unknown run', () => call(base, 'GET', '/api/runs/run-nope'), 404, 'E_STORE_NO_RUN'],
-    ['approve an unknown run', () => call(base, 'POST', '/api/runs/run-nope/approve', { reviewer: 'alice', decision: 'approve' }), 404, 'E_STORE_NO_RUN'],
+    [
+      'approve an unknown run',
+      () => call(base, 'POST', '/api/runs/run-nope/approve', { reviewer: 'alice', decision: 'approve' }),
+      404,
+      'E_STORE_NO_RUN',
+    ],
     ['unknown route', () => call(base, 'GET', '/api/nothing'), 404, 'E_KYC_NOT_FOUND'],
     ['analytics runs out of range', () => call(base, 'GET', '/api/analytics?runs=100000'), 400, 'E_KYC_REQUEST'],
-    ['cross-origin write', () => call(base, 'POST', '/api/runs', { case: 'clean_retail' }, { origin: 'https://evil.example' }), 403, 'E_KYC_REQUEST'],
+    [
+      'cross-origin write',
+      () => call(base, 'POST', '/api/runs', { case: 'clean_retail' }, { origin: 'https://evil.example' }),
+      403,
+      'E_KYC_REQUEST',
+    ],
     ['foreign Host header (DNS rebinding)', () => rawGet('/api/meta', { host: 'evil.example' }), 421, 'E_KYC_REQUEST'],
   ];
   it.each(cases)('%s', async (_name, send, status, code) => {
@@ -241,15 +351,24 @@ describe('bad requests get a clear 4xx and change nothing', () => {
 
   it('approvals: a bad payload is refused by the wait step’s schema, a finished run is 409; neither appends an event', async () => {
     const v = (await post({ case: 'fuzzy_match' })).body;
-    const bad = await call(base, 'POST', `/api/runs/${v.run_id}/approve`, { reviewer: 'Alice Smith', decision: 'approve' });
+    const bad = await call(base, 'POST', `/api/runs/${v.run_id}/approve`, {
+      reviewer: 'Alice Smith',
+      decision: 'approve',
+    });
     expect(bad.status).toBe(400);
     expect(bad.body).toMatchObject({ error: { code: 'E_RESUME_EVENT_INVALID' } });
-    const badDecision = await call(base, 'POST', `/api/runs/${v.run_id}/approve`, { reviewer: 'alice', decision: 'yes' });
+    const badDecision = await call(base, 'POST', `/api/runs/${v.run_id}/approve`, {
+      reviewer: 'alice',
+      decision: 'yes',
+    });
     expect(badDecision.status).toBe(400);
     const after = (await call<RunView>(base, 'GET', `/api/runs/${v.run_id}`)).body;
     expect(after.events.length).toBe(v.events.length);
     const done = (await post({ case: 'clean_retail' })).body;
-    const late = await call(base, 'POST', `/api/runs/${done.run_id}/approve`, { reviewer: 'alice', decision: 'approve' });
+    const late = await call(base, 'POST', `/api/runs/${done.run_id}/approve`, {
+      reviewer: 'alice',
+      decision: 'approve',
+    });
     expect(late.status).toBe(409);
     expect(late.body).toMatchObject({ error: { code: 'E_RESUME_NOT_SUSPENDED' } });
     expect((await call<RunView>(base, 'GET', `/api/runs/${done.run_id}`)).body.events.length).toBe(done.events.length);
@@ -265,16 +384,23 @@ describe('GET /api/stream', () => {
     const decoder = new TextDecoder();
     let text = '';
     while (!text.includes('event: hello')) text += decoder.decode((await reader.read()).value);
-    const run = post({ case: 'sanctions_exact' });
-    const v = (await run).body;
+    const v = (await post({ case: 'sanctions_exact' })).body;
     while (!text.includes(`"run_id":"${v.run_id}","status"`)) text += decoder.decode((await reader.read()).value);
     ac.abort();
     const traces = text
       .split('\n\n')
       .filter((b) => b.startsWith('event: trace'))
-      .map((b) => JSON.parse(b.slice(b.indexOf('data: ') + 6)) as { run_id: string; seq: number; hash: string; kind: string })
+      .map(
+        (b) =>
+          JSON.parse(b.slice(b.indexOf('data: ') + 6)) as { run_id: string; seq: number; hash: string; kind: string },
+      )
       .filter((t) => t.run_id === v.run_id);
     expect(traces.map((t) => [t.seq, t.hash, t.kind])).toEqual(v.events.map((e) => [e.seq, e.hash, e.kind]));
+    const statuses = text
+      .split('\n\n')
+      .filter((b) => b.startsWith('event: status') && b.includes(v.run_id))
+      .map((b) => (JSON.parse(b.slice(b.indexOf('data: ') + 6)) as { status: string }).status);
+    expect(statuses).toEqual(['running', 'completed']);
   });
 });
 
@@ -292,7 +418,11 @@ describe('static files', () => {
     writeFileSync(join(dir, 'web-dist', 'app.js'), 'export {};');
     writeFileSync(join(dir, 'secret.txt'), 'secret');
     const index = await call(base, 'GET', '/');
-    expect([index.status, index.headers.get('content-type'), index.text]).toEqual([200, 'text/html; charset=utf-8', '<!doctype html><title>kyc</title>']);
+    expect([index.status, index.headers.get('content-type'), index.text]).toEqual([
+      200,
+      'text/html; charset=utf-8',
+      '<!doctype html><title>kyc</title>',
+    ]);
     const js = await call(base, 'GET', '/assets/app.js');
     expect([js.status, js.headers.get('content-type')]).toEqual([200, 'text/javascript; charset=utf-8']);
     for (const p of ['/assets/..%2fsecret.txt', '/..%2fsecret.txt', '/assets/%2e%2e/secret.txt', '/%2e%2e%2fkyc.db'])
@@ -304,7 +434,12 @@ describe('GET /api/analytics', () => {
   it("runs N seeded runs through the kernel's analyzer: entropy, path variance and a series for charts", async () => {
     const r = await call<{
       runs: number;
-      analysis: { runs: unknown[]; transitions: { entropy_bits: number }; paths: { path_variance: number; distinct: number }; thresholds: object };
+      analysis: {
+        runs: unknown[];
+        transitions: { entropy_bits: number };
+        paths: { path_variance: number; distinct: number };
+        thresholds: object;
+      };
       series: { runs: number; entropy_bits: number }[];
     }>(base, 'GET', '/api/analytics?runs=24&seed=7');
     expect(r.status).toBe(200);

@@ -43,7 +43,8 @@ export async function kycCommand(argv: string[]): Promise<number> {
     throw new NanoVmError('E_USAGE', `--port must be an integer from 0 to 65535, not "${values.port}"\n${KYC_USAGE}`);
   const spec = values.store as string;
   const m = /^sqlite:(.+)$/.exec(spec);
-  if (spec !== 'memory:' && !m) throw new NanoVmError('E_STORE_SPEC', `store "${spec}" must be sqlite:<path> or memory:`);
+  if (spec !== 'memory:' && !m)
+    throw new NanoVmError('E_STORE_SPEC', `store "${spec}" must be sqlite:<path> or memory:`);
   const model = typeof values.model === 'string' ? modelFromSpec(values.model) : undefined;
   // Loaded here, not at start-up: the other commands do not pay for the server's dependencies.
   const { startServer } = await import('@nano-vm/kyc');
