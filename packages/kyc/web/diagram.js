@@ -109,15 +109,18 @@ export function Diagram({ graph, states }) {
       const kind = kindOf.get(n.id) ?? 'step';
       return html`<g
         key=${n.id}
-        class=${`node kind-${kind} state-${state}`}
+        class=${`node kind-${kind} state-${state}${n.failure ? ' failure' : ''}`}
         transform=${`translate(${p.x},${p.y})`}
         data-step=${n.id}
         data-state=${state}
       >
-        <title>${n.id} (${kind}): ${STATE_WORD[state] ?? state}</title>
+        <title>
+          ${n.id} (${kind}${n.outcome ? `, outcome ${n.outcome}` : ''}):
+          ${STATE_WORD[state] ?? state}${n.description ? ` — ${n.description}` : ''}
+        </title>
         <rect width=${W} height=${H} rx=${kind === 'end' || kind === 'outcome' ? 22 : 6} />
         <text x="8" y="18" class="node-id">${n.id.length > 22 ? `${n.id.slice(0, 21)}…` : n.id}</text>
-        <text x="8" y="36" class="node-sub">${kind} · ${STATE_WORD[state] ?? state}</text>
+        <text x="8" y="36" class="node-sub">${n.outcome ?? kind} · ${STATE_WORD[state] ?? state}</text>
       </g>`;
     })}
   </svg>`;
