@@ -20,11 +20,7 @@ function Hash({ value, label }) {
 }
 
 function Panel({ id, title, children, span = 4, testid }) {
-  return html`<section
-    class=${`panel span-${span}`}
-    aria-labelledby=${`${id}-h`}
-    data-testid=${testid ?? `panel-${id}`}
-  >
+  return html`<section class=${`panel span-${span}`} aria-labelledby=${`${id}-h`} data-testid=${testid ?? `panel-${id}`}>
     <h2 id=${`${id}-h`}>${title}</h2>
     ${children}
   </section>`;
@@ -40,10 +36,9 @@ function Badges({ meta }) {
     ${
       f.sanctions
         ? html`<li class="badge warn" data-testid="badge-fixtures">
-            Illustrative fixtures: sanctions list ${f.sanctions.version} <${Hash} value=${f.sanctions.hash} />
-            ${f.media ? html`, media corpus ${f.media.version} <${Hash} value=${f.media.hash} />` : null} — not real
-            lists
-          </li>`
+          Illustrative fixtures: sanctions list ${f.sanctions.version} <${Hash} value=${f.sanctions.hash} />
+          ${f.media ? html`, media corpus ${f.media.version} <${Hash} value=${f.media.hash} />` : null} — not real lists
+        </li>`
         : null
     }
     <li class="badge warn">Risk weights and bands are illustrative, not regulatory guidance</li>
@@ -55,52 +50,27 @@ function CasePicker({ meta, choice, setChoice, customText, setCustomText, disabl
   return html`<fieldset class="choices" disabled=${disabled}>
       <legend>Seeded cases</legend>
       ${meta.cases.map(
-        (c) =>
-          html`<label class="choice" key=${c.id}>
-            <input
-              type="radio"
-              name="case"
-              value=${c.id}
-              checked=${choice === c.id}
-              onChange=${() => setChoice(c.id)}
-            />
-            <span><strong>${c.title}</strong> <small>(${c.id})</small></span>
-          </label>`,
+        (c) => html`<label class="choice" key=${c.id}>
+          <input type="radio" name="case" value=${c.id} checked=${choice === c.id} onChange=${() => setChoice(c.id)} />
+          <span><strong>${c.title}</strong> <small>(${c.id})</small></span>
+        </label>`,
       )}
       <label class="choice">
-        <input
-          type="radio"
-          name="case"
-          value="__custom"
-          checked=${choice === '__custom'}
-          onChange=${() => setChoice('__custom')}
-        />
+        <input type="radio" name="case" value="__custom" checked=${choice === '__custom'} onChange=${() => setChoice('__custom')} />
         <span><strong>Your own case</strong> <small>(JSON, checked against the program's input schema)</small></span>
       </label>
     </fieldset>
     ${
       choice === '__custom'
         ? html`<label class="block" for="custom-input">Applicant input (JSON)</label>
-            <textarea
-              id="custom-input"
-              rows="10"
-              spellcheck="false"
-              value=${customText}
-              onInput=${(e) => setCustomText(e.currentTarget.value)}
-            ></textarea>
-            <details>
-              <summary>Input schema</summary>
-              <pre class="json">${JSON.stringify(meta.input_schema, null, 2)}</pre>
-            </details>`
+          <textarea id="custom-input" rows="10" spellcheck="false" value=${customText} onInput=${(e) => setCustomText(e.currentTarget.value)}></textarea>
+          <details><summary>Input schema</summary><pre class="json">${JSON.stringify(meta.input_schema, null, 2)}</pre></details>`
         : selected
           ? html`<div class="case-details" data-testid="case-details">
-              <p>${selected.summary}</p>
-              ${selected.expect ? html`<p class="small">What the program should do: ${selected.expect}</p>` : null}
-              <details>
-                <summary>Input of this case</summary>
-                <pre class="json">${JSON.stringify(selected.input, null, 2)}</pre>
-              </details>
-            </div>`
+            <p>${selected.summary}</p>
+            ${selected.expect ? html`<p class="small">What the program should do: ${selected.expect}</p>` : null}
+            <details><summary>Input of this case</summary><pre class="json">${JSON.stringify(selected.input, null, 2)}</pre></details>
+          </div>`
           : null
     }`;
 }
@@ -114,42 +84,23 @@ function InjectorControls({ meta, injector, setInjector, disabled }) {
         <span>None <small>(the case as it is)</small></span>
       </label>
       ${meta.injectors.map(
-        (i) =>
-          html`<label class="choice" key=${i.id}>
-            <input
-              type="radio"
-              name="injector"
-              value=${i.id}
-              checked=${injector === i.id}
-              onChange=${() => setInjector(i.id)}
-            />
-            <span title=${i.id}>${i.title}</span>
-          </label>`,
+        (i) => html`<label class="choice" key=${i.id}>
+          <input type="radio" name="injector" value=${i.id} checked=${injector === i.id} onChange=${() => setInjector(i.id)} />
+          <span title=${i.id}>${i.title}</span>
+        </label>`,
       )}
     </fieldset>
     ${
       chosen
         ? html`<div class="injector-details" data-testid="injector-details">
-            <p>${chosen.description}</p>
-            <dl class="kv">
-              <dt>Injected at</dt>
-              <dd>${word(chosen.point)}</dd>
-              <dt>Caught by</dt>
-              <dd>${word(chosen.detector)}</dd>
-              ${
-                chosen.evidence
-                  ? html`<dt>Evidence</dt>
-                      <dd>${chosen.evidence}</dd>`
-                  : null
-              }
-              ${
-                chosen.default_case
-                  ? html`<dt>Shown best on</dt>
-                      <dd><code>${chosen.default_case}</code></dd>`
-                  : null
-              }
-            </dl>
-          </div>`
+          <p>${chosen.description}</p>
+          <dl class="kv">
+            <dt>Injected at</dt><dd>${word(chosen.point)}</dd>
+            <dt>Caught by</dt><dd>${word(chosen.detector)}</dd>
+            ${chosen.evidence ? html`<dt>Evidence</dt><dd>${chosen.evidence}</dd>` : null}
+            ${chosen.default_case ? html`<dt>Shown best on</dt><dd><code>${chosen.default_case}</code></dd>` : null}
+          </dl>
+        </div>`
         : null
     }`;
 }
@@ -159,10 +110,7 @@ function Counters({ counters }) {
   return html`<dl class="counters" data-testid="counters">
     ${Object.entries(counters).map(
       ([k, v]) =>
-        html`<div key=${k} data-counter=${k}>
-          <dt>${k.replaceAll('_', ' ')}</dt>
-          <dd>${typeof v === 'object' ? JSON.stringify(v) : String(v)}</dd>
-        </div>`,
+        html`<div key=${k} data-counter=${k}><dt>${k.replaceAll('_', ' ')}</dt><dd>${typeof v === 'object' ? JSON.stringify(v) : String(v)}</dd></div>`,
     )}
   </dl>`;
 }
@@ -175,12 +123,8 @@ function detectorText(d) {
 
 function Detector({ d, fallback }) {
   if (!d) return html`<span data-testid="detector">${word(fallback)}</span>`;
-  return html`<span data-testid="detector" data-caught=${String(!!d.caught)} data-reached=${String(!!d.reached)}
-      >${detectorText(d)}</span
-    >
-    <span class=${`badge ${d.caught ? 'good-badge' : d.reached ? 'bad' : 'warn'}`} data-testid="caught"
-      >${d.caught ? 'caught' : d.reached ? 'NOT caught' : 'not reached'}</span
-    >
+  return html`<span data-testid="detector" data-caught=${String(!!d.caught)} data-reached=${String(!!d.reached)}>${detectorText(d)}</span>
+    <span class=${`badge ${d.caught ? 'good-badge' : d.reached ? 'bad' : 'warn'}`} data-testid="caught">${d.caught ? 'caught' : d.reached ? 'NOT caught' : 'not reached'}</span>
     ${d.summary && d.summary !== `caught by ${d.component}` ? html`<div class="small" data-testid="detector-summary">${d.summary}</div>` : null}`;
 }
 
@@ -192,85 +136,49 @@ function Evidence({ record }) {
     ${
       d && d.evidence && d.evidence.length
         ? html`<h3 class="sub">Evidence</h3>
-            <ul class="evidence-list">
-              ${d.evidence.map(
-                (x, i) =>
-                  html`<li key=${i}>
-                    ${x.code ? html`<code>${x.code}</code> ` : null}${x.what}${x.seq !== undefined ? html` <small>(event #${x.seq})</small>` : null}
-                    ${x.detail !== undefined ? html`<pre class="json small">${typeof x.detail === 'string' ? x.detail : JSON.stringify(x.detail, null, 2)}</pre>` : null}
-                  </li>`,
-              )}
-            </ul>`
+          <ul class="evidence-list">
+            ${d.evidence.map(
+              (x, i) => html`<li key=${i}>
+                ${x.code ? html`<code>${x.code}</code> ` : null}${x.what}${x.seq !== undefined ? html` <small>(event #${x.seq})</small>` : null}
+                ${x.detail !== undefined ? html`<pre class="json small">${typeof x.detail === 'string' ? x.detail : JSON.stringify(x.detail, null, 2)}</pre>` : null}
+              </li>`,
+            )}
+          </ul>`
         : null
     }
     ${
       rejected.length > 0
         ? html`<h3 class="sub">Rejected transitions and refusals</h3>
-            <ul class="rejected" data-testid="rejected">
-              ${rejected.map((r, i) =>
-                r.source === 'preflight'
-                  ? html`<li key=${i}>
-                      <span class="tag">pre-flight</span>
-                      <code>${r.code}</code
-                      >${r.path ? html` at <code>${r.path}</code>` : null}${r.line ? ` (line ${r.line}:${r.col ?? 0})` : ''}
-                      <div>${r.message}</div>
-                    </li>`
-                  : html`<li key=${i}>
-                      <span class="tag">event #${word(r.seq)}</span> step <code>${word(r.step)}</code> asked for
-                      <code>${word(r.requested)}</code
-                      >${r.capability ? html` (capability <code>${r.capability}</code>)` : null}; refused by rule
-                      <code>${word(r.rule)}</code>
-                      <div>${word(r.reason)}</div>
-                    </li>`,
-              )}
-            </ul>`
+          <ul class="rejected" data-testid="rejected">
+            ${rejected.map((r, i) =>
+              r.source === 'preflight'
+                ? html`<li key=${i}><span class="tag">pre-flight</span> <code>${r.code}</code>${r.path ? html` at <code>${r.path}</code>` : null}${r.line ? ` (line ${r.line}:${r.col ?? 0})` : ''}
+                    <div>${r.message}</div></li>`
+                : html`<li key=${i}><span class="tag">event #${word(r.seq)}</span> step <code>${word(r.step)}</code> asked for <code>${word(r.requested)}</code>${r.capability ? html` (capability <code>${r.capability}</code>)` : null};
+                    refused by rule <code>${word(r.rule)}</code><div>${word(r.reason)}</div></li>`,
+            )}
+          </ul>`
         : html`<p data-testid="no-rejected">No rejected transitions in this run.</p>`
     }
     ${
       record.tampered
-        ? html`<p class="bad" data-testid="tampered">
-            Edited in storage: event #${record.tampered.seq}, <code>${record.tampered.path}</code> from
-            <code>${JSON.stringify(record.tampered.from)}</code> to <code>${JSON.stringify(record.tampered.to)}</code>
-          </p>`
+        ? html`<p class="bad" data-testid="tampered">Edited in storage: event #${record.tampered.seq}, <code>${record.tampered.path}</code>
+          from <code>${JSON.stringify(record.tampered.from)}</code> to <code>${JSON.stringify(record.tampered.to)}</code></p>`
         : null
     }
     ${
       related.length
-        ? html`<table class="nums" data-testid="related">
-            <caption>
-              Related runs
-            </caption>
-            <thead>
-              <tr>
-                <th scope="col">role</th>
-                <th scope="col">run</th>
-                <th scope="col">status</th>
-                <th scope="col">verify</th>
-              </tr>
-            </thead>
-            <tbody>
-              ${related.map(
-                (x) =>
-                  html`<tr key=${x.run_id}>
-                    <td>${x.role}</td>
-                    <td><code>${short(x.run_id)}</code></td>
-                    <td>${x.status}${x.outcome ? ` (${x.outcome})` : ''}</td>
-                    <td>
-                      ${x.verify ? (x.verify.ok ? 'valid' : `${x.verify.code} at #${x.verify.first_bad_seq}`) : '—'}
-                    </td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>`
+        ? html`<table class="nums" data-testid="related"><caption>Related runs</caption>
+          <thead><tr><th scope="col">role</th><th scope="col">run</th><th scope="col">status</th><th scope="col">verify</th></tr></thead>
+          <tbody>${related.map(
+            (
+              x,
+            ) => html`<tr key=${x.run_id}><td>${x.role}</td><td><code>${short(x.run_id)}</code></td><td>${x.status}${x.outcome ? ` (${x.outcome})` : ''}</td>
+            <td>${x.verify ? (x.verify.ok ? 'valid' : `${x.verify.code} at #${x.verify.first_bad_seq}`) : '—'}</td></tr>`,
+          )}</tbody></table>`
         : null
     }
-    ${
-      record.notes && record.notes.length
-        ? html`<ul class="small notes">
-            ${record.notes.map((n, i) => html`<li key=${i}>${n}</li>`)}
-          </ul>`
-        : null
-    }
+    ${record.notes && record.notes.length ? html`<ul class="small notes">${record.notes.map((n, i) => html`<li key=${i}>${n}</li>`)}</ul>` : null}
   </div>`;
 }
 
@@ -278,8 +186,7 @@ function RunResult({ run, meta }) {
   if (!run) return html`<p>Pick a case (and an injector) and press <strong>Run</strong>.</p>`;
   if (run.error)
     return html`<div role="alert" class="error" data-testid="run-error">
-      <strong>${run.error.code}</strong>:
-      ${run.error.message}${run.error.path ? html` (at <code>${run.error.path}</code>)` : null}
+      <strong>${run.error.code}</strong>: ${run.error.message}${run.error.path ? html` (at <code>${run.error.path}</code>)` : null}
     </div>`;
   const r = run.record;
   const status = r?.status ?? run.status ?? 'running';
@@ -287,28 +194,11 @@ function RunResult({ run, meta }) {
   const injector = meta.injectors.find((i) => i.id === (r?.injector ?? run.injector));
   return html`<div class="result">
     <dl class="kv big">
-      <dt>Run</dt>
-      <dd><code data-testid="run-id">${run.id ?? '…'}</code></dd>
-      <dt>Status</dt>
-      <dd>
-        <span
-          class=${`status status-${status}`}
-          data-testid="run-status"
-          data-final=${final ? 'true' : 'false'}
-          data-run-no=${run.no ?? ''}
-          >${status}</span
-        >
-      </dd>
-      <dt>Outcome</dt>
-      <dd data-testid="run-outcome">${word(r?.outcome)}</dd>
-      <dt>Detector</dt>
-      <dd><${Detector} d=${r?.detector} fallback=${r ? (injector ? injector.detector : null) : null} /></dd>
-      ${
-        run.elapsedMs !== undefined
-          ? html`<dt>Click to final status</dt>
-              <dd data-testid="elapsed">${Math.round(run.elapsedMs)} ms</dd>`
-          : null
-      }
+      <dt>Run</dt><dd><code data-testid="run-id">${run.id ?? '…'}</code></dd>
+      <dt>Status</dt><dd><span class=${`status status-${status}`} data-testid="run-status" data-final=${final ? 'true' : 'false'} data-run-no=${run.no ?? ''}>${status}</span></dd>
+      <dt>Outcome</dt><dd data-testid="run-outcome">${word(r?.outcome)}</dd>
+      <dt>Detector</dt><dd><${Detector} d=${r?.detector} fallback=${r ? (injector ? injector.detector : null) : null} /></dd>
+      ${run.elapsedMs !== undefined ? html`<dt>Click to final status</dt><dd data-testid="elapsed">${Math.round(run.elapsedMs)} ms</dd>` : null}
     </dl>
     ${r ? html`<${Counters} counters=${r.counters} /><${Evidence} record=${r} />` : html`<p aria-busy="true">Running…</p>`}
   </div>`;
@@ -319,15 +209,10 @@ function Preflight({ run }) {
   if (!p) return html`<p>Pre-flight runs before every run: the validator checks the program and the policy.</p>`;
   const issues = p.issues ?? [];
   return html`<div data-testid="preflight" data-ok=${p.ok ? 'true' : 'false'}>
-    <p class=${p.ok ? 'good' : 'bad'}>
-      <strong>${p.ok ? 'Passed' : 'Refused'}</strong
-      >${p.code ? html` <code>${p.code}</code>` : ''}${p.message ? ` — ${p.message}` : ''}
-    </p>
+    <p class=${p.ok ? 'good' : 'bad'}><strong>${p.ok ? 'Passed' : 'Refused'}</strong>${p.code ? html` <code>${p.code}</code>` : ''}${p.message ? ` — ${p.message}` : ''}</p>
     ${
       issues.length
-        ? html`<ul>
-            ${issues.map((i, k) => html`<li key=${k}><code>${i.code}</code> ${i.message}${i.location ? html` <small>${[i.location.path, i.location.step, i.location.line ? `${i.location.line}:${i.location.col}` : null].filter(Boolean).join(' ')}</small>` : null}</li>`)}
-          </ul>`
+        ? html`<ul>${issues.map((i, k) => html`<li key=${k}><code>${i.code}</code> ${i.message}${i.location ? html` <small>${[i.location.path, i.location.step, i.location.line ? `${i.location.line}:${i.location.col}` : null].filter(Boolean).join(' ')}</small>` : null}</li>`)}</ul>`
         : p.ok
           ? html`<p class="small">The program and the policy passed the validator; the run was allowed to start.</p>`
           : null
@@ -337,36 +222,20 @@ function Preflight({ run }) {
 
 function Stream({ frames, conn, onlyRun, setOnlyRun, runId }) {
   const shown = onlyRun && runId ? frames.filter((f) => f.run_id === runId) : frames;
-  return html`<p class="small">
-      Connection: <span data-testid="stream-state">${conn}</span>
-      <label class="inline"
-        ><input type="checkbox" checked=${onlyRun} onChange=${(e) => setOnlyRun(e.currentTarget.checked)} /> this run
-        only</label
-      >
+  return html`<p class="small">Connection: <span data-testid="stream-state">${conn}</span>
+      <label class="inline"><input type="checkbox" checked=${onlyRun} onChange=${(e) => setOnlyRun(e.currentTarget.checked)} /> this run only</label>
     </p>
-    <ol
-      class="stream"
-      role="log"
-      aria-live="polite"
-      aria-relevant="additions"
-      aria-label="Governance events as they are appended"
-      data-testid="stream"
-    >
-      ${shown
-        .slice(-120)
-        .map(
-          (f) =>
-            html`<li key=${f.key} class=${`frame frame-${f.type}`}>
-              ${
-                f.type === 'status'
-                  ? html`<span class="tag">status</span> <code>${short(f.run_id)}</code> →
-                      <strong>${f.status}</strong>${f.outcome ? ` (${f.outcome})` : ''}`
-                  : html`<span class="seq">#${f.seq}</span>
-                      <span class="kind">${f.kind}</span>${f.step ? html` <span class="step">${f.step}</span>` : null}
-                      <${Hash} value=${f.hash} label="hash" />`
-              }
-            </li>`,
-        )}
+    <ol class="stream" role="log" aria-live="polite" aria-relevant="additions" aria-label="Governance events as they are appended" data-testid="stream">
+      ${shown.slice(-120).map(
+        (f) => html`<li key=${f.key} class=${`frame frame-${f.type}`}>
+          ${
+            f.type === 'status'
+              ? html`<span class="tag">status</span> <code>${short(f.run_id)}</code> → <strong>${f.status}</strong>${f.outcome ? ` (${f.outcome})` : ''}`
+              : html`<span class="seq">#${f.seq}</span> <span class="kind">${f.kind}</span>${f.step ? html` <span class="step">${f.step}</span>` : null}
+                <${Hash} value=${f.hash} label="hash" />`
+          }
+        </li>`,
+      )}
     </ol>`;
 }
 
@@ -384,36 +253,17 @@ function Audit({ run, audit, onVerify }) {
   return html`<div>
     <dl class="kv">
       <dt>In this browser (the kernel's verifier)</dt>
-      <dd
-        data-testid="verify-browser"
-        data-ok=${b ? String(b.ok) : ''}
-        data-code=${b?.code ?? ''}
-        data-head=${b?.head_hash ?? ''}
-        data-first-bad=${b?.first_bad_seq ?? ''}
-      >
-        ${verdict(b)}
-      </dd>
+      <dd data-testid="verify-browser" data-ok=${b ? String(b.ok) : ''} data-code=${b?.code ?? ''} data-head=${b?.head_hash ?? ''} data-first-bad=${b?.first_bad_seq ?? ''}>${verdict(b)}</dd>
       <dt>Server (<code>/api/runs/:id/verify</code>)</dt>
       <dd data-testid="verify-server" data-ok=${s ? String(s.ok ?? s.valid) : ''}>${verdict(s)}</dd>
       <dt>Agreement</dt>
-      <dd
-        data-testid="verify-agree"
-        data-agree=${audit?.compare ? String(audit.compare.agree) : ''}
-        class=${audit?.compare ? (audit.compare.agree ? 'good' : 'bad') : ''}
-      >
+      <dd data-testid="verify-agree" data-agree=${audit?.compare ? String(audit.compare.agree) : ''} class=${audit?.compare ? (audit.compare.agree ? 'good' : 'bad') : ''}>
         ${audit?.compare ? (audit.compare.agree ? 'The browser and the server agree' : `They DISAGREE on ${audit.compare.differing.join(', ')}`) : audit?.error ? `Could not verify: ${audit.error}` : '…'}
       </dd>
     </dl>
-    ${
-      s?.diff
-        ? html`<p>First bad event, field by field:</p>
-            <pre class="json" data-testid="verify-diff">${JSON.stringify(s.diff, null, 2)}</pre>`
-        : null
-    }
+    ${s?.diff ? html`<p>First bad event, field by field:</p><pre class="json" data-testid="verify-diff">${JSON.stringify(s.diff, null, 2)}</pre>` : null}
     <p>
-      <a class="button" href=${api.bundleUrl(run.id)} download=${`${run.id}.bundle.json`} data-testid="bundle-download"
-        >Download the bundle</a
-      >
+      <a class="button" href=${api.bundleUrl(run.id)} download=${`${run.id}.bundle.json`} data-testid="bundle-download">Download the bundle</a>
       <button type="button" onClick=${onVerify}>Verify again</button>
     </p>
     <p class="small">Check it yourself, offline: <code>nano-vm verify ${run.id}.bundle.json</code></p>
@@ -440,38 +290,25 @@ function FileVerify() {
   return html`<details class="file-verify">
     <summary>Verify a bundle file here (with its signature and a trusted key)</summary>
     <form onSubmit=${check}>
-      <p class="small">
-        Nothing is uploaded: the files are read and checked in this page, as
-        <code>nano-vm verify &lt;bundle&gt; --key &lt;pub&gt;</code> does. With a key, the bundle must carry a valid
-        signature by it.
-      </p>
+      <p class="small">Nothing is uploaded: the files are read and checked in this page, as <code>nano-vm verify &lt;bundle&gt; --key &lt;pub&gt;</code> does. With a key, the bundle must carry a valid signature by it.</p>
       <label class="block" for="fv-bundle">Bundle (.json)</label>
       <input id="fv-bundle" type="file" accept=".json,application/json" ref=${bundle} />
       <label class="block" for="fv-sig">Signature (.sig, optional)</label>
       <input id="fv-sig" type="file" ref=${sig} />
       <label class="block" for="fv-key">Trusted public key (.pub, optional)</label>
       <input id="fv-key" type="file" ref=${key} />
-      <div class="row">
-        <button type="submit" disabled=${busy} data-testid="file-verify-run">Verify the file</button>
-      </div>
+      <div class="row"><button type="submit" disabled=${busy} data-testid="file-verify-run">Verify the file</button></div>
     </form>
     ${
       result
-        ? html`<p
-            role="status"
-            data-testid="file-verify"
-            data-ok=${String(result.ok)}
-            data-code=${result.code ?? ''}
-            data-key=${result.key_id ?? ''}
-            data-head=${result.head_hash ?? ''}
-            class=${result.ok ? 'good' : 'bad'}
-          >
-            ${
-              result.ok
-                ? `valid — ${result.event_count} events, head ${short(result.head_hash)}${result.signature_checked ? `, signed by ${result.key_id}` : ', signature not checked (no key given)'}`
-                : `INVALID — ${result.code}${result.first_bad_seq !== null && result.first_bad_seq !== undefined ? ` at seq ${result.first_bad_seq}` : ''}: ${result.reason}`
-            }
-          </p>`
+        ? html`<p role="status" data-testid="file-verify" data-ok=${String(result.ok)} data-code=${result.code ?? ''} data-key=${result.key_id ?? ''} data-head=${result.head_hash ?? ''}
+          class=${result.ok ? 'good' : 'bad'}>
+          ${
+            result.ok
+              ? `valid — ${result.event_count} events, head ${short(result.head_hash)}${result.signature_checked ? `, signed by ${result.key_id}` : ', signature not checked (no key given)'}`
+              : `INVALID — ${result.code}${result.first_bad_seq !== null && result.first_bad_seq !== undefined ? ` at seq ${result.first_bad_seq}` : ''}: ${result.reason}`
+          }
+        </p>`
         : null
     }
   </details>`;
@@ -484,107 +321,40 @@ function HumanReceipt({ receipt }) {
   const reviewers = receipt.reviewers ?? [];
   return html`<div data-testid="human-receipt">
     <dl class="kv">
-      <dt>Decision</dt>
-      <dd data-testid="receipt-decision"><strong>${word(receipt.decision)}</strong></dd>
-      ${
-        receipt.risk
-          ? html`<dt>Risk</dt>
-              <dd data-testid="receipt-risk">
-                ${receipt.risk.band} (${receipt.risk.score} points, ${receipt.risk.policy})
-              </dd>`
-          : null
-      }
+      <dt>Decision</dt><dd data-testid="receipt-decision"><strong>${word(receipt.decision)}</strong></dd>
+      ${receipt.risk ? html`<dt>Risk</dt><dd data-testid="receipt-risk">${receipt.risk.band} (${receipt.risk.score} points, ${receipt.risk.policy})</dd>` : null}
       ${
         receipt.screening
-          ? html`<dt>Screening</dt>
-              <dd>
-                match ${receipt.screening.match}, score
-                ${receipt.screening.score}${receipt.screening.matched_id ? `, ${receipt.screening.matched_id}` : ''}${receipt.screening.pep ? ', PEP' : ''}
-              </dd>`
+          ? html`<dt>Screening</dt><dd>match ${receipt.screening.match}, score ${receipt.screening.score}${receipt.screening.matched_id ? `, ${receipt.screening.matched_id}` : ''}${receipt.screening.pep ? ', PEP' : ''}</dd>`
           : null
       }
       ${
         receipt.review
-          ? html`<dt>Model review</dt>
-              <dd>
-                ${word(receipt.review.answer)}${receipt.review.fallback ? ' (declared fallback)' : ''}${receipt.review.rejected_answers?.length ? html` — rejected answers: ${receipt.review.rejected_answers.map((a, i) => html`<code key=${i}>${a.length > 60 ? `${a.slice(0, 60)}…` : a}</code> `)}` : null}
-              </dd>`
+          ? html`<dt>Model review</dt><dd>${word(receipt.review.answer)}${receipt.review.fallback ? ' (declared fallback)' : ''}${receipt.review.rejected_answers?.length ? html` — rejected answers: ${receipt.review.rejected_answers.map((a, i) => html`<code key=${i}>${a.length > 60 ? `${a.slice(0, 60)}…` : a}</code> `)}` : null}</dd>`
           : null
       }
       <dt>List versions</dt>
-      <dd data-testid="receipt-lists">
-        ${lv.screening ? html`screening ${lv.screening.version} <${Hash} value=${lv.screening.hash} />` : '—'}${lv.media ? html`; media ${lv.media.version} <${Hash} value=${lv.media.hash} />` : null}
-      </dd>
+      <dd data-testid="receipt-lists">${lv.screening ? html`screening ${lv.screening.version} <${Hash} value=${lv.screening.hash} />` : '—'}${lv.media ? html`; media ${lv.media.version} <${Hash} value=${lv.media.hash} />` : null}</dd>
       <dt>Reviewers</dt>
-      <dd data-testid="receipt-reviewers">
-        ${reviewers.length ? reviewers.map((r) => (typeof r === 'string' ? r : `${r.reviewer} (${r.decision} at ${r.step}, seq ${r.seq})`)).join('; ') : '—'}
-      </dd>
-      <dt>Policy hash</dt>
-      <dd><${Hash} value=${receipt.policy_hash} /></dd>
-      <dt>Head hash</dt>
-      <dd><${Hash} value=${receipt.head_hash} /></dd>
-      ${
-        receipt.model
-          ? html`<dt>Model</dt>
-              <dd>${receipt.model.id}${receipt.model.scripted ? ' (scripted)' : ''}, ${receipt.model.calls} calls</dd>`
-          : null
-      }
+      <dd data-testid="receipt-reviewers">${reviewers.length ? reviewers.map((r) => (typeof r === 'string' ? r : `${r.reviewer} (${r.decision} at ${r.step}, seq ${r.seq})`)).join('; ') : '—'}</dd>
+      <dt>Policy hash</dt><dd><${Hash} value=${receipt.policy_hash} /></dd>
+      <dt>Head hash</dt><dd><${Hash} value=${receipt.head_hash} /></dd>
+      ${receipt.model ? html`<dt>Model</dt><dd>${receipt.model.id}${receipt.model.scripted ? ' (scripted)' : ''}, ${receipt.model.calls} calls</dd>` : null}
     </dl>
     ${
       receipt.factors && receipt.factors.length
-        ? html`<table class="nums" data-testid="receipt-factors">
-            <caption>
-              Risk factors
-            </caption>
-            <thead>
-              <tr>
-                <th scope="col">rule</th>
-                <th scope="col">points</th>
-                <th scope="col">detail</th>
-              </tr>
-            </thead>
-            <tbody>
-              ${receipt.factors.map(
-                (f, i) =>
-                  html`<tr key=${i}>
-                    <td><code>${f.rule}</code></td>
-                    <td>${f.points}</td>
-                    <td>${word(f.detail)}</td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>`
+        ? html`<table class="nums" data-testid="receipt-factors"><caption>Risk factors</caption>
+          <thead><tr><th scope="col">rule</th><th scope="col">points</th><th scope="col">detail</th></tr></thead>
+          <tbody>${receipt.factors.map((f, i) => html`<tr key=${i}><td><code>${f.rule}</code></td><td>${f.points}</td><td>${word(f.detail)}</td></tr>`)}</tbody>
+        </table>`
         : html`<p>No risk factors scored.</p>`
     }
     ${
       rules.length
-        ? html`<details>
-            <summary>Rules fired (${rules.length})</summary>
-            <table class="nums">
-              <thead>
-                <tr>
-                  <th scope="col">seq</th>
-                  <th scope="col">kind</th>
-                  <th scope="col">step</th>
-                  <th scope="col">rule</th>
-                </tr>
-              </thead>
-              <tbody>
-                ${rules.map((r, i) =>
-                  typeof r === 'string'
-                    ? html`<tr key=${i}>
-                        <td colspan="4">${r}</td>
-                      </tr>`
-                    : html`<tr key=${i}>
-                        <td>${r.seq}</td>
-                        <td>${r.kind}</td>
-                        <td>${r.step}</td>
-                        <td><code>${r.rule}</code></td>
-                      </tr>`,
-                )}
-              </tbody>
-            </table>
-          </details>`
+        ? html`<details><summary>Rules fired (${rules.length})</summary>
+          <table class="nums"><thead><tr><th scope="col">seq</th><th scope="col">kind</th><th scope="col">step</th><th scope="col">rule</th></tr></thead>
+            <tbody>${rules.map((r, i) => (typeof r === 'string' ? html`<tr key=${i}><td colspan="4">${r}</td></tr>` : html`<tr key=${i}><td>${r.seq}</td><td>${r.kind}</td><td>${r.step}</td><td><code>${r.rule}</code></td></tr>`))}</tbody>
+          </table></details>`
         : null
     }
   </div>`;
@@ -592,63 +362,37 @@ function HumanReceipt({ receipt }) {
 
 function Inbox({ items, reviewers, onDecide, notice }) {
   return html`<div>
-    <p class="small">
-      Four-eyes: HIGH risk, PEP or a potential sanctions match needs two distinct reviewers. Reviewers:
-      ${reviewers.join(' and ')}.
-    </p>
+    <p class="small">Four-eyes: HIGH risk, PEP or a potential sanctions match needs two distinct reviewers. Reviewers: ${reviewers.join(' and ')}.</p>
     ${notice ? html`<p role="status" class=${notice.ok ? 'good' : 'bad'} data-testid="inbox-notice">${notice.text}</p>` : null}
     ${
       items.length === 0
         ? html`<p data-testid="inbox-empty">No run is waiting for approval.</p>`
         : html`<ul class="inbox" data-testid="inbox">
-            ${items.map(
-              (it) =>
-                html`<li key=${it.run_id} data-run=${it.run_id}>
-                  <p>
-                    <code title=${it.run_id}>${short(it.run_id)}</code>
-                    ${it.case ? html`<strong>${it.case}</strong>` : null} waits at
-                    <code>${it.step}</code> ${it.four_eyes ? html` <span class="badge warn">four-eyes</span>` : null} ·
-                    needs ${word(it.approvals_needed)} more
-                    ${it.approvals_given?.length ? html` · given: ${it.approvals_given.map((a) => `${a.reviewer} (${a.decision})`).join(', ')}` : null}
-                  </p>
-                  <div class="row" role="group" aria-label=${`Decide run ${it.run_id}`}>
-                    ${reviewers.map(
-                      (rv) =>
-                        html`<button
-                            type="button"
-                            key=${`a${rv}`}
-                            onClick=${() => onDecide(it.run_id, rv, 'approve')}
-                            data-action="approve"
-                            data-reviewer=${rv}
-                            title=${it.excluded_reviewer === rv ? `${rv} already approved: four-eyes will refuse a second approval by the same person` : ''}
-                          >
-                            Approve as ${rv}
-                          </button>
-                          <button
-                            type="button"
-                            key=${`r${rv}`}
-                            class="secondary"
-                            onClick=${() => onDecide(it.run_id, rv, 'reject')}
-                            data-action="reject"
-                            data-reviewer=${rv}
-                          >
-                            Reject as ${rv}
-                          </button>`,
-                    )}
-                  </div>
-                </li>`,
-            )}
-          </ul>`
+          ${items.map(
+            (it) => html`<li key=${it.run_id} data-run=${it.run_id}>
+              <p><code title=${it.run_id}>${short(it.run_id)}</code> ${it.case ? html`<strong>${it.case}</strong>` : null} waits at <code>${it.step}</code>
+                ${it.four_eyes ? html` <span class="badge warn">four-eyes</span>` : null}${' '}
+                · needs ${word(it.approvals_needed)} more
+                ${it.approvals_given?.length ? html` · given: ${it.approvals_given.map((a) => `${a.reviewer} (${a.decision})`).join(', ')}` : null}</p>
+              <div class="row" role="group" aria-label=${`Decide run ${it.run_id}`}>
+                ${reviewers.map(
+                  (
+                    rv,
+                  ) => html`<button type="button" key=${`a${rv}`} onClick=${() => onDecide(it.run_id, rv, 'approve')} data-action="approve" data-reviewer=${rv}
+                      title=${it.excluded_reviewer === rv ? `${rv} already approved: four-eyes will refuse a second approval by the same person` : ''}>Approve as ${rv}</button>
+                    <button type="button" key=${`r${rv}`} class="secondary" onClick=${() => onDecide(it.run_id, rv, 'reject')} data-action="reject" data-reviewer=${rv}>Reject as ${rv}</button>`,
+                )}
+              </div>
+            </li>`,
+          )}
+        </ul>`
     }
   </div>`;
 }
 
 function Lanes({ lanes }) {
   if (!lanes)
-    return html`<p>
-      Run the three lanes to see the same case without the attack, through a naive executor with the attack, and
-      governed with the attack.
-    </p>`;
+    return html`<p>Run the three lanes to see the same case without the attack, through a naive executor with the attack, and governed with the attack.</p>`;
   if (lanes.error) return html`<p role="alert" class="error">${lanes.error.code}: ${lanes.error.message}</p>`;
   const d = lanes.divergence;
   const names = ['baseline', 'ungoverned', 'governed'];
@@ -659,58 +403,26 @@ function Lanes({ lanes }) {
     return -1;
   };
   return html`<div>
-    <p data-testid="divergence" data-index=${d ? String(d.index) : ''}>
-      <strong>First point of divergence:</strong>
-      ${d ? html` step ${d.index + 1} of the paths — ${names.map((n, i) => html`${i ? '; ' : ' '}${n}: <code>${word(d.step?.[n])}</code>`)}` : ' none — the three paths are the same'}
-    </p>
+    <p data-testid="divergence" data-index=${d ? String(d.index) : ''}><strong>First point of divergence:</strong>
+      ${d ? html` step ${d.index + 1} of the paths — ${names.map((n, i) => html`${i ? '; ' : ' '}${n}: <code>${word(d.step?.[n])}</code>`)}` : ' none — the three paths are the same'}</p>
     <div class="lanes">
       ${names.map((n) => {
         const l = lanes[n] ?? {};
         const path = l.path ?? [];
         const at = n === 'baseline' ? -1 : leaves(path);
         return html`<div class=${`lane lane-${n}`} key=${n} data-testid=${`lane-${n}`}>
-          <h3>
-            ${n}${n === 'ungoverned' ? html` <small class="badge bad">naive executor: the model's answer and the mutation drive</small>` : null}
-          </h3>
+          <h3>${n}${n === 'ungoverned' ? html` <small class="badge bad">naive executor: the model's answer and the mutation drive</small>` : null}</h3>
           <dl class="kv">
-            <dt>Status</dt>
-            <dd data-testid=${`lane-${n}-status`}>${word(l.status)}</dd>
-            <dt>Outcome</dt>
-            <dd data-testid=${`lane-${n}-outcome`}>${word(l.outcome)}</dd>
-            ${
-              l.run_id
-                ? html`<dt>Run</dt>
-                    <dd><code title=${l.run_id}>${short(l.run_id)}</code></dd>`
-                : null
-            }
-            ${
-              l.detector
-                ? html`<dt>Detector</dt>
-                    <dd>
-                      ${detectorText(l.detector)} —
-                      ${l.detector.caught ? 'caught' : l.detector.reached ? 'NOT caught' : 'not reached'}
-                    </dd>`
-                : null
-            }
-            ${
-              l.error
-                ? html`<dt>Error</dt>
-                    <dd>${l.error}</dd>`
-                : null
-            }
+            <dt>Status</dt><dd data-testid=${`lane-${n}-status`}>${word(l.status)}</dd>
+            <dt>Outcome</dt><dd data-testid=${`lane-${n}-outcome`}>${word(l.outcome)}</dd>
+            ${l.run_id ? html`<dt>Run</dt><dd><code title=${l.run_id}>${short(l.run_id)}</code></dd>` : null}
+            ${l.detector ? html`<dt>Detector</dt><dd>${detectorText(l.detector)} — ${l.detector.caught ? 'caught' : l.detector.reached ? 'NOT caught' : 'not reached'}</dd>` : null}
+            ${l.error ? html`<dt>Error</dt><dd>${l.error}</dd>` : null}
           </dl>
-          ${
-            l.damage && l.damage.length
-              ? html`<ul class="damage" data-testid="damage">
-                  ${l.damage.map((x, i) => html`<li key=${i}>${x}</li>`)}
-                </ul>`
-              : null
-          }
+          ${l.damage && l.damage.length ? html`<ul class="damage" data-testid="damage">${l.damage.map((x, i) => html`<li key=${i}>${x}</li>`)}</ul>` : null}
           ${n !== 'baseline' && path.length === 0 ? html`<p class="small" data-testid=${`lane-${n}-nopath`}>No step ran: ${l.status === 'refused' ? 'refused at pre-flight' : 'nothing executed'}.</p>` : null}
           ${at >= 0 && path.length ? html`<p class="small" data-testid=${`lane-${n}-leaves`}>Leaves the baseline's path at step ${at + 1}: <code>${word(path[at])}</code> instead of <code>${word(lanes.baseline?.path?.[at])}</code></p>` : null}
-          <ol class="path">
-            ${path.map((s, i) => html`<li key=${i} class=${i === at ? 'diverges' : ''}>${s}${i === at ? ' ← leaves the baseline here' : ''}</li>`)}
-          </ol>
+          <ol class="path">${path.map((s, i) => html`<li key=${i} class=${i === at ? 'diverges' : ''}>${s}${i === at ? ' ← leaves the baseline here' : ''}</li>`)}</ol>
         </div>`;
       })}
     </div>
@@ -721,64 +433,27 @@ function Analytics({ analytics, runs, setRuns, onAnalyse, busy }) {
   const a = analytics?.analysis;
   const series = analytics?.series ?? [];
   return html`<div>
-    <form
-      class="row"
-      onSubmit=${(e) => {
-        e.preventDefault();
-        onAnalyse();
-      }}
-    >
+    <form class="row" onSubmit=${(e) => {
+      e.preventDefault();
+      onAnalyse();
+    }}>
       <label for="analytics-runs">Seeded runs to analyse</label>
-      <input
-        id="analytics-runs"
-        type="number"
-        min="2"
-        max="200"
-        value=${runs}
-        onInput=${(e) => setRuns(e.currentTarget.value)}
-      />
+      <input id="analytics-runs" type="number" min="2" max="200" value=${runs} onInput=${(e) => setRuns(e.currentTarget.value)} />
       <button type="submit" disabled=${busy} data-testid="analyse">${busy ? 'Analysing…' : 'Analyse'}</button>
     </form>
     ${
       a?.transitions
-        ? html`<p data-testid="analytics-summary">
-              ${analytics.runs} runs (seed ${analytics.seed}) · transition entropy
-              ${Number(a.transitions.entropy_bits).toFixed(3)} bits (threshold ${a.thresholds?.transition_entropy_bits})
-              · path variance ${Number(a.paths?.path_variance).toFixed(3)} (threshold ${a.thresholds?.path_variance}) ·
-              ${a.paths?.distinct} distinct paths · computed by the kernel's analyzer
-            </p>
-            <div class="charts">
-              <figure>
-                <figcaption>
-                  Transition entropy H(next | step) as runs accumulate, bits (dashed: threshold
-                  ${a.thresholds?.transition_entropy_bits})
-                </figcaption>
-                <${SeriesChart}
-                  xs=${series.map((x) => x.runs)}
-                  ys=${series.map((x) => x.entropy_bits)}
-                  threshold=${a.thresholds?.transition_entropy_bits}
-                  name="entropy (bits)"
-                  colour="#6d28d9"
-                />
-              </figure>
-              <figure>
-                <figcaption>
-                  Path variance as runs accumulate (dashed: threshold ${a.thresholds?.path_variance})
-                </figcaption>
-                <${SeriesChart}
-                  xs=${series.map((x) => x.runs)}
-                  ys=${series.map((x) => x.path_variance)}
-                  threshold=${a.thresholds?.path_variance}
-                  name="path variance"
-                  colour="#047857"
-                />
-              </figure>
-              <figure>
-                <figcaption>Entropy of the next step, for the steps with a choice (bits)</figcaption>
-                <${EntropyChart} states=${a.transitions.states} threshold=${a.thresholds?.transition_entropy_bits} />
-              </figure>
-            </div>
-            <${Alerts} alerts=${a.alerts ?? []} />`
+        ? html`<p data-testid="analytics-summary">${analytics.runs} runs (seed ${analytics.seed}) · transition entropy ${Number(a.transitions.entropy_bits).toFixed(3)} bits
+          (threshold ${a.thresholds?.transition_entropy_bits}) · path variance ${Number(a.paths?.path_variance).toFixed(3)}
+          (threshold ${a.thresholds?.path_variance}) · ${a.paths?.distinct} distinct paths · computed by the kernel's analyzer</p>
+        <div class="charts">
+          <figure><figcaption>Transition entropy H(next | step) as runs accumulate, bits (dashed: threshold ${a.thresholds?.transition_entropy_bits})</figcaption>
+            <${SeriesChart} xs=${series.map((x) => x.runs)} ys=${series.map((x) => x.entropy_bits)} threshold=${a.thresholds?.transition_entropy_bits} name="entropy (bits)" colour="#6d28d9" /></figure>
+          <figure><figcaption>Path variance as runs accumulate (dashed: threshold ${a.thresholds?.path_variance})</figcaption>
+            <${SeriesChart} xs=${series.map((x) => x.runs)} ys=${series.map((x) => x.path_variance)} threshold=${a.thresholds?.path_variance} name="path variance" colour="#047857" /></figure>
+          <figure><figcaption>Entropy of the next step, for the steps with a choice (bits)</figcaption><${EntropyChart} states=${a.transitions.states} threshold=${a.thresholds?.transition_entropy_bits} /></figure>
+        </div>
+        <${Alerts} alerts=${a.alerts ?? []} />`
         : analytics?.error
           ? html`<p role="alert" class="error">${analytics.error}</p>`
           : null
@@ -794,20 +469,11 @@ function Alerts({ alerts }) {
     <p><strong>Alerts</strong> (the analyzer's, against its thresholds):</p>
     <ul>
       ${[...byCode].map(
-        ([code, list]) =>
-          html`<li key=${code}>
-            <code>${code}</code> ${list.length === 1 ? list[0].message : html`${list.length} runs`}
-            ${
-              list.length > 1
-                ? html`<details>
-                    <summary>show them</summary>
-                    <ul class="small">
-                      ${list.map((al, i) => html`<li key=${i}>${al.message}</li>`)}
-                    </ul>
-                  </details>`
-                : null
-            }
-          </li>`,
+        ([
+          code,
+          list,
+        ]) => html`<li key=${code}><code>${code}</code> ${list.length === 1 ? list[0].message : html`${list.length} runs`}
+          ${list.length > 1 ? html`<details><summary>show them</summary><ul class="small">${list.map((al, i) => html`<li key=${i}>${al.message}</li>`)}</ul></details>` : null}</li>`,
       )}
     </ul>
   </div>`;
@@ -815,15 +481,10 @@ function Alerts({ alerts }) {
 
 function PolicyPanel({ meta }) {
   return html`<dl class="kv">
-      <dt>Program</dt>
-      <dd><code>${meta.program.id}</code> <${Hash} value=${meta.program.hash} label="program hash" /></dd>
-      <dt>Policy hash</dt>
-      <dd data-testid="policy-hash"><code class="hash wrap">${meta.policy.hash}</code></dd>
+      <dt>Program</dt><dd><code>${meta.program.id}</code> <${Hash} value=${meta.program.hash} label="program hash" /></dd>
+      <dt>Policy hash</dt><dd data-testid="policy-hash"><code class="hash wrap">${meta.policy.hash}</code></dd>
     </dl>
-    <details>
-      <summary>The policy in force (YAML)</summary>
-      <pre class="policy">${meta.policy.text}</pre>
-    </details>`;
+    <details><summary>The policy in force (YAML)</summary><pre class="policy">${meta.policy.text}</pre></details>`;
 }
 
 function App() {
@@ -1003,9 +664,7 @@ function App() {
   }
 
   if (loadError)
-    return html`<main id="main">
-      <p role="alert" class="error">The server did not answer /api/meta: ${loadError}</p>
-    </main>`;
+    return html`<main id="main"><p role="alert" class="error">The server did not answer /api/meta: ${loadError}</p></main>`;
   if (!meta) return html`<main id="main"><p aria-busy="true">Loading…</p></main>`;
 
   const events = run?.record?.events ?? run?.live ?? [];
@@ -1016,38 +675,18 @@ function App() {
 
   return html`<header class="top">
       <h1>KYC Governance Simulator</h1>
-      <p class="tag">
-        Real attacks on a real KYC pipeline, caught with evidence — every number below comes from a real run of nano-vm.
-      </p>
+      <p class="tag">Real attacks on a real KYC pipeline, caught with evidence — every number below comes from a real run of nano-vm.</p>
       <${Badges} meta=${meta} />
     </header>
     <main id="main" class="grid">
       <${Panel} id="controls" span=${3} title="Case and injector">
-        <${CasePicker}
-          meta=${meta}
-          choice=${choice}
-          setChoice=${(c) => {
-            setChoice(c);
-          }}
-          customText=${customText}
-          setCustomText=${setCustomText}
-          disabled=${busy}
-        />
+        <${CasePicker} meta=${meta} choice=${choice} setChoice=${(c) => {
+          setChoice(c);
+        }} customText=${customText} setCustomText=${setCustomText} disabled=${busy} />
         <${InjectorControls} meta=${meta} injector=${injector} setInjector=${setInjector} disabled=${busy} />
         <div class="row">
-          <button
-            type="button"
-            class="primary"
-            onClick=${start}
-            disabled=${busy}
-            data-testid="run"
-            data-presses=${clicks.current}
-          >
-            Run
-          </button>
-          <button type="button" onClick=${startLanes} disabled=${busy} data-testid="run-lanes">
-            Compare three lanes
-          </button>
+          <button type="button" class="primary" onClick=${start} disabled=${busy} data-testid="run" data-presses=${clicks.current}>Run</button>
+          <button type="button" onClick=${startLanes} disabled=${busy} data-testid="run-lanes">Compare three lanes</button>
         </div>
       <//>
       <${Panel} id="program" span=${5} title="The program, step by step">

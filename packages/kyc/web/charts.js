@@ -14,7 +14,7 @@ function UChart({ opts, data, label }) {
 }
 
 const bars = () => uPlot.paths.bars({ size: [0.55, 64] });
-const fix = (v) => (typeof v === 'number' ? Number(v.toFixed(4)) : v);
+const fix = (v) => (typeof v === 'number' ? Number(v.toFixed(3)) : v);
 
 /** Draws each category's threshold as a dashed red segment across its bar. */
 function thresholdSegments(thresholds) {
@@ -44,6 +44,8 @@ function thresholdSegments(thresholds) {
   };
 }
 
+const SHORT = { retry_density: 'retries', tool_churn: 'tool churn', invariant_violation_rate: 'violations' };
+
 export function HealthChart({ health, thresholds }) {
   const metrics = ['retry_density', 'tool_churn', 'invariant_violation_rate'];
   const values = metrics.map((m) => (typeof health?.[m] === 'number' ? health[m] : 0));
@@ -55,7 +57,7 @@ export function HealthChart({ health, thresholds }) {
     scales: { x: { time: false, range: [-0.5, metrics.length - 0.5] }, y: { range: [0, top] } },
     axes: [
       {
-        values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) ? (metrics[t] ?? '') : '')),
+        values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) ? (SHORT[metrics[t]] ?? '') : '')),
         splits: () => [0, 1, 2],
       },
       {},
@@ -64,41 +66,21 @@ export function HealthChart({ health, thresholds }) {
     plugins: [thresholdSegments(limits)],
   };
   return html`<div>
-    <${UChart}
-      opts=${opts}
-      data=${[[0, 1, 2], values]}
-      label="Trace health of this run, bars, with thresholds as dashed lines"
-    />
+    <${UChart} opts=${opts} data=${[[0, 1, 2], values]} label="Trace health of this run, bars, with thresholds as dashed lines" />
     <table class="nums" data-testid="health-table">
-      <caption class="sr-only">
-        Trace health and thresholds
-      </caption>
-      <thead>
-        <tr>
-          <th scope="col">metric</th>
-          <th scope="col">value</th>
-          <th scope="col">threshold</th>
-          <th scope="col">state</th>
-        </tr>
-      </thead>
+      <caption class="sr-only">Trace health and thresholds</caption>
+      <thead><tr><th scope="col">metric</th><th scope="col">value</th><th scope="col">threshold</th><th scope="col">state</th></tr></thead>
       <tbody>
         ${metrics.map((m, i) => {
           const over = typeof limits[i] === 'number' && values[i] > limits[i];
           return html`<tr data-metric=${m}>
-            <th scope="row">${m}</th>
-            <td>${fix(values[i])}</td>
-            <td>${limits[i] === undefined ? '—' : fix(limits[i])}</td>
+            <th scope="row">${m}</th><td>${fix(values[i])}</td><td>${limits[i] === undefined ? '—' : fix(limits[i])}</td>
             <td class=${over ? 'bad' : 'good'}>${over ? 'over threshold' : 'within'}</td>
           </tr>`;
         })}
         ${
           typeof health?.invariant_violations === 'number'
-            ? html`<tr>
-                <th scope="row">invariant_violations</th>
-                <td>${health.invariant_violations}</td>
-                <td>—</td>
-                <td></td>
-              </tr>`
+            ? html`<tr><th scope="row">invariant_violations</th><td>${health.invariant_violations}</td><td>—</td><td></td></tr>`
             : null
         }
       </tbody>
@@ -152,9 +134,5 @@ export function SeriesChart({ xs, ys, threshold, name, colour }) {
       { label: 'threshold', stroke: '#b91c1c', dash: [6, 4], width: 2, points: { show: false } },
     ],
   };
-  return html`<${UChart}
-    opts=${opts}
-    data=${[xs, ys, xs.map(() => threshold ?? null)]}
-    label=${`${name} over runs, last value ${fix(ys[ys.length - 1])}, threshold ${threshold}`}
-  />`;
+  return html`<${UChart} opts=${opts} data=${[xs, ys, xs.map(() => threshold ?? null)]} label=${`${name} over runs, last value ${fix(ys[ys.length - 1])}, threshold ${threshold}`} />`;
 }

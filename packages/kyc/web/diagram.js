@@ -114,10 +114,7 @@ export function Diagram({ graph, states }) {
         data-step=${n.id}
         data-state=${state}
       >
-        <title>
-          ${n.id} (${kind}${n.outcome ? `, outcome ${n.outcome}` : ''}):
-          ${STATE_WORD[state] ?? state}${n.description ? ` — ${n.description}` : ''}
-        </title>
+        <title>${`${n.id} (${kind}${n.outcome ? `, outcome ${n.outcome}` : ''}): ${STATE_WORD[state] ?? state}${n.description ? ` — ${n.description}` : ''}`}</title>
         <rect width=${W} height=${H} rx=${kind === 'end' || kind === 'outcome' ? 22 : 6} />
         <text x="8" y="18" class="node-id">${n.id.length > 22 ? `${n.id.slice(0, 21)}…` : n.id}</text>
         <text x="8" y="36" class="node-sub">${n.outcome ?? kind} · ${STATE_WORD[state] ?? state}</text>
