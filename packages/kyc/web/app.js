@@ -193,6 +193,7 @@ function RunResult({ run, meta }) {
   const final = !!r && !RUNNING.has(status);
   const injector = meta.injectors.find((i) => i.id === (r?.injector ?? run.injector));
   return html`<div class="result">
+    <p class="sr-only" aria-live="polite">${final ? `Run ${status}${r?.outcome ? `, outcome ${r.outcome}` : ''}` : 'Running'}</p>
     <dl class="kv big">
       <dt>Run</dt><dd><code data-testid="run-id">${run.id ?? '…'}</code></dd>
       <dt>Status</dt><dd><span class=${`status status-${status}`} data-testid="run-status" data-final=${final ? 'true' : 'false'} data-run-no=${run.no ?? ''}>${status}</span></dd>
