@@ -509,6 +509,7 @@ function App() {
   const [aBusy, setABusy] = useState(false);
   const runRef = useRef(null);
   const waiters = useRef(new Set());
+  const liveId = useRef(null);
   runRef.current = run;
 
   useEffect(() => {
@@ -524,15 +525,36 @@ function App() {
     );
     refreshInbox();
     let n = 0;
+    // Frames are applied in batches (one render per ~40 ms, not one per event). A run's events are
+    // followed live from its run_started frame after the click, before the server's answer names it.
+    let pending = [];
+    let timer = null;
+    const flush = () => {
+      timer = null;
+      const batch = pending;
+      pending = [];
+      setFrames((fs) => [...fs, ...batch].slice(-400));
+      const cur = runRef.current;
+      const id = cur?.id ?? liveId.current;
+      const mine = batch.filter((f) => f.type === 'trace' && f.run_id === id);
+      if (mine.length)
+        setRun((r) =>
+          r && (r.id ?? liveId.current) === id && !r.record ? { ...r, live: [...(r.live ?? []), ...mine] } : r,
+        );
+    };
+    const push = (f) => {
+      pending.push(f);
+      if (timer === null) timer = setTimeout(flush, 40);
+    };
     return subscribe(
       (t) => {
-        setFrames((fs) => [...fs.slice(-400), { ...t, type: 'trace', key: `t${n++}` }]);
         const cur = runRef.current;
-        if (cur && cur.id === t.run_id)
-          setRun((r) => (r && r.id === t.run_id ? { ...r, live: [...(r.live ?? []), t] } : r));
+        if (cur && !cur.id && !cur.record && liveId.current === null && t.kind === 'run_started')
+          liveId.current = t.run_id;
+        push({ ...t, type: 'trace', key: `t${n++}` });
       },
       (s) => {
-        setFrames((fs) => [...fs.slice(-400), { ...s, type: 'status', key: `s${n++}` }]);
+        push({ ...s, type: 'status', key: `s${n++}` });
         for (const w of waiters.current) w(s);
         if (!RUNNING.has(s.status)) refreshInbox();
       },
@@ -597,6 +619,7 @@ function App() {
     setAudit(null);
     const t0 = performance.now();
     clicks.current += 1;
+    liveId.current = null;
     setRun({ status: 'running', injector, live: [], no: clicks.current });
     try {
       // The server answers once the run has settled (ended, waiting, refused); a run still going is polled.
