@@ -6,6 +6,7 @@ export default tseslint.config(
   {
     ignores: [
       '**/dist/**',
+      'packages/kyc/web-dist/**',
       '**/node_modules/**',
       'bench/**',
       'test/crash/**',
