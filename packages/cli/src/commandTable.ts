@@ -4,11 +4,13 @@
  * reference all read it.
  */
 import { ANALYZE } from './commands/analyze.js';
+import { AUDIT } from './commands/audit.js';
 import { ERASE } from './commands/erase.js';
 import { EXAMPLES } from './commands/examples.js';
 import { EXPR } from './commands/expr.js';
 import { GRAPH } from './commands/graph.js';
 import { KEYGEN } from './commands/keygen.js';
+import { MCP } from './commands/mcp.js';
 import { PATHS } from './commands/paths.js';
 import { PLAN } from './commands/plan.js';
 import { RECEIPT } from './commands/receipt.js';
@@ -39,6 +41,8 @@ export const COMMANDS: readonly CommandSpec[] = [
   PATHS,
   GRAPH,
   KEYGEN,
+  MCP,
+  AUDIT,
 ];
 
 export function findCommand(name: string): CommandSpec | undefined {

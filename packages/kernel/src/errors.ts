@@ -130,6 +130,14 @@ export const ERROR_CODES = {
   E_RUN_POOL_SETUP: 'refused',
   E_RUN_POOL_WORKER: 'failed',
   E_RUN_POOL_CLOSED: 'failed',
+  // The MCP server (docs/mcp.md)
+  E_MCP_CONFIG: 'refused',
+  E_MCP_ARGS: 'refused',
+  E_MCP_FORBIDDEN: 'refused',
+  E_MCP_NO_PROGRAM: 'refused',
+  E_IDEMPOTENCY_MISMATCH: 'refused',
+  E_FOUR_EYES: 'refused',
+  E_AUDIT_BROKEN: 'failed',
   // The command line
   E_USAGE: 'refused',
   E_FILE: 'refused',
