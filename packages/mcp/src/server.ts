@@ -40,6 +40,8 @@ export function errorResult(e: unknown): CallToolResult {
   return { isError: true, content: [{ type: 'text', text: JSON.stringify({ error: err }) }] };
 }
 
+const PROGRESS_SETTLE_MS = 10;
+
 const RUN_URI = /^nano-vm:\/\/runs\/([^/]+)(?:\/(receipt|bundle|trace))?$/;
 const PROGRAM_URI = /^nano-vm:\/\/programs\/([^/]+)(?:\/(\d+))?$/;
 
@@ -90,19 +92,36 @@ export function createSessionServer(o: SessionOptions): Server {
       throw new McpError(-32029, `rate limit: principal ${principal.name} made too many calls; retry later`);
     }
     const token = req.params._meta?.progressToken;
+    // Notifications go out in order and before the result. The SDK's client dispatches a
+    // notification a microtask later than a response read in the same chunk, and drops progress for
+    // a request already answered: so the result waits a moment after the last notification.
+    let sent: Promise<void> = Promise.resolve();
+    let notified = false;
+    const flush = async (): Promise<void> => {
+      await sent;
+      if (notified) await new Promise((res) => setTimeout(res, PROGRESS_SETTLE_MS));
+    };
     const progress =
       token === undefined
         ? undefined
         : (n: number, message: string): void => {
-            void extra
-              .sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: n, message } })
+            notified = true;
+            sent = sent
+              .then(() =>
+                extra.sendNotification({
+                  method: 'notifications/progress',
+                  params: { progressToken: token, progress: n, message },
+                }),
+              )
               .catch(() => {});
           };
     let result: Record<string, unknown> | undefined;
     try {
       checkArgs(tool.inputSchema, args, tool.name);
       result = (await tool.call(service, principal, args, progress)) as Record<string, unknown>;
+      await flush();
     } catch (e) {
+      await flush();
       const r = errorResult(e);
       let runId: string | null = null;
       try {

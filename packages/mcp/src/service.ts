@@ -30,6 +30,7 @@ import {
   type RunResumedEvent,
   type RunStatus,
   type RunSuspendedEvent,
+  type SourceMap,
   type TraceEvent,
 } from '@nano-vm/kernel';
 import {
@@ -117,7 +118,9 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
   // Programs.
 
   /** Loads a program from its source; inline text is parsed and located (`file` names it in issues). */
-  async resolveProgram(src: ProgramSource): Promise<{ program: Program; hash: string; issues: Issue[] }> {
+  async resolveProgram(
+    src: ProgramSource,
+  ): Promise<{ program: Program; hash: string; issues: Issue[]; sourceMap?: SourceMap }> {
     const given = [src.name !== undefined, src.hash !== undefined, src.text !== undefined].filter(Boolean).length;
     if (given !== 1)
       throw new NanoVmError('E_MCP_ARGS', 'program: give exactly one of name (with an optional version), hash or text');
@@ -130,7 +133,12 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
           'the program text is not a program',
           loaded.issues,
         );
-      return { program: loaded.program, hash: hashJson(nodeHasher, loaded.program), issues: loaded.issues };
+      return {
+        program: loaded.program,
+        hash: hashJson(nodeHasher, loaded.program),
+        issues: loaded.issues,
+        ...(loaded.sourceMap ? { sourceMap: loaded.sourceMap } : {}),
+      };
     }
     const stored = await this.deps.state.getProgram({
       ...(src.name !== undefined ? { name: src.name } : {}),
@@ -157,7 +165,7 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
     a: { program: ProgramSource; policy?: string },
   ): Promise<{ valid: boolean; program_id: string; program_hash: string; issues: Issue[] }> {
     need(p, 'read');
-    let r: { program: Program; hash: string; issues: Issue[] };
+    let r: Awaited<ReturnType<NanoVmService['resolveProgram']>>;
     try {
       r = await this.resolveProgram(a.program);
     } catch (e) {
@@ -171,9 +179,15 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
       ...r.issues,
       ...validateProgram(r.program, {
         tools: this.deps.tools.describe(),
+        ...(r.sourceMap ? { sourceMap: r.sourceMap, file: '<program>' } : {}),
         ...(policy ? { guardGlobals: policyGuardGlobals(policy) } : {}),
       }),
-      ...(policy ? validatePolicy(r.program, policy, { programHash: r.hash }) : []),
+      ...(policy
+        ? validatePolicy(r.program, policy, {
+            programHash: r.hash,
+            ...(r.sourceMap ? { programSourceMap: r.sourceMap, programFile: '<program>' } : {}),
+          })
+        : []),
     ];
     return {
       valid: !issues.some((i) => i.severity === 'error'),
@@ -280,13 +294,22 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
         return { ...(await this.report(claim.existing.run_id, wait)), replayed: true };
       }
     }
-    await this.deps.state.recordRun({
-      run_id: runId,
-      principal: p.name,
-      program_id: program.id,
-      program_hash: hash,
-      created_at: this.now().toISOString(),
-    });
+    // Until the run exists in the store, a concurrent call with the same key waits on this.
+    let created!: () => void;
+    this.inflight.set(runId, new Promise<void>((res) => (created = res)));
+    try {
+      await this.deps.state.recordRun({
+        run_id: runId,
+        principal: p.name,
+        program_id: program.id,
+        program_hash: hash,
+        created_at: this.now().toISOString(),
+      });
+    } catch (e) {
+      this.inflight.delete(runId);
+      created();
+      throw e;
+    }
     let started!: () => void;
     const startedP = new Promise<void>((res) => (started = res));
     let steps = 0;
@@ -305,6 +328,7 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
       },
     });
     const tracked = this.track(runId, done);
+    created();
     if (!wait) {
       await Promise.race([startedP, done]);
       tracked.catch(() => {});
@@ -377,17 +401,16 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
 
   /** The run's report, once it has stopped running when `wait` (a run of this process is awaited). */
   private async report(runId: string, wait: boolean): Promise<Omit<RunReport, 'replayed'>> {
-    if (wait) {
-      const pending = this.inflight.get(runId);
-      if (pending) await pending;
-      else {
-        // A run another process drives: poll until it stops running.
-        for (let i = 0; i < 600; i++) {
-          const r = await this.deps.store.getRun(runId);
-          if (!r || r.status !== 'running') break;
-          await new Promise((res) => setTimeout(res, 100));
-        }
-      }
+    for (let pending = this.inflight.get(runId); pending; pending = this.inflight.get(runId)) {
+      if (!wait && (await this.deps.store.getRun(runId))) break;
+      await pending;
+      if (this.inflight.get(runId) === pending) break;
+    }
+    // A run another process drives (a shared store): wait for it to appear, and to stop running.
+    for (let i = 0; i < 6000; i++) {
+      const r = await this.deps.store.getRun(runId);
+      if (r ? !wait || r.status !== 'running' : i >= 50) break;
+      await new Promise((res) => setTimeout(res, 100));
     }
     const v = await this.view(runId);
     const events = await this.deps.store.events(runId);
