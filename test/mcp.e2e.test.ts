@@ -234,6 +234,7 @@ const TOKENS = {
   carol: 'tok-carol-0123456789',
   reader: 'tok-reader-0123456789',
   nobody: 'tok-nobody-0123456789',
+  hammer: 'tok-hammer-0123456789',
 };
 
 describe('nano-vm mcp --http (approval example)', () => {
@@ -291,8 +292,9 @@ describe('nano-vm mcp --http (approval example)', () => {
           { name: 'carol', token_env: 'CAROL_TOKEN', scopes: ['read', 'run', 'approve:payments_approver'] },
           { name: 'reader', token_sha256: sha(TOKENS.reader), scopes: ['read'] },
           { name: 'nobody', token_sha256: sha(TOKENS.nobody), scopes: [] },
+          { name: 'hammer', token_sha256: sha(TOKENS.hammer), scopes: ['read'] },
         ],
-        limits: { max_request_bytes: 65536 },
+        limits: { max_request_bytes: 65536, rate_per_minute: 300 },
       }),
     );
     proc = spawn(process.execPath, [CLI, 'mcp', '--http', '--port', '0', '--config', cfg], {
@@ -437,5 +439,116 @@ describe('nano-vm mcp --http (approval example)', () => {
     const carol = await connect('carol');
     const theirs = ok(await carol.callTool({ name: 'run_program', arguments: args }));
     expect(theirs.run_id).not.toBe(rs[0]!.run_id);
+  });
+
+  it('refuses the same principal approving twice in one run (four-eyes across waits)', async () => {
+    const twoWaits = {
+      text: JSON.stringify({
+        format: 'nano-vm.program/v1',
+        id: 'two-approvals',
+        version: '1',
+        input_schema: { type: 'object' },
+        steps: [
+          { id: 'first', kind: 'wait', role: 'payments_approver', event: { type: 'object' }, next: 'second' },
+          { id: 'second', kind: 'wait', role: 'payments_approver', event: { type: 'object' }, next: 'done' },
+          { id: 'done', kind: 'end', outcome: 'APPROVED_TWICE' },
+        ],
+      }),
+    };
+    const alice = await connect('alice');
+    const bob = await connect('bob');
+    const carol = await connect('carol');
+    const run = ok(await alice.callTool({ name: 'run_program', arguments: { program: twoWaits, input: {} } }));
+    expect(run.waiting).toMatchObject({ step: 'first' });
+    expect(ok(await bob.callTool({ name: 'resume_run', arguments: { run_id: run.run_id, event: { ok: true } } })).waiting).toMatchObject({
+      step: 'second',
+    });
+    expect(fails(await bob.callTool({ name: 'resume_run', arguments: { run_id: run.run_id, event: { ok: true } } })).code).toBe(
+      'E_FOUR_EYES',
+    );
+    const done = ok(await carol.callTool({ name: 'resume_run', arguments: { run_id: run.run_id, event: { ok: true } } }));
+    expect(done).toMatchObject({ status: 'completed', outcome: 'APPROVED_TWICE' });
+    const trace = ok(await carol.callTool({ name: 'get_trace', arguments: { run_id: run.run_id } }));
+    expect(
+      (trace.events as { type: string; principal?: string }[]).filter((e) => e.type === 'run_resumed').map((e) => e.principal),
+    ).toEqual(['bob', 'carol']);
+  });
+
+  it('reports progress over HTTP and notifies a subscriber when a run started with wait false finishes', async () => {
+    const alice = await connect('alice');
+    const progress: string[] = [];
+    const waited = ok(
+      await alice.callTool({ name: 'run_program', arguments: { program, input: json('approval/inputs/small.json') } }, undefined, {
+        onprogress: (p) => progress.push(String(p.message)),
+      }),
+    );
+    expect(waited).toMatchObject({ status: 'completed', outcome: 'PAID' });
+    expect(progress).toEqual(['step triage answered', 'step route decided', 'step pay started', 'finished completed PAID']);
+
+    const started = ok(await alice.callTool({ name: 'run_program', arguments: { program, input: payment, wait: false } }));
+    expect(['running', 'suspended']).toContain(started.status);
+    const suspended = new Promise<void>((res) =>
+      alice.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+        if (n.params.uri === `nano-vm://runs/${started.run_id}`) res();
+      }),
+    );
+    await alice.subscribeResource({ uri: `nano-vm://runs/${started.run_id}` });
+    let status = ok(await alice.callTool({ name: 'get_run', arguments: { run_id: started.run_id } })).status;
+    if (status === 'running') {
+      await suspended;
+      status = ok(await alice.callTool({ name: 'get_run', arguments: { run_id: started.run_id } })).status;
+    }
+    expect(status).toBe('suspended');
+    const res = await alice.readResource({ uri: `nano-vm://runs/${started.run_id}` });
+    expect(JSON.parse((res.contents[0] as { text: string }).text)).toMatchObject({ status: 'suspended' });
+  });
+
+  it('analyzes runs, lists paths and draws the graph of a stored program, and erases a subject only with the scope', async () => {
+    const carol = await connect('carol');
+    ok(await carol.callTool({ name: 'put_program', arguments: { text: program.text } }));
+    const analysis = ok(await carol.callTool({ name: 'analyze_runs', arguments: { program_id: 'payment-approval' } }));
+    expect(analysis.format).toBe('nano-vm.analysis/v1');
+    expect((analysis.runs as unknown[]).length).toBeGreaterThan(0);
+    const paths = ok(await carol.callTool({ name: 'program_paths', arguments: { program: { name: 'payment-approval' } } }));
+    expect((paths.paths as unknown[]).length).toBeGreaterThan(1);
+    const graph = ok(await carol.callTool({ name: 'program_graph', arguments: { program: { name: 'payment-approval' }, format: 'dot' } }));
+    expect(graph.graph).toMatch(/^digraph/);
+    await expect(carol.callTool({ name: 'erase_subject', arguments: { subject: 'x' } })).rejects.toMatchObject({ code: 403 });
+  });
+
+  it('limits each principal’s request rate (429 with Retry-After), without touching the others', async () => {
+    const list = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' });
+    const statuses: number[] = [];
+    for (let i = 0; i < 310; i++) statuses.push((await raw(list, { authorization: `Bearer ${TOKENS.hammer}` })).status);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(5);
+    const limited = await raw(list, { authorization: `Bearer ${TOKENS.hammer}` });
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+    expect((await raw(init, { authorization: `Bearer ${TOKENS.reader}` })).status).toBe(200);
+  });
+});
+
+describe('nano-vm mcp --stdio with malformed input', () => {
+  it('skips a line that is not JSON-RPC and answers the next request', async () => {
+    const proc = spawn(process.execPath, [CLI, 'mcp', '--stdio', '--store', 'memory:'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    proc.stdin.write('this is not json\n');
+    proc.stdin.write('{"jsonrpc":"2.0","id":7,"method":"no/such/method"}\n');
+    proc.stdin.write(
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 8,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+      }) + '\n',
+    );
+    for (let i = 0; i < 100 && !out.includes('"id":8'); i++) await new Promise((res) => setTimeout(res, 50));
+    proc.stdin.end();
+    const replies = out.trim().split('\n').map((l) => JSON.parse(l) as { id: number; error?: { code: number }; result?: { protocolVersion: string } });
+    expect(replies.find((r) => r.id === 7)?.error?.code).toBe(-32601);
+    expect(replies.find((r) => r.id === 8)?.result?.protocolVersion).toBe('2025-11-25');
+    const code = await new Promise<number | null>((res) => proc.once('exit', res));
+    expect(code).toBe(0);
   });
 });

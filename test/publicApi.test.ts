@@ -29,7 +29,7 @@ function entries(pkg: string): Entry[] {
   );
 }
 
-const ALL = ['kernel', 'runtime', 'cli'].flatMap(entries);
+const ALL = ['kernel', 'runtime', 'mcp', 'cli'].flatMap(entries);
 
 function exportList(program: ts.Program, file: string): string {
   const checker = program.getTypeChecker();
@@ -69,6 +69,7 @@ describe('public API', () => {
       '@nano-vm/kernel/replay',
       '@nano-vm/kernel/analyze',
       '@nano-vm/runtime',
+      '@nano-vm/mcp',
       '@nano-vm/cli',
     ]);
     for (const e of ALL) expect(e.file).not.toMatch(/internal\.ts$/);

@@ -94,6 +94,19 @@ export interface RunReport extends RunView {
 
 export type Progress = (progress: number, message: string) => void;
 
+/**
+ * The model of a run whose program has no llm step: never called, recorded as `none` (as the CLI
+ * does), so a scripted model written for other programs does not refuse it.
+ */
+const NO_MODEL: ModelPort = {
+  id: 'none',
+  scripted: false,
+  complete: () => Promise.reject(new NanoVmError('E_MODEL_SPEC', 'this run has no model')),
+};
+
+const needsModel = (program: Program): boolean =>
+  program.steps.some((s) => s.kind === 'llm' || (s.kind === 'parallel' && s.children.some((c) => c.kind === 'llm')));
+
 const need = (p: Principal, scope: Parameters<typeof hasScope>[1]): void => {
   if (!hasScope(p, scope))
     throw new NanoVmError('E_MCP_FORBIDDEN', `principal ${p.name} lacks the scope ${scope} this needs`);
@@ -316,7 +329,7 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
     const done = runProgram({
       program,
       input: a.input,
-      model: this.deps.model,
+      model: needsModel(program) ? this.deps.model : NO_MODEL,
       tools: this.deps.tools,
       store: this.deps.store,
       ids: { runId: () => runId, salt: randomSalt },
@@ -568,7 +581,7 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
         ...(role !== undefined ? { role } : {}),
         ...(a.event_id !== undefined ? { event_id: a.event_id } : {}),
       },
-      model: this.deps.model,
+      model: needsModel(run.program) ? this.deps.model : NO_MODEL,
       tools: this.deps.tools,
       ...(this.deps.policy ? { policy: this.deps.policy } : {}),
       onEvent: (e) => this.observe(e, a.run_id, () => ++steps, progress),
