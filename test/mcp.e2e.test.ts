@@ -56,7 +56,11 @@ describe('nano-vm mcp --stdio (refund example)', () => {
     );
     client = new Client({ name: 'e2e', version: '1' });
     await client.connect(
-      new StdioClientTransport({ command: process.execPath, args: [CLI, 'mcp', '--stdio', '--config', cfg], stderr: 'pipe' }),
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [CLI, 'mcp', '--stdio', '--config', cfg],
+        stderr: 'pipe',
+      }),
     );
   });
   afterAll(async () => {
@@ -94,37 +98,62 @@ describe('nano-vm mcp --stdio (refund example)', () => {
   });
 
   it('validates a program and reports a broken one with codes and locations', async () => {
-    expect(ok(await client.callTool({ name: 'validate_program', arguments: { program: { text: refund } } }))).toMatchObject({
+    expect(
+      ok(await client.callTool({ name: 'validate_program', arguments: { program: { text: refund } } })),
+    ).toMatchObject({
       valid: true,
       program_id: 'refund',
     });
     const broken = refund.replace('next: decide', 'next: nowhere');
     const v = ok(await client.callTool({ name: 'validate_program', arguments: { program: { text: broken } } }));
     expect(v.valid).toBe(false);
-    expect(v.issues).toEqual(expect.arrayContaining([expect.objectContaining({ code: 'E_MISSING_TARGET', line: expect.any(Number) })]));
+    expect(v.issues).toEqual(
+      expect.arrayContaining([expect.objectContaining({ code: 'E_MISSING_TARGET', line: expect.any(Number) })]),
+    );
   });
 
   it('stores programs by hash with versions, runs one with progress, and proves the run', async () => {
     const put = ok(await client.callTool({ name: 'put_program', arguments: { text: refund } }));
     expect(put).toMatchObject({ name: 'refund', version: 1, created: true });
-    expect(ok(await client.callTool({ name: 'put_program', arguments: { text: refund } }))).toMatchObject({ version: 1, created: false });
+    expect(ok(await client.callTool({ name: 'put_program', arguments: { text: refund } }))).toMatchObject({
+      version: 1,
+      created: false,
+    });
     const v2 = refund.replace('version: "1"', 'version: "2"');
-    expect(ok(await client.callTool({ name: 'put_program', arguments: { text: v2 } }))).toMatchObject({ version: 2, created: true });
+    expect(ok(await client.callTool({ name: 'put_program', arguments: { text: v2 } }))).toMatchObject({
+      version: 2,
+      created: true,
+    });
 
     const progress: string[] = [];
     const run = ok(
-      await client.callTool({ name: 'run_program', arguments: { program: { name: 'refund', version: 1 }, input } }, undefined, {
-        onprogress: (p) => progress.push(String(p.message)),
-      }),
+      await client.callTool(
+        { name: 'run_program', arguments: { program: { name: 'refund', version: 1 }, input } },
+        undefined,
+        {
+          onprogress: (p) => progress.push(String(p.message)),
+        },
+      ),
     );
-    expect(run).toMatchObject({ status: 'completed', outcome: 'SUCCESS', started_by: 'local-dev', replayed: false, program_hash: put.hash });
+    expect(run).toMatchObject({
+      status: 'completed',
+      outcome: 'SUCCESS',
+      started_by: 'local-dev',
+      replayed: false,
+      program_hash: put.hash,
+    });
     expect(progress).toContain('step classify answered');
     expect(progress).toContain('step issue_refund started');
     expect(progress[progress.length - 1]).toMatch(/^finished completed/);
 
     const runId = run.run_id as string;
-    const { bundle } = ok(await client.callTool({ name: 'export_bundle', arguments: { run_id: runId } })) as { bundle: Structured };
-    expect(ok(await client.callTool({ name: 'verify_bundle', arguments: { bundle } }))).toMatchObject({ ok: true, head_hash: run.head_hash });
+    const { bundle } = ok(await client.callTool({ name: 'export_bundle', arguments: { run_id: runId } })) as {
+      bundle: Structured;
+    };
+    expect(ok(await client.callTool({ name: 'verify_bundle', arguments: { bundle } }))).toMatchObject({
+      ok: true,
+      head_hash: run.head_hash,
+    });
     // The CLI verifies the same bytes offline.
     const file = join(dir, 'refund.bundle.json');
     writeFileSync(file, JSON.stringify(bundle));
@@ -138,19 +167,30 @@ describe('nano-vm mcp --stdio (refund example)', () => {
     expect(bad).toMatchObject({ ok: false, first_bad_seq: answer.seq });
     expect(bad.code).toMatch(/^E_/);
 
-    expect(ok(await client.callTool({ name: 'replay_run', arguments: { run_id: runId } }))).toMatchObject({ identical: true, outcome: 'SUCCESS' });
+    expect(ok(await client.callTool({ name: 'replay_run', arguments: { run_id: runId } }))).toMatchObject({
+      identical: true,
+      outcome: 'SUCCESS',
+    });
     // Counterfactual: the same recorded answers under a stricter program.
     const strict = refund.replace(/input\.amount <= 500/g, 'input.amount <= 50');
     expect(strict).not.toBe(refund);
-    const cf = ok(await client.callTool({ name: 'replay_run', arguments: { run_id: runId, program: { text: strict } } }));
+    const cf = ok(
+      await client.callTool({ name: 'replay_run', arguments: { run_id: runId, program: { text: strict } } }),
+    );
     expect(cf).toMatchObject({ counterfactual: true, identical: false, recorded_outcome: 'SUCCESS' });
     expect(cf.outcome).not.toBe('SUCCESS');
 
-    const receipt = ok(await client.callTool({ name: 'get_receipt', arguments: { run_id: runId } })).receipt as Structured;
+    const receipt = ok(await client.callTool({ name: 'get_receipt', arguments: { run_id: runId } }))
+      .receipt as Structured;
     expect(receipt.head_hash).toBe(run.head_hash);
     const trace = ok(await client.callTool({ name: 'get_trace', arguments: { run_id: runId, limit: 2 } }));
     expect((trace.events as unknown[]).length).toBe(2);
-    const rest = ok(await client.callTool({ name: 'get_trace', arguments: { run_id: runId, after_seq: trace.next_after_seq, limit: 1000 } }));
+    const rest = ok(
+      await client.callTool({
+        name: 'get_trace',
+        arguments: { run_id: runId, after_seq: trace.next_after_seq, limit: 1000 },
+      }),
+    );
     expect(2 + (rest.events as unknown[]).length).toBe(trace.event_count);
     expect(rest.next_after_seq).toBe(null);
 
@@ -161,14 +201,22 @@ describe('nano-vm mcp --stdio (refund example)', () => {
     expect(resourceTemplates.map((t) => t.uriTemplate)).toContain('nano-vm://runs/{run_id}/bundle');
 
     // Deleting the program leaves its runs whole.
-    expect(ok(await client.callTool({ name: 'delete_program', arguments: { name: 'refund' } }))).toEqual({ deleted: 2 });
-    expect(fails(await client.callTool({ name: 'get_program', arguments: { name: 'refund' } })).code).toBe('E_MCP_NO_PROGRAM');
-    const again = ok(await client.callTool({ name: 'export_bundle', arguments: { run_id: runId } })) as { bundle: unknown };
+    expect(ok(await client.callTool({ name: 'delete_program', arguments: { name: 'refund' } }))).toEqual({
+      deleted: 2,
+    });
+    expect(fails(await client.callTool({ name: 'get_program', arguments: { name: 'refund' } })).code).toBe(
+      'E_MCP_NO_PROGRAM',
+    );
+    const again = ok(await client.callTool({ name: 'export_bundle', arguments: { run_id: runId } })) as {
+      bundle: unknown;
+    };
     expect(ok(await client.callTool({ name: 'verify_bundle', arguments: { bundle: again.bundle } })).ok).toBe(true);
   });
 
   it('returns at once with wait false, and the run finishes', async () => {
-    const r = ok(await client.callTool({ name: 'run_program', arguments: { program: { text: refund }, input, wait: false } }));
+    const r = ok(
+      await client.callTool({ name: 'run_program', arguments: { program: { text: refund }, input, wait: false } }),
+    );
     expect(r.run_id).toMatch(/^run-/);
     let status = r.status;
     for (let i = 0; i < 100 && status === 'running'; i++) {
@@ -188,20 +236,33 @@ describe('nano-vm mcp --stdio (refund example)', () => {
     expect(mismatch.code).toBe('E_IDEMPOTENCY_MISMATCH');
 
     const race = { ...args, idempotency_key: 'race-1' };
-    const results = (await Promise.all(Array.from({ length: 8 }, () => client.callTool({ name: 'run_program', arguments: race })))).map(ok);
+    const results = (
+      await Promise.all(Array.from({ length: 8 }, () => client.callTool({ name: 'run_program', arguments: race })))
+    ).map(ok);
     expect(new Set(results.map((r) => r.run_id)).size).toBe(1);
     expect(results.filter((r) => r.replayed === false)).toHaveLength(1);
     expect(results.every((r) => r.status === 'completed')).toBe(true);
   });
 
   it('refuses bad arguments and unknown runs as tool errors, and survives a malformed line', async () => {
-    expect(fails(await client.callTool({ name: 'run_program', arguments: { program: { text: refund } } })).code).toBe('E_MCP_ARGS');
-    expect(fails(await client.callTool({ name: 'get_run', arguments: { run_id: 'run-nope' } })).code).toBe('E_STORE_NO_RUN');
-    expect(fails(await client.callTool({ name: 'run_program', arguments: { program: { text: refund }, input: { order_id: 1 } } })).code).toBe(
-      'E_INPUT_INVALID',
+    expect(fails(await client.callTool({ name: 'run_program', arguments: { program: { text: refund } } })).code).toBe(
+      'E_MCP_ARGS',
     );
+    expect(fails(await client.callTool({ name: 'get_run', arguments: { run_id: 'run-nope' } })).code).toBe(
+      'E_STORE_NO_RUN',
+    );
+    expect(
+      fails(
+        await client.callTool({
+          name: 'run_program',
+          arguments: { program: { text: refund }, input: { order_id: 1 } },
+        }),
+      ).code,
+    ).toBe('E_INPUT_INVALID');
     // The stdio principal has no erase scope.
-    expect(fails(await client.callTool({ name: 'erase_subject', arguments: { subject: 'x' } })).code).toBe('E_MCP_FORBIDDEN');
+    expect(fails(await client.callTool({ name: 'erase_subject', arguments: { subject: 'x' } })).code).toBe(
+      'E_MCP_FORBIDDEN',
+    );
   });
 
   it('writes every call to a hash-chained audit log that nano-vm audit verifies and that detects tampering', async () => {
@@ -209,7 +270,9 @@ describe('nano-vm mcp --stdio (refund example)', () => {
     expect(r.status).toBe(0);
     const log = JSON.parse(r.stdout) as { ok: boolean; entries: { tool: string; result: string; principal: string }[] };
     expect(log.ok).toBe(true);
-    expect(log.entries.some((e) => e.tool === 'run_program' && e.result === 'ok' && e.principal === 'local-dev')).toBe(true);
+    expect(log.entries.some((e) => e.tool === 'run_program' && e.result === 'ok' && e.principal === 'local-dev')).toBe(
+      true,
+    );
     expect(log.entries.some((e) => e.tool === 'run_program' && e.result === 'E_IDEMPOTENCY_MISMATCH')).toBe(true);
     // Someone with write access to the file rewrites one entry.
     const copy = join(dir, 'audit-copy.db');
@@ -262,7 +325,10 @@ describe('nano-vm mcp --http (approval example)', () => {
     new Promise((res, rej) => {
       const req = request(
         url,
-        { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers } },
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+        },
         (r) => {
           let text = '';
           r.on('data', (c: Buffer) => (text += c.toString()));
@@ -323,7 +389,11 @@ describe('nano-vm mcp --http (approval example)', () => {
     const alice = await connect('alice');
     const bob = await connect('bob');
     const run = ok(await alice.callTool({ name: 'run_program', arguments: { program, input: payment } }));
-    expect(run).toMatchObject({ status: 'suspended', started_by: 'alice', waiting: { step: 'approval', role: 'payments_approver' } });
+    expect(run).toMatchObject({
+      status: 'suspended',
+      started_by: 'alice',
+      waiting: { step: 'approval', role: 'payments_approver' },
+    });
     const runId = run.run_id as string;
 
     // Bob subscribes to the run and hears when it finishes.
@@ -340,7 +410,9 @@ describe('nano-vm mcp --http (approval example)', () => {
     expect(await updated).toBe(`nano-vm://runs/${runId}`);
 
     const trace = ok(await bob.callTool({ name: 'get_trace', arguments: { run_id: runId } }));
-    const resumed = (trace.events as { type: string; principal?: string; role?: string }[]).find((e) => e.type === 'run_resumed');
+    const resumed = (trace.events as { type: string; principal?: string; role?: string }[]).find(
+      (e) => e.type === 'run_resumed',
+    );
     expect(resumed).toMatchObject({ principal: 'bob', role: 'payments_approver' });
     const { bundle } = ok(await bob.callTool({ name: 'export_bundle', arguments: { run_id: runId } }));
     expect(ok(await bob.callTool({ name: 'verify_bundle', arguments: { bundle } })).ok).toBe(true);
@@ -361,19 +433,29 @@ describe('nano-vm mcp --http (approval example)', () => {
   it('lists runs with filters and cursor pagination', async () => {
     const alice = await connect('alice');
     for (let i = 0; i < 3; i++)
-      ok(await alice.callTool({ name: 'run_program', arguments: { program, input: json('approval/inputs/small.json') } }));
+      ok(
+        await alice.callTool({
+          name: 'run_program',
+          arguments: { program, input: json('approval/inputs/small.json') },
+        }),
+      );
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
       const page: Structured = ok(
-        await alice.callTool({ name: 'list_runs', arguments: { started_by: 'alice', limit: 2, ...(cursor ? { cursor } : {}) } }),
+        await alice.callTool({
+          name: 'list_runs',
+          arguments: { started_by: 'alice', limit: 2, ...(cursor ? { cursor } : {}) },
+        }),
       );
       seen.push(...(page.runs as { run_id: string }[]).map((r) => r.run_id));
       cursor = page.next_cursor as string | null;
     } while (cursor);
     expect(seen.length).toBeGreaterThanOrEqual(4);
     expect(new Set(seen).size).toBe(seen.length);
-    const suspended = ok(await alice.callTool({ name: 'list_runs', arguments: { status: 'completed', started_by: 'carol' } }));
+    const suspended = ok(
+      await alice.callTool({ name: 'list_runs', arguments: { status: 'completed', started_by: 'carol' } }),
+    );
     expect((suspended.runs as unknown[]).length).toBe(1);
   });
 
@@ -390,10 +472,14 @@ describe('nano-vm mcp --http (approval example)', () => {
     expect(nobody.status).toBe(403);
     expect(nobody.headers['www-authenticate']).toContain('insufficient_scope');
     const reader = await connect('reader');
-    await expect(reader.callTool({ name: 'run_program', arguments: { program, input: payment } })).rejects.toMatchObject({
+    await expect(
+      reader.callTool({ name: 'run_program', arguments: { program, input: payment } }),
+    ).rejects.toMatchObject({
       code: 403,
     });
-    await expect(reader.callTool({ name: 'erase_subject', arguments: { subject: 'x' } })).rejects.toMatchObject({ code: 403 });
+    await expect(reader.callTool({ name: 'erase_subject', arguments: { subject: 'x' } })).rejects.toMatchObject({
+      code: 403,
+    });
     // Reading is allowed.
     expect(ok(await reader.callTool({ name: 'list_programs', arguments: {} }))).toHaveProperty('programs');
   });
@@ -408,12 +494,23 @@ describe('nano-vm mcp --http (approval example)', () => {
     const sid = opened.headers['mcp-session-id'] as string;
     expect(sid).toBeTruthy();
     const list = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' });
-    expect((await raw(list, { authorization: `Bearer ${TOKENS.bob}`, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' })).status).toBe(403);
+    expect(
+      (
+        await raw(list, {
+          authorization: `Bearer ${TOKENS.bob}`,
+          'mcp-session-id': sid,
+          'mcp-protocol-version': '2025-06-18',
+        })
+      ).status,
+    ).toBe(403);
   });
 
   it('answers an oversize request with 413 and malformed JSON with a parse error, and stays up', async () => {
     const auth = { authorization: `Bearer ${TOKENS.alice}` };
-    const big = await raw(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { pad: 'x'.repeat(100_000) } }), auth);
+    const big = await raw(
+      JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { pad: 'x'.repeat(100_000) } }),
+      auth,
+    );
     expect(big.status).toBe(413);
     const junk = await raw('{"jsonrpc": "2.0", "id": 1, "method": ', auth);
     expect(junk.status).toBe(400);
@@ -432,7 +529,9 @@ describe('nano-vm mcp --http (approval example)', () => {
     const a1 = await connect('alice');
     const a2 = await connect('alice');
     const args = { program, input: json('approval/inputs/small.json'), idempotency_key: 'pay-race' };
-    const rs = (await Promise.all([a1, a2, a1, a2].map((c) => c.callTool({ name: 'run_program', arguments: args })))).map(ok);
+    const rs = (
+      await Promise.all([a1, a2, a1, a2].map((c) => c.callTool({ name: 'run_program', arguments: args })))
+    ).map(ok);
     expect(new Set(rs.map((r) => r.run_id)).size).toBe(1);
     expect(rs.filter((r) => !r.replayed)).toHaveLength(1);
     // Another principal's key space is its own.
@@ -460,17 +559,23 @@ describe('nano-vm mcp --http (approval example)', () => {
     const carol = await connect('carol');
     const run = ok(await alice.callTool({ name: 'run_program', arguments: { program: twoWaits, input: {} } }));
     expect(run.waiting).toMatchObject({ step: 'first' });
-    expect(ok(await bob.callTool({ name: 'resume_run', arguments: { run_id: run.run_id, event: { ok: true } } })).waiting).toMatchObject({
+    expect(
+      ok(await bob.callTool({ name: 'resume_run', arguments: { run_id: run.run_id, event: { ok: true } } })).waiting,
+    ).toMatchObject({
       step: 'second',
     });
-    expect(fails(await bob.callTool({ name: 'resume_run', arguments: { run_id: run.run_id, event: { ok: true } } })).code).toBe(
-      'E_FOUR_EYES',
+    expect(
+      fails(await bob.callTool({ name: 'resume_run', arguments: { run_id: run.run_id, event: { ok: true } } })).code,
+    ).toBe('E_FOUR_EYES');
+    const done = ok(
+      await carol.callTool({ name: 'resume_run', arguments: { run_id: run.run_id, event: { ok: true } } }),
     );
-    const done = ok(await carol.callTool({ name: 'resume_run', arguments: { run_id: run.run_id, event: { ok: true } } }));
     expect(done).toMatchObject({ status: 'completed', outcome: 'APPROVED_TWICE' });
     const trace = ok(await carol.callTool({ name: 'get_trace', arguments: { run_id: run.run_id } }));
     expect(
-      (trace.events as { type: string; principal?: string }[]).filter((e) => e.type === 'run_resumed').map((e) => e.principal),
+      (trace.events as { type: string; principal?: string }[])
+        .filter((e) => e.type === 'run_resumed')
+        .map((e) => e.principal),
     ).toEqual(['bob', 'carol']);
   });
 
@@ -478,14 +583,25 @@ describe('nano-vm mcp --http (approval example)', () => {
     const alice = await connect('alice');
     const progress: string[] = [];
     const waited = ok(
-      await alice.callTool({ name: 'run_program', arguments: { program, input: json('approval/inputs/small.json') } }, undefined, {
-        onprogress: (p) => progress.push(String(p.message)),
-      }),
+      await alice.callTool(
+        { name: 'run_program', arguments: { program, input: json('approval/inputs/small.json') } },
+        undefined,
+        {
+          onprogress: (p) => progress.push(String(p.message)),
+        },
+      ),
     );
     expect(waited).toMatchObject({ status: 'completed', outcome: 'PAID' });
-    expect(progress).toEqual(['step triage answered', 'step route decided', 'step pay started', 'finished completed PAID']);
+    expect(progress).toEqual([
+      'step triage answered',
+      'step route decided',
+      'step pay started',
+      'finished completed PAID',
+    ]);
 
-    const started = ok(await alice.callTool({ name: 'run_program', arguments: { program, input: payment, wait: false } }));
+    const started = ok(
+      await alice.callTool({ name: 'run_program', arguments: { program, input: payment, wait: false } }),
+    );
     expect(['running', 'suspended']).toContain(started.status);
     const suspended = new Promise<void>((res) =>
       alice.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
@@ -509,11 +625,20 @@ describe('nano-vm mcp --http (approval example)', () => {
     const analysis = ok(await carol.callTool({ name: 'analyze_runs', arguments: { program_id: 'payment-approval' } }));
     expect(analysis.format).toBe('nano-vm.analysis/v1');
     expect((analysis.runs as unknown[]).length).toBeGreaterThan(0);
-    const paths = ok(await carol.callTool({ name: 'program_paths', arguments: { program: { name: 'payment-approval' } } }));
+    const paths = ok(
+      await carol.callTool({ name: 'program_paths', arguments: { program: { name: 'payment-approval' } } }),
+    );
     expect((paths.paths as unknown[]).length).toBeGreaterThan(1);
-    const graph = ok(await carol.callTool({ name: 'program_graph', arguments: { program: { name: 'payment-approval' }, format: 'dot' } }));
+    const graph = ok(
+      await carol.callTool({
+        name: 'program_graph',
+        arguments: { program: { name: 'payment-approval' }, format: 'dot' },
+      }),
+    );
     expect(graph.graph).toMatch(/^digraph/);
-    await expect(carol.callTool({ name: 'erase_subject', arguments: { subject: 'x' } })).rejects.toMatchObject({ code: 403 });
+    await expect(carol.callTool({ name: 'erase_subject', arguments: { subject: 'x' } })).rejects.toMatchObject({
+      code: 403,
+    });
   });
 
   it('limits each principal’s request rate (429 with Retry-After), without touching the others', async () => {
@@ -530,7 +655,9 @@ describe('nano-vm mcp --http (approval example)', () => {
 
 describe('nano-vm mcp --stdio with malformed input', () => {
   it('skips a line that is not JSON-RPC and answers the next request', async () => {
-    const proc = spawn(process.execPath, [CLI, 'mcp', '--stdio', '--store', 'memory:'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [CLI, 'mcp', '--stdio', '--store', 'memory:'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let out = '';
     proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
     proc.stdin.write('this is not json\n');
@@ -545,7 +672,10 @@ describe('nano-vm mcp --stdio with malformed input', () => {
     );
     for (let i = 0; i < 100 && !out.includes('"id":8'); i++) await new Promise((res) => setTimeout(res, 50));
     proc.stdin.end();
-    const replies = out.trim().split('\n').map((l) => JSON.parse(l) as { id: number; error?: { code: number }; result?: { protocolVersion: string } });
+    const replies = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id: number; error?: { code: number }; result?: { protocolVersion: string } });
     expect(replies.find((r) => r.id === 7)?.error?.code).toBe(-32601);
     expect(replies.find((r) => r.id === 8)?.result?.protocolVersion).toBe('2025-11-25');
     const code = await new Promise<number | null>((res) => proc.once('exit', res));

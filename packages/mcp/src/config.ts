@@ -60,7 +60,17 @@ export interface ServerConfig {
 
 export const DEFAULT_STORE = 'sqlite:./.nano-vm/nano-vm.db';
 
-const TOP = new Set(['store', 'model', 'tools', 'policy', 'principals', 'stdio_principal', 'limits', 'http', 'gateway']);
+const TOP = new Set([
+  'store',
+  'model',
+  'tools',
+  'policy',
+  'principals',
+  'stdio_principal',
+  'limits',
+  'http',
+  'gateway',
+]);
 
 export function sha256Hex(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
@@ -150,7 +160,8 @@ export function parseServerConfig(value: unknown, file: string, env: NodeJS.Proc
       let hash: string;
       if (p.token_sha256 !== undefined) {
         hash = str(p.token_sha256, `${at}.token_sha256`).toLowerCase();
-        if (!/^[0-9a-f]{64}$/.test(hash)) throw bad(`${at}.token_sha256`, 'must be 64 hex digits (sha256 of the token)');
+        if (!/^[0-9a-f]{64}$/.test(hash))
+          throw bad(`${at}.token_sha256`, 'must be 64 hex digits (sha256 of the token)');
       } else if (p.token_env !== undefined) {
         const v = env[str(p.token_env, `${at}.token_env`)];
         if (!v) throw bad(`${at}.token_env`, `environment variable ${String(p.token_env)} is not set`);
@@ -180,7 +191,8 @@ export function parseServerConfig(value: unknown, file: string, env: NodeJS.Proc
     const h = value.http;
     if (!isObj(h)) throw bad(`${file} http`, 'must be an object');
     for (const k of Object.keys(h))
-      if (!['host', 'port', 'allowed_hosts', 'allowed_origins'].includes(k)) throw bad(`${file} http.${k}`, 'unknown member');
+      if (!['host', 'port', 'allowed_hosts', 'allowed_origins'].includes(k))
+        throw bad(`${file} http.${k}`, 'unknown member');
     if (h.host !== undefined) cfg.http.host = str(h.host, `${file} http.host`);
     if (h.port !== undefined) cfg.http.port = positive(h.port, `${file} http.port`);
     if (h.allowed_hosts !== undefined) cfg.http.allowed_hosts = strings(h.allowed_hosts, `${file} http.allowed_hosts`);

@@ -44,7 +44,9 @@ const NO_MODEL: ModelPort = {
   id: 'none',
   scripted: false,
   complete: () =>
-    Promise.reject(new ModelError('E_MODEL_SPEC', 'the MCP server has no model configured (its config has no "model")')),
+    Promise.reject(
+      new ModelError('E_MODEL_SPEC', 'the MCP server has no model configured (its config has no "model")'),
+    ),
 };
 
 /** Opens the store and the server state named by `spec` (`sqlite:<path>` or `memory:`). */
@@ -83,7 +85,11 @@ function loadPolicyFile(file: string): PolicySnapshot {
   }
   const loaded = loadPolicy(text, { file, format: file.endsWith('.json') ? 'json' : 'yaml' });
   if (!loaded.policy)
-    throw new NanoVmError(firstErrorCode(loaded.issues, 'E_POLICY_INVALID'), `policy ${file} is invalid`, loaded.issues);
+    throw new NanoVmError(
+      firstErrorCode(loaded.issues, 'E_POLICY_INVALID'),
+      `policy ${file} is invalid`,
+      loaded.issues,
+    );
   return loaded.policy;
 }
 

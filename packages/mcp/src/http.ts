@@ -69,7 +69,12 @@ export async function startHttp(host: Host, o: HttpOptions): Promise<RunningHttp
       ...(o.allowedHosts ?? []),
     ]);
   const originsAllowed = (): Set<string> =>
-    new Set([`http://localhost:${port}`, `http://127.0.0.1:${port}`, `http://[::1]:${port}`, ...(o.allowedOrigins ?? [])]);
+    new Set([
+      `http://localhost:${port}`,
+      `http://127.0.0.1:${port}`,
+      `http://[::1]:${port}`,
+      ...(o.allowedOrigins ?? []),
+    ]);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // DNS rebinding: a page on another origin that resolved its name to 127.0.0.1 still sends its own Host/Origin.
@@ -136,7 +141,10 @@ export async function startHttp(host: Host, o: HttpOptions): Promise<RunningHttp
         return send(
           res,
           403,
-          rpcError(-32003, `principal ${principal.name} lacks the scope ${missing === 'approve:' ? 'approve:<role>' : missing}`),
+          rpcError(
+            -32003,
+            `principal ${principal.name} lacks the scope ${missing === 'approve:' ? 'approve:<role>' : missing}`,
+          ),
           {
             'www-authenticate': `Bearer realm="nano-vm", error="insufficient_scope", scope="${missing === 'approve:' ? 'approve:*' : missing}"`,
           },

@@ -138,12 +138,43 @@ export function createSessionServer(o: SessionOptions): Server {
 
   server.setRequestHandler(ListResourceTemplatesRequestSchema, () => ({
     resourceTemplates: [
-      { uriTemplate: 'nano-vm://runs/{run_id}', name: 'run', title: 'A run', mimeType: 'application/json', description: 'status, outcome, head hash; subscribe to hear of status changes' },
-      { uriTemplate: 'nano-vm://runs/{run_id}/receipt', name: 'receipt', title: 'A run’s receipt', mimeType: 'application/json' },
-      { uriTemplate: 'nano-vm://runs/{run_id}/bundle', name: 'bundle', title: 'A run’s bundle', mimeType: 'application/json' },
-      { uriTemplate: 'nano-vm://runs/{run_id}/trace', name: 'trace', title: 'A run’s events', mimeType: 'application/json' },
-      { uriTemplate: 'nano-vm://programs/{name}', name: 'program', title: 'A stored program (latest version)', mimeType: 'application/json' },
-      { uriTemplate: 'nano-vm://programs/{name}/{version}', name: 'program-version', title: 'A stored program version', mimeType: 'application/json' },
+      {
+        uriTemplate: 'nano-vm://runs/{run_id}',
+        name: 'run',
+        title: 'A run',
+        mimeType: 'application/json',
+        description: 'status, outcome, head hash; subscribe to hear of status changes',
+      },
+      {
+        uriTemplate: 'nano-vm://runs/{run_id}/receipt',
+        name: 'receipt',
+        title: 'A run’s receipt',
+        mimeType: 'application/json',
+      },
+      {
+        uriTemplate: 'nano-vm://runs/{run_id}/bundle',
+        name: 'bundle',
+        title: 'A run’s bundle',
+        mimeType: 'application/json',
+      },
+      {
+        uriTemplate: 'nano-vm://runs/{run_id}/trace',
+        name: 'trace',
+        title: 'A run’s events',
+        mimeType: 'application/json',
+      },
+      {
+        uriTemplate: 'nano-vm://programs/{name}',
+        name: 'program',
+        title: 'A stored program (latest version)',
+        mimeType: 'application/json',
+      },
+      {
+        uriTemplate: 'nano-vm://programs/{name}/{version}',
+        name: 'program-version',
+        title: 'A stored program version',
+        mimeType: 'application/json',
+      },
     ],
   }));
 
@@ -157,46 +188,47 @@ export function createSessionServer(o: SessionOptions): Server {
           name: `${p.name} v${p.version}`,
           mimeType: 'application/json',
         })),
-        ...runs.map((r) => ({ uri: `nano-vm://runs/${r.run_id}`, name: `${r.program_id} ${r.run_id}`, mimeType: 'application/json' })),
+        ...runs.map((r) => ({
+          uri: `nano-vm://runs/${r.run_id}`,
+          name: `${r.program_id} ${r.run_id}`,
+          mimeType: 'application/json',
+        })),
       ],
     };
   });
 
+  const readRun = async (id: string, part: string | undefined): Promise<string> => {
+    if (part === 'receipt') return JSON.stringify((await service.getReceipt(principal, { run_id: id })).receipt);
+    if (part === 'trace')
+      return JSON.stringify((await service.getTrace(principal, { run_id: id, limit: 1_000_000 })).events);
+    const run = await service.getRun(principal, { run_id: id });
+    return part === 'bundle' ? serializeBundle(await service.bundleOf(id)) : JSON.stringify(run);
+  };
+
   server.setRequestHandler(ReadResourceRequestSchema, async (req) => {
     const uri = req.params.uri;
-    const json = (v: unknown, text?: string) => ({ contents: [{ uri, mimeType: 'application/json', text: text ?? JSON.stringify(v) }] });
+    const run = RUN_URI.exec(uri);
+    const prog = PROGRAM_URI.exec(uri);
+    const runId = run ? decodeURIComponent(run[1]!) : null;
+    let text: string;
     try {
-      const run = RUN_URI.exec(uri);
-      if (run) {
-        const id = decodeURIComponent(run[1]!);
-        await audit('resources/read', { uri }, 'ok', id);
-        switch (run[2]) {
-          case 'receipt':
-            return json((await service.getReceipt(principal, { run_id: id })).receipt);
-          case 'bundle':
-            await service.getRun(principal, { run_id: id });
-            return json(null, serializeBundle(await service.bundleOf(id)));
-          case 'trace':
-            return json((await service.getTrace(principal, { run_id: id, limit: 1_000_000 })).events);
-          default:
-            return json(await service.getRun(principal, { run_id: id }));
-        }
-      }
-      const prog = PROGRAM_URI.exec(uri);
-      if (prog) {
-        await audit('resources/read', { uri }, 'ok', null);
-        return json(
+      if (run) text = await readRun(runId!, run[2]);
+      else if (prog)
+        text = JSON.stringify(
           await service.getProgram(principal, {
             name: decodeURIComponent(prog[1]!),
             ...(prog[2] !== undefined ? { version: Number(prog[2]) } : {}),
           }),
         );
-      }
+      else throw new NanoVmError('E_MCP_ARGS', `no resource ${uri}: see resources/templates/list`);
     } catch (e) {
+      const code = e instanceof NanoVmError ? e.code : 'E_INTERNAL';
+      await audit('resources/read', { uri }, code, runId);
       if (e instanceof NanoVmError) throw new McpError(-32002, `${e.code}: ${e.message}`, { code: e.code });
       throw e;
     }
-    throw new McpError(-32002, `no resource ${uri}`);
+    await audit('resources/read', { uri }, 'ok', runId);
+    return { contents: [{ uri, mimeType: 'application/json', text }] };
   });
 
   // Subscriptions: a run's URI (or any of its sub-resources) is notified when its status changes.
@@ -204,8 +236,7 @@ export function createSessionServer(o: SessionOptions): Server {
   const onStatus = (runId: string): void => {
     for (const uri of subscribed) {
       const m = RUN_URI.exec(uri);
-      if (m && decodeURIComponent(m[1]!) === runId)
-        void server.sendResourceUpdated({ uri }).catch(() => {});
+      if (m && decodeURIComponent(m[1]!) === runId) void server.sendResourceUpdated({ uri }).catch(() => {});
     }
   };
   service.on('status', onStatus);

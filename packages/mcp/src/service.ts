@@ -115,6 +115,7 @@ const need = (p: Principal, scope: Parameters<typeof hasScope>[1]): void => {
 /** The emitter's 'status' event: a run's status changed (it suspended, resumed or finished). */
 export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
   private readonly inflight = new Map<string, Promise<unknown>>();
+  private readonly programs = new Map<string, Program>();
   private readonly now: () => Date;
 
   constructor(readonly deps: ServiceDeps) {
@@ -158,12 +159,19 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
       ...(src.version !== undefined ? { version: src.version } : {}),
       ...(src.hash !== undefined ? { hash: src.hash } : {}),
     });
-    if (!stored)
-      throw new NanoVmError(
-        'E_MCP_NO_PROGRAM',
-        `no stored program ${src.name !== undefined ? `${src.name}${src.version !== undefined ? ` version ${src.version}` : ''}` : `with hash ${src.hash}`}`,
-      );
-    return { program: stored.program, hash: stored.hash, issues: [] };
+    if (stored) {
+      // One object per program hash: the runtime caches validation and compilation per object.
+      let program = this.programs.get(stored.hash);
+      if (!program) {
+        if (this.programs.size >= 256) this.programs.delete(this.programs.keys().next().value!);
+        this.programs.set(stored.hash, (program = stored.program));
+      }
+      return { program, hash: stored.hash, issues: [] };
+    }
+    throw new NanoVmError(
+      'E_MCP_NO_PROGRAM',
+      `no stored program ${src.name !== undefined ? `${src.name}${src.version !== undefined ? ` version ${src.version}` : ''}` : `with hash ${src.hash}`}`,
+    );
   }
 
   private policyOf(text: string | undefined): PolicySnapshot | undefined {
@@ -215,7 +223,10 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
     a: { text: string; format?: 'yaml' | 'json'; name?: string },
   ): Promise<{ name: string; version: number; hash: string; created: boolean; warnings: Issue[] }> {
     need(p, 'run');
-    const v = await this.validate({ ...p, scopes: [...p.scopes, 'read'] }, { program: { text: a.text, ...(a.format ? { format: a.format } : {}) } });
+    const v = await this.validate(
+      { ...p, scopes: [...p.scopes, 'read'] },
+      { program: { text: a.text, ...(a.format ? { format: a.format } : {}) } },
+    );
     if (!v.valid)
       throw new NanoVmError(
         v.issues.find((i) => i.severity === 'error')?.code ?? 'E_PROGRAM_INVALID',
@@ -243,7 +254,10 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
     need(p, 'read');
     if (ref.text !== undefined) throw new NanoVmError('E_MCP_ARGS', 'get_program takes a name or a hash');
     const r = await this.resolveProgram(ref);
-    const stored = await this.deps.state.getProgram({ hash: r.hash, ...(ref.name !== undefined ? { name: ref.name } : {}) });
+    const stored = await this.deps.state.getProgram({
+      hash: r.hash,
+      ...(ref.name !== undefined ? { name: ref.name } : {}),
+    });
     return stored!;
   }
 
@@ -304,7 +318,15 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
             'E_IDEMPOTENCY_MISMATCH',
             `idempotency key ${JSON.stringify(a.idempotency_key)} was used for another request (run ${claim.existing.run_id}); use a new key for a new request`,
           );
-        return { ...(await this.report(claim.existing.run_id, wait)), replayed: true };
+        try {
+          return { ...(await this.report(claim.existing.run_id, wait)), replayed: true };
+        } catch (e) {
+          if (e instanceof NanoVmError && e.code === 'E_STORE_NO_RUN')
+            throw e.withMessage(
+              `idempotency key ${JSON.stringify(a.idempotency_key)}: the first request with it was refused before its run started; send the request with a new key`,
+            );
+          throw e;
+        }
       }
     }
     // Until the run exists in the store, a concurrent call with the same key waits on this.
@@ -356,7 +378,10 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
       this.inflight.delete(runId);
       this.emit('status', runId);
     });
-    this.inflight.set(runId, settled.catch(() => {}));
+    this.inflight.set(
+      runId,
+      settled.catch(() => {}),
+    );
     return settled;
   }
 
@@ -368,7 +393,8 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
     else if ((e.type === 'step_completed' || e.type === 'step_failed') && e.kind === 'llm' && !e.parent)
       progress(step(), `step ${e.step} ${e.type === 'step_completed' ? 'answered' : 'failed'}`);
     else if (e.type === 'condition_evaluated') progress(step(), `step ${e.step} decided`);
-    else if (e.type === 'run_suspended') progress(step(), `suspended at ${e.step}${e.role ? ` for role ${e.role}` : ''}`);
+    else if (e.type === 'run_suspended')
+      progress(step(), `suspended at ${e.step}${e.role ? ` for role ${e.role}` : ''}`);
     else if (e.type === 'run_finished') progress(step(), `finished ${e.status}${e.outcome ? ` ${e.outcome}` : ''}`);
   }
 
@@ -511,7 +537,16 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
     return { bundle: JSON.parse(serializeBundle(await this.bundleOf(a.run_id))) as unknown };
   }
 
-  verify(p: Principal, a: { bundle: unknown }): { ok: boolean; code: string | null; first_bad_seq: number | null; reason: string | null; head_hash: string | null } {
+  verify(
+    p: Principal,
+    a: { bundle: unknown },
+  ): {
+    ok: boolean;
+    code: string | null;
+    first_bad_seq: number | null;
+    reason: string | null;
+    head_hash: string | null;
+  } {
     need(p, 'read');
     const r = verifyBundle(a.bundle, nodeHasher);
     if (r.ok) return { ok: true, code: null, first_bad_seq: null, reason: null, head_hash: r.head_hash };
@@ -635,7 +670,10 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
     });
   }
 
-  async graph(p: Principal, a: { program: ProgramSource; format?: 'mermaid' | 'dot' }): Promise<{ format: string; graph: string }> {
+  async graph(
+    p: Principal,
+    a: { program: ProgramSource; format?: 'mermaid' | 'dot' },
+  ): Promise<{ format: string; graph: string }> {
     need(p, 'read');
     const { program } = await this.resolveProgram(a.program);
     const format = a.format ?? 'mermaid';

@@ -60,6 +60,8 @@ export class SqliteServerState implements ServerState {
       this.db = new Database(path, { fileMustExist: opts.create === false });
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('busy_timeout = 5000');
+      // As the run store: WAL with NORMAL survives a process crash without an fsync per commit.
+      this.db.pragma('synchronous = NORMAL');
       this.db.exec(SCHEMA);
     } catch (e) {
       throw new NanoVmError('E_STORE_OPEN', `cannot open the server state in ${path}: ${(e as Error).message}`);
@@ -191,8 +193,7 @@ export class SqliteServerState implements ServerState {
       this.db
         .transaction(() => {
           const last = this.db.prepare('SELECT seq, hash FROM mcp_audit ORDER BY seq DESC LIMIT 1').get() as
-            | { seq: number; hash: string }
-            | undefined;
+            { seq: number; hash: string } | undefined;
           const e = chainAudit(entry, last ? last.seq + 1 : 0, last ? last.hash : AUDIT_GENESIS);
           this.db
             .prepare(

@@ -86,7 +86,9 @@ export interface ServerState {
    * the existing binding comes back and nothing changes. Atomic, so of two concurrent calls with
    * one key exactly one claims it.
    */
-  claimIdempotency(rec: IdempotencyRecord): Promise<{ claimed: true } | { claimed: false; existing: IdempotencyRecord }>;
+  claimIdempotency(
+    rec: IdempotencyRecord,
+  ): Promise<{ claimed: true } | { claimed: false; existing: IdempotencyRecord }>;
   /** Appends one audit entry, chained to the last one atomically. */
   appendAudit(entry: NewAuditEntry): Promise<AuditEntry>;
   /** Every audit entry in order. */
@@ -149,7 +151,14 @@ export class MemoryServerState implements ServerState {
     const same = live.find((x) => x.hash === p.hash);
     if (same) return Promise.resolve({ stored: strip(same), created: false });
     const version = Math.max(0, ...this.programs.filter((x) => x.name === p.name).map((x) => x.version)) + 1;
-    const stored = { name: p.name, hash: p.hash, program: p.program, principal: p.principal, created_at: p.ts, version };
+    const stored = {
+      name: p.name,
+      hash: p.hash,
+      program: p.program,
+      principal: p.principal,
+      created_at: p.ts,
+      version,
+    };
     this.programs.push({ ...stored, deleted: false });
     return Promise.resolve({ stored, created: true });
   }

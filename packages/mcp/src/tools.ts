@@ -42,7 +42,11 @@ const PROGRAM_SOURCE = obj(
   [],
 );
 const RUN_ID = str('a run id', { minLength: 1, maxLength: 200 });
-const ISSUES = { type: 'array', items: { type: 'object' }, description: 'issues with code, severity, message, location' };
+const ISSUES = {
+  type: 'array',
+  items: { type: 'object' },
+  description: 'issues with code, severity, message, location',
+};
 const CURSOR = str('the next_cursor of the previous page', { maxLength: 1000 });
 const LIMIT = int('page size (at most the server limit)', { minimum: 1, maximum: 10000 });
 const STATUS = { enum: ['completed', 'failed', 'budget_exceeded', 'stalled', 'suspended', 'running'] };
@@ -65,8 +69,14 @@ const RUN_VIEW = obj(RUN_VIEW_PROPS, ['run_id', 'status', 'head_hash'], false);
 const RUN_REPORT = obj(
   {
     ...RUN_VIEW_PROPS,
-    receipt: { type: ['object', 'null'], description: 'the receipt (a function of the trace; docs/trace-format.md §5)' },
-    replayed: { type: 'boolean', description: "true when this is an earlier call's result for the same idempotency key" },
+    receipt: {
+      type: ['object', 'null'],
+      description: 'the receipt (a function of the trace; docs/trace-format.md §5)',
+    },
+    replayed: {
+      type: 'boolean',
+      description: "true when this is an earlier call's result for the same idempotency key",
+    },
   },
   ['run_id', 'status', 'replayed'],
   false,
@@ -82,7 +92,10 @@ export const TOOLS: readonly ToolSpec[] = [
     title: 'Validate a program',
     description:
       "Checks a program (inline YAML/JSON or a stored one) against the DSL, the server's tools and a policy (the server's, or `policy` given as text): returns every issue with its code and location. Runs nothing.",
-    inputSchema: obj({ program: PROGRAM_SOURCE, policy: str('a policy (YAML or JSON text) to check against instead of the server’s') }, ['program']),
+    inputSchema: obj(
+      { program: PROGRAM_SOURCE, policy: str('a policy (YAML or JSON text) to check against instead of the server’s') },
+      ['program'],
+    ),
     outputSchema: obj(
       { valid: { type: 'boolean' }, program_id: str('program id'), program_hash: str('content hash'), issues: ISSUES },
       ['valid', 'issues'],
@@ -104,7 +117,13 @@ export const TOOLS: readonly ToolSpec[] = [
       ['text'],
     ),
     outputSchema: obj(
-      { name: str('name'), version: int('version'), hash: str('content hash'), created: { type: 'boolean' }, warnings: ISSUES },
+      {
+        name: str('name'),
+        version: int('version'),
+        hash: str('content hash'),
+        created: { type: 'boolean' },
+        warnings: ISSUES,
+      },
       ['name', 'version', 'hash', 'created'],
     ),
     annotations: { idempotentHint: true },
@@ -134,10 +153,10 @@ export const TOOLS: readonly ToolSpec[] = [
     title: 'List stored programs',
     description: 'Live stored programs by name and version, a page at a time.',
     inputSchema: obj({ name: str('only this name'), cursor: CURSOR, limit: LIMIT }),
-    outputSchema: obj({ programs: { type: 'array', items: { type: 'object' } }, next_cursor: nullable('string', 'next page') }, [
-      'programs',
-      'next_cursor',
-    ]),
+    outputSchema: obj(
+      { programs: { type: 'array', items: { type: 'object' } }, next_cursor: nullable('string', 'next page') },
+      ['programs', 'next_cursor'],
+    ),
     annotations: { readOnlyHint: true },
     call: (s, p, x) => s.listPrograms(p, { ...opt(x, 'name'), ...opt(x, 'cursor'), ...opt(x, 'limit') }),
   },
@@ -197,7 +216,8 @@ export const TOOLS: readonly ToolSpec[] = [
   {
     name: 'list_runs',
     title: 'List runs',
-    description: 'Runs in creation order, filtered by status, program id or the principal that started them, a page at a time.',
+    description:
+      'Runs in creation order, filtered by status, program id or the principal that started them, a page at a time.',
     inputSchema: obj({
       status: STATUS,
       program_id: str('only runs of this program id'),
@@ -211,13 +231,21 @@ export const TOOLS: readonly ToolSpec[] = [
     ]),
     annotations: { readOnlyHint: true },
     call: (s, p, x) =>
-      s.listRuns(p, { ...opt(x, 'status'), ...opt(x, 'program_id'), ...opt(x, 'started_by'), ...opt(x, 'cursor'), ...opt(x, 'limit') }),
+      s.listRuns(p, {
+        ...opt(x, 'status'),
+        ...opt(x, 'program_id'),
+        ...opt(x, 'started_by'),
+        ...opt(x, 'cursor'),
+        ...opt(x, 'limit'),
+      }),
   },
   {
     name: 'get_trace',
     title: 'Get a run’s trace',
     description: 'The run’s events (docs/trace-format.md), a page at a time: pass next_after_seq back as after_seq.',
-    inputSchema: obj({ run_id: RUN_ID, after_seq: int('events after this seq', { minimum: -1 }), limit: LIMIT }, ['run_id']),
+    inputSchema: obj({ run_id: RUN_ID, after_seq: int('events after this seq', { minimum: -1 }), limit: LIMIT }, [
+      'run_id',
+    ]),
     outputSchema: obj(
       {
         run_id: str('run'),
@@ -244,7 +272,8 @@ export const TOOLS: readonly ToolSpec[] = [
   {
     name: 'export_bundle',
     title: 'Export a run’s bundle',
-    description: 'Program, policy, input, events and receipt: everything verify and replay need, offline (as `nano-vm export`).',
+    description:
+      'Program, policy, input, events and receipt: everything verify and replay need, offline (as `nano-vm export`).',
     inputSchema: obj({ run_id: RUN_ID }, ['run_id']),
     outputSchema: obj({ bundle: { type: 'object' } }, ['bundle']),
     annotations: { readOnlyHint: true },
@@ -300,7 +329,8 @@ export const TOOLS: readonly ToolSpec[] = [
     ),
     annotations: { readOnlyHint: true },
     runOf: (x) => (x.run_id as string | undefined) ?? null,
-    call: (s, p, x) => s.replay(p, { ...opt(x, 'run_id'), ...opt(x, 'bundle'), ...opt(x, 'program'), ...opt(x, 'policy') }),
+    call: (s, p, x) =>
+      s.replay(p, { ...opt(x, 'run_id'), ...opt(x, 'bundle'), ...opt(x, 'program'), ...opt(x, 'policy') }),
   },
   {
     name: 'resume_run',
@@ -317,12 +347,14 @@ export const TOOLS: readonly ToolSpec[] = [
     ),
     outputSchema: RUN_REPORT,
     runOf: (x) => x.run_id as string,
-    call: (s, p, x, progress) => s.resume(p, { run_id: a(x, 'run_id'), event: x.event, ...opt(x, 'event_id') }, progress),
+    call: (s, p, x, progress) =>
+      s.resume(p, { run_id: a(x, 'run_id'), event: x.event, ...opt(x, 'event_id') }, progress),
   },
   {
     name: 'analyze_runs',
     title: 'Analyze runs',
-    description: 'Drift and entropy across the finished runs of one program (or the runs given), optionally against a baseline (docs/analyzer.md).',
+    description:
+      'Drift and entropy across the finished runs of one program (or the runs given), optionally against a baseline (docs/analyzer.md).',
     inputSchema: obj({
       program_id: str('every finished run of this program id'),
       run_ids: { type: 'array', items: RUN_ID, maxItems: 10000 },
@@ -337,7 +369,9 @@ export const TOOLS: readonly ToolSpec[] = [
     title: 'Erase a data subject',
     description:
       'Deletes the sensitive input values of a subject from every finished run (their traces stay verifiable; docs/privacy.md). A legal hold in the policy refuses it, and the refusal is recorded.',
-    inputSchema: obj({ subject: str('the subject id as the runs named it', { minLength: 1, maxLength: 1000 }) }, ['subject']),
+    inputSchema: obj({ subject: str('the subject id as the runs named it', { minLength: 1, maxLength: 1000 }) }, [
+      'subject',
+    ]),
     outputSchema: obj(
       {
         subject: { type: 'string' },
@@ -355,8 +389,11 @@ export const TOOLS: readonly ToolSpec[] = [
   {
     name: 'program_paths',
     title: 'Paths of a program',
-    description: "Every path through a program with the guards and the server policy's requirements along it (as `nano-vm paths`).",
-    inputSchema: obj({ program: PROGRAM_SOURCE, max_paths: int('most paths listed', { minimum: 1, maximum: 10000 }) }, ['program']),
+    description:
+      "Every path through a program with the guards and the server policy's requirements along it (as `nano-vm paths`).",
+    inputSchema: obj({ program: PROGRAM_SOURCE, max_paths: int('most paths listed', { minimum: 1, maximum: 10000 }) }, [
+      'program',
+    ]),
     outputSchema: obj({ format: { type: 'string' }, paths: { type: 'array' } }, ['format', 'paths'], false),
     annotations: { readOnlyHint: true },
     call: (s, p, x) => s.paths(p, { program: a(x, 'program'), ...opt(x, 'max_paths') }),

@@ -42,7 +42,13 @@ function conformance(name: string, make: () => ServerState): void {
       const ts = '2026-01-01T00:00:00.000Z';
       const a = await s.putProgram({ name: 'p', hash: 'a'.repeat(64), program: program('p', '1'), principal: 'x', ts });
       expect(a).toMatchObject({ created: true, stored: { version: 1 } });
-      const again = await s.putProgram({ name: 'p', hash: 'a'.repeat(64), program: program('p', '1'), principal: 'y', ts });
+      const again = await s.putProgram({
+        name: 'p',
+        hash: 'a'.repeat(64),
+        program: program('p', '1'),
+        principal: 'y',
+        ts,
+      });
       expect(again).toMatchObject({ created: false, stored: { version: 1, principal: 'x' } });
       await s.putProgram({ name: 'p', hash: 'b'.repeat(64), program: program('p', '2'), principal: 'x', ts });
       await s.putProgram({ name: 'q', hash: 'a'.repeat(64), program: program('p', '1'), principal: 'x', ts });
@@ -62,7 +68,13 @@ function conformance(name: string, make: () => ServerState): void {
       expect(await s.getProgram({ name: 'p' })).toBeUndefined();
       expect((await s.getProgram({ hash: 'a'.repeat(64) }))?.name).toBe('q');
       // A new version after deletion never reuses a number.
-      const after = await s.putProgram({ name: 'p', hash: 'c'.repeat(64), program: program('p', '3'), principal: 'x', ts });
+      const after = await s.putProgram({
+        name: 'p',
+        hash: 'c'.repeat(64),
+        program: program('p', '3'),
+        principal: 'x',
+        ts,
+      });
       expect(after.stored.version).toBe(3);
       await s.close();
     });
@@ -81,7 +93,14 @@ function conformance(name: string, make: () => ServerState): void {
     it('chains the audit log; a changed or removed entry is found', async () => {
       const s = make();
       for (let i = 0; i < 4; i++)
-        await s.appendAudit({ ts: `t${i}`, principal: 'a', tool: 'get_run', args_hash: 'x', result: 'ok', run_id: i ? `r${i}` : null });
+        await s.appendAudit({
+          ts: `t${i}`,
+          principal: 'a',
+          tool: 'get_run',
+          args_hash: 'x',
+          result: 'ok',
+          run_id: i ? `r${i}` : null,
+        });
       const log = await s.auditLog();
       expect(log.map((e) => e.seq)).toEqual([0, 1, 2, 3]);
       expect(verifyAuditLog(log)).toBe(null);

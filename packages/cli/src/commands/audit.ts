@@ -5,7 +5,8 @@ import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
 export const AUDIT = defineCommand({
   name: 'audit',
-  summary: "Prints the MCP server's audit log (every call: principal, tool, hash of the arguments, result) and verifies its hash chain.",
+  summary:
+    "Prints the MCP server's audit log (every call: principal, tool, hash of the arguments, result) and verifies its hash chain.",
   args: '',
   options: {
     store: {
@@ -28,19 +29,23 @@ export async function auditCommand(argv: string[]): Promise<number> {
   const m = /^sqlite:(.+)$/.exec(values.store);
   if (!m) throw new NanoVmError('E_STORE_SPEC', `audit reads a SQLite store (sqlite:<path>), not "${values.store}"`);
   const { existsSync } = await import('node:fs');
-  if (!existsSync(m[1]!)) throw new NanoVmError('E_STORE_MISSING', `no store ${values.store}: the file ${m[1]} does not exist`);
+  if (!existsSync(m[1]!))
+    throw new NanoVmError('E_STORE_MISSING', `no store ${values.store}: the file ${m[1]} does not exist`);
   const { SqliteServerState, verifyAuditLog } = await import('@nano-vm/mcp');
   const state = new SqliteServerState(m[1]!, { create: false });
   const entries = await state.auditLog().finally(() => state.close());
   const bad = verifyAuditLog(entries);
-  if (values.json) process.stdout.write(JSON.stringify({ ok: bad === null, entries, ...(bad ? { first_bad: bad } : {}) }) + '\n');
+  if (values.json)
+    process.stdout.write(JSON.stringify({ ok: bad === null, entries, ...(bad ? { first_bad: bad } : {}) }) + '\n');
   else {
     for (const e of entries)
       process.stdout.write(
         `${String(e.seq).padStart(6)}  ${e.ts}  ${e.principal.padEnd(16)} ${e.tool.padEnd(16)} ${e.result.padEnd(24)} ${e.run_id ?? '-'}  args ${e.args_hash.slice(0, 12) || '-'}\n`,
       );
     process.stdout.write(
-      bad ? '' : `${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}; the chain verifies (head ${entries.length ? entries[entries.length - 1]!.hash.slice(0, 16) + '…' : 'empty'})\n`,
+      bad
+        ? ''
+        : `${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}; the chain verifies (head ${entries.length ? entries[entries.length - 1]!.hash.slice(0, 16) + '…' : 'empty'})\n`,
     );
   }
   if (bad) throw new NanoVmError('E_AUDIT_BROKEN', `the audit log is broken at entry ${bad.seq}: ${bad.reason}`);

@@ -8,17 +8,23 @@ export const MCP = defineCommand({
     'Serves programs, runs and proof to MCP clients (Claude Code, IDE agents) over stdio or Streamable HTTP, with principals, scopes and an audit log (docs/mcp.md).',
   args: '',
   options: {
-    stdio: { type: 'boolean', default: false, description: 'serve one client on stdin/stdout, as the config’s stdio principal' },
+    stdio: {
+      type: 'boolean',
+      default: false,
+      description: 'serve one client on stdin/stdout, as the config’s stdio principal',
+    },
     http: {
       type: 'boolean',
       default: false,
-      description: 'serve Streamable HTTP at http://<host>:<port>/mcp; callers authenticate with bearer tokens from the config',
+      description:
+        'serve Streamable HTTP at http://<host>:<port>/mcp; callers authenticate with bearer tokens from the config',
     },
     host: {
       type: 'string',
       value: '<address>',
       defaultText: '127.0.0.1, or the config’s http.host',
-      description: 'the address to listen on (--http). Anything but loopback exposes the server: put TLS in front of it',
+      description:
+        'the address to listen on (--http). Anything but loopback exposes the server: put TLS in front of it',
     },
     port: {
       type: 'string',
@@ -38,7 +44,11 @@ export const MCP = defineCommand({
       defaultText: 'the config’s store, or sqlite:./.nano-vm/nano-vm.db',
       description: 'where runs, programs and the audit log are kept (overrides the config)',
     },
-    model: { type: 'string', value: '<spec>', description: 'the model runs use (overrides the config; docs/models.md)' },
+    model: {
+      type: 'string',
+      value: '<spec>',
+      description: 'the model runs use (overrides the config; docs/models.md)',
+    },
     tools: { type: 'string', value: '<module>', description: 'the tools module runs use (overrides the config)' },
     policy: { type: 'string', value: '<file>', description: 'the policy every run is held to (overrides the config)' },
   },
