@@ -53,7 +53,11 @@ async function startServer() {
       model: `scripted:${join(EX, 'model.yaml')}`,
       tools: join(EX, 'tools.mjs'),
       principals: [
-        { name: 'bench', token_sha256: createHash('sha256').update(TOKEN).digest('hex'), scopes: ['read', 'run'] },
+        {
+          name: 'bench',
+          token_sha256: createHash('sha256').update(TOKEN).digest('hex'),
+          scopes: ['read', 'run', 'admin'],
+        },
       ],
       limits: { rate_per_minute: 10_000_000 },
     }),

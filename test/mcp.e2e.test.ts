@@ -355,7 +355,7 @@ describe('nano-vm mcp --http (approval example)', () => {
         principals: [
           { name: 'alice', token_sha256: sha(TOKENS.alice), scopes: ['read', 'run'] },
           { name: 'bob', token_sha256: sha(TOKENS.bob), scopes: ['read', 'approve:payments_approver'] },
-          { name: 'carol', token_env: 'CAROL_TOKEN', scopes: ['read', 'run', 'approve:payments_approver'] },
+          { name: 'carol', token_env: 'CAROL_TOKEN', scopes: ['read', 'run', 'approve:payments_approver', 'admin'] },
           { name: 'reader', token_sha256: sha(TOKENS.reader), scopes: ['read'] },
           { name: 'nobody', token_sha256: sha(TOKENS.nobody), scopes: [] },
           { name: 'hammer', token_sha256: sha(TOKENS.hammer), scopes: ['read'] },

@@ -51,6 +51,11 @@ export interface ServerConfig {
   tools?: string;
   /** A policy file every run is held to. */
   policy?: string;
+  /**
+   * Whether run_program takes inline program text (true), or only programs an admin stored with
+   * put_program (false): then a `run` principal can run only what the catalogue holds.
+   */
+  inline_programs: boolean;
   principals: PrincipalEntry[];
   stdio_principal: Principal;
   limits: ServerLimits;
@@ -65,6 +70,7 @@ const TOP = new Set([
   'model',
   'tools',
   'policy',
+  'inline_programs',
   'principals',
   'stdio_principal',
   'limits',
@@ -130,6 +136,7 @@ export function parseServerConfig(value: unknown, file: string, env: NodeJS.Proc
   const path = (p: string): string => (isAbsolute(p) ? p : resolve(base, p));
   const cfg: ServerConfig = {
     store: DEFAULT_STORE,
+    inline_programs: true,
     principals: [],
     stdio_principal: DEFAULT_STDIO_PRINCIPAL,
     limits: { ...DEFAULT_LIMITS },
@@ -143,6 +150,10 @@ export function parseServerConfig(value: unknown, file: string, env: NodeJS.Proc
   if (value.model !== undefined) {
     const m = str(value.model, `${file} model`);
     cfg.model = m.startsWith('scripted:') ? `scripted:${path(m.slice('scripted:'.length))}` : m;
+  }
+  if (value.inline_programs !== undefined) {
+    if (typeof value.inline_programs !== 'boolean') throw bad(`${file} inline_programs`, 'must be true or false');
+    cfg.inline_programs = value.inline_programs;
   }
   if (value.tools !== undefined) cfg.tools = path(str(value.tools, `${file} tools`));
   if (value.policy !== undefined) cfg.policy = path(str(value.policy, `${file} policy`));

@@ -115,6 +115,7 @@ export async function openHost(config: ServerConfig): Promise<Host> {
     tools,
     ...(policy ? { policy } : {}),
     limits: config.limits,
+    inlinePrograms: config.inline_programs,
   });
   return {
     service,

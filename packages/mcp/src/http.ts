@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { Host } from './host.js';
-import { principalForToken, type Principal } from './principals.js';
+import { principalForToken, RateLimiter, type Principal } from './principals.js';
 import { createSessionServer } from './server.js';
 
 export interface HttpOptions {
@@ -31,7 +31,7 @@ export interface RunningHttp {
 
 /** The scope a tools/call needs before it is let in (the service checks the finer ones, e.g. approve:<role>). */
 const TOOL_SCOPE: Record<string, string> = {
-  put_program: 'run',
+  put_program: 'admin',
   run_program: 'run',
   delete_program: 'admin',
   erase_subject: 'erase',
@@ -56,8 +56,12 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
 
 const rpcError = (code: number, message: string) => ({ jsonrpc: '2.0', error: { code, message }, id: null });
 
+/** Open sessions a principal may hold; opening one more closes its oldest. */
+export const MAX_SESSIONS_PER_PRINCIPAL = 64;
+
 export async function startHttp(host: Host, o: HttpOptions): Promise<RunningHttp> {
   const { service, config, rateLimiter } = host;
+  const anonymous = new RateLimiter(60);
   const sessions = new Map<string, { transport: StreamableHTTPServerTransport; principal: string }>();
   let port = o.port;
   const hostsAllowed = (): Set<string> =>
@@ -89,6 +93,9 @@ export async function startHttp(host: Host, o: HttpOptions): Promise<RunningHttp
     const m = /^Bearer\s+(\S+)$/i.exec(auth);
     const principal = m ? principalForToken(m[1]!, config.principals) : undefined;
     if (!principal) {
+      // Refusals are rate-limited by address too, so nobody can fill the audit log without a token.
+      if (!anonymous.take(`${req.socket.remoteAddress ?? '?'}`))
+        return send(res, 429, rpcError(-32029, 'too many unauthenticated requests'), { 'retry-after': '60' });
       await service.deps.state.appendAudit({
         ts: new Date().toISOString(),
         principal: '(unauthenticated)',
@@ -166,6 +173,10 @@ export async function startHttp(host: Host, o: HttpOptions): Promise<RunningHttp
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
         sessions.set(id, { transport, principal: principal.name });
+        // A principal's oldest sessions are closed beyond the cap (clients that never DELETE theirs).
+        const own = [...sessions.values()].filter((x) => x.principal === principal.name);
+        for (const old of own.slice(0, Math.max(0, own.length - MAX_SESSIONS_PER_PRINCIPAL)))
+          void old.transport.close().catch(() => {});
       },
     });
     transport.onclose = () => {

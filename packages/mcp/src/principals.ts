@@ -32,6 +32,8 @@ export function principalForToken<P extends Principal & { token_sha256: string }
   return found;
 }
 
+const MAX_BUCKETS = 10_000;
+
 /** A token bucket per principal: `perMinute` calls a minute, bursts up to the same number. */
 export class RateLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
@@ -43,7 +45,12 @@ export class RateLimiter {
   /** Takes one call from the principal's bucket; false (and nothing taken) when it is empty. */
   take(principal: string): boolean {
     const t = this.now();
-    const b = this.buckets.get(principal) ?? { tokens: this.perMinute, at: t };
+    let b = this.buckets.get(principal);
+    if (!b) {
+      // Keyed by principal (few) or by address for refusals (many): the map is bounded.
+      if (this.buckets.size >= MAX_BUCKETS) this.buckets.clear();
+      b = { tokens: this.perMinute, at: t };
+    }
     b.tokens = Math.min(this.perMinute, b.tokens + ((t - b.at) * this.perMinute) / 60_000);
     b.at = t;
     this.buckets.set(principal, b);

@@ -70,6 +70,8 @@ export interface ServiceDeps {
   /** The server's policy: every run is held to it. */
   policy?: PolicySnapshot;
   limits: ServerLimits;
+  /** False: run_program refuses inline program text (docs/mcp.md "Configuration"). */
+  inlinePrograms?: boolean;
   now?: () => Date;
 }
 
@@ -222,7 +224,7 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
     p: Principal,
     a: { text: string; format?: 'yaml' | 'json'; name?: string },
   ): Promise<{ name: string; version: number; hash: string; created: boolean; warnings: Issue[] }> {
-    need(p, 'run');
+    need(p, 'admin');
     const v = await this.validate(
       { ...p, scopes: [...p.scopes, 'read'] },
       { program: { text: a.text, ...(a.format ? { format: a.format } : {}) } },
@@ -293,6 +295,11 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
     progress?: Progress,
   ): Promise<RunReport> {
     need(p, 'run');
+    if (a.program.text !== undefined && this.deps.inlinePrograms === false)
+      throw new NanoVmError(
+        'E_MCP_FORBIDDEN',
+        'this server runs stored programs only (inline_programs is false): run one by name or hash; an admin stores programs with put_program',
+      );
     const { program, hash } = await this.resolveProgram(a.program);
     // Everything a run would refuse is refused before a key is bound or a run exists.
     checkInput(program, a.input);

@@ -107,7 +107,7 @@ export const TOOLS: readonly ToolSpec[] = [
     name: 'put_program',
     title: 'Store a program',
     description:
-      'Stores a valid program under a name (default: its id) by content hash. Storing a changed program adds a version; storing the same one again returns the existing version.',
+      'Stores a valid program under a name (default: its id) by content hash (scope admin). Storing a changed program adds a version; storing the same one again returns the existing version.',
     inputSchema: obj(
       {
         text: str('the program, YAML or JSON', { maxLength: 4 * 1024 * 1024 }),
