@@ -102,7 +102,15 @@ export async function openHost(config: ServerConfig): Promise<Host> {
   const policy = config.policy ? loadPolicyFile(config.policy) : undefined;
   let gateway: { close(): Promise<void> } | undefined;
   if (config.gateway.length) {
-    const mod = (await import(GATEWAY_MODULE)) as GatewayModule;
+    let mod: GatewayModule;
+    try {
+      mod = (await import(GATEWAY_MODULE)) as GatewayModule;
+    } catch (e) {
+      throw new NanoVmError(
+        'E_MCP_CONFIG',
+        `the config lists gateway servers, but this build of nano-vm has no gateway module (${(e as Error).message})`,
+      );
+    }
     const opened = await mod.openGateway(config.gateway);
     gateway = opened;
     for (const t of opened.tools) tools.register(t);
