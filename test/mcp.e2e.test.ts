@@ -406,8 +406,16 @@ describe('nano-vm mcp --http (approval example)', () => {
     const approval = { run_id: runId, event: { decision: 'approve', approver: 'bob@example.com' } };
     expect(fails(await alice.callTool({ name: 'resume_run', arguments: approval })).code).toBe('E_MCP_FORBIDDEN');
     const done = ok(await bob.callTool({ name: 'resume_run', arguments: approval }));
-    expect(done).toMatchObject({ status: 'completed', outcome: 'PAID' });
+    expect(done).toMatchObject({ status: 'completed', outcome: 'PAID', replayed: false });
     expect(await updated).toBe(`nano-vm://runs/${runId}`);
+    // Bob's client retries (the answer was lost): the same event is not taken twice.
+    expect(ok(await bob.callTool({ name: 'resume_run', arguments: approval }))).toMatchObject({
+      outcome: 'PAID',
+      replayed: true,
+      head_hash: done.head_hash,
+    });
+    const other = { ...approval, event: { decision: 'reject', approver: 'bob@example.com' } };
+    expect(fails(await bob.callTool({ name: 'resume_run', arguments: other })).code).toBe('E_RESUME_NOT_SUSPENDED');
 
     const trace = ok(await bob.callTool({ name: 'get_trace', arguments: { run_id: runId } }));
     const resumed = (trace.events as { type: string; principal?: string; role?: string }[]).find(

@@ -595,8 +595,15 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
     progress?: Progress,
   ): Promise<RunReport> {
     const { run, events } = await this.loadRun(a.run_id);
-    if (run.status !== 'suspended')
+    if (run.status !== 'suspended') {
+      // A retried approval (the answer was lost on the way back) is not an error: it was taken.
+      const same = sameEvent(events, p.name, a.event, a.event_id);
+      if (same) {
+        const meta = await this.deps.state.runMeta(a.run_id);
+        return { ...(await this.report(a.run_id, true)), started_by: meta?.principal ?? null, replayed: true };
+      }
       throw new NanoVmError('E_RESUME_NOT_SUSPENDED', `run ${a.run_id} is ${run.status}, not waiting for an event`);
+    }
     const waiting = waitingOf(events);
     const role = waiting?.role ?? undefined;
     if (role !== undefined) need(p, `approve:${role}`);
@@ -690,6 +697,28 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
   private pageSize(limit: number | undefined): number {
     return Math.min(limit ?? 100, this.deps.limits.max_page);
   }
+}
+
+/** The run_resumed event this principal's very event (payload and id) already produced, if any. */
+function sameEvent(
+  events: readonly TraceEvent[],
+  principal: string,
+  payload: unknown,
+  eventId: string | undefined,
+): RunResumedEvent | undefined {
+  let text: string;
+  try {
+    text = canonicalJson(payload as never);
+  } catch {
+    return undefined;
+  }
+  return events.find(
+    (e): e is RunResumedEvent =>
+      e.type === 'run_resumed' &&
+      e.principal === principal &&
+      e.event_id === eventId &&
+      canonicalJson(e.event) === text,
+  );
 }
 
 /** The wait a suspended run's trace ends in: its last run_suspended with nothing after it. */
