@@ -366,17 +366,28 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
       ...(a.subject !== undefined ? { subject: a.subject } : {}),
       onEvent: (e) => {
         if (e.seq === 0) started();
-        this.observe(e, runId, () => ++steps, progress);
+        // With wait false the answer goes first; progress after it would reach nobody.
+        this.observe(e, runId, () => ++steps, wait ? progress : undefined);
       },
     });
-    const tracked = this.track(runId, done);
+    let begun = false;
+    void startedP.then(() => (begun = true));
+    const key = a.idempotency_key;
+    const tracked = this.track(
+      runId,
+      done.catch(async (e: unknown) => {
+        // Refused before its run started (the policy's pre-flight): the key was never used.
+        if (!begun && key !== undefined) await this.deps.state.releaseIdempotency(p.name, key, runId);
+        throw e;
+      }),
+    );
     created();
     if (!wait) {
-      await Promise.race([startedP, done]);
+      await Promise.race([startedP, tracked]);
       tracked.catch(() => {});
       return { ...(await this.report(runId, false)), replayed: false };
     }
-    const r = await done;
+    const r = await tracked;
     return { ...this.viewOf(r, p.name), replayed: false };
   }
 

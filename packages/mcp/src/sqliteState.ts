@@ -188,6 +188,14 @@ export class SqliteServerState implements ServerState {
     );
   }
 
+  releaseIdempotency(principal: string, key: string, runId: string): Promise<void> {
+    return this.run(() => {
+      this.db
+        .prepare('DELETE FROM mcp_idempotency WHERE principal = ? AND key = ? AND run_id = ?')
+        .run(principal, key, runId);
+    });
+  }
+
   appendAudit(entry: NewAuditEntry): Promise<AuditEntry> {
     return this.run(() =>
       this.db

@@ -89,6 +89,8 @@ export interface ServerState {
   claimIdempotency(
     rec: IdempotencyRecord,
   ): Promise<{ claimed: true } | { claimed: false; existing: IdempotencyRecord }>;
+  /** Frees `key` if it is still bound to `runId` (its request was refused before the run started). */
+  releaseIdempotency(principal: string, key: string, runId: string): Promise<void>;
   /** Appends one audit entry, chained to the last one atomically. */
   appendAudit(entry: NewAuditEntry): Promise<AuditEntry>;
   /** Every audit entry in order. */
@@ -213,6 +215,12 @@ export class MemoryServerState implements ServerState {
     if (existing) return Promise.resolve({ claimed: false as const, existing });
     this.keys.set(k, rec);
     return Promise.resolve({ claimed: true as const });
+  }
+
+  releaseIdempotency(principal: string, key: string, runId: string): Promise<void> {
+    const k = JSON.stringify([principal, key]);
+    if (this.keys.get(k)?.run_id === runId) this.keys.delete(k);
+    return Promise.resolve();
   }
 
   appendAudit(entry: NewAuditEntry): Promise<AuditEntry> {

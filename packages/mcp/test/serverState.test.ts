@@ -87,6 +87,11 @@ function conformance(name: string, make: () => ServerState): void {
       const lost = claims.find((c) => !c.claimed) as { existing: { run_id: string } };
       expect(lost.existing.run_id).toBe('r1');
       expect((await s.claimIdempotency({ ...rec, principal: 'b', run_id: 'r3' })).claimed).toBe(true);
+      // Released only by the run it is bound to.
+      await s.releaseIdempotency('a', 'k', 'r2');
+      expect((await s.claimIdempotency({ ...rec, run_id: 'r4' })).claimed).toBe(false);
+      await s.releaseIdempotency('a', 'k', 'r1');
+      expect((await s.claimIdempotency({ ...rec, run_id: 'r4' })).claimed).toBe(true);
       await s.close();
     });
 

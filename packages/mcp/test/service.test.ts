@@ -79,6 +79,11 @@ describe("the server's policy", () => {
     await expect(s.run(runner, { program: { text: sneaky }, input })).rejects.toMatchObject({
       issues: expect.arrayContaining([expect.objectContaining({ code: 'E_POLICY_GRANT' })]) as unknown,
     });
+    // A request the policy refused never used its idempotency key.
+    await expect(s.run(runner, { program: { text: sneaky }, input, idempotency_key: 'k1' })).rejects.toMatchObject({
+      code: 'E_PROGRAM_INVALID',
+    });
+    expect(await s.run(runner, { program: { text }, input, idempotency_key: 'k1' })).toMatchObject({ replayed: false });
     const v = await s.validate(runner, { program: { text: sneaky } });
     expect(v.issues.map((i) => i.code)).toContain('E_POLICY_GRANT');
   });
