@@ -5,6 +5,7 @@
  */
 import { ANALYZE } from './commands/analyze.js';
 import { DEV_AGENT } from './commands/devAgent.js';
+import { AUDIT } from './commands/audit.js';
 import { ERASE } from './commands/erase.js';
 import { EXAMPLES } from './commands/examples.js';
 import { EXPR } from './commands/expr.js';
@@ -12,6 +13,7 @@ import { GRAPH } from './commands/graph.js';
 import { IMPORT } from './commands/import.js';
 import { KEYGEN } from './commands/keygen.js';
 import { KYC } from './commands/kyc.js';
+import { MCP } from './commands/mcp.js';
 import { PATHS } from './commands/paths.js';
 import { PLAN } from './commands/plan.js';
 import { RECEIPT } from './commands/receipt.js';
@@ -45,6 +47,8 @@ export const COMMANDS: readonly CommandSpec[] = [
   DEV_AGENT,
   KYC,
   IMPORT,
+  MCP,
+  AUDIT,
 ];
 
 export function findCommand(name: string): CommandSpec | undefined {

@@ -64,6 +64,11 @@ export interface ExternalEvent {
   payload: unknown;
   role?: string;
   event_id?: string;
+  /**
+   * Who sent it, as the host authenticated them (the MCP server's principal): recorded so a
+   * trace shows who approved, and so a host can refuse one principal approving twice.
+   */
+  principal?: string;
 }
 
 /** The run has finished with its run_finished event. */

@@ -147,6 +147,14 @@ export const ERROR_CODES = {
   E_IMPORT_VERSION: 'refused',
   E_IMPORT_STEP_TYPE: 'refused',
   W_IMPORT_LOSSY: 'warning',
+  // The MCP server (docs/mcp.md)
+  E_MCP_CONFIG: 'refused',
+  E_MCP_ARGS: 'refused',
+  E_MCP_FORBIDDEN: 'refused',
+  E_MCP_NO_PROGRAM: 'refused',
+  E_IDEMPOTENCY_MISMATCH: 'refused',
+  E_FOUR_EYES: 'refused',
+  E_AUDIT_BROKEN: 'failed',
   // The command line
   E_USAGE: 'refused',
   E_FILE: 'refused',

@@ -277,6 +277,7 @@ export function runResumed(f: {
   event: JsonValue;
   role?: string | undefined;
   event_id?: string | undefined;
+  principal?: string | undefined;
   changed: boolean;
   next: string;
 }): RunResumedEvent {
@@ -287,6 +288,7 @@ export function runResumed(f: {
     hash: NO_HASH,
     next: f.next,
     prev_hash: '',
+    principal: f.principal,
     role: f.role,
     seq: 0,
     step: f.step,

@@ -228,6 +228,8 @@ export interface RunResumedEvent extends Base {
   role?: string;
   /** The sender's id for the event (e.g. a webhook delivery id), when given. */
   event_id?: string;
+  /** The authenticated principal that sent it (the MCP server's), when the host knows one. */
+  principal?: string;
   changed: boolean;
   next: string;
 }

@@ -52,6 +52,7 @@ export class RecordedCursor {
           const event: ExternalEvent = { payload: e.event };
           if (e.role !== undefined) event.role = e.role;
           if (e.event_id !== undefined) event.event_id = e.event_id;
+          if (e.principal !== undefined) event.principal = e.principal;
           this.waits.push({ timed_out: false, event });
           break;
         }

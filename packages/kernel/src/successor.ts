@@ -834,6 +834,7 @@ class Deciding {
         event: payload,
         role: event.role,
         event_id: event.event_id,
+        principal: event.principal,
         changed,
         next,
       }),

@@ -216,6 +216,7 @@ function duplicateOf(events: readonly TraceEvent[], ev: ExternalEvent): RunResum
       e.type === 'run_resumed' &&
       e.role === ev.role &&
       e.event_id === ev.event_id &&
+      e.principal === ev.principal &&
       canonicalJson(e.event) === payload,
   );
 }
