@@ -16,21 +16,12 @@ import {
   toolsFromModule,
   type ModelPort,
   type Store,
-  type ToolDefinition,
 } from '@nano-vm/runtime';
-import type { GatewayServerConfig, ServerConfig } from './config.js';
+import type { ServerConfig } from './config.js';
 import { RateLimiter } from './principals.js';
 import { NanoVmService } from './service.js';
 import { MemoryServerState, type ServerState } from './state.js';
 import { SqliteServerState } from './sqliteState.js';
-
-/** What src/gateway/index.ts exports (written on its own branch; loaded only when the config lists servers). */
-interface GatewayModule {
-  openGateway(
-    servers: readonly GatewayServerConfig[],
-    opts?: { signal?: AbortSignal },
-  ): Promise<{ tools: ToolDefinition[]; close(): Promise<void> }>;
-}
 
 export interface Host {
   service: NanoVmService;
@@ -93,29 +84,26 @@ function loadPolicyFile(file: string): PolicySnapshot {
   return loaded.policy;
 }
 
-/** The gateway module's path, held in a variable so this package compiles before src/gateway/ exists. */
-const GATEWAY_MODULE = './gateway/index.js';
-
 export async function openHost(config: ServerConfig): Promise<Host> {
   const model = config.model ? modelFromSpec(config.model, { env: process.env }) : NO_MODEL;
   const tools = config.tools ? await loadToolsModule(config.tools) : new ToolRegistry();
   const policy = config.policy ? loadPolicyFile(config.policy) : undefined;
   let gateway: { close(): Promise<void> } | undefined;
   if (config.gateway.length) {
-    let mod: GatewayModule;
-    try {
-      mod = (await import(GATEWAY_MODULE)) as GatewayModule;
-    } catch (e) {
-      throw new NanoVmError(
-        'E_MCP_CONFIG',
-        `the config lists gateway servers, but this build of nano-vm has no gateway module (${(e as Error).message})`,
-      );
-    }
-    const opened = await mod.openGateway(config.gateway);
+    // Loaded only when the config lists servers: a server without a gateway never loads the MCP client.
+    const { openGateway } = await import('./gateway/index.js');
+    const opened = await openGateway(config.gateway);
     gateway = opened;
     for (const t of opened.tools) tools.register(t);
   }
-  const { store, state } = openStores(config.store);
+  let stores: { store: Store; state: ServerState };
+  try {
+    stores = openStores(config.store);
+  } catch (e) {
+    await gateway?.close();
+    throw e;
+  }
+  const { store, state } = stores;
   const service = new NanoVmService({
     store,
     state,
