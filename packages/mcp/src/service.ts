@@ -15,6 +15,7 @@ import {
   loadPolicy,
   loadProgram,
   NanoVmError,
+  parseJsonText,
   policyGuardGlobals,
   programGraph,
   programPaths,
@@ -50,6 +51,7 @@ import {
   type ToolRegistry,
 } from '@nano-vm/runtime';
 import type { ServerLimits } from './config.js';
+import { importV08 } from './import/importV08.js';
 import { hasScope, type Principal } from './principals.js';
 import { sha256, type ServerState, type StoredProgram } from './state.js';
 
@@ -59,7 +61,8 @@ export interface ProgramSource {
   version?: number;
   hash?: string;
   text?: string;
-  format?: 'yaml' | 'json';
+  /** `llm-nano-vm/v0.8`: a program of the Python original, converted as `nano-vm import` does (docs/import.md). */
+  format?: 'yaml' | 'json' | 'llm-nano-vm/v0.8';
 }
 
 export interface ServiceDeps {
@@ -92,6 +95,8 @@ export interface RunReport extends RunView {
   receipt: unknown;
   /** True when this result is an earlier call's, returned again for the same idempotency key. */
   replayed: boolean;
+  /** What the conversion of an llm-nano-vm v0.8 program could not carry over (W_IMPORT_LOSSY). */
+  warnings?: Issue[];
 }
 
 export type Progress = (progress: number, message: string) => void;
@@ -141,6 +146,7 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
     if (given !== 1)
       throw new NanoVmError('E_MCP_ARGS', 'program: give exactly one of name (with an optional version), hash or text');
     if (src.text !== undefined) {
+      if (src.format === 'llm-nano-vm/v0.8') return convertV08(src.text);
       const format = src.format ?? (src.text.trimStart().startsWith('{') ? 'json' : 'yaml');
       const loaded = loadProgram(src.text, { file: '<program>', format });
       if (!loaded.program)
@@ -222,7 +228,7 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
 
   async putProgram(
     p: Principal,
-    a: { text: string; format?: 'yaml' | 'json'; name?: string },
+    a: { text: string; format?: ProgramSource['format']; name?: string },
   ): Promise<{ name: string; version: number; hash: string; created: boolean; warnings: Issue[] }> {
     need(p, 'admin');
     const v = await this.validate(
@@ -300,7 +306,10 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
         'E_MCP_FORBIDDEN',
         'this server runs stored programs only (inline_programs is false): run one by name or hash; an admin stores programs with put_program',
       );
-    const { program, hash } = await this.resolveProgram(a.program);
+    const resolved = await this.resolveProgram(a.program);
+    const { program, hash } = resolved;
+    const lossy = resolved.issues.filter((i) => i.code === 'W_IMPORT_LOSSY');
+    const warnings = lossy.length ? { warnings: lossy } : {};
     // Everything a run would refuse is refused before a key is bound or a run exists.
     checkInput(program, a.input);
     const refused = preflight(program, this.deps.tools).filter((i) => i.severity === 'error');
@@ -326,7 +335,7 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
             `idempotency key ${JSON.stringify(a.idempotency_key)} was used for another request (run ${claim.existing.run_id}); use a new key for a new request`,
           );
         try {
-          return { ...(await this.report(claim.existing.run_id, wait)), replayed: true };
+          return { ...(await this.report(claim.existing.run_id, wait)), replayed: true, ...warnings };
         } catch (e) {
           if (e instanceof NanoVmError && e.code === 'E_STORE_NO_RUN')
             throw e.withMessage(
@@ -385,10 +394,10 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
     if (!wait) {
       await Promise.race([startedP, tracked]);
       tracked.catch(() => {});
-      return { ...(await this.report(runId, false)), replayed: false };
+      return { ...(await this.report(runId, false)), replayed: false, ...warnings };
     }
     const r = await tracked;
-    return { ...this.viewOf(r, p.name), replayed: false };
+    return { ...this.viewOf(r, p.name), replayed: false, ...warnings };
   }
 
   private track<T>(runId: string, done: Promise<T>): Promise<T> {
@@ -744,4 +753,26 @@ export function waitingOf(events: readonly TraceEvent[]): RunView['waiting'] {
 export function checkArgs(schema: unknown, args: unknown, tool: string): void {
   const vs = checkSchema(schema as never, args);
   if (vs.length) throw new NanoVmError('E_MCP_ARGS', `${tool}: ${describeViolations(vs)}`);
+}
+
+/** An llm-nano-vm v0.8 program (JSON text), converted as `nano-vm import` does; what it could not carry over comes back as W_IMPORT_LOSSY warnings. */
+function convertV08(text: string): { program: Program; hash: string; issues: Issue[] } {
+  let value: unknown;
+  try {
+    value = parseJsonText(text);
+  } catch (e) {
+    throw new NanoVmError('E_JSON', `the llm-nano-vm v0.8 program is not strict JSON: ${(e as Error).message}`);
+  }
+  const { program, warnings } = importV08(value);
+  return {
+    program,
+    hash: hashJson(nodeHasher, program),
+    issues: warnings.map((w) => ({
+      code: w.code,
+      severity: 'warning' as const,
+      message: w.message,
+      path: w.path,
+      ...(w.step !== undefined ? { step: w.step } : {}),
+    })),
+  };
 }

@@ -37,7 +37,11 @@ const PROGRAM_SOURCE = obj(
     version: int('a version of the named program', { minimum: 1 }),
     hash: str('a stored program by content hash', { pattern: '^[0-9a-f]{64}$' }),
     text: str('an inline program, YAML or JSON (docs/dsl.md)', { maxLength: 4 * 1024 * 1024 }),
-    format: { enum: ['yaml', 'json'], description: 'format of `text` (guessed when absent)' },
+    format: {
+      enum: ['yaml', 'json', 'llm-nano-vm/v0.8'],
+      description:
+        'format of `text` (yaml or json guessed when absent); llm-nano-vm/v0.8: a program of the Python original, converted as `nano-vm import` does, with what could not be carried over as W_IMPORT_LOSSY warnings',
+    },
   },
   [],
 );
@@ -77,6 +81,11 @@ const RUN_REPORT = obj(
       type: 'boolean',
       description: "true when this is an earlier call's result for the same idempotency key",
     },
+    warnings: {
+      type: 'array',
+      items: { type: 'object' },
+      description: 'what the conversion of an llm-nano-vm v0.8 program could not carry over (W_IMPORT_LOSSY)',
+    },
   },
   ['run_id', 'status', 'replayed'],
   false,
@@ -111,7 +120,7 @@ export const TOOLS: readonly ToolSpec[] = [
     inputSchema: obj(
       {
         text: str('the program, YAML or JSON', { maxLength: 4 * 1024 * 1024 }),
-        format: { enum: ['yaml', 'json'] },
+        format: { enum: ['yaml', 'json', 'llm-nano-vm/v0.8'] },
         name: str('the catalogue name (default: the program id)', { minLength: 1, maxLength: 200 }),
       },
       ['text'],

@@ -2,7 +2,9 @@
  * The service in process (no transport): what a deployment with a curated catalogue
  * (`inline_programs: false`) lets each scope do.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { policyFromValue, type PolicySnapshot } from '@nano-vm/kernel';
 import { MemoryStore, ToolRegistry, modelFromSpec, toolsFromModule } from '@nano-vm/runtime';
@@ -96,5 +98,63 @@ describe('erase_subject', () => {
     await expect(s.erase(runner, { subject: 'ana' })).rejects.toMatchObject({ code: 'E_MCP_FORBIDDEN' });
     const report = (await s.erase({ name: 'dpo', scopes: ['erase'] }, { subject: 'ana' })) as { erased: unknown[] };
     expect(report.erased).toHaveLength(1);
+  });
+});
+
+describe('an llm-nano-vm v0.8 program over MCP (format llm-nano-vm/v0.8)', () => {
+  const v08 = readFileSync(`${ROOT}packages/mcp/test/fixtures/v08/customer_refund.json`, 'utf8');
+
+  async function v08Service(): Promise<NanoVmService> {
+    const dir = mkdtempSync(join(tmpdir(), 'nano-vm-mcp-v08-'));
+    const model = join(dir, 'model.yaml');
+    writeFileSync(model, 'model: v08-script\nanswers:\n  analyze: ["yes"]\n');
+    const tools = toolsFromModule(
+      {
+        tools: [
+          { name: 'issue_refund', run: (a: { order_id: string }) => ({ refund_id: `rf_${a.order_id}` }) },
+          { name: 'send_rejection', run: (a: { order_id: string }) => ({ rejected: a.order_id }) },
+        ],
+      },
+      'inline tools',
+    );
+    return new NanoVmService({
+      store: new MemoryStore(),
+      state: new MemoryServerState(),
+      model: modelFromSpec(`scripted:${model}`),
+      tools,
+      limits: DEFAULT_LIMITS,
+    });
+  }
+
+  it('converts and runs it as nano-vm import would, returning what was not carried over as located warnings', async () => {
+    const s = await v08Service();
+    const v = await s.validate(runner, { program: { text: v08, format: 'llm-nano-vm/v0.8' } });
+    expect(v).toMatchObject({ valid: true, program_id: 'customer_refund' });
+    const r = await s.run(runner, {
+      program: { text: v08, format: 'llm-nano-vm/v0.8' },
+      input: { user_input: 'charged twice', order_id: 'o_1' },
+    });
+    expect(r).toMatchObject({ status: 'completed' });
+    expect(r.warnings?.length).toBeGreaterThan(0);
+    for (const w of r.warnings!)
+      expect(w).toMatchObject({ code: 'W_IMPORT_LOSSY', path: expect.stringMatching(/^\//) });
+    // The same text as a nano-vm program is not a program at all: the format decides.
+    await expect(s.run(runner, { program: { text: v08 }, input: {} })).rejects.toMatchObject({ code: 'E_FORMAT' });
+  });
+
+  it('refuses a v0.8 text that is not JSON, or not a v0.8 program, with the import codes', async () => {
+    const s = await v08Service();
+    await expect(
+      s.run(runner, { program: { text: 'steps: []', format: 'llm-nano-vm/v0.8' }, input: {} }),
+    ).rejects.toMatchObject({ code: 'E_JSON' });
+    await expect(
+      s.run(runner, { program: { text: '{"steps": []}', format: 'llm-nano-vm/v0.8' }, input: {} }),
+    ).rejects.toMatchObject({ code: 'E_IMPORT_INVALID' });
+    await expect(
+      s.run(runner, {
+        program: { text: '{"steps": [{"id": "a", "type": "shell"}]}', format: 'llm-nano-vm/v0.8' },
+        input: {},
+      }),
+    ).rejects.toMatchObject({ code: 'E_IMPORT_STEP_TYPE' });
   });
 });
