@@ -1,0 +1,865 @@
+/**
+ * The shared store: runs, events, vault and idempotency keys in one PostgreSQL schema, for many
+ * worker processes on many machines. Appends are compare-and-swap on (run, seq) and on the
+ * previous hash, under the run row's lock (`SELECT … FOR UPDATE`), with `(run_no, seq)` the
+ * events' primary key as a second guard: of two writers on one run exactly one appends each seq,
+ * so the chain never forks. Writes made while a commit is in flight share the next transaction
+ * (group commit, one round of a few array statements however many runs it carries); each
+ * promise settles once its write is committed, so write-ahead holds as on SQLite.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import {
+  MAX_DOCUMENT_DEPTH,
+  NanoVmError,
+  parseJsonText,
+  type JsonValue,
+  type Program,
+  type RunStatus,
+  type TraceEvent,
+} from '@nano-vm/kernel';
+import { canonicalJson, hashJson } from '@nano-vm/kernel/verify';
+import {
+  invocationUpserts,
+  nodeHasher,
+  reinvocationUpsert,
+  StoreError,
+  type Invocation,
+  type InvocationUpsert,
+  type Lease,
+  type NewRun,
+  type RunRecord,
+  type Store,
+  type VaultRow,
+  type VaultValue,
+} from '@nano-vm/runtime';
+import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
+
+export interface PostgresStoreOptions {
+  /** The schema holding the store's tables (default `nano_vm`, or `?schema=` in the URL). */
+  schema?: string;
+  /** Apply pending migrations when the store is first used (default false: E_STORE_SCHEMA until `nano-vm migrate`). */
+  migrate?: boolean;
+  /** Connections for reads, leases and erasures (default 4); group-committed writes have one more of their own. */
+  poolSize?: number;
+  /** How long connecting may take before E_STORE_UNREACHABLE (default 5000 ms). */
+  connectTimeoutMs?: number;
+  /**
+   * What `flushErased` runs on the vault table: `full` (default) rewrites it, so erased values are
+   * in no table file any more; `plain` only removes dead row versions (their bytes stay in free
+   * page space until overwritten), without the exclusive lock a rewrite takes.
+   */
+  vacuum?: 'full' | 'plain';
+}
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** `postgres://…[?schema=name]` → the connection string pg gets and the schema. */
+export function parsePostgresUrl(url: string, schemaOption?: string): { connectionString: string; schema: string } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new NanoVmError('E_STORE_SPEC', `store "${redactUrl(url)}" is not a postgres:// URL`);
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:')
+    throw new NanoVmError('E_STORE_SPEC', `store "${redactUrl(url)}" is not a postgres:// URL`);
+  const schema = schemaOption ?? u.searchParams.get('schema') ?? 'nano_vm';
+  u.searchParams.delete('schema');
+  if (!SCHEMA_NAME.test(schema))
+    throw new NanoVmError(
+      'E_STORE_SPEC',
+      `schema "${schema}" must be a lower-case SQL name (letters, digits, _; at most 63 characters)`,
+    );
+  return { connectionString: u.toString(), schema };
+}
+
+/** The URL without its password, for messages and listings. */
+export function redactUrl(url: string): string {
+  return url.replace(/^(\w+:\/\/[^:/@]*):[^@/]*@/, '$1:***@');
+}
+
+/** bigint columns (lease expiry, run_no) as numbers: they stay far below 2^53. */
+const TYPES = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+};
+
+/** A JSON column, read as strictly as a bundle (E_STORE_CORRUPT for text that is not JSON). */
+function storedJson(text: string, what: string): unknown {
+  try {
+    return parseJsonText(text, { maxDepth: MAX_DOCUMENT_DEPTH });
+  } catch (e) {
+    throw new StoreError('E_STORE_CORRUPT', `${what} in the store is not JSON: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Connection-level failures (the server is down, refuses, or the network is gone). */
+function isUnreachable(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return (
+    typeof code === 'string' &&
+    (['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', 'EAI_AGAIN', '57P01', '57P03'].includes(
+      code,
+    ) ||
+      code.startsWith('08'))
+  );
+}
+
+type Pending =
+  | { kind: 'create'; run: NewRun; vault: readonly VaultValue[]; resolve: () => void; reject: (e: Error) => void }
+  | { kind: 'append'; runId: string; events: readonly TraceEvent[]; resolve: () => void; reject: (e: Error) => void }
+  | {
+      kind: 'finish';
+      runId: string;
+      status: RunStatus | 'running';
+      outcome: string | null;
+      resolve: () => void;
+      reject: (e: Error) => void;
+    };
+
+interface RunRow {
+  run_no: number;
+  run_id: string;
+  program_id: string;
+  program_hash: string;
+  policy: string;
+  input: string;
+  status: string;
+  outcome: string | null;
+  next_seq: number;
+  head_hash: string;
+}
+
+interface VaultDbRow {
+  run_id: string;
+  path: string;
+  subject: string | null;
+  commitment: string;
+  salt: string | null;
+  value: string | null;
+  erased: boolean;
+}
+
+export class PostgresStore implements Store {
+  readonly schema: string;
+  /** The quoted schema, for SQL text. */
+  readonly s: string;
+  readonly pool: pg.Pool;
+  private readonly connectionString: string;
+  private readonly opts: PostgresStoreOptions;
+  private writer: pg.Client | null = null;
+  private readyPromise: Promise<void> | null = null;
+  private closed = false;
+  private pending: Pending[] = [];
+  private committing: Promise<void> | null = null;
+  /** The notification channel workers LISTEN on. */
+  readonly channel: string;
+
+  constructor(
+    readonly url: string,
+    opts: PostgresStoreOptions = {},
+  ) {
+    const { connectionString, schema } = parsePostgresUrl(url, opts.schema);
+    this.connectionString = connectionString;
+    this.schema = schema;
+    this.s = `"${schema}"`;
+    this.channel = `nano_vm_${schema}`;
+    this.opts = opts;
+    this.pool = new pg.Pool({
+      connectionString,
+      max: opts.poolSize ?? 4,
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
+      types: TYPES,
+    });
+    // An idle connection the server dropped must not crash the process; the next query reconnects.
+    this.pool.on('error', () => {});
+  }
+
+  /** A new client on the store's database (the caller connects and ends it): LISTEN, migrations. */
+  client(): pg.Client {
+    const c = new pg.Client({
+      connectionString: this.connectionString,
+      connectionTimeoutMillis: this.opts.connectTimeoutMs ?? 5000,
+      types: TYPES,
+    });
+    c.on('error', () => {});
+    return c;
+  }
+
+  /** Maps a driver failure to a store error with a code (unreachable server, other SQL errors). */
+  wrap(e: unknown, what: string): Error {
+    if (e instanceof NanoVmError) return e;
+    if (isUnreachable(e))
+      return new StoreError(
+        'E_STORE_UNREACHABLE',
+        `${what}: PostgreSQL at ${redactUrl(this.url)} could not be reached (${(e as Error).message || (e as { code?: string }).code})`,
+        { cause: e },
+      );
+    // The events' primary key backs the compare-and-swap: a second row for one (run, seq) is a conflict.
+    if ((e as { code?: unknown }).code === '23505' && /events_pkey/.test(String((e as Error).message)))
+      return new StoreError('E_STORE_CONFLICT', `${what}: another writer stored this seq first`, { cause: e });
+    return e as Error;
+  }
+
+  private closedError(): StoreError {
+    return new StoreError('E_STORE_CLOSED', `store ${redactUrl(this.url)} is closed`);
+  }
+
+  /**
+   * Connects and checks the schema now (migrating first when the store was opened with
+   * `migrate`), instead of at the first call: E_STORE_UNREACHABLE or E_STORE_SCHEMA early.
+   */
+  async open(): Promise<this> {
+    await this.ready();
+    return this;
+  }
+
+  /** Checks the schema version once (migrating first when asked); every call awaits it. */
+  private ready(): Promise<void> {
+    if (this.closed) return Promise.reject(this.closedError());
+    return this.schemaReady();
+  }
+
+  /** The schema check alone: a group accepted before close() still commits after it. */
+  private schemaReady(): Promise<void> {
+    return (this.readyPromise ??= this.checkSchema().catch((e: unknown) => {
+      this.readyPromise = null; // a server that was down may be up at the next call
+      throw this.wrap(e, 'opening the store');
+    }));
+  }
+
+  private async checkSchema(): Promise<void> {
+    if (this.opts.migrate) await this.migrate();
+    const v = await this.schemaVersion();
+    if (v === SCHEMA_VERSION) return;
+    if (v > SCHEMA_VERSION)
+      throw new StoreError(
+        'E_STORE_SCHEMA',
+        `schema ${this.schema} in ${redactUrl(this.url)} has store schema ${v}, newer than this nano-vm's ${SCHEMA_VERSION}: upgrade nano-vm`,
+      );
+    throw new StoreError(
+      'E_STORE_SCHEMA',
+      v === 0
+        ? `schema ${this.schema} in ${redactUrl(this.url)} has no nano-vm tables yet: run nano-vm migrate --store ${redactUrl(this.url)}`
+        : `schema ${this.schema} in ${redactUrl(this.url)} is at store schema ${v}, this nano-vm needs ${SCHEMA_VERSION}: run nano-vm migrate --store ${redactUrl(this.url)}`,
+    );
+  }
+
+  /** The applied schema version: 0 when the schema has no store tables. */
+  async schemaVersion(): Promise<number> {
+    const r = await this.pool.query<{ v: string | null }>(
+      `SELECT CASE WHEN to_regclass($1) IS NULL THEN NULL ELSE '' END AS v`,
+      [`${this.s}.meta`],
+    );
+    if (r.rows[0]?.v === null) return 0;
+    const m = await this.pool.query<{ value: string }>(`SELECT value FROM ${this.s}.meta WHERE key = 'schema_version'`);
+    return m.rows[0] ? Number(m.rows[0].value) : 0;
+  }
+
+  /**
+   * Applies the migrations the schema lacks, in one transaction under an advisory lock (two
+   * processes migrating at once apply each step once). Returns the versions applied now.
+   */
+  async migrate(): Promise<{ from: number; to: number; applied: { version: number; name: string }[] }> {
+    if (this.closed) throw this.closedError();
+    const c = this.client();
+    try {
+      await c.connect();
+    } catch (e) {
+      throw this.wrap(e, 'migrating the store');
+    }
+    try {
+      await c.query('BEGIN');
+      await c.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`nano-vm migrate ${this.schema}`]);
+      await c.query(`CREATE SCHEMA IF NOT EXISTS ${this.s}`);
+      const exists = (await c.query(`SELECT to_regclass($1) AS t`, [`${this.s}.meta`])).rows[0].t !== null;
+      const from = exists
+        ? Number(
+            (await c.query(`SELECT value FROM ${this.s}.meta WHERE key = 'schema_version'`)).rows[0]?.value ?? 0,
+          )
+        : 0;
+      if (from > SCHEMA_VERSION)
+        throw new StoreError(
+          'E_STORE_SCHEMA',
+          `schema ${this.schema} has store schema ${from}, newer than this nano-vm's ${SCHEMA_VERSION}: upgrade nano-vm; nothing was changed`,
+        );
+      const applied: { version: number; name: string }[] = [];
+      for (const m of MIGRATIONS) {
+        if (m.version <= from) continue;
+        await c.query(m.sql.replaceAll('$S', this.s));
+        if (m.version === 1) {
+          await c.query(
+            `CREATE TABLE ${this.s}.migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+          );
+          await c.query(`INSERT INTO ${this.s}.meta (key, value) VALUES ('subject_secret', $1)`, [
+            randomBytes(32).toString('hex'),
+          ]);
+        }
+        await c.query(`INSERT INTO ${this.s}.migrations (version, name) VALUES ($1, $2)`, [m.version, m.name]);
+        applied.push({ version: m.version, name: m.name });
+      }
+      await c.query(
+        `INSERT INTO ${this.s}.meta (key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+        [String(Math.max(from, SCHEMA_VERSION))],
+      );
+      await c.query('COMMIT');
+      return { from, to: Math.max(from, SCHEMA_VERSION), applied };
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => {});
+      throw this.wrap(e, 'migrating the store');
+    } finally {
+      await c.end().catch(() => {});
+    }
+  }
+
+  // ---- writes: group commit on one connection ----
+
+  private enqueue(p: Pending): void {
+    this.pending.push(p);
+    if (!this.committing) this.committing = this.commitLoop();
+  }
+
+  /** Commits the pending writes, group after group, until none is left. */
+  private async commitLoop(): Promise<void> {
+    // One turn of the event loop: writes issued together share the first group too.
+    await new Promise((r) => setImmediate(r));
+    while (this.pending.length) {
+      const batch = this.pending;
+      this.pending = [];
+      await this.commitGroup(batch);
+    }
+    this.committing = null;
+  }
+
+  private async writerClient(): Promise<pg.Client> {
+    if (this.writer) return this.writer;
+    const c = this.client();
+    await c.connect();
+    c.on('error', () => {
+      if (this.writer === c) this.writer = null;
+    });
+    return (this.writer = c);
+  }
+
+  private async commitGroup(batch: Pending[]): Promise<void> {
+    let c: pg.Client | undefined;
+    const failures = new Map<Pending, Error>();
+    try {
+      await this.schemaReady();
+      c = await this.writerClient();
+      await c.query('BEGIN');
+      await this.applyGroup(c, batch, failures);
+      await c.query('COMMIT');
+    } catch (e) {
+      if (c) {
+        await c.query('ROLLBACK').catch(() => {});
+        if (isUnreachable(e)) {
+          this.writer = null;
+          await c.end().catch(() => {});
+        }
+      }
+      const err = this.wrap(e, 'a write');
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    for (const p of batch) {
+      const f = failures.get(p);
+      if (f) p.reject(f);
+      else p.resolve();
+    }
+  }
+
+  private programHashes = new WeakMap<Program, string>();
+
+  private programHash(program: Program): string {
+    let h = this.programHashes.get(program);
+    if (h === undefined) {
+      h = hashJson(nodeHasher, program);
+      this.programHashes.set(program, h);
+    }
+    return h;
+  }
+
+  /**
+   * One group in one transaction: run creations (with their programs, vault rows and the queue
+   * entry they consume), then appends and status writes in arrival order, checked against the
+   * locked run rows. A refused write (conflict, unknown or duplicate run) fails alone and writes
+   * nothing; the others commit.
+   */
+  private async applyGroup(c: pg.Client, batch: Pending[], failures: Map<Pending, Error>): Promise<void> {
+    const S = this.s;
+    const creates = batch.filter((p): p is Extract<Pending, { kind: 'create' }> => p.kind === 'create');
+    if (creates.length) {
+      const programs = new Map<string, string>();
+      const hashes = creates.map((p) => {
+        const h = this.programHash(p.run.program);
+        if (!programs.has(h)) programs.set(h, canonicalJson(p.run.program));
+        return h;
+      });
+      await c.query(
+        `INSERT INTO ${S}.programs (hash, program) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`,
+        [[...programs.keys()], [...programs.values()]],
+      );
+      const cols = creates.map((p) => p.run);
+      const inserted = await c.query<{ run_id: string; run_no: number }>(
+        `INSERT INTO ${S}.runs (run_id, program_id, program_hash, policy, input, status, outcome, lease_owner, lease_expires_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[])
+         ON CONFLICT (run_id) DO NOTHING RETURNING run_id, run_no`,
+        [
+          cols.map((r) => r.run_id),
+          cols.map((r) => r.program_id),
+          hashes,
+          cols.map((r) => JSON.stringify(r.policy ?? null)),
+          cols.map((r) => JSON.stringify(r.input ?? null)),
+          cols.map((r) => r.status),
+          cols.map((r) => r.outcome),
+          cols.map((r) => r.lease?.owner ?? null),
+          cols.map((r) => r.lease?.expires_at ?? null),
+        ],
+      );
+      const created = new Map(inserted.rows.map((r) => [r.run_id, r.run_no]));
+      const vault: [number, VaultValue][] = [];
+      const consumed: string[] = [];
+      for (const p of creates) {
+        const no = created.get(p.run.run_id);
+        if (no === undefined) {
+          failures.set(p, new StoreError('E_STORE_DUPLICATE_RUN', `run ${p.run.run_id} already exists`));
+          continue;
+        }
+        created.delete(p.run.run_id); // a second creation of the same id in this group is a duplicate
+        consumed.push(p.run.run_id);
+        for (const v of p.vault) vault.push([no, v]);
+      }
+      if (vault.length)
+        await c.query(
+          `INSERT INTO ${S}.vault (run_no, path, subject, commitment, salt, value)
+           SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])`,
+          [
+            vault.map(([n]) => n),
+            vault.map(([, v]) => v.path),
+            vault.map(([, v]) => v.subject),
+            vault.map(([, v]) => v.commitment),
+            vault.map(([, v]) => v.salt),
+            vault.map(([, v]) => JSON.stringify(v.value)),
+          ],
+        );
+      // A submitted run becomes a run: its queue entry goes in the same transaction.
+      if (consumed.length) await c.query(`DELETE FROM ${S}.queue WHERE run_id = ANY($1::text[])`, [consumed]);
+    }
+
+    const writes = batch.filter((p) => p.kind !== 'create') as Exclude<Pending, { kind: 'create' }>[];
+    if (!writes.length) return;
+    const ids = [...new Set(writes.map((p) => p.runId))];
+    // Locked in run_no order, so two workers' groups never wait on each other in a cycle.
+    const locked = await c.query<{ run_no: number; run_id: string; next_seq: number; head_hash: string }>(
+      `SELECT run_no, run_id, next_seq, head_hash FROM ${S}.runs WHERE run_id = ANY($1::text[]) ORDER BY run_no FOR UPDATE`,
+      [ids],
+    );
+    const heads = new Map(
+      locked.rows.map((r) => [
+        r.run_id,
+        { no: r.run_no, next: r.next_seq, head: r.head_hash, changed: false, status: null as string | null, outcome: null as string | null },
+      ]),
+    );
+    const events: { no: number; e: TraceEvent }[] = [];
+    const upserts = new Map<string, { no: number; u: InvocationUpsert }>();
+    for (const p of writes) {
+      const h = heads.get(p.runId);
+      if (!h) {
+        failures.set(p, new StoreError('E_STORE_NO_RUN', `no run ${p.runId}`));
+        continue;
+      }
+      if (p.kind === 'finish') {
+        h.status = p.status;
+        h.outcome = p.outcome;
+        h.changed = true;
+        continue;
+      }
+      const refused = casRefusal(p.runId, p.events, h.next, h.head);
+      if (refused) {
+        failures.set(p, refused);
+        continue;
+      }
+      if (!p.events.length) continue;
+      for (const e of p.events) events.push({ no: h.no, e });
+      h.next += p.events.length;
+      h.head = p.events[p.events.length - 1]!.hash;
+      h.changed = true;
+      for (const u of invocationUpserts(p.events)) {
+        const k = `${h.no}\u0000${u.key}`;
+        const prior = upserts.get(k);
+        // Two upserts of one key in a group make one row: entered once, every invocation added.
+        if (prior) prior.u = { ...prior.u, attempt: u.attempt, enter: prior.u.enter + u.add, add: prior.u.add + u.add };
+        else upserts.set(k, { no: h.no, u: { ...u } });
+      }
+    }
+    if (events.length)
+      await c.query(
+        `INSERT INTO ${S}.events (run_no, seq, type, hash, body)
+         SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::text[], $5::text[])`,
+        [
+          events.map((x) => x.no),
+          events.map((x) => x.e.seq),
+          events.map((x) => x.e.type),
+          events.map((x) => x.e.hash),
+          events.map((x) => JSON.stringify(x.e)),
+        ],
+      );
+    const changed = [...heads.values()].filter((h) => h.changed);
+    if (changed.length)
+      // A terminal or suspended status releases the lease in the same write: the drive has ended.
+      await c.query(
+        `UPDATE ${S}.runs r SET next_seq = u.next_seq, head_hash = u.head_hash,
+           status = coalesce(u.status, r.status),
+           outcome = CASE WHEN u.status IS NULL THEN r.outcome ELSE u.outcome END,
+           lease_owner = CASE WHEN u.status IS NULL OR u.status = 'running' THEN r.lease_owner END,
+           lease_expires_at = CASE WHEN u.status IS NULL OR u.status = 'running' THEN r.lease_expires_at END
+         FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::text[], $5::text[]) AS u(run_no, next_seq, head_hash, status, outcome)
+         WHERE r.run_no = u.run_no`,
+        [
+          changed.map((h) => h.no),
+          changed.map((h) => h.next),
+          changed.map((h) => h.head),
+          changed.map((h) => h.status),
+          changed.map((h) => h.outcome),
+        ],
+      );
+    if (upserts.size) {
+      // An append's upserts enter a key with as many invocations as they add (enter === add:
+      // only a re-invocation differs, and `reinvoked` applies that one alone), so the row's
+      // `invocations` is also what a known key gets added.
+      const rows = [...upserts.values()];
+      await c.query(
+        `INSERT INTO ${S}.idempotency_keys AS k (run_no, key, step, tool, attempt, invocations, first_seq)
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::integer[], $6::integer[], $7::integer[])
+         ON CONFLICT (run_no, key) DO UPDATE SET attempt = excluded.attempt, invocations = k.invocations + excluded.invocations`,
+        [
+          rows.map((r) => r.no),
+          rows.map((r) => r.u.key),
+          rows.map((r) => r.u.step),
+          rows.map((r) => r.u.tool),
+          rows.map((r) => r.u.attempt),
+          rows.map((r) => r.u.enter),
+          rows.map((r) => r.u.first_seq),
+        ],
+      );
+    }
+  }
+
+  private write(p: Pending): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      p.resolve = resolve;
+      p.reject = reject;
+      this.enqueue(p);
+    });
+  }
+
+  async createRun(run: NewRun, vault: readonly VaultValue[] = []): Promise<void> {
+    if (this.closed) throw this.closedError();
+    return this.write({ kind: 'create', run, vault, resolve: noop, reject: noop });
+  }
+
+  async append(runId: string, events: readonly TraceEvent[]): Promise<void> {
+    if (this.closed) throw this.closedError();
+    return this.write({ kind: 'append', runId, events, resolve: noop, reject: noop });
+  }
+
+  async finish(runId: string, status: RunStatus | 'running', outcome: string | null): Promise<void> {
+    if (this.closed) throw this.closedError();
+    return this.write({ kind: 'finish', runId, status, outcome, resolve: noop, reject: noop });
+  }
+
+  // ---- reads ----
+
+  /** Runs `sql` on the pool once the schema is checked; driver failures become coded store errors. */
+  async query<R extends pg.QueryResultRow>(sql: string, params: unknown[] = [], what = 'a query'): Promise<pg.QueryResult<R>> {
+    await this.ready();
+    try {
+      return await this.pool.query<R>(sql, params);
+    } catch (e) {
+      throw this.wrap(e, what);
+    }
+  }
+
+  private readonly programsByHash = new Map<string, Program>();
+
+  private async toRecords(rows: RunRow[]): Promise<RunRecord[]> {
+    const missing = [...new Set(rows.map((r) => r.program_hash))].filter((h) => !this.programsByHash.has(h));
+    if (missing.length) {
+      const ps = await this.query<{ hash: string; program: string }>(
+        `SELECT hash, program FROM ${this.s}.programs WHERE hash = ANY($1::text[])`,
+        [missing],
+      );
+      for (const p of ps.rows) this.programsByHash.set(p.hash, storedJson(p.program, `program ${p.hash}`) as Program);
+    }
+    return rows.map((r) => {
+      const p = this.programsByHash.get(r.program_hash);
+      if (!p)
+        throw new StoreError('E_STORE_CORRUPT', `run ${r.run_id} names program ${r.program_hash}, which is not in the store`);
+      return {
+        run_id: r.run_id,
+        program_id: r.program_id,
+        // Each record gets its own copy: callers may not change the store's cached program.
+        program: structuredClone(p),
+        policy: storedJson(r.policy, `run ${r.run_id}: policy`),
+        input: storedJson(r.input, `run ${r.run_id}: input`),
+        status: r.status as RunRecord['status'],
+        outcome: r.outcome,
+        head_hash: r.head_hash,
+        event_count: r.next_seq,
+      };
+    });
+  }
+
+  async getRun(runId: string): Promise<RunRecord | undefined> {
+    if (this.closed) throw this.closedError();
+    const r = await this.query<RunRow>(`SELECT * FROM ${this.s}.runs WHERE run_id = $1`, [runId]);
+    return r.rows.length ? (await this.toRecords(r.rows))[0] : undefined;
+  }
+
+  async events(runId: string): Promise<TraceEvent[]> {
+    if (this.closed) throw this.closedError();
+    const r = await this.query<{ body: string }>(
+      `SELECT e.body FROM ${this.s}.events e JOIN ${this.s}.runs r USING (run_no) WHERE r.run_id = $1 ORDER BY e.seq`,
+      [runId],
+    );
+    return r.rows.map((x, i) => storedJson(x.body, `run ${runId}: stored event ${i + 1}`) as TraceEvent);
+  }
+
+  async listRuns(filter: { status?: RunStatus | 'running' } = {}): Promise<RunRecord[]> {
+    if (this.closed) throw this.closedError();
+    const r =
+      filter.status === undefined
+        ? await this.query<RunRow>(`SELECT * FROM ${this.s}.runs ORDER BY run_no`)
+        : await this.query<RunRow>(`SELECT * FROM ${this.s}.runs WHERE status = $1 ORDER BY run_no`, [filter.status]);
+    return this.toRecords(r.rows);
+  }
+
+  private secret: string | undefined;
+
+  async subjectSecret(): Promise<string> {
+    if (this.closed) throw this.closedError();
+    if (this.secret !== undefined) return this.secret;
+    const r = await this.query<{ value: string }>(`SELECT value FROM ${this.s}.meta WHERE key = 'subject_secret'`);
+    if (!r.rows[0]) throw new StoreError('E_STORE_CORRUPT', `schema ${this.schema} has no subject secret`);
+    return (this.secret = r.rows[0].value);
+  }
+
+  async vault(runId: string): Promise<VaultRow[]> {
+    if (this.closed) throw this.closedError();
+    const r = await this.query<VaultDbRow>(
+      `SELECT r.run_id, v.path, v.subject, v.commitment, v.salt, v.value, v.erased
+       FROM ${this.s}.vault v JOIN ${this.s}.runs r USING (run_no) WHERE r.run_id = $1 ORDER BY v.path COLLATE "C"`,
+      [runId],
+    );
+    return r.rows.map(toVaultRow);
+  }
+
+  async vaultBySubject(subject: string): Promise<VaultRow[]> {
+    if (this.closed) throw this.closedError();
+    const r = await this.query<VaultDbRow>(
+      `SELECT r.run_id, v.path, v.subject, v.commitment, v.salt, v.value, v.erased
+       FROM ${this.s}.vault v JOIN ${this.s}.runs r USING (run_no) WHERE v.subject = $1 ORDER BY v.run_no, v.path COLLATE "C"`,
+      [subject],
+    );
+    return r.rows.map(toVaultRow);
+  }
+
+  /** In its own transaction: the run row locked, the event checked and appended, the values deleted. */
+  async eraseValues(runId: string, subject: string, event: TraceEvent): Promise<number> {
+    if (this.closed) throw this.closedError();
+    return this.transaction('an erasure', async (c) => {
+      const r = await c.query<{ run_no: number; next_seq: number; head_hash: string }>(
+        `SELECT run_no, next_seq, head_hash FROM ${this.s}.runs WHERE run_id = $1 FOR UPDATE`,
+        [runId],
+      );
+      const h = r.rows[0];
+      if (!h) throw new StoreError('E_STORE_NO_RUN', `no run ${runId}`);
+      const refused = casRefusal(runId, [event], h.next_seq, h.head_hash);
+      if (refused) throw refused;
+      await c.query(`INSERT INTO ${this.s}.events (run_no, seq, type, hash, body) VALUES ($1, $2, $3, $4, $5)`, [
+        h.run_no,
+        event.seq,
+        event.type,
+        event.hash,
+        JSON.stringify(event),
+      ]);
+      await c.query(`UPDATE ${this.s}.runs SET next_seq = $2, head_hash = $3 WHERE run_no = $1`, [
+        h.run_no,
+        event.seq + 1,
+        event.hash,
+      ]);
+      const erased = await c.query(
+        `UPDATE ${this.s}.vault SET salt = NULL, value = NULL, erased = true WHERE run_no = $1 AND subject = $2 AND NOT erased`,
+        [h.run_no, subject],
+      );
+      return erased.rowCount ?? 0;
+    });
+  }
+
+  /**
+   * Removes the old row versions that still hold erased values: `VACUUM FULL` of the vault table
+   * (the default) rewrites it into a new file, so the bytes are in no table file; `plain` VACUUM
+   * frees them without the rewrite's exclusive lock. PostgreSQL's WAL and any base backup keep
+   * them until they are recycled (docs/stores.md). False when the vacuum could not run now.
+   */
+  async flushErased(): Promise<boolean> {
+    if (this.closed) throw this.closedError();
+    await this.ready();
+    try {
+      await this.pool.query(`VACUUM ${this.opts.vacuum === 'plain' ? '' : 'FULL '}${this.s}.vault`);
+      return true;
+    } catch (e) {
+      if (isUnreachable(e)) throw this.wrap(e, 'vacuuming erased values');
+      return false;
+    }
+  }
+
+  async invocations(runId: string): Promise<Invocation[]> {
+    if (this.closed) throw this.closedError();
+    const r = await this.query<Invocation>(
+      `SELECT k.key, r.run_id, k.step, k.tool, k.attempt, k.invocations FROM ${this.s}.idempotency_keys k
+       JOIN ${this.s}.runs r USING (run_no) WHERE r.run_id = $1 ORDER BY k.first_seq, k.key`,
+      [runId],
+    );
+    return r.rows.map((x) => ({ ...x }));
+  }
+
+  /** One statement, committed on its own: the count is durable before the tool is called again. */
+  async reinvoked(runId: string, call: Omit<Invocation, 'run_id' | 'invocations'>): Promise<number> {
+    if (this.closed) throw this.closedError();
+    const u = reinvocationUpsert(call);
+    const r = await this.query<{ invocations: number }>(
+      `INSERT INTO ${this.s}.idempotency_keys AS k (run_no, key, step, tool, attempt, invocations, first_seq)
+       SELECT run_no, $2, $3, $4, $5, $6, $7 FROM ${this.s}.runs WHERE run_id = $1
+       ON CONFLICT (run_no, key) DO UPDATE SET invocations = k.invocations + $8, attempt = excluded.attempt
+       RETURNING invocations`,
+      [runId, u.key, u.step, u.tool, u.attempt, u.enter, u.first_seq, u.add],
+    );
+    if (!r.rows[0]) throw new StoreError('E_STORE_NO_RUN', `no run ${runId}`);
+    return r.rows[0].invocations;
+  }
+
+  // ---- leases ----
+
+  /**
+   * One statement: the run row is locked for the update, so of two processes acquiring at once
+   * one changes it and the other, waiting for the lock, then sees the new holder.
+   */
+  async acquireLease(runId: string, lease: Lease, now: number, replacing?: string): Promise<Lease> {
+    if (this.closed) throw this.closedError();
+    const r = await this.query<{ lease_owner: string | null; lease_expires_at: number | null }>(
+      // The locking read waits for a concurrent taker and then sees its lease (not the snapshot's).
+      `WITH cur AS (SELECT run_no, lease_owner, lease_expires_at FROM ${this.s}.runs WHERE run_id = $1 FOR UPDATE),
+       taken AS (
+         UPDATE ${this.s}.runs r SET lease_owner = $2, lease_expires_at = $3 FROM cur
+         WHERE r.run_no = cur.run_no
+           AND (cur.lease_owner IS NULL OR cur.lease_expires_at <= $4 OR cur.lease_owner = $2 OR cur.lease_owner = $5)
+         RETURNING r.lease_owner, r.lease_expires_at)
+       SELECT lease_owner, lease_expires_at FROM taken
+       UNION ALL SELECT lease_owner, lease_expires_at FROM cur WHERE NOT EXISTS (SELECT 1 FROM taken)`,
+      [runId, lease.owner, lease.expires_at, now, replacing ?? null],
+      `taking the lease of run ${runId}`,
+    );
+    const row = r.rows[0];
+    if (!row) throw new StoreError('E_STORE_NO_RUN', `no run ${runId}`);
+    return { owner: row.lease_owner ?? '', expires_at: row.lease_expires_at ?? 0 };
+  }
+
+  async renewLease(runId: string, lease: Lease): Promise<boolean> {
+    if (this.closed) throw this.closedError();
+    const r = await this.query(
+      `UPDATE ${this.s}.runs SET lease_expires_at = $3 WHERE run_id = $1 AND lease_owner = $2`,
+      [runId, lease.owner, lease.expires_at],
+      `renewing the lease of run ${runId}`,
+    );
+    return r.rowCount === 1;
+  }
+
+  /** A run released while still running (its drive stopped on an error) is work: workers are told. */
+  async releaseLease(runId: string, owner: string): Promise<void> {
+    if (this.closed) throw this.closedError();
+    await this.query(
+      `WITH released AS (
+         UPDATE ${this.s}.runs SET lease_owner = NULL, lease_expires_at = NULL
+         WHERE run_id = $1 AND lease_owner = $2 RETURNING status)
+       SELECT pg_notify($3, 'released') FROM released WHERE status = 'running'`,
+      [runId, owner, this.channel],
+      `releasing the lease of run ${runId}`,
+    );
+  }
+
+  /** `use` inside one transaction on a pooled connection (rolled back if it throws). */
+  async transaction<T>(what: string, use: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    await this.ready();
+    let c: pg.PoolClient;
+    try {
+      c = await this.pool.connect();
+    } catch (e) {
+      throw this.wrap(e, what);
+    }
+    try {
+      await c.query('BEGIN');
+      const out = await use(c);
+      await c.query('COMMIT');
+      return out;
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => {});
+      throw this.wrap(e, what);
+    } finally {
+      c.release();
+    }
+  }
+
+  /** Commits the writes already accepted, then closes every connection. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    while (this.committing) await this.committing;
+    const w = this.writer;
+    this.writer = null;
+    await Promise.all([w?.end().catch(() => {}), this.pool.end().catch(() => {})]);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+}
+
+const noop = (): void => {};
+
+/**
+ * Why an append of `events` onto a run whose next seq is `next` and head `head` is refused, or
+ * null: the batch must start at the next seq, be consecutive, and chain from the stored head.
+ */
+function casRefusal(runId: string, events: readonly TraceEvent[], next: number, head: string): StoreError | null {
+  if (!events.length) return null;
+  const first = events[0]!.seq;
+  for (let i = 1; i < events.length; i++)
+    if (events[i]!.seq !== first + i || events[i]!.prev_hash !== events[i - 1]!.hash)
+      return new StoreError(
+        'E_STORE_CONFLICT',
+        `append to run ${runId}: seq ${events[i]!.seq} does not follow seq ${first + i - 1} in one batch`,
+      );
+  if (first !== next)
+    return new StoreError('E_STORE_CONFLICT', `append of seq ${first} to run ${runId} conflicts: the next seq is ${next}`);
+  if (first > 0 && events[0]!.prev_hash !== head)
+    return new StoreError(
+      'E_STORE_CONFLICT',
+      `append of seq ${first} to run ${runId} conflicts: it chains from ${events[0]!.prev_hash.slice(0, 12)}…, the stored head is ${head.slice(0, 12)}…`,
+    );
+  return null;
+}
+
+function toVaultRow(r: VaultDbRow): VaultRow {
+  return {
+    run_id: r.run_id,
+    path: r.path,
+    subject: r.subject,
+    commitment: r.commitment,
+    salt: r.salt,
+    value: r.value === null ? null : (storedJson(r.value, `vault value of ${r.path}`) as JsonValue),
+    erased: r.erased,
+  };
+}
