@@ -9,6 +9,7 @@ import { EXAMPLES } from './commands/examples.js';
 import { EXPR } from './commands/expr.js';
 import { GRAPH } from './commands/graph.js';
 import { KEYGEN } from './commands/keygen.js';
+import { MIGRATE } from './commands/migrate.js';
 import { PATHS } from './commands/paths.js';
 import { PLAN } from './commands/plan.js';
 import { RECEIPT } from './commands/receipt.js';
@@ -16,9 +17,12 @@ import { RECOVER } from './commands/recover.js';
 import { REPLAY } from './commands/replay.js';
 import { RESUME } from './commands/resume.js';
 import { RUN } from './commands/run.js';
+import { SUBMIT } from './commands/submit.js';
 import { EXPORT, RUNS } from './commands/runs.js';
 import { VALIDATE } from './commands/validate.js';
 import { VERIFY } from './commands/verify.js';
+import { WORKER } from './commands/worker.js';
+import { WORKERS } from './commands/workers.js';
 import type { CommandSpec } from './commandSpec.js';
 
 export const COMMANDS: readonly CommandSpec[] = [
@@ -39,6 +43,10 @@ export const COMMANDS: readonly CommandSpec[] = [
   PATHS,
   GRAPH,
   KEYGEN,
+  MIGRATE,
+  SUBMIT,
+  WORKER,
+  WORKERS,
 ];
 
 export function findCommand(name: string): CommandSpec | undefined {
