@@ -108,8 +108,8 @@ export const tools = [{
     );
     started++;
     const i = outputs.push('') - 1;
-    p.stdout!.on('data', (d: Buffer) => (outputs[i] += d));
-    p.stderr!.on('data', (d: Buffer) => (outputs[i] += d));
+    p.stdout.on('data', (d: Buffer) => (outputs[i] = (outputs[i] ?? '') + String(d)));
+    p.stderr.on('data', (d: Buffer) => (outputs[i] = (outputs[i] ?? '') + String(d)));
     live.add(p);
     p.on('exit', () => live.delete(p));
     return p;
