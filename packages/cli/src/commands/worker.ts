@@ -122,6 +122,9 @@ export async function workerCommand(argv: string[]): Promise<number> {
       { ...s, stopped: true, stopped_runs: s.stopped, drained: r.finished, released: r.released },
       `worker stopped: ${s.finished} runs finished (${s.recovered} recovered), ${s.refused} refused${r.released.length ? `; released ${r.released.length} runs still in flight: ${r.released.join(', ')}` : ''}`,
     );
+    // A drive whose lease was released is abandoned (another worker continues the run); its tool
+    // call may still hold the event loop: the process ends once the command has reported.
+    if (r.released.length) setTimeout(() => process.exit(), 100).unref();
     return EXIT.OK;
   } finally {
     await store.close();
