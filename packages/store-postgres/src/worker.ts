@@ -55,6 +55,12 @@ export interface WorkerStats {
   finished: number;
   refused: number;
   stopped: number;
+  /** Claim statements run (submissions and expired leases), and how many of them found nothing. */
+  claims: number;
+  emptyClaims: number;
+  /** Wake-ups by notification, and by a timer at the next lease or claim expiry. */
+  notified: number;
+  timerWakes: number;
 }
 
 /** Store errors that say nothing about the submission itself: it stays queued for a worker to try again. */
@@ -82,7 +88,18 @@ export class Worker {
     this.owner = newLeaseOwner();
     this.concurrency = Math.max(1, o.concurrency ?? 16);
     this.leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS;
-    this.stats = { owner: this.owner, started: 0, recovered: 0, finished: 0, refused: 0, stopped: 0 };
+    this.stats = {
+      owner: this.owner,
+      started: 0,
+      recovered: 0,
+      finished: 0,
+      refused: 0,
+      stopped: 0,
+      claims: 0,
+      emptyClaims: 0,
+      notified: 0,
+      timerWakes: 0,
+    };
   }
 
   private get s(): string {
@@ -120,7 +137,11 @@ export class Worker {
   /** A dedicated connection LISTENs; when it drops, the worker reconnects and claims what it may have missed. */
   private async listen(): Promise<void> {
     const c = this.o.store.client();
-    c.on('notification', () => this.wake());
+    c.on('notification', (n) => {
+      this.stats.notified++;
+      if (n.payload === 'released') this.expiredDue = true;
+      this.wake();
+    });
     const lost = () => {
       if (this.listener !== c) return;
       this.listener = null;
@@ -128,7 +149,10 @@ export class Worker {
       setTimeout(() => {
         if (this.stopping) return;
         this.listen()
-          .then(() => this.wake())
+          .then(() => {
+            this.expiredDue = true;
+            this.wake();
+          })
           .catch((e: unknown) => {
             this.o.onProblem?.(e as Error);
             lost();
@@ -176,10 +200,16 @@ export class Worker {
       if (free <= 0 || this.stopping) return;
       const now = Date.now();
       const subs = await claimSubmissions(this.o.store, this.owner, free, now, now + this.leaseMs);
+      this.stats.claims++;
       for (const s of subs) this.startSubmission(s);
       let expired: { run_id: string; owner: string }[] = [];
       const left = free - subs.length;
-      if (left > 0) {
+      // Expired leases are looked for when something may have expired or been released (a timer,
+      // a release notification, a reconnect), and otherwise at most every quarter lease: a busy
+      // worker does not pay a second query per claim.
+      if (left > 0 && (this.expiredDue || Date.now() - this.expiredCheckedAt >= this.leaseMs / 4)) {
+        this.expiredDue = false;
+        this.expiredCheckedAt = Date.now();
         const base = ++this.drives;
         this.drives += left;
         expired = await claimExpiredRuns(
@@ -189,9 +219,11 @@ export class Worker {
           Date.now(),
           Date.now() + this.leaseMs,
         );
+        this.stats.claims++;
         for (const r of expired) this.startRecovery(r.run_id, r.owner);
       }
       if (subs.length + expired.length === 0) {
+        this.stats.emptyClaims++;
         if (!this.again) await this.armForNextExpiry();
         if (!this.again) return;
       }
@@ -210,6 +242,8 @@ export class Worker {
     this.timer = setTimeout(
       () => {
         this.timer = null;
+        this.stats.timerWakes++;
+        this.expiredDue = true;
         this.wake();
       },
       Math.max(0, at - Date.now()),
@@ -229,6 +263,8 @@ export class Worker {
   }
 
   private drained: (() => void) | undefined;
+  private expiredDue = true;
+  private expiredCheckedAt = 0;
 
   private async program(hash: string): Promise<Program> {
     let p = this.programs.get(hash);
