@@ -95,6 +95,84 @@ CREATE TABLE $S.workers (
   done         integer NOT NULL DEFAULT 0
 );`,
   },
+  {
+    version: 3,
+    name: 'apply_group: a group commit in one statement',
+    // One call applies a whole group, set-based: run creations (with their programs, vault rows
+    // and the queue entries they consume), then appends and status writes, each checked against
+    // its run row, locked first in run_no order (two workers' groups never wait on each other in
+    // a cycle). A group names each run at most once (the store defers a run's second write to the
+    // next group). One statement is one transaction: one round trip per group. Returns, per
+    // creation then per write, NULL when applied or why not ('duplicate', 'no run',
+    // 'conflict <next seq> <head hash>'); a refused write changes nothing.
+    sql: `
+CREATE FUNCTION $S.apply_group(
+  p_hash text[], p_program text[],
+  c_run_id text[], c_program_id text[], c_program_hash text[], c_policy text[], c_input text[],
+  c_status text[], c_outcome text[], c_lease_owner text[], c_lease_expires bigint[],
+  v_run_id text[], v_path text[], v_subject text[], v_commitment text[], v_salt text[], v_value text[],
+  w_run_id text[], w_first int[], w_count int[], w_prev text[], w_last text[], w_status text[], w_outcome text[],
+  e_op int[], e_seq int[], e_type text[], e_hash text[], e_body text[],
+  k_op int[], k_key text[], k_step text[], k_tool text[], k_attempt int[], k_n int[], k_first_seq int[]
+) RETURNS text[] LANGUAGE plpgsql AS $fn$
+DECLARE
+  created text[] := '{}';
+  writes text[] := '{}';
+BEGIN
+  IF coalesce(array_length(c_run_id, 1), 0) > 0 THEN
+    INSERT INTO $S.programs (hash, program) SELECT * FROM unnest(p_hash, p_program) ON CONFLICT DO NOTHING;
+    WITH ins AS (
+      INSERT INTO $S.runs (run_id, program_id, program_hash, policy, input, status, outcome, lease_owner, lease_expires_at)
+      SELECT * FROM unnest(c_run_id, c_program_id, c_program_hash, c_policy, c_input, c_status, c_outcome, c_lease_owner, c_lease_expires)
+      ON CONFLICT (run_id) DO NOTHING RETURNING run_id, run_no),
+    vlt AS (
+      INSERT INTO $S.vault (run_no, path, subject, commitment, salt, value)
+      SELECT ins.run_no, v.path, v.subject, v.commitment, v.salt, v.value
+      FROM unnest(v_run_id, v_path, v_subject, v_commitment, v_salt, v_value) AS v(run_id, path, subject, commitment, salt, value)
+      JOIN ins USING (run_id)),
+    dq AS (DELETE FROM $S.queue WHERE run_id IN (SELECT run_id FROM ins))
+    SELECT array_agg(CASE WHEN ins.run_id IS NULL THEN 'duplicate' END ORDER BY c.i) INTO created
+    FROM unnest(c_run_id) WITH ORDINALITY AS c(run_id, i) LEFT JOIN ins USING (run_id);
+  END IF;
+  IF coalesce(array_length(w_run_id, 1), 0) > 0 THEN
+    WITH h AS (
+      SELECT run_no, run_id, next_seq, head_hash FROM $S.runs WHERE run_id = ANY(w_run_id) ORDER BY run_no FOR UPDATE),
+    chk AS (
+      SELECT w.i, h.run_no, w.n, w.first, w.last, w.status, w.outcome, h.next_seq, h.head_hash,
+        (h.run_no IS NOT NULL AND (w.n = 0 OR (w.first = h.next_seq AND (w.first = 0 OR w.prev = h.head_hash)))) AS ok
+      FROM unnest(w_run_id, w_first, w_count, w_prev, w_last, w_status, w_outcome)
+        WITH ORDINALITY AS w(run_id, first, n, prev, last, status, outcome, i)
+      LEFT JOIN h USING (run_id)),
+    ev AS (
+      INSERT INTO $S.events (run_no, seq, type, hash, body)
+      SELECT chk.run_no, e.seq, e.type, e.hash, e.body
+      FROM unnest(e_op, e_seq, e_type, e_hash, e_body) AS e(op, seq, type, hash, body) JOIN chk ON chk.i = e.op AND chk.ok),
+    up AS (
+      UPDATE $S.runs r SET
+        next_seq = CASE WHEN chk.n > 0 THEN chk.first + chk.n ELSE r.next_seq END,
+        head_hash = CASE WHEN chk.n > 0 THEN chk.last ELSE r.head_hash END,
+        status = coalesce(chk.status, r.status),
+        outcome = CASE WHEN chk.status IS NULL THEN r.outcome ELSE chk.outcome END,
+        -- A terminal or suspended status releases the lease in the same write: the drive has ended.
+        lease_owner = CASE WHEN chk.status IS NULL OR chk.status = 'running' THEN r.lease_owner END,
+        lease_expires_at = CASE WHEN chk.status IS NULL OR chk.status = 'running' THEN r.lease_expires_at END
+      FROM chk WHERE r.run_no = chk.run_no AND chk.ok),
+    ks AS (
+      -- An append's upserts enter a key with as many invocations as they add (invocations.ts):
+      -- the row's count is also what a known key gets added.
+      INSERT INTO $S.idempotency_keys AS k (run_no, key, step, tool, attempt, invocations, first_seq)
+      SELECT chk.run_no, u.key, u.step, u.tool, u.attempt, u.n, u.first_seq
+      FROM unnest(k_op, k_key, k_step, k_tool, k_attempt, k_n, k_first_seq) AS u(op, key, step, tool, attempt, n, first_seq)
+      JOIN chk ON chk.i = u.op AND chk.ok
+      ON CONFLICT (run_no, key) DO UPDATE SET attempt = excluded.attempt, invocations = k.invocations + excluded.invocations)
+    SELECT array_agg(CASE WHEN chk.ok THEN NULL WHEN chk.run_no IS NULL THEN 'no run'
+                          ELSE 'conflict ' || chk.next_seq || ' ' || chk.head_hash END ORDER BY chk.i) INTO writes
+    FROM chk;
+  END IF;
+  RETURN coalesce(created, '{}') || coalesce(writes, '{}');
+END
+$fn$;`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

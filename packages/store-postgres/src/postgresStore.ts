@@ -40,8 +40,13 @@ export interface PostgresStoreOptions {
   schema?: string;
   /** Apply pending migrations when the store is first used (default false: E_STORE_SCHEMA until `nano-vm migrate`). */
   migrate?: boolean;
-  /** Connections for reads, leases and erasures (default 4); group-committed writes have one more of their own. */
+  /** Connections for reads, leases and erasures (default 4). */
   poolSize?: number;
+  /**
+   * Connections for group-committed writes (default 2): a run's writes always go to the same
+   * one (they stay in order), and the connections commit their groups in parallel.
+   */
+  writers?: number;
   /** How long connecting may take before E_STORE_UNREACHABLE (default 5000 ms). */
   connectTimeoutMs?: number;
   /**
@@ -106,6 +111,13 @@ function isUnreachable(e: unknown): boolean {
   );
 }
 
+/** A connection for group commits, with the writes waiting for its next group. */
+interface Lane {
+  client: pg.Client | null;
+  pending: Pending[];
+  committing: Promise<void> | null;
+}
+
 type Pending =
   | { kind: 'create'; run: NewRun; vault: readonly VaultValue[]; resolve: () => void; reject: (e: Error) => void }
   | { kind: 'append'; runId: string; events: readonly TraceEvent[]; resolve: () => void; reject: (e: Error) => void }
@@ -148,13 +160,11 @@ export class PostgresStore implements Store {
   readonly pool: pg.Pool;
   private readonly connectionString: string;
   private readonly opts: PostgresStoreOptions;
-  private writer: pg.Client | null = null;
+  private readonly lanes: Lane[];
   private readyPromise: Promise<void> | null = null;
   private closed = false;
-  private pending: Pending[] = [];
-  private committing: Promise<void> | null = null;
   /** Group commit at work: transactions committed and the writes they carried (bench/postgres.mjs reports them). */
-  readonly stats = { groups: 0, writes: 0, largest: 0 };
+  readonly stats = { groups: 0, writes: 0, largest: 0, groupMs: 0 };
   /** The notification channel workers LISTEN on. */
   readonly channel: string;
 
@@ -168,6 +178,11 @@ export class PostgresStore implements Store {
     this.s = `"${schema}"`;
     this.channel = `nano_vm_${schema}`;
     this.opts = opts;
+    this.lanes = Array.from({ length: Math.max(1, opts.writers ?? 2) }, () => ({
+      client: null,
+      pending: [],
+      committing: null,
+    }));
     this.pool = new pg.Pool({
       connectionString,
       max: opts.poolSize ?? 4,
@@ -214,6 +229,12 @@ export class PostgresStore implements Store {
    */
   async open(): Promise<this> {
     await this.ready();
+    // The write connections too: the first write does not wait for a connection.
+    try {
+      await Promise.all(this.lanes.map((l) => this.writerClient(l)));
+    } catch (e) {
+      throw this.wrap(e, 'opening the store');
+    }
     return this;
   }
 
@@ -315,54 +336,76 @@ export class PostgresStore implements Store {
     }
   }
 
-  // ---- writes: group commit on one connection ----
+  // ---- writes: group commit on a few connections ----
+
+  /**
+   * Writes go to one of `writers` lanes by their run id, so one run's writes keep their order;
+   * each lane commits its pending writes as one group at a time on its own connection, and the
+   * lanes commit in parallel.
+   */
+  private lane(runId: string): Lane {
+    let h = 0;
+    for (let i = 0; i < runId.length; i++) h = (h * 31 + runId.charCodeAt(i)) | 0;
+    return this.lanes[Math.abs(h) % this.lanes.length]!;
+  }
 
   private enqueue(p: Pending): void {
-    this.pending.push(p);
-    if (!this.committing) this.committing = this.commitLoop();
+    const lane = this.lane(p.kind === 'create' ? p.run.run_id : p.runId);
+    lane.pending.push(p);
+    lane.committing ??= this.commitLoop(lane);
   }
 
-  /** Commits the pending writes, group after group, until none is left. */
-  private async commitLoop(): Promise<void> {
+  /** Commits the lane's pending writes, group after group, until none is left. */
+  private async commitLoop(lane: Lane): Promise<void> {
     // One turn of the event loop: writes issued together share the first group too.
     await new Promise((r) => setImmediate(r));
-    while (this.pending.length) {
-      const batch = this.pending;
-      this.pending = [];
-      await this.commitGroup(batch);
+    while (lane.pending.length) {
+      // A group names each run once (apply_group checks every write against the run's stored
+      // head); a run's next write waits for the next group, keeping its order.
+      const seen = new Set<string>();
+      const batch: Pending[] = [];
+      const later: Pending[] = [];
+      for (const p of lane.pending) {
+        const id = p.kind === 'create' ? p.run.run_id : p.runId;
+        if (seen.has(id)) later.push(p);
+        else {
+          seen.add(id);
+          batch.push(p);
+        }
+      }
+      lane.pending = later;
+      await this.commitGroup(lane, batch);
     }
-    this.committing = null;
+    lane.committing = null;
   }
 
-  private async writerClient(): Promise<pg.Client> {
-    if (this.writer) return this.writer;
+  private async writerClient(lane: Lane): Promise<pg.Client> {
+    if (lane.client) return lane.client;
     const c = this.client();
     await c.connect();
     c.on('error', () => {
-      if (this.writer === c) this.writer = null;
+      if (lane.client === c) lane.client = null;
     });
-    return (this.writer = c);
+    return (lane.client = c);
   }
 
-  private async commitGroup(batch: Pending[]): Promise<void> {
+  private async commitGroup(lane: Lane, batch: Pending[]): Promise<void> {
     let c: pg.Client | undefined;
     const failures = new Map<Pending, Error>();
     try {
       await this.schemaReady();
-      c = await this.writerClient();
-      await c.query('BEGIN');
+      c = await this.writerClient(lane);
+      // One statement, its own transaction: committed (and durable) when it returns.
+      const t0 = performance.now();
       await this.applyGroup(c, batch, failures);
-      await c.query('COMMIT');
+      this.stats.groupMs += performance.now() - t0;
       this.stats.groups++;
       this.stats.writes += batch.length;
       if (batch.length > this.stats.largest) this.stats.largest = batch.length;
     } catch (e) {
-      if (c) {
-        await c.query('ROLLBACK').catch(() => {});
-        if (isUnreachable(e)) {
-          this.writer = null;
-          await c.end().catch(() => {});
-        }
+      if (c && isUnreachable(e)) {
+        lane.client = null;
+        await c.end().catch(() => {});
       }
       const err = this.wrap(e, 'a write');
       for (const p of batch) p.reject(err);
@@ -387,169 +430,124 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * One group in one transaction: run creations (with their programs, vault rows and the queue
-   * entry they consume), then appends and status writes in arrival order, checked against the
-   * locked run rows. A refused write (conflict, unknown or duplicate run) fails alone and writes
-   * nothing; the others commit.
+   * One group in one statement (the schema's `apply_group`, migrations.ts): run creations, then
+   * appends and status writes in arrival order, each checked against its locked run row. A
+   * refused write (conflict, unknown or duplicate run) fails alone and writes nothing; the
+   * others commit together, in one round trip.
    */
   private async applyGroup(c: pg.Client, batch: Pending[], failures: Map<Pending, Error>): Promise<void> {
-    const S = this.s;
-    const creates = batch.filter((p): p is Extract<Pending, { kind: 'create' }> => p.kind === 'create');
-    if (creates.length) {
-      const programs = new Map<string, string>();
-      const hashes = creates.map((p) => {
+    const programs = new Map<string, string>();
+    const creates: Extract<Pending, { kind: 'create' }>[] = [];
+    const writes: Exclude<Pending, { kind: 'create' }>[] = [];
+    const hashes: string[] = [];
+    const V = { run: [] as string[], path: [] as string[], subject: [] as (string | null)[], commitment: [] as string[], salt: [] as string[], value: [] as string[] };
+    const E = { op: [] as number[], seq: [] as number[], type: [] as string[], hash: [] as string[], body: [] as string[] };
+    const K = { op: [] as number[], key: [] as string[], step: [] as string[], tool: [] as string[], attempt: [] as number[], n: [] as number[], first: [] as number[] };
+    for (const p of batch) {
+      if (p.kind === 'create') {
         const h = this.programHash(p.run.program);
         if (!programs.has(h)) programs.set(h, canonicalJson(p.run.program));
-        return h;
-      });
-      await c.query(
-        `INSERT INTO ${S}.programs (hash, program) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`,
-        [[...programs.keys()], [...programs.values()]],
-      );
-      const cols = creates.map((p) => p.run);
-      const inserted = await c.query<{ run_id: string; run_no: number }>(
-        `INSERT INTO ${S}.runs (run_id, program_id, program_hash, policy, input, status, outcome, lease_owner, lease_expires_at)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[])
-         ON CONFLICT (run_id) DO NOTHING RETURNING run_id, run_no`,
-        [
-          cols.map((r) => r.run_id),
-          cols.map((r) => r.program_id),
-          hashes,
-          cols.map((r) => JSON.stringify(r.policy ?? null)),
-          cols.map((r) => JSON.stringify(r.input ?? null)),
-          cols.map((r) => r.status),
-          cols.map((r) => r.outcome),
-          cols.map((r) => r.lease?.owner ?? null),
-          cols.map((r) => r.lease?.expires_at ?? null),
-        ],
-      );
-      const created = new Map(inserted.rows.map((r) => [r.run_id, r.run_no]));
-      const vault: [number, VaultValue][] = [];
-      const consumed: string[] = [];
-      for (const p of creates) {
-        const no = created.get(p.run.run_id);
-        if (no === undefined) {
-          failures.set(p, new StoreError('E_STORE_DUPLICATE_RUN', `run ${p.run.run_id} already exists`));
+        creates.push(p);
+        hashes.push(h);
+        for (const v of p.vault) {
+          V.run.push(p.run.run_id);
+          V.path.push(v.path);
+          V.subject.push(v.subject);
+          V.commitment.push(v.commitment);
+          V.salt.push(v.salt);
+          V.value.push(JSON.stringify(v.value));
+        }
+        continue;
+      }
+      if (p.kind === 'append') {
+        // What does not depend on the stored run is checked here: the batch is consecutive and chained.
+        const refused = casRefusal(p.runId, p.events, p.events[0]?.seq ?? 0, p.events[0]?.prev_hash ?? '');
+        if (refused) {
+          failures.set(p, refused);
           continue;
         }
-        created.delete(p.run.run_id); // a second creation of the same id in this group is a duplicate
-        consumed.push(p.run.run_id);
-        for (const v of p.vault) vault.push([no, v]);
+        if (!p.events.length) continue;
       }
-      if (vault.length)
-        await c.query(
-          `INSERT INTO ${S}.vault (run_no, path, subject, commitment, salt, value)
-           SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])`,
-          [
-            vault.map(([n]) => n),
-            vault.map(([, v]) => v.path),
-            vault.map(([, v]) => v.subject),
-            vault.map(([, v]) => v.commitment),
-            vault.map(([, v]) => v.salt),
-            vault.map(([, v]) => JSON.stringify(v.value)),
-          ],
-        );
-      // A submitted run becomes a run: its queue entry goes in the same transaction.
-      if (consumed.length) await c.query(`DELETE FROM ${S}.queue WHERE run_id = ANY($1::text[])`, [consumed]);
+      writes.push(p);
+      const op = writes.length;
+      if (p.kind === 'append') {
+        for (const e of p.events) {
+          E.op.push(op);
+          E.seq.push(e.seq);
+          E.type.push(e.type);
+          E.hash.push(e.hash);
+          E.body.push(JSON.stringify(e));
+        }
+        for (const u of invocationUpserts(p.events)) {
+          K.op.push(op);
+          K.key.push(u.key);
+          K.step.push(u.step);
+          K.tool.push(u.tool);
+          K.attempt.push(u.attempt);
+          K.n.push(u.enter);
+          K.first.push(u.first_seq);
+        }
+      }
     }
-
-    const writes = batch.filter((p) => p.kind !== 'create') as Exclude<Pending, { kind: 'create' }>[];
-    if (!writes.length) return;
-    const ids = [...new Set(writes.map((p) => p.runId))];
-    // Locked in run_no order, so two workers' groups never wait on each other in a cycle.
-    const locked = await c.query<{ run_no: number; run_id: string; next_seq: number; head_hash: string }>(
-      `SELECT run_no, run_id, next_seq, head_hash FROM ${S}.runs WHERE run_id = ANY($1::text[]) ORDER BY run_no FOR UPDATE`,
-      [ids],
+    if (!creates.length && !writes.length) return;
+    const runs = creates.map((p) => p.run);
+    // Sorted: two lanes inserting the same new programs take their index locks in one order.
+    const progs = [...programs].sort((x, y) => (x[0] < y[0] ? -1 : 1));
+    const appendOf = (p: (typeof writes)[number]) => (p.kind === 'append' ? p.events : []);
+    const r = await c.query<{ res: (string | null)[] }>(
+      `SELECT ${this.s}.apply_group(${Array.from({ length: 36 }, (_, i) => `$${i + 1}`).join(', ')}) AS res`,
+      [
+        progs.map((x) => x[0]),
+        progs.map((x) => x[1]),
+        runs.map((x) => x.run_id),
+        runs.map((x) => x.program_id),
+        hashes,
+        runs.map((x) => JSON.stringify(x.policy ?? null)),
+        runs.map((x) => JSON.stringify(x.input ?? null)),
+        runs.map((x) => x.status),
+        runs.map((x) => x.outcome),
+        runs.map((x) => x.lease?.owner ?? null),
+        runs.map((x) => x.lease?.expires_at ?? null),
+        V.run,
+        V.path,
+        V.subject,
+        V.commitment,
+        V.salt,
+        V.value,
+        writes.map((p) => p.runId),
+        writes.map((p) => appendOf(p)[0]?.seq ?? 0),
+        writes.map((p) => appendOf(p).length),
+        writes.map((p) => appendOf(p)[0]?.prev_hash ?? ''),
+        writes.map((p) => appendOf(p).at(-1)?.hash ?? ''),
+        writes.map((p) => (p.kind === 'finish' ? p.status : null)),
+        writes.map((p) => (p.kind === 'finish' ? p.outcome : null)),
+        E.op,
+        E.seq,
+        E.type,
+        E.hash,
+        E.body,
+        K.op,
+        K.key,
+        K.step,
+        K.tool,
+        K.attempt,
+        K.n,
+        K.first,
+      ],
     );
-    const heads = new Map(
-      locked.rows.map((r) => [
-        r.run_id,
-        { no: r.run_no, next: r.next_seq, head: r.head_hash, changed: false, status: null as string | null, outcome: null as string | null },
-      ]),
-    );
-    const events: { no: number; e: TraceEvent }[] = [];
-    const upserts = new Map<string, { no: number; u: InvocationUpsert }>();
-    for (const p of writes) {
-      const h = heads.get(p.runId);
-      if (!h) {
+    const res = r.rows[0]!.res;
+    [...creates, ...writes].forEach((p, i) => {
+      const why = res[i];
+      if (why === null || why === undefined) return;
+      if (why === 'duplicate' && p.kind === 'create')
+        failures.set(p, new StoreError('E_STORE_DUPLICATE_RUN', `run ${p.run.run_id} already exists`));
+      else if (why === 'no run' && p.kind !== 'create')
         failures.set(p, new StoreError('E_STORE_NO_RUN', `no run ${p.runId}`));
-        continue;
+      else if (p.kind === 'append') {
+        const [, next, head] = why.split(' ');
+        failures.set(p, casRefusal(p.runId, p.events, Number(next), head ?? '') ?? new StoreError('E_STORE_CONFLICT', why));
       }
-      if (p.kind === 'finish') {
-        h.status = p.status;
-        h.outcome = p.outcome;
-        h.changed = true;
-        continue;
-      }
-      const refused = casRefusal(p.runId, p.events, h.next, h.head);
-      if (refused) {
-        failures.set(p, refused);
-        continue;
-      }
-      if (!p.events.length) continue;
-      for (const e of p.events) events.push({ no: h.no, e });
-      h.next += p.events.length;
-      h.head = p.events[p.events.length - 1]!.hash;
-      h.changed = true;
-      for (const u of invocationUpserts(p.events)) {
-        const k = `${h.no}\u0000${u.key}`;
-        const prior = upserts.get(k);
-        // Two upserts of one key in a group make one row: entered once, every invocation added.
-        if (prior) prior.u = { ...prior.u, attempt: u.attempt, enter: prior.u.enter + u.add, add: prior.u.add + u.add };
-        else upserts.set(k, { no: h.no, u: { ...u } });
-      }
-    }
-    if (events.length)
-      await c.query(
-        `INSERT INTO ${S}.events (run_no, seq, type, hash, body)
-         SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::text[], $5::text[])`,
-        [
-          events.map((x) => x.no),
-          events.map((x) => x.e.seq),
-          events.map((x) => x.e.type),
-          events.map((x) => x.e.hash),
-          events.map((x) => JSON.stringify(x.e)),
-        ],
-      );
-    const changed = [...heads.values()].filter((h) => h.changed);
-    if (changed.length)
-      // A terminal or suspended status releases the lease in the same write: the drive has ended.
-      await c.query(
-        `UPDATE ${S}.runs r SET next_seq = u.next_seq, head_hash = u.head_hash,
-           status = coalesce(u.status, r.status),
-           outcome = CASE WHEN u.status IS NULL THEN r.outcome ELSE u.outcome END,
-           lease_owner = CASE WHEN u.status IS NULL OR u.status = 'running' THEN r.lease_owner END,
-           lease_expires_at = CASE WHEN u.status IS NULL OR u.status = 'running' THEN r.lease_expires_at END
-         FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::text[], $5::text[]) AS u(run_no, next_seq, head_hash, status, outcome)
-         WHERE r.run_no = u.run_no`,
-        [
-          changed.map((h) => h.no),
-          changed.map((h) => h.next),
-          changed.map((h) => h.head),
-          changed.map((h) => h.status),
-          changed.map((h) => h.outcome),
-        ],
-      );
-    if (upserts.size) {
-      // An append's upserts enter a key with as many invocations as they add (enter === add:
-      // only a re-invocation differs, and `reinvoked` applies that one alone), so the row's
-      // `invocations` is also what a known key gets added.
-      const rows = [...upserts.values()];
-      await c.query(
-        `INSERT INTO ${S}.idempotency_keys AS k (run_no, key, step, tool, attempt, invocations, first_seq)
-         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::integer[], $6::integer[], $7::integer[])
-         ON CONFLICT (run_no, key) DO UPDATE SET attempt = excluded.attempt, invocations = k.invocations + excluded.invocations`,
-        [
-          rows.map((r) => r.no),
-          rows.map((r) => r.u.key),
-          rows.map((r) => r.u.step),
-          rows.map((r) => r.u.tool),
-          rows.map((r) => r.u.attempt),
-          rows.map((r) => r.u.enter),
-          rows.map((r) => r.u.first_seq),
-        ],
-      );
-    }
+    });
   }
 
   private write(p: Pending): Promise<void> {
@@ -821,10 +819,10 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    while (this.committing) await this.committing;
-    const w = this.writer;
-    this.writer = null;
-    await Promise.all([w?.end().catch(() => {}), this.pool.end().catch(() => {})]);
+    for (const lane of this.lanes) while (lane.committing) await lane.committing;
+    const clients = this.lanes.map((l) => l.client);
+    for (const l of this.lanes) l.client = null;
+    await Promise.all([...clients.map((c) => c?.end().catch(() => {})), this.pool.end().catch(() => {})]);
   }
 
   get isClosed(): boolean {
