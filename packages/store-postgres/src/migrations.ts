@@ -28,8 +28,6 @@ CREATE TABLE $S.runs (
   input            text NOT NULL,
   status           text NOT NULL,
   outcome          text,
-  next_seq         integer NOT NULL DEFAULT 0,
-  head_hash        text NOT NULL DEFAULT '',
   lease_owner      text,
   lease_expires_at bigint,
   created_at       timestamptz NOT NULL DEFAULT now()
@@ -100,9 +98,9 @@ CREATE TABLE $S.workers (
     name: 'apply_group: a group commit in one statement',
     // One call applies a whole group, set-based: run creations (with their programs, vault rows
     // and the queue entries they consume), then appends and status writes, each checked against
-    // its run row, locked first in run_no order (two workers' groups never wait on each other in
-    // a cycle). A group names each run at most once (the store defers a run's second write to the
-    // next group). One statement is one transaction: one round trip per group. Returns, per
+    // its run's last stored event. A group names each run at most once (the store defers a run's
+    // second write to the next group). One statement is one transaction: one round trip per
+    // group. Returns, per
     // creation then per write, NULL when applied or why not ('duplicate', 'no run',
     // 'conflict <next seq> <head hash>'); a refused write changes nothing.
     sql: `
@@ -135,28 +133,28 @@ BEGIN
     FROM unnest(c_run_id) WITH ORDINALITY AS c(run_id, i) LEFT JOIN ins USING (run_id);
   END IF;
   IF coalesce(array_length(w_run_id, 1), 0) > 0 THEN
-    WITH h AS (
-      SELECT run_no, run_id, next_seq, head_hash FROM $S.runs WHERE run_id = ANY(w_run_id) ORDER BY run_no FOR UPDATE),
-    chk AS (
-      SELECT w.i, h.run_no, w.n, w.first, w.last, w.status, w.outcome, h.next_seq, h.head_hash,
-        (h.run_no IS NOT NULL AND (w.n = 0 OR (w.first = h.next_seq AND (w.first = 0 OR w.prev = h.head_hash)))) AS ok
-      FROM unnest(w_run_id, w_first, w_count, w_prev, w_last, w_status, w_outcome)
+    -- The head of a run is its last event (the (run_no, seq) key's last entry): an append writes
+    -- event rows only. Two writers racing on one run both insert the same (run_no, seq): the
+    -- second waits for the first and fails with a unique violation (the store then retries the
+    -- group's writes one by one, and the loser sees the conflict).
+    WITH w AS (
+      SELECT w.*, r.run_no FROM unnest(w_run_id, w_first, w_count, w_prev, w_last, w_status, w_outcome)
         WITH ORDINALITY AS w(run_id, first, n, prev, last, status, outcome, i)
-      LEFT JOIN h USING (run_id)),
+      LEFT JOIN $S.runs r USING (run_id)),
+    chk AS (
+      SELECT w.i, w.run_no, w.n, w.first, w.status, w.outcome, coalesce(l.seq + 1, 0) AS next_seq, coalesce(l.hash, '') AS head_hash,
+        (w.run_no IS NOT NULL AND (w.n = 0 OR (w.first = coalesce(l.seq + 1, 0) AND (w.first = 0 OR w.prev = l.hash)))) AS ok
+      FROM w LEFT JOIN LATERAL (SELECT e.seq, e.hash FROM $S.events e WHERE e.run_no = w.run_no ORDER BY e.seq DESC LIMIT 1) l ON true),
     ev AS (
       INSERT INTO $S.events (run_no, seq, type, hash, body)
       SELECT chk.run_no, e.seq, e.type, e.hash, e.body
       FROM unnest(e_op, e_seq, e_type, e_hash, e_body) AS e(op, seq, type, hash, body) JOIN chk ON chk.i = e.op AND chk.ok),
     up AS (
-      UPDATE $S.runs r SET
-        next_seq = CASE WHEN chk.n > 0 THEN chk.first + chk.n ELSE r.next_seq END,
-        head_hash = CASE WHEN chk.n > 0 THEN chk.last ELSE r.head_hash END,
-        status = coalesce(chk.status, r.status),
-        outcome = CASE WHEN chk.status IS NULL THEN r.outcome ELSE chk.outcome END,
-        -- A terminal or suspended status releases the lease in the same write: the drive has ended.
-        lease_owner = CASE WHEN chk.status IS NULL OR chk.status = 'running' THEN r.lease_owner END,
-        lease_expires_at = CASE WHEN chk.status IS NULL OR chk.status = 'running' THEN r.lease_expires_at END
-      FROM chk WHERE r.run_no = chk.run_no AND chk.ok),
+      -- A terminal or suspended status releases the lease in the same write: the drive has ended.
+      UPDATE $S.runs r SET status = chk.status, outcome = chk.outcome,
+        lease_owner = CASE WHEN chk.status = 'running' THEN r.lease_owner END,
+        lease_expires_at = CASE WHEN chk.status = 'running' THEN r.lease_expires_at END
+      FROM chk WHERE r.run_no = chk.run_no AND chk.ok AND chk.status IS NOT NULL),
     ks AS (
       -- An append's upserts enter a key with as many invocations as they add (invocations.ts):
       -- the row's count is also what a known key gets added.

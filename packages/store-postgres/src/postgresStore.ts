@@ -407,6 +407,12 @@ export class PostgresStore implements Store {
         lane.client = null;
         await c.end().catch(() => {});
       }
+      // Another process stored one of these runs' next seq first (the events' key refused the
+      // second row): the group is applied again one write at a time, so only the loser fails.
+      if ((e as { code?: unknown }).code === '23505' && batch.length > 1) {
+        for (const p of batch) await this.commitGroup(lane, [p]);
+        return;
+      }
       const err = this.wrap(e, 'a write');
       for (const p of batch) p.reject(err);
       return;
@@ -587,6 +593,12 @@ export class PostgresStore implements Store {
 
   private readonly programsByHash = new Map<string, Program>();
 
+  /** Run rows with their head: the seq and hash of each run's last event. */
+  private get runsWithHead(): string {
+    return `SELECT r.*, coalesce(l.seq + 1, 0) AS next_seq, coalesce(l.hash, '') AS head_hash FROM ${this.s}.runs r
+      LEFT JOIN LATERAL (SELECT e.seq, e.hash FROM ${this.s}.events e WHERE e.run_no = r.run_no ORDER BY e.seq DESC LIMIT 1) l ON true`;
+  }
+
   private async toRecords(rows: RunRow[]): Promise<RunRecord[]> {
     const missing = [...new Set(rows.map((r) => r.program_hash))].filter((h) => !this.programsByHash.has(h));
     if (missing.length) {
@@ -617,7 +629,7 @@ export class PostgresStore implements Store {
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
     if (this.closed) throw this.closedError();
-    const r = await this.query<RunRow>(`SELECT * FROM ${this.s}.runs WHERE run_id = $1`, [runId]);
+    const r = await this.query<RunRow>(`${this.runsWithHead} WHERE r.run_id = $1`, [runId]);
     return r.rows.length ? (await this.toRecords(r.rows))[0] : undefined;
   }
 
@@ -634,8 +646,8 @@ export class PostgresStore implements Store {
     if (this.closed) throw this.closedError();
     const r =
       filter.status === undefined
-        ? await this.query<RunRow>(`SELECT * FROM ${this.s}.runs ORDER BY run_no`)
-        : await this.query<RunRow>(`SELECT * FROM ${this.s}.runs WHERE status = $1 ORDER BY run_no`, [filter.status]);
+        ? await this.query<RunRow>(`${this.runsWithHead} ORDER BY r.run_no`)
+        : await this.query<RunRow>(`${this.runsWithHead} WHERE r.status = $1 ORDER BY r.run_no`, [filter.status]);
     return this.toRecords(r.rows);
   }
 
@@ -673,12 +685,19 @@ export class PostgresStore implements Store {
   async eraseValues(runId: string, subject: string, event: TraceEvent): Promise<number> {
     if (this.closed) throw this.closedError();
     return this.transaction('an erasure', async (c) => {
-      const r = await c.query<{ run_no: number; next_seq: number; head_hash: string }>(
-        `SELECT run_no, next_seq, head_hash FROM ${this.s}.runs WHERE run_id = $1 FOR UPDATE`,
-        [runId],
+      const r = await c.query<{ run_no: number }>(`SELECT run_no FROM ${this.s}.runs WHERE run_id = $1 FOR UPDATE`, [
+        runId,
+      ]);
+      if (!r.rows[0]) throw new StoreError('E_STORE_NO_RUN', `no run ${runId}`);
+      const last = await c.query<{ seq: number; hash: string }>(
+        `SELECT seq, hash FROM ${this.s}.events WHERE run_no = $1 ORDER BY seq DESC LIMIT 1`,
+        [r.rows[0].run_no],
       );
-      const h = r.rows[0];
-      if (!h) throw new StoreError('E_STORE_NO_RUN', `no run ${runId}`);
+      const h = {
+        run_no: r.rows[0].run_no,
+        next_seq: last.rows[0] ? last.rows[0].seq + 1 : 0,
+        head_hash: last.rows[0]?.hash ?? '',
+      };
       const refused = casRefusal(runId, [event], h.next_seq, h.head_hash);
       if (refused) throw refused;
       await c.query(`INSERT INTO ${this.s}.events (run_no, seq, type, hash, body) VALUES ($1, $2, $3, $4, $5)`, [
@@ -687,11 +706,6 @@ export class PostgresStore implements Store {
         event.type,
         event.hash,
         JSON.stringify(event),
-      ]);
-      await c.query(`UPDATE ${this.s}.runs SET next_seq = $2, head_hash = $3 WHERE run_no = $1`, [
-        h.run_no,
-        event.seq + 1,
-        event.hash,
       ]);
       const erased = await c.query(
         `UPDATE ${this.s}.vault SET salt = NULL, value = NULL, erased = true WHERE run_no = $1 AND subject = $2 AND NOT erased`,

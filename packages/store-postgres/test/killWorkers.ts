@@ -98,6 +98,13 @@ export const tools = [{
 
   const live = new Set<ChildProcess>();
   const outputs: string[] = [];
+  const outputOf = new Map<ChildProcess, number>();
+  /** Whether a worker has runs in flight now (by its own report: started or recovering, not yet finished). */
+  const busy = (p: ChildProcess) => {
+    const out = outputs[outputOf.get(p)!] ?? '';
+    const begun = (out.match(/"phase":"(started|recovering)"/g) ?? []).length;
+    return begun > (out.match(/"phase":"finished"/g) ?? []).length;
+  };
   let started = 0;
   const startWorker = () => {
     const p = spawn(
@@ -108,6 +115,7 @@ export const tools = [{
     );
     started++;
     const i = outputs.push('') - 1;
+    outputOf.set(p, i);
     p.stdout.on('data', (d: Buffer) => (outputs[i] = (outputs[i] ?? '') + String(d)));
     p.stderr.on('data', (d: Buffer) => (outputs[i] = (outputs[i] ?? '') + String(d)));
     live.add(p);
@@ -127,7 +135,12 @@ export const tools = [{
   try {
     while (killed < o.kills && Date.now() - t0 < o.timeoutMs) {
       await new Promise((r) => setTimeout(r, o.killEveryMs * (0.5 + Math.random())));
-      const victims = [...live];
+      // A worker in the middle of runs (on a slow machine, workers take a while to start).
+      let victims = [...live].filter(busy);
+      while (!victims.length && Date.now() - t0 < o.timeoutMs && (await pending()) > 0) {
+        await new Promise((r) => setTimeout(r, 20));
+        victims = [...live].filter(busy);
+      }
       const v = victims[Math.floor(Math.random() * victims.length)];
       if (!v) break;
       v.kill('SIGKILL');
