@@ -8,7 +8,8 @@
 // the workers and of the PostgreSQL server per run.
 //
 //   npm run build && node bench/setup-peers.mjs && node bench/postgres.mjs [--rounds=2] [--n=2000]
-//     [--workers=1,2,4] [--conc=200] [--io-n=1500] [--io-conc=16] [--peers=dbos-c1,pg-c1,dbos-c32,pg-c32]
+//     [--workers=1,2,4] [--conc=200] [--per-worker] [--io-n=1500] [--io-conc=16] [--peers=dbos-c1,pg-c1,dbos-c32,pg-c32]
+//     [--one-by-one=2,4]   (also: runs submitted one per transaction, from 8 submitters: a notification each)
 //
 // Needs PostgreSQL at 127.0.0.1:5432 with trust auth for user postgres (PGHOST/PGPORT/PGUSER
 // override), and DROPs and CREATEs the database bench_nanovm. Writes bench/results/postgres-<ts>.json/.md.
@@ -25,6 +26,8 @@ const rounds = Number(arg('rounds', 2));
 const N = Number(arg('n', 2000));
 const WORKERS = arg('workers', '1,2,4').split(',').map(Number);
 const CONC = Number(arg('conc', 200));
+/** --per-worker: every worker drives CONC runs at once (each is a W-10K pool); otherwise CONC is split among them. */
+const PER_WORKER = process.argv.includes('--per-worker');
 const IO_N = Number(arg('io-n', 1500));
 const IO_CONC = Number(arg('io-conc', 16));
 const PEER_NAMES = arg('peers', 'dbos-c1,pg-c1,dbos-c32,pg-c32').split(',').filter(Boolean);
@@ -125,7 +128,7 @@ const walBytes = async (a, b) =>
 
 let schemaNo = 0;
 /** One measurement: K worker processes, n runs submitted at once, timed from submit to the last run finished. */
-async function nanoVm({ k, n, conc, sleepMs = 0 }) {
+async function nanoVm({ k, n, conc, sleepMs = 0, oneByOne = false }) {
   const schema = `b${schemaNo++}`;
   const url = `${URL_DB}?schema=${schema}`;
   const store = await new pgs.PostgresStore(url, { migrate: true }).open();
@@ -155,7 +158,15 @@ async function nanoVm({ k, n, conc, sleepMs = 0 }) {
     ).rows[0].n === 0;
   const batch = async (data) => {
     const t0 = performance.now();
-    await pgs.submitRuns(store, data.map((input) => ({ program: PROGRAM, input })));
+    if (oneByOne) {
+      // As an MCP server or an application enqueues: one transaction and one notification per run.
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          while (next < data.length) await pgs.submitRun(store, { program: PROGRAM, input: data[next++] });
+        }),
+      );
+    } else await pgs.submitRuns(store, data.map((input) => ({ program: PROGRAM, input })));
     while (!(await finished())) await new Promise((r) => setTimeout(r, 10));
     return performance.now() - t0;
   };
@@ -202,9 +213,11 @@ async function nanoVm({ k, n, conc, sleepMs = 0 }) {
 }
 
 const PEERS = PEER_NAMES;
+const ONE_BY_ONE = arg('one-by-one', '');
 const MODES = [
-  ...WORKERS.map((k) => ({ name: `nano-vm pg ×${k}`, k, n: N, conc: CONC })),
-  ...WORKERS.map((k) => ({ name: `nano-vm pg ×${k}, tools sleep 20 ms`, k, n: IO_N, conc: IO_CONC * k, sleepMs: 20 })),
+  ...(ONE_BY_ONE ? ONE_BY_ONE.split(',').map(Number).map((k) => ({ name: `nano-vm pg ×${k}, submitted one at a time`, k, n: N, conc: PER_WORKER ? CONC * k : CONC, oneByOne: true })) : []),
+  ...WORKERS.map((k) => ({ name: `nano-vm pg ×${k}`, k, n: N, conc: PER_WORKER ? CONC * k : CONC })),
+  ...(IO_N ? WORKERS.map((k) => ({ name: `nano-vm pg ×${k}, tools sleep 20 ms`, k, n: IO_N, conc: IO_CONC * k, sleepMs: 20 })) : []),
 ];
 const results = { nano: {}, peers: {} };
 const t0 = Date.now();

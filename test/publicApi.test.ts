@@ -29,7 +29,7 @@ function entries(pkg: string): Entry[] {
   );
 }
 
-const ALL = ['kernel', 'runtime', 'cli'].flatMap(entries);
+const ALL = ['kernel', 'runtime', 'cli', 'store-postgres'].flatMap(entries);
 
 function exportList(program: ts.Program, file: string): string {
   const checker = program.getTypeChecker();
