@@ -44,27 +44,38 @@ export async function submitRuns(store: PostgresStore, submissions: readonly Sub
   });
   const ids = submissions.map((s) => s.runId ?? `run-${randomUUID()}`);
   const inputs = submissions.map((s) => checkInput(s.program, s.input).text);
-  return store.transaction('submitting runs', async (c) => {
-    await c.query(
-      `INSERT INTO ${store.s}.programs (hash, program) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`,
-      [[...programs.keys()], [...programs.values()]],
+  // One statement, so one round trip and one transaction: the programs, the queue rows (none
+  // when a run id is already a run), and the notification the workers wake on at commit.
+  let r;
+  try {
+    r = await store.query<{ queued: number }>(
+      `WITH p AS (
+         INSERT INTO ${store.s}.programs (hash, program) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING),
+       q AS (
+         INSERT INTO ${store.s}.queue (run_id, program_hash, policy, input)
+         SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[])
+         WHERE NOT EXISTS (SELECT 1 FROM ${store.s}.runs WHERE run_id = ANY($3::text[]))
+         RETURNING 1)
+       SELECT count(*)::int AS queued, (SELECT pg_notify($7, 'submitted') WHERE EXISTS (SELECT 1 FROM q)) AS n FROM q`,
+      [
+        [...programs.keys()],
+        [...programs.values()],
+        ids,
+        hashes,
+        submissions.map((s) => JSON.stringify(s.policy ?? null)),
+        inputs,
+        store.channel,
+      ],
+      'submitting runs',
     );
-    const taken = await c.query<{ run_id: string }>(
-      `SELECT run_id FROM ${store.s}.runs WHERE run_id = ANY($1::text[]) UNION SELECT run_id FROM ${store.s}.queue WHERE run_id = ANY($1::text[]) LIMIT 1`,
-      [ids],
-    );
-    if (taken.rows[0] || new Set(ids).size !== ids.length)
-      throw new NanoVmError(
-        'E_STORE_DUPLICATE_RUN',
-        `run ${taken.rows[0]?.run_id ?? ids.find((id, i) => ids.indexOf(id) !== i)} was already submitted or exists`,
-      );
-    await c.query(
-      `INSERT INTO ${store.s}.queue (run_id, program_hash, policy, input) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])`,
-      [ids, hashes, submissions.map((s) => JSON.stringify(s.policy ?? null)), inputs],
-    );
-    await c.query(`SELECT pg_notify($1, 'submitted')`, [store.channel]);
-    return ids;
-  });
+  } catch (e) {
+    if ((e as { code?: unknown }).code === '23505' || /duplicate key/.test(String((e as Error).message)))
+      throw new NanoVmError('E_STORE_DUPLICATE_RUN', `a run among ${ids.length} was already submitted`, { cause: e });
+    throw e;
+  }
+  if (r.rows[0]?.queued !== ids.length)
+    throw new NanoVmError('E_STORE_DUPLICATE_RUN', `a run among ${ids.length} already exists; nothing was submitted`);
+  return ids;
 }
 
 /** Enqueues one run for the workers (see submitRuns); returns its run id. */
@@ -73,7 +84,11 @@ export async function submitRun(store: PostgresStore, submission: Submission): P
   return { run_id: run_id! };
 }
 
-/** Claims up to `n` submissions nobody holds (or whose claim expired), oldest first. */
+/**
+ * Claims up to `n` submissions nobody holds (or whose claim expired), oldest first. A claim that
+ * got all `n` notifies the other workers in the same transaction: a worker whose concurrent claim
+ * found every row locked by this one (SKIP LOCKED) and went back to sleep claims the rest.
+ */
 export async function claimSubmissions(
   store: PostgresStore,
   owner: string,
@@ -86,10 +101,12 @@ export async function claimSubmissions(
        SELECT queue_no FROM ${store.s}.queue
        WHERE error IS NULL AND (claimed_until IS NULL OR claimed_until <= $2)
        ORDER BY queue_no LIMIT $1 FOR UPDATE SKIP LOCKED)
-     UPDATE ${store.s}.queue q SET claimed_by = $3, claimed_until = $4, attempts = q.attempts + 1
-     FROM c WHERE q.queue_no = c.queue_no
-     RETURNING q.run_id, q.program_hash, q.policy, q.input, q.attempts`,
-    [n, now, owner, expiresAt],
+     , u AS (
+       UPDATE ${store.s}.queue q SET claimed_by = $3, claimed_until = $4, attempts = q.attempts + 1
+       FROM c WHERE q.queue_no = c.queue_no
+       RETURNING q.run_id, q.program_hash, q.policy, q.input, q.attempts)
+     SELECT u.*, (SELECT pg_notify($5, 'more') WHERE (SELECT count(*) FROM u) = $1) AS more FROM u`,
+    [n, now, owner, expiresAt, store.channel],
     'claiming submissions',
   );
   return r.rows.map((x) => ({
@@ -103,7 +120,8 @@ export async function claimSubmissions(
 
 /**
  * Takes the lease of up to `n` running runs whose lease expired or was released (their process
- * died, or their drive stopped on an error): the worker then recovers them. Returns their ids.
+ * died, or their drive stopped on an error): the worker then recovers them. Returns their ids. A
+ * claim that got all `n` notifies the other workers ('released'), as claimSubmissions does.
  */
 export async function claimExpiredRuns(
   store: PostgresStore,
@@ -119,10 +137,12 @@ export async function claimExpiredRuns(
          SELECT run_no FROM ${store.s}.runs
          WHERE status = 'running' AND (lease_owner IS NULL OR lease_expires_at <= $2)
          ORDER BY lease_expires_at NULLS FIRST LIMIT $1 FOR UPDATE SKIP LOCKED) x)
-     UPDATE ${store.s}.runs r SET lease_owner = ($3::text[])[c.i], lease_expires_at = $4
-     FROM c WHERE r.run_no = c.run_no
-     RETURNING r.run_id, r.lease_owner`,
-    [n, now, owners, expiresAt],
+     , u AS (
+       UPDATE ${store.s}.runs r SET lease_owner = ($3::text[])[c.i], lease_expires_at = $4
+       FROM c WHERE r.run_no = c.run_no
+       RETURNING r.run_id, r.lease_owner)
+     SELECT u.*, (SELECT pg_notify($5, 'released') WHERE (SELECT count(*) FROM u) = $1) AS more FROM u`,
+    [n, now, owners, expiresAt, store.channel],
     'claiming expired runs',
   );
   return r.rows.map((x) => ({ run_id: x.run_id, owner: x.lease_owner }));

@@ -36,6 +36,7 @@ export interface SoakReport {
   completed: number;
   killed: number;
   workersStarted: number;
+  /** Runs another worker took over (recovered, or started again once a dead worker's claim expired). */
   recoveredRuns: number;
   reinvokedKeys: number;
   events: number;
@@ -169,16 +170,25 @@ export const tools = [{
     let completed = 0;
     let reinvokedKeys = 0;
     const recordedKeys = new Map<string, number>();
+    // Runs another worker took over: recovered after their lease expired, or started again after
+    // the claim of a worker killed before it created the run had expired.
     const recovered = new Set<string>();
-    for (const line of outputs.join('\n').split('\n')) {
-      if (!line.startsWith('{')) continue;
-      try {
-        const j = JSON.parse(line) as { phase?: string; run_id?: string; reinvoked?: string[] };
-        if (j.phase === 'recovering' && j.run_id) recovered.add(j.run_id);
-      } catch {
-        // a line cut by SIGKILL
+    const startedBy = new Map<string, number>();
+    outputs.forEach((out) => {
+      const mine = new Set<string>();
+      for (const line of out.split('\n')) {
+        if (!line.startsWith('{')) continue;
+        try {
+          const j = JSON.parse(line) as { phase?: string; run_id?: string };
+          if (j.phase === 'recovering' && j.run_id) recovered.add(j.run_id);
+          if (j.phase === 'started' && j.run_id) mine.add(j.run_id);
+        } catch {
+          // a line cut by SIGKILL
+        }
       }
-    }
+      for (const id of mine) startedBy.set(id, (startedBy.get(id) ?? 0) + 1);
+    });
+    for (const [id, n] of startedBy) if (n > 1) recovered.add(id);
     if (runs.length !== o.runs) problems.push(`${runs.length} runs stored, ${o.runs} submitted`);
     for (const r of runs) {
       const evs = await store.events(r.run_id);
