@@ -186,7 +186,10 @@ export class PostgresStore implements Store {
     this.pool = new pg.Pool({
       connectionString,
       max: opts.poolSize ?? 4,
-      connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
+      // pg-pool applies this to waiting for a free pooled connection too: a busy process waits
+      // longer than a connection attempt may take (an unreachable server refuses at once or
+      // times out in connect()).
+      connectionTimeoutMillis: Math.max(30_000, opts.connectTimeoutMs ?? 5000),
       types: TYPES,
     });
     // An idle connection the server dropped must not crash the process; the next query reconnects.
@@ -211,6 +214,12 @@ export class PostgresStore implements Store {
       return new StoreError(
         'E_STORE_UNREACHABLE',
         `${what}: PostgreSQL at ${redactUrl(this.url)} could not be reached (${(e as Error).message || (e as { code?: string }).code})`,
+        { cause: e },
+      );
+    if (/timeout exceeded when trying to connect/.test(String((e as Error)?.message)))
+      return new StoreError(
+        'E_STORE_BUSY',
+        `${what}: no connection to ${redactUrl(this.url)} became free in time (every pooled connection was busy, or connecting took too long)`,
         { cause: e },
       );
     // The events' primary key backs the compare-and-swap: a second row for one (run, seq) is a conflict.

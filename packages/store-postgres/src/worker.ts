@@ -63,8 +63,11 @@ export interface WorkerStats {
   timerWakes: number;
 }
 
-/** Store errors that say nothing about the submission itself: it stays queued for a worker to try again. */
-const TRANSIENT = /^E_(STORE_(UNREACHABLE|BUSY|CLOSED|CONFLICT)|LEASE_LOST|RUN_LEASED)$/;
+/**
+ * Failures that say nothing about the submission itself (the store, a lease, a bug): it stays
+ * queued, and is claimed again once this worker's claim expires.
+ */
+const TRANSIENT = /^E_(STORE_|LEASE_LOST|RUN_LEASED|INTERNAL)/;
 
 export class Worker {
   readonly owner: string;
@@ -78,7 +81,8 @@ export class Worker {
   private timer: NodeJS.Timeout | null = null;
   private listener: import('pg').Client | null = null;
   private beat: NodeJS.Timeout | null = null;
-  private readonly programs = new Map<string, Program>();
+  /** Submitted programs by hash, fetched once however many claimed runs need one at the same time. */
+  private readonly programs = new Map<string, Promise<Program>>();
   readonly stats: WorkerStats;
   private resolveStopped!: () => void;
   /** Settles once the worker has stopped (after `stop()`). */
@@ -266,14 +270,17 @@ export class Worker {
   private expiredDue = true;
   private expiredCheckedAt = 0;
 
-  private async program(hash: string): Promise<Program> {
+  private program(hash: string): Promise<Program> {
     let p = this.programs.get(hash);
     if (!p) {
-      const r = await this.o.store.query<{ program: string }>(`SELECT program FROM ${this.s}.programs WHERE hash = $1`, [
-        hash,
-      ]);
-      if (!r.rows[0]) throw new NanoVmError('E_STORE_CORRUPT', `submitted program ${hash} is not in the store`);
-      p = JSON.parse(r.rows[0].program) as Program;
+      p = this.o.store
+        .query<{ program: string }>(`SELECT program FROM ${this.s}.programs WHERE hash = $1`, [hash])
+        .then((r) => {
+          if (!r.rows[0]) throw new NanoVmError('E_STORE_CORRUPT', `submitted program ${hash} is not in the store`);
+          return JSON.parse(r.rows[0].program) as Program;
+        });
+      // A failed fetch is not kept: the next run that needs the program asks again.
+      p.catch(() => this.programs.delete(hash));
       this.programs.set(hash, p);
     }
     return p;
@@ -300,6 +307,7 @@ export class Worker {
         this.o.onRun?.({ run_id: s.run_id, phase: 'finished', status: r.status, outcome: r.outcome });
       } catch (e) {
         const err = e instanceof NanoVmError ? e : new NanoVmError('E_INTERNAL', String((e as Error)?.message ?? e));
+        if (!(e instanceof NanoVmError)) this.o.onProblem?.(e as Error);
         // Refused before the run existed (an invalid program, an unknown tool, an input its schema
         // refuses): the submission is kept with why, and never claimed again. Another worker that
         // created the run first (its claim had expired) is not a failure of this one.
