@@ -33,7 +33,10 @@ const model = {
     return { raw: 'normal', model: 'bench-mock' };
   },
 };
-const store = await new pgs.PostgresStore(url, { poolSize: Number(arg('pool', 4)), writers: Number(arg('writers', 2)) }).open();
+const store = await new pgs.PostgresStore(url, {
+  poolSize: Number(arg('pool', 4)),
+  writers: Number(arg('writers', 2)),
+}).open();
 const worker = await pgs.startWorker({ store, model, tools, concurrency: Number(arg('concurrency', 50)) });
 const cpu0 = process.cpuUsage();
 console.log('ready');

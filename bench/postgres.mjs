@@ -59,11 +59,13 @@ await admin('postgres', async (c) => {
   await c.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
   await c.query(`CREATE DATABASE ${DB}`);
 });
-const server = await admin(DB, async (c) =>
-  (
-    await c.query(`SELECT current_setting('server_version') AS version, current_setting('fsync') AS fsync,
+const server = await admin(
+  DB,
+  async (c) =>
+    (
+      await c.query(`SELECT current_setting('server_version') AS version, current_setting('fsync') AS fsync,
       current_setting('synchronous_commit') AS synchronous_commit, current_setting('max_connections') AS max_connections`)
-  ).rows[0],
+    ).rows[0],
 );
 
 /** The W-10K program, as bench/nano-vm.mjs runs it. */
@@ -136,7 +138,13 @@ async function nanoVm({ k, n, conc, sleepMs = 0, oneByOne = false }) {
   for (let i = 0; i < k; i++) {
     const p = spawn(
       process.execPath,
-      [join(BENCH, 'pg-worker.mjs'), url, join(anchors.dir, 'lib.mjs'), `--concurrency=${Math.ceil(conc / k)}`, `--sleep-ms=${sleepMs}`],
+      [
+        join(BENCH, 'pg-worker.mjs'),
+        url,
+        join(anchors.dir, 'lib.mjs'),
+        `--concurrency=${Math.ceil(conc / k)}`,
+        `--sleep-ms=${sleepMs}`,
+      ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let out = '';
@@ -166,7 +174,11 @@ async function nanoVm({ k, n, conc, sleepMs = 0, oneByOne = false }) {
           while (next < data.length) await pgs.submitRun(store, { program: PROGRAM, input: data[next++] });
         }),
       );
-    } else await pgs.submitRuns(store, data.map((input) => ({ program: PROGRAM, input })));
+    } else
+      await pgs.submitRuns(
+        store,
+        data.map((input) => ({ program: PROGRAM, input })),
+      );
     while (!(await finished())) await new Promise((r) => setTimeout(r, 10));
     return performance.now() - t0;
   };
@@ -204,7 +216,12 @@ async function nanoVm({ k, n, conc, sleepMs = 0, oneByOne = false }) {
     commitsPerRun: (s1.commits - s0.commits) / n,
     rowsPerRun: (s1.inserted + s1.updated + s1.deleted - s0.inserted - s0.updated - s0.deleted) / n,
     walBytesPerRun: (await walBytes(s0.lsn, s1.lsn)) / n,
-    writesPerGroup: sum((s) => s.commits.writes) / Math.max(1, sum((s) => s.commits.groups)),
+    writesPerGroup:
+      sum((s) => s.commits.writes) /
+      Math.max(
+        1,
+        sum((s) => s.commits.groups),
+      ),
     claimsPerRun: sum((s) => s.claims) / total,
     notifiedPerRun: sum((s) => s.notified) / total,
     workerCpuMsPerRun: sum((s) => s.cpuMs) / total,
@@ -215,9 +232,21 @@ async function nanoVm({ k, n, conc, sleepMs = 0, oneByOne = false }) {
 const PEERS = PEER_NAMES;
 const ONE_BY_ONE = arg('one-by-one', '');
 const MODES = [
-  ...(ONE_BY_ONE ? ONE_BY_ONE.split(',').map(Number).map((k) => ({ name: `nano-vm pg ×${k}, submitted one at a time`, k, n: N, conc: PER_WORKER ? CONC * k : CONC, oneByOne: true })) : []),
+  ...(ONE_BY_ONE
+    ? ONE_BY_ONE.split(',')
+        .map(Number)
+        .map((k) => ({
+          name: `nano-vm pg ×${k}, submitted one at a time`,
+          k,
+          n: N,
+          conc: PER_WORKER ? CONC * k : CONC,
+          oneByOne: true,
+        }))
+    : []),
   ...WORKERS.map((k) => ({ name: `nano-vm pg ×${k}`, k, n: N, conc: PER_WORKER ? CONC * k : CONC })),
-  ...(IO_N ? WORKERS.map((k) => ({ name: `nano-vm pg ×${k}, tools sleep 20 ms`, k, n: IO_N, conc: IO_CONC * k, sleepMs: 20 })) : []),
+  ...(IO_N
+    ? WORKERS.map((k) => ({ name: `nano-vm pg ×${k}, tools sleep 20 ms`, k, n: IO_N, conc: IO_CONC * k, sleepMs: 20 }))
+    : []),
 ];
 const results = { nano: {}, peers: {} };
 const t0 = Date.now();
@@ -229,7 +258,9 @@ for (let r = 0; r < rounds; r++) {
       log(`# round ${r + 1}/${rounds}: ${m.peer}`);
       const res = runChild('w10k', m.peer, []);
       (results.peers[m.peer] ??= []).push(res);
-      log(`  ${m.peer}: ${res.crashed ? `CRASHED ${res.crashed}` : `${fmt(res.median, 1)} graphs/s (n=${res.n} conc=${res.conc})`}`);
+      log(
+        `  ${m.peer}: ${res.crashed ? `CRASHED ${res.crashed}` : `${fmt(res.median, 1)} graphs/s (n=${res.n} conc=${res.conc})`}`,
+      );
     } else {
       log(`# round ${r + 1}/${rounds}: ${m.name}`);
       const res = await nanoVm(m);
@@ -248,7 +279,9 @@ for (let r = 0; r < rounds; r++) {
 const med = (xs, f) => median(xs.map(f));
 const peerMedian = (p) => {
   const ok = (results.peers[p] ?? []).filter((x) => !x.crashed);
-  return ok.length ? { median: median(ok.map((x) => x.median)), rounds: ok.map((x) => x.median), n: ok[0].n, conc: ok[0].conc } : null;
+  return ok.length
+    ? { median: median(ok.map((x) => x.median)), rounds: ok.map((x) => x.median), n: ok[0].n, conc: ok[0].conc }
+    : null;
 };
 const dbos32 = peerMedian('dbos-c32')?.median;
 const dbos1 = peerMedian('dbos-c1')?.median;
@@ -257,7 +290,10 @@ const lines = [];
 lines.push(`# nano-vm on PostgreSQL: W-10K with workers, next to the durable PostgreSQL peers`);
 lines.push('');
 lines.push(
-  `${new Date().toISOString()}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, PostgreSQL ${server.version} (fsync ${server.fsync}, synchronous_commit ${server.synchronous_commit}), load average at the end ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')}; ${rounds} rounds in ${Math.round((Date.now() - t0) / 1000)} s; git ${gitState()}.`,
+  `${new Date().toISOString()}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, PostgreSQL ${server.version} (fsync ${server.fsync}, synchronous_commit ${server.synchronous_commit}), load average at the end ${os
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' / ')}; ${rounds} rounds in ${Math.round((Date.now() - t0) / 1000)} s; git ${gitState()}.`,
 );
 lines.push('');
 lines.push(`\`node bench/postgres.mjs ${process.argv.slice(2).join(' ')}\``);
@@ -290,7 +326,10 @@ lines.push(
 lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const [name, xs] of Object.entries(results.nano))
   lines.push(
-    `| ${name} | ${med(xs, (x) => x.commitsPerRun).toFixed(2)} | ${med(xs, (x) => x.rowsPerRun).toFixed(1)} | ${fmt(med(xs, (x) => x.walBytesPerRun), 0)} | ${med(xs, (x) => x.writesPerGroup).toFixed(1)} | ${med(xs, (x) => x.claimsPerRun).toFixed(3)} | ${med(xs, (x) => x.notifiedPerRun).toFixed(3)} | ${med(xs, (x) => x.workerCpuMsPerRun).toFixed(2)} | ${med(xs, (x) => x.postgresCpuMsPerRun).toFixed(2)} |`,
+    `| ${name} | ${med(xs, (x) => x.commitsPerRun).toFixed(2)} | ${med(xs, (x) => x.rowsPerRun).toFixed(1)} | ${fmt(
+      med(xs, (x) => x.walBytesPerRun),
+      0,
+    )} | ${med(xs, (x) => x.writesPerGroup).toFixed(1)} | ${med(xs, (x) => x.claimsPerRun).toFixed(3)} | ${med(xs, (x) => x.notifiedPerRun).toFixed(3)} | ${med(xs, (x) => x.workerCpuMsPerRun).toFixed(2)} | ${med(xs, (x) => x.postgresCpuMsPerRun).toFixed(2)} |`,
   );
 lines.push('');
 const text = lines.join('\n') + '\n';

@@ -62,7 +62,10 @@ export async function openPostgresStore(
   opts: { migrate?: boolean; poolSize?: number } = {},
 ): Promise<import('@nano-vm/store-postgres').PostgresStore> {
   if (!isPostgresSpec(spec))
-    throw new NanoVmError('E_STORE_SPEC', `store "${spec}" must be postgres://[user@]host[:port]/database[?schema=name]`);
+    throw new NanoVmError(
+      'E_STORE_SPEC',
+      `store "${spec}" must be postgres://[user@]host[:port]/database[?schema=name]`,
+    );
   const { PostgresStore } = await import('@nano-vm/store-postgres');
   const store = new PostgresStore(spec, opts);
   try {

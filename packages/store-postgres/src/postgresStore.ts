@@ -87,7 +87,9 @@ export function redactUrl(url: string): string {
 /** bigint columns (lease expiry, run_no) as numbers: they stay far below 2^53. */
 const TYPES = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+    oid === 20
+      ? (v: string) => Number(v)
+      : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
 
 /** A JSON column, read as strictly as a bundle (E_STORE_CORRUPT for text that is not JSON). */
@@ -307,9 +309,7 @@ export class PostgresStore implements Store {
       await c.query(`CREATE SCHEMA IF NOT EXISTS ${this.s}`);
       const exists = (await c.query(`SELECT to_regclass($1) AS t`, [`${this.s}.meta`])).rows[0].t !== null;
       const from = exists
-        ? Number(
-            (await c.query(`SELECT value FROM ${this.s}.meta WHERE key = 'schema_version'`)).rows[0]?.value ?? 0,
-          )
+        ? Number((await c.query(`SELECT value FROM ${this.s}.meta WHERE key = 'schema_version'`)).rows[0]?.value ?? 0)
         : 0;
       if (from > SCHEMA_VERSION)
         throw new StoreError(
@@ -455,9 +455,30 @@ export class PostgresStore implements Store {
     const creates: Extract<Pending, { kind: 'create' }>[] = [];
     const writes: Exclude<Pending, { kind: 'create' }>[] = [];
     const hashes: string[] = [];
-    const V = { run: [] as string[], path: [] as string[], subject: [] as (string | null)[], commitment: [] as string[], salt: [] as string[], value: [] as string[] };
-    const E = { op: [] as number[], seq: [] as number[], type: [] as string[], hash: [] as string[], body: [] as string[] };
-    const K = { op: [] as number[], key: [] as string[], step: [] as string[], tool: [] as string[], attempt: [] as number[], n: [] as number[], first: [] as number[] };
+    const V = {
+      run: [] as string[],
+      path: [] as string[],
+      subject: [] as (string | null)[],
+      commitment: [] as string[],
+      salt: [] as string[],
+      value: [] as string[],
+    };
+    const E = {
+      op: [] as number[],
+      seq: [] as number[],
+      type: [] as string[],
+      hash: [] as string[],
+      body: [] as string[],
+    };
+    const K = {
+      op: [] as number[],
+      key: [] as string[],
+      step: [] as string[],
+      tool: [] as string[],
+      attempt: [] as number[],
+      n: [] as number[],
+      first: [] as number[],
+    };
     for (const p of batch) {
       if (p.kind === 'create') {
         const h = this.programHash(p.run.program);
@@ -560,7 +581,10 @@ export class PostgresStore implements Store {
         failures.set(p, new StoreError('E_STORE_NO_RUN', `no run ${p.runId}`));
       else if (p.kind === 'append') {
         const [, next, head] = why.split(' ');
-        failures.set(p, casRefusal(p.runId, p.events, Number(next), head ?? '') ?? new StoreError('E_STORE_CONFLICT', why));
+        failures.set(
+          p,
+          casRefusal(p.runId, p.events, Number(next), head ?? '') ?? new StoreError('E_STORE_CONFLICT', why),
+        );
       }
     });
   }
@@ -591,7 +615,11 @@ export class PostgresStore implements Store {
   // ---- reads ----
 
   /** Runs `sql` on the pool once the schema is checked; driver failures become coded store errors. */
-  async query<R extends pg.QueryResultRow>(sql: string, params: unknown[] = [], what = 'a query'): Promise<pg.QueryResult<R>> {
+  async query<R extends pg.QueryResultRow>(
+    sql: string,
+    params: unknown[] = [],
+    what = 'a query',
+  ): Promise<pg.QueryResult<R>> {
     await this.ready();
     try {
       return await this.pool.query<R>(sql, params);
@@ -620,7 +648,10 @@ export class PostgresStore implements Store {
     return rows.map((r) => {
       const p = this.programsByHash.get(r.program_hash);
       if (!p)
-        throw new StoreError('E_STORE_CORRUPT', `run ${r.run_id} names program ${r.program_hash}, which is not in the store`);
+        throw new StoreError(
+          'E_STORE_CORRUPT',
+          `run ${r.run_id} names program ${r.program_hash}, which is not in the store`,
+        );
       return {
         run_id: r.run_id,
         program_id: r.program_id,
@@ -869,7 +900,10 @@ function casRefusal(runId: string, events: readonly TraceEvent[], next: number, 
         `append to run ${runId}: seq ${events[i]!.seq} does not follow seq ${first + i - 1} in one batch`,
       );
   if (first !== next)
-    return new StoreError('E_STORE_CONFLICT', `append of seq ${first} to run ${runId} conflicts: the next seq is ${next}`);
+    return new StoreError(
+      'E_STORE_CONFLICT',
+      `append of seq ${first} to run ${runId} conflicts: the next seq is ${next}`,
+    );
   if (first > 0 && events[0]!.prev_hash !== head)
     return new StoreError(
       'E_STORE_CONFLICT',

@@ -96,7 +96,13 @@ export async function claimSubmissions(
   now: number,
   expiresAt: number,
 ): Promise<ClaimedSubmission[]> {
-  const r = await store.query<{ run_id: string; program_hash: string; policy: string; input: string; attempts: number }>(
+  const r = await store.query<{
+    run_id: string;
+    program_hash: string;
+    policy: string;
+    input: string;
+    attempts: number;
+  }>(
     `WITH c AS (
        SELECT queue_no FROM ${store.s}.queue
        WHERE error IS NULL AND (claimed_until IS NULL OR claimed_until <= $2)

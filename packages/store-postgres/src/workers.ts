@@ -47,11 +47,15 @@ export async function listWorkers(store: PostgresStore, now = Date.now()): Promi
     `SELECT count(*)::int AS n FROM ${S}.runs WHERE status = 'running' AND (lease_owner IS NULL OR lease_expires_at <= $1)`,
     [now],
   );
-  const queue = await store.query<{ queued: number }>(`SELECT count(*)::int AS queued FROM ${S}.queue WHERE error IS NULL`);
+  const queue = await store.query<{ queued: number }>(
+    `SELECT count(*)::int AS queued FROM ${S}.queue WHERE error IS NULL`,
+  );
   const refused = await store.query<{ run_id: string; error: string }>(
     `SELECT run_id, error FROM ${S}.queue WHERE error IS NOT NULL ORDER BY queue_no`,
   );
-  const byOwner = new Map(workers.rows.map((w) => [w.owner, { ...w, runs: [] as { run_id: string; lease_expires_at: number }[] }]));
+  const byOwner = new Map(
+    workers.rows.map((w) => [w.owner, { ...w, runs: [] as { run_id: string; lease_expires_at: number }[] }]),
+  );
   const others: WorkerListing['others'] = [];
   for (const r of leased.rows) {
     // A worker's drives are leased as `<worker>/<n>`.

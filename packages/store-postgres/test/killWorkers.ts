@@ -94,7 +94,16 @@ export const tools = [{
   const problems: string[] = [];
   const m = await run(['migrate', '--store', o.url]);
   if (m.code !== 0) throw new Error(`migrate failed: ${m.err}`);
-  const s = await run(['submit', join(dir, 'program.json'), '--input', join(dir, 'input.json'), '--count', String(o.runs), '--store', o.url]);
+  const s = await run([
+    'submit',
+    join(dir, 'program.json'),
+    '--input',
+    join(dir, 'input.json'),
+    '--count',
+    String(o.runs),
+    '--store',
+    o.url,
+  ]);
   if (s.code !== 0) throw new Error(`submit failed: ${s.err}`);
 
   const live = new Set<ChildProcess>();
@@ -110,8 +119,19 @@ export const tools = [{
   const startWorker = () => {
     const p = spawn(
       process.execPath,
-      [CLI, 'worker', '--tools', join(dir, 'tools.mjs'), '--store', o.url, '--concurrency', String(o.concurrency),
-        '--lease-ms', String(o.leaseMs), '--json'],
+      [
+        CLI,
+        'worker',
+        '--tools',
+        join(dir, 'tools.mjs'),
+        '--store',
+        o.url,
+        '--concurrency',
+        String(o.concurrency),
+        '--lease-ms',
+        String(o.leaseMs),
+        '--json',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     started++;

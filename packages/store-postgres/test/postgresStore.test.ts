@@ -23,7 +23,12 @@ const admin = async <T>(use: (c: pg.Client) => Promise<T>): Promise<T> => {
 const runRec = (run_id: string) => ({
   run_id,
   program_id: 'p',
-  program: { format: 'nano-vm.program/v1' as const, id: 'p', input_schema: {}, steps: [{ id: 'done', kind: 'end' as const, outcome: 'OK' }] },
+  program: {
+    format: 'nano-vm.program/v1' as const,
+    id: 'p',
+    input_schema: {},
+    steps: [{ id: 'done', kind: 'end' as const, outcome: 'OK' }],
+  },
   policy: null,
   input: {},
   status: 'running' as const,
@@ -67,13 +72,22 @@ describe.skipIf(unreachable !== null)('PostgreSQL store specifics', () => {
   it('migrations: a new schema is refused until migrated; migrate applies each version once, even twice at once; a newer schema is refused and left alone', async () => {
     const schema = db.next();
     const s = new PostgresStore(urlFor(schema));
-    await expect(s.getRun('x')).rejects.toMatchObject({ code: 'E_STORE_SCHEMA', message: expect.stringContaining('nano-vm migrate') });
-    const [a, b] = await Promise.all([new PostgresStore(urlFor(schema)).migrate(), new PostgresStore(urlFor(schema)).migrate()]);
+    await expect(s.getRun('x')).rejects.toMatchObject({
+      code: 'E_STORE_SCHEMA',
+      message: expect.stringContaining('nano-vm migrate'),
+    });
+    const [a, b] = await Promise.all([
+      new PostgresStore(urlFor(schema)).migrate(),
+      new PostgresStore(urlFor(schema)).migrate(),
+    ]);
     expect([a.applied.length, b.applied.length].sort()).toEqual([0, SCHEMA_VERSION]);
     expect(await s.getRun('x')).toBeUndefined();
     await admin((c) => c.query(`UPDATE "${schema}".meta SET value = '99' WHERE key = 'schema_version'`));
     const newer = new PostgresStore(urlFor(schema));
-    await expect(newer.getRun('x')).rejects.toMatchObject({ code: 'E_STORE_SCHEMA', message: expect.stringContaining('newer') });
+    await expect(newer.getRun('x')).rejects.toMatchObject({
+      code: 'E_STORE_SCHEMA',
+      message: expect.stringContaining('newer'),
+    });
     await expect(newer.migrate()).rejects.toMatchObject({ code: 'E_STORE_SCHEMA' });
     await newer.close();
     await s.close();
@@ -100,7 +114,11 @@ describe.skipIf(unreachable !== null)('PostgreSQL store specifics', () => {
     const handles = [a, ...(await Promise.all([1, 2, 3].map(() => new PostgresStore(a.url).open())))];
     await a.createRun(runRec('r1'));
     const c = genesis('r1');
-    for (let i = 1; i < 20; i++) c.append({ type: 'step_retry', step: 's', attempt: i + 1, max_attempts: 99 } as never, '2026-01-01T00:00:00.001Z');
+    for (let i = 1; i < 20; i++)
+      c.append(
+        { type: 'step_retry', step: 's', attempt: i + 1, max_attempts: 99 } as never,
+        '2026-01-01T00:00:00.001Z',
+      );
     await a.append('r1', [c.events[0]!]);
     // Every handle tries every next event; exactly one append per seq wins.
     for (let i = 1; i < 20; i++) {
@@ -139,7 +157,8 @@ describe.skipIf(unreachable !== null)('PostgreSQL store specifics', () => {
       admin(async (c) => {
         await c.query('CHECKPOINT');
         const dir = (await c.query(`SHOW data_directory`)).rows[0].data_directory as string;
-        const rel = (await c.query(`SELECT pg_relation_filepath($1) AS p`, [`"${s.schema}".vault`])).rows[0].p as string;
+        const rel = (await c.query(`SELECT pg_relation_filepath($1) AS p`, [`"${s.schema}".vault`])).rows[0]
+          .p as string;
         try {
           return readFileSync(join(dir, rel));
         } catch {
@@ -174,4 +193,3 @@ describe.skipIf(unreachable !== null)('PostgreSQL store specifics', () => {
     await s.close();
   });
 });
-

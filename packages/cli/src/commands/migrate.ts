@@ -26,7 +26,11 @@ export const MIGRATE = defineCommand({
   args: '',
   options: {
     store: PG_STORE,
-    json: { type: 'boolean', default: false, description: 'one object: {schema, from, to, applied: [{version, name}]}' },
+    json: {
+      type: 'boolean',
+      default: false,
+      description: 'one object: {schema, from, to, applied: [{version, name}]}',
+    },
   },
   run: migrateCommand,
 });

@@ -69,7 +69,11 @@ export async function submitCommand(argv: string[]): Promise<number> {
   const loaded = loadProgramFile(programFile, tools, policy);
   const errors = loaded.issues.filter((i) => i.severity === 'error' && (tools || i.code !== 'E_UNKNOWN_TOOL'));
   if (!loaded.program || errors.length)
-    throw new NanoVmError(firstErrorCode(errors, 'E_PROGRAM_INVALID'), `program ${programFile} is invalid`, loaded.issues);
+    throw new NanoVmError(
+      firstErrorCode(errors, 'E_PROGRAM_INVALID'),
+      `program ${programFile} is invalid`,
+      loaded.issues,
+    );
   const program: Program = loaded.program;
   const subs = cases.map(([caseName, file]) => {
     const input = file ? readJson(file, 'input') : {};
@@ -90,7 +94,9 @@ export async function submitCommand(argv: string[]): Promise<number> {
       all.map((s) => ({ program, input: s.input, ...(policy ? { policy: policy.policy } : {}) })),
     );
     ids.forEach((id, i) =>
-      process.stdout.write(values.json ? JSON.stringify({ run_id: id, case: all[i]!.caseName }) + '\n' : `submitted ${id}\n`),
+      process.stdout.write(
+        values.json ? JSON.stringify({ run_id: id, case: all[i]!.caseName }) + '\n' : `submitted ${id}\n`,
+      ),
     );
     return EXIT.OK;
   } finally {

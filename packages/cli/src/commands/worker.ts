@@ -82,8 +82,12 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const onEvent = await cliTelemetry();
   const { startWorker, redactUrl } = await import('@nano-vm/store-postgres');
   // Each run is driven with its own lease; the pool carries the reads and lease writes of all of them.
-  const store = await openPostgresStore(spec, { migrate: values.migrate, poolSize: Math.min(10, 2 + (concurrency >> 3)) });
-  const out = (line: object, text: string) => process.stdout.write(values.json ? JSON.stringify(line) + '\n' : text + '\n');
+  const store = await openPostgresStore(spec, {
+    migrate: values.migrate,
+    poolSize: Math.min(10, 2 + (concurrency >> 3)),
+  });
+  const out = (line: object, text: string) =>
+    process.stdout.write(values.json ? JSON.stringify(line) + '\n' : text + '\n');
   let stopping: Promise<unknown> | undefined;
   try {
     const worker = await startWorker({
@@ -104,14 +108,15 @@ export async function workerCommand(argv: string[]): Promise<number> {
               : `${r.phase} ${r.run_id}`;
         out(r, what);
       },
-      onProblem: (e) =>
-        process.stderr.write(`worker: ${e instanceof NanoVmError ? `${e.code} ` : ''}${e.message}\n`),
+      onProblem: (e) => process.stderr.write(`worker: ${e instanceof NanoVmError ? `${e.code} ` : ''}${e.message}\n`),
     });
     out(
       { worker: worker.owner, started: true, concurrency, lease_ms: leaseMs },
       `worker ${worker.owner} on ${redactUrl(spec)} (schema ${store.schema}), ${concurrency} at a time; SIGTERM stops it`,
     );
-    const stop = () => (stopping ??= worker.stop());
+    const stop = (): void => {
+      stopping ??= worker.stop();
+    };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
     // The LISTEN connection and the worker's timers keep the process alive until stop().

@@ -15,7 +15,8 @@ export const WORKERS = defineCommand({
     json: {
       type: 'boolean',
       default: false,
-      description: 'one object: {workers: [{owner, host, pid, state, seen_at, done, runs}], others, orphaned, queued, refused}',
+      description:
+        'one object: {workers: [{owner, host, pid, state, seen_at, done, runs}], others, orphaned, queued, refused}',
     },
   },
   run: workersCommand,
@@ -45,7 +46,8 @@ export async function workersCommand(argv: string[]): Promise<number> {
       for (const r of w.runs) lines.push(`  ${r.run_id}  lease until ${iso(r.lease_expires_at)}`);
     }
     if (!shown.length) lines.push('no workers');
-    for (const r of l.others) lines.push(`${r.run_id}  leased by ${r.owner} (not a worker) until ${iso(r.lease_expires_at)}`);
+    for (const r of l.others)
+      lines.push(`${r.run_id}  leased by ${r.owner} (not a worker) until ${iso(r.lease_expires_at)}`);
     lines.push(
       `${l.queued} submitted run${l.queued === 1 ? '' : 's'} waiting, ${l.orphaned} running run${l.orphaned === 1 ? '' : 's'} without a live lease (a worker recovers them)`,
     );
