@@ -86,8 +86,9 @@ export async function submitRun(store: PostgresStore, submission: Submission): P
 
 /**
  * Claims up to `n` submissions nobody holds (or whose claim expired), oldest first. A claim that
- * got all `n` notifies the other workers in the same transaction: a worker whose concurrent claim
- * found every row locked by this one (SKIP LOCKED) and went back to sleep claims the rest.
+ * got all `n` while more were claimable notifies the other workers in the same transaction: a
+ * worker whose concurrent claim found every row locked by this one (SKIP LOCKED) and went back to
+ * sleep claims the rest.
  */
 export async function claimSubmissions(
   store: PostgresStore,
@@ -111,7 +112,10 @@ export async function claimSubmissions(
        UPDATE ${store.s}.queue q SET claimed_by = $3, claimed_until = $4, attempts = q.attempts + 1
        FROM c WHERE q.queue_no = c.queue_no
        RETURNING q.run_id, q.program_hash, q.policy, q.input, q.attempts)
-     SELECT u.*, (SELECT pg_notify($5, 'more') WHERE (SELECT count(*) FROM u) = $1) AS more FROM u`,
+     SELECT u.*, (SELECT pg_notify($5, 'more') WHERE (SELECT count(*) FROM u) = $1
+       -- and more were claimable when it started (rows it took or others hold included)
+       AND (SELECT count(*) FROM (SELECT 1 FROM ${store.s}.queue WHERE error IS NULL AND (claimed_until IS NULL OR claimed_until <= $2)
+            LIMIT $1 + 1) x) > $1) AS more FROM u`,
     [n, now, owner, expiresAt, store.channel],
     'claiming submissions',
   );
@@ -147,7 +151,9 @@ export async function claimExpiredRuns(
        UPDATE ${store.s}.runs r SET lease_owner = ($3::text[])[c.i], lease_expires_at = $4
        FROM c WHERE r.run_no = c.run_no
        RETURNING r.run_id, r.lease_owner)
-     SELECT u.*, (SELECT pg_notify($5, 'released') WHERE (SELECT count(*) FROM u) = $1) AS more FROM u`,
+     SELECT u.*, (SELECT pg_notify($5, 'released') WHERE (SELECT count(*) FROM u) = $1
+       AND (SELECT count(*) FROM (SELECT 1 FROM ${store.s}.runs WHERE status = 'running' AND (lease_owner IS NULL OR lease_expires_at <= $2)
+            LIMIT $1 + 1) x) > $1) AS more FROM u`,
     [n, now, owners, expiresAt, store.channel],
     'claiming expired runs',
   );
