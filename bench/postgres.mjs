@@ -293,7 +293,9 @@ lines.push(
   `${new Date().toISOString()}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, PostgreSQL ${server.version} (fsync ${server.fsync}, synchronous_commit ${server.synchronous_commit}), load average at the end ${os
     .loadavg()
     .map((x) => x.toFixed(1))
-    .join(' / ')}; ${rounds} rounds in ${Math.round((Date.now() - t0) / 1000)} s; git ${(({ commit, dirtyFiles } = gitState() ?? {}) => `${commit}${dirtyFiles ? ` + ${dirtyFiles} changed files` : ''}`)()}.`,
+    .join(
+      ' / ',
+    )}; ${rounds} rounds in ${Math.round((Date.now() - t0) / 1000)} s; git ${(({ commit, dirtyFiles } = gitState() ?? {}) => `${commit}${dirtyFiles ? ` + ${dirtyFiles} changed files` : ''}`)()}.`,
 );
 lines.push('');
 lines.push(`\`node bench/postgres.mjs ${process.argv.slice(2).join(' ')}\``);
