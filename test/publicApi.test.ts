@@ -70,6 +70,7 @@ describe('public API', () => {
       '@nano-vm/kernel/analyze',
       '@nano-vm/runtime',
       '@nano-vm/cli',
+      '@nano-vm/store-postgres',
     ]);
     for (const e of ALL) expect(e.file).not.toMatch(/internal\.ts$/);
   });

@@ -18,7 +18,10 @@ export const isPostgresSpec = (spec: string): boolean => /^postgres(ql)?:\/\//.t
 
 /** `sqlite:<path>`, `memory:` or `postgres://…`. */
 export function openStore(spec: string, mode: StoreMode = 'create'): Store {
-  if (isPostgresSpec(spec)) return lazyPostgresStore(spec);
+  if (isPostgresSpec(spec)) {
+    checkPostgresSpec(spec);
+    return lazyPostgresStore(spec);
+  }
   const m = /^sqlite:(.+)$/.exec(spec);
   if (spec !== 'memory:' && !m)
     throw new NanoVmError(
@@ -74,6 +77,21 @@ export async function openPostgresStore(
     await store.close();
     throw e;
   }
+}
+
+/** What can be checked of a PostgreSQL URL without loading the driver: a host and a database. */
+function checkPostgresSpec(spec: string): void {
+  let u: URL | undefined;
+  try {
+    u = new URL(spec);
+  } catch {
+    u = undefined;
+  }
+  if (!u?.hostname || u.pathname.length <= 1)
+    throw new NanoVmError(
+      'E_STORE_SPEC',
+      `store "${spec.replace(/^(\w+:\/\/[^:/@]*):[^@/]*@/, '$1:***@')}" must name a host and a database: postgres://[user@]host[:port]/database[?schema=name]`,
+    );
 }
 
 /**

@@ -69,6 +69,11 @@ export function parsePostgresUrl(url: string, schemaOption?: string): { connecti
   }
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:')
     throw new NanoVmError('E_STORE_SPEC', `store "${redactUrl(url)}" is not a postgres:// URL`);
+  if (!u.hostname || u.pathname.length <= 1)
+    throw new NanoVmError(
+      'E_STORE_SPEC',
+      `store "${redactUrl(url)}" must name a host and a database: postgres://[user@]host[:port]/database[?schema=name]`,
+    );
   const schema = schemaOption ?? u.searchParams.get('schema') ?? 'nano_vm';
   u.searchParams.delete('schema');
   if (!SCHEMA_NAME.test(schema))

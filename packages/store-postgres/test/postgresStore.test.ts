@@ -62,6 +62,7 @@ describe('PostgreSQL store without a server', () => {
 
   it('refuses a URL that is not postgres:// or a schema name that is not a plain SQL name', () => {
     expect(() => new PostgresStore('mysql://x/y')).toThrow(expect.objectContaining({ code: 'E_STORE_SPEC' }));
+    expect(() => new PostgresStore('postgres://x')).toThrow(expect.objectContaining({ code: 'E_STORE_SPEC' }));
     expect(() => new PostgresStore('postgres://h/db?schema=a";drop table x;--')).toThrow(
       expect.objectContaining({ code: 'E_STORE_SPEC' }),
     );
