@@ -14,6 +14,7 @@ import { IMPORT } from './commands/import.js';
 import { KEYGEN } from './commands/keygen.js';
 import { KYC } from './commands/kyc.js';
 import { MCP } from './commands/mcp.js';
+import { MIGRATE } from './commands/migrate.js';
 import { PATHS } from './commands/paths.js';
 import { PLAN } from './commands/plan.js';
 import { RECEIPT } from './commands/receipt.js';
@@ -21,9 +22,12 @@ import { RECOVER } from './commands/recover.js';
 import { REPLAY } from './commands/replay.js';
 import { RESUME } from './commands/resume.js';
 import { RUN } from './commands/run.js';
+import { SUBMIT } from './commands/submit.js';
 import { EXPORT, RUNS } from './commands/runs.js';
 import { VALIDATE } from './commands/validate.js';
 import { VERIFY } from './commands/verify.js';
+import { WORKER } from './commands/worker.js';
+import { WORKERS } from './commands/workers.js';
 import type { CommandSpec } from './commandSpec.js';
 
 export const COMMANDS: readonly CommandSpec[] = [
@@ -49,6 +53,10 @@ export const COMMANDS: readonly CommandSpec[] = [
   IMPORT,
   MCP,
   AUDIT,
+  MIGRATE,
+  SUBMIT,
+  WORKER,
+  WORKERS,
 ];
 
 export function findCommand(name: string): CommandSpec | undefined {

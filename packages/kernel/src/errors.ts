@@ -112,6 +112,7 @@ export const ERROR_CODES = {
   E_RUN_LEASED: 'failed',
   E_LEASE_LOST: 'failed',
   E_STORE_MISSING: 'refused',
+  E_STORE_UNREACHABLE: 'failed',
   // Suspending and resuming
   E_RESUME_NOT_SUSPENDED: 'failed',
   E_RESUME_ROLE: 'refused',

@@ -20,7 +20,7 @@ export const ERASE = defineCommand({
     store: {
       type: 'string',
       default: DEFAULT_STORE,
-      value: '<sqlite:path | memory:>',
+      value: '<sqlite:path | memory: | postgres://…>',
       defaultText: 'sqlite:./.nano-vm/nano-vm.db, or $NANO_VM_STORE',
       description: 'the store to erase in',
     },

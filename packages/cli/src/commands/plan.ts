@@ -65,7 +65,7 @@ export const PLAN = defineCommand({
     },
     store: {
       type: 'string',
-      value: '<sqlite:path | memory:>',
+      value: '<sqlite:path | memory: | postgres://…>',
       defaultText: 'as for run',
       description: 'where the planner run is kept',
     },

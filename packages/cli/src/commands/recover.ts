@@ -29,7 +29,7 @@ export const RECOVER = defineCommand({
     store: {
       type: 'string',
       default: DEFAULT_STORE,
-      value: '<sqlite:path | memory:>',
+      value: '<sqlite:path | memory: | postgres://…>',
       defaultText: 'sqlite:./.nano-vm/nano-vm.db, or $NANO_VM_STORE',
       description: 'the store whose runs are recovered',
     },

@@ -35,7 +35,7 @@ export const REPLAY = defineCommand({
     },
     store: {
       type: 'string',
-      value: '<sqlite:path | memory:>',
+      value: '<sqlite:path | memory: | postgres://…>',
       description:
         "read the run's sensitive input values from this store's vault, so that every decision is re-derived",
     },

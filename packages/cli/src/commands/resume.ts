@@ -40,7 +40,7 @@ export const RESUME = defineCommand({
     store: {
       type: 'string',
       default: DEFAULT_STORE,
-      value: '<sqlite:path | memory:>',
+      value: '<sqlite:path | memory: | postgres://…>',
       defaultText: 'sqlite:./.nano-vm/nano-vm.db, or $NANO_VM_STORE',
       description: 'the store the run is in',
     },

@@ -82,7 +82,7 @@ export const RUN = defineCommand({
     },
     store: {
       type: 'string',
-      value: '<sqlite:path | memory:>',
+      value: '<sqlite:path | memory: | postgres://…>',
       defaultText: 'sqlite:./.nano-vm/nano-vm.db, or $NANO_VM_STORE; memory: with --deterministic',
       description: 'where runs are kept',
     },

@@ -19,7 +19,7 @@ export const RUNS = defineCommand({
     store: {
       type: 'string',
       default: DEFAULT_STORE,
-      value: '<sqlite:path | memory:>',
+      value: '<sqlite:path | memory: | postgres://…>',
       defaultText: 'sqlite:./.nano-vm/nano-vm.db, or $NANO_VM_STORE',
       description: 'the store to list',
     },
@@ -43,7 +43,7 @@ export const EXPORT = defineCommand({
     store: {
       type: 'string',
       default: DEFAULT_STORE,
-      value: '<sqlite:path | memory:>',
+      value: '<sqlite:path | memory: | postgres://…>',
       defaultText: 'sqlite:./.nano-vm/nano-vm.db, or $NANO_VM_STORE',
       description: 'the store the run is in',
     },
