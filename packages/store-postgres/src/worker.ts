@@ -23,7 +23,11 @@ import { claimExpiredRuns, claimSubmissions, failSubmission, nextExpiry, type Cl
 
 export interface WorkerOptions {
   store: PostgresStore;
-  model: ModelPort;
+  /**
+   * The model runs with llm steps call. Without one, this worker leaves such runs (submitted or
+   * to recover) to workers that have one.
+   */
+  model?: ModelPort;
   tools: ToolRegistry;
   /** Runs driven at once (default 16). */
   concurrency?: number;
@@ -41,7 +45,11 @@ export interface WorkerOptions {
 export interface WorkerRunReport {
   run_id: string;
   /** `started`: a submission; `recovering`: a run whose lease expired; then how it ended. */
-  phase: 'started' | 'recovering' | 'finished' | 'refused' | 'stopped';
+  /**
+   * `skipped`: this worker cannot run it (no model for its llm steps, a tool it does not have): it
+   * stays queued (or leased for one lease duration) for a worker that can.
+   */
+  phase: 'started' | 'recovering' | 'finished' | 'refused' | 'stopped' | 'skipped';
   status?: string;
   outcome?: string | null;
   reinvoked?: string[];
@@ -55,6 +63,7 @@ export interface WorkerStats {
   finished: number;
   refused: number;
   stopped: number;
+  skipped: number;
   /** Claim statements run (submissions and expired leases), and how many of them found nothing. */
   claims: number;
   emptyClaims: number;
@@ -68,6 +77,27 @@ export interface WorkerStats {
  * queued, and is claimed again once this worker's claim expires.
  */
 const TRANSIENT = /^E_(STORE_|LEASE_LOST|RUN_LEASED|INTERNAL)/;
+
+/** Whether a program has an llm step (its parallel children included). */
+function hasLlmStep(program: Program): boolean {
+  return program.steps.some(
+    (s) =>
+      s.kind === 'llm' ||
+      (s.kind === 'parallel' && (s as { children?: { kind: string }[] }).children?.some((c) => c.kind === 'llm')),
+  );
+}
+
+/** A refusal that says what this worker lacks (a tool), not what is wrong with the submission. */
+function lacksTool(e: NanoVmError): boolean {
+  const issues = (e as { issues?: { code?: string }[] }).issues;
+  return e.code === 'E_UNKNOWN_TOOL' || (issues ?? []).some((i) => i.code === 'E_UNKNOWN_TOOL');
+}
+
+const NO_MODEL: ModelPort = {
+  id: 'none',
+  scripted: false,
+  complete: () => Promise.reject(new NanoVmError('E_MODEL_SPEC', 'this worker has no model')),
+};
 
 export class Worker {
   readonly owner: string;
@@ -99,6 +129,7 @@ export class Worker {
       finished: 0,
       refused: 0,
       stopped: 0,
+      skipped: 0,
       claims: 0,
       emptyClaims: 0,
       notified: 0,
@@ -290,13 +321,26 @@ export class Worker {
     const owner = `${this.owner}/${++this.drives}`;
     this.stats.started++;
     this.track(s.run_id, owner, async () => {
-      this.o.onRun?.({ run_id: s.run_id, phase: 'started' });
       try {
+        const program = await this.program(s.program_hash);
+        if (!this.o.model && hasLlmStep(program)) {
+          this.stats.skipped++;
+          this.o.onRun?.({
+            run_id: s.run_id,
+            phase: 'skipped',
+            error: {
+              code: 'E_MODEL_SPEC',
+              message: `program ${program.id} has llm steps and this worker has no model`,
+            },
+          });
+          return; // its claim expires, and a worker with a model takes it
+        }
+        this.o.onRun?.({ run_id: s.run_id, phase: 'started' });
         const r = await runProgram({
-          program: await this.program(s.program_hash),
+          program,
           input: s.input,
           policy: s.policy ?? undefined,
-          model: this.o.model,
+          model: this.o.model ?? NO_MODEL,
           tools: this.o.tools,
           store: this.o.store,
           ids: { runId: () => s.run_id, salt: randomSalt },
@@ -312,7 +356,10 @@ export class Worker {
         // refuses): the submission is kept with why, and never claimed again. Another worker that
         // created the run first (its claim had expired) is not a failure of this one.
         if (err.code === 'E_STORE_DUPLICATE_RUN') return;
-        if (!TRANSIENT.test(err.code)) {
+        if (lacksTool(err)) {
+          this.stats.skipped++;
+          this.o.onRun?.({ run_id: s.run_id, phase: 'skipped', error: { code: err.code, message: err.message } });
+        } else if (!TRANSIENT.test(err.code)) {
           await failSubmission(this.o.store, s.run_id, this.owner, `${err.code}: ${err.message}`);
           this.stats.refused++;
           this.o.onRun?.({ run_id: s.run_id, phase: 'refused', error: { code: err.code, message: err.message } });
@@ -327,12 +374,28 @@ export class Worker {
   private startRecovery(runId: string, owner: string): void {
     this.stats.recovered++;
     this.track(runId, owner, async () => {
-      this.o.onRun?.({ run_id: runId, phase: 'recovering' });
       try {
+        if (!this.o.model) {
+          const run = await this.o.store.getRun(runId);
+          if (run && hasLlmStep(run.program)) {
+            this.stats.skipped++;
+            this.o.onRun?.({
+              run_id: runId,
+              phase: 'skipped',
+              error: {
+                code: 'E_MODEL_SPEC',
+                message: `program ${run.program_id} has llm steps and this worker has no model`,
+              },
+            });
+            // Held for one lease duration (not released: that would wake this worker again).
+            return;
+          }
+        }
+        this.o.onRun?.({ run_id: runId, phase: 'recovering' });
         const r = await recoverRun({
           store: this.o.store,
           runId,
-          model: this.o.model,
+          model: this.o.model ?? NO_MODEL,
           tools: this.o.tools,
           lease: { owner, ttlMs: this.leaseMs },
           ...(this.o.onEvent ? { onEvent: this.o.onEvent } : {}),

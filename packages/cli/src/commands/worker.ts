@@ -1,6 +1,6 @@
 import { NanoVmError } from '@nano-vm/kernel';
 import { EXIT } from '../exitCodes.js';
-import { loadTools, modelFromSpec, NO_MODEL } from '../inputs.js';
+import { loadTools, modelFromSpec } from '../inputs.js';
 import { openPostgresStore } from '../storeSpec.js';
 import { resolveTarget } from '../target.js';
 import { cliTelemetry } from '../telemetry.js';
@@ -78,7 +78,11 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const spec = pgStoreOption(values.store, WORKER_USAGE);
   const { modelSpec, toolsFile } = resolveTarget(positionals[0], values, WORKER_USAGE);
   const tools = await loadTools(toolsFile);
-  const model = modelSpec ? modelFromSpec(modelSpec) : NO_MODEL;
+  const model = modelSpec ? modelFromSpec(modelSpec) : undefined;
+  if (!toolsFile)
+    process.stderr.write(
+      'worker: no tools module (--tools, or an example directory): runs that call a tool are left queued for workers that have it\n',
+    );
   const onEvent = await cliTelemetry();
   const { startWorker, redactUrl } = await import('@nano-vm/store-postgres');
   // Each run is driven with its own lease; the pool carries the reads and lease writes of all of them.
@@ -92,14 +96,14 @@ export async function workerCommand(argv: string[]): Promise<number> {
   try {
     const worker = await startWorker({
       store,
-      model,
+      ...(model ? { model } : {}),
       tools,
       concurrency,
       leaseMs,
       drainMs,
       ...(onEvent ? { onEvent } : {}),
       onRun: (r) => {
-        if (values.quiet && r.phase !== 'refused' && r.phase !== 'stopped') return;
+        if (values.quiet && r.phase !== 'refused' && r.phase !== 'stopped' && r.phase !== 'skipped') return;
         const what =
           r.phase === 'finished'
             ? `finished ${r.run_id}: ${r.status}${r.outcome ? ` ${r.outcome}` : ''}${r.reinvoked?.length ? ` (re-invoked ${r.reinvoked.join(', ')})` : ''}`
