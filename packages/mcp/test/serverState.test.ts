@@ -17,8 +17,12 @@ import {
   sha256Hex,
   SqliteServerState,
   verifyAuditLog,
+  MCP_SCHEMA_VERSION,
+  PostgresServerState,
   type ServerState,
 } from '../src/index.js';
+import { PostgresStore } from '@nano-vm/store-postgres';
+import { schemas, unreachable, urlFor } from '../../store-postgres/test/pgTestServer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'nano-vm-mcp-state-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -35,10 +39,10 @@ const program = (id: string, version: string): Program =>
     { format: 'json' },
   ).program!;
 
-function conformance(name: string, make: () => ServerState): void {
-  describe(`ServerState: ${name}`, () => {
+function conformance(name: string, make: () => ServerState | Promise<ServerState>, skip: string | null = null): void {
+  describe.skipIf(skip !== null)(`ServerState: ${name}`, () => {
     it('stores programs by name with versions, deduplicated by hash, and deletes without touching other names', async () => {
-      const s = make();
+      const s = await make();
       const ts = '2026-01-01T00:00:00.000Z';
       const a = await s.putProgram({ name: 'p', hash: 'a'.repeat(64), program: program('p', '1'), principal: 'x', ts });
       expect(a).toMatchObject({ created: true, stored: { version: 1 } });
@@ -80,7 +84,7 @@ function conformance(name: string, make: () => ServerState): void {
     });
 
     it('claims an idempotency key once per principal', async () => {
-      const s = make();
+      const s = await make();
       const rec = { principal: 'a', key: 'k', request_hash: 'h1', run_id: 'r1', created_at: '' };
       const claims = await Promise.all([s.claimIdempotency(rec), s.claimIdempotency({ ...rec, run_id: 'r2' })]);
       expect(claims.filter((c) => c.claimed)).toHaveLength(1);
@@ -96,7 +100,7 @@ function conformance(name: string, make: () => ServerState): void {
     });
 
     it('chains the audit log; a changed or removed entry is found', async () => {
-      const s = make();
+      const s = await make();
       for (let i = 0; i < 4; i++)
         await s.appendAudit({
           ts: `t${i}`,
@@ -119,6 +123,67 @@ function conformance(name: string, make: () => ServerState): void {
 let n = 0;
 conformance('memory', () => new MemoryServerState());
 conformance('sqlite', () => new SqliteServerState(join(dir, `state-${n++}.db`)));
+
+// PostgreSQL: each case in a schema of its own (the store's migrations, then the MCP tables).
+const pgSchemas = schemas('mcpstate');
+const pgStores: PostgresStore[] = [];
+afterAll(async () => {
+  await Promise.all(pgStores.map((s) => s.close()));
+  await pgSchemas.dropAll();
+});
+async function pgState(schema = pgSchemas.next()): Promise<PostgresServerState> {
+  const store = new PostgresStore(urlFor(schema), { migrate: true });
+  pgStores.push(store);
+  await store.open();
+  return PostgresServerState.open(store, { migrate: true });
+}
+conformance('postgres', () => pgState(), unreachable);
+
+describe.skipIf(unreachable !== null)('ServerState: postgres, several servers on one schema', () => {
+  it('migrates once when servers start together, and refuses a reader before any server ran', async () => {
+    const schema = pgSchemas.next();
+    const store = new PostgresStore(urlFor(schema), { migrate: true });
+    pgStores.push(store);
+    await store.open();
+    await expect(PostgresServerState.open(store, { migrate: false })).rejects.toMatchObject({
+      code: 'E_STORE_SCHEMA',
+    });
+    const applied = await Promise.all([0, 1, 2].map(() => migrateOnce(schema)));
+    expect(applied.map((a) => a.length).sort()).toEqual([0, 0, MCP_SCHEMA_VERSION]);
+    await expect(PostgresServerState.open(store, { migrate: false })).resolves.toBeInstanceOf(PostgresServerState);
+  });
+
+  it('of many servers claiming one key at once exactly one wins; the audit chain stays one chain', async () => {
+    const schema = pgSchemas.next();
+    const servers = await Promise.all([0, 1, 2, 3].map(() => pgState(schema)));
+    const rec = { principal: 'a', key: 'race', request_hash: 'h', created_at: '' };
+    const claims = await Promise.all(
+      servers.flatMap((s, i) => [0, 1].map((j) => s.claimIdempotency({ ...rec, run_id: `r${i}-${j}` }))),
+    );
+    const won = claims.filter((c) => c.claimed);
+    expect(won).toHaveLength(1);
+    const bound = new Set(claims.flatMap((c) => (c.claimed ? [] : [c.existing.run_id])));
+    expect(bound.size).toBe(1);
+    await Promise.all(
+      servers.flatMap((s, i) =>
+        [0, 1, 2, 3, 4].map((j) =>
+          s.appendAudit({ ts: `t${j}`, principal: `p${i}`, tool: 'get_run', args_hash: 'x', result: 'ok', run_id: null }),
+        ),
+      ),
+    );
+    const log = await servers[2]!.auditLog();
+    expect(log).toHaveLength(20);
+    expect(verifyAuditLog(log)).toBe(null);
+  });
+});
+
+async function migrateOnce(schema: string): Promise<number[]> {
+  const store = new PostgresStore(urlFor(schema));
+  pgStores.push(store);
+  await store.open();
+  const { migrateMcp } = await import('../src/postgresState.js');
+  return (await migrateMcp(store)).applied;
+}
 
 describe('server config', () => {
   it('reads principals by token hash or from the environment, and resolves paths against the file', () => {
