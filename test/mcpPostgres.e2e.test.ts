@@ -39,7 +39,11 @@ const fails = (r: unknown): { code: string; message: string } => {
 const TOKENS = { alice: 'tok-alice-pg-0123456789', bob: 'tok-bob-pg-0123456789' };
 
 /** A process whose stderr (or stdout) announces it is ready with a line matching `ready`. */
-function start(args: string[], ready: RegExp, stream: 'stdout' | 'stderr'): Promise<{ p: ChildProcess; m: RegExpExecArray }> {
+function start(
+  args: string[],
+  ready: RegExp,
+  stream: 'stdout' | 'stderr',
+): Promise<{ p: ChildProcess; m: RegExpExecArray }> {
   const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((res, rej) => {
     let out = '';
@@ -96,7 +100,11 @@ describe.skipIf(unreachable !== null)('nano-vm mcp on PostgreSQL, with a worker'
     }
     const servers = await Promise.all(
       [0, 1].map((i) =>
-        start(['mcp', '--http', '--port', '0', '--config', join(dir, `server${i}.json`)], /listening on (\S+)/, 'stderr'),
+        start(
+          ['mcp', '--http', '--port', '0', '--config', join(dir, `server${i}.json`)],
+          /listening on (\S+)/,
+          'stderr',
+        ),
       ),
     );
     for (const s of servers) (procs.push(s.p), urls.push(new URL(s.m[1]!)));
@@ -193,7 +201,10 @@ describe.skipIf(unreachable !== null)('nano-vm mcp on PostgreSQL, with a worker'
     const alice = await connect(0, 'alice');
     const bob = await connect(1, 'bob');
     const run = ok(
-      await alice.callTool({ name: 'run_program', arguments: { program, input: json('approval/inputs/waiting.json') } }),
+      await alice.callTool({
+        name: 'run_program',
+        arguments: { program, input: json('approval/inputs/waiting.json') },
+      }),
     );
     expect(run).toMatchObject({ status: 'suspended', waiting: { step: 'approval', role: 'payments_approver' } });
     const runId = run.run_id as string;

@@ -194,7 +194,9 @@ export class PostgresServerState implements ServerState {
     if (this.closed) throw new NanoVmError('E_STORE_CLOSED', 'the server state is closed');
     return this.store.transaction('storing a program', async (c) => {
       // One name's versions are numbered one at a time, whichever server stores them.
-      await c.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`nano-vm mcp program ${this.store.schema} ${p.name}`]);
+      await c.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [
+        `nano-vm mcp program ${this.store.schema} ${p.name}`,
+      ]);
       const same = await c.query<ProgramRow>(
         `SELECT * FROM ${this.s}.mcp_programs WHERE name = $1 AND hash = $2 AND NOT deleted ORDER BY version DESC LIMIT 1`,
         [p.name, p.hash],

@@ -610,11 +610,12 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
     // A run a worker drives: the store's notifications say when it stops.
     if (this.deps.queue) await this.awaitWorker(runId, wait, progress);
     // A run another process drives (a shared store): wait for it to appear, and to stop running.
-    else for (let i = 0; i < 6000; i++) {
-      const r = await this.deps.store.getRun(runId);
-      if (r ? !wait || r.status !== 'running' : i >= 50) break;
-      await new Promise((res) => setTimeout(res, 100));
-    }
+    else
+      for (let i = 0; i < 6000; i++) {
+        const r = await this.deps.store.getRun(runId);
+        if (r ? !wait || r.status !== 'running' : i >= 50) break;
+        await new Promise((res) => setTimeout(res, 100));
+      }
     const v = await this.view(runId);
     const events = v.status === 'queued' ? [] : await this.deps.store.events(runId);
     return { ...v, receipt: events.length ? computeReceipt(events) : null };

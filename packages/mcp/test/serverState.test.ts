@@ -167,7 +167,14 @@ describe.skipIf(unreachable !== null)('ServerState: postgres, several servers on
     await Promise.all(
       servers.flatMap((s, i) =>
         [0, 1, 2, 3, 4].map((j) =>
-          s.appendAudit({ ts: `t${j}`, principal: `p${i}`, tool: 'get_run', args_hash: 'x', result: 'ok', run_id: null }),
+          s.appendAudit({
+            ts: `t${j}`,
+            principal: `p${i}`,
+            tool: 'get_run',
+            args_hash: 'x',
+            result: 'ok',
+            run_id: null,
+          }),
         ),
       ),
     );

@@ -49,7 +49,10 @@ export async function auditCommand(argv: string[]): Promise<number> {
 async function sqliteAudit(spec: string): Promise<import('@nano-vm/mcp').AuditEntry[]> {
   const m = /^sqlite:(.+)$/.exec(spec);
   if (!m)
-    throw new NanoVmError('E_STORE_SPEC', `audit reads a SQLite (sqlite:<path>) or PostgreSQL (postgres://…) store, not "${spec}"`);
+    throw new NanoVmError(
+      'E_STORE_SPEC',
+      `audit reads a SQLite (sqlite:<path>) or PostgreSQL (postgres://…) store, not "${spec}"`,
+    );
   const { existsSync } = await import('node:fs');
   if (!existsSync(m[1]!)) throw new NanoVmError('E_STORE_MISSING', `no store ${spec}: the file ${m[1]} does not exist`);
   const { SqliteServerState } = await import('@nano-vm/mcp');
