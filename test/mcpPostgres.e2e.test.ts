@@ -244,10 +244,10 @@ describe.skipIf(unreachable !== null)('nano-vm mcp on PostgreSQL, with a worker'
 
   it('nano-vm audit verifies the one audit log both servers wrote', () => {
     const r = cli(['audit', '--store', store, '--json']);
-    expect(r.status, r.stderr).toBe(0);
+    expect(r.status, r.stderr + r.stdout.slice(-2000)).toBe(0);
     const log = JSON.parse(r.stdout) as { ok: boolean; entries: { tool: string; principal: string }[] };
     expect(log.ok).toBe(true);
-    expect(log.entries.filter((e) => e.tool === 'run_program').length).toBeGreaterThanOrEqual(8);
+    expect(log.entries.filter((e) => e.tool === 'run_program').length, r.stdout).toBeGreaterThanOrEqual(8);
     expect(log.entries.some((e) => e.tool === 'resume_run' && e.principal === 'bob')).toBe(true);
     const text = cli(['audit', '--store', store]);
     expect(text.stdout).toMatch(/entries; the chain verifies/);

@@ -60,13 +60,14 @@ CREATE TABLE $S.mcp_idempotency (
 CREATE TABLE $S.mcp_audit (
   seq bigint PRIMARY KEY, ts text NOT NULL, principal text NOT NULL, tool text NOT NULL,
   args_hash text NOT NULL, result text NOT NULL, run_id text, prev_hash text NOT NULL, hash text NOT NULL);
--- A run's status as it changes ('<status> <run_id>'), and a submission a worker refused
--- ('refused <run_id>'): one notification per change, sent when the worker's transaction commits.
--- Statements that do not change a status (appends) send none.
+-- A run's status as it changes ('<status> <run_id>'), a submission ('queued <run_id>') and one a
+-- worker refused ('refused <run_id>'): one notification per change, sent when the transaction
+-- that made it commits. Statements that do not change a status (appends) send none.
 CREATE FUNCTION $S.mcp_notify_run() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
   IF TG_TABLE_NAME = 'queue' THEN
-    PERFORM pg_notify(left('nano_vm_runs_' || TG_TABLE_SCHEMA, 63), 'refused ' || NEW.run_id);
+    PERFORM pg_notify(left('nano_vm_runs_' || TG_TABLE_SCHEMA, 63),
+      CASE WHEN TG_OP = 'INSERT' THEN 'queued ' ELSE 'refused ' END || NEW.run_id);
   ELSE
     PERFORM pg_notify(left('nano_vm_runs_' || TG_TABLE_SCHEMA, 63), NEW.status || ' ' || NEW.run_id);
   END IF;
@@ -76,6 +77,7 @@ $fn$;
 CREATE TRIGGER mcp_run_created AFTER INSERT ON $S.runs FOR EACH ROW EXECUTE FUNCTION $S.mcp_notify_run();
 CREATE TRIGGER mcp_run_status AFTER UPDATE OF status ON $S.runs FOR EACH ROW
   WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION $S.mcp_notify_run();
+CREATE TRIGGER mcp_submitted AFTER INSERT ON $S.queue FOR EACH ROW EXECUTE FUNCTION $S.mcp_notify_run();
 CREATE TRIGGER mcp_submission_refused AFTER UPDATE OF error ON $S.queue FOR EACH ROW
   WHEN (OLD.error IS NULL AND NEW.error IS NOT NULL) EXECUTE FUNCTION $S.mcp_notify_run();`,
   },

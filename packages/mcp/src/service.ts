@@ -498,14 +498,19 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
       wake();
     });
     const deadline = Date.now() + q.waitMs;
+    // A run another server is submitting (its idempotency key is claimed, its submission not yet
+    // committed) appears shortly; one that never does was refused before it was submitted.
+    const appearBy = Date.now() + Math.min(q.waitMs, 5000);
     let timer: NodeJS.Timeout | undefined;
     try {
       for (;;) {
         // Armed before looking, so a change committed while we look is not missed.
         const changed = new Promise<void>((res) => (wake = res));
         const status = await this.statusOf(runId);
-        if (status === undefined || !wait || (status !== 'running' && status !== 'queued')) return;
-        const left = deadline - Date.now();
+        if (status === undefined ? Date.now() >= appearBy : !wait || (status !== 'running' && status !== 'queued'))
+          return;
+        const left = (status === undefined ? appearBy : deadline) - Date.now();
+        if (left <= 0 && status === undefined) continue;
         if (left <= 0)
           throw new NanoVmError(
             'E_MCP_WAIT_LIMIT',
