@@ -19,9 +19,11 @@ import {
   verifyAuditLog,
   MCP_SCHEMA_VERSION,
   PostgresServerState,
+  runsChannel,
   type ServerState,
 } from '../src/index.js';
-import { PostgresStore } from '@nano-vm/store-postgres';
+import { PostgresStore, submitRun } from '@nano-vm/store-postgres';
+import { randomSalt, runProgram, ToolRegistry } from '@nano-vm/runtime';
 import { schemas, unreachable, urlFor } from '../../store-postgres/test/pgTestServer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'nano-vm-mcp-state-'));
@@ -181,6 +183,53 @@ describe.skipIf(unreachable !== null)('ServerState: postgres, several servers on
     const log = await servers[2]!.auditLog();
     expect(log).toHaveLength(20);
     expect(verifyAuditLog(log)).toBe(null);
+  });
+});
+
+describe.skipIf(unreachable !== null)('RunWatch: status changes of runs from PostgreSQL', () => {
+  it('hears submissions and status changes, and reconnects when its connection is killed', async () => {
+    const schema = pgSchemas.next();
+    await pgState(schema);
+    const store = pgStores[pgStores.length - 1]!;
+    const { RunWatch } = await import('../src/postgresState.js');
+    const watch = await RunWatch.open(store);
+    const heard: string[] = [];
+    let next: ((c: string) => void) | undefined;
+    watch.on((c) => {
+      heard.push(`${c.status} ${c.run_id}`);
+      next?.(`${c.status} ${c.run_id}`);
+    });
+    const hear = (want: string) =>
+      new Promise<void>((res, rej) => {
+        if (heard.includes(want)) return res();
+        const t = setTimeout(() => rej(new Error(`did not hear ${want}; heard ${JSON.stringify(heard)}`)), 8000);
+        next = (c) => c === want && (clearTimeout(t), res());
+      });
+    try {
+      await submitRun(store, { program: program('w', '1'), input: {}, runId: 'run-w1' });
+      await hear('queued run-w1');
+      // Run as a worker runs it (its creation deletes the submission).
+      await runProgram({
+        program: program('w', '1'),
+        input: {},
+        model: { id: 'none', scripted: false, complete: () => Promise.reject(new Error('no model')) },
+        tools: new ToolRegistry(),
+        store,
+        ids: { runId: () => 'run-w1', salt: randomSalt },
+      });
+      await hear('running run-w1');
+      await hear('completed run-w1');
+      const killed = await store.query<{ n: number }>(
+        `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE query = $1`,
+        [`LISTEN "${runsChannel(schema)}"`],
+      );
+      expect(killed.rows[0]!.n).toBe(1);
+      await hear('reconnected *');
+      await submitRun(store, { program: program('w', '1'), input: {}, runId: 'run-w2' });
+      await hear('queued run-w2');
+    } finally {
+      await watch.close();
+    }
   });
 });
 
