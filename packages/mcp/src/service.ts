@@ -486,7 +486,8 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
     let n = 0;
     const off = q.on((c) => {
       if (c.run_id !== runId && c.run_id !== '*') return;
-      if (wait && progress && c.run_id === runId)
+      // 'queued' was said at submission, and a refusal comes back as the call's error.
+      if (wait && progress && c.run_id === runId && c.status !== 'queued' && c.status !== 'refused')
         progress(
           ++n,
           c.status === 'running'
