@@ -137,7 +137,15 @@ async function pgState(schema = pgSchemas.next()): Promise<PostgresServerState> 
   const store = new PostgresStore(urlFor(schema), { migrate: true });
   pgStores.push(store);
   await store.open();
-  return PostgresServerState.open(store, { migrate: true });
+  const state = await PostgresServerState.open(store, { migrate: true });
+  // Closing the state closes its store too: the cases do not hold connections until the file ends
+  // (the database is shared with other test files).
+  const close = state.close.bind(state);
+  state.close = async () => {
+    await close();
+    await store.close();
+  };
+  return state;
 }
 conformance('postgres', () => pgState(), unreachable);
 
@@ -183,6 +191,7 @@ describe.skipIf(unreachable !== null)('ServerState: postgres, several servers on
     const log = await servers[2]!.auditLog();
     expect(log).toHaveLength(20);
     expect(verifyAuditLog(log)).toBe(null);
+    await Promise.all(servers.map((s) => s.close()));
   });
 });
 
