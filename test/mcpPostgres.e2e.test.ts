@@ -81,6 +81,12 @@ describe.skipIf(unreachable !== null)('nano-vm mcp on PostgreSQL, with a worker'
   beforeAll(async () => {
     const migrated = cli(['migrate', '--store', store]);
     expect(migrated.status, migrated.stderr).toBe(0);
+    // The servers have one tool more than the worker: a run that calls it is refused by the worker.
+    writeFileSync(
+      join(dir, 'tools.mjs'),
+      `import { tools as base } from ${JSON.stringify(ex('approval/tools.mjs'))};\n` +
+        `export const tools = [...base, { name: 'server_only', run: () => ({ ok: true }) }];\n`,
+    );
     // Server 1 waits for a worker at most 1.5 s (the last test finds the limit with no worker left).
     for (const [i, waitMs] of [30_000, 1500].entries()) {
       const cfg = join(dir, `server${i}.json`);
@@ -89,7 +95,7 @@ describe.skipIf(unreachable !== null)('nano-vm mcp on PostgreSQL, with a worker'
         JSON.stringify({
           store,
           model: `scripted:${ex('approval/model.yaml')}`,
-          tools: ex('approval/tools.mjs'),
+          tools: join(dir, 'tools.mjs'),
           principals: [
             { name: 'alice', token_sha256: sha(TOKENS.alice), scopes: ['read', 'run'] },
             { name: 'bob', token_sha256: sha(TOKENS.bob), scopes: ['read', 'approve:payments_approver'] },
@@ -224,6 +230,23 @@ describe.skipIf(unreachable !== null)('nano-vm mcp on PostgreSQL, with a worker'
     await finished;
     const trace = ok(await bob.callTool({ name: 'get_trace', arguments: { run_id: runId } }));
     expect(JSON.stringify(trace)).toContain('"principal":"bob"');
+  });
+
+  it('a submission the worker refuses comes back with the worker’s error code', async () => {
+    const alice = await connect(0, 'alice');
+    const text = JSON.stringify({
+      format: 'nano-vm.program/v1',
+      id: 'server-only-tool',
+      version: '1',
+      input_schema: { type: 'object' },
+      steps: [
+        { id: 'call', kind: 'tool', tool: 'server_only', args: {}, next: 'done' },
+        { id: 'done', kind: 'end', outcome: 'OK' },
+      ],
+    });
+    const err = fails(await alice.callTool({ name: 'run_program', arguments: { program: { text }, input: {} } }));
+    expect(err.message).toContain('a worker refused the submission');
+    expect(err).toMatchObject({ code: 'E_PROGRAM_INVALID', message: expect.stringContaining('server_only') });
   });
 
   it('without a worker, wait true ends at the server’s limit naming the run, which stays queued', async () => {
