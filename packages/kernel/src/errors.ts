@@ -155,6 +155,7 @@ export const ERROR_CODES = {
   E_MCP_NO_PROGRAM: 'refused',
   E_IDEMPOTENCY_MISMATCH: 'refused',
   E_FOUR_EYES: 'refused',
+  E_MCP_WAIT_LIMIT: 'failed',
   E_AUDIT_BROKEN: 'failed',
   // The command line
   E_USAGE: 'refused',

@@ -21,9 +21,16 @@ export interface ServerLimits {
   rate_per_minute: number;
   /** Largest page of list_runs / get_trace / list_programs. */
   max_page: number;
+  /** How long run_program with wait true waits for a worker (a PostgreSQL store), in ms, before E_MCP_WAIT_LIMIT. */
+  wait_ms: number;
 }
 
-export const DEFAULT_LIMITS: ServerLimits = { max_request_bytes: 4 * 1024 * 1024, rate_per_minute: 600, max_page: 500 };
+export const DEFAULT_LIMITS: ServerLimits = {
+  max_request_bytes: 4 * 1024 * 1024,
+  rate_per_minute: 600,
+  max_page: 500,
+  wait_ms: 120_000,
+};
 export const DEFAULT_PORT = 8765;
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_STDIO_PRINCIPAL: Principal = { name: 'local', scopes: ['read', 'run'] };

@@ -1,6 +1,6 @@
 /**
  * Everything a running server holds, built from its configuration: the run store and the server
- * state (one SQLite file, or memory), the model, the tools (the operator's modules plus, when the
+ * state (one SQLite file, one PostgreSQL schema, or memory), the model, the tools (the operator's modules plus, when the
  * config lists other MCP servers, the gateway's tools) and the policy.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ import {
 } from '@nano-vm/runtime';
 import type { ServerConfig } from './config.js';
 import { RateLimiter } from './principals.js';
-import { NanoVmService } from './service.js';
+import { NanoVmService, type RunQueue } from './service.js';
 import { MemoryServerState, type ServerState } from './state.js';
 import { SqliteServerState } from './sqliteState.js';
 
@@ -40,11 +40,23 @@ const NO_MODEL: ModelPort = {
     ),
 };
 
-/** Opens the store and the server state named by `spec` (`sqlite:<path>` or `memory:`). */
-export function openStores(spec: string): { store: Store; state: ServerState } {
+/**
+ * Opens the store and the server state named by `spec`: `sqlite:<path>`, `memory:`, or
+ * `postgres://…` (the store's schema must be migrated; the MCP tables are migrated here). On
+ * PostgreSQL runs go to workers: `queue` enqueues them and hears of their status changes.
+ */
+export async function openStores(
+  spec: string,
+  opts: { waitMs?: number; migrate?: boolean } = {},
+): Promise<{ store: Store; state: ServerState; queue?: RunQueue; close?: () => Promise<void> }> {
   if (spec === 'memory:') return { store: new MemoryStore(), state: new MemoryServerState() };
+  if (/^postgres(ql)?:\/\//.test(spec)) return openPostgres(spec, opts);
   const m = /^sqlite:(.+)$/.exec(spec);
-  if (!m) throw new NanoVmError('E_STORE_SPEC', `store "${spec}" must be sqlite:<path> or memory:`);
+  if (!m)
+    throw new NanoVmError(
+      'E_STORE_SPEC',
+      `store "${spec}" must be sqlite:<path>, memory: or postgres://[user@]host[:port]/database[?schema=name]`,
+    );
   let store: Store;
   try {
     store = new SqliteStore(m[1]!, { groupCommit: true });
@@ -53,6 +65,52 @@ export function openStores(spec: string): { store: Store; state: ServerState } {
     throw new NanoVmError(code, `cannot open store ${m[1]}: ${(e as Error).message}`, { cause: e });
   }
   return { store, state: new SqliteServerState(m[1]!) };
+}
+
+async function openPostgres(
+  spec: string,
+  opts: { waitMs?: number; migrate?: boolean },
+): Promise<{ store: Store; state: ServerState; queue: RunQueue; close: () => Promise<void> }> {
+  // Loaded only for a postgres:// store: a server on SQLite never loads the driver.
+  const [{ PostgresStore, submitRun }, { PostgresServerState, RunWatch }] = await Promise.all([
+    import('@nano-vm/store-postgres'),
+    import('./postgresState.js'),
+  ]);
+  const store = new PostgresStore(spec);
+  let watch: import('./postgresState.js').RunWatch | undefined;
+  try {
+    await store.open();
+    const state = await PostgresServerState.open(store, { migrate: opts.migrate !== false });
+    watch = await RunWatch.open(store);
+    const w = watch;
+    const queue: RunQueue = {
+      waitMs: opts.waitMs ?? 120_000,
+      async submit(s) {
+        await submitRun(store, {
+          program: s.program,
+          input: s.input,
+          runId: s.runId,
+          ...(s.policy ? { policy: s.policy } : {}),
+        });
+      },
+      async submission(runId) {
+        const r = await store.query<{ error: string | null }>(
+          `SELECT error FROM ${store.s}.queue WHERE run_id = $1`,
+          [runId],
+          'reading a submission',
+        );
+        const row = r.rows[0];
+        if (!row) return undefined;
+        return row.error === null ? { state: 'queued' } : { state: 'refused', error: row.error };
+      },
+      on: (listener) => w.on(listener),
+    };
+    return { store, state, queue, close: () => w.close() };
+  } catch (e) {
+    await watch?.close();
+    await store.close();
+    throw e;
+  }
 }
 
 async function loadToolsModule(file: string): Promise<ToolRegistry> {
@@ -96,17 +154,18 @@ export async function openHost(config: ServerConfig): Promise<Host> {
     gateway = opened;
     for (const t of opened.tools) tools.register(t);
   }
-  let stores: { store: Store; state: ServerState };
+  let stores: Awaited<ReturnType<typeof openStores>>;
   try {
-    stores = openStores(config.store);
+    stores = await openStores(config.store, { waitMs: config.limits.wait_ms });
   } catch (e) {
     await gateway?.close();
     throw e;
   }
-  const { store, state } = stores;
+  const { store, state, queue } = stores;
   const service = new NanoVmService({
     store,
     state,
+    ...(queue ? { queue } : {}),
     model,
     tools,
     ...(policy ? { policy } : {}),
@@ -120,6 +179,7 @@ export async function openHost(config: ServerConfig): Promise<Host> {
     async close() {
       await service.settle();
       await gateway?.close();
+      await stores.close?.();
       await state.close();
       await store.close();
     },

@@ -45,7 +45,21 @@ export {
   type StoredProgram,
 } from './state.js';
 export { SqliteServerState } from './sqliteState.js';
-export { NanoVmService, type ProgramSource, type RunReport, type RunView, type ServiceDeps } from './service.js';
+export {
+  MCP_MIGRATIONS,
+  MCP_SCHEMA_VERSION,
+  PostgresServerState,
+  runsChannel,
+  type McpMigration,
+} from './postgresState.js';
+export {
+  NanoVmService,
+  type ProgramSource,
+  type RunQueue,
+  type RunReport,
+  type RunView,
+  type ServiceDeps,
+} from './service.js';
 export { TOOLS, type ToolSpec } from './tools.js';
 export { createSessionServer, errorResult, type SessionOptions } from './server.js';
 export { openHost, openStores, type Host } from './host.js';

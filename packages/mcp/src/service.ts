@@ -76,6 +76,22 @@ export interface ServiceDeps {
   /** False: run_program refuses inline program text (docs/mcp.md "Configuration"). */
   inlinePrograms?: boolean;
   now?: () => Date;
+  /**
+   * Runs go to workers instead of running here (a PostgreSQL store): run_program enqueues them
+   * and, with wait, waits for a worker to finish or suspend them (docs/mcp.md "On PostgreSQL, with workers").
+   */
+  queue?: RunQueue;
+}
+
+/** A queue of runs for workers, and word of their status changes (postgresQueue.ts). */
+export interface RunQueue {
+  submit(s: { runId: string; program: Program; input: unknown; policy?: PolicySnapshot }): Promise<void>;
+  /** A submission no worker has made a run of yet: queued, or refused by a worker (`<code>: <message>`). */
+  submission(runId: string): Promise<{ state: 'queued' } | { state: 'refused'; error: string } | undefined>;
+  /** Calls `listener` on each status change (`run_id` `*`: changes may have been missed, look again). */
+  on(listener: (c: { run_id: string; status: string }) => void): () => void;
+  /** How long run_program with wait true waits for a worker, in ms. */
+  waitMs: number;
 }
 
 /** A run as the tools report it. */
@@ -83,7 +99,8 @@ export interface RunView {
   run_id: string;
   program_id: string;
   program_hash: string;
-  status: RunStatus | 'running';
+  /** `queued`: submitted to the workers (a PostgreSQL store), no worker has started it yet. */
+  status: RunStatus | 'running' | 'queued';
   outcome: string | null;
   head_hash: string;
   event_count: number;
@@ -129,6 +146,10 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
     super();
     this.setMaxListeners(0);
     this.now = deps.now ?? (() => new Date());
+    // Runs finished or suspended by a worker: subscribers hear of them as of runs driven here.
+    deps.queue?.on((c) => {
+      if (c.run_id !== '*') this.emit('status', c.run_id);
+    });
   }
 
   /** Runs started here that have not finished yet (a clean shutdown waits for them). */
@@ -316,6 +337,11 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
     if (refused.length)
       throw new NanoVmError(refused[0]!.code, `program ${program.id} does not pass the pre-flight checks`, refused);
     const wait = a.wait ?? true;
+    if (this.deps.queue && a.subject !== undefined)
+      throw new NanoVmError(
+        'E_MCP_ARGS',
+        'subject is not supported yet on a server whose runs go to workers (a PostgreSQL store): the queue does not carry it',
+      );
     const runId = `run-${randomUUID()}`;
     if (a.idempotency_key !== undefined) {
       const request_hash = sha256(
@@ -335,7 +361,7 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
             `idempotency key ${JSON.stringify(a.idempotency_key)} was used for another request (run ${claim.existing.run_id}); use a new key for a new request`,
           );
         try {
-          return { ...(await this.report(claim.existing.run_id, wait)), replayed: true, ...warnings };
+          return { ...(await this.report(claim.existing.run_id, wait, progress)), replayed: true, ...warnings };
         } catch (e) {
           if (e instanceof NanoVmError && e.code === 'E_STORE_NO_RUN')
             throw e.withMessage(
@@ -361,6 +387,7 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
       created();
       throw e;
     }
+    if (this.deps.queue) return { ...(await this.enqueue(runId, program, a, created, p.name, progress)), ...warnings };
     let started!: () => void;
     const startedP = new Promise<void>((res) => (started = res));
     let steps = 0;
@@ -398,6 +425,105 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
     }
     const r = await tracked;
     return { ...this.viewOf(r, p.name), replayed: false, ...warnings };
+  }
+
+  /** run_program on a server whose runs go to workers: submit, then (with wait) wait for a worker. */
+  private async enqueue(
+    runId: string,
+    program: Program,
+    a: { input: unknown; wait?: boolean; idempotency_key?: string },
+    created: () => void,
+    principal: string,
+    progress?: Progress,
+  ): Promise<RunReport> {
+    const wait = a.wait ?? true;
+    try {
+      await this.deps.queue!.submit({
+        runId,
+        program,
+        input: a.input,
+        ...(this.deps.policy ? { policy: this.deps.policy } : {}),
+      });
+    } catch (e) {
+      // Not submitted: the key was never used.
+      if (a.idempotency_key !== undefined)
+        await this.deps.state.releaseIdempotency(principal, a.idempotency_key, runId).catch(() => {});
+      throw e;
+    } finally {
+      this.inflight.delete(runId);
+      created();
+    }
+    if (wait) progress?.(0, 'queued for a worker');
+    return { ...(await this.report(runId, wait, progress)), replayed: false };
+  }
+
+  /**
+   * The run's status, a queued submission included: `undefined` when there is neither. A
+   * submission a worker refused throws that refusal's code.
+   */
+  private async statusOf(runId: string): Promise<string | undefined> {
+    const run = await this.deps.store.getRun(runId);
+    if (run) return run.status;
+    const sub = await this.deps.queue?.submission(runId);
+    if (sub?.state === 'refused') {
+      const m = /^([EW]_[A-Z0-9_]+): ([\s\S]*)$/.exec(sub.error);
+      throw new NanoVmError(
+        m ? m[1]! : 'E_INTERNAL',
+        `run ${runId}: a worker refused the submission: ${m ? m[2]! : sub.error}`,
+      );
+    }
+    return sub?.state;
+  }
+
+  /**
+   * Waits, on word from the store's notifications, until a worker has started the run (without
+   * `wait`) or until it has stopped running (with `wait`), for at most the queue's waitMs: then
+   * E_MCP_WAIT_LIMIT names the run, which stays queued or running.
+   */
+  private async awaitWorker(runId: string, wait: boolean, progress?: Progress): Promise<void> {
+    const q = this.deps.queue!;
+    let wake: () => void = () => {};
+    let n = 0;
+    const off = q.on((c) => {
+      if (c.run_id !== runId && c.run_id !== '*') return;
+      // 'queued' was said at submission, and a refusal comes back as the call's error.
+      if (wait && progress && c.run_id === runId && c.status !== 'queued' && c.status !== 'refused')
+        progress(
+          ++n,
+          c.status === 'running'
+            ? 'a worker is running it'
+            : c.status === 'suspended'
+              ? 'suspended at a wait'
+              : `finished ${c.status}`,
+        );
+      wake();
+    });
+    const deadline = Date.now() + q.waitMs;
+    // A run another server is submitting (its idempotency key is claimed, its submission not yet
+    // committed) appears shortly; one that never does was refused before it was submitted.
+    const appearBy = Date.now() + Math.min(q.waitMs, 5000);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      for (;;) {
+        // Armed before looking, so a change committed while we look is not missed.
+        const changed = new Promise<void>((res) => (wake = res));
+        const status = await this.statusOf(runId);
+        if (status === undefined ? Date.now() >= appearBy : !wait || (status !== 'running' && status !== 'queued'))
+          return;
+        const left = (status === undefined ? appearBy : deadline) - Date.now();
+        if (left <= 0 && status === undefined) continue;
+        if (left <= 0)
+          throw new NanoVmError(
+            'E_MCP_WAIT_LIMIT',
+            `run ${runId} is still ${status} after ${Math.round(q.waitMs / 1000)} s${status === 'queued' ? ' (no worker has started it: is a nano-vm worker running on this store?)' : ''}; it carries on: follow it with get_run or a subscription to nano-vm://runs/${runId}`,
+          );
+        await Promise.race([changed, new Promise<void>((res) => (timer = setTimeout(res, left)))]);
+        clearTimeout(timer);
+      }
+    } finally {
+      clearTimeout(timer);
+      off();
+    }
   }
 
   private track<T>(runId: string, done: Promise<T>): Promise<T> {
@@ -449,6 +575,21 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
   }
 
   private async view(runId: string): Promise<RunView> {
+    if (this.deps.queue && !(await this.deps.store.getRun(runId))) {
+      const meta = await this.deps.state.runMeta(runId);
+      if ((await this.statusOf(runId)) === 'queued')
+        return {
+          run_id: runId,
+          program_id: meta?.program_id ?? '',
+          program_hash: meta?.program_hash ?? '',
+          status: 'queued',
+          outcome: null,
+          head_hash: '',
+          event_count: 0,
+          started_by: meta?.principal ?? null,
+          waiting: null,
+        };
+    }
     const { run, events } = await this.loadRun(runId);
     const meta = await this.deps.state.runMeta(runId);
     const g = events[0] as { program_hash?: string } | undefined;
@@ -466,20 +607,23 @@ export class NanoVmService extends EventEmitter<{ status: [runId: string] }> {
   }
 
   /** The run's report, once it has stopped running when `wait` (a run of this process is awaited). */
-  private async report(runId: string, wait: boolean): Promise<Omit<RunReport, 'replayed'>> {
+  private async report(runId: string, wait: boolean, progress?: Progress): Promise<Omit<RunReport, 'replayed'>> {
     for (let pending = this.inflight.get(runId); pending; pending = this.inflight.get(runId)) {
-      if (!wait && (await this.deps.store.getRun(runId))) break;
+      if (!wait && ((await this.deps.store.getRun(runId)) || this.deps.queue)) break;
       await pending;
       if (this.inflight.get(runId) === pending) break;
     }
+    // A run a worker drives: the store's notifications say when it stops.
+    if (this.deps.queue) await this.awaitWorker(runId, wait, progress);
     // A run another process drives (a shared store): wait for it to appear, and to stop running.
-    for (let i = 0; i < 6000; i++) {
-      const r = await this.deps.store.getRun(runId);
-      if (r ? !wait || r.status !== 'running' : i >= 50) break;
-      await new Promise((res) => setTimeout(res, 100));
-    }
+    else
+      for (let i = 0; i < 6000; i++) {
+        const r = await this.deps.store.getRun(runId);
+        if (r ? !wait || r.status !== 'running' : i >= 50) break;
+        await new Promise((res) => setTimeout(res, 100));
+      }
     const v = await this.view(runId);
-    const events = await this.deps.store.events(runId);
+    const events = v.status === 'queued' ? [] : await this.deps.store.events(runId);
     return { ...v, receipt: events.length ? computeReceipt(events) : null };
   }
 

@@ -59,7 +59,10 @@ const RUN_VIEW_PROPS: Record<string, Schema> = {
   run_id: str('the run id'),
   program_id: str('the program id'),
   program_hash: str('the program hash the genesis event pins'),
-  status: { type: 'string', description: 'completed | failed | budget_exceeded | stalled | suspended | running' },
+  status: {
+    type: 'string',
+    description: 'completed | failed | budget_exceeded | stalled | suspended | running | queued (waiting for a worker)',
+  },
   outcome: nullable('string', 'the named outcome of the end step'),
   head_hash: str('hash of the last event'),
   event_count: int('events in the trace'),
@@ -183,7 +186,7 @@ export const TOOLS: readonly ToolSpec[] = [
     name: 'run_program',
     title: 'Run a program',
     description:
-      "Runs a program (stored by name or hash, or inline) on an input with the server's model, tools and policy, recording a hash-chained trace. wait (default true) returns when it finishes or suspends at a wait; wait false returns at once with the run id. Send a progressToken to get a progress notification per step. An idempotency_key makes retries safe: the same key with the same request returns the first run (replayed: true); with another request it is refused (E_IDEMPOTENCY_MISMATCH).",
+      "Runs a program (stored by name or hash, or inline) on an input with the server's model, tools and policy, recording a hash-chained trace. wait (default true) returns when it finishes or suspends at a wait; wait false returns at once with the run id. On a PostgreSQL store the run goes to the workers (wait then waits for one to finish or suspend it, up to the server's wait limit: E_MCP_WAIT_LIMIT). Send a progressToken to get a progress notification per step. An idempotency_key makes retries safe: the same key with the same request returns the first run (replayed: true); with another request it is refused (E_IDEMPOTENCY_MISMATCH).",
     inputSchema: obj(
       {
         program: PROGRAM_SOURCE,

@@ -1,6 +1,6 @@
 import { NanoVmError } from '@nano-vm/kernel';
 import { EXIT } from '../exitCodes.js';
-import { DEFAULT_STORE } from '../storeSpec.js';
+import { DEFAULT_STORE, isPostgresSpec, openPostgresStore } from '../storeSpec.js';
 import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 
 export const AUDIT = defineCommand({
@@ -12,7 +12,7 @@ export const AUDIT = defineCommand({
     store: {
       type: 'string',
       default: DEFAULT_STORE,
-      value: '<sqlite:path>',
+      value: '<sqlite:path|postgres://…>',
       defaultText: 'sqlite:./.nano-vm/nano-vm.db, or $NANO_VM_STORE',
       description: 'the store the server kept its log in',
     },
@@ -26,14 +26,8 @@ export const AUDIT_USAGE = usageText(AUDIT);
 export async function auditCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(AUDIT, argv);
   if (positionals.length) throw new NanoVmError('E_USAGE', AUDIT_USAGE);
-  const m = /^sqlite:(.+)$/.exec(values.store);
-  if (!m) throw new NanoVmError('E_STORE_SPEC', `audit reads a SQLite store (sqlite:<path>), not "${values.store}"`);
-  const { existsSync } = await import('node:fs');
-  if (!existsSync(m[1]!))
-    throw new NanoVmError('E_STORE_MISSING', `no store ${values.store}: the file ${m[1]} does not exist`);
-  const { SqliteServerState, verifyAuditLog } = await import('@nano-vm/mcp');
-  const state = new SqliteServerState(m[1]!, { create: false });
-  const entries = await state.auditLog().finally(() => state.close());
+  const entries = isPostgresSpec(values.store) ? await postgresAudit(values.store) : await sqliteAudit(values.store);
+  const { verifyAuditLog } = await import('@nano-vm/mcp');
   const bad = verifyAuditLog(entries);
   if (values.json)
     process.stdout.write(JSON.stringify({ ok: bad === null, entries, ...(bad ? { first_bad: bad } : {}) }) + '\n');
@@ -50,4 +44,30 @@ export async function auditCommand(argv: string[]): Promise<number> {
   }
   if (bad) throw new NanoVmError('E_AUDIT_BROKEN', `the audit log is broken at entry ${bad.seq}: ${bad.reason}`);
   return EXIT.OK;
+}
+
+async function sqliteAudit(spec: string): Promise<import('@nano-vm/mcp').AuditEntry[]> {
+  const m = /^sqlite:(.+)$/.exec(spec);
+  if (!m)
+    throw new NanoVmError(
+      'E_STORE_SPEC',
+      `audit reads a SQLite (sqlite:<path>) or PostgreSQL (postgres://…) store, not "${spec}"`,
+    );
+  const { existsSync } = await import('node:fs');
+  if (!existsSync(m[1]!)) throw new NanoVmError('E_STORE_MISSING', `no store ${spec}: the file ${m[1]} does not exist`);
+  const { SqliteServerState } = await import('@nano-vm/mcp');
+  const state = new SqliteServerState(m[1]!, { create: false });
+  return state.auditLog().finally(() => state.close());
+}
+
+/** The log the MCP servers on this schema keep (read only: nothing is migrated). */
+async function postgresAudit(spec: string): Promise<import('@nano-vm/mcp').AuditEntry[]> {
+  const store = await openPostgresStore(spec);
+  try {
+    const { PostgresServerState } = await import('@nano-vm/mcp');
+    const state = await PostgresServerState.open(store, { migrate: false });
+    return await state.auditLog();
+  } finally {
+    await store.close();
+  }
 }
