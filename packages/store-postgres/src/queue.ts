@@ -118,6 +118,7 @@ export async function claimSubmissions(
             LIMIT $1 + 1) x) > $1) AS more FROM u`,
     [n, now, owner, expiresAt, store.channel],
     'claiming submissions',
+    'nano_vm_claim_submissions',
   );
   return r.rows.map((x) => ({
     run_id: x.run_id,
