@@ -8,7 +8,7 @@
 // the workers and of the PostgreSQL server per run.
 //
 //   npm run build && node bench/setup-peers.mjs && node bench/postgres.mjs [--rounds=2] [--n=2000]
-//     [--workers=1,2,4] [--conc=200] [--per-worker] [--io-n=1500] [--io-conc=16] [--peers=dbos-c1,pg-c1,dbos-c32,pg-c32]
+//     [--workers=1,2,4] [--conc=200] [--per-worker] [--io-n=1500] [--io-conc=16,4] [--peers=dbos-c1,pg-c1,dbos-c32,pg-c32]
 //     [--one-by-one=2,4]   (also: runs submitted one per transaction, from 8 submitters: a notification each)
 //
 // Needs PostgreSQL at 127.0.0.1:5432 with trust auth for user postgres (PGHOST/PGPORT/PGUSER
@@ -29,7 +29,12 @@ const CONC = Number(arg('conc', 200));
 /** --per-worker: every worker drives CONC runs at once (each is a W-10K pool); otherwise CONC is split among them. */
 const PER_WORKER = process.argv.includes('--per-worker');
 const IO_N = Number(arg('io-n', 1500));
-const IO_CONC = Number(arg('io-conc', 16));
+/**
+ * Runs in flight per worker in the I/O-bound rows, one set of rows per value: 16 makes CPU the
+ * ceiling on a small machine (each worker keeps its share of the cores busy), 4 keeps CPU below
+ * it, so that what more workers add is seen.
+ */
+const IO_CONCS = arg('io-conc', '16,4').split(',').filter(Boolean).map(Number);
 const PEER_NAMES = arg('peers', 'dbos-c1,pg-c1,dbos-c32,pg-c32').split(',').filter(Boolean);
 const PGHOST = process.env.PGHOST ?? '127.0.0.1';
 const PGPORT = process.env.PGPORT ?? '5432';
@@ -262,7 +267,15 @@ const MODES = [
     : []),
   ...WORKERS.map((k) => ({ name: `nano-vm pg ×${k}`, k, n: N, conc: PER_WORKER ? CONC * k : CONC })),
   ...(IO_N
-    ? WORKERS.map((k) => ({ name: `nano-vm pg ×${k}, tools sleep 20 ms`, k, n: IO_N, conc: IO_CONC * k, sleepMs: 20 }))
+    ? IO_CONCS.flatMap((c) =>
+        WORKERS.map((k) => ({
+          name: `nano-vm pg ×${k}, tools sleep 20 ms${IO_CONCS.length > 1 ? `, ${c} in flight each` : ''}`,
+          k,
+          n: IO_N,
+          conc: c * k,
+          sleepMs: 20,
+        })),
+      )
     : []),
 ];
 const results = { nano: {}, peers: {} };
