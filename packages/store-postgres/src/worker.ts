@@ -93,8 +93,13 @@ function lacksTool(e: NanoVmError): boolean {
   return e.code === 'E_UNKNOWN_TOOL' || (issues ?? []).some((i) => i.code === 'E_UNKNOWN_TOOL');
 }
 
-/** How soon a claim that met rows locked by another worker's claim is tried again. */
-const CLAIM_RETRY_MS = 20;
+/**
+ * How soon a claim that met claimable rows locked by another worker's claim is tried again. Such
+ * rows are the ones the other claim takes (its LIMIT sits above its row locks), so the retry only
+ * matters when that claim rolls back: it need not be soon, and a later one costs fewer claims
+ * when many workers claim each single submission at once.
+ */
+const CLAIM_RETRY_MS = 100;
 
 const NO_MODEL: ModelPort = {
   id: 'none',
@@ -240,7 +245,7 @@ export class Worker {
       const now = Date.now();
       const { claimed: subs, busy } = await claimSubmissions(this.o.store, this.owner, free, now, now + this.leaseMs);
       this.stats.claims++;
-      // Another worker's claim held the rest: claim again once it has committed (a few ms).
+      // Another worker's claim held the rest: look again once it has committed (or rolled back).
       if (busy) this.armTimer(Date.now() + CLAIM_RETRY_MS, false);
       for (const s of subs) this.startSubmission(s);
       let expired: { run_id: string; owner: string }[] = [];
