@@ -85,10 +85,11 @@ export async function submitRun(store: PostgresStore, submission: Submission): P
 }
 
 /**
- * Claims up to `n` submissions nobody holds (or whose claim expired), oldest first. A claim that
- * got all `n` while more were claimable notifies the other workers in the same transaction: a
- * worker whose concurrent claim found every row locked by this one (SKIP LOCKED) and went back to
- * sleep claims the rest.
+ * Claims up to `n` submissions nobody holds (or whose claim expired), oldest first. `busy` says
+ * whether claimable rows were left that this claim could not take because another worker's
+ * concurrent claim held them (SKIP LOCKED): the caller claims again shortly. (Claims used to
+ * notify every worker whenever they took all they asked for; in an I/O-bound steady state that
+ * was a notification, and a claim by each woken worker, per finished run.)
  */
 export async function claimSubmissions(
   store: PostgresStore,
@@ -96,13 +97,14 @@ export async function claimSubmissions(
   n: number,
   now: number,
   expiresAt: number,
-): Promise<ClaimedSubmission[]> {
+): Promise<{ claimed: ClaimedSubmission[]; busy: boolean }> {
   const r = await store.query<{
-    run_id: string;
+    run_id: string | null;
     program_hash: string;
     policy: string;
     input: string;
     attempts: number;
+    seen: number;
   }>(
     `WITH c AS (
        SELECT queue_no FROM ${store.s}.queue
@@ -112,20 +114,27 @@ export async function claimSubmissions(
        UPDATE ${store.s}.queue q SET claimed_by = $3, claimed_until = $4, attempts = q.attempts + 1
        FROM c WHERE q.queue_no = c.queue_no
        RETURNING q.run_id, q.program_hash, q.policy, q.input, q.attempts)
-     SELECT u.*, (SELECT pg_notify($5, 'more') WHERE (SELECT count(*) FROM u) = $1
-       -- and more were claimable when it started (rows it took or others hold included)
-       AND (SELECT count(*) FROM (SELECT 1 FROM ${store.s}.queue WHERE error IS NULL AND (claimed_until IS NULL OR claimed_until <= $2)
-            LIMIT $1 + 1) x) > $1) AS more FROM u`,
-    [n, now, owner, expiresAt, store.channel],
+     -- How many were claimable in this statement's snapshot (locked ones included), up to n + 1;
+     -- one row with a NULL run id when nothing was claimed.
+     , seen AS (SELECT count(*)::int AS seen FROM (SELECT 1 FROM ${store.s}.queue
+         WHERE error IS NULL AND (claimed_until IS NULL OR claimed_until <= $2) LIMIT $1 + 1) x)
+     SELECT u.*, seen.seen FROM seen LEFT JOIN u ON true`,
+    [n, now, owner, expiresAt],
     'claiming submissions',
+    'nano_vm_claim_submissions',
   );
-  return r.rows.map((x) => ({
-    run_id: x.run_id,
-    program_hash: x.program_hash,
-    policy: JSON.parse(x.policy) as unknown,
-    input: JSON.parse(x.input) as unknown,
-    attempts: x.attempts,
-  }));
+  const claimed = r.rows
+    .filter((x) => x.run_id !== null)
+    .map((x) => ({
+      run_id: x.run_id!,
+      program_hash: x.program_hash,
+      policy: JSON.parse(x.policy) as unknown,
+      input: JSON.parse(x.input) as unknown,
+      attempts: x.attempts,
+    }));
+  // Fewer taken than asked while more were claimable: the rest were locked by another claim.
+  const seen = r.rows[0]?.seen ?? 0;
+  return { claimed, busy: claimed.length < n && seen > claimed.length };
 }
 
 /**

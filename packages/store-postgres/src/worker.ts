@@ -67,7 +67,7 @@ export interface WorkerStats {
   /** Claim statements run (submissions and expired leases), and how many of them found nothing. */
   claims: number;
   emptyClaims: number;
-  /** Wake-ups by notification, and by a timer at the next lease or claim expiry. */
+  /** Wake-ups by notification, and by a timer (the next lease or claim expiry, or a claim retried after meeting rows another claim held). */
   notified: number;
   timerWakes: number;
 }
@@ -93,6 +93,14 @@ function lacksTool(e: NanoVmError): boolean {
   return e.code === 'E_UNKNOWN_TOOL' || (issues ?? []).some((i) => i.code === 'E_UNKNOWN_TOOL');
 }
 
+/**
+ * How soon a claim that met claimable rows locked by another worker's claim is tried again. Such
+ * rows are the ones the other claim takes (its LIMIT sits above its row locks), so the retry only
+ * matters when that claim rolls back: it need not be soon, and a later one costs fewer claims
+ * when many workers claim each single submission at once.
+ */
+const CLAIM_RETRY_MS = 100;
+
 const NO_MODEL: ModelPort = {
   id: 'none',
   scripted: false,
@@ -109,6 +117,7 @@ export class Worker {
   private again = false;
   private stopping = false;
   private timer: NodeJS.Timeout | null = null;
+  private timerExpiry = false;
   private listener: import('pg').Client | null = null;
   private beat: NodeJS.Timeout | null = null;
   /** Submitted programs by hash, fetched once however many claimed runs need one at the same time. */
@@ -234,8 +243,10 @@ export class Worker {
       const free = this.concurrency - this.active.size;
       if (free <= 0 || this.stopping) return;
       const now = Date.now();
-      const subs = await claimSubmissions(this.o.store, this.owner, free, now, now + this.leaseMs);
+      const { claimed: subs, busy } = await claimSubmissions(this.o.store, this.owner, free, now, now + this.leaseMs);
       this.stats.claims++;
+      // Another worker's claim held the rest: look again once it has committed (or rolled back).
+      if (busy) this.armTimer(Date.now() + CLAIM_RETRY_MS, false);
       for (const s of subs) this.startSubmission(s);
       let expired: { run_id: string; owner: string }[] = [];
       const left = free - subs.length;
@@ -259,7 +270,8 @@ export class Worker {
       }
       if (subs.length + expired.length === 0) {
         this.stats.emptyClaims++;
-        if (!this.again) await this.armForNextExpiry();
+        // (Not when a retry is armed: that round arms the next expiry if it finds nothing.)
+        if (!this.again && !busy) await this.armForNextExpiry();
         if (!this.again) return;
       }
     }
@@ -271,14 +283,24 @@ export class Worker {
     if (t !== null) this.armTimer(t + 5);
   }
 
-  private armTimer(at: number): void {
+  /**
+   * Wakes at `at` instead of at the wake-up armed before; `expiry`: something may have expired by
+   * then (look for expired leases too). A replaced expiry wake-up keeps that flag: the claim round
+   * the new one runs re-arms the next expiry when it finds nothing.
+   */
+  private armTimer(at: number, expiry = true): void {
     if (this.stopping) return;
-    if (this.timer) clearTimeout(this.timer);
+    let expiryDue = expiry;
+    if (this.timer) {
+      expiryDue ||= this.timerExpiry;
+      clearTimeout(this.timer);
+    }
+    this.timerExpiry = expiryDue;
     this.timer = setTimeout(
       () => {
         this.timer = null;
         this.stats.timerWakes++;
-        this.expiredDue = true;
+        if (this.timerExpiry) this.expiredDue = true;
         this.wake();
       },
       Math.max(0, at - Date.now()),
