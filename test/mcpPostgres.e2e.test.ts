@@ -232,7 +232,7 @@ describe.skipIf(unreachable !== null)('nano-vm mcp on PostgreSQL, with a worker'
     expect(JSON.stringify(trace)).toContain('"principal":"bob"');
   });
 
-  it('a submission the worker refuses comes back with the worker’s error code', async () => {
+  it('a submission needing a tool only the server has stays queued for a worker that has it (the worker skips it)', async () => {
     const alice = await connect(0, 'alice');
     const text = JSON.stringify({
       format: 'nano-vm.program/v1',
@@ -244,9 +244,16 @@ describe.skipIf(unreachable !== null)('nano-vm mcp on PostgreSQL, with a worker'
         { id: 'done', kind: 'end', outcome: 'OK' },
       ],
     });
-    const err = fails(await alice.callTool({ name: 'run_program', arguments: { program: { text }, input: {} } }));
-    expect(err.message).toContain('a worker refused the submission');
-    expect(err).toMatchObject({ code: 'E_PROGRAM_INVALID', message: expect.stringContaining('server_only') });
+    // The server's pre-flight accepts it (the server has the tool); the worker lacks it, so it
+    // leaves the submission queued for another worker instead of refusing it for everyone.
+    const queued = ok(
+      await alice.callTool({ name: 'run_program', arguments: { program: { text }, input: {}, wait: false } }),
+    );
+    expect(queued).toMatchObject({ status: 'queued' });
+    await new Promise((res) => setTimeout(res, 1500));
+    expect(ok(await alice.callTool({ name: 'get_run', arguments: { run_id: queued.run_id } }))).toMatchObject({
+      status: 'queued',
+    });
   });
 
   it('without a worker, wait true ends at the server’s limit naming the run, which stays queued', async () => {
