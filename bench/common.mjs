@@ -203,3 +203,35 @@ export function writeResults(prefix, text, json) {
   writeFileSync(join(BENCH, 'results', `${prefix}${stamp}.md`), text);
   writeFileSync(join(BENCH, 'results', `${prefix}${stamp}.json`), JSON.stringify(json, null, 2));
 }
+
+/**
+ * The W-10K program (llm analyze -> tool mock_processor -> condition value > 0.9 -> fail_tool | mock_finalize -> end),
+ * as nano-vm runs it in memory (bench/nano-vm.mjs) and on PostgreSQL (bench/postgres.mjs). A new object
+ * on every call: the pre-flight validation is cached per program object, and each timed W-10K graph
+ * builds its program, as the peers build their graphs.
+ */
+export const w10kProgram = () => ({
+  format: 'nano-vm.program/v1',
+  id: 'w10k',
+  input_schema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['value'],
+    properties: { value: { type: 'number', minimum: 0, maximum: 1 } },
+  },
+  steps: [
+    {
+      id: 'analyze',
+      kind: 'llm',
+      prompt: 'Analyze field {{input.value}}',
+      projection: ['input.value'],
+      output: { enum: ['normal', 'high'] },
+      next: 'process',
+    },
+    { id: 'process', kind: 'tool', tool: 'mock_processor', args: { data: 'steps.analyze.output' }, next: 'route' },
+    { id: 'route', kind: 'condition', cases: [{ when: 'input.value > 0.9', next: 'fail' }], else: 'finalize' },
+    { id: 'fail', kind: 'tool', tool: 'fail_tool', next: 'done' },
+    { id: 'finalize', kind: 'tool', tool: 'mock_finalize', next: 'done' },
+    { id: 'done', kind: 'end', outcome: 'SUCCESS' },
+  ],
+});

@@ -11,6 +11,8 @@
 // call builds the program object, the tool registry and a fresh MemoryStore, so the one-time pre-flight
 // validation of the program (cached per program object) is inside the timing.
 
+import { w10kProgram } from './common.mjs';
+
 /**
  * `lib`: the anchors' lib.mjs (or bench/standalone.mjs's `lib`); `rt`: @nano-vm/runtime;
  * `opts.tools`: replacement tool implementations by name (bench/perStep.mjs times the no-op);
@@ -63,37 +65,7 @@ export function makeNanoVm(lib, rt, opts = {}) {
 
     // llm analyze -> tool mock_processor -> condition value > 0.9 -> fail_tool (throws: run failed) | mock_finalize -> end
     w10k: () => {
-      const program = {
-        format: 'nano-vm.program/v1',
-        id: 'w10k',
-        input_schema: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['value'],
-          properties: { value: { type: 'number', minimum: 0, maximum: 1 } },
-        },
-        steps: [
-          {
-            id: 'analyze',
-            kind: 'llm',
-            prompt: 'Analyze field {{input.value}}',
-            projection: ['input.value'],
-            output: { enum: ['normal', 'high'] },
-            next: 'process',
-          },
-          {
-            id: 'process',
-            kind: 'tool',
-            tool: 'mock_processor',
-            args: { data: 'steps.analyze.output' },
-            next: 'route',
-          },
-          { id: 'route', kind: 'condition', cases: [{ when: 'input.value > 0.9', next: 'fail' }], else: 'finalize' },
-          { id: 'fail', kind: 'tool', tool: 'fail_tool', next: 'done' },
-          { id: 'finalize', kind: 'tool', tool: 'mock_finalize', next: 'done' },
-          { id: 'done', kind: 'end', outcome: 'SUCCESS' },
-        ],
-      };
+      const program = w10kProgram();
       const tools = new ToolRegistry([
         tool('mock_processor'),
         tool('mock_finalize'),

@@ -18,7 +18,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { BENCH, REPO, fmt, gitState, locateAnchors, median, writeResults } from './common.mjs';
+import { BENCH, REPO, fmt, w10kProgram, gitState, locateAnchors, median, writeResults } from './common.mjs';
 
 const log = (...a) => console.error(...a);
 const arg = (name, d) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? d;
@@ -73,32 +73,7 @@ const server = await admin(
     ).rows[0],
 );
 
-/** The W-10K program, as bench/nano-vm.mjs runs it. */
-const PROGRAM = {
-  format: 'nano-vm.program/v1',
-  id: 'w10k',
-  input_schema: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['value'],
-    properties: { value: { type: 'number', minimum: 0, maximum: 1 } },
-  },
-  steps: [
-    {
-      id: 'analyze',
-      kind: 'llm',
-      prompt: 'Analyze field {{input.value}}',
-      projection: ['input.value'],
-      output: { enum: ['normal', 'high'] },
-      next: 'process',
-    },
-    { id: 'process', kind: 'tool', tool: 'mock_processor', args: { data: 'steps.analyze.output' }, next: 'route' },
-    { id: 'route', kind: 'condition', cases: [{ when: 'input.value > 0.9', next: 'fail' }], else: 'finalize' },
-    { id: 'fail', kind: 'tool', tool: 'fail_tool', next: 'done' },
-    { id: 'finalize', kind: 'tool', tool: 'mock_finalize', next: 'done' },
-    { id: 'done', kind: 'end', outcome: 'SUCCESS' },
-  ],
-};
+const PROGRAM = w10kProgram();
 
 /** CPU seconds of every PostgreSQL server process on this machine (utime + stime), from /proc. */
 function postgresCpuSec() {
