@@ -115,6 +115,7 @@ function lazyPostgresStore(spec: string): Store {
     createRun: forward('createRun'),
     append: forward('append'),
     finish: forward('finish'),
+    writeRun: forward('writeRun'),
     getRun: forward('getRun'),
     events: forward('events'),
     listRuns: forward('listRuns'),

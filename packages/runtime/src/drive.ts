@@ -15,11 +15,12 @@ import {
   type Clock,
   type ExternalEvent,
   type Machine,
+  type RunStatus,
   type TraceEvent,
   type WaitCommand,
 } from '@nano-vm/kernel';
 import type { Effects } from './effects.js';
-import { StoreError, type Store } from './store/store.js';
+import { StoreError, type NewRun, type Store, type VaultValue } from './store/store.js';
 
 export interface DriveOptions {
   machine: Machine;
@@ -41,6 +42,12 @@ export interface DriveOptions {
   policyChangedTo?: string;
   /** The run's lease (lease.ts): checked before each effect starts, so a drive whose lease was taken stops. */
   lease?: { check(): void };
+  /**
+   * A new run not yet stored (only with a store that has `writeRun`): it is created in the
+   * transaction of its first events, and `onCreated` is called once that is durable.
+   */
+  create?: { run: NewRun; vault?: readonly VaultValue[] | undefined };
+  onCreated?: () => void;
 }
 
 export interface DriveOutcome {
@@ -50,6 +57,8 @@ export interface DriveOutcome {
   resumed: 'resumed' | 'timed_out' | null;
   /** Idempotency keys of tool calls that had started before and were invoked again. */
   reinvoked: string[];
+  /** The run's terminal status was stored with its last events (`Store.writeRun`): settleRun need not write it. */
+  finished: boolean;
 }
 
 export async function drive(o: DriveOptions): Promise<DriveOutcome> {
@@ -67,7 +76,9 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
    * awaits nothing); `announce` then reports the batch once it is stored.
    */
   let unannounced = persisted;
-  const sync = (): Promise<void> | undefined => {
+  let create = o.create;
+  let finished = false;
+  const sync = (finish?: { status: RunStatus; outcome: string | null }): Promise<void> | undefined => {
     const evs = machine.events;
     for (const end = Math.min(evs.length, stored.length); checked < end; checked++) {
       if (evs[checked]!.hash !== stored[checked]!.hash) {
@@ -77,9 +88,18 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
         );
       }
     }
-    if (persisted >= evs.length) return undefined;
+    if (persisted >= evs.length && !create) return undefined;
     const batch = evs.slice(persisted);
     persisted = evs.length;
+    // With writeRun, the run's creation and its terminal status go in the transaction of the events
+    // next to them (one commit each fewer); `create` is only given for a store that has it.
+    if (store.writeRun && (create || finish)) {
+      const c = create;
+      create = undefined;
+      finished = finish !== undefined;
+      const w = store.writeRun(runId, { ...(c && { create: c }), events: batch, ...(finish && { finish }) });
+      return c && o.onCreated ? w.then(o.onCreated) : w;
+    }
     return store.append(runId, batch);
   };
   const announce = (): void => {
@@ -87,19 +107,25 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
     unannounced = persisted;
   };
 
+  /** The terminal status to store with the events that end the run (with writeRun), once it has one. */
+  const ending = () => {
+    const r = machine.result;
+    return r && store.writeRun ? { status: r.status, outcome: r.outcome ?? null } : undefined;
+  };
+
   let resume = o.resume;
   let resumed: DriveOutcome['resumed'] = null;
   const reinvoked: string[] = [];
   for (;;) {
     const cmd = machine.next();
-    const written = sync();
+    const written = sync(cmd.type === 'done' ? ending() : undefined);
     if (written) {
       await written;
       announce();
     }
     switch (cmd.type) {
       case 'done':
-        return { waiting: null, resumed, reinvoked };
+        return { waiting: null, resumed, reinvoked, finished };
       case 'wait':
         if (recorded !== null && recorded.waitsLeft > 0) {
           if (!applyRecordedWait(machine, recorded.nextWait()))
@@ -114,7 +140,7 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
           // and nothing runs); from then on the run is running again.
           resumed = machine.resume(resume);
           resume = undefined;
-          const w = sync();
+          const w = sync(ending());
           if (w) {
             await w;
             announce();
@@ -123,7 +149,7 @@ export async function drive(o: DriveOptions): Promise<DriveOutcome> {
             await store.finish(runId, 'running', null);
           }
         } else if (o.expireOn && cmd.deadline_ms !== undefined && o.expireOn.now() > cmd.deadline_ms) machine.expire();
-        else return { waiting: cmd, resumed, reinvoked };
+        else return { waiting: cmd, resumed, reinvoked, finished: false };
         break;
       case 'parallel': {
         // Children's results are recorded together after the join, so either all of this visit's

@@ -32,7 +32,7 @@ import { policyPreflight } from './policyRun.js';
 import type { ModelPort } from './model/port.js';
 import { nodeHasher } from './nodeHasher.js';
 import { MemoryStore } from './store/memoryStore.js';
-import { StoreError, type Store } from './store/store.js';
+import { StoreError, type NewRun, type Store } from './store/store.js';
 import type { ToolRegistry } from './toolRegistry.js';
 import { sealInput } from './vault.js';
 import { RUNTIME_VERSION } from './version.js';
@@ -146,19 +146,19 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
   const runId = (opts.ids ?? randomIds).runId({ programHash: cp.hash(hasher), inputHash });
   // The run is created leased to this process: no recover ever sees it running and unleased.
   const lease = RunLease.forNewRun(store, runId, opts.lease);
-  await store.createRun(
-    {
-      run_id: runId,
-      program_id: program.id,
-      program,
-      policy,
-      input: storedInput,
-      status: 'running',
-      outcome: null,
-      lease: lease.current(),
-    },
-    sealed?.vault,
-  );
+  const newRun: NewRun = {
+    run_id: runId,
+    program_id: program.id,
+    program,
+    policy,
+    input: storedInput,
+    status: 'running',
+    outcome: null,
+    lease: lease.current(),
+  };
+  // A store with writeRun creates the run in the transaction of its first events (drive.ts);
+  // otherwise it is created here, before the machine takes its first step.
+  if (!store.writeRun) await store.createRun(newRun, sealed?.vault);
 
   const machine = new Machine(cp, input, {
     runId,
@@ -172,16 +172,32 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
     ...(sealed && { redact: sealed.redactor }),
   });
   const fx = new Effects(opts.model, opts.tools, opts.defaultTimeoutMs ?? DEFAULT_EFFECT_TIMEOUT_MS);
-  lease.startHeartbeat();
+  let created = !store.writeRun;
+  const onCreated = () => {
+    created = true;
+    lease.startHeartbeat();
+  };
+  if (created) lease.startHeartbeat();
   try {
-    const { waiting } = await drive({ machine, store, runId, fx, onEvent: opts.onEvent, lease });
-    const result = await settleRun(machine, waiting, store, { run_id: runId, program, policy, input: storedInput });
+    const { waiting, finished } = await drive({
+      machine,
+      store,
+      runId,
+      fx,
+      onEvent: opts.onEvent,
+      lease,
+      ...(!created && { create: { run: newRun, vault: sealed?.vault }, onCreated }),
+    });
+    const run = { run_id: runId, program, policy, input: storedInput };
+    const result = await settleRun(machine, waiting, store, run, finished);
     lease.markSettled();
     return result;
   } catch (e) {
+    // Refused before the run was stored (a duplicate run id, a busy store): nothing to recover.
+    if (!created) throw e;
     throw unstoredResult(e, runId);
   } finally {
-    await lease.end();
+    if (created) await lease.end();
   }
 }
 
@@ -208,10 +224,12 @@ export async function settleRun(
   waiting: WaitCommand | null,
   store: Store,
   run: { run_id: string; program: Program; policy: unknown; input: unknown },
+  /** The drive stored the terminal status with the last events already (DriveOutcome.finished). */
+  finished = false,
 ): Promise<RunResult> {
   const status = waiting ? 'suspended' : machine.result!.status;
   const outcome = machine.result?.outcome ?? null;
-  await store.finish(run.run_id, status, outcome);
+  if (!finished) await store.finish(run.run_id, status, outcome);
   return { ...runResult(run, status, machine.events), ...(waiting ? { waiting } : {}) };
 }
 

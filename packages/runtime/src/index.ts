@@ -70,6 +70,7 @@ export {
   type Lease,
   type NewRun,
   type RunRecord,
+  type RunWrite,
   type Store,
   type VaultRow,
   type VaultValue,

@@ -274,7 +274,7 @@ async function continueRun(
       lease,
       ...halt,
     });
-    settled = await settleRun(machine, outcome.waiting, opts.store, run);
+    settled = await settleRun(machine, outcome.waiting, opts.store, run, outcome.finished);
   } catch (e) {
     throw unstoredResult(e, run.run_id);
   }

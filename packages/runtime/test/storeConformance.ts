@@ -379,6 +379,7 @@ export function storeConformance(name: string, h: StoreHarness): void {
           createRun: () => s.createRun(runRec('r2')),
           append: () => s.append('r1', [genesis]),
           finish: () => s.finish('r1', 'failed', null),
+          writeRun: () => s.writeRun!('r2', { create: { run: runRec('r2') }, events: [] }),
           getRun: () => s.getRun('r1'),
           events: () => s.events('r1'),
           listRuns: () => s.listRuns(),
@@ -618,6 +619,130 @@ export function storeConformance(name: string, h: StoreHarness): void {
         expect(events.at(-1)).toMatchObject({ type: 'run_finished', outcome: 'SUCCESS' });
         expect(acted).toHaveLength(1);
         if (other !== s) await other.close();
+        await s.close();
+      });
+    });
+
+    // Every store of this repository has writeRun (it is optional in the Store interface).
+    describe('writeRun: creation, events and status in one transaction', () => {
+      const leased = (id: string) => ({ ...runRec(id), lease: { owner: 'w/1', expires_at: Date.now() + 60_000 } });
+
+      it('creates a run with its first events and its terminal status; the status releases the lease', async () => {
+        const s = await h.make();
+        const evs = chain('w1', 3);
+        await s.writeRun!('w1', {
+          create: { run: leased('w1') },
+          events: evs,
+          finish: { status: 'completed', outcome: 'OK' },
+        });
+        expect(await s.events('w1')).toEqual(evs);
+        expect(await s.getRun('w1')).toEqual({
+          ...runRec('w1'),
+          status: 'completed',
+          outcome: 'OK',
+          head_hash: evs[2]!.hash,
+          event_count: 3,
+        });
+        expect(
+          (await s.acquireLease('w1', { owner: 'other', expires_at: Date.now() + 60_000 }, Date.now())).owner,
+        ).toBe('other');
+        // Without create and finish it is an append; with finish only, a status.
+        await s.writeRun!('w2', { create: { run: leased('w2') }, events: evs.slice(0, 0).concat(chain('w2', 1)) });
+        await s.writeRun!('w2', { events: chain('w2', 3).slice(1) });
+        await s.writeRun!('w2', { events: [], finish: { status: 'failed', outcome: null } });
+        expect(await s.getRun('w2')).toMatchObject({ status: 'failed', outcome: null, event_count: 3 });
+        await s.close();
+      });
+
+      it('all or nothing: a refused part writes nothing of the rest, with the codes of createRun, append and finish', async () => {
+        const s = await h.make();
+        const gap = chain('w1', 3);
+        // Events that do not start the run (a gap): the run is not created either.
+        await expect(
+          s.writeRun!('w1', {
+            create: { run: leased('w1') },
+            events: [gap[0]!, gap[2]!],
+            finish: { status: 'completed', outcome: 'OK' },
+          }),
+        ).rejects.toMatchObject({ code: 'E_STORE_CONFLICT' });
+        await expect(s.writeRun!('w1', { create: { run: leased('w1') }, events: gap.slice(1) })).rejects.toMatchObject({
+          code: 'E_STORE_CONFLICT',
+        });
+        expect(await s.getRun('w1')).toBeUndefined();
+        expect(await s.events('w1')).toEqual([]);
+        // A duplicate run: nothing is appended to the existing one, even events that would fit it.
+        await s.createRun(runRec('w2'));
+        await expect(
+          s.writeRun!('w2', {
+            create: { run: { ...leased('w2'), input: { other: true } } },
+            events: chain('w2', 2),
+            finish: { status: 'completed', outcome: 'OK' },
+          }),
+        ).rejects.toMatchObject({ code: 'E_STORE_DUPLICATE_RUN' });
+        expect(await s.getRun('w2')).toEqual({ ...runRec('w2'), head_hash: '', event_count: 0 });
+        // A repeated seq with a status: neither is stored.
+        const evs = chain('w2', 2);
+        await s.append('w2', evs);
+        await expect(
+          s.writeRun!('w2', { events: [evs[1]!], finish: { status: 'completed', outcome: 'OK' } }),
+        ).rejects.toMatchObject({ code: 'E_STORE_CONFLICT' });
+        expect(await s.getRun('w2')).toMatchObject({ status: 'running', outcome: null, event_count: 2 });
+        await expect(
+          s.writeRun!('nope', { events: chain('nope', 1), finish: { status: 'failed', outcome: null } }),
+        ).rejects.toMatchObject({ code: 'E_STORE_NO_RUN' });
+        await expect(s.writeRun!('w3', { create: { run: leased('w4') }, events: [] })).rejects.toMatchObject({
+          code: 'E_STORE_CONFLICT',
+        });
+        expect(await s.getRun('w3')).toBeUndefined();
+        expect(await s.getRun('w4')).toBeUndefined();
+        await s.close();
+      });
+
+      it('many at once: each stands alone; of two creating one run, exactly one wins and its events alone are stored', async () => {
+        const s = await h.make();
+        const other = h.reopen ? await h.reopen(s) : s;
+        const ids = Array.from({ length: 20 }, (_, i) => `m${i}`);
+        // Issued without awaiting, so a store with group commit puts them in one group.
+        const results = await Promise.allSettled([
+          ...ids.map((id) =>
+            s.writeRun!(id, {
+              create: { run: leased(id) },
+              events: chain(id, 2),
+              finish: { status: 'completed', outcome: 'OK' },
+            }),
+          ),
+          s.writeRun!('m3', { create: { run: leased('m3') }, events: chain('m3', 1) }),
+          other.writeRun!('dup', { create: { run: leased('dup') }, events: chain('dup', 2) }),
+          s.writeRun!('dup', { create: { run: leased('dup') }, events: chain('dup', 1) }),
+        ]);
+        expect(results.slice(0, 20).every((r) => r.status === 'fulfilled')).toBe(true);
+        expect(results[20]).toMatchObject({ status: 'rejected', reason: { code: 'E_STORE_DUPLICATE_RUN' } });
+        expect(results.slice(21).filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        expect(results.slice(21).find((r) => r.status === 'rejected')).toMatchObject({
+          reason: { code: 'E_STORE_DUPLICATE_RUN' },
+        });
+        for (const id of ids) expect(await s.getRun(id)).toMatchObject({ status: 'completed', event_count: 2 });
+        const winner = results[21]!.status === 'fulfilled' ? 2 : 1;
+        expect(await s.events('dup')).toEqual(chain('dup', winner));
+        if (other !== s) await other.close();
+        await s.close();
+      });
+
+      it('stores the vault rows of the run it creates, and none for a duplicate', async () => {
+        const s = await h.make();
+        const row = {
+          path: 'input.email',
+          subject: 'sha256:s',
+          commitment: `vault:sha256:${'e'.repeat(64)}`,
+          salt: 'salt',
+          value: 'ana@example.com',
+        };
+        await s.writeRun!('v1', { create: { run: leased('v1'), vault: [row] }, events: chain('v1', 1) });
+        expect(await s.vault('v1')).toEqual([{ run_id: 'v1', ...row, erased: false }]);
+        await expect(
+          s.writeRun!('v1', { create: { run: leased('v1'), vault: [{ ...row, subject: 'sha256:x' }] }, events: [] }),
+        ).rejects.toMatchObject({ code: 'E_STORE_DUPLICATE_RUN' });
+        expect(await s.vaultBySubject('sha256:x')).toEqual([]);
         await s.close();
       });
     });

@@ -7,6 +7,7 @@ import {
   type Lease,
   type NewRun,
   type RunRecord,
+  type RunWrite,
   type Store,
   type VaultRow,
   type VaultValue,
@@ -57,8 +58,29 @@ export class MemoryStore implements Store {
   }
 
   async createRun(run: NewRun, vault: readonly VaultValue[] = []): Promise<void> {
+    this.createNow(run, vault);
+  }
+
+  async writeRun(runId: string, w: RunWrite): Promise<void> {
+    // Everything that can refuse is checked before anything is stored: all of it or none of it.
+    if (w.create) {
+      if (w.create.run.run_id !== runId)
+        throw new StoreError('E_STORE_CONFLICT', `writeRun of ${runId} creates another run (${w.create.run.run_id})`);
+      this.checkNew(w.create.run.run_id);
+      checkSeqs(runId, w.events, 0);
+      this.createNow(w.create.run, w.create.vault ?? []);
+    } else checkSeqs(runId, w.events, this.run(runId).events.length);
+    this.appendNow(runId, w.events);
+    if (w.finish) await this.finish(runId, w.finish.status, w.finish.outcome);
+  }
+
+  private checkNew(runId: string): void {
+    if (this.liveRuns().has(runId)) throw new StoreError('E_STORE_DUPLICATE_RUN', `run ${runId} already exists`);
+  }
+
+  private createNow(run: NewRun, vault: readonly VaultValue[]): void {
     const runs = this.liveRuns();
-    if (runs.has(run.run_id)) throw new StoreError('E_STORE_DUPLICATE_RUN', `run ${run.run_id} already exists`);
+    this.checkNew(run.run_id);
     // Most runs have no vault rows: they share one empty list (erasure only loops over rows).
     const rows =
       vault.length === 0
@@ -101,13 +123,7 @@ export class MemoryStore implements Store {
   private appendNow(runId: string, events: readonly TraceEvent[]): void {
     const r = this.run(runId);
     // Checked whole before anything is stored: all of the batch or none of it.
-    for (let i = 0; i < events.length; i++) {
-      if (events[i]!.seq !== r.events.length + i)
-        throw new StoreError(
-          'E_STORE_CONFLICT',
-          `append of seq ${events[i]!.seq} to run ${runId} conflicts: the next seq is ${r.events.length + i}`,
-        );
-    }
+    checkSeqs(runId, events, r.events.length);
     for (const event of events) r.events.push(event);
     if (events.length) {
       r.rec.head_hash = events[events.length - 1]!.hash;
@@ -229,4 +245,15 @@ function upsert(r: MemoryRun, runId: string, u: InvocationUpsert): number {
     first_seq: u.first_seq,
   });
   return u.enter;
+}
+
+/** An append's events must be the run's next seqs, `next` first (E_STORE_CONFLICT otherwise). */
+function checkSeqs(runId: string, events: readonly TraceEvent[], next: number): void {
+  for (let i = 0; i < events.length; i++) {
+    if (events[i]!.seq !== next + i)
+      throw new StoreError(
+        'E_STORE_CONFLICT',
+        `append of seq ${events[i]!.seq} to run ${runId} conflicts: the next seq is ${next + i}`,
+      );
+  }
 }

@@ -27,6 +27,7 @@ import {
   type Lease,
   type NewRun,
   type RunRecord,
+  type RunWrite,
   type Store,
   type VaultRow,
   type VaultValue,
@@ -220,6 +221,7 @@ export class SqliteStore implements Store {
   private readonly lastSeq: Database.Statement;
   private readonly appendRows: (runId: string, events: readonly TraceEvent[]) => void;
   private readonly inTransaction: (op: () => void) => void;
+  private readonly savepoint: (op: () => void) => void;
   private readonly finishRun: Database.Statement;
   private readonly selectRun: Database.Statement;
   private readonly selectRunNo: Database.Statement;
@@ -291,6 +293,8 @@ export class SqliteStore implements Store {
       for (const u of invocationUpserts(events)) this.upsertInvocation(no, u);
     };
     this.inTransaction = this.db.transaction((op: () => void) => op()).immediate;
+    // Inside the write's transaction (every write runs in one): a savepoint.
+    this.savepoint = this.db.transaction((op: () => void) => op());
     this.group = opts.groupCommit
       ? {
           pending: [],
@@ -412,7 +416,34 @@ export class SqliteStore implements Store {
   }
 
   createRun(run: NewRun, vault: readonly VaultValue[] = []): Promise<void> {
-    const create = () => {
+    return this.write(this.creation(run, vault));
+  }
+
+  /** One transaction (a savepoint of the group's, with group commit): a refusal of any part writes nothing. */
+  writeRun(runId: string, w: RunWrite): Promise<void> {
+    if (w.create && w.create.run.run_id !== runId)
+      return Promise.reject(
+        new StoreError('E_STORE_CONFLICT', `writeRun of ${runId} creates another run (${w.create.run.run_id})`),
+      );
+    const create = w.create && this.creation(w.create.run, w.create.vault ?? []);
+    const all = () => {
+      create?.();
+      this.appendRows(runId, w.events);
+      if (w.finish) this.finishNow(runId, w.finish.status, w.finish.outcome);
+    };
+    return this.write(() => {
+      try {
+        this.savepoint(all);
+      } catch (e) {
+        this.forgetCaches(); // the savepoint was rolled back: a run_no cached inside it is gone
+        throw e;
+      }
+    });
+  }
+
+  /** The write that creates a run (and its vault rows), for createRun and writeRun. */
+  private creation(run: NewRun, vault: readonly VaultValue[]): () => void {
+    return () => {
       const programHash = this.programHash(run.program);
       const insert = () =>
         Number(
@@ -439,7 +470,6 @@ export class SqliteStore implements Store {
         throw e;
       }
     };
-    return this.write(create);
   }
 
   append(runId: string, events: readonly TraceEvent[]): Promise<void> {
@@ -557,10 +587,12 @@ export class SqliteStore implements Store {
   }
 
   finish(runId: string, status: RunStatus | 'running', outcome: string | null): Promise<void> {
-    return this.write(() => {
-      this.finishRun.run({ status, outcome, no: this.runNo(runId) });
-      if (status !== 'running') this.runNos.delete(runId);
-    });
+    return this.write(() => this.finishNow(runId, status, outcome));
+  }
+
+  private finishNow(runId: string, status: RunStatus | 'running', outcome: string | null): void {
+    this.finishRun.run({ status, outcome, no: this.runNo(runId) });
+    if (status !== 'running') this.runNos.delete(runId);
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {

@@ -40,6 +40,14 @@ export interface Store {
    * drive that held it has ended.
    */
   finish(runId: string, status: RunStatus | 'running', outcome: string | null): Promise<void>;
+  /**
+   * Optional: what `createRun` (when `w.create` is given), `append` and `finish` (when `w.finish`
+   * is given) would write, in that order, in one transaction: all of it or none of it, refused
+   * with the codes those methods use. The runtime creates a run together with its first events,
+   * and records a run's last events together with its terminal status, when the store has it:
+   * two commits fewer per run. A store without it gets the three calls.
+   */
+  writeRun?(runId: string, w: RunWrite): Promise<void>;
   getRun(runId: string): Promise<RunRecord | undefined>;
   events(runId: string): Promise<TraceEvent[]>;
   listRuns(filter?: { status?: RunStatus | 'running' }): Promise<RunRecord[]>;
@@ -99,6 +107,16 @@ export interface Store {
    * E_STORE_CLOSED.
    */
   close(): Promise<void>;
+}
+
+/** What one `Store.writeRun` stores for one run. */
+export interface RunWrite {
+  /** Create the run first (as `createRun`; its `run_id` is the one written). */
+  create?: { run: NewRun; vault?: readonly VaultValue[] };
+  /** Then append these events (as `append`; may be empty). */
+  events: readonly TraceEvent[];
+  /** Then record this status (as `finish`). */
+  finish?: { status: RunStatus | 'running'; outcome: string | null };
 }
 
 /** A run as it is created; `lease` is taken in the same transaction. */
