@@ -29,6 +29,7 @@ import {
   type Lease,
   type NewRun,
   type RunRecord,
+  type RunWrite,
   type Store,
   type VaultRow,
   type VaultValue,
@@ -135,12 +136,14 @@ interface Lane {
 
 type Pending =
   | { kind: 'create'; run: NewRun; vault: readonly VaultValue[]; resolve: () => void; reject: (e: Error) => void }
-  | { kind: 'append'; runId: string; events: readonly TraceEvent[]; resolve: () => void; reject: (e: Error) => void }
   | {
-      kind: 'finish';
+      /** An append, a status, or both (finish: an append of nothing); `create`: the run is created first (writeRun). */
+      kind: 'write';
       runId: string;
-      status: RunStatus | 'running';
+      events: readonly TraceEvent[];
+      status: RunStatus | 'running' | null;
       outcome: string | null;
+      create: { run: NewRun; vault: readonly VaultValue[] } | null;
       resolve: () => void;
       reject: (e: Error) => void;
     };
@@ -479,46 +482,53 @@ export class PostgresStore implements Store {
     batch: Pending[],
     failures: Map<Pending, Error>,
   ): {
-    creates: Extract<Pending, { kind: 'create' }>[];
-    writes: Exclude<Pending, { kind: 'create' }>[];
+    creates: Pending[];
+    writes: Extract<Pending, { kind: 'write' }>[];
     values: unknown[];
   } | null {
     const programs = new Map<string, string>();
-    const creates: Extract<Pending, { kind: 'create' }>[] = [];
-    const writes: Exclude<Pending, { kind: 'create' }>[] = [];
+    const creates: Pending[] = [];
+    const runs: NewRun[] = [];
+    const writes: Extract<Pending, { kind: 'write' }>[] = [];
     const hashes: string[] = [];
     // Columns as arrays of arrays, not objects of arrays: cheaper for V8 to optimize.
     const V: unknown[][] = Array.from({ length: 6 }, () => []); // run, path, subject, commitment, salt, value
     const E: unknown[][] = Array.from({ length: 5 }, () => []); // op, seq, type, hash, body
     const K: unknown[][] = Array.from({ length: 7 }, () => []); // op, key, step, tool, attempt, n, first_seq
     for (const p of batch) {
-      if (p.kind === 'create') {
-        const h = this.programHash(p.run.program);
-        if (!programs.has(h)) programs.set(h, canonicalJson(p.run.program));
+      if (p.kind === 'write') {
+        // What does not depend on the stored run is checked here: the batch is consecutive and
+        // chained, and starts the run when it creates it (so a creation never commits without its events).
+        const first = p.events[0];
+        const refused = p.create
+          ? casRefusal(p.runId, p.events, 0, '')
+          : casRefusal(p.runId, p.events, first?.seq ?? 0, first?.prev_hash ?? '');
+        if (refused) {
+          failures.set(p, refused);
+          continue;
+        }
+        if (!p.events.length && p.status === null && !p.create) continue;
+      }
+      const c = p.kind === 'create' ? p : p.create;
+      if (c) {
+        const h = this.programHash(c.run.program);
+        if (!programs.has(h)) programs.set(h, canonicalJson(c.run.program));
         creates.push(p);
+        runs.push(c.run);
         hashes.push(h);
-        for (const v of p.vault) {
-          V[0]!.push(p.run.run_id);
+        for (const v of c.vault) {
+          V[0]!.push(c.run.run_id);
           V[1]!.push(v.path);
           V[2]!.push(v.subject);
           V[3]!.push(v.commitment);
           V[4]!.push(v.salt);
           V[5]!.push(JSON.stringify(v.value));
         }
-        continue;
       }
-      if (p.kind === 'append') {
-        // What does not depend on the stored run is checked here: the batch is consecutive and chained.
-        const refused = casRefusal(p.runId, p.events, p.events[0]?.seq ?? 0, p.events[0]?.prev_hash ?? '');
-        if (refused) {
-          failures.set(p, refused);
-          continue;
-        }
-        if (!p.events.length) continue;
-      }
+      if (p.kind === 'create') continue;
       writes.push(p);
       const op = writes.length;
-      if (p.kind === 'append') {
+      {
         for (const e of p.events) {
           E[0]!.push(op);
           E[1]!.push(e.seq);
@@ -549,7 +559,19 @@ export class PostgresStore implements Store {
     return {
       creates,
       writes,
-      values: [...P, ...createColumns(creates, hashes), ...V, ...writeColumns(writes), ...E, ...K],
+      // Event bodies as one JSON array (apply_group's e_body json): their texts joined, no escaping.
+      values: [
+        ...P,
+        ...createColumns(runs, hashes),
+        ...V,
+        ...writeColumns(writes),
+        E[0],
+        E[1],
+        E[2],
+        E[3],
+        `[${(E[4] as string[]).join(',')}]`,
+        ...K,
+      ],
     };
   }
 
@@ -564,14 +586,18 @@ export class PostgresStore implements Store {
       values: g.values,
     });
     const res = r.rows[0]!.res;
+    // A write that also created its run fails with its creation's reason first (it wrote nothing).
     [...creates, ...writes].forEach((p, i) => {
       const why = res[i];
-      if (why === null || why === undefined) return;
-      if (why === 'duplicate' && p.kind === 'create')
-        failures.set(p, new StoreError('E_STORE_DUPLICATE_RUN', `run ${p.run.run_id} already exists`));
-      else if (why === 'no run' && p.kind !== 'create')
+      if (why === null || why === undefined || failures.has(p)) return;
+      if (why === 'duplicate')
+        failures.set(
+          p,
+          new StoreError('E_STORE_DUPLICATE_RUN', `run ${p.kind === 'create' ? p.run.run_id : p.runId} already exists`),
+        );
+      else if (why === 'no run' && p.kind === 'write')
         failures.set(p, new StoreError('E_STORE_NO_RUN', `no run ${p.runId}`));
-      else if (p.kind === 'append') {
+      else if (p.kind === 'write') {
         const [, next, head] = why.split(' ');
         failures.set(
           p,
@@ -595,13 +621,28 @@ export class PostgresStore implements Store {
   }
 
   async append(runId: string, events: readonly TraceEvent[]): Promise<void> {
-    if (this.closed) throw this.closedError();
-    return this.write({ kind: 'append', runId, events, resolve: noop, reject: noop });
+    return this.writeRun(runId, { events });
   }
 
   async finish(runId: string, status: RunStatus | 'running', outcome: string | null): Promise<void> {
+    return this.writeRun(runId, { events: [], finish: { status, outcome } });
+  }
+
+  /** createRun, append and finish of one run in one `apply_group` entry: one statement, all or nothing. */
+  async writeRun(runId: string, w: RunWrite): Promise<void> {
     if (this.closed) throw this.closedError();
-    return this.write({ kind: 'finish', runId, status, outcome, resolve: noop, reject: noop });
+    if (w.create && w.create.run.run_id !== runId)
+      throw new StoreError('E_STORE_CONFLICT', `writeRun of ${runId} creates another run (${w.create.run.run_id})`);
+    return this.write({
+      kind: 'write',
+      runId,
+      events: w.events,
+      status: w.finish?.status ?? null,
+      outcome: w.finish?.outcome ?? null,
+      create: w.create ? { run: w.create.run, vault: w.create.vault ?? [] } : null,
+      resolve: noop,
+      reject: noop,
+    });
   }
 
   // ---- reads ----
@@ -883,13 +924,10 @@ export class PostgresStore implements Store {
 const noop = (): void => {};
 
 /** The run columns of apply_group's creations (c_run_id … c_lease_expires), one loop. */
-function createColumns(
-  creates: readonly Extract<Pending, { kind: 'create' }>[],
-  hashes: readonly string[],
-): unknown[][] {
+function createColumns(runs: readonly NewRun[], hashes: readonly string[]): unknown[][] {
   const cols: unknown[][] = Array.from({ length: 9 }, () => []);
-  for (let i = 0; i < creates.length; i++) {
-    const x = creates[i]!.run;
+  for (let i = 0; i < runs.length; i++) {
+    const x = runs[i]!;
     cols[0]!.push(x.run_id);
     cols[1]!.push(x.program_id);
     cols[2]!.push(hashes[i]);
@@ -904,17 +942,17 @@ function createColumns(
 }
 
 /** The columns of apply_group's appends and status writes (w_run_id … w_outcome), one loop. */
-function writeColumns(writes: readonly Exclude<Pending, { kind: 'create' }>[]): unknown[][] {
+function writeColumns(writes: readonly Extract<Pending, { kind: 'write' }>[]): unknown[][] {
   const cols: unknown[][] = Array.from({ length: 7 }, () => []);
   for (const p of writes) {
-    const events = p.kind === 'append' ? p.events : [];
+    const events = p.events;
     cols[0]!.push(p.runId);
     cols[1]!.push(events[0]?.seq ?? 0);
     cols[2]!.push(events.length);
     cols[3]!.push(events[0]?.prev_hash ?? '');
     cols[4]!.push(events.length ? events[events.length - 1]!.hash : '');
-    cols[5]!.push(p.kind === 'finish' ? p.status : null);
-    cols[6]!.push(p.kind === 'finish' ? p.outcome : null);
+    cols[5]!.push(p.status);
+    cols[6]!.push(p.outcome);
   }
   return cols;
 }

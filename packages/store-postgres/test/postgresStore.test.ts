@@ -110,6 +110,36 @@ describe.skipIf(unreachable !== null)('PostgreSQL store specifics', () => {
     await s.close();
   });
 
+  it('event bodies travel as one JSON array: hostile strings round-trip byte for byte, in one group with others', async () => {
+    const s = await fresh();
+    const nasty = ['\u0000', '\udc00 lone', '"quoted" \\ back\\slash', 'é 😀 \u2028', '{"not": "json"]', ',', '[]'];
+    const chains = nasty.map((text, i) => {
+      const c = genesis(`h${i}`);
+      c.append({ type: 'step_retry', step: text, attempt: 2, max_attempts: 3 } as never, '2026-01-01T00:00:00.001Z');
+      return c;
+    });
+    // Issued together: one group carries them all (creation, events and status per run).
+    await Promise.all(
+      chains.map((c, i) =>
+        s.writeRun(`h${i}`, {
+          create: { run: runRec(`h${i}`) },
+          events: c.events,
+          finish: { status: 'completed', outcome: 'OK' },
+        }),
+      ),
+    );
+    for (const [i, c] of chains.entries()) {
+      expect(await s.events(`h${i}`)).toEqual(c.events);
+      const stored = await s.query<{ body: string }>(
+        `SELECT e.body FROM ${s.s}.events e JOIN ${s.s}.runs r USING (run_no) WHERE r.run_id = $1 ORDER BY seq`,
+        [`h${i}`],
+      );
+      expect(stored.rows.map((r) => r.body)).toEqual(c.events.map((e) => JSON.stringify(e)));
+    }
+    expect(s.stats.groups).toBeLessThan(nasty.length);
+    await s.close();
+  });
+
   it('many writers on one run through separate connections: each seq is stored once', async () => {
     const a = await fresh();
     const handles = [a, ...(await Promise.all([1, 2, 3].map(() => new PostgresStore(a.url).open())))];
