@@ -169,6 +169,22 @@ export async function claimExpiredRuns(
   return r.rows.map((x) => ({ run_id: x.run_id, owner: x.lease_owner }));
 }
 
+/**
+ * Gives back claims of submissions `owner` will not start (claimed ahead, then the worker
+ * stopped): they are claimable at once, and the workers are notified.
+ */
+export async function releaseClaims(store: PostgresStore, owner: string, runIds: readonly string[]): Promise<void> {
+  if (!runIds.length) return;
+  await store.query(
+    `WITH r AS (
+       UPDATE ${store.s}.queue SET claimed_by = NULL, claimed_until = NULL
+       WHERE run_id = ANY($1::text[]) AND claimed_by = $2 RETURNING 1)
+     SELECT pg_notify($3, 'submitted') WHERE EXISTS (SELECT 1 FROM r)`,
+    [runIds, owner, store.channel],
+    'releasing claimed submissions',
+  );
+}
+
 /** A submission no worker can start (an invalid program, an unknown tool): kept, with why, and never claimed again. */
 export async function failSubmission(store: PostgresStore, runId: string, owner: string, error: string): Promise<void> {
   await store.query(

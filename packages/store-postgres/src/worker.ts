@@ -19,7 +19,14 @@ import {
   type ToolRegistry,
 } from '@nano-vm/runtime';
 import type { PostgresStore } from './postgresStore.js';
-import { claimExpiredRuns, claimSubmissions, failSubmission, nextExpiry, type ClaimedSubmission } from './queue.js';
+import {
+  claimExpiredRuns,
+  claimSubmissions,
+  failSubmission,
+  nextExpiry,
+  releaseClaims,
+  type ClaimedSubmission,
+} from './queue.js';
 
 export interface WorkerOptions {
   store: PostgresStore;
@@ -31,6 +38,16 @@ export interface WorkerOptions {
   tools: ToolRegistry;
   /** Runs driven at once (default 16). */
   concurrency?: number;
+  /**
+   * Submissions a busy worker claims ahead of its free slots, started as slots free (default: half
+   * of `concurrency`, rounded up; 0: claim only for free slots). With runs in flight each finished
+   * run frees one slot, and claiming for it alone costs one claim statement per run; claiming
+   * ahead takes several per statement. Only while submissions keep coming (its last claim found
+   * some): a worker waking from idle claims for its free slots only, so a burst spreads over idle
+   * workers. Claims ahead are held under the claim's expiry (the lease duration): one that
+   * expired before its slot freed is left to whoever claims it next; on stop they are released.
+   */
+  prefetch?: number;
   /** Lease duration in ms (default DEFAULT_LEASE_MS, 30 s); renewed every third of it. */
   leaseMs?: number;
   /** On SIGTERM (`stop()`), how long running drives may take to finish before their leases are released (default 10 s). */
@@ -111,6 +128,10 @@ export class Worker {
   readonly owner: string;
   readonly concurrency: number;
   readonly leaseMs: number;
+  readonly prefetch: number;
+  /** Submissions claimed ahead of free slots (prefetch), oldest first, with their claim's expiry. */
+  private readonly ahead: { sub: ClaimedSubmission; until: number }[] = [];
+  private lastClaimFound = false;
   private readonly active = new Map<string, { owner: string; done: Promise<void> }>();
   private drives = 0;
   private claiming: Promise<void> | null = null;
@@ -131,6 +152,7 @@ export class Worker {
     this.owner = newLeaseOwner();
     this.concurrency = Math.max(1, o.concurrency ?? 16);
     this.leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS;
+    this.prefetch = Math.max(0, Math.floor(o.prefetch ?? Math.ceil(this.concurrency / 2)));
     this.stats = {
       owner: this.owner,
       started: 0,
@@ -240,13 +262,38 @@ export class Worker {
   private async claimRounds(): Promise<void> {
     for (;;) {
       this.again = false;
-      const free = this.concurrency - this.active.size;
+      let free = this.concurrency - this.active.size;
       if (free <= 0 || this.stopping) return;
+      // Claimed ahead first (a claim that expired meanwhile may be another worker's now: dropped).
+      while (free > 0 && this.ahead.length) {
+        const a = this.ahead.shift()!;
+        if (a.until > Date.now()) {
+          this.startSubmission(a.sub);
+          free--;
+        }
+      }
+      if (free <= 0) return;
       const now = Date.now();
-      const { claimed: subs, busy } = await claimSubmissions(this.o.store, this.owner, free, now, now + this.leaseMs);
+      // While submissions keep coming (the last claim found some), claim ahead too, so the next
+      // slots that free need no claim of their own; a worker waking from idle claims for its free
+      // slots only.
+      const want = free + (this.lastClaimFound ? Math.max(0, this.prefetch - this.ahead.length) : 0);
+      const until = now + this.leaseMs;
+      const { claimed, busy } = await claimSubmissions(this.o.store, this.owner, want, now, until);
       this.stats.claims++;
+      this.lastClaimFound = claimed.length > 0;
       // Another worker's claim held the rest: look again once it has committed (or rolled back).
       if (busy) this.armTimer(Date.now() + CLAIM_RETRY_MS, false);
+      if (this.stopping) {
+        await releaseClaims(
+          this.o.store,
+          this.owner,
+          claimed.map((c) => c.run_id),
+        ).catch(() => {});
+        return;
+      }
+      const subs = claimed.slice(0, free);
+      for (const c of claimed.slice(free)) this.ahead.push({ sub: c, until });
       for (const s of subs) this.startSubmission(s);
       let expired: { run_id: string; owner: string }[] = [];
       const left = free - subs.length;
@@ -467,6 +514,10 @@ export class Worker {
     this.listener = null;
     await l?.end().catch(() => {});
     await this.claiming;
+    // Submissions claimed ahead and not started go back to the queue (and wake the other workers).
+    const ahead = this.ahead.splice(0).map((a) => a.sub.run_id);
+    if (ahead.length)
+      await releaseClaims(this.o.store, this.owner, ahead).catch((e: unknown) => this.o.onProblem?.(e as Error));
     const inFlight = this.active.size;
     if (inFlight) {
       const drained = new Promise<void>((r) => (this.drained = r));

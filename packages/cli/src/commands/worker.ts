@@ -29,6 +29,13 @@ export const WORKER = defineCommand({
       defaultText: '16',
       description: 'runs driven at once (1–1000)',
     },
+    prefetch: {
+      type: 'string',
+      value: '<n>',
+      defaultText: 'half of --concurrency',
+      description:
+        'submissions claimed ahead of free slots while submissions keep coming, so that most finished runs need no claim of their own (0–1000; 0: claim only for free slots). A worker waking from idle claims for its free slots only',
+    },
     'lease-ms': {
       type: 'string',
       value: '<ms>',
@@ -73,6 +80,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(WORKER, argv);
   if (positionals.length > 1) throw new NanoVmError('E_USAGE', WORKER_USAGE);
   const concurrency = whole(values.concurrency, 'concurrency', 1, 1000, 16);
+  const prefetch = whole(values.prefetch, 'prefetch', 0, 1000, Math.ceil(concurrency / 2));
   const leaseMs = whole(values['lease-ms'], 'lease-ms', 100, 24 * 3600_000, 30_000);
   const drainMs = whole(values['drain-ms'], 'drain-ms', 0, 24 * 3600_000, 10_000);
   const spec = pgStoreOption(values.store, WORKER_USAGE);
@@ -99,6 +107,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
       ...(model ? { model } : {}),
       tools,
       concurrency,
+      prefetch,
       leaseMs,
       drainMs,
       ...(onEvent ? { onEvent } : {}),
