@@ -240,7 +240,8 @@ const MODES = [
           oneByOne: true,
         }))
     : []),
-  ...WORKERS.map((k) => ({ name: `nano-vm pg ×${k}`, k, n: N, conc: PER_WORKER ? CONC * k : CONC })),
+  // --n=0: the I/O-bound rows only.
+  ...(N ? WORKERS.map((k) => ({ name: `nano-vm pg ×${k}`, k, n: N, conc: PER_WORKER ? CONC * k : CONC })) : []),
   ...(IO_N
     ? IO_CONCS.flatMap((c) =>
         WORKERS.map((k) => ({
