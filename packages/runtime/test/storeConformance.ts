@@ -311,8 +311,12 @@ export function storeConformance(name: string, h: StoreHarness): void {
           { id: 'done', kind: 'end', outcome: 'OK' },
         ]);
         void runProgram({ program: prog, input: {}, model: scripted('answers: {}'), tools: hang, store: s });
-        await new Promise((r) => setTimeout(r, 30));
-        const [run] = await s.listRuns({ status: 'running' });
+        // Until the run is stored and its tool has started (a busy database may take a while).
+        let run: Awaited<ReturnType<Store['getRun']>>;
+        for (let waited = 0; !(run = (await s.listRuns({ status: 'running' }))[0]); waited += 10) {
+          if (waited > 10_000) throw new Error('the run was not stored within 10 s');
+          await new Promise((r) => setTimeout(r, 10));
+        }
         const ok = tools([{ name: 'act', run: async (_a, ctx) => (calls.push(ctx.idempotencyKey), { ok: true }) }]);
         const rec = (now?: number) =>
           recoverRun({
