@@ -136,6 +136,8 @@ async function nanoVm({ k, n, conc, sleepMs = 0, oneByOne = false }) {
         join(anchors.dir, 'lib.mjs'),
         `--concurrency=${Math.ceil(conc / k)}`,
         `--sleep-ms=${sleepMs}`,
+        // e.g. BENCH_WORKER_ARGS='--writers=1' passes store options to every worker.
+        ...(process.env.BENCH_WORKER_ARGS?.split(/\s+/).filter(Boolean) ?? []),
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );

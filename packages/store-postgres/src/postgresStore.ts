@@ -194,6 +194,7 @@ export class PostgresStore implements Store {
     this.connectionString = connectionString;
     this.schema = schema;
     this.s = `"${schema}"`;
+    this.applyGroupSql = `SELECT ${this.s}.apply_group(${Array.from({ length: 36 }, (_, i) => `$${i + 1}`).join(', ')}) AS res`;
     this.channel = `nano_vm_${schema}`;
     this.opts = opts;
     this.lanes = Array.from({ length: Math.max(1, opts.writers ?? 2) }, () => ({
@@ -440,6 +441,12 @@ export class PostgresStore implements Store {
         for (const p of batch) await this.commitGroup(lane, [p]);
         return;
       }
+      // A program this store took for stored is not there (a schema emptied behind its back):
+      // forget them all and send the programs again, once.
+      if ((e as { code?: unknown }).code === '23503' && this.storedPrograms.size) {
+        this.storedPrograms.clear();
+        return this.commitGroup(lane, batch);
+      }
       const err = this.wrap(e, 'a write');
       for (const p of batch) p.reject(err);
       return;
@@ -451,11 +458,12 @@ export class PostgresStore implements Store {
     }
   }
 
-  private get applyGroupSql(): string {
-    return `SELECT ${this.s}.apply_group(${Array.from({ length: 36 }, (_, i) => `$${i + 1}`).join(', ')}) AS res`;
-  }
+  /** The group statement's text (built once: it was rebuilt on every call). */
+  private readonly applyGroupSql: string;
 
   private programHashes = new WeakMap<Program, string>();
+  /** Hashes of programs committed through this store (or found stored): creations of their runs send only the hash. */
+  private readonly storedPrograms = new Set<string>();
 
   private programHash(program: Program): string {
     let h = this.programHashes.get(program);
@@ -485,6 +493,7 @@ export class PostgresStore implements Store {
     creates: Pending[];
     writes: Extract<Pending, { kind: 'write' }>[];
     values: unknown[];
+    hashes: string[];
   } | null {
     const programs = new Map<string, string>();
     const creates: Pending[] = [];
@@ -512,7 +521,8 @@ export class PostgresStore implements Store {
       const c = p.kind === 'create' ? p : p.create;
       if (c) {
         const h = this.programHash(c.run.program);
-        if (!programs.has(h)) programs.set(h, canonicalJson(c.run.program));
+        // A program this store has seen committed is not sent again (programs are never deleted).
+        if (!programs.has(h) && !this.storedPrograms.has(h)) programs.set(h, canonicalJson(c.run.program));
         creates.push(p);
         runs.push(c.run);
         hashes.push(h);
@@ -559,6 +569,7 @@ export class PostgresStore implements Store {
     return {
       creates,
       writes,
+      hashes,
       // Event bodies as one JSON array (apply_group's e_body json): their texts joined, no escaping.
       values: [
         ...P,
@@ -586,6 +597,7 @@ export class PostgresStore implements Store {
       values: g.values,
     });
     const res = r.rows[0]!.res;
+    for (const h of g.hashes) this.storedPrograms.add(h);
     // A write that also created its run fails with its creation's reason first (it wrote nothing).
     [...creates, ...writes].forEach((p, i) => {
       const why = res[i];
