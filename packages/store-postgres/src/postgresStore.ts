@@ -800,6 +800,9 @@ export class PostgresStore implements Store {
         `UPDATE ${this.s}.vault SET salt = NULL, value = NULL, erased = true WHERE run_no = $1 AND subject = $2 AND NOT erased`,
         [h.run_no, subject],
       );
+      // The erasure's transaction id: a snapshot older than it may still see the values (flushErased).
+      const x = await c.query<{ x: string }>(`SELECT txid_current()::text AS x`);
+      if (this.erasedBy === null || BigInt(x.rows[0]!.x) > BigInt(this.erasedBy)) this.erasedBy = x.rows[0]!.x;
       return erased.rowCount ?? 0;
     });
   }
@@ -808,18 +811,43 @@ export class PostgresStore implements Store {
    * Removes the old row versions that still hold erased values: `VACUUM FULL` of the vault table
    * (the default) rewrites it into a new file, so the bytes are in no table file; `plain` VACUUM
    * frees them without the rewrite's exclusive lock. PostgreSQL's WAL and any base backup keep
-   * them until they are recycled (docs/stores.md). False when the vacuum could not run now.
+   * them until they are recycled (docs/stores.md). False when the vacuum could not run now, or
+   * when a snapshot older than the last erasure was held (the vacuum then keeps the old row
+   * versions): call it again once that transaction has ended.
    */
   async flushErased(): Promise<boolean> {
     if (this.closed) throw this.closedError();
     await this.ready();
     try {
+      // A snapshot taken before the last erasure committed (another session's open transaction
+      // or statement, a replication slot) may still see the old row versions, so the vacuum keeps
+      // them: looked for before the vacuum, which computes the same horizon when it starts.
+      const held = this.erasedBy === null ? false : await this.olderSnapshotHeld(this.erasedBy);
       await this.pool.query(`VACUUM ${this.opts.vacuum === 'plain' ? '' : 'FULL '}${this.s}.vault`);
-      return true;
+      if (!held) this.erasedBy = null;
+      return !held;
     } catch (e) {
       if (isUnreachable(e)) throw this.wrap(e, 'vacuuming erased values');
       return false;
     }
+  }
+
+  /** The highest transaction id (txid_current) of an erasure through this store, or null. */
+  private erasedBy: string | null = null;
+
+  /** Whether any session of this database or a replication slot holds a snapshot from before transaction `txid`. */
+  private async olderSnapshotHeld(txid: string): Promise<boolean> {
+    const r = await this.pool.query<{ n: number }>(
+      `WITH e AS (SELECT age((($1::bigint) % 4294967296)::text::xid) AS erase_age)
+       SELECT ((SELECT count(*) FROM pg_stat_activity, e
+                WHERE datname = current_database() AND pid <> pg_backend_pid()
+                  AND backend_xmin IS NOT NULL AND age(backend_xmin) >= e.erase_age)
+             + (SELECT count(*) FROM pg_replication_slots, e
+                WHERE (xmin IS NOT NULL AND age(xmin) >= e.erase_age)
+                   OR (catalog_xmin IS NOT NULL AND age(catalog_xmin) >= e.erase_age)))::int AS n`,
+      [txid],
+    );
+    return (r.rows[0]?.n ?? 0) > 0;
   }
 
   async invocations(runId: string): Promise<Invocation[]> {

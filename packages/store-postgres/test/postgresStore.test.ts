@@ -200,6 +200,12 @@ describe.skipIf(unreachable !== null)('PostgreSQL store specifics', () => {
     if (before) expect(before.includes(Buffer.from(secret))).toBe(true);
     const report = await eraseSubject({ store: s, subject: secret, hasher: nodeHasher });
     expect(report.erased).toMatchObject([{ run_id: r.run_id, paths: ['input.email'] }]);
+    // Another test's transaction may hold a snapshot from before the erasure (tests run side by
+    // side on this server): then the flush says so, and succeeds once that snapshot is gone.
+    for (let i = 0; report.file_pending && !(await s.flushErased()); i++) {
+      if (i > 100) throw new Error('an older snapshot held the erased values for 10 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
     expect(await s.vault(r.run_id)).toMatchObject([{ value: null, salt: null, erased: true }]);
     // The value is gone from the table, not hidden: no column of any live row holds it.
     const rows = await admin((c) => c.query(`SELECT * FROM "${s.schema}".vault`));
@@ -207,6 +213,42 @@ describe.skipIf(unreachable !== null)('PostgreSQL store specifics', () => {
     const after = await fileBytes();
     if (after) expect(after.includes(Buffer.from(secret))).toBe(false);
     else console.warn('the vault table file is not readable here: its bytes were not checked');
+    await s.close();
+  });
+
+  it('flushErased says false while a snapshot from before the erasure is open (the vacuum keeps those row versions), true after', async () => {
+    const s = await fresh();
+    const secret = `bo-${Math.random().toString(36).slice(2)}@example.com`;
+    const program = {
+      format: 'nano-vm.program/v1' as const,
+      id: 'kyc',
+      sensitive: ['input.email'],
+      subject: 'input.email',
+      input_schema: { type: 'object', required: ['email'], properties: { email: { type: 'string' } } },
+      steps: [{ id: 'done', kind: 'end' as const, outcome: 'OK' }],
+    };
+    const model = new ScriptedModel(parseModelScript('answers: {}'));
+    await runProgram({ program, input: { email: secret }, model, tools: new ToolRegistry(), store: s });
+    // Another session opens a snapshot before the erasure, and keeps it.
+    const other = new pg.Client({ connectionString: PG_URL });
+    await other.connect();
+    try {
+      await other.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await other.query('SELECT 1');
+      const report = await eraseSubject({ store: s, subject: secret, hasher: nodeHasher });
+      expect(report.erased).toHaveLength(1);
+      expect(report.file_pending).toBe(true);
+      expect(await s.flushErased()).toBe(false);
+      await other.query('COMMIT');
+    } finally {
+      await other.end();
+    }
+    for (let i = 0; !(await s.flushErased()); i++) {
+      if (i > 100) throw new Error('an older snapshot held the erased values for 10 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const rows = await admin((c) => c.query(`SELECT * FROM "${s.schema}".vault`));
+    expect(JSON.stringify(rows.rows)).not.toContain(secret);
     await s.close();
   });
 
