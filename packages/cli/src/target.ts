@@ -2,6 +2,7 @@
  * What a command works with: a program file or an example directory, and the model, tools and
  * policy for it. An option given on the command line always wins over the example directory's file.
  */
+import { basename } from 'node:path';
 import { NanoVmError } from '@nano-vm/kernel';
 import { exampleLayout, isDirectory, type ExampleLayout } from './inputs.js';
 
@@ -40,4 +41,21 @@ export function resolveTarget(path: string | undefined, options: TargetOptions, 
     toolsFile: options.tools ?? layout?.toolsFile,
     policyFile: options.policy ?? layout?.policyFile,
   };
+}
+
+/**
+ * The inputs a command runs or submits, as [case name, file]: the `--input` file, or without one
+ * every input of the example directory (E_EXAMPLE_LAYOUT when it has none), or none at all (`{}`).
+ */
+export function targetInputs(
+  target: string,
+  layout: ExampleLayout | undefined,
+  input: string | undefined,
+): [string, string | undefined][] {
+  if (layout && !input) {
+    if (layout.inputs.length === 0)
+      throw new NanoVmError('E_EXAMPLE_LAYOUT', `${target} has no input.json or inputs/*.json; pass --input`);
+    return layout.inputs;
+  }
+  return [[input ? basename(input).replace(/\.json$/, '') : 'input', input]];
 }

@@ -52,6 +52,16 @@ const genesis = (runId: string): TraceChain => {
   return c;
 };
 
+/** A program whose input holds a sensitive value of a data subject (vault and erasure). */
+const sensitiveProgram = {
+  format: 'nano-vm.program/v1' as const,
+  id: 'kyc',
+  sensitive: ['input.email'],
+  subject: 'input.email',
+  input_schema: { type: 'object', required: ['email'], properties: { email: { type: 'string' } } },
+  steps: [{ id: 'done', kind: 'end' as const, outcome: 'OK' }],
+};
+
 describe('PostgreSQL store without a server', () => {
   it('E_STORE_UNREACHABLE, quickly, when nothing listens', async () => {
     const s = new PostgresStore('postgres://postgres@127.0.0.1:1/test', { connectTimeoutMs: 1000 });
@@ -166,16 +176,8 @@ describe.skipIf(unreachable !== null)('PostgreSQL store specifics', () => {
   it('erasure deletes the values: after flushErased no version of the row in the vault table file holds them', async () => {
     const s = await fresh();
     const secret = `ana-${Math.random().toString(36).slice(2)}@example.com`;
-    const program = {
-      format: 'nano-vm.program/v1' as const,
-      id: 'kyc',
-      sensitive: ['input.email'],
-      subject: 'input.email',
-      input_schema: { type: 'object', required: ['email'], properties: { email: { type: 'string' } } },
-      steps: [{ id: 'done', kind: 'end' as const, outcome: 'OK' }],
-    };
     const r = await runProgram({
-      program,
+      program: sensitiveProgram,
       input: { email: secret },
       model: new ScriptedModel(parseModelScript('answers: {}')),
       tools: new ToolRegistry(),
@@ -219,16 +221,14 @@ describe.skipIf(unreachable !== null)('PostgreSQL store specifics', () => {
   it('flushErased says false while a snapshot from before the erasure is open (the vacuum keeps those row versions), true after', async () => {
     const s = await fresh();
     const secret = `bo-${Math.random().toString(36).slice(2)}@example.com`;
-    const program = {
-      format: 'nano-vm.program/v1' as const,
-      id: 'kyc',
-      sensitive: ['input.email'],
-      subject: 'input.email',
-      input_schema: { type: 'object', required: ['email'], properties: { email: { type: 'string' } } },
-      steps: [{ id: 'done', kind: 'end' as const, outcome: 'OK' }],
-    };
     const model = new ScriptedModel(parseModelScript('answers: {}'));
-    await runProgram({ program, input: { email: secret }, model, tools: new ToolRegistry(), store: s });
+    await runProgram({
+      program: sensitiveProgram,
+      input: { email: secret },
+      model,
+      tools: new ToolRegistry(),
+      store: s,
+    });
     // Another session opens a snapshot before the erasure, and keeps it.
     const other = new pg.Client({ connectionString: PG_URL });
     await other.connect();

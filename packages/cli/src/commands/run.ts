@@ -26,7 +26,7 @@ import { loadPolicyFile } from '../policyFile.js';
 import { modelLabel, renderIssues, renderTrace } from '../render.js';
 import { signerOption, writeSignature } from '../keys.js';
 import { DEFAULT_STORE, openStore } from '../storeSpec.js';
-import { resolveTarget } from '../target.js';
+import { resolveTarget, targetInputs } from '../target.js';
 import { cliTelemetry } from '../telemetry.js';
 import { defineCommand, GATEWAY_OPTION, parseCommandArgs, usageText } from '../commandSpec.js';
 import { loadRunTools, withCleanup, type Cleanup } from '../gatewayOption.js';
@@ -114,14 +114,7 @@ async function runWith(argv: string[], cleanup: Cleanup): Promise<number> {
   const signer = signerOption(values.sign, values.out);
 
   const { layout, programFile = target, modelSpec, toolsFile, policyFile } = resolveTarget(target, values);
-  let cases: [string, string | undefined][] = [
-    [values.input ? basename(values.input).replace(/\.json$/, '') : 'input', values.input],
-  ];
-  if (layout && !values.input) {
-    if (layout.inputs.length === 0)
-      throw new NanoVmError('E_EXAMPLE_LAYOUT', `${target} has no input.json or inputs/*.json; pass --input`);
-    cases = layout.inputs;
-  }
+  const cases = targetInputs(target, layout, values.input);
 
   // Everything is checked before anything runs or any file is created, in this order: the
   // program file, the program (with its tools and policy), every input, the model (only when the

@@ -1,11 +1,10 @@
-import { basename } from 'node:path';
 import { firstErrorCode, NanoVmError, type Program } from '@nano-vm/kernel';
 import { checkInput } from '@nano-vm/runtime';
 import { EXIT } from '../exitCodes.js';
 import { loadProgramFile, loadTools, readJson } from '../inputs.js';
 import { loadPolicyFile } from '../policyFile.js';
 import { openPostgresStore } from '../storeSpec.js';
-import { resolveTarget } from '../target.js';
+import { resolveTarget, targetInputs } from '../target.js';
 import { defineCommand, parseCommandArgs, usageText } from '../commandSpec.js';
 import { PG_STORE, pgStoreOption } from './migrate.js';
 
@@ -55,14 +54,7 @@ export async function submitCommand(argv: string[]): Promise<number> {
     throw new NanoVmError('E_USAGE', `--count must be a whole number from 1 to 100000\n${SUBMIT_USAGE}`);
   const spec = pgStoreOption(values.store, SUBMIT_USAGE);
   const { layout, programFile = target, toolsFile, policyFile } = resolveTarget(target, values);
-  let cases: [string, string | undefined][] = [
-    [values.input ? basename(values.input).replace(/\.json$/, '') : 'input', values.input],
-  ];
-  if (layout && !values.input) {
-    if (layout.inputs.length === 0)
-      throw new NanoVmError('E_EXAMPLE_LAYOUT', `${target} has no input.json or inputs/*.json; pass --input`);
-    cases = layout.inputs;
-  }
+  const cases = targetInputs(target, layout, values.input);
   // Checked before anything is enqueued: the program (with the tools and policy when given), every input.
   const tools = toolsFile ? await loadTools(toolsFile) : undefined;
   const policy = policyFile ? loadPolicyFile(policyFile) : undefined;

@@ -221,7 +221,6 @@ export class SqliteStore implements Store {
   private readonly lastSeq: Database.Statement;
   private readonly appendRows: (runId: string, events: readonly TraceEvent[]) => void;
   private readonly inTransaction: (op: () => void) => void;
-  private readonly savepoint: (op: () => void) => void;
   private readonly finishRun: Database.Statement;
   private readonly selectRun: Database.Statement;
   private readonly selectRunNo: Database.Statement;
@@ -293,8 +292,6 @@ export class SqliteStore implements Store {
       for (const u of invocationUpserts(events)) this.upsertInvocation(no, u);
     };
     this.inTransaction = this.db.transaction((op: () => void) => op()).immediate;
-    // Inside the write's transaction (every write runs in one): a savepoint.
-    this.savepoint = this.db.transaction((op: () => void) => op());
     this.group = opts.groupCommit
       ? {
           pending: [],
@@ -419,25 +416,31 @@ export class SqliteStore implements Store {
     return this.write(this.creation(run, vault));
   }
 
-  /** One transaction (a savepoint of the group's, with group commit): a refusal of any part writes nothing. */
+  /**
+   * One write: a refusal of any part writes nothing. Everything that can refuse is checked before
+   * the first row is written (events that do not start a new run, a duplicate run id), as for
+   * appends, so a group transaction needs no savepoint for it (one per write cost group commit
+   * about a fifth of its throughput).
+   */
   writeRun(runId: string, w: RunWrite): Promise<void> {
     if (w.create && w.create.run.run_id !== runId)
       return Promise.reject(
         new StoreError('E_STORE_CONFLICT', `writeRun of ${runId} creates another run (${w.create.run.run_id})`),
       );
     const create = w.create && this.creation(w.create.run, w.create.vault ?? []);
-    const all = () => {
-      create?.();
+    return this.write(() => {
+      if (create) {
+        w.events.forEach((e, i) => {
+          if (e.seq !== i)
+            throw new StoreError(
+              'E_STORE_CONFLICT',
+              `append of seq ${e.seq} to run ${runId} conflicts: the next seq is ${i}`,
+            );
+        });
+        create(); // refuses a duplicate before it writes anything
+      }
       this.appendRows(runId, w.events);
       if (w.finish) this.finishNow(runId, w.finish.status, w.finish.outcome);
-    };
-    return this.write(() => {
-      try {
-        this.savepoint(all);
-      } catch (e) {
-        this.forgetCaches(); // the savepoint was rolled back: a run_no cached inside it is gone
-        throw e;
-      }
     });
   }
 
