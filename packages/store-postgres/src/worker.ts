@@ -386,6 +386,16 @@ export class Worker {
     return p;
   }
 
+  /** Reports a run left to a worker with a model (its program has llm steps, this worker has none). */
+  private skippedNoModel(runId: string, programId: string): void {
+    this.stats.skipped++;
+    this.o.onRun?.({
+      run_id: runId,
+      phase: 'skipped',
+      error: { code: 'E_MODEL_SPEC', message: `program ${programId} has llm steps and this worker has no model` },
+    });
+  }
+
   private startSubmission(s: ClaimedSubmission): void {
     const owner = `${this.owner}/${++this.drives}`;
     this.stats.started++;
@@ -393,15 +403,7 @@ export class Worker {
       try {
         const program = await this.program(s.program_hash);
         if (!this.o.model && hasLlmStep(program)) {
-          this.stats.skipped++;
-          this.o.onRun?.({
-            run_id: s.run_id,
-            phase: 'skipped',
-            error: {
-              code: 'E_MODEL_SPEC',
-              message: `program ${program.id} has llm steps and this worker has no model`,
-            },
-          });
+          this.skippedNoModel(s.run_id, program.id);
           return; // its claim expires, and a worker with a model takes it
         }
         this.o.onRun?.({ run_id: s.run_id, phase: 'started' });
@@ -447,15 +449,7 @@ export class Worker {
         if (!this.o.model) {
           const run = await this.o.store.getRun(runId);
           if (run && hasLlmStep(run.program)) {
-            this.stats.skipped++;
-            this.o.onRun?.({
-              run_id: runId,
-              phase: 'skipped',
-              error: {
-                code: 'E_MODEL_SPEC',
-                message: `program ${run.program_id} has llm steps and this worker has no model`,
-              },
-            });
+            this.skippedNoModel(runId, run.program_id);
             // Held for one lease duration (not released: that would wake this worker again).
             return;
           }
